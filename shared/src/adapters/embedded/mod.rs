@@ -1,0 +1,9 @@
+//! The embedded backend: an SQLite file for the store, results and bus; a folder for S3; and a
+//! Bedrock batch emulator. One adapter file per service.
+
+pub mod bedrock_emulator;
+pub mod bus;
+pub mod clock;
+pub mod db;
+pub mod objects;
+pub mod store;

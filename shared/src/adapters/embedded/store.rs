@@ -1,0 +1,221 @@
+//! The embedded intent store and result store, in SQLite. The conditions match the DynamoDB
+//! adapter's: create only if absent (returning the old item), update only at the expected
+//! version, and lookups by jobId and Bedrock job ARN through index tables.
+
+use super::db::{json_err, map_err, Db};
+use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId};
+use crate::domain::intent::BatchIntent;
+use crate::domain::results::ImageResult;
+use crate::ports::{Created, IntentStore, PortError, ResultStore, Updated};
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, OptionalExtension, Transaction};
+use std::sync::Arc;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS intents (
+    intent_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    outbox_staged_at TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS intents_by_user ON intents(user_id, created_at);
+CREATE INDEX IF NOT EXISTS intents_by_outbox ON intents(outbox_staged_at) WHERE outbox_staged_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS intent_jobs (
+    bedrock_job_arn TEXT PRIMARY KEY,
+    intent_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    intent_id TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (intent_id, record_id)
+);
+";
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: Arc<Db>,
+}
+
+impl SqliteStore {
+    pub fn new(db: Arc<Db>) -> Result<Self, PortError> {
+        db.execute_batch(SCHEMA)?;
+        Ok(Self { db })
+    }
+
+    /// Every intent, newest first (for the CLI and tests).
+    pub fn all(&self) -> Result<Vec<BatchIntent>, PortError> {
+        self.db.tx(|tx| {
+            let mut stmt = tx
+                .prepare("SELECT body FROM intents ORDER BY created_at DESC, intent_id")
+                .map_err(map_err)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(map_err)?;
+            rows.map(|r| r.map_err(map_err).and_then(|b| serde_json::from_str(&b).map_err(json_err)))
+                .collect()
+        })
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn read_one(tx: &Transaction<'_>, sql: &str, key: &str) -> Result<Option<BatchIntent>, PortError> {
+    let body: Option<String> = tx
+        .query_row(sql, [key], |r| r.get(0))
+        .optional()
+        .map_err(map_err)?;
+    body.map(|b| serde_json::from_str(&b).map_err(json_err)).transpose()
+}
+
+fn index_jobs(tx: &Transaction<'_>, intent: &BatchIntent) -> Result<(), PortError> {
+    for arn in intent.jobs.iter().filter_map(|j| j.arn.as_ref()) {
+        tx.execute(
+            "INSERT OR IGNORE INTO intent_jobs (bedrock_job_arn, intent_id) VALUES (?1, ?2)",
+            params![arn.as_str(), intent.intent_id.as_str()],
+        )
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl IntentStore for SqliteStore {
+    async fn create(&self, intent: &BatchIntent) -> Result<Created, PortError> {
+        let body = serde_json::to_string(intent).map_err(json_err)?;
+        self.db.tx(|tx| {
+            let inserted = tx
+                .execute(
+                    "INSERT INTO intents (intent_id, job_id, user_id, status, version, created_at, outbox_staged_at, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(intent_id) DO NOTHING",
+                    params![
+                        intent.intent_id.as_str(),
+                        intent.job_id.as_str(),
+                        intent.user_id.as_str(),
+                        intent.status.as_str(),
+                        intent.version as i64,
+                        ts(intent.created_at),
+                        intent.outbox.as_ref().map(|o| ts(o.staged_at)),
+                        body
+                    ],
+                )
+                .map_err(map_err)?;
+            if inserted == 1 {
+                index_jobs(tx, intent)?;
+                return Ok(Created::New);
+            }
+            let old = read_one(tx, "SELECT body FROM intents WHERE intent_id = ?1", intent.intent_id.as_str())?
+                .ok_or_else(|| PortError::new(crate::ports::ErrorKind::Unexpected, "conflicting row vanished"))?;
+            Ok(Created::Existing(Box::new(old)))
+        })
+    }
+
+    async fn update(&self, intent: &BatchIntent, expected_version: u64) -> Result<Updated, PortError> {
+        let body = serde_json::to_string(intent).map_err(json_err)?;
+        self.db.tx(|tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE intents SET status = ?1, version = ?2, outbox_staged_at = ?3, body = ?4
+                     WHERE intent_id = ?5 AND version = ?6",
+                    params![
+                        intent.status.as_str(),
+                        intent.version as i64,
+                        intent.outbox.as_ref().map(|o| ts(o.staged_at)),
+                        body,
+                        intent.intent_id.as_str(),
+                        expected_version as i64
+                    ],
+                )
+                .map_err(map_err)?;
+            if changed == 1 {
+                index_jobs(tx, intent)?;
+                return Ok(Updated::Written);
+            }
+            let current = read_one(tx, "SELECT body FROM intents WHERE intent_id = ?1", intent.intent_id.as_str())?
+                .ok_or_else(|| PortError::new(crate::ports::ErrorKind::NotFound, format!("no intent {}", intent.intent_id)))?;
+            Ok(Updated::Stale(Box::new(current)))
+        })
+    }
+
+    async fn get(&self, id: &IntentId) -> Result<Option<BatchIntent>, PortError> {
+        self.db
+            .tx(|tx| read_one(tx, "SELECT body FROM intents WHERE intent_id = ?1", id.as_str()))
+    }
+
+    async fn get_by_job_id(&self, id: &JobId) -> Result<Option<BatchIntent>, PortError> {
+        self.db
+            .tx(|tx| read_one(tx, "SELECT body FROM intents WHERE job_id = ?1", id.as_str()))
+    }
+
+    async fn get_by_bedrock_arn(&self, arn: &BedrockJobArn) -> Result<Option<BatchIntent>, PortError> {
+        self.db.tx(|tx| {
+            read_one(
+                tx,
+                "SELECT i.body FROM intent_jobs j JOIN intents i ON i.intent_id = j.intent_id WHERE j.bedrock_job_arn = ?1",
+                arn.as_str(),
+            )
+        })
+    }
+
+    async fn list_pending_outbox(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<BatchIntent>, PortError> {
+        self.db.tx(|tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT body FROM intents WHERE outbox_staged_at IS NOT NULL AND outbox_staged_at <= ?1
+                     ORDER BY outbox_staged_at LIMIT ?2",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![ts(before), limit as i64], |r| r.get::<_, String>(0))
+                .map_err(map_err)?;
+            rows.map(|r| r.map_err(map_err).and_then(|b| serde_json::from_str(&b).map_err(json_err)))
+                .collect()
+        })
+    }
+}
+
+#[async_trait]
+impl ResultStore for SqliteStore {
+    async fn put_results(&self, intent: &IntentId, results: &[ImageResult]) -> Result<(), PortError> {
+        let rows: Vec<(String, String)> = results
+            .iter()
+            .map(|r| serde_json::to_string(r).map(|b| (r.record_id.to_string(), b)))
+            .collect::<Result<_, _>>()
+            .map_err(json_err)?;
+        self.db.tx(|tx| {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO results (intent_id, record_id, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(intent_id, record_id) DO UPDATE SET body = excluded.body",
+                )
+                .map_err(map_err)?;
+            for (record, body) in &rows {
+                stmt.execute(params![intent.as_str(), record, body]).map_err(map_err)?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn list_results(&self, intent: &IntentId, after: Option<&RecordId>, limit: usize) -> Result<Vec<ImageResult>, PortError> {
+        self.db.tx(|tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT body FROM results WHERE intent_id = ?1 AND record_id > ?2 ORDER BY record_id LIMIT ?3",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(
+                    params![intent.as_str(), after.map(|a| a.as_str()).unwrap_or(""), limit as i64],
+                    |r| r.get::<_, String>(0),
+                )
+                .map_err(map_err)?;
+            rows.map(|r| r.map_err(map_err).and_then(|b| serde_json::from_str(&b).map_err(json_err)))
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,4 @@
+//! Adapters behind the ports. `embedded` runs everything on one machine with no AWS account.
+
+pub mod embedded;
+pub mod sqs_edge;

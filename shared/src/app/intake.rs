@@ -1,0 +1,266 @@
+//! Intake: validate a batch request at the boundary, record the intent with one conditional
+//! create keyed on intentId, and announce it. Replays return the stored answer.
+//!
+//! Replay: the same intentId with the same payload writes nothing and answers 202 with the
+//! stored jobId and `cached: true` (re-announcing only an outbox its writer abandoned). The
+//! same intentId with another payload is refused (409).
+
+use super::outbox::{publish_owned, take_over};
+use super::{Deps, StageError};
+use crate::domain::ids::{IntentId, ModelId, ObjectKey, TraceId, UserId};
+use crate::domain::intent::{user_upload_prefix, BatchIntent, ImageSelection, NewIntent};
+use crate::domain::manifest::{prompt, DEFAULT_PROMPT_VERSION};
+use crate::ports::{Created, PortError};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Largest request body accepted (API Gateway itself stops at 10 MB).
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// From the authorizer's claims; a `userId` in the body is ignored.
+    User(UserId),
+    /// A direct invoke (another service, an operator): it names the user in the body.
+    Trusted,
+}
+
+/// The 202 answer. Field names are the predecessor's client contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    pub job_id: String,
+    pub intent_id: String,
+    pub status_url: String,
+    /// Seconds until results are expected.
+    pub estimated_duration: u64,
+    pub cached: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// 400: the field and the rule it broke.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// 401: no usable identity.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// 409: the intentId was used before for a different request.
+    #[error("intentId {0} was already used for a different request")]
+    KeyReused(String),
+    /// 503: the intent may be stored but could not be confirmed or announced; retry with the
+    /// same intentId.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(#[source] PortError),
+}
+
+impl IntakeError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Self::Invalid { .. } => 400,
+            Self::Unauthorized(_) => 401,
+            Self::KeyReused(_) => 409,
+            Self::Unavailable(_) => 503,
+        }
+    }
+}
+
+impl From<StageError> for IntakeError {
+    fn from(e: StageError) -> Self {
+        match e {
+            StageError::Retryable(p) => Self::Unavailable(p),
+            StageError::Permanent(m) => Self::Unavailable(PortError::new(crate::ports::ErrorKind::Unexpected, m)),
+        }
+    }
+}
+
+/// The body as clients send it. Unknown fields are refused so a typo is not silently ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Payload {
+    intent_id: String,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    images: Option<Vec<String>>,
+    #[serde(default)]
+    day: Option<String>,
+    #[serde(default)]
+    model_id: Option<String>,
+    #[serde(default)]
+    prompt_version: Option<String>,
+}
+
+/// Parses and validates a request body into a [`NewIntent`]. Every error names the field.
+pub fn parse_request(
+    deps: &Deps,
+    caller: &Caller,
+    body: &[u8],
+    trace_id: Option<&str>,
+) -> Result<NewIntent, IntakeError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(IntakeError::invalid(
+            "body",
+            format!("must be at most {MAX_BODY_BYTES} bytes, got {}", body.len()),
+        ));
+    }
+    let text = std::str::from_utf8(body).map_err(|e| IntakeError::invalid("body", format!("must be UTF-8 ({e})")))?;
+    if text.trim().is_empty() {
+        return Err(IntakeError::invalid("body", "must be a JSON object, got nothing"));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| IntakeError::invalid("body", format!("must be valid JSON ({e})")))?;
+    parse_payload(deps, caller, value, trace_id)
+}
+
+/// Validates an already-decoded JSON payload (a direct invoke hands over the object itself).
+pub fn parse_payload(
+    deps: &Deps,
+    caller: &Caller,
+    value: serde_json::Value,
+    trace_id: Option<&str>,
+) -> Result<NewIntent, IntakeError> {
+    if !value.is_object() {
+        return Err(IntakeError::invalid("body", "must be a JSON object"));
+    }
+    let payload: Payload = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = if path == "." {
+            // serde names missing/unknown fields in backticks.
+            inner.split('`').nth(1).unwrap_or("body").to_owned()
+        } else {
+            path
+        };
+        IntakeError::invalid(field, inner)
+    })?;
+    let settings = &deps.settings;
+
+    let intent_id = IntentId::parse(&payload.intent_id).map_err(|e| IntakeError::invalid("intentId", e.rule))?;
+    let user_id = match caller {
+        Caller::User(user) => user.clone(),
+        Caller::Trusted => {
+            let raw = payload
+                .user_id
+                .as_deref()
+                .ok_or_else(|| IntakeError::invalid("userId", "is required for a direct invoke"))?;
+            UserId::parse(raw).map_err(|e| IntakeError::invalid("userId", e.rule))?
+        }
+    };
+    let prefix = user_upload_prefix(&user_id);
+
+    let selection = match (payload.images, payload.day) {
+        (Some(_), Some(_)) => return Err(IntakeError::invalid("images", "give either images or day, not both")),
+        (None, None) => return Err(IntakeError::invalid("images", "is required (or give day)")),
+        (None, Some(day)) => {
+            let day = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                .map_err(|_| IntakeError::invalid("day", "must be a date as YYYY-MM-DD"))?;
+            ImageSelection::Day(day)
+        }
+        (Some(images), None) => {
+            if images.is_empty() {
+                return Err(IntakeError::invalid("images", "must not be empty"));
+            }
+            if images.len() > settings.max_images_per_intent {
+                return Err(IntakeError::invalid(
+                    "images",
+                    format!("must hold at most {} keys, got {}", settings.max_images_per_intent, images.len()),
+                ));
+            }
+            let mut seen: HashMap<&str, usize> = HashMap::with_capacity(images.len());
+            let mut keys = Vec::with_capacity(images.len());
+            for (i, raw) in images.iter().enumerate() {
+                let field = format!("images[{i}]");
+                let key = ObjectKey::parse(raw).map_err(|e| IntakeError::invalid(&field, e.rule))?;
+                if !raw.starts_with(&prefix) || raw.len() == prefix.len() {
+                    return Err(IntakeError::invalid(&field, format!("must be an object under your upload prefix {prefix}")));
+                }
+                if let Some(first) = seen.insert(raw.as_str(), i) {
+                    return Err(IntakeError::invalid(&field, format!("duplicates images[{first}]")));
+                }
+                keys.push(key);
+            }
+            ImageSelection::Keys(keys)
+        }
+    };
+
+    let model_id = match payload.model_id {
+        None => settings
+            .default_model()
+            .cloned()
+            .ok_or_else(|| IntakeError::invalid("modelId", "is required (no default model is configured)"))?,
+        Some(raw) => {
+            let model = ModelId::parse(&raw).map_err(|e| IntakeError::invalid("modelId", e.rule))?;
+            if !settings.allowed_models.contains(&model) {
+                let allowed: Vec<&str> = settings.allowed_models.iter().map(|m| m.as_str()).collect();
+                return Err(IntakeError::invalid(
+                    "modelId",
+                    format!("must be one of the configured models: {}", allowed.join(", ")),
+                ));
+            }
+            model
+        }
+    };
+
+    let prompt_version = payload.prompt_version.unwrap_or_else(|| DEFAULT_PROMPT_VERSION.to_owned());
+    if prompt(&prompt_version).is_none() {
+        return Err(IntakeError::invalid(
+            "promptVersion",
+            format!("must be a known prompt version ({DEFAULT_PROMPT_VERSION})"),
+        ));
+    }
+
+    let trace_id = trace_id
+        .and_then(|t| TraceId::parse(t).ok())
+        .unwrap_or_else(TraceId::generate);
+    Ok(NewIntent {
+        intent_id,
+        user_id,
+        selection,
+        model_id,
+        prompt_version,
+        trace_id,
+    })
+}
+
+/// Records the intent (once) and announces it. See the module docs for replays.
+#[tracing::instrument(skip_all, fields(intent_id = %req.intent_id, trace_id = %req.trace_id))]
+pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError> {
+    let images = req.selection.len_hint();
+    let hash = req.payload_hash();
+    let intent = BatchIntent::new(req, deps.clock.now(), deps.settings.intent_ttl_days);
+    let (stored, cached) = match deps.store.create(&intent).await.map_err(IntakeError::Unavailable)? {
+        Created::New => {
+            tracing::info!(job_id = %intent.job_id, "intent recorded");
+            (publish_owned(deps, intent).await?, false)
+        }
+        Created::Existing(old) => {
+            if old.payload_hash != hash || old.user_id != intent.user_id {
+                tracing::warn!("intentId reused with a different payload");
+                return Err(IntakeError::KeyReused(intent.intent_id.to_string()));
+            }
+            take_over(deps, &old).await?;
+            (*old, true)
+        }
+    };
+    Ok(Accepted {
+        status_url: format!(
+            "{}/api/batch/jobs/{}",
+            deps.settings.api_base_url.trim_end_matches('/'),
+            stored.job_id
+        ),
+        job_id: stored.job_id.to_string(),
+        intent_id: stored.intent_id.to_string(),
+        estimated_duration: deps.settings.estimated_duration_secs(images),
+        cached,
+    })
+}

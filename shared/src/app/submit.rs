@@ -1,0 +1,68 @@
+//! Submitter: create one Bedrock job per planned job with a deterministic name and
+//! clientRequestToken, and record each ARN with a conditional write.
+//!
+//! Replay: Bedrock answers a repeated token with the job it already made, so a replay (or a
+//! crash between create and record) never starts a second job; a job whose ARN is recorded is
+//! not created again, and once the intent is SUBMITTED a replay writes nothing.
+
+use super::outbox::{save, take_over, Saved};
+use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
+use crate::domain::bedrock::CreateJobRequest;
+use crate::domain::ids::IntentId;
+use crate::domain::status::IntentStatus;
+use crate::ports::{ErrorKind, PortError};
+
+#[tracing::instrument(skip_all, fields(intent_id = %intent_id))]
+pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, StageError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let Some(mut intent) = deps.store.get(intent_id).await? else {
+            return Ok(Outcome::Unknown(format!("no intent {intent_id}")));
+        };
+        if intent.status != IntentStatus::ManifestReady {
+            take_over(deps, &intent).await?;
+            return Ok(Outcome::AlreadyDone);
+        }
+        let Some(job) = intent.jobs.iter().find(|j| j.arn.is_none()).cloned() else {
+            // Every ARN is recorded but the status did not move: cannot happen through
+            // `record_submission`; treat as done rather than loop.
+            return Ok(Outcome::AlreadyDone);
+        };
+        let req = CreateJobRequest {
+            job_name: job.job_name.clone(),
+            client_request_token: job.client_token.clone(),
+            role_arn: deps.settings.bedrock_role_arn.clone(),
+            model_id: intent.model_id.clone(),
+            input: job.input.clone(),
+            output: job.output.clone(),
+            timeout_hours: deps.settings.job_timeout_hours,
+            tags: vec![
+                ("intentId".into(), intent.intent_id.to_string()),
+                ("jobId".into(), intent.job_id.to_string()),
+            ],
+        };
+        let now = deps.clock.now();
+        let expected = intent.version;
+        match deps.bedrock.create_job(&req).await {
+            Ok(arn) => {
+                tracing::info!(job_id = %intent.job_id, bedrock_job_arn = %arn, job_no = job.job_no, "Bedrock job created");
+                if intent.record_submission(job.job_no, arn, now).is_err() {
+                    continue;
+                }
+            }
+            Err(e) if e.kind == ErrorKind::Validation => {
+                tracing::error!(job_id = %intent.job_id, error = %e, "Bedrock refused the job");
+                if intent.fail(format!("Bedrock refused job {}: {}", job.job_no, e.message), now).is_err() {
+                    continue;
+                }
+            }
+            // Throttling and ServiceQuotaExceeded mean "later", never "failed".
+            Err(e) => return Err(e.into()),
+        }
+        match save(deps, intent, expected).await? {
+            Saved::Written(i) if i.status == IntentStatus::ManifestReady => continue,
+            Saved::Written(i) => return Ok(Outcome::Advanced(i.status)),
+            Saved::Stale(_) => continue,
+        }
+    }
+    Err(StageError::Retryable(PortError::new(ErrorKind::Conflict, "submission kept losing races")))
+}

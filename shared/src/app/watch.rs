@@ -1,0 +1,174 @@
+//! Status watcher: apply a Bedrock job state change to the intent that owns the job, only
+//! forward. On a terminal status with outputs it ingests every output line (joined on
+//! recordId) and `manifest.json.out` before writing the terminal status.
+//!
+//! Replay: a duplicate or stale event is refused by the state machine and writes nothing.
+//! Results are upserts keyed by (intentId, recordId), so a crash between ingesting and the
+//! status write only means the replay ingests the same rows again.
+
+use super::outbox::{save, take_over, Saved};
+use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
+use crate::domain::bedrock::{output_file_name, JobStateChange, ManifestSummary, OutputLine, SUMMARY_FILE};
+use crate::domain::ids::{BedrockJobArn, JobId};
+use crate::domain::intent::{BatchIntent, BatchJob};
+use crate::domain::results::ImageResult;
+use crate::domain::status::{BedrockJobStatus, IntentStatus};
+use crate::ports::{ErrorKind, PortError};
+use std::collections::HashSet;
+
+#[tracing::instrument(skip_all, fields(bedrock_job_arn = %change.batch_job_arn, status = %change.status))]
+pub async fn apply_state_change(deps: &Deps, change: &JobStateChange) -> Result<Outcome, StageError> {
+    let Ok(arn) = BedrockJobArn::parse(&change.batch_job_arn) else {
+        tracing::warn!("state change for a malformed ARN; ignored");
+        return Ok(Outcome::Unknown(change.batch_job_arn.clone()));
+    };
+    let Ok(status) = change.status.parse::<BedrockJobStatus>() else {
+        tracing::warn!("unknown Bedrock status; ignored");
+        return Ok(Outcome::Unknown(change.status.clone()));
+    };
+    apply_job_status(deps, &arn, status, change.failure_message.clone(), change.batch_job_name.as_deref()).await
+}
+
+/// Shared by the watcher and (later) the reconciler, so an event and a poll agree.
+pub async fn apply_job_status(
+    deps: &Deps,
+    arn: &BedrockJobArn,
+    status: BedrockJobStatus,
+    failure_message: Option<String>,
+    job_name: Option<&str>,
+) -> Result<Outcome, StageError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let Some(intent) = deps.store.get_by_bedrock_arn(arn).await? else {
+            return not_recorded_yet(deps, arn, job_name).await;
+        };
+        let Some(job) = intent.job_by_arn(arn).cloned() else {
+            return Ok(Outcome::Unknown(arn.to_string()));
+        };
+        let now = deps.clock.now();
+        let expected = intent.version;
+        // Dry run first: a stale event must not cost an ingest.
+        let mut probe = intent.clone();
+        if probe
+            .apply_job_status(arn, status, failure_message.clone(), None, now)
+            .is_err()
+        {
+            tracing::info!(intent_id = %intent.intent_id, job_id = %intent.job_id, "stale or duplicate state change; no-op");
+            take_over(deps, &intent).await?;
+            return Ok(Outcome::AlreadyDone);
+        }
+        let summary = if status.is_terminal() && status.has_outputs() {
+            Some(ingest(deps, &intent, &job, arn).await?)
+        } else {
+            None
+        };
+        let mut next = intent;
+        next.apply_job_status(arn, status, failure_message.clone(), summary, now)
+            .map_err(|e| StageError::Permanent(e.to_string()))?;
+        match save(deps, next, expected).await? {
+            Saved::Written(i) => {
+                tracing::info!(intent_id = %i.intent_id, job_id = %i.job_id, status = %i.status, "job status applied");
+                return Ok(Outcome::Advanced(i.status));
+            }
+            Saved::Stale(_) => continue,
+        }
+    }
+    Err(StageError::Retryable(PortError::new(ErrorKind::Conflict, "status write kept losing races")))
+}
+
+/// An event can beat the submitter's write of the ARN (Bedrock emits as soon as the job
+/// exists). If the job name says it is ours and that intent is still waiting for ARNs, the
+/// event is retried later instead of dropped.
+async fn not_recorded_yet(deps: &Deps, arn: &BedrockJobArn, job_name: Option<&str>) -> Result<Outcome, StageError> {
+    let owner = job_name
+        .and_then(|n| n.strip_prefix("bo-"))
+        .and_then(|rest| rest.get(..24))
+        .and_then(|hex| JobId::parse(&format!("bj-{hex}")).ok());
+    if let Some(job_id) = owner {
+        if let Some(intent) = deps.store.get_by_job_id(&job_id).await? {
+            if intent.status == IntentStatus::ManifestReady {
+                return Err(StageError::Retryable(PortError::new(
+                    ErrorKind::Transient,
+                    format!("job {arn} of intent {} is not recorded yet", intent.intent_id),
+                )));
+            }
+        }
+    }
+    tracing::warn!(bedrock_job_arn = %arn, "state change for a job no intent owns; ignored");
+    Ok(Outcome::Unknown(arn.to_string()))
+}
+
+/// Reads every output file and the summary of one job, stores a result per image, and
+/// returns the job's counts. Records with no output line become "no output" failures.
+async fn ingest(deps: &Deps, intent: &BatchIntent, job: &BatchJob, arn: &BedrockJobArn) -> Result<ManifestSummary, StageError> {
+    let out_dir = job.output.join(arn.job_suffix());
+    let mut results = Vec::new();
+    let mut seen = HashSet::new();
+    for part in &job.parts {
+        let name = part.uri.key.rsplit('/').next().unwrap_or_default();
+        let uri = out_dir.join(&output_file_name(name));
+        let body = match deps.objects.get(&uri).await {
+            Ok(b) => b,
+            // Stopped/Expired jobs may not have reached every part.
+            Err(e) if e.kind == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for (n, line) in String::from_utf8_lossy(&body).lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Ok(parsed) = OutputLine::parse(line) else {
+                tracing::warn!(file = %uri, line = n + 1, "unparseable output line skipped");
+                continue;
+            };
+            let Some(image) = parsed.record_id().and_then(|r| intent.image_for(&r)) else {
+                tracing::warn!(file = %uri, record_id = %parsed.record_id, "output line for an unknown record");
+                continue;
+            };
+            if seen.insert(image.index) {
+                results.push(ImageResult::from_output(&parsed, image.record_id.clone(), image.index, image.key.clone()));
+            }
+        }
+    }
+    let in_job: HashSet<usize> = job_record_indexes(intent, job);
+    for image in intent.images.iter().filter(|i| in_job.contains(&i.index) && !seen.contains(&i.index)) {
+        results.push(ImageResult::missing(image.record_id.clone(), image.index, image.key.clone()));
+    }
+    deps.results.put_results(&intent.intent_id, &results).await?;
+
+    let summary = match deps.objects.get(&out_dir.join(SUMMARY_FILE)).await {
+        Ok(bytes) => serde_json::from_slice::<ManifestSummary>(&bytes).ok(),
+        Err(e) if e.kind == ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    // Without a readable summary the counts come from the lines themselves.
+    Ok(summary.unwrap_or_else(|| {
+        let ok = results.iter().filter(|r| r.status == crate::domain::results::ResultStatus::Succeeded).count() as u64;
+        ManifestSummary {
+            total_record_count: job.records(),
+            processed_record_count: seen.len() as u64,
+            success_record_count: ok,
+            error_record_count: seen.len() as u64 - ok,
+            input_token_count: results.iter().map(|r| r.input_tokens).sum(),
+            output_token_count: results.iter().map(|r| r.output_tokens).sum(),
+        }
+    }))
+}
+
+/// The image indexes whose records went into `job`: the accepted images, in order, split as
+/// the planner split them (each job takes the next `records()` accepted images).
+fn job_record_indexes(intent: &BatchIntent, job: &BatchJob) -> HashSet<usize> {
+    let before: u64 = intent
+        .jobs
+        .iter()
+        .filter(|j| j.job_no < job.job_no)
+        .map(|j| j.records())
+        .sum();
+    intent
+        .images
+        .iter()
+        .filter(|i| i.rejected.is_none())
+        .skip(before as usize)
+        .take(job.records() as usize)
+        .map(|i| i.index)
+        .collect()
+}

@@ -1,0 +1,507 @@
+//! The batch intent aggregate: what the client asked for, what the pipeline built from it
+//! (images, manifest parts, Bedrock jobs), where it stands, and the events it still owes
+//! (its outbox). Every change goes through a method here that refuses stale transitions;
+//! the store then writes it with a version check.
+
+use super::bedrock::{ManifestSummary, S3Uri};
+use super::events::{DomainEvent, EventDetail, EventKind};
+use super::ids::{BedrockJobArn, IntentId, JobId, ModelId, ObjectKey, RecordId, TraceId, UserId};
+use super::status::{aggregate, BedrockJobStatus, IntentStatus};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Which images the intent covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ImageSelection {
+    /// Explicit keys in the uploads bucket, in the client's order (which fixes record ids).
+    Keys(Vec<ObjectKey>),
+    /// Every image the user uploaded that day: `uploads/{userId}/{day}/`, resolved by the
+    /// manifest builder.
+    Day(NaiveDate),
+}
+
+impl ImageSelection {
+    pub fn len_hint(&self) -> usize {
+        match self {
+            Self::Keys(k) => k.len(),
+            Self::Day(_) => 0,
+        }
+    }
+}
+
+/// The upload prefix a user owns; every key of theirs must sit under it.
+pub fn user_upload_prefix(user: &UserId) -> String {
+    format!("uploads/{}/", user.as_str())
+}
+
+/// The validated request, before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIntent {
+    pub intent_id: IntentId,
+    pub user_id: UserId,
+    pub selection: ImageSelection,
+    pub model_id: ModelId,
+    pub prompt_version: String,
+    pub trace_id: TraceId,
+}
+
+impl NewIntent {
+    /// Hash of everything that defines the request (not the trace id), so the same intentId
+    /// with a different payload is told apart from a retry.
+    pub fn payload_hash(&self) -> String {
+        let canonical = serde_json::json!({
+            "userId": self.user_id,
+            "selection": self.selection,
+            "modelId": self.model_id,
+            "promptVersion": self.prompt_version,
+        });
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+/// One image of the intent, once resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageEntry {
+    pub index: usize,
+    pub key: ObjectKey,
+    pub record_id: RecordId,
+    /// Why the image is not in any manifest (missing, not an image, too large).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
+}
+
+/// One JSONL file of a job's input folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestPart {
+    pub part: u32,
+    pub uri: S3Uri,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// One Bedrock job the intent owns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchJob {
+    /// 1-based; part of the deterministic job name and token.
+    pub job_no: u32,
+    pub attempt: u32,
+    pub job_name: String,
+    pub client_token: String,
+    /// The input folder holding this job's parts.
+    pub input: S3Uri,
+    pub output: S3Uri,
+    pub parts: Vec<ManifestPart>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<BedrockJobArn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<BedrockJobStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<ManifestSummary>,
+}
+
+impl BatchJob {
+    pub fn records(&self) -> u64 {
+        self.parts.iter().map(|p| p.records).sum()
+    }
+}
+
+/// Events written with the state change that caused them, published after the write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outbox {
+    pub events: Vec<DomainEvent>,
+    pub staged_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchIntent {
+    pub intent_id: IntentId,
+    pub job_id: JobId,
+    pub user_id: UserId,
+    pub selection: ImageSelection,
+    pub model_id: ModelId,
+    pub prompt_version: String,
+    pub payload_hash: String,
+    pub trace_id: TraceId,
+    pub status: IntentStatus,
+    /// Bumped by every write; the store's condition.
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the store may forget a finished intent (DynamoDB TTL).
+    pub expires_at: DateTime<Utc>,
+    #[serde(default)]
+    pub images: Vec<ImageEntry>,
+    #[serde(default)]
+    pub jobs: Vec<BatchJob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<ManifestSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<Outbox>,
+}
+
+/// A transition the aggregate refused. Stages treat it as "already done": a no-op.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("intent is {current}, not {expected}: transition is stale")]
+    Stale {
+        current: IntentStatus,
+        expected: IntentStatus,
+    },
+    #[error("job {0} is not one of this intent's")]
+    UnknownJob(String),
+    #[error("job status {from} cannot move to {to}")]
+    JobStale {
+        from: BedrockJobStatus,
+        to: BedrockJobStatus,
+    },
+}
+
+impl BatchIntent {
+    pub fn new(req: NewIntent, now: DateTime<Utc>, ttl_days: i64) -> Self {
+        let payload_hash = req.payload_hash();
+        let mut intent = Self {
+            job_id: JobId::for_intent(&req.intent_id),
+            intent_id: req.intent_id,
+            user_id: req.user_id,
+            selection: req.selection,
+            model_id: req.model_id,
+            prompt_version: req.prompt_version,
+            payload_hash,
+            trace_id: req.trace_id,
+            status: IntentStatus::Requested,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            expires_at: now + Duration::days(ttl_days),
+            images: Vec::new(),
+            jobs: Vec::new(),
+            counts: None,
+            failure_message: None,
+            outbox: None,
+        };
+        intent.stage(EventKind::BatchRequested, now);
+        intent
+    }
+
+    /// Adds an event to the outbox; the caller's write persists it with the change.
+    fn stage(&mut self, kind: EventKind, now: DateTime<Utc>) {
+        let event = DomainEvent {
+            kind,
+            detail: EventDetail {
+                event_id: format!("{}:{}:{}", self.job_id, kind.detail_type(), self.version),
+                intent_id: self.intent_id.clone(),
+                job_id: self.job_id.clone(),
+                trace_id: self.trace_id.clone(),
+                user_id: self.user_id.clone(),
+                status: self.status,
+                occurred_at: now,
+                counts: self.counts,
+                bedrock_job_arns: self
+                    .jobs
+                    .iter()
+                    .filter_map(|j| j.arn.as_ref().map(|a| a.to_string()))
+                    .collect(),
+                failure_message: self.failure_message.clone(),
+            },
+        };
+        match &mut self.outbox {
+            Some(outbox) => {
+                outbox.events.push(event);
+                outbox.staged_at = now;
+            }
+            None => {
+                self.outbox = Some(Outbox {
+                    events: vec![event],
+                    staged_at: now,
+                })
+            }
+        }
+    }
+
+    fn advance(&mut self, to: IntentStatus, now: DateTime<Utc>) -> Result<(), Refused> {
+        if !self.status.can_advance_to(to) {
+            return Err(Refused::Stale {
+                current: self.status,
+                expected: to,
+            });
+        }
+        self.status = to;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    fn require(&self, status: IntentStatus) -> Result<(), Refused> {
+        if self.status == status {
+            Ok(())
+        } else {
+            Err(Refused::Stale {
+                current: self.status,
+                expected: status,
+            })
+        }
+    }
+
+    /// REQUESTED -> MANIFEST_READY with the resolved images and the planned jobs.
+    pub fn record_manifest(
+        &mut self,
+        images: Vec<ImageEntry>,
+        jobs: Vec<BatchJob>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        self.require(IntentStatus::Requested)?;
+        self.images = images;
+        self.jobs = jobs;
+        self.advance(IntentStatus::ManifestReady, now)?;
+        self.stage(EventKind::BatchManifestReady, now);
+        Ok(())
+    }
+
+    /// Records the ARN Bedrock gave job `job_no`. When every job has one the intent is
+    /// SUBMITTED. Recording the same ARN again is refused as stale.
+    pub fn record_submission(
+        &mut self,
+        job_no: u32,
+        arn: BedrockJobArn,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        self.require(IntentStatus::ManifestReady)?;
+        let job = self
+            .jobs
+            .iter_mut()
+            .find(|j| j.job_no == job_no)
+            .ok_or_else(|| Refused::UnknownJob(job_no.to_string()))?;
+        if job.arn.is_some() {
+            return Err(Refused::JobStale {
+                from: job.status.unwrap_or(BedrockJobStatus::Submitted),
+                to: BedrockJobStatus::Submitted,
+            });
+        }
+        job.arn = Some(arn);
+        job.status = Some(BedrockJobStatus::Submitted);
+        self.updated_at = now;
+        if self.jobs.iter().all(|j| j.arn.is_some()) {
+            self.advance(IntentStatus::Submitted, now)?;
+            self.stage(EventKind::BatchSubmitted, now);
+        }
+        Ok(())
+    }
+
+    /// Applies a Bedrock status to one job, only forward. Returns the intent status after.
+    /// On a terminal intent status, `summary` (from `manifest.json.out`) becomes the counts
+    /// and the terminal event is staged.
+    pub fn apply_job_status(
+        &mut self,
+        arn: &BedrockJobArn,
+        status: BedrockJobStatus,
+        failure_message: Option<String>,
+        summary: Option<ManifestSummary>,
+        now: DateTime<Utc>,
+    ) -> Result<IntentStatus, Refused> {
+        if self.status.is_terminal() {
+            return Err(Refused::Stale {
+                current: self.status,
+                expected: status.intent_status(),
+            });
+        }
+        let job = self
+            .jobs
+            .iter_mut()
+            .find(|j| j.arn.as_ref() == Some(arn))
+            .ok_or_else(|| Refused::UnknownJob(arn.to_string()))?;
+        let from = job.status.unwrap_or(BedrockJobStatus::Submitted);
+        if from == status || !from.can_advance_to(status) {
+            return Err(Refused::JobStale { from, to: status });
+        }
+        job.status = Some(status);
+        if status.is_terminal() {
+            job.summary = summary;
+            job.failure_message = failure_message.filter(|m| !m.is_empty());
+        }
+        self.updated_at = now;
+        let statuses: Vec<BedrockJobStatus> =
+            self.jobs.iter().filter_map(|j| j.status).collect();
+        let target = if statuses.len() == self.jobs.len() {
+            aggregate(&statuses)
+        } else {
+            None
+        };
+        if let Some(target) = target.filter(|t| self.status.can_advance_to(*t)) {
+            if target.is_terminal() {
+                let mut total = ManifestSummary::default();
+                for s in self.jobs.iter().filter_map(|j| j.summary.as_ref()) {
+                    total.add(s);
+                }
+                self.counts = Some(total);
+                self.failure_message = self
+                    .jobs
+                    .iter()
+                    .filter_map(|j| j.failure_message.clone())
+                    .reduce(|a, b| format!("{a}; {b}"));
+            }
+            self.advance(target, now)?;
+            match target {
+                IntentStatus::Completed | IntentStatus::PartiallyCompleted => {
+                    self.stage(EventKind::BatchCompleted, now)
+                }
+                IntentStatus::Failed | IntentStatus::Stopped | IntentStatus::Expired => {
+                    self.stage(EventKind::BatchFailed, now)
+                }
+                _ => {}
+            }
+        }
+        Ok(self.status)
+    }
+
+    /// Any non-terminal status -> FAILED, for a permanent error at some stage.
+    pub fn fail(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Refused> {
+        self.failure_message = Some(reason);
+        self.advance(IntentStatus::Failed, now)?;
+        self.stage(EventKind::BatchFailed, now);
+        Ok(())
+    }
+
+    /// The job a Bedrock ARN belongs to.
+    pub fn job_by_arn(&self, arn: &BedrockJobArn) -> Option<&BatchJob> {
+        self.jobs.iter().find(|j| j.arn.as_ref() == Some(arn))
+    }
+
+    /// The image a record id belongs to, if it is this intent's.
+    pub fn image_for(&self, record: &RecordId) -> Option<&ImageEntry> {
+        let (job, index) = record.owner()?;
+        if job != self.job_id {
+            return None;
+        }
+        self.images.get(index).filter(|img| &img.record_id == record)
+    }
+
+    /// True when the outbox was staged long enough ago that its writer has crashed or given
+    /// up, so someone else may publish it.
+    pub fn outbox_is_orphaned(&self, now: DateTime<Utc>, grace_secs: i64) -> bool {
+        self.outbox
+            .as_ref()
+            .is_some_and(|o| now - o.staged_at >= Duration::seconds(grace_secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_intent() -> BatchIntent {
+        let req = NewIntent {
+            intent_id: IntentId::parse("i-1").expect("valid"),
+            user_id: UserId::parse("u-1").expect("valid"),
+            selection: ImageSelection::Keys(vec![ObjectKey::parse("uploads/u-1/a.jpg").expect("valid")]),
+            model_id: ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0").expect("valid"),
+            prompt_version: "receipt-v1".into(),
+            trace_id: TraceId::parse("t").expect("valid"),
+        };
+        BatchIntent::new(req, Utc::now(), 30)
+    }
+
+    fn arn() -> BedrockJobArn {
+        BedrockJobArn::parse("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcd1234wxyz")
+            .expect("valid")
+    }
+
+    fn job() -> BatchJob {
+        let bucket = super::super::ids::BucketName::parse("bucket").expect("valid");
+        BatchJob {
+            job_no: 1,
+            attempt: 1,
+            job_name: "n".into(),
+            client_token: "t".into(),
+            input: S3Uri::prefix(&bucket, "in"),
+            output: S3Uri::prefix(&bucket, "out"),
+            parts: vec![],
+            arn: None,
+            status: None,
+            failure_message: None,
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn when_created_should_owe_batch_requested() {
+        let intent = new_intent();
+        let outbox = intent.outbox.expect("staged");
+        assert_eq!(outbox.events.len(), 1);
+        assert_eq!(outbox.events[0].kind, EventKind::BatchRequested);
+    }
+
+    #[test]
+    fn when_payload_differs_should_hash_differently() {
+        let mut a = new_intent();
+        let b = new_intent();
+        assert_eq!(a.payload_hash, b.payload_hash);
+        a.model_id = ModelId::parse("other").expect("valid");
+        let req = NewIntent {
+            intent_id: a.intent_id.clone(),
+            user_id: a.user_id.clone(),
+            selection: a.selection.clone(),
+            model_id: a.model_id.clone(),
+            prompt_version: a.prompt_version.clone(),
+            trace_id: TraceId::parse("other-trace").expect("valid"),
+        };
+        assert_ne!(req.payload_hash(), b.payload_hash);
+    }
+
+    #[test]
+    fn when_lifecycle_runs_should_reach_completed_and_refuse_regression() {
+        let now = Utc::now();
+        let mut i = new_intent();
+        i.outbox = None;
+        i.record_manifest(vec![], vec![job()], now).expect("manifest");
+        assert!(i.record_manifest(vec![], vec![job()], now).is_err(), "replayed manifest is stale");
+        i.record_submission(1, arn(), now).expect("submit");
+        assert_eq!(i.status, IntentStatus::Submitted);
+        assert!(i.record_submission(1, arn(), now).is_err(), "second ARN refused");
+        i.apply_job_status(&arn(), BedrockJobStatus::InProgress, None, None, now)
+            .expect("in progress");
+        assert!(
+            i.apply_job_status(&arn(), BedrockJobStatus::Validating, None, None, now).is_err(),
+            "stale Validating after InProgress must not regress"
+        );
+        let summary = ManifestSummary {
+            total_record_count: 1,
+            processed_record_count: 1,
+            success_record_count: 1,
+            ..Default::default()
+        };
+        let st = i
+            .apply_job_status(&arn(), BedrockJobStatus::Completed, None, Some(summary), now)
+            .expect("completed");
+        assert_eq!(st, IntentStatus::Completed);
+        assert_eq!(i.counts, Some(summary));
+        let kinds: Vec<_> = i.outbox.expect("events").events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![EventKind::BatchManifestReady, EventKind::BatchSubmitted, EventKind::BatchCompleted]
+        );
+    }
+
+    #[test]
+    fn when_job_fails_should_fail_intent_with_message() {
+        let now = Utc::now();
+        let mut i = new_intent();
+        i.record_manifest(vec![], vec![job()], now).expect("manifest");
+        i.record_submission(1, arn(), now).expect("submit");
+        let st = i
+            .apply_job_status(&arn(), BedrockJobStatus::Failed, Some("bad input".into()), None, now)
+            .expect("failed");
+        assert_eq!(st, IntentStatus::Failed);
+        assert_eq!(i.failure_message.as_deref(), Some("bad input"));
+        assert!(i.fail("again".into(), now).is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! Manifest rules: how an image becomes one JSONL record, where parts and outputs live, and
+//! which images are refused before they reach Bedrock.
+
+use super::bedrock::S3Uri;
+use super::ids::{BucketName, JobId, RecordId};
+use base64::Engine as _;
+use serde::Serialize;
+
+/// Versioned prompt templates; the version is part of the intent's payload.
+pub const DEFAULT_PROMPT_VERSION: &str = "receipt-v1";
+
+pub fn prompt(version: &str) -> Option<&'static str> {
+    match version {
+        "receipt-v1" => Some(
+            "You are reading a photo of a shopping receipt. Reply with one JSON object and \
+             nothing else, with these keys: \"merchant\" (string), \"date\" (YYYY-MM-DD), \
+             \"total\" (number), \"currency\" (ISO 4217 code), \"items\" (array of \
+             {\"description\": string, \"amount\": number}). Use null for what you cannot read.",
+        ),
+        _ => None,
+    }
+}
+
+/// Bedrock's practical cap for one inline image: 3.75 MB raw (5 MB once base64).
+pub const MAX_IMAGE_BYTES: usize = 3_932_160;
+/// Claude's cap on either side of an image.
+pub const MAX_IMAGE_SIDE: u32 = 8000;
+
+/// An image format Claude on Bedrock accepts, told from the bytes (never the file name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    Jpeg,
+    Png,
+    Gif,
+    Webp,
+}
+
+impl MediaType {
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Self::Png)
+        } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+            Some(Self::Gif)
+        } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            Some(Self::Webp)
+        } else {
+            None
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Gif => "image/gif",
+            Self::Webp => "image/webp",
+        }
+    }
+
+    /// Width and height from the header, where the format puts them in a fixed place
+    /// (PNG IHDR, GIF logical screen) or a short scan finds them (JPEG SOFn, WebP VP8/VP8L/VP8X).
+    pub fn dimensions(self, b: &[u8]) -> Option<(u32, u32)> {
+        let be32 = |i: usize| b.get(i..i + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+        let le16 = |i: usize| b.get(i..i + 2).map(|s| u32::from(u16::from_le_bytes([s[0], s[1]])));
+        let be16 = |i: usize| b.get(i..i + 2).map(|s| u32::from(u16::from_be_bytes([s[0], s[1]])));
+        let le24 = |i: usize| b.get(i..i + 3).map(|s| u32::from_le_bytes([s[0], s[1], s[2], 0]));
+        match self {
+            Self::Png => Some((be32(16)?, be32(20)?)),
+            Self::Gif => Some((le16(6)?, le16(8)?)),
+            Self::Jpeg => {
+                let mut i = 2;
+                while i + 9 < b.len() {
+                    if b[i] != 0xFF {
+                        return None;
+                    }
+                    let marker = b[i + 1];
+                    let len = be16(i + 2)? as usize;
+                    let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+                    if is_sof {
+                        return Some((be16(i + 7)?, be16(i + 5)?));
+                    }
+                    i += 2 + len;
+                }
+                None
+            }
+            Self::Webp => match b.get(12..16)? {
+                b"VP8 " => Some((le16(26)? & 0x3FFF, le16(28)? & 0x3FFF)),
+                b"VP8L" => {
+                    let bits = u32::from_le_bytes([*b.get(21)?, *b.get(22)?, *b.get(23)?, *b.get(24)?]);
+                    Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+                }
+                b"VP8X" => Some((le24(24)? + 1, le24(27)? + 1)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Why an image cannot go into a manifest. Kept on the image as its per-image error.
+pub fn check_image(bytes: &[u8]) -> Result<MediaType, String> {
+    let media = MediaType::sniff(bytes)
+        .ok_or_else(|| "not a supported image (jpeg, png, gif or webp by content)".to_string())?;
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(format!(
+            "image is {} bytes; the limit is {MAX_IMAGE_BYTES} (3.75 MB)",
+            bytes.len()
+        ));
+    }
+    match media.dimensions(bytes) {
+        Some((w, h)) if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE => Err(format!(
+            "image is {w}x{h} px; the limit is {MAX_IMAGE_SIDE} px a side"
+        )),
+        Some((0, _)) | Some((_, 0)) | None => Err("image header is corrupt or truncated".into()),
+        Some(_) => Ok(media),
+    }
+}
+
+#[derive(Serialize)]
+struct Record<'a, T: Serialize> {
+    #[serde(rename = "recordId")]
+    record_id: &'a str,
+    #[serde(rename = "modelInput")]
+    model_input: T,
+}
+
+/// One JSONL line (with its newline) for Claude's Messages API, the image inline as base64.
+pub fn claude_record(
+    record_id: &RecordId,
+    media: MediaType,
+    image: &[u8],
+    prompt: &str,
+    max_tokens: u32,
+) -> String {
+    let data = base64::engine::general_purpose::STANDARD.encode(image);
+    let body = serde_json::json!({
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": max_tokens,
+        "messages": [{
+            "role": "user",
+            "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": media.mime(), "data": data}},
+                {"type": "text", "text": prompt}
+            ]
+        }]
+    });
+    let mut line = serde_json::to_string(&Record {
+        record_id: record_id.as_str(),
+        model_input: body,
+    })
+    .unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// Where job `job_no` of an intent reads its input: a folder, so one job can read many parts.
+pub fn job_input_prefix(bucket: &BucketName, job: &JobId, job_no: u32) -> S3Uri {
+    S3Uri::prefix(bucket, &format!("manifests/{job}/j{job_no:03}"))
+}
+
+pub fn part_file_name(part: u32) -> String {
+    format!("part-{part:05}.jsonl")
+}
+
+/// Where Bedrock writes job `job_no`'s outputs (it adds `{12-char job id}/`).
+pub fn job_output_prefix(bucket: &BucketName, job: &JobId, job_no: u32) -> S3Uri {
+    S3Uri::prefix(bucket, &format!("outputs/{job}/j{job_no:03}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        b.extend_from_slice(&w.to_be_bytes());
+        b.extend_from_slice(&h.to_be_bytes());
+        b.extend_from_slice(&[8, 2, 0, 0, 0]);
+        b
+    }
+
+    #[test]
+    fn when_bytes_are_known_formats_should_sniff_by_content() {
+        assert_eq!(MediaType::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(MediaType::Jpeg));
+        assert_eq!(MediaType::sniff(&png(1, 1)), Some(MediaType::Png));
+        assert_eq!(MediaType::sniff(b"GIF89a\x01\0\x01\0"), Some(MediaType::Gif));
+        assert_eq!(MediaType::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(MediaType::Webp));
+        assert_eq!(MediaType::sniff(b"%PDF-1.7"), None);
+    }
+
+    #[test]
+    fn when_image_breaks_a_limit_should_say_which() {
+        assert!(check_image(&png(640, 480)).is_ok());
+        assert!(check_image(&png(8001, 10)).expect_err("too wide").contains("8001x10"));
+        assert!(check_image(b"hello").expect_err("text").contains("not a supported image"));
+        let mut big = png(10, 10);
+        big.resize(MAX_IMAGE_BYTES + 1, 0);
+        assert!(check_image(&big).expect_err("too big").contains("bytes"));
+        assert!(check_image(&png(10, 10)[..18]).expect_err("truncated").contains("corrupt"));
+    }
+
+    #[test]
+    fn when_jpeg_has_sof_should_read_dimensions() {
+        // SOI, APP0 (len 4), SOF0 (len 11): precision 8, height 300, width 200.
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0, 0xFF, 0xC0, 0, 11, 8, 0x01, 0x2C, 0x00, 0xC8, 3, 0, 0, 0,
+        ];
+        assert_eq!(MediaType::Jpeg.dimensions(&jpeg), Some((200, 300)));
+    }
+
+    #[test]
+    fn when_record_is_built_should_be_one_json_line_with_base64_image() {
+        let job = JobId::for_intent(&super::super::ids::IntentId::parse("i").expect("valid"));
+        let rid = RecordId::for_image(&job, 0);
+        let line = claude_record(&rid, MediaType::Png, b"abc", "read it", 256);
+        assert!(line.ends_with('\n'));
+        assert_eq!(line.matches('\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).expect("json");
+        assert_eq!(v["recordId"], rid.as_str());
+        let img = &v["modelInput"]["messages"][0]["content"][0]["source"];
+        assert_eq!(img["data"], "YWJj");
+        assert_eq!(img["media_type"], "image/png");
+        assert_eq!(v["modelInput"]["anthropic_version"], "bedrock-2023-05-31");
+    }
+}

@@ -1,0 +1,11 @@
+//! The domain: ids, the intent state machine, events, manifest and result rules.
+//! Nothing in here imports an AWS or Lambda crate.
+
+pub mod bedrock;
+pub mod events;
+pub mod ids;
+pub mod intent;
+pub mod manifest;
+pub mod results;
+pub mod settings;
+pub mod status;

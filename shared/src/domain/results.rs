@@ -1,0 +1,183 @@
+//! Per-image results: what each receipt said, joined from Bedrock's output lines on recordId.
+
+use super::bedrock::OutputLine;
+use super::ids::{ObjectKey, RecordId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultStatus {
+    Succeeded,
+    Failed,
+    /// Never sent to Bedrock (missing, not an image, too large).
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineItem {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub amount: Option<f64>,
+}
+
+/// The receipt fields the prompt asks for, when the model answered with valid JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    #[serde(default)]
+    pub merchant: Option<String>,
+    #[serde(default)]
+    pub date: Option<String>,
+    #[serde(default)]
+    pub total: Option<f64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub items: Vec<LineItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageResult {
+    pub record_id: RecordId,
+    pub image_index: usize,
+    pub image_key: ObjectKey,
+    pub status: ResultStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+}
+
+impl ImageResult {
+    /// The result of one output line for the image it joins to.
+    pub fn from_output(line: &OutputLine, record_id: RecordId, index: usize, key: ObjectKey) -> Self {
+        let mut result = Self {
+            record_id,
+            image_index: index,
+            image_key: key,
+            status: ResultStatus::Failed,
+            error_code: None,
+            error_message: None,
+            text: None,
+            receipt: None,
+            input_tokens: 0,
+            output_tokens: 0,
+        };
+        if let Some(err) = &line.error {
+            result.error_code = Some(match &err.error_code {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            result.error_message = Some(err.error_message.clone());
+            return result;
+        }
+        let Some(output) = &line.model_output else {
+            result.error_message = Some("output line has neither modelOutput nor error".into());
+            return result;
+        };
+        let text: String = output["content"]
+            .as_array()
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .filter_map(|b| b["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join("")
+            })
+            .unwrap_or_default();
+        result.input_tokens = output["usage"]["input_tokens"].as_u64().unwrap_or(0);
+        result.output_tokens = output["usage"]["output_tokens"].as_u64().unwrap_or(0);
+        result.receipt = parse_receipt(&text);
+        result.text = Some(text);
+        result.status = ResultStatus::Succeeded;
+        result
+    }
+
+    pub fn skipped(record_id: RecordId, index: usize, key: ObjectKey, reason: &str) -> Self {
+        Self {
+            record_id,
+            image_index: index,
+            image_key: key,
+            status: ResultStatus::Skipped,
+            error_code: Some("rejected".into()),
+            error_message: Some(reason.to_owned()),
+            text: None,
+            receipt: None,
+            input_tokens: 0,
+            output_tokens: 0,
+        }
+    }
+
+    pub fn missing(record_id: RecordId, index: usize, key: ObjectKey) -> Self {
+        let mut r = Self::skipped(record_id, index, key, "no output line for this record");
+        r.status = ResultStatus::Failed;
+        r.error_code = Some("no_output".into());
+        r
+    }
+}
+
+/// The first JSON object in the model's text, read as a receipt. Models sometimes wrap JSON
+/// in prose or code fences, so this looks for the outermost braces.
+pub fn parse_receipt(text: &str) -> Option<Receipt> {
+    let start = text.find('{')?;
+    let end = text.rfind('}')?;
+    if end < start {
+        return None;
+    }
+    serde_json::from_str(&text[start..=end]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (RecordId, ObjectKey) {
+        (
+            RecordId::parse("r-1").expect("valid"),
+            ObjectKey::parse("uploads/u/a.jpg").expect("valid"),
+        )
+    }
+
+    #[test]
+    fn when_model_answers_json_in_prose_should_parse_receipt() {
+        let r = parse_receipt("Sure! ```json\n{\"merchant\":\"Cafe\",\"total\":12.5,\"items\":[]}\n```")
+            .expect("receipt");
+        assert_eq!(r.merchant.as_deref(), Some("Cafe"));
+        assert_eq!(r.total, Some(12.5));
+        assert!(parse_receipt("no json here").is_none());
+    }
+
+    #[test]
+    fn when_line_is_success_should_carry_text_tokens_and_fields() {
+        let line = OutputLine::parse(
+            r#"{"recordId":"r-1","modelOutput":{"content":[{"type":"text","text":"{\"merchant\":\"A\"}"}],"usage":{"input_tokens":10,"output_tokens":5}}}"#,
+        )
+        .expect("line");
+        let (rid, key) = ids();
+        let r = ImageResult::from_output(&line, rid, 0, key);
+        assert_eq!(r.status, ResultStatus::Succeeded);
+        assert_eq!((r.input_tokens, r.output_tokens), (10, 5));
+        assert_eq!(r.receipt.expect("fields").merchant.as_deref(), Some("A"));
+    }
+
+    #[test]
+    fn when_line_is_error_should_be_failed_with_code() {
+        let line = OutputLine::parse(
+            r#"{"recordId":"r-1","error":{"errorCode":429,"errorMessage":"throttled"}}"#,
+        )
+        .expect("line");
+        let (rid, key) = ids();
+        let r = ImageResult::from_output(&line, rid, 0, key);
+        assert_eq!(r.status, ResultStatus::Failed);
+        assert_eq!(r.error_code.as_deref(), Some("429"));
+    }
+}

@@ -1,0 +1,8 @@
+//! batch-orchestrator's shared crate: the domain, the ports it needs, the use cases each
+//! stage runs, and the adapters behind the ports.
+
+pub mod adapters;
+pub mod app;
+pub mod domain;
+pub mod ports;
+pub mod topology;

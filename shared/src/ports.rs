@@ -1,0 +1,141 @@
+//! Ports: small traits in domain terms. Each backend implements them in one adapter file per
+//! service (`adapters::embedded::*` now, `adapters::aws::*` for the SDK).
+
+use crate::domain::bedrock::{CreateJobRequest, JobInfo, S3Uri};
+use crate::domain::events::Envelope;
+use crate::domain::ids::{BedrockJobArn, BucketName, IntentId, JobId, ObjectKey, RecordId};
+use crate::domain::intent::BatchIntent;
+use crate::domain::results::ImageResult;
+use crate::domain::status::BedrockJobStatus;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::fmt;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How an adapter failure should be handled. Adapters classify once, at their edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A condition failed: someone else wrote first.
+    Conflict,
+    NotFound,
+    /// Throttling, 5xx, timeouts: try again later.
+    Transient,
+    /// A service quota (e.g. concurrent Bedrock jobs) is full: try again later.
+    QuotaExceeded,
+    /// The request itself is wrong; retrying cannot help.
+    Validation,
+    /// Anything else; not retried automatically.
+    Unexpected,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct PortError {
+    pub kind: ErrorKind,
+    pub message: String,
+    #[source]
+    pub source: Option<BoxError>,
+}
+
+impl PortError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(kind: ErrorKind, message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Transient | ErrorKind::QuotaExceeded | ErrorKind::Conflict)
+    }
+}
+
+/// What a conditional create found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// This call wrote the intent.
+    New,
+    /// An intent with that id was already there (the old item, as DynamoDB's ALL_OLD gives it).
+    Existing(Box<BatchIntent>),
+}
+
+/// What a conditional update found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Updated {
+    Written,
+    /// The stored version was not the expected one; here is what is stored now.
+    Stale(Box<BatchIntent>),
+}
+
+/// The intent store: one item per intentId, written only with conditions.
+#[async_trait]
+pub trait IntentStore: Send + Sync {
+    /// Writes `intent` only if no intent has its id.
+    async fn create(&self, intent: &BatchIntent) -> Result<Created, PortError>;
+    /// Writes `intent` only if the stored version is `expected_version`.
+    async fn update(&self, intent: &BatchIntent, expected_version: u64) -> Result<Updated, PortError>;
+    async fn get(&self, id: &IntentId) -> Result<Option<BatchIntent>, PortError>;
+    async fn get_by_job_id(&self, id: &JobId) -> Result<Option<BatchIntent>, PortError>;
+    async fn get_by_bedrock_arn(&self, arn: &BedrockJobArn) -> Result<Option<BatchIntent>, PortError>;
+    /// Intents whose outbox was staged before `before`, oldest first.
+    async fn list_pending_outbox(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<BatchIntent>, PortError>;
+}
+
+/// Per-image results, keyed by (intentId, recordId); a rewrite of the same key replaces it.
+#[async_trait]
+pub trait ResultStore: Send + Sync {
+    async fn put_results(&self, intent: &IntentId, results: &[ImageResult]) -> Result<(), PortError>;
+    /// Results in record order, after `after`, at most `limit`.
+    async fn list_results(
+        &self,
+        intent: &IntentId,
+        after: Option<&RecordId>,
+        limit: usize,
+    ) -> Result<Vec<ImageResult>, PortError>;
+}
+
+/// S3, in the operations the stages use.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    async fn put(&self, uri: &S3Uri, bytes: Vec<u8>) -> Result<(), PortError>;
+    /// `ErrorKind::NotFound` when there is no such object.
+    async fn get(&self, uri: &S3Uri) -> Result<Vec<u8>, PortError>;
+    /// Every key under `prefix`, in lexical order.
+    async fn list(&self, bucket: &BucketName, prefix: &str) -> Result<Vec<ObjectKey>, PortError>;
+}
+
+/// EventBridge PutEvents. All or nothing from the caller's view: a partial failure is an error.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    async fn publish(&self, events: &[Envelope]) -> Result<(), PortError>;
+}
+
+/// Bedrock's model invocation job API.
+#[async_trait]
+pub trait BatchInference: Send + Sync {
+    /// Idempotent on `client_request_token`: a repeat returns the first job's ARN.
+    async fn create_job(&self, req: &CreateJobRequest) -> Result<BedrockJobArn, PortError>;
+    async fn get_job(&self, arn: &BedrockJobArn) -> Result<JobInfo, PortError>;
+    async fn stop_job(&self, arn: &BedrockJobArn) -> Result<(), PortError>;
+    async fn list_jobs(&self, status: Option<BedrockJobStatus>) -> Result<Vec<JobInfo>, PortError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+impl fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
+}
