@@ -1,1 +1,150 @@
+//! intake: the front door. Accepts an API Gateway REST (v1) proxy event, an HTTP API (v2)
+//! event, or a direct invoke; validates at the boundary; records the intent once; answers
+//! 202 `{jobId, intentId, statusUrl, estimatedDuration, cached}`. Errors are mapped to HTTP
+//! status codes here and nowhere else.
 
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequest};
+use base64::Engine as _;
+use serde_json::{json, Value};
+use shared::app::intake::{accept, parse_payload, parse_request, Accepted, Caller, IntakeError};
+use shared::app::Deps;
+use shared::domain::ids::UserId;
+
+/// The claim that names the caller in a JWT / Cognito authorizer.
+pub const USER_CLAIM: &str = "sub";
+
+/// Which door a request came through; the answer goes back in the same shape.
+#[derive(Debug)]
+pub enum IntakeEvent {
+    RestV1(Box<ApiGatewayProxyRequest>),
+    HttpV2(Box<ApiGatewayV2httpRequest>),
+    /// A trusted caller invoking the function with the payload object itself.
+    Direct(Value),
+}
+
+impl IntakeEvent {
+    /// Tells the event kinds apart by their markers: HTTP API v2 carries `version: "2.0"`,
+    /// REST v1 carries `httpMethod` next to `requestContext`.
+    pub fn from_value(event: Value) -> Result<Self, IntakeError> {
+        let has_context = event.get("requestContext").is_some();
+        let malformed = |e: serde_json::Error| IntakeError::invalid("event", format!("malformed API Gateway event: {e}"));
+        if has_context && event.get("version").and_then(Value::as_str) == Some("2.0") {
+            return Ok(Self::HttpV2(Box::new(serde_json::from_value(event).map_err(malformed)?)));
+        }
+        if has_context && event.get("httpMethod").is_some() {
+            return Ok(Self::RestV1(Box::new(serde_json::from_value(event).map_err(malformed)?)));
+        }
+        Ok(Self::Direct(event))
+    }
+
+    fn is_http(&self) -> bool {
+        !matches!(self, Self::Direct(_))
+    }
+}
+
+/// The caller's id from an authorizer: JWT claims (HTTP API), or Cognito user-pool claims
+/// (REST API, under `claims`), or a Lambda authorizer's context.
+fn user_from_authorizer(auth: Option<&ApiGatewayRequestAuthorizer>) -> Result<UserId, IntakeError> {
+    let claim = auth.and_then(|a| {
+        a.jwt
+            .as_ref()
+            .and_then(|j| j.claims.get(USER_CLAIM).cloned())
+            .or_else(|| a.fields.get("claims").and_then(|c| c.get(USER_CLAIM)).and_then(Value::as_str).map(str::to_owned))
+            .or_else(|| a.fields.get(USER_CLAIM).and_then(Value::as_str).map(str::to_owned))
+    });
+    let raw = claim.ok_or_else(|| IntakeError::Unauthorized(format!("no `{USER_CLAIM}` claim from the authorizer")))?;
+    UserId::parse(&raw).map_err(|e| IntakeError::Unauthorized(format!("the `{USER_CLAIM}` claim is not a valid user id: {e}")))
+}
+
+fn body_bytes(body: Option<&str>, base64_encoded: bool) -> Result<Vec<u8>, IntakeError> {
+    let body = body.unwrap_or_default();
+    if base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| IntakeError::invalid("body", format!("is marked base64 but does not decode ({e})")))
+    } else {
+        Ok(body.as_bytes().to_vec())
+    }
+}
+
+fn header<'a>(headers: &'a aws_lambda_events::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn run(deps: &Deps, event: &IntakeEvent) -> Result<Accepted, IntakeError> {
+    let new = match event {
+        IntakeEvent::RestV1(req) => {
+            let caller = Caller::User(user_from_authorizer(Some(&req.request_context.authorizer))?);
+            let body = body_bytes(req.body.as_deref(), req.is_base64_encoded)?;
+            let trace = header(&req.headers, "x-amzn-trace-id").or(req.request_context.request_id.as_deref());
+            parse_request(deps, &caller, &body, trace)?
+        }
+        IntakeEvent::HttpV2(req) => {
+            let caller = Caller::User(user_from_authorizer(req.request_context.authorizer.as_ref())?);
+            let body = body_bytes(req.body.as_deref(), req.is_base64_encoded)?;
+            let trace = header(&req.headers, "x-amzn-trace-id").or(req.request_context.request_id.as_deref());
+            parse_request(deps, &caller, &body, trace)?
+        }
+        IntakeEvent::Direct(payload) => {
+            let trace = payload.get("traceId").and_then(Value::as_str).map(str::to_owned);
+            let mut payload = payload.clone();
+            if let Some(obj) = payload.as_object_mut() {
+                obj.remove("traceId");
+            }
+            parse_payload(deps, &Caller::Trusted, payload, trace.as_deref())?
+        }
+    };
+    accept(deps, new).await
+}
+
+/// The one place errors become status codes and client messages. Internal errors are logged
+/// with their chain and answered without internals.
+fn error_body(err: &IntakeError) -> Value {
+    match err {
+        IntakeError::Invalid { field, message } => {
+            json!({"error": "validation_failed", "field": field, "message": format!("{field}: {message}")})
+        }
+        IntakeError::Unauthorized(m) => json!({"error": "unauthorized", "message": m}),
+        IntakeError::KeyReused(id) => json!({
+            "error": "intent_id_reused",
+            "field": "intentId",
+            "message": format!("intentId {id} was already used for a different request; use a new intentId for a new action"),
+        }),
+        IntakeError::Unavailable(source) => {
+            tracing::error!(error = %source, source = ?std::error::Error::source(source), "intake unavailable");
+            json!({"error": "unavailable", "message": "the request could not be recorded right now; retry with the same intentId"})
+        }
+    }
+}
+
+/// Handles one invocation; the answer mirrors the door it came through.
+pub async fn handle(deps: &Deps, event: Value) -> Value {
+    let (status, body, http) = match IntakeEvent::from_value(event) {
+        Err(e) => (e.status_code(), error_body(&e), true),
+        Ok(event) => {
+            let http = event.is_http();
+            match run(deps, &event).await {
+                Ok(accepted) => (202, serde_json::to_value(&accepted).unwrap_or_default(), http),
+                Err(e) => {
+                    if !matches!(e, IntakeError::Unavailable(_)) {
+                        tracing::info!(status = e.status_code(), error = %e, "request refused");
+                    }
+                    (e.status_code(), error_body(&e), http)
+                }
+            }
+        }
+    };
+    if http {
+        let mut headers = json!({"content-type": "application/json"});
+        if status == 503 {
+            headers["retry-after"] = json!("5");
+        }
+        json!({"statusCode": status, "headers": headers, "body": body.to_string(), "isBase64Encoded": false})
+    } else {
+        let mut out = body;
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert("statusCode".into(), json!(status));
+        }
+        out
+    }
+}

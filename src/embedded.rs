@@ -1,0 +1,242 @@
+//! The embedded runtime: wires the embedded adapters into `Deps` and plays the part of
+//! EventBridge rules, SQS event source mappings and Lambda. Each queue's messages are handed
+//! to the same handler the Lambda runs, as a real `SqsEvent`; only the messages not reported
+//! in `batchItemFailures` are deleted.
+
+use anyhow::Context as _;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use chrono::Duration;
+use shared::adapters::embedded::bedrock_emulator::{BedrockEmulator, EmulatorOptions};
+use shared::adapters::embedded::bus::{BusOptions, SqliteBus};
+use shared::adapters::embedded::clock::{ManualClock, SystemClock};
+use shared::adapters::embedded::db::Db;
+use shared::adapters::embedded::objects::FsObjectStore;
+use shared::adapters::embedded::store::SqliteStore;
+use shared::app::sweep::sweep_outboxes;
+use shared::app::Deps;
+use shared::domain::bedrock::S3Uri;
+use shared::domain::ids::ObjectKey;
+use shared::domain::settings::Settings;
+use shared::ports::{Clock, ObjectStore as _};
+use shared::topology::Queue;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// SQS's largest batch for a Lambda event source mapping without a batching window.
+const BATCH_SIZE: usize = 10;
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    pub data_dir: PathBuf,
+    pub settings: Settings,
+    pub bus: BusOptions,
+    pub emulator: EmulatorOptions,
+    /// A manual clock that the runner moves forward instead of sleeping (tests).
+    pub manual_clock: bool,
+}
+
+impl EmbeddedOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let settings = Settings::local("local");
+        let emulator = EmulatorOptions::new(settings.quotas.clone());
+        Self {
+            data_dir: data_dir.into(),
+            settings,
+            bus: BusOptions::default(),
+            emulator,
+            manual_clock: false,
+        }
+    }
+}
+
+enum RunClock {
+    System,
+    Manual(Arc<ManualClock>),
+}
+
+/// The whole pipeline on one machine.
+pub struct Embedded {
+    pub deps: Deps,
+    pub store: Arc<SqliteStore>,
+    pub bus: Arc<SqliteBus>,
+    pub emulator: Arc<BedrockEmulator>,
+    pub objects: Arc<FsObjectStore>,
+    clock: RunClock,
+}
+
+impl std::fmt::Debug for Embedded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Embedded")
+    }
+}
+
+/// What one pass of the runner did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub delivered: usize,
+    pub failed: usize,
+    pub jobs_ticked: usize,
+    pub swept: usize,
+}
+
+impl Step {
+    fn did_work(&self) -> bool {
+        self.delivered + self.jobs_ticked + self.swept > 0
+    }
+}
+
+impl Embedded {
+    pub fn open(opts: EmbeddedOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&opts.data_dir)
+            .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
+        let (clock, run_clock): (Arc<dyn Clock>, RunClock) = if opts.manual_clock {
+            let c = Arc::new(ManualClock::new(chrono::Utc::now()));
+            (c.clone(), RunClock::Manual(c))
+        } else {
+            (Arc::new(SystemClock), RunClock::System)
+        };
+        let db = Db::open(&opts.data_dir.join("state.db"))?;
+        let store = Arc::new(SqliteStore::new(db.clone())?);
+        let bus = Arc::new(SqliteBus::new(db, clock.clone(), opts.bus)?);
+        let objects = Arc::new(FsObjectStore::new(opts.data_dir.join("s3")));
+        let emulator = Arc::new(BedrockEmulator::new(
+            Db::open(&opts.data_dir.join("bedrock-emulator.db"))?,
+            objects.clone(),
+            bus.clone(),
+            clock.clone(),
+            opts.emulator,
+        )?);
+        let deps = Deps {
+            store: store.clone(),
+            results: store.clone(),
+            objects: objects.clone(),
+            bus: bus.clone(),
+            bedrock: emulator.clone(),
+            clock,
+            settings: Arc::new(opts.settings),
+        };
+        Ok(Self {
+            deps,
+            store,
+            bus,
+            emulator,
+            objects,
+            clock: run_clock,
+        })
+    }
+
+    pub fn data_dir_files(dir: &Path) -> [PathBuf; 3] {
+        [dir.join("state.db"), dir.join("bedrock-emulator.db"), dir.join("s3")]
+    }
+
+    /// Stores an image in the uploads bucket, as the upload pipeline would.
+    pub async fn upload(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<ObjectKey> {
+        let key = ObjectKey::parse(key).map_err(|e| anyhow::anyhow!("bad key {key:?}: {e}"))?;
+        self.objects
+            .put(&S3Uri::object(&self.deps.settings.uploads_bucket, &key), bytes)
+            .await?;
+        Ok(key)
+    }
+
+    /// Invokes the intake handler with any event it accepts.
+    pub async fn intake(&self, event: serde_json::Value) -> serde_json::Value {
+        intake::handle(&self.deps, event).await
+    }
+
+    /// Delivers one batch from every queue to its handler and ticks the emulator once.
+    pub async fn step(&self) -> anyhow::Result<Step> {
+        let mut step = Step::default();
+        for queue in Queue::ALL {
+            let (delivered, failed) = self.deliver(queue).await?;
+            step.delivered += delivered;
+            step.failed += failed;
+        }
+        step.jobs_ticked = self.emulator.tick().await?;
+        Ok(step)
+    }
+
+    /// Hands up to one batch of `queue` to its handler. Returns (delivered, failed).
+    pub async fn deliver(&self, queue: Queue) -> anyhow::Result<(usize, usize)> {
+        let messages = self.bus.receive(queue, BATCH_SIZE)?;
+        if messages.is_empty() {
+            return Ok((0, 0));
+        }
+        let event = SqsEvent {
+            records: messages
+                .iter()
+                .map(|m| SqsMessage {
+                    message_id: Some(m.message_id.clone()),
+                    body: Some(m.body.clone()),
+                    event_source: Some("aws:sqs".into()),
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        let response = match queue {
+            Queue::ManifestBuilder => manifest_builder::handle(&self.deps, event).await,
+            Queue::Submitter => submitter::handle(&self.deps, event).await,
+            Queue::StatusWatcher => status_watcher::handle(&self.deps, event).await,
+        };
+        let failed: HashSet<String> = response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        for m in &messages {
+            if failed.contains(&m.message_id) {
+                self.bus
+                    .nack(m.seq, m.receive_count, "reported in batchItemFailures")?;
+            } else {
+                self.bus.ack(m.seq)?;
+            }
+        }
+        Ok((messages.len(), failed.len()))
+    }
+
+    /// Runs until nothing is left to do: every queue drained (or dead-lettered), every job
+    /// terminal, every outbox published. Waits for delayed retries by moving the manual
+    /// clock, or by sleeping on the system clock. `on_step` sees each pass.
+    pub async fn run_until_idle(&self, max_steps: usize, mut on_step: impl FnMut(&Step)) -> anyhow::Result<usize> {
+        for n in 0..max_steps {
+            let mut step = self.step().await?;
+            if !step.did_work() {
+                step.swept = sweep_outboxes(&self.deps, 100).await?;
+            }
+            on_step(&step);
+            if step.did_work() {
+                continue;
+            }
+            // Nothing ready now: is anything waiting for later?
+            let now = self.deps.clock.now();
+            let retry_at = self.bus.next_visible_at()?;
+            let grace = Duration::seconds(self.deps.settings.outbox_grace_secs);
+            let outbox_at = self
+                .deps
+                .store
+                .list_pending_outbox(now + grace, 1)
+                .await?
+                .first()
+                .and_then(|i| i.outbox.as_ref().map(|o| o.staged_at + grace));
+            let Some(wake) = [retry_at, outbox_at].into_iter().flatten().min() else {
+                return Ok(n + 1);
+            };
+            match &self.clock {
+                RunClock::Manual(c) => c.advance_to(wake),
+                RunClock::System => {
+                    let wait = (wake - now).to_std().unwrap_or_default();
+                    tokio::time::sleep(wait.min(std::time::Duration::from_secs(5))).await;
+                }
+            }
+        }
+        anyhow::bail!("pipeline still busy after {max_steps} steps")
+    }
+
+    /// The manual clock, when the runtime was opened with one.
+    pub fn manual_clock(&self) -> Option<&ManualClock> {
+        match &self.clock {
+            RunClock::Manual(c) => Some(c),
+            RunClock::System => None,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Tables the CLI prints: an intent's status and its per-image results.
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Table};
+use shared::domain::intent::BatchIntent;
+use shared::domain::results::{ImageResult, ResultStatus};
+
+pub fn intent_summary(intent: &BatchIntent) -> String {
+    let mut lines = vec![
+        format!("intent   {}", intent.intent_id),
+        format!("job      {}", intent.job_id),
+        format!("user     {}", intent.user_id),
+        format!("status   {}", intent.status),
+        format!("model    {}", intent.model_id),
+    ];
+    for job in &intent.jobs {
+        lines.push(format!(
+            "bedrock  job {} {} {} ({} records in {} part(s))",
+            job.job_no,
+            job.arn.as_ref().map(|a| a.as_str()).unwrap_or("(not created)"),
+            job.status.map(|s| s.as_str()).unwrap_or("-"),
+            job.records(),
+            job.parts.len()
+        ));
+    }
+    if let Some(c) = &intent.counts {
+        lines.push(format!(
+            "counts   total {} processed {} succeeded {} failed {} tokens in/out {}/{}",
+            c.total_record_count,
+            c.processed_record_count,
+            c.success_record_count,
+            c.error_record_count,
+            c.input_token_count,
+            c.output_token_count
+        ));
+    }
+    if let Some(f) = &intent.failure_message {
+        lines.push(format!("failure  {f}"));
+    }
+    lines.join("\n")
+}
+
+pub fn results_table(results: &[ImageResult]) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec!["#", "image", "result", "merchant", "date", "total", "items", "detail"]);
+    for r in results {
+        let status = match r.status {
+            ResultStatus::Succeeded => "COMPLETED",
+            ResultStatus::Failed => "FAILED",
+            ResultStatus::Skipped => "SKIPPED",
+        };
+        let receipt = r.receipt.as_ref();
+        let total = receipt
+            .and_then(|x| x.total.map(|t| format!("{t:.2} {}", x.currency.as_deref().unwrap_or(""))))
+            .unwrap_or_default();
+        let detail = match (&r.error_code, &r.error_message) {
+            (Some(code), Some(msg)) => format!("{code}: {msg}"),
+            (None, Some(msg)) => msg.clone(),
+            _ => format!("{} in / {} out tokens", r.input_tokens, r.output_tokens),
+        };
+        table.add_row(vec![
+            Cell::new(r.image_index),
+            Cell::new(r.image_key.file_name()),
+            Cell::new(status),
+            Cell::new(receipt.and_then(|x| x.merchant.clone()).unwrap_or_default()),
+            Cell::new(receipt.and_then(|x| x.date.clone()).unwrap_or_default()),
+            Cell::new(total),
+            Cell::new(receipt.map(|x| x.items.len().to_string()).unwrap_or_default()),
+            Cell::new(detail),
+        ]);
+    }
+    table.to_string()
+}
