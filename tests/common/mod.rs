@@ -1,0 +1,95 @@
+//! Helpers shared by the cross-stage tests: a fresh embedded backend per test, sample events
+//! from `events/`, and short queries over what the backend holds.
+#![allow(dead_code)]
+
+use batch_orchestrator::embedded::{Embedded, EmbeddedOptions};
+use batch_orchestrator::samples::receipt_png;
+use serde_json::Value;
+use shared::domain::intent::BatchIntent;
+use shared::domain::results::ImageResult;
+use std::path::PathBuf;
+
+pub const SAMPLE_INTENT: &str = "7f9c2ba4-e88f-4d2a-9a3b-3c2d1e0f4a5b";
+pub const SAMPLE_USER: &str = "user-123";
+pub const SAMPLE_KEYS: [&str; 3] = [
+    "uploads/user-123/2026-11-28/receipt-001.png",
+    "uploads/user-123/2026-11-28/receipt-002.png",
+    "uploads/user-123/2026-11-28/receipt-003.png",
+];
+
+pub struct TestApp {
+    pub app: Embedded,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Embedded;
+    fn deref(&self) -> &Embedded {
+        &self.app
+    }
+}
+
+/// A fresh backend with a manual clock, a job minimum of 1 and the sample images uploaded.
+pub async fn app_with(configure: impl FnOnce(&mut EmbeddedOptions)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = EmbeddedOptions::new(dir.path());
+    opts.manual_clock = true;
+    opts.settings.quotas.min_records_per_job = 1;
+    opts.emulator.quotas = opts.settings.quotas.clone();
+    configure(&mut opts);
+    let app = Embedded::open(opts).expect("embedded backend");
+    for (i, key) in SAMPLE_KEYS.iter().enumerate() {
+        app.upload(key, receipt_png(i + 1)).await.expect("upload");
+    }
+    TestApp { app, _dir: dir }
+}
+
+pub async fn app() -> TestApp {
+    app_with(|_| {}).await
+}
+
+pub fn event(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The JSON body of an intake answer, whichever door it came through.
+pub fn body(answer: &Value) -> Value {
+    match answer.get("body").and_then(Value::as_str) {
+        Some(text) => serde_json::from_str(text).expect("JSON body"),
+        None => answer.clone(),
+    }
+}
+
+pub fn status(answer: &Value) -> u64 {
+    answer["statusCode"].as_u64().expect("statusCode")
+}
+
+/// A direct-invoke payload for `intent` over `keys` of the sample user.
+pub fn direct(intent: &str, keys: &[&str]) -> Value {
+    serde_json::json!({"intentId": intent, "userId": SAMPLE_USER, "images": keys})
+}
+
+pub fn intents(app: &Embedded) -> Vec<BatchIntent> {
+    app.store.all().expect("intents")
+}
+
+/// Detail-types of every event ever published, oldest first.
+pub fn published(app: &Embedded) -> Vec<String> {
+    app.bus.archive().expect("archive").into_iter().map(|(_, dt, _)| dt).collect()
+}
+
+pub fn count(events: &[String], detail_type: &str) -> usize {
+    events.iter().filter(|e| e.as_str() == detail_type).count()
+}
+
+pub async fn results(app: &Embedded, intent: &BatchIntent) -> Vec<ImageResult> {
+    shared::ports::ResultStore::list_results(&*app.deps.results, &intent.intent_id, None, 1_000_000)
+        .await
+        .expect("results")
+}
+
+pub async fn run(app: &Embedded) {
+    app.run_until_idle(10_000, |_| {}).await.expect("pipeline goes idle");
+}
