@@ -127,14 +127,21 @@ impl Embedded {
     }
 
     pub fn data_dir_files(dir: &Path) -> [PathBuf; 3] {
-        [dir.join("state.db"), dir.join("bedrock-emulator.db"), dir.join("s3")]
+        [
+            dir.join("state.db"),
+            dir.join("bedrock-emulator.db"),
+            dir.join("s3"),
+        ]
     }
 
     /// Stores an image in the uploads bucket, as the upload pipeline would.
     pub async fn upload(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<ObjectKey> {
         let key = ObjectKey::parse(key).map_err(|e| anyhow::anyhow!("bad key {key:?}: {e}"))?;
         self.objects
-            .put(&S3Uri::object(&self.deps.settings.uploads_bucket, &key), bytes)
+            .put(
+                &S3Uri::object(&self.deps.settings.uploads_bucket, &key),
+                bytes,
+            )
             .await?;
         Ok(key)
     }
@@ -197,7 +204,11 @@ impl Embedded {
     /// Runs until nothing is left to do: every queue drained (or dead-lettered), every job
     /// terminal, every outbox published. Waits for delayed retries by moving the manual
     /// clock, or by sleeping on the system clock. `on_step` sees each pass.
-    pub async fn run_until_idle(&self, max_steps: usize, mut on_step: impl FnMut(&Step)) -> anyhow::Result<usize> {
+    pub async fn run_until_idle(
+        &self,
+        max_steps: usize,
+        mut on_step: impl FnMut(&Step),
+    ) -> anyhow::Result<usize> {
         for n in 0..max_steps {
             let mut step = self.step().await?;
             if !step.did_work() {

@@ -13,10 +13,19 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "batch-orchestrator", version, about = "Receipt images -> Amazon Bedrock batch inference jobs, idempotently")]
+#[command(
+    name = "batch-orchestrator",
+    version,
+    about = "Receipt images -> Amazon Bedrock batch inference jobs, idempotently"
+)]
 struct Cli {
     /// Where the embedded backend keeps its database, emulator state and objects.
-    #[arg(long, global = true, env = "BATCH_ORCHESTRATOR_DATA_DIR", default_value = ".batch-orchestrator")]
+    #[arg(
+        long,
+        global = true,
+        env = "BATCH_ORCHESTRATOR_DATA_DIR",
+        default_value = ".batch-orchestrator"
+    )]
     data_dir: PathBuf,
     /// Minimum records per Bedrock job the emulator enforces (Bedrock's default quota is 100).
     #[arg(long, global = true, default_value_t = 100)]
@@ -90,8 +99,12 @@ enum DlqAction {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn options(cli: &Cli) -> EmbeddedOptions {
@@ -110,16 +123,31 @@ async fn main() -> anyhow::Result<()> {
         Command::Upload { user, day, files } => {
             let app = Embedded::open(options(&cli))?;
             let user = UserId::parse(user).map_err(|e| anyhow::anyhow!("--user: {e}"))?;
-            let day = day.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string());
+            let day = day
+                .clone()
+                .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string());
             for file in files {
-                let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-                let name = file.file_name().and_then(|n| n.to_str()).context("file name is not UTF-8")?;
-                let key = app.upload(&format!("{}{day}/{name}", user_upload_prefix(&user)), bytes).await?;
+                let bytes = std::fs::read(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let name = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .context("file name is not UTF-8")?;
+                let key = app
+                    .upload(&format!("{}{day}/{name}", user_upload_prefix(&user)), bytes)
+                    .await?;
                 println!("{key}");
             }
             Ok(())
         }
-        Command::Submit { user, intent, images, day, model, wait } => {
+        Command::Submit {
+            user,
+            intent,
+            images,
+            day,
+            model,
+            wait,
+        } => {
             let app = Embedded::open(options(&cli))?;
             let mut payload = json!({"intentId": intent, "userId": user});
             if !images.is_empty() {
@@ -139,7 +167,11 @@ async fn main() -> anyhow::Result<()> {
             if *wait {
                 app.run_until_idle(100_000, |_| {}).await?;
                 let id = IntentId::parse(intent).map_err(|e| anyhow::anyhow!("{e}"))?;
-                show(&app, app.deps.store.get(&id).await?.context("intent vanished")?).await?;
+                show(
+                    &app,
+                    app.deps.store.get(&id).await?.context("intent vanished")?,
+                )
+                .await?;
             }
             Ok(())
         }
@@ -154,11 +186,16 @@ async fn main() -> anyhow::Result<()> {
             let intent = match JobId::parse(id) {
                 Ok(job) => app.deps.store.get_by_job_id(&job).await?,
                 Err(_) => {
-                    let intent = IntentId::parse(id).map_err(|e| anyhow::anyhow!("not a jobId or intentId: {e}"))?;
+                    let intent = IntentId::parse(id)
+                        .map_err(|e| anyhow::anyhow!("not a jobId or intentId: {e}"))?;
                     app.deps.store.get(&intent).await?
                 }
             };
-            show(&app, intent.with_context(|| format!("no intent or job {id}"))?).await
+            show(
+                &app,
+                intent.with_context(|| format!("no intent or job {id}"))?,
+            )
+            .await
         }
         Command::Dlq { action } => dlq(&cli, action),
     }
@@ -166,7 +203,11 @@ async fn main() -> anyhow::Result<()> {
 
 async fn show(app: &Embedded, intent: BatchIntent) -> anyhow::Result<()> {
     println!("{}", report::intent_summary(&intent));
-    let results = app.deps.results.list_results(&intent.intent_id, None, 100_000).await?;
+    let results = app
+        .deps
+        .results
+        .list_results(&intent.intent_id, None, 100_000)
+        .await?;
     if !results.is_empty() {
         println!("{}", report::results_table(&results));
     }
@@ -198,7 +239,11 @@ fn dlq(cli: &Cli, action: &DlqAction) -> anyhow::Result<()> {
             }
             println!("{} dead letter(s)", dead.len());
         }
-        DlqAction::Replay { queue, limit, dry_run } => {
+        DlqAction::Replay {
+            queue,
+            limit,
+            dry_run,
+        } => {
             let queue = parse_queue(queue)?;
             if *dry_run {
                 let dead = app.bus.dead_letters(Some(queue))?;
@@ -242,7 +287,10 @@ async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
     let mut keys = Vec::with_capacity(images);
     for i in 1..=images {
         let key = app
-            .upload(&format!("uploads/{user}/{day}/receipt-{i:03}.png"), samples::receipt_png(i))
+            .upload(
+                &format!("uploads/{user}/{day}/receipt-{i:03}.png"),
+                samples::receipt_png(i),
+            )
             .await?;
         keys.push(key.to_string());
     }
@@ -263,9 +311,17 @@ async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
         "isBase64Encoded": false
     });
     let answer = app.intake(request.clone()).await;
-    println!("POST /api/batch/jobs -> {} {}", answer["statusCode"], answer["body"].as_str().unwrap_or(""));
+    println!(
+        "POST /api/batch/jobs -> {} {}",
+        answer["statusCode"],
+        answer["body"].as_str().unwrap_or("")
+    );
     let again = app.intake(request).await;
-    println!("retry with the same intentId -> {} {}", again["statusCode"], again["body"].as_str().unwrap_or(""));
+    println!(
+        "retry with the same intentId -> {} {}",
+        again["statusCode"],
+        again["body"].as_str().unwrap_or("")
+    );
 
     let id = IntentId::parse(&intent_id).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut last: HashMap<String, String> = HashMap::new();
@@ -273,8 +329,16 @@ async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
     let steps = {
         let store = app.store.clone();
         app.run_until_idle(10_000, |_| {
-            if let Ok(Some(i)) = store.all().map(|all| all.into_iter().find(|i| i.intent_id == id)) {
-                let bedrock = i.jobs.first().and_then(|j| j.status).map(|s| s.as_str()).unwrap_or("-");
+            if let Ok(Some(i)) = store
+                .all()
+                .map(|all| all.into_iter().find(|i| i.intent_id == id))
+            {
+                let bedrock = i
+                    .jobs
+                    .first()
+                    .and_then(|j| j.status)
+                    .map(|s| s.as_str())
+                    .unwrap_or("-");
                 let line = format!("{} (Bedrock: {bedrock})", i.status);
                 if last.get("status") != Some(&line) {
                     progress.push(line.clone());

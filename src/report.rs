@@ -16,7 +16,10 @@ pub fn intent_summary(intent: &BatchIntent) -> String {
         lines.push(format!(
             "bedrock  job {} {} {} ({} records in {} part(s))",
             job.job_no,
-            job.arn.as_ref().map(|a| a.as_str()).unwrap_or("(not created)"),
+            job.arn
+                .as_ref()
+                .map(|a| a.as_str())
+                .unwrap_or("(not created)"),
             job.status.map(|s| s.as_str()).unwrap_or("-"),
             job.records(),
             job.parts.len()
@@ -42,7 +45,9 @@ pub fn intent_summary(intent: &BatchIntent) -> String {
 pub fn results_table(results: &[ImageResult]) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(vec!["#", "image", "result", "merchant", "date", "total", "items", "detail"]);
+    table.set_header(vec![
+        "#", "image", "result", "merchant", "date", "total", "items", "detail",
+    ]);
     for r in results {
         let status = match r.status {
             ResultStatus::Succeeded => "COMPLETED",
@@ -51,7 +56,10 @@ pub fn results_table(results: &[ImageResult]) -> String {
         };
         let receipt = r.receipt.as_ref();
         let total = receipt
-            .and_then(|x| x.total.map(|t| format!("{t:.2} {}", x.currency.as_deref().unwrap_or(""))))
+            .and_then(|x| {
+                x.total
+                    .map(|t| format!("{t:.2} {}", x.currency.as_deref().unwrap_or("")))
+            })
             .unwrap_or_default();
         let detail = match (&r.error_code, &r.error_message) {
             (Some(code), Some(msg)) => format!("{code}: {msg}"),
@@ -65,7 +73,11 @@ pub fn results_table(results: &[ImageResult]) -> String {
             Cell::new(receipt.and_then(|x| x.merchant.clone()).unwrap_or_default()),
             Cell::new(receipt.and_then(|x| x.date.clone()).unwrap_or_default()),
             Cell::new(total),
-            Cell::new(receipt.map(|x| x.items.len().to_string()).unwrap_or_default()),
+            Cell::new(
+                receipt
+                    .map(|x| x.items.len().to_string())
+                    .unwrap_or_default(),
+            ),
             Cell::new(detail),
         ]);
     }

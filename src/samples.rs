@@ -36,7 +36,9 @@ pub fn receipt_png(index: usize) -> Vec<u8> {
         encoder.set_color(png::ColorType::Grayscale);
         encoder.set_depth(png::BitDepth::Eight);
         // Writing to a Vec cannot fail for I/O reasons; the dimensions are constants.
-        let mut writer = encoder.write_header().expect("PNG header for a fixed-size image");
+        let mut writer = encoder
+            .write_header()
+            .expect("PNG header for a fixed-size image");
         writer
             .write_image_data(&pixels)
             .expect("PNG data matches the header");

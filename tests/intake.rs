@@ -9,7 +9,11 @@ use shared::domain::status::IntentStatus;
 
 #[tokio::test]
 async fn when_each_sample_door_is_used_should_answer_202_with_the_contract_fields() {
-    for file in ["intake-http-api-v2.json", "intake-rest-v1.json", "intake-direct.json"] {
+    for file in [
+        "intake-http-api-v2.json",
+        "intake-rest-v1.json",
+        "intake-direct.json",
+    ] {
         let app = app().await;
         let answer = app.intake(event(file)).await;
         assert_eq!(status(&answer), 202, "{file}: {answer}");
@@ -18,11 +22,13 @@ async fn when_each_sample_door_is_used_should_answer_202_with_the_contract_field
         assert_eq!(b["jobId"], "bj-e2f6304060e729bef2159eae", "{file}");
         assert_eq!(b["cached"], false, "{file}");
         assert_eq!(
-            b["statusUrl"],
-            "http://127.0.0.1:8080/api/batch/jobs/bj-e2f6304060e729bef2159eae",
+            b["statusUrl"], "http://127.0.0.1:8080/api/batch/jobs/bj-e2f6304060e729bef2159eae",
             "{file}"
         );
-        assert!(b["estimatedDuration"].as_u64().expect("seconds") > 0, "{file}");
+        assert!(
+            b["estimatedDuration"].as_u64().expect("seconds") > 0,
+            "{file}"
+        );
         let stored = intents(&app);
         assert_eq!(stored.len(), 1, "{file}");
         assert_eq!(stored[0].user_id.as_str(), SAMPLE_USER, "{file}");
@@ -35,7 +41,10 @@ async fn when_api_event_carries_a_trace_header_should_keep_it_on_the_intent_and_
     let app = app().await;
     app.intake(event("intake-http-api-v2.json")).await;
     let intent = &intents(&app)[0];
-    assert_eq!(intent.trace_id.as_str(), "Root=1-67891233-abcdef012345678912345678");
+    assert_eq!(
+        intent.trace_id.as_str(),
+        "Root=1-67891233-abcdef012345678912345678"
+    );
     let (_, _, envelope) = &app.bus.archive().expect("archive")[0];
     assert!(envelope.contains("Root=1-67891233-abcdef012345678912345678"));
 }
@@ -63,7 +72,10 @@ async fn when_same_intent_id_has_a_different_payload_should_answer_409_and_chang
     let answer = app.intake(direct("key-1", &SAMPLE_KEYS)).await;
     assert_eq!(status(&answer), 409, "{answer}");
     assert_eq!(answer["field"], "intentId");
-    assert!(answer["message"].as_str().expect("message").contains("already used"));
+    assert!(answer["message"]
+        .as_str()
+        .expect("message")
+        .contains("already used"));
     assert_eq!(intents(&app), before);
     assert_eq!(published(&app).len(), 1);
 }
@@ -115,30 +127,120 @@ async fn when_api_event_has_no_claims_should_answer_401_and_write_nothing() {
 async fn when_input_is_bad_should_answer_400_naming_the_field_and_write_nothing() {
     let app = app().await;
     let k = SAMPLE_KEYS[0];
-    let many: Vec<String> = (0..5_001).map(|i| format!("uploads/user-123/d/{i}.png")).collect();
+    let many: Vec<String> = (0..5_001)
+        .map(|i| format!("uploads/user-123/d/{i}.png"))
+        .collect();
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("missing intentId", json!({"userId": "user-123", "images": [k]}), "intentId"),
-        ("empty intentId", json!({"intentId": "", "userId": "user-123", "images": [k]}), "intentId"),
-        ("intentId with slash", json!({"intentId": "a/b", "userId": "user-123", "images": [k]}), "intentId"),
-        ("intentId too long", json!({"intentId": "x".repeat(129), "userId": "user-123", "images": [k]}), "intentId"),
-        ("intentId wrong type", json!({"intentId": 42, "userId": "user-123", "images": [k]}), "intentId"),
-        ("missing userId on direct invoke", json!({"intentId": "i", "images": [k]}), "userId"),
-        ("userId with traversal", json!({"intentId": "i", "userId": "../x", "images": [k]}), "userId"),
-        ("no images", json!({"intentId": "i", "userId": "user-123"}), "images"),
-        ("empty images", json!({"intentId": "i", "userId": "user-123", "images": []}), "images"),
-        ("images not an array", json!({"intentId": "i", "userId": "user-123", "images": k}), "images"),
-        ("image not a string", json!({"intentId": "i", "userId": "user-123", "images": [k, 7]}), "images[1]"),
-        ("too many images", json!({"intentId": "i", "userId": "user-123", "images": many}), "images"),
-        ("absolute key", json!({"intentId": "i", "userId": "user-123", "images": ["/uploads/user-123/a.png"]}), "images[0]"),
-        ("path traversal", json!({"intentId": "i", "userId": "user-123", "images": ["uploads/user-123/../other/a.png"]}), "images[0]"),
-        ("other user's prefix", json!({"intentId": "i", "userId": "user-123", "images": ["uploads/user-999/a.png"]}), "images[0]"),
-        ("prefix only", json!({"intentId": "i", "userId": "user-123", "images": ["uploads/user-123/"]}), "images[0]"),
-        ("duplicate keys", json!({"intentId": "i", "userId": "user-123", "images": [k, k]}), "images[1]"),
-        ("images and day", json!({"intentId": "i", "userId": "user-123", "images": [k], "day": "2026-11-28"}), "images"),
-        ("bad day", json!({"intentId": "i", "userId": "user-123", "day": "28/11/2026"}), "day"),
-        ("unknown model", json!({"intentId": "i", "userId": "user-123", "images": [k], "modelId": "openai.gpt-9"}), "modelId"),
-        ("unknown prompt", json!({"intentId": "i", "userId": "user-123", "images": [k], "promptVersion": "v99"}), "promptVersion"),
-        ("unknown field", json!({"intentId": "i", "userId": "user-123", "images": [k], "priority": "high"}), "priority"),
+        (
+            "missing intentId",
+            json!({"userId": "user-123", "images": [k]}),
+            "intentId",
+        ),
+        (
+            "empty intentId",
+            json!({"intentId": "", "userId": "user-123", "images": [k]}),
+            "intentId",
+        ),
+        (
+            "intentId with slash",
+            json!({"intentId": "a/b", "userId": "user-123", "images": [k]}),
+            "intentId",
+        ),
+        (
+            "intentId too long",
+            json!({"intentId": "x".repeat(129), "userId": "user-123", "images": [k]}),
+            "intentId",
+        ),
+        (
+            "intentId wrong type",
+            json!({"intentId": 42, "userId": "user-123", "images": [k]}),
+            "intentId",
+        ),
+        (
+            "missing userId on direct invoke",
+            json!({"intentId": "i", "images": [k]}),
+            "userId",
+        ),
+        (
+            "userId with traversal",
+            json!({"intentId": "i", "userId": "../x", "images": [k]}),
+            "userId",
+        ),
+        (
+            "no images",
+            json!({"intentId": "i", "userId": "user-123"}),
+            "images",
+        ),
+        (
+            "empty images",
+            json!({"intentId": "i", "userId": "user-123", "images": []}),
+            "images",
+        ),
+        (
+            "images not an array",
+            json!({"intentId": "i", "userId": "user-123", "images": k}),
+            "images",
+        ),
+        (
+            "image not a string",
+            json!({"intentId": "i", "userId": "user-123", "images": [k, 7]}),
+            "images[1]",
+        ),
+        (
+            "too many images",
+            json!({"intentId": "i", "userId": "user-123", "images": many}),
+            "images",
+        ),
+        (
+            "absolute key",
+            json!({"intentId": "i", "userId": "user-123", "images": ["/uploads/user-123/a.png"]}),
+            "images[0]",
+        ),
+        (
+            "path traversal",
+            json!({"intentId": "i", "userId": "user-123", "images": ["uploads/user-123/../other/a.png"]}),
+            "images[0]",
+        ),
+        (
+            "other user's prefix",
+            json!({"intentId": "i", "userId": "user-123", "images": ["uploads/user-999/a.png"]}),
+            "images[0]",
+        ),
+        (
+            "prefix only",
+            json!({"intentId": "i", "userId": "user-123", "images": ["uploads/user-123/"]}),
+            "images[0]",
+        ),
+        (
+            "duplicate keys",
+            json!({"intentId": "i", "userId": "user-123", "images": [k, k]}),
+            "images[1]",
+        ),
+        (
+            "images and day",
+            json!({"intentId": "i", "userId": "user-123", "images": [k], "day": "2026-11-28"}),
+            "images",
+        ),
+        (
+            "bad day",
+            json!({"intentId": "i", "userId": "user-123", "day": "28/11/2026"}),
+            "day",
+        ),
+        (
+            "unknown model",
+            json!({"intentId": "i", "userId": "user-123", "images": [k], "modelId": "openai.gpt-9"}),
+            "modelId",
+        ),
+        (
+            "unknown prompt",
+            json!({"intentId": "i", "userId": "user-123", "images": [k], "promptVersion": "v99"}),
+            "promptVersion",
+        ),
+        (
+            "unknown field",
+            json!({"intentId": "i", "userId": "user-123", "images": [k], "priority": "high"}),
+            "priority",
+        ),
         ("not an object", json!(["intentId"]), "body"),
     ];
     for (name, payload, field) in &cases {
@@ -146,7 +248,10 @@ async fn when_input_is_bad_should_answer_400_naming_the_field_and_write_nothing(
         assert_eq!(status(&answer), 400, "{name}: {answer}");
         assert_eq!(answer["field"], *field, "{name}: {answer}");
         assert!(
-            answer["message"].as_str().expect("message").starts_with(field),
+            answer["message"]
+                .as_str()
+                .expect("message")
+                .starts_with(field),
             "{name}: message should name the field: {answer}"
         );
     }
@@ -194,7 +299,11 @@ async fn when_announcing_fails_should_answer_503_and_a_retry_re_emits_once() {
     assert_eq!(status(&answer), 503, "{answer}");
     assert!(published(&app).is_empty());
     let stored = intents(&app);
-    assert_eq!(stored.len(), 1, "the intent is recorded even though the emit failed");
+    assert_eq!(
+        stored.len(),
+        1,
+        "the intent is recorded even though the emit failed"
+    );
     assert!(stored[0].outbox.is_some(), "the event is owed");
 
     let retry = app.intake(event("intake-direct.json")).await;
@@ -215,7 +324,11 @@ async fn when_announcing_fails_and_client_never_retries_should_be_re_announced_b
     assert_eq!(status(&app.intake(event("intake-direct.json")).await), 503);
     run(&app).await;
     let intent = &intents(&app)[0];
-    assert_eq!(intent.status, IntentStatus::Completed, "the sweep announced the stranded intent");
+    assert_eq!(
+        intent.status,
+        IntentStatus::Completed,
+        "the sweep announced the stranded intent"
+    );
     assert_eq!(count(&published(&app), "BATCH_REQUESTED"), 1);
     assert_eq!(app.emulator.job_count().expect("jobs"), 1);
 }
@@ -223,7 +336,8 @@ async fn when_announcing_fails_and_client_never_retries_should_be_re_announced_b
 /// Real parallelism: each intake is its own task on a multi-threaded runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn when_200_identical_intakes_race_should_make_one_intent_one_event_one_job() {
-    let app = std::sync::Arc::new(app().await);
+    // A slow publish keeps the winner's outbox open while the others arrive.
+    let app = std::sync::Arc::new(app_with(|o| o.bus.publish_delay_ms = 50).await);
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let app = app.clone();
@@ -237,7 +351,8 @@ async fn when_200_identical_intakes_race_should_make_one_intent_one_event_one_jo
     assert!(answers.iter().all(|a| status(a) == 202), "all accepted");
     let fresh = answers.iter().filter(|a| a["cached"] == false).count();
     assert_eq!(fresh, 1, "exactly one caller created the intent");
-    let job_ids: std::collections::HashSet<_> = answers.iter().map(|a| a["jobId"].to_string()).collect();
+    let job_ids: std::collections::HashSet<_> =
+        answers.iter().map(|a| a["jobId"].to_string()).collect();
     assert_eq!(job_ids.len(), 1, "every caller got the same jobId");
     assert_eq!(intents(&app).len(), 1);
     assert_eq!(published(&app), vec!["BATCH_REQUESTED"]);

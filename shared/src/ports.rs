@@ -47,7 +47,11 @@ impl PortError {
         }
     }
 
-    pub fn with_source(kind: ErrorKind, message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+    pub fn with_source(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -56,7 +60,10 @@ impl PortError {
     }
 
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Transient | ErrorKind::QuotaExceeded | ErrorKind::Conflict)
+        matches!(
+            self.kind,
+            ErrorKind::Transient | ErrorKind::QuotaExceeded | ErrorKind::Conflict
+        )
     }
 }
 
@@ -83,18 +90,33 @@ pub trait IntentStore: Send + Sync {
     /// Writes `intent` only if no intent has its id.
     async fn create(&self, intent: &BatchIntent) -> Result<Created, PortError>;
     /// Writes `intent` only if the stored version is `expected_version`.
-    async fn update(&self, intent: &BatchIntent, expected_version: u64) -> Result<Updated, PortError>;
+    async fn update(
+        &self,
+        intent: &BatchIntent,
+        expected_version: u64,
+    ) -> Result<Updated, PortError>;
     async fn get(&self, id: &IntentId) -> Result<Option<BatchIntent>, PortError>;
     async fn get_by_job_id(&self, id: &JobId) -> Result<Option<BatchIntent>, PortError>;
-    async fn get_by_bedrock_arn(&self, arn: &BedrockJobArn) -> Result<Option<BatchIntent>, PortError>;
+    async fn get_by_bedrock_arn(
+        &self,
+        arn: &BedrockJobArn,
+    ) -> Result<Option<BatchIntent>, PortError>;
     /// Intents whose outbox was staged before `before`, oldest first.
-    async fn list_pending_outbox(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<BatchIntent>, PortError>;
+    async fn list_pending_outbox(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError>;
 }
 
 /// Per-image results, keyed by (intentId, recordId); a rewrite of the same key replaces it.
 #[async_trait]
 pub trait ResultStore: Send + Sync {
-    async fn put_results(&self, intent: &IntentId, results: &[ImageResult]) -> Result<(), PortError>;
+    async fn put_results(
+        &self,
+        intent: &IntentId,
+        results: &[ImageResult],
+    ) -> Result<(), PortError>;
     /// Results in record order, after `after`, at most `limit`.
     async fn list_results(
         &self,

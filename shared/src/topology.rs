@@ -13,7 +13,11 @@ pub enum Queue {
 }
 
 impl Queue {
-    pub const ALL: [Queue; 3] = [Queue::ManifestBuilder, Queue::Submitter, Queue::StatusWatcher];
+    pub const ALL: [Queue; 3] = [
+        Queue::ManifestBuilder,
+        Queue::Submitter,
+        Queue::StatusWatcher,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -49,7 +49,9 @@ pub async fn app() -> TestApp {
 }
 
 pub fn event(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -77,7 +79,12 @@ pub fn intents(app: &Embedded) -> Vec<BatchIntent> {
 
 /// Detail-types of every event ever published, oldest first.
 pub fn published(app: &Embedded) -> Vec<String> {
-    app.bus.archive().expect("archive").into_iter().map(|(_, dt, _)| dt).collect()
+    app.bus
+        .archive()
+        .expect("archive")
+        .into_iter()
+        .map(|(_, dt, _)| dt)
+        .collect()
 }
 
 pub fn count(events: &[String], detail_type: &str) -> usize {
@@ -91,5 +98,7 @@ pub async fn results(app: &Embedded, intent: &BatchIntent) -> Vec<ImageResult> {
 }
 
 pub async fn run(app: &Embedded) {
-    app.run_until_idle(10_000, |_| {}).await.expect("pipeline goes idle");
+    app.run_until_idle(10_000, |_| {})
+        .await
+        .expect("pipeline goes idle");
 }

@@ -3,7 +3,9 @@
 //! 202 `{jobId, intentId, statusUrl, estimatedDuration, cached}`. Errors are mapped to HTTP
 //! status codes here and nowhere else.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequest,
+};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use shared::app::intake::{accept, parse_payload, parse_request, Accepted, Caller, IntakeError};
@@ -27,12 +29,18 @@ impl IntakeEvent {
     /// REST v1 carries `httpMethod` next to `requestContext`.
     pub fn from_value(event: Value) -> Result<Self, IntakeError> {
         let has_context = event.get("requestContext").is_some();
-        let malformed = |e: serde_json::Error| IntakeError::invalid("event", format!("malformed API Gateway event: {e}"));
+        let malformed = |e: serde_json::Error| {
+            IntakeError::invalid("event", format!("malformed API Gateway event: {e}"))
+        };
         if has_context && event.get("version").and_then(Value::as_str) == Some("2.0") {
-            return Ok(Self::HttpV2(Box::new(serde_json::from_value(event).map_err(malformed)?)));
+            return Ok(Self::HttpV2(Box::new(
+                serde_json::from_value(event).map_err(malformed)?,
+            )));
         }
         if has_context && event.get("httpMethod").is_some() {
-            return Ok(Self::RestV1(Box::new(serde_json::from_value(event).map_err(malformed)?)));
+            return Ok(Self::RestV1(Box::new(
+                serde_json::from_value(event).map_err(malformed)?,
+            )));
         }
         Ok(Self::Direct(event))
     }
@@ -49,11 +57,28 @@ fn user_from_authorizer(auth: Option<&ApiGatewayRequestAuthorizer>) -> Result<Us
         a.jwt
             .as_ref()
             .and_then(|j| j.claims.get(USER_CLAIM).cloned())
-            .or_else(|| a.fields.get("claims").and_then(|c| c.get(USER_CLAIM)).and_then(Value::as_str).map(str::to_owned))
-            .or_else(|| a.fields.get(USER_CLAIM).and_then(Value::as_str).map(str::to_owned))
+            .or_else(|| {
+                a.fields
+                    .get("claims")
+                    .and_then(|c| c.get(USER_CLAIM))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .or_else(|| {
+                a.fields
+                    .get(USER_CLAIM)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
     });
-    let raw = claim.ok_or_else(|| IntakeError::Unauthorized(format!("no `{USER_CLAIM}` claim from the authorizer")))?;
-    UserId::parse(&raw).map_err(|e| IntakeError::Unauthorized(format!("the `{USER_CLAIM}` claim is not a valid user id: {e}")))
+    let raw = claim.ok_or_else(|| {
+        IntakeError::Unauthorized(format!("no `{USER_CLAIM}` claim from the authorizer"))
+    })?;
+    UserId::parse(&raw).map_err(|e| {
+        IntakeError::Unauthorized(format!(
+            "the `{USER_CLAIM}` claim is not a valid user id: {e}"
+        ))
+    })
 }
 
 fn body_bytes(body: Option<&str>, base64_encoded: bool) -> Result<Vec<u8>, IntakeError> {
@@ -61,7 +86,12 @@ fn body_bytes(body: Option<&str>, base64_encoded: bool) -> Result<Vec<u8>, Intak
     if base64_encoded {
         base64::engine::general_purpose::STANDARD
             .decode(body)
-            .map_err(|e| IntakeError::invalid("body", format!("is marked base64 but does not decode ({e})")))
+            .map_err(|e| {
+                IntakeError::invalid(
+                    "body",
+                    format!("is marked base64 but does not decode ({e})"),
+                )
+            })
     } else {
         Ok(body.as_bytes().to_vec())
     }
@@ -76,17 +106,24 @@ async fn run(deps: &Deps, event: &IntakeEvent) -> Result<Accepted, IntakeError> 
         IntakeEvent::RestV1(req) => {
             let caller = Caller::User(user_from_authorizer(Some(&req.request_context.authorizer))?);
             let body = body_bytes(req.body.as_deref(), req.is_base64_encoded)?;
-            let trace = header(&req.headers, "x-amzn-trace-id").or(req.request_context.request_id.as_deref());
+            let trace = header(&req.headers, "x-amzn-trace-id")
+                .or(req.request_context.request_id.as_deref());
             parse_request(deps, &caller, &body, trace)?
         }
         IntakeEvent::HttpV2(req) => {
-            let caller = Caller::User(user_from_authorizer(req.request_context.authorizer.as_ref())?);
+            let caller = Caller::User(user_from_authorizer(
+                req.request_context.authorizer.as_ref(),
+            )?);
             let body = body_bytes(req.body.as_deref(), req.is_base64_encoded)?;
-            let trace = header(&req.headers, "x-amzn-trace-id").or(req.request_context.request_id.as_deref());
+            let trace = header(&req.headers, "x-amzn-trace-id")
+                .or(req.request_context.request_id.as_deref());
             parse_request(deps, &caller, &body, trace)?
         }
         IntakeEvent::Direct(payload) => {
-            let trace = payload.get("traceId").and_then(Value::as_str).map(str::to_owned);
+            let trace = payload
+                .get("traceId")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             let mut payload = payload.clone();
             if let Some(obj) = payload.as_object_mut() {
                 obj.remove("traceId");
@@ -124,7 +161,11 @@ pub async fn handle(deps: &Deps, event: Value) -> Value {
         Ok(event) => {
             let http = event.is_http();
             match run(deps, &event).await {
-                Ok(accepted) => (202, serde_json::to_value(&accepted).unwrap_or_default(), http),
+                Ok(accepted) => (
+                    202,
+                    serde_json::to_value(&accepted).unwrap_or_default(),
+                    http,
+                ),
                 Err(e) => {
                     if !matches!(e, IntakeError::Unavailable(_)) {
                         tracing::info!(status = e.status_code(), error = %e, "request refused");

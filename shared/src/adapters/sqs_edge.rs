@@ -15,9 +15,15 @@ where
     let mut failures = Vec::new();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
-        let result = match message.body.as_deref().map(serde_json::from_str::<Envelope>) {
+        let result = match message
+            .body
+            .as_deref()
+            .map(serde_json::from_str::<Envelope>)
+        {
             None => Err(StageError::Permanent("message has no body".into())),
-            Some(Err(e)) => Err(StageError::Permanent(format!("body is not an EventBridge envelope: {e}"))),
+            Some(Err(e)) => Err(StageError::Permanent(format!(
+                "body is not an EventBridge envelope: {e}"
+            ))),
             Some(Ok(envelope)) => handle(envelope).await,
         };
         match result {
@@ -26,7 +32,9 @@ where
                 // Both kinds go back to the queue: retryable ones succeed later, permanent ones
                 // reach the DLQ after maxReceiveCount, where an operator can look and replay.
                 tracing::error!(stage, message_id = %id, retryable = e.is_retryable(), error = %e, "message failed");
-                failures.push(BatchItemFailure { item_identifier: id });
+                failures.push(BatchItemFailure {
+                    item_identifier: id,
+                });
             }
         }
     }
@@ -42,8 +50,13 @@ pub fn expect_domain_event(
 ) -> Result<crate::domain::events::DomainEvent, StageError> {
     match envelope.domain_event() {
         Some(Ok(event)) if event.kind == kind => Ok(event),
-        Some(Ok(event)) => Err(StageError::Permanent(format!("expected {kind}, got {}", event.kind))),
-        Some(Err(e)) => Err(StageError::Permanent(format!("{kind} detail is malformed: {e}"))),
+        Some(Ok(event)) => Err(StageError::Permanent(format!(
+            "expected {kind}, got {}",
+            event.kind
+        ))),
+        Some(Err(e)) => Err(StageError::Permanent(format!(
+            "{kind} detail is malformed: {e}"
+        ))),
         None => Err(StageError::Permanent(format!(
             "expected {kind}, got {} from {}",
             envelope.detail_type, envelope.source

@@ -78,7 +78,9 @@ impl From<StageError> for IntakeError {
     fn from(e: StageError) -> Self {
         match e {
             StageError::Retryable(p) => Self::Unavailable(p),
-            StageError::Permanent(m) => Self::Unavailable(PortError::new(crate::ports::ErrorKind::Unexpected, m)),
+            StageError::Permanent(m) => {
+                Self::Unavailable(PortError::new(crate::ports::ErrorKind::Unexpected, m))
+            }
         }
     }
 }
@@ -113,12 +115,16 @@ pub fn parse_request(
             format!("must be at most {MAX_BODY_BYTES} bytes, got {}", body.len()),
         ));
     }
-    let text = std::str::from_utf8(body).map_err(|e| IntakeError::invalid("body", format!("must be UTF-8 ({e})")))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| IntakeError::invalid("body", format!("must be UTF-8 ({e})")))?;
     if text.trim().is_empty() {
-        return Err(IntakeError::invalid("body", "must be a JSON object, got nothing"));
+        return Err(IntakeError::invalid(
+            "body",
+            "must be a JSON object, got nothing",
+        ));
     }
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| IntakeError::invalid("body", format!("must be valid JSON ({e})")))?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| IntakeError::invalid("body", format!("must be valid JSON ({e})")))?;
     parse_payload(deps, caller, value, trace_id)
 }
 
@@ -145,7 +151,8 @@ pub fn parse_payload(
     })?;
     let settings = &deps.settings;
 
-    let intent_id = IntentId::parse(&payload.intent_id).map_err(|e| IntakeError::invalid("intentId", e.rule))?;
+    let intent_id = IntentId::parse(&payload.intent_id)
+        .map_err(|e| IntakeError::invalid("intentId", e.rule))?;
     let user_id = match caller {
         Caller::User(user) => user.clone(),
         Caller::Trusted => {
@@ -159,7 +166,12 @@ pub fn parse_payload(
     let prefix = user_upload_prefix(&user_id);
 
     let selection = match (payload.images, payload.day) {
-        (Some(_), Some(_)) => return Err(IntakeError::invalid("images", "give either images or day, not both")),
+        (Some(_), Some(_)) => {
+            return Err(IntakeError::invalid(
+                "images",
+                "give either images or day, not both",
+            ))
+        }
         (None, None) => return Err(IntakeError::invalid("images", "is required (or give day)")),
         (None, Some(day)) => {
             let day = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
@@ -173,19 +185,30 @@ pub fn parse_payload(
             if images.len() > settings.max_images_per_intent {
                 return Err(IntakeError::invalid(
                     "images",
-                    format!("must hold at most {} keys, got {}", settings.max_images_per_intent, images.len()),
+                    format!(
+                        "must hold at most {} keys, got {}",
+                        settings.max_images_per_intent,
+                        images.len()
+                    ),
                 ));
             }
             let mut seen: HashMap<&str, usize> = HashMap::with_capacity(images.len());
             let mut keys = Vec::with_capacity(images.len());
             for (i, raw) in images.iter().enumerate() {
                 let field = format!("images[{i}]");
-                let key = ObjectKey::parse(raw).map_err(|e| IntakeError::invalid(&field, e.rule))?;
+                let key =
+                    ObjectKey::parse(raw).map_err(|e| IntakeError::invalid(&field, e.rule))?;
                 if !raw.starts_with(&prefix) || raw.len() == prefix.len() {
-                    return Err(IntakeError::invalid(&field, format!("must be an object under your upload prefix {prefix}")));
+                    return Err(IntakeError::invalid(
+                        &field,
+                        format!("must be an object under your upload prefix {prefix}"),
+                    ));
                 }
                 if let Some(first) = seen.insert(raw.as_str(), i) {
-                    return Err(IntakeError::invalid(&field, format!("duplicates images[{first}]")));
+                    return Err(IntakeError::invalid(
+                        &field,
+                        format!("duplicates images[{first}]"),
+                    ));
                 }
                 keys.push(key);
             }
@@ -194,24 +217,30 @@ pub fn parse_payload(
     };
 
     let model_id = match payload.model_id {
-        None => settings
-            .default_model()
-            .cloned()
-            .ok_or_else(|| IntakeError::invalid("modelId", "is required (no default model is configured)"))?,
+        None => settings.default_model().cloned().ok_or_else(|| {
+            IntakeError::invalid("modelId", "is required (no default model is configured)")
+        })?,
         Some(raw) => {
-            let model = ModelId::parse(&raw).map_err(|e| IntakeError::invalid("modelId", e.rule))?;
+            let model =
+                ModelId::parse(&raw).map_err(|e| IntakeError::invalid("modelId", e.rule))?;
             if !settings.allowed_models.contains(&model) {
-                let allowed: Vec<&str> = settings.allowed_models.iter().map(|m| m.as_str()).collect();
+                let allowed: Vec<&str> =
+                    settings.allowed_models.iter().map(|m| m.as_str()).collect();
                 return Err(IntakeError::invalid(
                     "modelId",
-                    format!("must be one of the configured models: {}", allowed.join(", ")),
+                    format!(
+                        "must be one of the configured models: {}",
+                        allowed.join(", ")
+                    ),
                 ));
             }
             model
         }
     };
 
-    let prompt_version = payload.prompt_version.unwrap_or_else(|| DEFAULT_PROMPT_VERSION.to_owned());
+    let prompt_version = payload
+        .prompt_version
+        .unwrap_or_else(|| DEFAULT_PROMPT_VERSION.to_owned());
     if prompt(&prompt_version).is_none() {
         return Err(IntakeError::invalid(
             "promptVersion",
@@ -238,7 +267,12 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
     let images = req.selection.len_hint();
     let hash = req.payload_hash();
     let intent = BatchIntent::new(req, deps.clock.now(), deps.settings.intent_ttl_days);
-    let (stored, cached) = match deps.store.create(&intent).await.map_err(IntakeError::Unavailable)? {
+    let (stored, cached) = match deps
+        .store
+        .create(&intent)
+        .await
+        .map_err(IntakeError::Unavailable)?
+    {
         Created::New => {
             tracing::info!(job_id = %intent.job_id, "intent recorded");
             (publish_owned(deps, intent).await?, false)

@@ -10,8 +10,12 @@ use super::outbox::{save, take_over, Saved};
 use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::{client_token, job_name};
 use crate::domain::ids::{IntentId, ObjectKey, RecordId};
-use crate::domain::intent::{user_upload_prefix, BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart};
-use crate::domain::manifest::{check_image, claude_record, job_input_prefix, job_output_prefix, part_file_name, prompt};
+use crate::domain::intent::{
+    user_upload_prefix, BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart,
+};
+use crate::domain::manifest::{
+    check_image, claude_record, job_input_prefix, job_output_prefix, part_file_name, prompt,
+};
 use crate::domain::results::ImageResult;
 use crate::domain::settings::{ModelFamily, Quotas};
 use crate::domain::status::IntentStatus;
@@ -41,7 +45,10 @@ pub async fn build_manifest(deps: &Deps, intent_id: &IntentId) -> Result<Outcome
             Saved::Stale(_) => continue,
         }
     }
-    Err(StageError::Retryable(PortError::new(ErrorKind::Conflict, "manifest save kept losing races")))
+    Err(StageError::Retryable(PortError::new(
+        ErrorKind::Conflict,
+        "manifest save kept losing races",
+    )))
 }
 
 /// Builds every part and writes it; returns the intent as it should be stored next.
@@ -50,13 +57,19 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
     let settings = &deps.settings;
     let Some(family) = ModelFamily::of(&intent.model_id) else {
         intent
-            .fail(format!("model {} has no record builder", intent.model_id), now)
+            .fail(
+                format!("model {} has no record builder", intent.model_id),
+                now,
+            )
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     };
     let Some(prompt_text) = prompt(&intent.prompt_version) else {
         intent
-            .fail(format!("unknown prompt version {}", intent.prompt_version), now)
+            .fail(
+                format!("unknown prompt version {}", intent.prompt_version),
+                now,
+            )
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     };
@@ -64,7 +77,11 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
     let keys = match &intent.selection {
         ImageSelection::Keys(keys) => keys.clone(),
         ImageSelection::Day(day) => {
-            let prefix = format!("{}{}/", user_upload_prefix(&intent.user_id), day.format("%Y-%m-%d"));
+            let prefix = format!(
+                "{}{}/",
+                user_upload_prefix(&intent.user_id),
+                day.format("%Y-%m-%d")
+            );
             deps.objects.list(&settings.uploads_bucket, &prefix).await?
         }
     };
@@ -76,15 +93,16 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
     }
 
     // Fetch with bounded concurrency, keeping the client's order (it fixes the record ids).
-    let fetched: Vec<(usize, ObjectKey, Result<Vec<u8>, PortError>)> = stream::iter(keys.into_iter().enumerate())
-        .map(|(i, key)| async move {
-            let uri = crate::domain::bedrock::S3Uri::object(&settings.uploads_bucket, &key);
-            let bytes = deps.objects.get(&uri).await;
-            (i, key, bytes)
-        })
-        .buffered(FETCH_CONCURRENCY)
-        .collect()
-        .await;
+    let fetched: Vec<(usize, ObjectKey, Result<Vec<u8>, PortError>)> =
+        stream::iter(keys.into_iter().enumerate())
+            .map(|(i, key)| async move {
+                let uri = crate::domain::bedrock::S3Uri::object(&settings.uploads_bucket, &key);
+                let bytes = deps.objects.get(&uri).await;
+                (i, key, bytes)
+            })
+            .buffered(FETCH_CONCURRENCY)
+            .collect()
+            .await;
 
     let mut images = Vec::with_capacity(fetched.len());
     let mut skipped = Vec::new();
@@ -93,21 +111,32 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         let record_id = RecordId::for_image(&intent.job_id, index);
         let checked = match bytes {
             Ok(bytes) => check_image(&bytes).map(|media| (media, bytes)),
-            Err(e) if e.kind == ErrorKind::NotFound => Err("not found in the uploads bucket".to_string()),
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                Err("not found in the uploads bucket".to_string())
+            }
             Err(e) => return Err(e.into()),
         };
         let rejected = match checked {
             Ok((media, bytes)) => {
                 let line = match family {
-                    ModelFamily::AnthropicClaude => {
-                        claude_record(&record_id, media, &bytes, prompt_text, settings.max_output_tokens)
-                    }
+                    ModelFamily::AnthropicClaude => claude_record(
+                        &record_id,
+                        media,
+                        &bytes,
+                        prompt_text,
+                        settings.max_output_tokens,
+                    ),
                 };
                 planner.push(line);
                 None
             }
             Err(reason) => {
-                skipped.push(ImageResult::skipped(record_id.clone(), index, key.clone(), &reason));
+                skipped.push(ImageResult::skipped(
+                    record_id.clone(),
+                    index,
+                    key.clone(),
+                    &reason,
+                ));
                 Some(reason)
             }
         };
@@ -119,14 +148,19 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         });
     }
     if !skipped.is_empty() {
-        deps.results.put_results(&intent.intent_id, &skipped).await?;
+        deps.results
+            .put_results(&intent.intent_id, &skipped)
+            .await?;
     }
 
     let planned = planner.finish();
     if planned.is_empty() {
         intent.images = images;
         intent
-            .fail("every image was rejected; see the per-image results".into(), now)
+            .fail(
+                "every image was rejected; see the per-image results".into(),
+                now,
+            )
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     }
@@ -206,7 +240,10 @@ impl<'q> Planner<'q> {
         }
         let parts = self.jobs.last_mut().expect("a job was just ensured");
         let part = parts.last().expect("every job starts with a part");
-        if part.records > 0 && (part.records + 1 > q.max_records_per_file || part.body.len() as u64 + len > q.max_file_bytes) {
+        if part.records > 0
+            && (part.records + 1 > q.max_records_per_file
+                || part.body.len() as u64 + len > q.max_file_bytes)
+        {
             parts.push(PlannedPart::default());
         }
         let part = parts.last_mut().expect("a part was just ensured");
@@ -232,7 +269,12 @@ mod tests {
         }
         p.finish()
             .into_iter()
-            .map(|parts| parts.into_iter().map(|pp| (pp.records, pp.body.len())).collect())
+            .map(|parts| {
+                parts
+                    .into_iter()
+                    .map(|pp| (pp.records, pp.body.len()))
+                    .collect()
+            })
             .collect()
     }
 
@@ -244,7 +286,10 @@ mod tests {
             ..Quotas::default()
         };
         let jobs = plan(&q, 7, 10);
-        let shape: Vec<Vec<u64>> = jobs.iter().map(|p| p.iter().map(|x| x.0).collect()).collect();
+        let shape: Vec<Vec<u64>> = jobs
+            .iter()
+            .map(|p| p.iter().map(|x| x.0).collect())
+            .collect();
         assert_eq!(shape, vec![vec![2, 1], vec![2, 1], vec![1]]);
     }
 

@@ -10,7 +10,9 @@ pub mod sweep;
 pub mod watch;
 
 use crate::domain::settings::Settings;
-use crate::ports::{BatchInference, Clock, EventBus, IntentStore, ObjectStore, PortError, ResultStore};
+use crate::ports::{
+    BatchInference, Clock, EventBus, IntentStore, ObjectStore, PortError, ResultStore,
+};
 use std::sync::Arc;
 
 /// Everything a stage needs, built once per process (per Lambda cold start).

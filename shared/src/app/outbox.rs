@@ -39,7 +39,11 @@ pub async fn publish_owned(deps: &Deps, intent: BatchIntent) -> Result<BatchInte
         release(deps, intent).await;
         return Err(StageError::Retryable(err));
     }
-    let published: Vec<String> = outbox.events.iter().map(|e| e.detail.event_id.clone()).collect();
+    let published: Vec<String> = outbox
+        .events
+        .iter()
+        .map(|e| e.detail.event_id.clone())
+        .collect();
     clear(deps, intent, &published).await
 }
 
@@ -80,13 +84,19 @@ async fn release(deps: &Deps, mut intent: BatchIntent) {
 
 /// Removes the published events from the stored outbox, re-reading on a lost race so events
 /// staged meanwhile by someone else stay.
-async fn clear(deps: &Deps, mut intent: BatchIntent, published: &[String]) -> Result<BatchIntent, StageError> {
+async fn clear(
+    deps: &Deps,
+    mut intent: BatchIntent,
+    published: &[String],
+) -> Result<BatchIntent, StageError> {
     for _ in 0..super::MAX_CAS_ATTEMPTS {
         let expected = intent.version;
         let Some(outbox) = intent.outbox.as_mut() else {
             return Ok(intent);
         };
-        outbox.events.retain(|e| !published.contains(&e.detail.event_id));
+        outbox
+            .events
+            .retain(|e| !published.contains(&e.detail.event_id));
         if outbox.events.is_empty() {
             intent.outbox = None;
         }

@@ -51,7 +51,13 @@ pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, S
             }
             Err(e) if e.kind == ErrorKind::Validation => {
                 tracing::error!(job_id = %intent.job_id, error = %e, "Bedrock refused the job");
-                if intent.fail(format!("Bedrock refused job {}: {}", job.job_no, e.message), now).is_err() {
+                if intent
+                    .fail(
+                        format!("Bedrock refused job {}: {}", job.job_no, e.message),
+                        now,
+                    )
+                    .is_err()
+                {
                     continue;
                 }
             }
@@ -64,5 +70,8 @@ pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, S
             Saved::Stale(_) => continue,
         }
     }
-    Err(StageError::Retryable(PortError::new(ErrorKind::Conflict, "submission kept losing races")))
+    Err(StageError::Retryable(PortError::new(
+        ErrorKind::Conflict,
+        "submission kept losing races",
+    )))
 }

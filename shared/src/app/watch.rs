@@ -8,7 +8,9 @@
 
 use super::outbox::{save, take_over, Saved};
 use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
-use crate::domain::bedrock::{output_file_name, JobStateChange, ManifestSummary, OutputLine, SUMMARY_FILE};
+use crate::domain::bedrock::{
+    output_file_name, JobStateChange, ManifestSummary, OutputLine, SUMMARY_FILE,
+};
 use crate::domain::ids::{BedrockJobArn, JobId};
 use crate::domain::intent::{BatchIntent, BatchJob};
 use crate::domain::results::ImageResult;
@@ -17,7 +19,10 @@ use crate::ports::{ErrorKind, PortError};
 use std::collections::HashSet;
 
 #[tracing::instrument(skip_all, fields(bedrock_job_arn = %change.batch_job_arn, status = %change.status))]
-pub async fn apply_state_change(deps: &Deps, change: &JobStateChange) -> Result<Outcome, StageError> {
+pub async fn apply_state_change(
+    deps: &Deps,
+    change: &JobStateChange,
+) -> Result<Outcome, StageError> {
     let Ok(arn) = BedrockJobArn::parse(&change.batch_job_arn) else {
         tracing::warn!("state change for a malformed ARN; ignored");
         return Ok(Outcome::Unknown(change.batch_job_arn.clone()));
@@ -26,7 +31,14 @@ pub async fn apply_state_change(deps: &Deps, change: &JobStateChange) -> Result<
         tracing::warn!("unknown Bedrock status; ignored");
         return Ok(Outcome::Unknown(change.status.clone()));
     };
-    apply_job_status(deps, &arn, status, change.failure_message.clone(), change.batch_job_name.as_deref()).await
+    apply_job_status(
+        deps,
+        &arn,
+        status,
+        change.failure_message.clone(),
+        change.batch_job_name.as_deref(),
+    )
+    .await
 }
 
 /// Shared by the watcher and (later) the reconciler, so an event and a poll agree.
@@ -72,13 +84,20 @@ pub async fn apply_job_status(
             Saved::Stale(_) => continue,
         }
     }
-    Err(StageError::Retryable(PortError::new(ErrorKind::Conflict, "status write kept losing races")))
+    Err(StageError::Retryable(PortError::new(
+        ErrorKind::Conflict,
+        "status write kept losing races",
+    )))
 }
 
 /// An event can beat the submitter's write of the ARN (Bedrock emits as soon as the job
 /// exists). If the job name says it is ours and that intent is still waiting for ARNs, the
 /// event is retried later instead of dropped.
-async fn not_recorded_yet(deps: &Deps, arn: &BedrockJobArn, job_name: Option<&str>) -> Result<Outcome, StageError> {
+async fn not_recorded_yet(
+    deps: &Deps,
+    arn: &BedrockJobArn,
+    job_name: Option<&str>,
+) -> Result<Outcome, StageError> {
     let owner = job_name
         .and_then(|n| n.strip_prefix("bo-"))
         .and_then(|rest| rest.get(..24))
@@ -88,7 +107,10 @@ async fn not_recorded_yet(deps: &Deps, arn: &BedrockJobArn, job_name: Option<&st
             if intent.status == IntentStatus::ManifestReady {
                 return Err(StageError::Retryable(PortError::new(
                     ErrorKind::Transient,
-                    format!("job {arn} of intent {} is not recorded yet", intent.intent_id),
+                    format!(
+                        "job {arn} of intent {} is not recorded yet",
+                        intent.intent_id
+                    ),
                 )));
             }
         }
@@ -99,7 +121,12 @@ async fn not_recorded_yet(deps: &Deps, arn: &BedrockJobArn, job_name: Option<&st
 
 /// Reads every output file and the summary of one job, stores a result per image, and
 /// returns the job's counts. Records with no output line become "no output" failures.
-async fn ingest(deps: &Deps, intent: &BatchIntent, job: &BatchJob, arn: &BedrockJobArn) -> Result<ManifestSummary, StageError> {
+async fn ingest(
+    deps: &Deps,
+    intent: &BatchIntent,
+    job: &BatchJob,
+    arn: &BedrockJobArn,
+) -> Result<ManifestSummary, StageError> {
     let out_dir = job.output.join(arn.job_suffix());
     let mut results = Vec::new();
     let mut seen = HashSet::new();
@@ -125,15 +152,30 @@ async fn ingest(deps: &Deps, intent: &BatchIntent, job: &BatchJob, arn: &Bedrock
                 continue;
             };
             if seen.insert(image.index) {
-                results.push(ImageResult::from_output(&parsed, image.record_id.clone(), image.index, image.key.clone()));
+                results.push(ImageResult::from_output(
+                    &parsed,
+                    image.record_id.clone(),
+                    image.index,
+                    image.key.clone(),
+                ));
             }
         }
     }
     let in_job: HashSet<usize> = job_record_indexes(intent, job);
-    for image in intent.images.iter().filter(|i| in_job.contains(&i.index) && !seen.contains(&i.index)) {
-        results.push(ImageResult::missing(image.record_id.clone(), image.index, image.key.clone()));
+    for image in intent
+        .images
+        .iter()
+        .filter(|i| in_job.contains(&i.index) && !seen.contains(&i.index))
+    {
+        results.push(ImageResult::missing(
+            image.record_id.clone(),
+            image.index,
+            image.key.clone(),
+        ));
     }
-    deps.results.put_results(&intent.intent_id, &results).await?;
+    deps.results
+        .put_results(&intent.intent_id, &results)
+        .await?;
 
     let summary = match deps.objects.get(&out_dir.join(SUMMARY_FILE)).await {
         Ok(bytes) => serde_json::from_slice::<ManifestSummary>(&bytes).ok(),
@@ -142,7 +184,10 @@ async fn ingest(deps: &Deps, intent: &BatchIntent, job: &BatchJob, arn: &Bedrock
     };
     // Without a readable summary the counts come from the lines themselves.
     Ok(summary.unwrap_or_else(|| {
-        let ok = results.iter().filter(|r| r.status == crate::domain::results::ResultStatus::Succeeded).count() as u64;
+        let ok = results
+            .iter()
+            .filter(|r| r.status == crate::domain::results::ResultStatus::Succeeded)
+            .count() as u64;
         ManifestSummary {
             total_record_count: job.records(),
             processed_record_count: seen.len() as u64,

@@ -228,7 +228,8 @@ mod tests {
 
     #[test]
     fn when_output_line_is_error_should_keep_code_and_message() {
-        let line = r#"{"recordId":"r1","modelInput":{},"error":{"errorCode":400,"errorMessage":"bad"}}"#;
+        let line =
+            r#"{"recordId":"r1","modelInput":{},"error":{"errorCode":400,"errorMessage":"bad"}}"#;
         let parsed = OutputLine::parse(line).expect("parses");
         assert_eq!(parsed.error.expect("error").error_message, "bad");
         assert!(parsed.model_output.is_none());

@@ -16,10 +16,18 @@ fn err<T>(rule: impl Into<String>) -> Result<T, IdError> {
     Err(IdError { rule: rule.into() })
 }
 
-fn check_charset(value: &str, min: usize, max: usize, extra: &str, what: &str) -> Result<(), IdError> {
+fn check_charset(
+    value: &str,
+    min: usize,
+    max: usize,
+    extra: &str,
+    what: &str,
+) -> Result<(), IdError> {
     let len = value.chars().count();
     if len < min || len > max {
-        return err(format!("{what} must be {min} to {max} characters, got {len}"));
+        return err(format!(
+            "{what} must be {min} to {max} characters, got {len}"
+        ));
     }
     if let Some(c) = value
         .chars()
@@ -107,7 +115,11 @@ impl JobId {
         let Some(hex_part) = s.strip_prefix("bj-") else {
             return err("jobId must start with `bj-`");
         };
-        if hex_part.len() != 24 || !hex_part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if hex_part.len() != 24
+            || !hex_part
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return err("jobId must be `bj-` followed by 24 lowercase hex digits");
         }
         Ok(Self(s.to_owned()))
@@ -157,7 +169,10 @@ string_id!(
 impl ObjectKey {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         if s.is_empty() || s.len() > 1024 {
-            return err(format!("object key must be 1 to 1024 bytes, got {}", s.len()));
+            return err(format!(
+                "object key must be 1 to 1024 bytes, got {}",
+                s.len()
+            ));
         }
         if s.chars().any(|c| c.is_control() || c == '\\') {
             return err("object key must not contain control characters or backslashes");
@@ -165,7 +180,9 @@ impl ObjectKey {
         if s.starts_with('/') {
             return err("object key must be relative (no leading `/`)");
         }
-        if s.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        if s.split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        {
             return err("object key must not contain empty, `.` or `..` segments");
         }
         Ok(Self(s.to_owned()))
@@ -183,7 +200,8 @@ string_id!(
 impl BucketName {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let ok = (3..=63).contains(&s.len())
-            && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-'))
+            && s.bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-'))
             && s.starts_with(|c: char| c.is_ascii_alphanumeric())
             && s.ends_with(|c: char| c.is_ascii_alphanumeric());
         if !ok {
@@ -221,11 +239,15 @@ impl BedrockJobArn {
             && partition.starts_with("aws")
             && *service == "bedrock"
             && !region.is_empty()
-            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && account.len() == 12
             && account.bytes().all(|b| b.is_ascii_digit())
             && job.len() == 12
-            && job.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && job
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if !ok {
             return err(rule);
         }
@@ -265,7 +287,16 @@ mod tests {
 
     #[test]
     fn when_intent_id_has_bad_chars_should_name_the_rule() {
-        for bad in ["", " x", "a/b", "é", "a b", "-lead", &"x".repeat(129), "a\u{0}b"] {
+        for bad in [
+            "",
+            " x",
+            "a/b",
+            "é",
+            "a b",
+            "-lead",
+            &"x".repeat(129),
+            "a\u{0}b",
+        ] {
             let e = IntentId::parse(bad).expect_err(bad);
             assert!(e.rule.contains("intentId"), "{bad:?}: {}", e.rule);
         }
@@ -277,7 +308,10 @@ mod tests {
         let a = JobId::for_intent(&i);
         assert_eq!(a, JobId::for_intent(&i));
         assert_eq!(JobId::parse(a.as_str()).expect("round trip"), a);
-        assert_ne!(a, JobId::for_intent(&IntentId::parse("abd").expect("valid")));
+        assert_ne!(
+            a,
+            JobId::for_intent(&IntentId::parse("abd").expect("valid"))
+        );
         assert_eq!(a.hex().len(), 24);
     }
 
@@ -296,7 +330,12 @@ mod tests {
         for bad in ["/abs", "a/../b", "..", "a//b", "a\\b", "a\nb", "", "a/./b"] {
             assert!(ObjectKey::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(ObjectKey::parse("uploads/u/a.jpg").expect("valid").file_name(), "a.jpg");
+        assert_eq!(
+            ObjectKey::parse("uploads/u/a.jpg")
+                .expect("valid")
+                .file_name(),
+            "a.jpg"
+        );
     }
 
     #[test]

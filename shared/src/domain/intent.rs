@@ -329,8 +329,7 @@ impl BatchIntent {
             job.failure_message = failure_message.filter(|m| !m.is_empty());
         }
         self.updated_at = now;
-        let statuses: Vec<BedrockJobStatus> =
-            self.jobs.iter().filter_map(|j| j.status).collect();
+        let statuses: Vec<BedrockJobStatus> = self.jobs.iter().filter_map(|j| j.status).collect();
         let target = if statuses.len() == self.jobs.len() {
             aggregate(&statuses)
         } else {
@@ -382,7 +381,9 @@ impl BatchIntent {
         if job != self.job_id {
             return None;
         }
-        self.images.get(index).filter(|img| &img.record_id == record)
+        self.images
+            .get(index)
+            .filter(|img| &img.record_id == record)
     }
 
     /// True when the outbox was staged long enough ago that its writer has crashed or given
@@ -402,7 +403,9 @@ mod tests {
         let req = NewIntent {
             intent_id: IntentId::parse("i-1").expect("valid"),
             user_id: UserId::parse("u-1").expect("valid"),
-            selection: ImageSelection::Keys(vec![ObjectKey::parse("uploads/u-1/a.jpg").expect("valid")]),
+            selection: ImageSelection::Keys(vec![
+                ObjectKey::parse("uploads/u-1/a.jpg").expect("valid")
+            ]),
             model_id: ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0").expect("valid"),
             prompt_version: "receipt-v1".into(),
             trace_id: TraceId::parse("t").expect("valid"),
@@ -411,8 +414,10 @@ mod tests {
     }
 
     fn arn() -> BedrockJobArn {
-        BedrockJobArn::parse("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcd1234wxyz")
-            .expect("valid")
+        BedrockJobArn::parse(
+            "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcd1234wxyz",
+        )
+        .expect("valid")
     }
 
     fn job() -> BatchJob {
@@ -462,15 +467,23 @@ mod tests {
         let now = Utc::now();
         let mut i = new_intent();
         i.outbox = None;
-        i.record_manifest(vec![], vec![job()], now).expect("manifest");
-        assert!(i.record_manifest(vec![], vec![job()], now).is_err(), "replayed manifest is stale");
+        i.record_manifest(vec![], vec![job()], now)
+            .expect("manifest");
+        assert!(
+            i.record_manifest(vec![], vec![job()], now).is_err(),
+            "replayed manifest is stale"
+        );
         i.record_submission(1, arn(), now).expect("submit");
         assert_eq!(i.status, IntentStatus::Submitted);
-        assert!(i.record_submission(1, arn(), now).is_err(), "second ARN refused");
+        assert!(
+            i.record_submission(1, arn(), now).is_err(),
+            "second ARN refused"
+        );
         i.apply_job_status(&arn(), BedrockJobStatus::InProgress, None, None, now)
             .expect("in progress");
         assert!(
-            i.apply_job_status(&arn(), BedrockJobStatus::Validating, None, None, now).is_err(),
+            i.apply_job_status(&arn(), BedrockJobStatus::Validating, None, None, now)
+                .is_err(),
             "stale Validating after InProgress must not regress"
         );
         let summary = ManifestSummary {
@@ -480,14 +493,30 @@ mod tests {
             ..Default::default()
         };
         let st = i
-            .apply_job_status(&arn(), BedrockJobStatus::Completed, None, Some(summary), now)
+            .apply_job_status(
+                &arn(),
+                BedrockJobStatus::Completed,
+                None,
+                Some(summary),
+                now,
+            )
             .expect("completed");
         assert_eq!(st, IntentStatus::Completed);
         assert_eq!(i.counts, Some(summary));
-        let kinds: Vec<_> = i.outbox.expect("events").events.iter().map(|e| e.kind).collect();
+        let kinds: Vec<_> = i
+            .outbox
+            .expect("events")
+            .events
+            .iter()
+            .map(|e| e.kind)
+            .collect();
         assert_eq!(
             kinds,
-            vec![EventKind::BatchManifestReady, EventKind::BatchSubmitted, EventKind::BatchCompleted]
+            vec![
+                EventKind::BatchManifestReady,
+                EventKind::BatchSubmitted,
+                EventKind::BatchCompleted
+            ]
         );
     }
 
@@ -495,10 +524,17 @@ mod tests {
     fn when_job_fails_should_fail_intent_with_message() {
         let now = Utc::now();
         let mut i = new_intent();
-        i.record_manifest(vec![], vec![job()], now).expect("manifest");
+        i.record_manifest(vec![], vec![job()], now)
+            .expect("manifest");
         i.record_submission(1, arn(), now).expect("submit");
         let st = i
-            .apply_job_status(&arn(), BedrockJobStatus::Failed, Some("bad input".into()), None, now)
+            .apply_job_status(
+                &arn(),
+                BedrockJobStatus::Failed,
+                Some("bad input".into()),
+                None,
+                now,
+            )
             .expect("failed");
         assert_eq!(st, IntentStatus::Failed);
         assert_eq!(i.failure_message.as_deref(), Some("bad input"));

@@ -62,10 +62,22 @@ impl MediaType {
     /// Width and height from the header, where the format puts them in a fixed place
     /// (PNG IHDR, GIF logical screen) or a short scan finds them (JPEG SOFn, WebP VP8/VP8L/VP8X).
     pub fn dimensions(self, b: &[u8]) -> Option<(u32, u32)> {
-        let be32 = |i: usize| b.get(i..i + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
-        let le16 = |i: usize| b.get(i..i + 2).map(|s| u32::from(u16::from_le_bytes([s[0], s[1]])));
-        let be16 = |i: usize| b.get(i..i + 2).map(|s| u32::from(u16::from_be_bytes([s[0], s[1]])));
-        let le24 = |i: usize| b.get(i..i + 3).map(|s| u32::from_le_bytes([s[0], s[1], s[2], 0]));
+        let be32 = |i: usize| {
+            b.get(i..i + 4)
+                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        };
+        let le16 = |i: usize| {
+            b.get(i..i + 2)
+                .map(|s| u32::from(u16::from_le_bytes([s[0], s[1]])))
+        };
+        let be16 = |i: usize| {
+            b.get(i..i + 2)
+                .map(|s| u32::from(u16::from_be_bytes([s[0], s[1]])))
+        };
+        let le24 = |i: usize| {
+            b.get(i..i + 3)
+                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], 0]))
+        };
         match self {
             Self::Png => Some((be32(16)?, be32(20)?)),
             Self::Gif => Some((le16(6)?, le16(8)?)),
@@ -77,7 +89,8 @@ impl MediaType {
                     }
                     let marker = b[i + 1];
                     let len = be16(i + 2)? as usize;
-                    let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+                    let is_sof =
+                        matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
                     if is_sof {
                         return Some((be16(i + 7)?, be16(i + 5)?));
                     }
@@ -88,7 +101,8 @@ impl MediaType {
             Self::Webp => match b.get(12..16)? {
                 b"VP8 " => Some((le16(26)? & 0x3FFF, le16(28)? & 0x3FFF)),
                 b"VP8L" => {
-                    let bits = u32::from_le_bytes([*b.get(21)?, *b.get(22)?, *b.get(23)?, *b.get(24)?]);
+                    let bits =
+                        u32::from_le_bytes([*b.get(21)?, *b.get(22)?, *b.get(23)?, *b.get(24)?]);
                     Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
                 }
                 b"VP8X" => Some((le24(24)? + 1, le24(27)? + 1)),
@@ -182,29 +196,45 @@ mod tests {
 
     #[test]
     fn when_bytes_are_known_formats_should_sniff_by_content() {
-        assert_eq!(MediaType::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(MediaType::Jpeg));
+        assert_eq!(
+            MediaType::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(MediaType::Jpeg)
+        );
         assert_eq!(MediaType::sniff(&png(1, 1)), Some(MediaType::Png));
-        assert_eq!(MediaType::sniff(b"GIF89a\x01\0\x01\0"), Some(MediaType::Gif));
-        assert_eq!(MediaType::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(MediaType::Webp));
+        assert_eq!(
+            MediaType::sniff(b"GIF89a\x01\0\x01\0"),
+            Some(MediaType::Gif)
+        );
+        assert_eq!(
+            MediaType::sniff(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some(MediaType::Webp)
+        );
         assert_eq!(MediaType::sniff(b"%PDF-1.7"), None);
     }
 
     #[test]
     fn when_image_breaks_a_limit_should_say_which() {
         assert!(check_image(&png(640, 480)).is_ok());
-        assert!(check_image(&png(8001, 10)).expect_err("too wide").contains("8001x10"));
-        assert!(check_image(b"hello").expect_err("text").contains("not a supported image"));
+        assert!(check_image(&png(8001, 10))
+            .expect_err("too wide")
+            .contains("8001x10"));
+        assert!(check_image(b"hello")
+            .expect_err("text")
+            .contains("not a supported image"));
         let mut big = png(10, 10);
         big.resize(MAX_IMAGE_BYTES + 1, 0);
         assert!(check_image(&big).expect_err("too big").contains("bytes"));
-        assert!(check_image(&png(10, 10)[..18]).expect_err("truncated").contains("corrupt"));
+        assert!(check_image(&png(10, 10)[..18])
+            .expect_err("truncated")
+            .contains("corrupt"));
     }
 
     #[test]
     fn when_jpeg_has_sof_should_read_dimensions() {
         // SOI, APP0 (len 4), SOF0 (len 11): precision 8, height 300, width 200.
         let jpeg = [
-            0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0, 0xFF, 0xC0, 0, 11, 8, 0x01, 0x2C, 0x00, 0xC8, 3, 0, 0, 0,
+            0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0, 0xFF, 0xC0, 0, 11, 8, 0x01, 0x2C, 0x00, 0xC8, 3, 0,
+            0, 0,
         ];
         assert_eq!(MediaType::Jpeg.dimensions(&jpeg), Some((200, 300)));
     }

@@ -59,7 +59,12 @@ pub struct ImageResult {
 
 impl ImageResult {
     /// The result of one output line for the image it joins to.
-    pub fn from_output(line: &OutputLine, record_id: RecordId, index: usize, key: ObjectKey) -> Self {
+    pub fn from_output(
+        line: &OutputLine,
+        record_id: RecordId,
+        index: usize,
+        key: ObjectKey,
+    ) -> Self {
         let mut result = Self {
             record_id,
             image_index: index,
@@ -149,8 +154,10 @@ mod tests {
 
     #[test]
     fn when_model_answers_json_in_prose_should_parse_receipt() {
-        let r = parse_receipt("Sure! ```json\n{\"merchant\":\"Cafe\",\"total\":12.5,\"items\":[]}\n```")
-            .expect("receipt");
+        let r = parse_receipt(
+            "Sure! ```json\n{\"merchant\":\"Cafe\",\"total\":12.5,\"items\":[]}\n```",
+        )
+        .expect("receipt");
         assert_eq!(r.merchant.as_deref(), Some("Cafe"));
         assert_eq!(r.total, Some(12.5));
         assert!(parse_receipt("no json here").is_none());

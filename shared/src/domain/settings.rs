@@ -50,7 +50,8 @@ impl ModelFamily {
                 id
             }
         });
-        base.starts_with("anthropic.claude").then_some(Self::AnthropicClaude)
+        base.starts_with("anthropic.claude")
+            .then_some(Self::AnthropicClaude)
     }
 }
 
@@ -98,8 +99,10 @@ impl Settings {
             outputs_bucket: bucket("outputs"),
             bedrock_role_arn: "arn:aws:iam::000000000000:role/batch-orchestrator-bedrock".into(),
             allowed_models: vec![
-                ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0").unwrap_or_else(|e| panic!("{e}")),
-                ModelId::parse("anthropic.claude-3-5-sonnet-20240620-v1:0").unwrap_or_else(|e| panic!("{e}")),
+                ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0")
+                    .unwrap_or_else(|e| panic!("{e}")),
+                ModelId::parse("anthropic.claude-3-5-sonnet-20240620-v1:0")
+                    .unwrap_or_else(|e| panic!("{e}")),
             ],
             max_images_per_intent: 5_000,
             job_timeout_hours: 24,
@@ -128,7 +131,11 @@ mod tests {
             "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
         ] {
             let m = ModelId::parse(id).expect("valid");
-            assert_eq!(ModelFamily::of(&m), Some(ModelFamily::AnthropicClaude), "{id}");
+            assert_eq!(
+                ModelFamily::of(&m),
+                Some(ModelFamily::AnthropicClaude),
+                "{id}"
+            );
         }
         let nova = ModelId::parse("amazon.nova-lite-v1:0").expect("valid");
         assert_eq!(ModelFamily::of(&nova), None);

@@ -46,7 +46,11 @@ impl IntentStatus {
             Self::ManifestReady => 1,
             Self::Submitted => 2,
             Self::InProgress => 3,
-            Self::Completed | Self::PartiallyCompleted | Self::Failed | Self::Stopped | Self::Expired => 4,
+            Self::Completed
+            | Self::PartiallyCompleted
+            | Self::Failed
+            | Self::Stopped
+            | Self::Expired => 4,
         }
     }
 
@@ -210,10 +214,12 @@ pub fn aggregate(jobs: &[BedrockJobStatus]) -> Option<IntentStatus> {
     if jobs.iter().all(|s| *s == BedrockJobStatus::Completed) {
         return Some(IntentStatus::Completed);
     }
-    if jobs
-        .iter()
-        .any(|s| matches!(s, BedrockJobStatus::Completed | BedrockJobStatus::PartiallyCompleted))
-    {
+    if jobs.iter().any(|s| {
+        matches!(
+            s,
+            BedrockJobStatus::Completed | BedrockJobStatus::PartiallyCompleted
+        )
+    }) {
         return Some(IntentStatus::PartiallyCompleted);
     }
     if jobs.iter().all(|s| *s == first) {
@@ -257,7 +263,10 @@ mod tests {
 
     #[test]
     fn when_scheduled_should_map_to_submitted_not_in_progress() {
-        assert_eq!(BedrockJobStatus::Scheduled.intent_status(), IntentStatus::Submitted);
+        assert_eq!(
+            BedrockJobStatus::Scheduled.intent_status(),
+            IntentStatus::Submitted
+        );
         assert!(BedrockJobStatus::Validating.can_advance_to(BedrockJobStatus::Scheduled));
         assert!(!BedrockJobStatus::Scheduled.can_advance_to(BedrockJobStatus::Validating));
     }
@@ -266,10 +275,25 @@ mod tests {
     fn when_jobs_mix_should_aggregate_to_slowest_or_partial() {
         use BedrockJobStatus as B;
         assert_eq!(aggregate(&[]), None);
-        assert_eq!(aggregate(&[B::Completed, B::InProgress]), Some(IntentStatus::InProgress));
-        assert_eq!(aggregate(&[B::Completed, B::Completed]), Some(IntentStatus::Completed));
-        assert_eq!(aggregate(&[B::Completed, B::Failed]), Some(IntentStatus::PartiallyCompleted));
-        assert_eq!(aggregate(&[B::Expired, B::Expired]), Some(IntentStatus::Expired));
-        assert_eq!(aggregate(&[B::Expired, B::Stopped]), Some(IntentStatus::Failed));
+        assert_eq!(
+            aggregate(&[B::Completed, B::InProgress]),
+            Some(IntentStatus::InProgress)
+        );
+        assert_eq!(
+            aggregate(&[B::Completed, B::Completed]),
+            Some(IntentStatus::Completed)
+        );
+        assert_eq!(
+            aggregate(&[B::Completed, B::Failed]),
+            Some(IntentStatus::PartiallyCompleted)
+        );
+        assert_eq!(
+            aggregate(&[B::Expired, B::Expired]),
+            Some(IntentStatus::Expired)
+        );
+        assert_eq!(
+            aggregate(&[B::Expired, B::Stopped]),
+            Some(IntentStatus::Failed)
+        );
     }
 }

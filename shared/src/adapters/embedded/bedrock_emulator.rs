@@ -7,8 +7,8 @@
 
 use super::db::{map_err, Db};
 use crate::domain::bedrock::{
-    output_file_name, CreateJobRequest, JobInfo, ManifestSummary, S3Uri, BEDROCK_EVENT_SOURCE, BEDROCK_STATE_CHANGE,
-    SUMMARY_FILE,
+    output_file_name, CreateJobRequest, JobInfo, ManifestSummary, S3Uri, BEDROCK_EVENT_SOURCE,
+    BEDROCK_STATE_CHANGE, SUMMARY_FILE,
 };
 use crate::domain::events::Envelope;
 use crate::domain::ids::{BedrockJobArn, ModelId};
@@ -120,12 +120,15 @@ fn bad(msg: impl Into<String>) -> PortError {
 }
 
 fn parse_time(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
 }
 
 impl Row {
     fn info(&self) -> Result<JobInfo, PortError> {
-        let unexpected = |e: crate::domain::ids::IdError| PortError::new(ErrorKind::Unexpected, e.rule);
+        let unexpected =
+            |e: crate::domain::ids::IdError| PortError::new(ErrorKind::Unexpected, e.rule);
         Ok(JobInfo {
             arn: BedrockJobArn::parse(&self.arn).map_err(unexpected)?,
             job_name: self.job_name.clone(),
@@ -170,7 +173,10 @@ impl BedrockEmulator {
     }
 
     fn opts(&self) -> EmulatorOptions {
-        self.options.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Makes the next creates fail, one per entry (e.g. `QuotaExceeded`, `Transient`).
@@ -181,16 +187,20 @@ impl BedrockEmulator {
     /// How many jobs exist: what Bedrock would bill.
     pub fn job_count(&self) -> Result<usize, PortError> {
         self.db.tx(|tx| {
-            tx.query_row("SELECT COUNT(*) FROM emulator_jobs", [], |r| r.get::<_, i64>(0))
-                .map(|n| n as usize)
-                .map_err(map_err)
+            tx.query_row("SELECT COUNT(*) FROM emulator_jobs", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as usize)
+            .map_err(map_err)
         })
     }
 
     fn rows(&self, where_sql: &str) -> Result<Vec<Row>, PortError> {
         self.db.tx(|tx| {
             let mut stmt = tx
-                .prepare(&format!("SELECT {COLUMNS} FROM emulator_jobs {where_sql} ORDER BY submitted_at, arn"))
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM emulator_jobs {where_sql} ORDER BY submitted_at, arn"
+                ))
                 .map_err(map_err)?;
             let rows = stmt.query_map([], row).map_err(map_err)?;
             rows.collect::<Result<_, _>>().map_err(map_err)
@@ -200,14 +210,23 @@ impl BedrockEmulator {
     fn one(&self, arn: &BedrockJobArn) -> Result<Row, PortError> {
         self.db
             .tx(|tx| {
-                tx.query_row(&format!("SELECT {COLUMNS} FROM emulator_jobs WHERE arn = ?1"), [arn.as_str()], row)
-                    .optional()
-                    .map_err(map_err)
+                tx.query_row(
+                    &format!("SELECT {COLUMNS} FROM emulator_jobs WHERE arn = ?1"),
+                    [arn.as_str()],
+                    row,
+                )
+                .optional()
+                .map_err(map_err)
             })?
             .ok_or_else(|| PortError::new(ErrorKind::NotFound, format!("no job {arn}")))
     }
 
-    fn set_status(&self, job: &Row, status: BedrockJobStatus, failure: Option<&str>) -> Result<(), PortError> {
+    fn set_status(
+        &self,
+        job: &Row,
+        status: BedrockJobStatus,
+        failure: Option<&str>,
+    ) -> Result<(), PortError> {
         let now = self.clock.now().to_rfc3339();
         self.db.tx(|tx| {
             tx.execute(
@@ -250,7 +269,12 @@ impl BedrockEmulator {
         }
     }
 
-    async fn transition(&self, job: &Row, status: BedrockJobStatus, failure: Option<&str>) -> Result<(), PortError> {
+    async fn transition(
+        &self,
+        job: &Row,
+        status: BedrockJobStatus,
+        failure: Option<&str>,
+    ) -> Result<(), PortError> {
         self.set_status(job, status, failure)?;
         self.emit(job, status, failure).await;
         Ok(())
@@ -265,7 +289,9 @@ impl BedrockEmulator {
         for job in &jobs {
             use BedrockJobStatus as S;
             match (job.status, job.stop_requested) {
-                (S::Submitted | S::Validating | S::Scheduled, true) => self.transition(job, S::Stopped, None).await?,
+                (S::Submitted | S::Validating | S::Scheduled, true) => {
+                    self.transition(job, S::Stopped, None).await?
+                }
                 (S::InProgress, true) => self.transition(job, S::Stopping, None).await?,
                 (S::Stopping, _) => {
                     self.process(job, &opts, true).await?;
@@ -276,11 +302,15 @@ impl BedrockEmulator {
                     Ok(_) => self.transition(job, S::Scheduled, None).await?,
                     Err(msg) => self.transition(job, S::Failed, Some(&msg)).await?,
                 },
-                (S::Scheduled, false) if opts.expire_scheduled => self.transition(job, S::Expired, None).await?,
+                (S::Scheduled, false) if opts.expire_scheduled => {
+                    self.transition(job, S::Expired, None).await?
+                }
                 (S::Scheduled, false) => self.transition(job, S::InProgress, None).await?,
                 (S::InProgress, false) => {
                     let summary = self.process(job, &opts, false).await?;
-                    let status = if summary.error_record_count > 0 || summary.processed_record_count < summary.total_record_count {
+                    let status = if summary.error_record_count > 0
+                        || summary.processed_record_count < summary.total_record_count
+                    {
                         S::PartiallyCompleted
                     } else {
                         S::Completed
@@ -317,11 +347,16 @@ impl BedrockEmulator {
                 .get(&S3Uri::object(&input.bucket, &key))
                 .await
                 .map_err(|e| format!("cannot read {key}: {e}"))?;
-            let text = String::from_utf8(bytes.clone()).map_err(|_| format!("{key} is not UTF-8"))?;
+            let text =
+                String::from_utf8(bytes.clone()).map_err(|_| format!("{key} is not UTF-8"))?;
             let mut records = Vec::new();
-            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let value: serde_json::Value =
-                    serde_json::from_str(line).map_err(|e| format!("{key} line {}: not JSON ({e})", n + 1))?;
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let value: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| format!("{key} line {}: not JSON ({e})", n + 1))?;
                 let model_input = value
                     .get("modelInput")
                     .filter(|m| m.is_object())
@@ -333,7 +368,10 @@ impl BedrockEmulator {
                     .and_then(|r| r.as_str())
                     .map(str::to_owned)
                     .unwrap_or_else(|| format!("auto{:011}", records.len() + 1));
-                records.push(InputRecord { record_id, model_input });
+                records.push(InputRecord {
+                    record_id,
+                    model_input,
+                });
             }
             files.push((key.file_name().to_owned(), bytes.len() as u64, records));
         }
@@ -346,7 +384,10 @@ impl BedrockEmulator {
         let mut bytes = 0u64;
         for (name, size, records) in &files {
             if *size > q.max_file_bytes {
-                return Err(format!("input file {name} is {size} bytes; the limit is {}", q.max_file_bytes));
+                return Err(format!(
+                    "input file {name} is {size} bytes; the limit is {}",
+                    q.max_file_bytes
+                ));
             }
             if records.len() as u64 > q.max_records_per_file {
                 return Err(format!(
@@ -365,23 +406,40 @@ impl BedrockEmulator {
             ));
         }
         if total > q.max_records_per_job {
-            return Err(format!("the job has {total} records; the limit is {}", q.max_records_per_job));
+            return Err(format!(
+                "the job has {total} records; the limit is {}",
+                q.max_records_per_job
+            ));
         }
         if bytes > q.max_job_bytes {
-            return Err(format!("the job input is {bytes} bytes; the limit is {}", q.max_job_bytes));
+            return Err(format!(
+                "the job input is {bytes} bytes; the limit is {}",
+                q.max_job_bytes
+            ));
         }
         Ok(())
     }
 
     /// Runs the records and writes the outputs. A stopped job gets the first half of each file.
-    async fn process(&self, job: &Row, opts: &EmulatorOptions, stopped: bool) -> Result<ManifestSummary, PortError> {
+    async fn process(
+        &self,
+        job: &Row,
+        opts: &EmulatorOptions,
+        stopped: bool,
+    ) -> Result<ManifestSummary, PortError> {
         let files = self.read_input(job).await.map_err(bad)?;
         let arn = BedrockJobArn::parse(&job.arn).map_err(|e| bad(e.rule))?;
-        let out_dir = S3Uri::parse(&job.output).map_err(|e| bad(e.rule))?.join(arn.job_suffix());
+        let out_dir = S3Uri::parse(&job.output)
+            .map_err(|e| bad(e.rule))?
+            .join(arn.job_suffix());
         let mut summary = ManifestSummary::default();
         for (name, _, records) in files {
             summary.total_record_count += records.len() as u64;
-            let take = if stopped { records.len() / 2 } else { records.len() };
+            let take = if stopped {
+                records.len() / 2
+            } else {
+                records.len()
+            };
             let mut out = String::new();
             for rec in records.into_iter().take(take) {
                 if opts.drop_records.contains(&rec.record_id) {
@@ -395,16 +453,21 @@ impl BedrockEmulator {
                 } else {
                     let output = emulated_output(&job.model_id, &rec.model_input);
                     summary.success_record_count += 1;
-                    summary.input_token_count += output["usage"]["input_tokens"].as_u64().unwrap_or(0);
-                    summary.output_token_count += output["usage"]["output_tokens"].as_u64().unwrap_or(0);
+                    summary.input_token_count +=
+                        output["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                    summary.output_token_count +=
+                        output["usage"]["output_tokens"].as_u64().unwrap_or(0);
                     serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input, "modelOutput": output})
                 };
                 out.push_str(&line.to_string());
                 out.push('\n');
             }
-            self.objects.put(&out_dir.join(&output_file_name(&name)), out.into_bytes()).await?;
+            self.objects
+                .put(&out_dir.join(&output_file_name(&name)), out.into_bytes())
+                .await?;
         }
-        let body = serde_json::to_vec(&summary).map_err(|e| PortError::with_source(ErrorKind::Unexpected, "summary", e))?;
+        let body = serde_json::to_vec(&summary)
+            .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "summary", e))?;
         self.objects.put(&out_dir.join(SUMMARY_FILE), body).await?;
         Ok(summary)
     }
@@ -415,7 +478,9 @@ impl BedrockEmulator {
 pub fn emulated_output(model_id: &str, model_input: &serde_json::Value) -> serde_json::Value {
     let input = model_input.to_string();
     let digest = Sha256::digest(input.as_bytes());
-    let n = u64::from_be_bytes([digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7]]);
+    let n = u64::from_be_bytes([
+        digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+    ]);
     const MERCHANTS: [&str; 5] = [
         "Emulated Mart",
         "Emulated Cafe",
@@ -431,7 +496,8 @@ pub fn emulated_output(model_id: &str, model_input: &serde_json::Value) -> serde
         })
         .collect();
     let total: f64 = items.iter().filter_map(|i| i["amount"].as_f64()).sum();
-    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default() + Duration::days(((n >> 40) % 28) as i64);
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default()
+        + Duration::days(((n >> 40) % 28) as i64);
     let text = serde_json::json!({
         "merchant": merchant,
         "date": date.format("%Y-%m-%d").to_string(),
@@ -455,14 +521,27 @@ pub fn emulated_output(model_id: &str, model_input: &serde_json::Value) -> serde
 
 fn check_request(req: &CreateJobRequest) -> Result<(), PortError> {
     let name_ok = (1..=63).contains(&req.job_name.len())
-        && req.job_name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && req.job_name.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        && req
+            .job_name
+            .starts_with(|c: char| c.is_ascii_alphanumeric())
+        && req
+            .job_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
     if !name_ok {
-        return Err(bad(format!("jobName {:?} does not match Bedrock's grammar", req.job_name)));
+        return Err(bad(format!(
+            "jobName {:?} does not match Bedrock's grammar",
+            req.job_name
+        )));
     }
     let token_ok = (1..=256).contains(&req.client_request_token.len())
-        && req.client_request_token.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && req.client_request_token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        && req
+            .client_request_token
+            .starts_with(|c: char| c.is_ascii_alphanumeric())
+        && req
+            .client_request_token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !token_ok {
         return Err(bad("clientRequestToken does not match Bedrock's grammar"));
     }
@@ -492,7 +571,10 @@ impl BatchInference for BedrockEmulator {
             let mut faults = self.create_faults.lock().unwrap_or_else(|p| p.into_inner());
             (!faults.is_empty()).then(|| faults.remove(0))
         } {
-            return Err(PortError::new(kind, "injected CreateModelInvocationJob failure"));
+            return Err(PortError::new(
+                kind,
+                "injected CreateModelInvocationJob failure",
+            ));
         }
         check_request(req)?;
         let opts = self.opts();
@@ -543,7 +625,8 @@ impl BatchInference for BedrockEmulator {
             Ok((arn.clone(), true))
         })?;
         let (arn, fresh) = created;
-        let parsed = BedrockJobArn::parse(&arn).map_err(|e| PortError::new(ErrorKind::Unexpected, e.rule))?;
+        let parsed = BedrockJobArn::parse(&arn)
+            .map_err(|e| PortError::new(ErrorKind::Unexpected, e.rule))?;
         if fresh {
             let job = self.one(&parsed)?;
             self.emit(&job, BedrockJobStatus::Submitted, None).await;
@@ -558,11 +641,17 @@ impl BatchInference for BedrockEmulator {
     async fn stop_job(&self, arn: &BedrockJobArn) -> Result<(), PortError> {
         let job = self.one(arn)?;
         if job.status.is_terminal() {
-            return Err(bad(format!("job {arn} is {} and cannot be stopped", job.status)));
+            return Err(bad(format!(
+                "job {arn} is {} and cannot be stopped",
+                job.status
+            )));
         }
         self.db.tx(|tx| {
-            tx.execute("UPDATE emulator_jobs SET stop_requested = 1 WHERE arn = ?1", [arn.as_str()])
-                .map_err(map_err)?;
+            tx.execute(
+                "UPDATE emulator_jobs SET stop_requested = 1 WHERE arn = ?1",
+                [arn.as_str()],
+            )
+            .map_err(map_err)?;
             Ok(())
         })
     }

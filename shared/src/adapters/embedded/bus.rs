@@ -43,6 +43,8 @@ pub struct BusOptions {
     pub backoff_base_ms: i64,
     /// Deliver every event twice, as at-least-once delivery may.
     pub duplicate_deliveries: bool,
+    /// Wall-clock latency of each publish, to widen race windows in tests.
+    pub publish_delay_ms: u64,
 }
 
 impl Default for BusOptions {
@@ -52,6 +54,7 @@ impl Default for BusOptions {
             visibility_ms: 60_000,
             backoff_base_ms: 1_000,
             duplicate_deliveries: false,
+            publish_delay_ms: 0,
         }
     }
 }
@@ -85,7 +88,9 @@ pub struct SqliteBus {
 
 impl std::fmt::Debug for SqliteBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteBus").field("options", &self.options).finish()
+        f.debug_struct("SqliteBus")
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -94,7 +99,11 @@ fn ms(t: DateTime<Utc>) -> i64 {
 }
 
 impl SqliteBus {
-    pub fn new(db: Arc<Db>, clock: Arc<dyn crate::ports::Clock>, options: BusOptions) -> Result<Self, PortError> {
+    pub fn new(
+        db: Arc<Db>,
+        clock: Arc<dyn crate::ports::Clock>,
+        options: BusOptions,
+    ) -> Result<Self, PortError> {
         db.execute_batch(SCHEMA)?;
         Ok(Self {
             db,
@@ -169,14 +178,16 @@ impl SqliteBus {
     /// Deletes a handled message.
     pub fn ack(&self, seq: i64) -> Result<(), PortError> {
         self.db.tx(|tx| {
-            tx.execute("DELETE FROM bus_messages WHERE seq = ?1", [seq]).map_err(map_err)?;
+            tx.execute("DELETE FROM bus_messages WHERE seq = ?1", [seq])
+                .map_err(map_err)?;
             Ok(())
         })
     }
 
     /// Makes a failed message visible again after an exponential backoff.
     pub fn nack(&self, seq: i64, receive_count: u32, error: &str) -> Result<(), PortError> {
-        let delay = (self.options.backoff_base_ms << receive_count.saturating_sub(1).min(20)).min(900_000);
+        let delay =
+            (self.options.backoff_base_ms << receive_count.saturating_sub(1).min(20)).min(900_000);
         let at = ms(self.clock.now()) + delay;
         self.db.tx(|tx| {
             tx.execute(
@@ -192,7 +203,11 @@ impl SqliteBus {
     pub fn next_visible_at(&self) -> Result<Option<DateTime<Utc>>, PortError> {
         self.db.tx(|tx| {
             let at: Option<i64> = tx
-                .query_row("SELECT MIN(visible_at) FROM bus_messages WHERE dead = 0", [], |r| r.get(0))
+                .query_row(
+                    "SELECT MIN(visible_at) FROM bus_messages WHERE dead = 0",
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(map_err)?;
             Ok(at.and_then(|m| Utc.timestamp_millis_opt(m).single()))
         })
@@ -279,10 +294,23 @@ impl EventBus for SqliteBus {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
-            return Err(PortError::new(ErrorKind::Transient, "injected publish failure"));
+            return Err(PortError::new(
+                ErrorKind::Transient,
+                "injected publish failure",
+            ));
+        }
+        if self.options.publish_delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(
+                self.options.publish_delay_ms,
+            ))
+            .await;
         }
         let now = ms(self.clock.now());
-        let copies = if self.options.duplicate_deliveries { 2 } else { 1 };
+        let copies = if self.options.duplicate_deliveries {
+            2
+        } else {
+            1
+        };
         let bodies: Vec<(String, String, String)> = events
             .iter()
             .map(|e| {
@@ -349,19 +377,36 @@ mod tests {
             .await
             .expect("publish");
         assert_eq!(bus.archive().expect("archive").len(), 2);
-        assert_eq!(bus.depth(Queue::ManifestBuilder).expect("depth"), 1, "only routed events are queued");
+        assert_eq!(
+            bus.depth(Queue::ManifestBuilder).expect("depth"),
+            1,
+            "only routed events are queued"
+        );
         for attempt in 1..=3 {
             let got = bus.receive(Queue::ManifestBuilder, 10).expect("receive");
             assert_eq!(got.len(), 1, "attempt {attempt}");
-            assert!(bus.receive(Queue::ManifestBuilder, 10).expect("again").is_empty(), "hidden while in flight");
-            bus.nack(got[0].seq, got[0].receive_count, "boom").expect("nack");
+            assert!(
+                bus.receive(Queue::ManifestBuilder, 10)
+                    .expect("again")
+                    .is_empty(),
+                "hidden while in flight"
+            );
+            bus.nack(got[0].seq, got[0].receive_count, "boom")
+                .expect("nack");
             clock.advance(chrono::Duration::minutes(20));
         }
-        assert!(bus.receive(Queue::ManifestBuilder, 10).expect("receive").is_empty());
+        assert!(bus
+            .receive(Queue::ManifestBuilder, 10)
+            .expect("receive")
+            .is_empty());
         let dead = bus.dead_letters(Some(Queue::ManifestBuilder)).expect("dlq");
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].last_error.as_deref(), Some("boom"));
-        assert_eq!(bus.replay_dead_letters(Queue::ManifestBuilder, 10).expect("replay"), 1);
+        assert_eq!(
+            bus.replay_dead_letters(Queue::ManifestBuilder, 10)
+                .expect("replay"),
+            1
+        );
         let got = bus.receive(Queue::ManifestBuilder, 10).expect("receive");
         assert_eq!(got.len(), 1);
         bus.ack(got[0].seq).expect("ack");

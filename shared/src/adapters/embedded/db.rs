@@ -22,20 +22,30 @@ impl Db {
         let conn = Connection::open(path).map_err(map_err)?;
         // WAL lets another process (the CLI's `status`) read while a run writes; the busy
         // timeout turns a brief lock into a wait instead of an error.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(map_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(map_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(map_err)?;
-        Ok(Arc::new(Self { conn: Mutex::new(conn) }))
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(map_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(map_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(map_err)?;
+        Ok(Arc::new(Self {
+            conn: Mutex::new(conn),
+        }))
     }
 
     pub fn in_memory() -> Result<Arc<Self>, PortError> {
         let conn = Connection::open_in_memory().map_err(map_err)?;
-        Ok(Arc::new(Self { conn: Mutex::new(conn) }))
+        Ok(Arc::new(Self {
+            conn: Mutex::new(conn),
+        }))
     }
 
     /// Runs `f` inside one IMMEDIATE transaction, so a read-check-write is atomic even against
     /// another process on the same file.
-    pub fn tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, PortError>) -> Result<T, PortError> {
+    pub fn tx<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, PortError>,
+    ) -> Result<T, PortError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -55,7 +65,10 @@ impl Db {
 pub fn map_err(e: rusqlite::Error) -> PortError {
     let kind = match &e {
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
         {
             ErrorKind::Transient
         }

@@ -54,9 +54,14 @@ impl SqliteStore {
             let mut stmt = tx
                 .prepare("SELECT body FROM intents ORDER BY created_at DESC, intent_id")
                 .map_err(map_err)?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(map_err)?;
-            rows.map(|r| r.map_err(map_err).and_then(|b| serde_json::from_str(&b).map_err(json_err)))
-                .collect()
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(map_err)?;
+            rows.map(|r| {
+                r.map_err(map_err)
+                    .and_then(|b| serde_json::from_str(&b).map_err(json_err))
+            })
+            .collect()
         })
     }
 }
@@ -70,7 +75,8 @@ fn read_one(tx: &Transaction<'_>, sql: &str, key: &str) -> Result<Option<BatchIn
         .query_row(sql, [key], |r| r.get(0))
         .optional()
         .map_err(map_err)?;
-    body.map(|b| serde_json::from_str(&b).map_err(json_err)).transpose()
+    body.map(|b| serde_json::from_str(&b).map_err(json_err))
+        .transpose()
 }
 
 fn index_jobs(tx: &Transaction<'_>, intent: &BatchIntent) -> Result<(), PortError> {
@@ -115,7 +121,11 @@ impl IntentStore for SqliteStore {
         })
     }
 
-    async fn update(&self, intent: &BatchIntent, expected_version: u64) -> Result<Updated, PortError> {
+    async fn update(
+        &self,
+        intent: &BatchIntent,
+        expected_version: u64,
+    ) -> Result<Updated, PortError> {
         let body = serde_json::to_string(intent).map_err(json_err)?;
         self.db.tx(|tx| {
             let changed = tx
@@ -136,23 +146,45 @@ impl IntentStore for SqliteStore {
                 index_jobs(tx, intent)?;
                 return Ok(Updated::Written);
             }
-            let current = read_one(tx, "SELECT body FROM intents WHERE intent_id = ?1", intent.intent_id.as_str())?
-                .ok_or_else(|| PortError::new(crate::ports::ErrorKind::NotFound, format!("no intent {}", intent.intent_id)))?;
+            let current = read_one(
+                tx,
+                "SELECT body FROM intents WHERE intent_id = ?1",
+                intent.intent_id.as_str(),
+            )?
+            .ok_or_else(|| {
+                PortError::new(
+                    crate::ports::ErrorKind::NotFound,
+                    format!("no intent {}", intent.intent_id),
+                )
+            })?;
             Ok(Updated::Stale(Box::new(current)))
         })
     }
 
     async fn get(&self, id: &IntentId) -> Result<Option<BatchIntent>, PortError> {
-        self.db
-            .tx(|tx| read_one(tx, "SELECT body FROM intents WHERE intent_id = ?1", id.as_str()))
+        self.db.tx(|tx| {
+            read_one(
+                tx,
+                "SELECT body FROM intents WHERE intent_id = ?1",
+                id.as_str(),
+            )
+        })
     }
 
     async fn get_by_job_id(&self, id: &JobId) -> Result<Option<BatchIntent>, PortError> {
-        self.db
-            .tx(|tx| read_one(tx, "SELECT body FROM intents WHERE job_id = ?1", id.as_str()))
+        self.db.tx(|tx| {
+            read_one(
+                tx,
+                "SELECT body FROM intents WHERE job_id = ?1",
+                id.as_str(),
+            )
+        })
     }
 
-    async fn get_by_bedrock_arn(&self, arn: &BedrockJobArn) -> Result<Option<BatchIntent>, PortError> {
+    async fn get_by_bedrock_arn(
+        &self,
+        arn: &BedrockJobArn,
+    ) -> Result<Option<BatchIntent>, PortError> {
         self.db.tx(|tx| {
             read_one(
                 tx,
@@ -162,7 +194,11 @@ impl IntentStore for SqliteStore {
         })
     }
 
-    async fn list_pending_outbox(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<BatchIntent>, PortError> {
+    async fn list_pending_outbox(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError> {
         self.db.tx(|tx| {
             let mut stmt = tx
                 .prepare(
@@ -181,7 +217,11 @@ impl IntentStore for SqliteStore {
 
 #[async_trait]
 impl ResultStore for SqliteStore {
-    async fn put_results(&self, intent: &IntentId, results: &[ImageResult]) -> Result<(), PortError> {
+    async fn put_results(
+        &self,
+        intent: &IntentId,
+        results: &[ImageResult],
+    ) -> Result<(), PortError> {
         let rows: Vec<(String, String)> = results
             .iter()
             .map(|r| serde_json::to_string(r).map(|b| (r.record_id.to_string(), b)))
@@ -195,13 +235,19 @@ impl ResultStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             for (record, body) in &rows {
-                stmt.execute(params![intent.as_str(), record, body]).map_err(map_err)?;
+                stmt.execute(params![intent.as_str(), record, body])
+                    .map_err(map_err)?;
             }
             Ok(())
         })
     }
 
-    async fn list_results(&self, intent: &IntentId, after: Option<&RecordId>, limit: usize) -> Result<Vec<ImageResult>, PortError> {
+    async fn list_results(
+        &self,
+        intent: &IntentId,
+        after: Option<&RecordId>,
+        limit: usize,
+    ) -> Result<Vec<ImageResult>, PortError> {
         self.db.tx(|tx| {
             let mut stmt = tx
                 .prepare(
