@@ -9,7 +9,6 @@ use shared::domain::ids::{IntentId, JobId, UserId};
 use shared::domain::intent::{user_upload_prefix, BatchIntent};
 use shared::domain::status::IntentStatus;
 use shared::topology::Queue;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -324,32 +323,38 @@ async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
     );
 
     let id = IntentId::parse(&intent_id).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut last: HashMap<String, String> = HashMap::new();
+    let mut seen = 0;
+    let mut step_no = 0;
     let mut progress = Vec::new();
     let steps = {
-        let store = app.store.clone();
-        app.run_until_idle(10_000, |_| {
-            if let Ok(Some(i)) = store
-                .all()
-                .map(|all| all.into_iter().find(|i| i.intent_id == id))
-            {
-                let bedrock = i
-                    .jobs
-                    .first()
-                    .and_then(|j| j.status)
-                    .map(|s| s.as_str())
-                    .unwrap_or("-");
-                let line = format!("{} (Bedrock: {bedrock})", i.status);
-                if last.get("status") != Some(&line) {
-                    progress.push(line.clone());
-                    last.insert("status".into(), line);
-                }
+        let bus = app.bus.clone();
+        app.run_until_idle(10_000, |step| {
+            step_no += 1;
+            let archive = bus.archive().unwrap_or_default();
+            for (source, detail_type, body) in archive.iter().skip(seen) {
+                let detail: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+                let line = if source == "aws.bedrock" {
+                    format!(
+                        "bedrock  job {}",
+                        detail["detail"]["status"].as_str().unwrap_or("?")
+                    )
+                } else {
+                    format!(
+                        "event    {detail_type:<21} intent {}",
+                        detail["detail"]["status"].as_str().unwrap_or("?")
+                    )
+                };
+                progress.push(format!(
+                    "step {step_no:>2}  {line}  ({} message(s) handled)",
+                    step.delivered
+                ));
             }
+            seen = archive.len();
         })
         .await?
     };
-    for (n, line) in progress.iter().enumerate() {
-        println!("  [{:>2}] {line}", n + 1);
+    for line in &progress {
+        println!("  {line}");
     }
     println!("pipeline idle after {steps} steps");
     let intent = app.deps.store.get(&id).await?.context("intent vanished")?;
