@@ -4,3 +4,5 @@
 pub mod embedded;
 pub mod report;
 pub mod samples;
+pub mod bedrock_server;
+pub mod local_aws;

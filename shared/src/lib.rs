@@ -3,6 +3,8 @@
 
 pub mod adapters;
 pub mod app;
+pub mod config;
 pub mod domain;
 pub mod ports;
+pub mod telemetry;
 pub mod topology;

@@ -1,4 +1,5 @@
 //! Adapters behind the ports. `embedded` runs everything on one machine with no AWS account.
 
+pub mod aws;
 pub mod embedded;
 pub mod sqs_edge;

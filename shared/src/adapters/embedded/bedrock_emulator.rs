@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS emulator_jobs (
     failure_message TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0,
     submitted_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    role_arn TEXT NOT NULL DEFAULT '',
+    timeout_hours INTEGER NOT NULL DEFAULT 24
 );
 ";
 
@@ -182,6 +184,22 @@ impl BedrockEmulator {
     /// Makes the next creates fail, one per entry (e.g. `QuotaExceeded`, `Transient`).
     pub fn inject_create_faults(&self, faults: Vec<ErrorKind>) {
         *self.create_faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// What Get/ListModelInvocationJob report beyond [`JobInfo`]: (role ARN, client token,
+    /// timeout hours).
+    pub fn job_extras(&self, arn: &BedrockJobArn) -> Result<(String, String, u32), PortError> {
+        self.db
+            .tx(|tx| {
+                tx.query_row(
+                    "SELECT role_arn, client_token, timeout_hours FROM emulator_jobs WHERE arn = ?1",
+                    [arn.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(map_err)
+            })?
+            .ok_or_else(|| PortError::new(ErrorKind::NotFound, format!("no job {arn}")))
     }
 
     /// How many jobs exist: what Bedrock would bill.
@@ -609,7 +627,7 @@ impl BatchInference for BedrockEmulator {
                 ));
             }
             tx.execute(
-                &format!("INSERT INTO emulator_jobs ({COLUMNS}, client_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 0, ?7, ?7, ?8)"),
+                &format!("INSERT INTO emulator_jobs ({COLUMNS}, client_token, role_arn, timeout_hours) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 0, ?7, ?7, ?8, ?9, ?10)"),
                 params![
                     arn,
                     req.job_name,
@@ -618,7 +636,9 @@ impl BatchInference for BedrockEmulator {
                     req.output.to_string(),
                     BedrockJobStatus::Submitted.as_str(),
                     now,
-                    req.client_request_token
+                    req.client_request_token,
+                    req.role_arn,
+                    req.timeout_hours
                 ],
             )
             .map_err(map_err)?;

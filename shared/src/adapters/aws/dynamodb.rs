@@ -1,0 +1,343 @@
+//! DynamoDB adapter for the intent store and the result store.
+//!
+//! Intents table: PK `intentId` and no sort key (a varying sort key would let a retry slip past
+//! `attribute_not_exists`). The intent is stored whole in `body`; beside it the attributes the
+//! indexes and the TTL need:
+//!
+//! | attribute | use |
+//! | --- | --- |
+//! | `jobId` | GSI `byJobId` (the status API looks up by our jobId) |
+//! | `userId`, `createdAt` | GSI `byUserCreated` (a user's intents, newest first) |
+//! | `outboxPending` = "1", `outboxStagedAt` | sparse GSI `byOutbox`: the sweep finds owed events |
+//! | `expiresAt` | TTL (epoch seconds) |
+//! | `status`, `version` | conditions and quick reads |
+//!
+//! Bedrock job ARNs: one intent can own several jobs, so each ARN gets a pointer item in the
+//! same table, `intentId = "bedrock-job#{arn}"` with `ownerIntentId` (no `#` can appear in a
+//! real intentId). It is written in the same transaction as the intent and read with a
+//! strongly consistent GetItem, so a Bedrock event that follows the write always finds it;
+//! `bedrockJobArn` on the pointer also feeds the GSI `byBedrockJobArn` for operators.
+//!
+//! Results table: PK `intentId`, SK `recordId`, `body` = the result JSON.
+
+use super::classify;
+use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId};
+use crate::domain::intent::BatchIntent;
+use crate::domain::results::ImageResult;
+use crate::ports::{Created, ErrorKind, IntentStore, PortError, ResultStore, Updated};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, PutRequest, ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::HashMap;
+
+pub const GSI_BY_JOB_ID: &str = "byJobId";
+pub const GSI_BY_USER_CREATED: &str = "byUserCreated";
+pub const GSI_BY_OUTBOX: &str = "byOutbox";
+pub const GSI_BY_BEDROCK_JOB_ARN: &str = "byBedrockJobArn";
+const ARN_POINTER_PREFIX: &str = "bedrock-job#";
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    intents_table: String,
+    results_table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn unexpected(msg: impl Into<String>) -> PortError {
+    PortError::new(ErrorKind::Unexpected, msg)
+}
+
+/// The item for an intent: its JSON body plus the key, index and TTL attributes.
+pub fn intent_item(intent: &BatchIntent) -> Result<Item, PortError> {
+    let body = serde_json::to_string(intent).map_err(|e| PortError::with_source(ErrorKind::Unexpected, "encode intent", e))?;
+    let mut item = Item::from([
+        ("intentId".into(), s(intent.intent_id.as_str())),
+        ("jobId".into(), s(intent.job_id.as_str())),
+        ("userId".into(), s(intent.user_id.as_str())),
+        ("createdAt".into(), s(ts(intent.created_at))),
+        ("status".into(), s(intent.status.as_str())),
+        ("version".into(), AttributeValue::N(intent.version.to_string())),
+        ("expiresAt".into(), AttributeValue::N(intent.expires_at.timestamp().to_string())),
+        ("body".into(), s(body)),
+    ]);
+    if let Some(outbox) = &intent.outbox {
+        item.insert("outboxPending".into(), s("1"));
+        item.insert("outboxStagedAt".into(), s(ts(outbox.staged_at)));
+    }
+    Ok(item)
+}
+
+fn intent_from_item(item: &Item) -> Result<BatchIntent, PortError> {
+    let body = item
+        .get("body")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| unexpected("intent item has no body"))?;
+    serde_json::from_str(body).map_err(|e| PortError::with_source(ErrorKind::Unexpected, "decode intent", e))
+}
+
+fn pointer_item(arn: &BedrockJobArn, owner: &IntentId) -> Item {
+    Item::from([
+        ("intentId".into(), s(format!("{ARN_POINTER_PREFIX}{arn}"))),
+        ("ownerIntentId".into(), s(owner.as_str())),
+        ("bedrockJobArn".into(), s(arn.as_str())),
+    ])
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, intents_table: impl Into<String>, results_table: impl Into<String>) -> Self {
+        Self {
+            client,
+            intents_table: intents_table.into(),
+            results_table: results_table.into(),
+        }
+    }
+
+    async fn get_item(&self, key: &str) -> Result<Option<Item>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.intents_table)
+            .key("intentId", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    async fn query_one(&self, index: &str, attr: &str, value: &str) -> Result<Option<BatchIntent>, PortError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.intents_table)
+            .index_name(index)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", attr)
+            .expression_attribute_values(":v", s(value))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| classify("Query", e))?;
+        out.items().first().map(intent_from_item).transpose()
+    }
+
+    async fn current(&self, id: &IntentId) -> Result<BatchIntent, PortError> {
+        self.get(id)
+            .await?
+            .ok_or_else(|| PortError::new(ErrorKind::NotFound, format!("no intent {id}")))
+    }
+}
+
+#[async_trait]
+impl IntentStore for DynamoStore {
+    async fn create(&self, intent: &BatchIntent) -> Result<Created, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.intents_table)
+            .set_item(Some(intent_item(intent)?))
+            .condition_expression("attribute_not_exists(intentId)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::New),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(cf)) => {
+                    // ALL_OLD hands back the winner's item: no second read.
+                    let old = match cf.item() {
+                        Some(item) => intent_from_item(item)?,
+                        None => self.current(&intent.intent_id).await?,
+                    };
+                    Ok(Created::Existing(Box::new(old)))
+                }
+                _ => Err(classify("PutItem", e)),
+            },
+        }
+    }
+
+    async fn update(&self, intent: &BatchIntent, expected_version: u64) -> Result<Updated, PortError> {
+        let put = Put::builder()
+            .table_name(&self.intents_table)
+            .set_item(Some(intent_item(intent)?))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "build Put", e))?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        for arn in intent.jobs.iter().filter_map(|j| j.arn.as_ref()) {
+            let pointer = Put::builder()
+                .table_name(&self.intents_table)
+                .set_item(Some(pointer_item(arn, &intent.intent_id)))
+                .build()
+                .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "build Put", e))?;
+            items.push(TransactWriteItem::builder().put(pointer).build());
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Updated::Written),
+            Err(e) => {
+                let lost_condition = match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
+                        .cancellation_reasons()
+                        .first()
+                        .and_then(|r| r.code())
+                        .is_some_and(|c| c == "ConditionalCheckFailed"),
+                    _ => false,
+                };
+                if lost_condition {
+                    Ok(Updated::Stale(Box::new(self.current(&intent.intent_id).await?)))
+                } else {
+                    Err(classify("TransactWriteItems", e))
+                }
+            }
+        }
+    }
+
+    async fn get(&self, id: &IntentId) -> Result<Option<BatchIntent>, PortError> {
+        self.get_item(id.as_str()).await?.as_ref().map(intent_from_item).transpose()
+    }
+
+    async fn get_by_job_id(&self, id: &JobId) -> Result<Option<BatchIntent>, PortError> {
+        // The GSI is eventually consistent: re-read the item it names for the current version.
+        match self.query_one(GSI_BY_JOB_ID, "jobId", id.as_str()).await? {
+            Some(found) => self.get(&found.intent_id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn get_by_bedrock_arn(&self, arn: &BedrockJobArn) -> Result<Option<BatchIntent>, PortError> {
+        let Some(pointer) = self.get_item(&format!("{ARN_POINTER_PREFIX}{arn}")).await? else {
+            return Ok(None);
+        };
+        let owner = pointer
+            .get("ownerIntentId")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| unexpected("job pointer has no ownerIntentId"))?;
+        let owner = IntentId::parse(owner).map_err(|e| unexpected(e.rule))?;
+        self.get(&owner).await
+    }
+
+    async fn list_pending_outbox(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<BatchIntent>, PortError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.intents_table)
+            .index_name(GSI_BY_OUTBOX)
+            .key_condition_expression("outboxPending = :p AND outboxStagedAt <= :before")
+            .expression_attribute_values(":p", s("1"))
+            .expression_attribute_values(":before", s(ts(before)))
+            .limit(limit.min(1000) as i32)
+            .send()
+            .await
+            .map_err(|e| classify("Query", e))?;
+        let mut intents = Vec::with_capacity(out.items().len());
+        for item in out.items() {
+            // Re-read: the index may be behind the table.
+            let stale = intent_from_item(item)?;
+            if let Some(current) = self.get(&stale.intent_id).await? {
+                if current.outbox.is_some() {
+                    intents.push(current);
+                }
+            }
+        }
+        Ok(intents)
+    }
+}
+
+/// BatchWriteItem takes at most 25 items a call.
+const BATCH_WRITE_MAX: usize = 25;
+
+#[async_trait]
+impl ResultStore for DynamoStore {
+    async fn put_results(&self, intent: &IntentId, results: &[ImageResult]) -> Result<(), PortError> {
+        for chunk in results.chunks(BATCH_WRITE_MAX) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                let body = serde_json::to_string(r).map_err(|e| PortError::with_source(ErrorKind::Unexpected, "encode result", e))?;
+                let put = PutRequest::builder()
+                    .item("intentId", s(intent.as_str()))
+                    .item("recordId", s(r.record_id.as_str()))
+                    .item("body", s(body))
+                    .build()
+                    .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "build PutRequest", e))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            // Unprocessed items (throttling) are retried with backoff, a bounded number of times.
+            let mut pending = requests;
+            for attempt in 0..8u32 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.results_table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchWriteItem", e))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.results_table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt == 7 {
+                    return Err(PortError::new(ErrorKind::Transient, "BatchWriteItem left items unprocessed"));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_results(&self, intent: &IntentId, after: Option<&RecordId>, limit: usize) -> Result<Vec<ImageResult>, PortError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = after.map(|a| {
+            Item::from([("intentId".into(), s(intent.as_str())), ("recordId".into(), s(a.as_str()))])
+        });
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.results_table)
+                .key_condition_expression("intentId = :i")
+                .expression_attribute_values(":i", s(intent.as_str()))
+                .set_exclusive_start_key(start.take())
+                .limit((limit - out.len()).min(1000) as i32)
+                .send()
+                .await
+                .map_err(|e| classify("Query", e))?;
+            for item in page.items() {
+                let body = item
+                    .get("body")
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or_else(|| unexpected("result item has no body"))?;
+                out.push(serde_json::from_str(body).map_err(|e| PortError::with_source(ErrorKind::Unexpected, "decode result", e))?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() || out.len() >= limit {
+                return Ok(out);
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! AWS adapters: one file per service, each implementing its port over the real SDK and
+//! classifying SDK errors once, here, into `PortError` kinds.
+
+pub mod bedrock;
+pub mod dynamodb;
+pub mod eventbridge;
+pub mod s3;
+pub mod sqs;
+
+use crate::ports::{ErrorKind, PortError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+/// Error codes that mean "try again later" in every service we call.
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "TooManyRequestsException",
+    "SlowDown",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// Maps an error code the service returned to a kind.
+pub fn kind_of_code(code: &str) -> ErrorKind {
+    match code {
+        c if TRANSIENT_CODES.contains(&c) => ErrorKind::Transient,
+        "ServiceQuotaExceededException" | "LimitExceededException" => ErrorKind::QuotaExceeded,
+        "ConditionalCheckFailedException" | "ConflictException" => ErrorKind::Conflict,
+        "ResourceNotFoundException" | "NoSuchKey" | "NotFound" | "NoSuchBucket" | "AWS.SimpleQueueService.NonExistentQueue"
+        | "QueueDoesNotExist" => ErrorKind::NotFound,
+        "ValidationException" | "InvalidParameterValue" | "InvalidParameterException" | "InvalidRequest"
+        | "SerializationException" => ErrorKind::Validation,
+        _ => ErrorKind::Unexpected,
+    }
+}
+
+/// Classifies any SDK error: service errors by code (and 5xx as transient), transport
+/// failures and timeouts as transient, anything else as unexpected. The source is kept.
+pub fn classify<E, R>(what: &str, err: SdkError<E, R>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let kind = match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            let status = status_of(service.raw());
+            match kind_of_code(code) {
+                ErrorKind::Unexpected if status >= 500 => ErrorKind::Transient,
+                ErrorKind::Unexpected if status == 404 => ErrorKind::NotFound,
+                ErrorKind::Unexpected if status == 429 => ErrorKind::Transient,
+                k => k,
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
+        _ => ErrorKind::Unexpected,
+    };
+    let message = match err.code() {
+        Some(code) => format!("{what}: {code}: {}", err.message().unwrap_or_default()),
+        None => format!("{what}: {err}"),
+    };
+    PortError::with_source(kind, message, err)
+}
+
+/// The HTTP status of a raw response, when the adapter can see one.
+fn status_of<R: std::fmt::Debug + 'static>(raw: &R) -> u16 {
+    // `R` is `HttpResponse` for every SDK call; read its status through Debug-free access.
+    let any = raw as &dyn std::any::Any;
+    any.downcast_ref::<aws_smithy_runtime_api_http::HttpResponse>()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+mod aws_smithy_runtime_api_http {
+    pub use aws_sdk_dynamodb::config::http::HttpResponse;
+}
+
+/// Loads the shared SDK configuration once per process: region and credentials from the
+/// environment (the Lambda role in AWS), endpoints from `AWS_ENDPOINT_URL[_<SERVICE>]`.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// The SDK clients, built once per process from one `SdkConfig`.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub bedrock: aws_sdk_bedrock::Client,
+}
+
+impl AwsClients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        // A local emulator (moto) serves buckets by path, not by virtual host.
+        let endpoint_override = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+        let s3 = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(endpoint_override)
+            .build();
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            eventbridge: aws_sdk_eventbridge::Client::new(sdk),
+            bedrock: aws_sdk_bedrock::Client::new(sdk),
+        }
+    }
+
+    /// The ports wired to these clients, as every function uses them.
+    pub fn deps(&self, config: &crate::config::FunctionConfig) -> crate::app::Deps {
+        use std::sync::Arc;
+        let store = Arc::new(dynamodb::DynamoStore::new(
+            self.dynamodb.clone(),
+            &config.intents_table,
+            &config.results_table,
+        ));
+        crate::app::Deps {
+            store: store.clone(),
+            results: store,
+            objects: Arc::new(s3::S3ObjectStore::new(self.s3.clone())),
+            bus: Arc::new(eventbridge::EventBridgeBus::new(self.eventbridge.clone(), &config.event_bus_name)),
+            bedrock: Arc::new(bedrock::BedrockBatch::new(self.bedrock.clone())),
+            clock: Arc::new(crate::adapters::embedded::clock::SystemClock),
+            settings: Arc::new(config.settings.clone()),
+        }
+    }
+}
+
+/// Cold start for every function: JSON logs, config from the environment (failing fast),
+/// SDK clients built once.
+pub async fn cold_start() -> Result<crate::app::Deps, crate::config::ConfigError> {
+    crate::telemetry::init_json_logs();
+    let config = crate::config::FunctionConfig::from_env()?;
+    let clients = AwsClients::new(&sdk_config().await);
+    Ok(clients.deps(&config))
+}

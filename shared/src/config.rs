@@ -1,0 +1,214 @@
+//! Typed configuration of the Lambda functions, read once from the environment at cold start.
+//! Every variable name appears here once; `ENV_VARS` lists them for the infrastructure (a test
+//! in `infra/` checks the stack sets exactly these). A missing or malformed value stops the
+//! function at start-up with a message naming the variable.
+
+use crate::domain::ids::{BucketName, ModelId};
+use crate::domain::settings::{Quotas, Settings};
+use std::collections::HashMap;
+
+pub const INTENTS_TABLE: &str = "INTENTS_TABLE";
+pub const RESULTS_TABLE: &str = "RESULTS_TABLE";
+pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
+pub const UPLOADS_BUCKET: &str = "UPLOADS_BUCKET";
+pub const MANIFESTS_BUCKET: &str = "MANIFESTS_BUCKET";
+pub const OUTPUTS_BUCKET: &str = "OUTPUTS_BUCKET";
+pub const BEDROCK_ROLE_ARN: &str = "BEDROCK_ROLE_ARN";
+pub const ALLOWED_MODEL_IDS: &str = "ALLOWED_MODEL_IDS";
+pub const API_BASE_URL: &str = "API_BASE_URL";
+pub const MAX_IMAGES_PER_INTENT: &str = "MAX_IMAGES_PER_INTENT";
+pub const JOB_TIMEOUT_HOURS: &str = "JOB_TIMEOUT_HOURS";
+pub const OUTBOX_GRACE_SECS: &str = "OUTBOX_GRACE_SECS";
+pub const INTENT_TTL_DAYS: &str = "INTENT_TTL_DAYS";
+pub const MAX_OUTPUT_TOKENS: &str = "MAX_OUTPUT_TOKENS";
+pub const MIN_RECORDS_PER_JOB: &str = "MIN_RECORDS_PER_JOB";
+pub const MAX_RECORDS_PER_JOB: &str = "MAX_RECORDS_PER_JOB";
+pub const MAX_RECORDS_PER_FILE: &str = "MAX_RECORDS_PER_FILE";
+pub const MAX_FILE_BYTES: &str = "MAX_FILE_BYTES";
+pub const MAX_JOB_BYTES: &str = "MAX_JOB_BYTES";
+pub const MAX_CONCURRENT_JOBS: &str = "MAX_CONCURRENT_JOBS";
+
+/// (name, required, meaning) of every variable the functions read.
+pub const ENV_VARS: &[(&str, bool, &str)] = &[
+    (INTENTS_TABLE, true, "DynamoDB table of intents (PK intentId)"),
+    (RESULTS_TABLE, true, "DynamoDB table of per-image results (PK intentId, SK recordId)"),
+    (EVENT_BUS_NAME, true, "EventBridge bus for BATCH_* events"),
+    (UPLOADS_BUCKET, true, "bucket the receipt images are uploaded to"),
+    (MANIFESTS_BUCKET, true, "bucket for JSONL manifests (Bedrock reads it)"),
+    (OUTPUTS_BUCKET, true, "bucket Bedrock writes outputs to"),
+    (BEDROCK_ROLE_ARN, true, "service role Bedrock batch jobs run under"),
+    (ALLOWED_MODEL_IDS, true, "comma-separated model ids clients may ask for; the first is the default"),
+    (API_BASE_URL, true, "base of statusUrl, e.g. https://api.example.com"),
+    (MAX_IMAGES_PER_INTENT, false, "images per request (default 5000)"),
+    (JOB_TIMEOUT_HOURS, false, "timeoutDurationInHours, 24-168 (default 24)"),
+    (OUTBOX_GRACE_SECS, false, "seconds before an owed event is taken over (default 30)"),
+    (INTENT_TTL_DAYS, false, "days before a stored intent expires (default 30)"),
+    (MAX_OUTPUT_TOKENS, false, "max_tokens of each model request (default 1024)"),
+    (MIN_RECORDS_PER_JOB, false, "Bedrock quota: minimum records per job (default 100)"),
+    (MAX_RECORDS_PER_JOB, false, "Bedrock quota: records per job (default 50000)"),
+    (MAX_RECORDS_PER_FILE, false, "Bedrock quota: records per input file (default 50000)"),
+    (MAX_FILE_BYTES, false, "Bedrock quota: bytes per input file (default 1 GiB)"),
+    (MAX_JOB_BYTES, false, "Bedrock quota: bytes per job (default 5 GiB)"),
+    (MAX_CONCURRENT_JOBS, false, "Bedrock quota: submitted + in-progress jobs per model (default 10)"),
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+/// Everything a function needs besides its SDK clients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionConfig {
+    pub intents_table: String,
+    pub results_table: String,
+    pub event_bus_name: String,
+    pub settings: Settings,
+}
+
+impl FunctionConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    /// Reads from any map (tests pass their own).
+    pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let required = |var: &'static str| -> Result<String, ConfigError> {
+            env.get(var)
+                .filter(|v| !v.trim().is_empty())
+                .cloned()
+                .ok_or(ConfigError { var, problem: "is required".into() })
+        };
+        fn number<T: std::str::FromStr>(env: &HashMap<String, String>, var: &'static str, default: T) -> Result<T, ConfigError> {
+            match env.get(var).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| ConfigError {
+                    var,
+                    problem: format!("must be a number, got {v:?}"),
+                }),
+            }
+        }
+        let bucket = |var: &'static str| -> Result<BucketName, ConfigError> {
+            BucketName::parse(&required(var)?).map_err(|e| ConfigError { var, problem: e.rule })
+        };
+        let models = required(ALLOWED_MODEL_IDS)?
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(|m| {
+                ModelId::parse(m).map_err(|e| ConfigError {
+                    var: ALLOWED_MODEL_IDS,
+                    problem: e.rule,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if models.is_empty() {
+            return Err(ConfigError {
+                var: ALLOWED_MODEL_IDS,
+                problem: "must name at least one model".into(),
+            });
+        }
+        let defaults = Quotas::default();
+        let local = Settings::local("config");
+        let job_timeout_hours = number(env, JOB_TIMEOUT_HOURS, 24u32)?;
+        if !(24..=168).contains(&job_timeout_hours) {
+            return Err(ConfigError {
+                var: JOB_TIMEOUT_HOURS,
+                problem: "must be 24 to 168".into(),
+            });
+        }
+        let role = required(BEDROCK_ROLE_ARN)?;
+        if !role.starts_with("arn:aws") || !role.contains(":role/") {
+            return Err(ConfigError {
+                var: BEDROCK_ROLE_ARN,
+                problem: "must be an IAM role ARN".into(),
+            });
+        }
+        Ok(Self {
+            intents_table: required(INTENTS_TABLE)?,
+            results_table: required(RESULTS_TABLE)?,
+            event_bus_name: required(EVENT_BUS_NAME)?,
+            settings: Settings {
+                api_base_url: required(API_BASE_URL)?,
+                uploads_bucket: bucket(UPLOADS_BUCKET)?,
+                manifests_bucket: bucket(MANIFESTS_BUCKET)?,
+                outputs_bucket: bucket(OUTPUTS_BUCKET)?,
+                bedrock_role_arn: role,
+                allowed_models: models,
+                max_images_per_intent: number(env, MAX_IMAGES_PER_INTENT, local.max_images_per_intent)?,
+                job_timeout_hours,
+                outbox_grace_secs: number(env, OUTBOX_GRACE_SECS, local.outbox_grace_secs)?,
+                intent_ttl_days: number(env, INTENT_TTL_DAYS, local.intent_ttl_days)?,
+                max_output_tokens: number(env, MAX_OUTPUT_TOKENS, local.max_output_tokens)?,
+                estimate_overhead_secs: local.estimate_overhead_secs,
+                estimate_secs_per_image: local.estimate_secs_per_image,
+                quotas: Quotas {
+                    min_records_per_job: number(env, MIN_RECORDS_PER_JOB, defaults.min_records_per_job)?,
+                    max_records_per_job: number(env, MAX_RECORDS_PER_JOB, defaults.max_records_per_job)?,
+                    max_records_per_file: number(env, MAX_RECORDS_PER_FILE, defaults.max_records_per_file)?,
+                    max_file_bytes: number(env, MAX_FILE_BYTES, defaults.max_file_bytes)?,
+                    max_job_bytes: number(env, MAX_JOB_BYTES, defaults.max_job_bytes)?,
+                    max_concurrent_jobs: number(env, MAX_CONCURRENT_JOBS, defaults.max_concurrent_jobs)?,
+                },
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn full_env() -> HashMap<String, String> {
+        [
+            (INTENTS_TABLE, "intents"),
+            (RESULTS_TABLE, "results"),
+            (EVENT_BUS_NAME, "bus"),
+            (UPLOADS_BUCKET, "up-bucket"),
+            (MANIFESTS_BUCKET, "man-bucket"),
+            (OUTPUTS_BUCKET, "out-bucket"),
+            (BEDROCK_ROLE_ARN, "arn:aws:iam::123456789012:role/bedrock"),
+            (ALLOWED_MODEL_IDS, "anthropic.claude-3-haiku-20240307-v1:0, anthropic.claude-3-5-sonnet-20240620-v1:0"),
+            (API_BASE_URL, "https://api.example.com"),
+            (MIN_RECORDS_PER_JOB, "1000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn when_env_is_complete_should_build_settings_with_defaults() {
+        let c = FunctionConfig::from_map(&full_env()).expect("valid");
+        assert_eq!(c.settings.allowed_models.len(), 2);
+        assert_eq!(c.settings.quotas.min_records_per_job, 1000);
+        assert_eq!(c.settings.quotas.max_records_per_job, 50_000);
+        assert_eq!(c.settings.job_timeout_hours, 24);
+    }
+
+    #[test]
+    fn when_a_variable_is_missing_or_bad_should_name_it() {
+        for (var, value) in [
+            (INTENTS_TABLE, ""),
+            (UPLOADS_BUCKET, "Bad_Bucket"),
+            (MIN_RECORDS_PER_JOB, "lots"),
+            (JOB_TIMEOUT_HOURS, "200"),
+            (BEDROCK_ROLE_ARN, "not-an-arn"),
+            (ALLOWED_MODEL_IDS, " , "),
+        ] {
+            let mut env = full_env();
+            env.insert(var.to_owned(), value.to_owned());
+            let err = FunctionConfig::from_map(&env).expect_err(var);
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn when_listing_variables_should_cover_each_name_once() {
+        let names: std::collections::HashSet<_> = ENV_VARS.iter().map(|v| v.0).collect();
+        assert_eq!(names.len(), ENV_VARS.len());
+    }
+}
