@@ -88,12 +88,13 @@ fn uri_at(v: &Value, path: &[&str]) -> Result<S3Uri, ApiError> {
     S3Uri::parse(raw).map_err(|e| invalid(format!("{}: {e}", path.join("."))))
 }
 
-async fn create(State(emu): State<Shared>, Json(body): Json<CreateBody>) -> Result<Json<Value>, ApiError> {
+async fn create(
+    State(emu): State<Shared>,
+    Json(body): Json<CreateBody>,
+) -> Result<Json<Value>, ApiError> {
     let req = CreateJobRequest {
         job_name: body.job_name,
-        client_request_token: body
-            .client_request_token
-            .unwrap_or_else(|| uuid_token()),
+        client_request_token: body.client_request_token.unwrap_or_else(|| uuid_token()),
         role_arn: body.role_arn,
         model_id: ModelId::parse(&body.model_id).map_err(|e| invalid(e.rule))?,
         input: uri_at(&body.input_data_config, &["s3InputDataConfig", "s3Uri"])?,
@@ -106,7 +107,13 @@ async fn create(State(emu): State<Shared>, Json(body): Json<CreateBody>) -> Resu
 }
 
 fn uuid_token() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
 }
 
 fn describe(emu: &BedrockEmulator, info: &JobInfo) -> Result<Value, ApiError> {
@@ -143,12 +150,18 @@ fn parse_arn(id: &str) -> Result<BedrockJobArn, ApiError> {
     })
 }
 
-async fn get_job(State(emu): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_job(
+    State(emu): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let info = emu.get_job(&parse_arn(&id)?).await?;
     Ok(Json(describe(&emu, &info)?))
 }
 
-async fn stop_job(State(emu): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn stop_job(
+    State(emu): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     emu.stop_job(&parse_arn(&id)?).await?;
     Ok(Json(json!({})))
 }
@@ -160,17 +173,26 @@ struct ListQuery {
     status_equals: Option<String>,
 }
 
-async fn list_jobs(State(emu): State<Shared>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list_jobs(
+    State(emu): State<Shared>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let status = q
         .status_equals
         .map(|s| s.parse::<BedrockJobStatus>().map_err(invalid))
         .transpose()?;
     let jobs = emu.list_jobs(status).await?;
-    let summaries = jobs.iter().map(|j| describe(&emu, j)).collect::<Result<Vec<_>, _>>()?;
+    let summaries = jobs
+        .iter()
+        .map(|j| describe(&emu, j))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({"invocationJobSummaries": summaries})))
 }
 
-async fn create_faults(State(emu): State<Shared>, Json(kinds): Json<Vec<String>>) -> Result<Json<Value>, ApiError> {
+async fn create_faults(
+    State(emu): State<Shared>,
+    Json(kinds): Json<Vec<String>>,
+) -> Result<Json<Value>, ApiError> {
     let faults = kinds
         .iter()
         .map(|k| match k.as_str() {
@@ -200,7 +222,11 @@ pub fn router(emulator: Shared) -> Router {
 }
 
 /// Serves on `listener` and advances jobs every `tick`, until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, emulator: Shared, tick: Duration) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    emulator: Shared,
+    tick: Duration,
+) -> std::io::Result<()> {
     let ticker = emulator.clone();
     tokio::spawn(async move {
         loop {

@@ -1,8 +1,8 @@
 //! batch-orchestrator's command-line side: the embedded runtime that runs the whole pipeline
 //! on one machine, sample receipt images, and the reports the CLI prints.
 
+pub mod bedrock_server;
 pub mod embedded;
+pub mod local_aws;
 pub mod report;
 pub mod samples;
-pub mod bedrock_server;
-pub mod local_aws;

@@ -6,12 +6,14 @@
 use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
-use shared::adapters::aws::dynamodb::{GSI_BY_BEDROCK_JOB_ARN, GSI_BY_JOB_ID, GSI_BY_OUTBOX, GSI_BY_USER_CREATED};
+use shared::adapters::aws::dynamodb::{
+    GSI_BY_BEDROCK_JOB_ARN, GSI_BY_JOB_ID, GSI_BY_OUTBOX, GSI_BY_USER_CREATED,
+};
 use shared::adapters::aws::sqs::SqsQueues;
 use shared::adapters::aws::AwsClients;
 use shared::app::Deps;
@@ -35,7 +37,8 @@ pub struct LocalStack {
 impl LocalStack {
     pub fn named(prefix: &str) -> Self {
         let mut settings = Settings::local(prefix);
-        settings.bedrock_role_arn = "arn:aws:iam::123456789012:role/batch-orchestrator-bedrock".into();
+        settings.bedrock_role_arn =
+            "arn:aws:iam::123456789012:role/batch-orchestrator-bedrock".into();
         Self {
             prefix: prefix.to_owned(),
             intents_table: format!("{prefix}-intents"),
@@ -43,7 +46,13 @@ impl LocalStack {
             bus: format!("{prefix}-events"),
             queues: Queue::ALL
                 .into_iter()
-                .map(|q| (q, format!("{prefix}-{}", q.name()), format!("{prefix}-{}-dlq", q.name())))
+                .map(|q| {
+                    (
+                        q,
+                        format!("{prefix}-{}", q.name()),
+                        format!("{prefix}-{}-dlq", q.name()),
+                    )
+                })
                 .collect(),
             settings,
         }
@@ -59,16 +68,27 @@ impl LocalStack {
     }
 
     pub fn queue_name(&self, q: Queue) -> &str {
-        self.queues.iter().find(|(x, _, _)| *x == q).map(|(_, n, _)| n.as_str()).unwrap_or_default()
+        self.queues
+            .iter()
+            .find(|(x, _, _)| *x == q)
+            .map(|(_, n, _)| n.as_str())
+            .unwrap_or_default()
     }
 
     pub fn dlq_name(&self, q: Queue) -> &str {
-        self.queues.iter().find(|(x, _, _)| *x == q).map(|(_, _, d)| d.as_str()).unwrap_or_default()
+        self.queues
+            .iter()
+            .find(|(x, _, _)| *x == q)
+            .map(|(_, _, d)| d.as_str())
+            .unwrap_or_default()
     }
 }
 
 fn key(name: &str, kind: KeyType) -> anyhow::Result<KeySchemaElement> {
-    Ok(KeySchemaElement::builder().attribute_name(name).key_type(kind).build()?)
+    Ok(KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()?)
 }
 
 fn attr(name: &str) -> anyhow::Result<AttributeDefinition> {
@@ -86,13 +106,22 @@ fn gsi(name: &str, hash: &str, range: Option<&str>) -> anyhow::Result<GlobalSeco
     Ok(GlobalSecondaryIndex::builder()
         .index_name(name)
         .set_key_schema(Some(keys))
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
         .build()?)
 }
 
 /// Creates the tables (with GSIs and TTL), buckets, queues with DLQs and redrive, the bus and
 /// the rules with SQS targets: what the CDK stack holds, minus IAM and the API.
-pub async fn create_resources(c: &AwsClients, stack: &LocalStack, max_receive_count: u32, visibility_secs: u32) -> anyhow::Result<()> {
+pub async fn create_resources(
+    c: &AwsClients,
+    stack: &LocalStack,
+    max_receive_count: u32,
+    visibility_secs: u32,
+) -> anyhow::Result<()> {
     c.dynamodb
         .create_table()
         .table_name(&stack.intents_table)
@@ -117,7 +146,12 @@ pub async fn create_resources(c: &AwsClients, stack: &LocalStack, max_receive_co
     c.dynamodb
         .update_time_to_live()
         .table_name(&stack.intents_table)
-        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name("expiresAt").enabled(true).build()?)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expiresAt")
+                .enabled(true)
+                .build()?,
+        )
         .send()
         .await
         .context("enable TTL")?;
@@ -132,12 +166,32 @@ pub async fn create_resources(c: &AwsClients, stack: &LocalStack, max_receive_co
         .send()
         .await
         .context("create results table")?;
-    for bucket in [&stack.settings.uploads_bucket, &stack.settings.manifests_bucket, &stack.settings.outputs_bucket] {
-        c.s3.create_bucket().bucket(bucket.as_str()).send().await.with_context(|| format!("create bucket {bucket}"))?;
+    for bucket in [
+        &stack.settings.uploads_bucket,
+        &stack.settings.manifests_bucket,
+        &stack.settings.outputs_bucket,
+    ] {
+        c.s3.create_bucket()
+            .bucket(bucket.as_str())
+            .send()
+            .await
+            .with_context(|| format!("create bucket {bucket}"))?;
     }
-    c.eventbridge.create_event_bus().name(&stack.bus).send().await.context("create bus")?;
+    c.eventbridge
+        .create_event_bus()
+        .name(&stack.bus)
+        .send()
+        .await
+        .context("create bus")?;
     for (queue, name, dlq) in &stack.queues {
-        let dlq_url = c.sqs.create_queue().queue_name(dlq).send().await?.queue_url.context("dlq url")?;
+        let dlq_url = c
+            .sqs
+            .create_queue()
+            .queue_name(dlq)
+            .send()
+            .await?
+            .queue_url
+            .context("dlq url")?;
         let dlq_arn = queue_arn(c, &dlq_url).await?;
         let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string()}).to_string();
         let url = c
@@ -145,14 +199,21 @@ pub async fn create_resources(c: &AwsClients, stack: &LocalStack, max_receive_co
             .create_queue()
             .queue_name(name)
             .attributes(QueueAttributeName::RedrivePolicy, redrive)
-            .attributes(QueueAttributeName::VisibilityTimeout, visibility_secs.to_string())
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_secs.to_string(),
+            )
             .send()
             .await?
             .queue_url
             .context("queue url")?;
         let arn = queue_arn(c, &url).await?;
         for rule in RULES.iter().filter(|r| r.target == *queue) {
-            let bus = if rule.default_bus { "default" } else { stack.bus.as_str() };
+            let bus = if rule.default_bus {
+                "default"
+            } else {
+                stack.bus.as_str()
+            };
             let rule_name = format!("{}-{}", stack.prefix, rule.name);
             let pattern = json!({"source": [rule.source], "detail-type": rule.detail_types});
             c.eventbridge
@@ -167,7 +228,12 @@ pub async fn create_resources(c: &AwsClients, stack: &LocalStack, max_receive_co
                 .put_targets()
                 .rule(&rule_name)
                 .event_bus_name(bus)
-                .targets(aws_sdk_eventbridge::types::Target::builder().id("queue").arn(&arn).build()?)
+                .targets(
+                    aws_sdk_eventbridge::types::Target::builder()
+                        .id("queue")
+                        .arn(&arn)
+                        .build()?,
+                )
                 .send()
                 .await
                 .with_context(|| format!("put target of {rule_name}"))?;
@@ -200,13 +266,23 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub async fn new(deps: Deps, clients: &AwsClients, stack: &LocalStack, duplicate: bool) -> anyhow::Result<Self> {
+    pub async fn new(
+        deps: Deps,
+        clients: &AwsClients,
+        stack: &LocalStack,
+        duplicate: bool,
+    ) -> anyhow::Result<Self> {
         let sqs = SqsQueues::new(clients.sqs.clone());
         let mut urls = Vec::new();
         for q in Queue::ALL {
             urls.push((q, sqs.queue_url(stack.queue_name(q)).await?));
         }
-        Ok(Self { deps, sqs, urls, duplicate })
+        Ok(Self {
+            deps,
+            sqs,
+            urls,
+            duplicate,
+        })
     }
 
     /// One receive per queue. Returns (messages handled, messages failed).
@@ -232,11 +308,17 @@ impl Driver {
             let mut failed: HashSet<String> = HashSet::new();
             for _ in 0..if self.duplicate { 2 } else { 1 } {
                 let resp = match queue {
-                    Queue::ManifestBuilder => manifest_builder::handle(&self.deps, event.clone()).await,
+                    Queue::ManifestBuilder => {
+                        manifest_builder::handle(&self.deps, event.clone()).await
+                    }
                     Queue::Submitter => submitter::handle(&self.deps, event.clone()).await,
                     Queue::StatusWatcher => status_watcher::handle(&self.deps, event.clone()).await,
                 };
-                failed.extend(resp.batch_item_failures.into_iter().map(|f| f.item_identifier));
+                failed.extend(
+                    resp.batch_item_failures
+                        .into_iter()
+                        .map(|f| f.item_identifier),
+                );
             }
             let done: Vec<String> = messages
                 .iter()
@@ -287,10 +369,20 @@ pub fn intake_router(deps: Deps) -> axum::Router {
             let deps = deps.clone();
             async move {
                 let user = headers.get("x-user").and_then(|v| v.to_str().ok());
-                let answer = intake::handle(&deps, http_api_event("POST", "/api/batch/jobs", user, &body)).await;
-                let status = answer["statusCode"].as_u64().and_then(|s| StatusCode::from_u16(s as u16).ok());
+                let answer = intake::handle(
+                    &deps,
+                    http_api_event("POST", "/api/batch/jobs", user, &body),
+                )
+                .await;
+                let status = answer["statusCode"]
+                    .as_u64()
+                    .and_then(|s| StatusCode::from_u16(s as u16).ok());
                 let body = answer["body"].as_str().unwrap_or_default().to_owned();
-                (status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), [("content-type", "application/json")], body)
+                (
+                    status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    [("content-type", "application/json")],
+                    body,
+                )
             }
         }),
     )
@@ -299,15 +391,20 @@ pub fn intake_router(deps: Deps) -> axum::Router {
 /// Clients for a local endpoint: fixed test credentials and region, path-style S3, and
 /// Bedrock at its own endpoint.
 pub async fn local_clients(aws_endpoint: &str, bedrock_endpoint: &str) -> AwsClients {
-    let creds = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "local");
+    let creds =
+        aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "local");
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(creds)
         .endpoint_url(aws_endpoint)
         .load()
         .await;
-    let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
-    let bedrock = aws_sdk_bedrock::config::Builder::from(&sdk).endpoint_url(bedrock_endpoint).build();
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(true)
+        .build();
+    let bedrock = aws_sdk_bedrock::config::Builder::from(&sdk)
+        .endpoint_url(bedrock_endpoint)
+        .build();
     AwsClients {
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         s3: aws_sdk_s3::Client::from_conf(s3),

@@ -6,7 +6,9 @@
 //! say so and pass only if `BO_REQUIRE_AWS_TESTS` is unset (CI sets it).
 
 use batch_orchestrator::bedrock_server;
-use batch_orchestrator::local_aws::{create_resources, intake_router, local_clients, valid_prefix, Driver, LocalStack};
+use batch_orchestrator::local_aws::{
+    create_resources, intake_router, local_clients, valid_prefix, Driver, LocalStack,
+};
 use batch_orchestrator::samples::receipt_png;
 use serde_json::{json, Value};
 use shared::adapters::aws::sqs::SqsQueues;
@@ -39,29 +41,40 @@ fn endpoint() -> Option<String> {
                 std::env::var_os("BO_REQUIRE_AWS_TESTS").is_none(),
                 "BO_REQUIRE_AWS_TESTS is set but BO_AWS_ENDPOINT is not: moto was not started"
             );
-            eprintln!("skipped: BO_AWS_ENDPOINT is not set (scripts/test.sh starts moto and sets it)");
+            eprintln!(
+                "skipped: BO_AWS_ENDPOINT is not set (scripts/test.sh starts moto and sets it)"
+            );
             None
         }
     }
 }
 
 async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{addr}")
 }
 
 async fn setup(aws: &str, name: &str, max_receive_count: u32) -> Env {
-    let prefix = valid_prefix(&format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let prefix = valid_prefix(&format!(
+        "{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
     let mut stack = LocalStack::named(&prefix);
     stack.settings.quotas.min_records_per_job = 1;
     // The Bedrock emulator: its own state, reading and writing S3 and publishing to the
     // default bus on moto, through the same adapters the functions use.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let bedrock = format!("http://{}", listener.local_addr().expect("addr"));
     let clients = local_clients(aws, &bedrock).await;
-    create_resources(&clients, &stack, max_receive_count, 1).await.expect("resources");
+    create_resources(&clients, &stack, max_receive_count, 1)
+        .await
+        .expect("resources");
     let deps = clients.deps(&stack.config());
     let mut opts = EmulatorOptions::new(stack.settings.quotas.clone());
     opts.account = "123456789012".into();
@@ -69,13 +82,20 @@ async fn setup(aws: &str, name: &str, max_receive_count: u32) -> Env {
         BedrockEmulator::new(
             Db::in_memory().expect("db"),
             deps.objects.clone(),
-            Arc::new(shared::adapters::aws::eventbridge::EventBridgeBus::new(clients.eventbridge.clone(), "default")),
+            Arc::new(shared::adapters::aws::eventbridge::EventBridgeBus::new(
+                clients.eventbridge.clone(),
+                "default",
+            )),
             Arc::new(SystemClock),
             opts,
         )
         .expect("emulator"),
     );
-    tokio::spawn(bedrock_server::serve(listener, emulator, Duration::from_millis(100)));
+    tokio::spawn(bedrock_server::serve(
+        listener,
+        emulator,
+        Duration::from_millis(100),
+    ));
     let api = serve(intake_router(deps.clone())).await;
     Env {
         stack,
@@ -92,8 +112,15 @@ impl Env {
         let mut keys = Vec::new();
         for i in 0..n {
             let key = format!("uploads/{user}/2026-11-28/r{i}.png");
-            let uri = S3Uri::object(&self.stack.settings.uploads_bucket, &ObjectKey::parse(&key).expect("key"));
-            self.deps.objects.put(&uri, receipt_png(i)).await.expect("upload");
+            let uri = S3Uri::object(
+                &self.stack.settings.uploads_bucket,
+                &ObjectKey::parse(&key).expect("key"),
+            );
+            self.deps
+                .objects
+                .put(&uri, receipt_png(i))
+                .await
+                .expect("upload");
             keys.push(key);
         }
         keys
@@ -114,7 +141,13 @@ impl Env {
 
     async fn status(&self, intent: &str) -> IntentStatus {
         let id = IntentId::parse(intent).expect("id");
-        self.deps.store.get(&id).await.expect("get").expect("stored").status
+        self.deps
+            .store
+            .get(&id)
+            .await
+            .expect("get")
+            .expect("stored")
+            .status
     }
 
     async fn bedrock_jobs(&self) -> u64 {
@@ -163,27 +196,49 @@ impl AsyncFnCheck for AllTerminal {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn when_intents_flow_through_aws_services_should_complete_once_each_despite_duplicate_delivery() {
+async fn when_intents_flow_through_aws_services_should_complete_once_each_despite_duplicate_delivery(
+) {
     let Some(aws) = endpoint() else { return };
     let env = setup(&aws, "e2e", 3).await;
     let keys = env.upload("user-1", 3).await;
     let intents: Vec<String> = (0..3).map(|i| format!("aws-intent-{i}")).collect();
     for id in &intents {
-        let (status, body) = env.post("user-1", json!({"intentId": id, "images": keys})).await;
+        let (status, body) = env
+            .post("user-1", json!({"intentId": id, "images": keys}))
+            .await;
         assert_eq!(status, 202, "{body}");
         assert_eq!(body["cached"], false);
     }
-    let (status, body) = env.post("user-1", json!({"intentId": intents[0], "images": keys})).await;
+    let (status, body) = env
+        .post("user-1", json!({"intentId": intents[0], "images": keys}))
+        .await;
     assert_eq!(status, 202);
     assert_eq!(body["cached"], true, "a retry is answered from DynamoDB");
-    let (status, body) = env.post("user-1", json!({"intentId": intents[0], "images": [keys[0]]})).await;
+    let (status, body) = env
+        .post(
+            "user-1",
+            json!({"intentId": intents[0], "images": [keys[0]]}),
+        )
+        .await;
     assert_eq!(status, 409, "{body}");
-    let (status, body) = env.post("user-1", json!({"intentId": "x", "images": ["uploads/user-2/a.png"]})).await;
+    let (status, body) = env
+        .post(
+            "user-1",
+            json!({"intentId": "x", "images": ["uploads/user-2/a.png"]}),
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["field"], "images[0]");
 
-    let driver = Driver::new(env.deps.clone(), &env.clients, &env.stack, true).await.expect("driver");
-    env.drive(&driver, Duration::from_secs(90), AllTerminal(intents.clone())).await;
+    let driver = Driver::new(env.deps.clone(), &env.clients, &env.stack, true)
+        .await
+        .expect("driver");
+    env.drive(
+        &driver,
+        Duration::from_secs(90),
+        AllTerminal(intents.clone()),
+    )
+    .await;
 
     for id in &intents {
         let intent = env
@@ -195,19 +250,44 @@ async fn when_intents_flow_through_aws_services_should_complete_once_each_despit
             .expect("stored");
         assert_eq!(intent.status, IntentStatus::Completed, "{id}");
         let counts = intent.counts.expect("counts");
-        assert_eq!((counts.total_record_count, counts.success_record_count), (3, 3), "{id}");
-        let results = env.deps.results.list_results(&intent.intent_id, None, 100).await.expect("results");
+        assert_eq!(
+            (counts.total_record_count, counts.success_record_count),
+            (3, 3),
+            "{id}"
+        );
+        let results = env
+            .deps
+            .results
+            .list_results(&intent.intent_id, None, 100)
+            .await
+            .expect("results");
         assert_eq!(results.len(), 3, "{id}: a result per image in DynamoDB");
         assert!(results.iter().all(|r| r.receipt.is_some()));
         // The lookups the watcher and status API use work against DynamoDB.
         let arn = intent.jobs[0].arn.clone().expect("arn");
-        let by_arn = env.deps.store.get_by_bedrock_arn(&arn).await.expect("by arn").expect("found");
+        let by_arn = env
+            .deps
+            .store
+            .get_by_bedrock_arn(&arn)
+            .await
+            .expect("by arn")
+            .expect("found");
         assert_eq!(by_arn.intent_id, intent.intent_id);
-        let by_job = env.deps.store.get_by_job_id(&intent.job_id).await.expect("by job").expect("found");
+        let by_job = env
+            .deps
+            .store
+            .get_by_job_id(&intent.job_id)
+            .await
+            .expect("by job")
+            .expect("found");
         assert_eq!(by_job.intent_id, intent.intent_id);
         assert!(intent.outbox.is_none(), "every owed event published");
     }
-    assert_eq!(env.bedrock_jobs().await, 3, "exactly one Bedrock job per intent though every message ran twice");
+    assert_eq!(
+        env.bedrock_jobs().await,
+        3,
+        "exactly one Bedrock job per intent though every message ran twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -215,10 +295,22 @@ async fn when_a_poison_message_shares_a_batch_should_dead_letter_alone_and_repla
     let Some(aws) = endpoint() else { return };
     let env = setup(&aws, "dlq", 2).await;
     let sqs = SqsQueues::new(env.clients.sqs.clone());
-    let manifest_url = sqs.queue_url(env.stack.queue_name(Queue::ManifestBuilder)).await.expect("url");
-    let manifest_dlq = sqs.queue_url(env.stack.dlq_name(Queue::ManifestBuilder)).await.expect("url");
-    let submitter_url = sqs.queue_url(env.stack.queue_name(Queue::Submitter)).await.expect("url");
-    let submitter_dlq = sqs.queue_url(env.stack.dlq_name(Queue::Submitter)).await.expect("url");
+    let manifest_url = sqs
+        .queue_url(env.stack.queue_name(Queue::ManifestBuilder))
+        .await
+        .expect("url");
+    let manifest_dlq = sqs
+        .queue_url(env.stack.dlq_name(Queue::ManifestBuilder))
+        .await
+        .expect("url");
+    let submitter_url = sqs
+        .queue_url(env.stack.queue_name(Queue::Submitter))
+        .await
+        .expect("url");
+    let submitter_dlq = sqs
+        .queue_url(env.stack.dlq_name(Queue::Submitter))
+        .await
+        .expect("url");
 
     // Bedrock refuses every create until "fixed": the submit message dead-letters.
     let faults: Vec<&str> = vec!["Transient"; 50];
@@ -229,22 +321,36 @@ async fn when_a_poison_message_shares_a_batch_should_dead_letter_alone_and_repla
         .await
         .expect("faults");
     let keys = env.upload("user-1", 2).await;
-    sqs.send(&manifest_url, "poison: not an EventBridge envelope").await.expect("send");
-    let (status, _) = env.post("user-1", json!({"intentId": "neighbour", "images": keys})).await;
+    sqs.send(&manifest_url, "poison: not an EventBridge envelope")
+        .await
+        .expect("send");
+    let (status, _) = env
+        .post("user-1", json!({"intentId": "neighbour", "images": keys}))
+        .await;
     assert_eq!(status, 202);
 
-    let driver = Driver::new(env.deps.clone(), &env.clients, &env.stack, false).await.expect("driver");
+    let driver = Driver::new(env.deps.clone(), &env.clients, &env.stack, false)
+        .await
+        .expect("driver");
     let start = Instant::now();
     loop {
         driver.poll_once().await.expect("poll");
-        let parked = sqs.depth(&manifest_dlq).await.expect("depth") == 1 && sqs.depth(&submitter_dlq).await.expect("depth") == 1;
+        let parked = sqs.depth(&manifest_dlq).await.expect("depth") == 1
+            && sqs.depth(&submitter_dlq).await.expect("depth") == 1;
         if parked {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "messages did not reach the DLQs");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "messages did not reach the DLQs"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(env.status("neighbour").await, IntentStatus::ManifestReady, "the neighbour got past the poison");
+    assert_eq!(
+        env.status("neighbour").await,
+        IntentStatus::ManifestReady,
+        "the neighbour got past the poison"
+    );
     assert_eq!(env.bedrock_jobs().await, 0);
 
     // Fix Bedrock, replay: a dry run first moves nothing.
@@ -254,14 +360,29 @@ async fn when_a_poison_message_shares_a_batch_should_dead_letter_alone_and_repla
         .send()
         .await
         .expect("clear faults");
-    let dry = sqs.replay_dlq(&submitter_dlq, &submitter_url, 10, true).await.expect("dry run");
+    let dry = sqs
+        .replay_dlq(&submitter_dlq, &submitter_url, 10, true)
+        .await
+        .expect("dry run");
     assert_eq!(dry.moved.len(), 1);
-    assert_eq!(sqs.depth(&submitter_dlq).await.expect("depth"), 1, "a dry run moves nothing");
-    let moved = sqs.replay_dlq(&submitter_dlq, &submitter_url, 10, false).await.expect("replay");
+    assert_eq!(
+        sqs.depth(&submitter_dlq).await.expect("depth"),
+        1,
+        "a dry run moves nothing"
+    );
+    let moved = sqs
+        .replay_dlq(&submitter_dlq, &submitter_url, 10, false)
+        .await
+        .expect("replay");
     assert_eq!((moved.moved.len(), moved.failed), (1, 0));
     assert_eq!(sqs.depth(&submitter_dlq).await.expect("depth"), 0);
 
-    env.drive(&driver, Duration::from_secs(60), AllTerminal(vec!["neighbour".into()])).await;
+    env.drive(
+        &driver,
+        Duration::from_secs(60),
+        AllTerminal(vec!["neighbour".into()]),
+    )
+    .await;
     assert_eq!(env.status("neighbour").await, IntentStatus::Completed);
     assert_eq!(env.bedrock_jobs().await, 1);
     // The poison is still poison: it stays parked.

@@ -30,26 +30,98 @@ pub const MAX_CONCURRENT_JOBS: &str = "MAX_CONCURRENT_JOBS";
 
 /// (name, required, meaning) of every variable the functions read.
 pub const ENV_VARS: &[(&str, bool, &str)] = &[
-    (INTENTS_TABLE, true, "DynamoDB table of intents (PK intentId)"),
-    (RESULTS_TABLE, true, "DynamoDB table of per-image results (PK intentId, SK recordId)"),
+    (
+        INTENTS_TABLE,
+        true,
+        "DynamoDB table of intents (PK intentId)",
+    ),
+    (
+        RESULTS_TABLE,
+        true,
+        "DynamoDB table of per-image results (PK intentId, SK recordId)",
+    ),
     (EVENT_BUS_NAME, true, "EventBridge bus for BATCH_* events"),
-    (UPLOADS_BUCKET, true, "bucket the receipt images are uploaded to"),
-    (MANIFESTS_BUCKET, true, "bucket for JSONL manifests (Bedrock reads it)"),
+    (
+        UPLOADS_BUCKET,
+        true,
+        "bucket the receipt images are uploaded to",
+    ),
+    (
+        MANIFESTS_BUCKET,
+        true,
+        "bucket for JSONL manifests (Bedrock reads it)",
+    ),
     (OUTPUTS_BUCKET, true, "bucket Bedrock writes outputs to"),
-    (BEDROCK_ROLE_ARN, true, "service role Bedrock batch jobs run under"),
-    (ALLOWED_MODEL_IDS, true, "comma-separated model ids clients may ask for; the first is the default"),
-    (API_BASE_URL, true, "base of statusUrl, e.g. https://api.example.com"),
-    (MAX_IMAGES_PER_INTENT, false, "images per request (default 5000)"),
-    (JOB_TIMEOUT_HOURS, false, "timeoutDurationInHours, 24-168 (default 24)"),
-    (OUTBOX_GRACE_SECS, false, "seconds before an owed event is taken over (default 30)"),
-    (INTENT_TTL_DAYS, false, "days before a stored intent expires (default 30)"),
-    (MAX_OUTPUT_TOKENS, false, "max_tokens of each model request (default 1024)"),
-    (MIN_RECORDS_PER_JOB, false, "Bedrock quota: minimum records per job (default 100)"),
-    (MAX_RECORDS_PER_JOB, false, "Bedrock quota: records per job (default 50000)"),
-    (MAX_RECORDS_PER_FILE, false, "Bedrock quota: records per input file (default 50000)"),
-    (MAX_FILE_BYTES, false, "Bedrock quota: bytes per input file (default 1 GiB)"),
-    (MAX_JOB_BYTES, false, "Bedrock quota: bytes per job (default 5 GiB)"),
-    (MAX_CONCURRENT_JOBS, false, "Bedrock quota: submitted + in-progress jobs per model (default 10)"),
+    (
+        BEDROCK_ROLE_ARN,
+        true,
+        "service role Bedrock batch jobs run under",
+    ),
+    (
+        ALLOWED_MODEL_IDS,
+        true,
+        "comma-separated model ids clients may ask for; the first is the default",
+    ),
+    (
+        API_BASE_URL,
+        true,
+        "base of statusUrl, e.g. https://api.example.com",
+    ),
+    (
+        MAX_IMAGES_PER_INTENT,
+        false,
+        "images per request (default 5000)",
+    ),
+    (
+        JOB_TIMEOUT_HOURS,
+        false,
+        "timeoutDurationInHours, 24-168 (default 24)",
+    ),
+    (
+        OUTBOX_GRACE_SECS,
+        false,
+        "seconds before an owed event is taken over (default 30)",
+    ),
+    (
+        INTENT_TTL_DAYS,
+        false,
+        "days before a stored intent expires (default 30)",
+    ),
+    (
+        MAX_OUTPUT_TOKENS,
+        false,
+        "max_tokens of each model request (default 1024)",
+    ),
+    (
+        MIN_RECORDS_PER_JOB,
+        false,
+        "Bedrock quota: minimum records per job (default 100)",
+    ),
+    (
+        MAX_RECORDS_PER_JOB,
+        false,
+        "Bedrock quota: records per job (default 50000)",
+    ),
+    (
+        MAX_RECORDS_PER_FILE,
+        false,
+        "Bedrock quota: records per input file (default 50000)",
+    ),
+    (
+        MAX_FILE_BYTES,
+        false,
+        "Bedrock quota: bytes per input file (default 1 GiB)",
+    ),
+    (
+        MAX_JOB_BYTES,
+        false,
+        "Bedrock quota: bytes per job (default 5 GiB)",
+    ),
+    (
+        MAX_CONCURRENT_JOBS,
+        false,
+        "Bedrock quota: submitted + in-progress jobs per model (default 10)",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +151,16 @@ impl FunctionConfig {
             env.get(var)
                 .filter(|v| !v.trim().is_empty())
                 .cloned()
-                .ok_or(ConfigError { var, problem: "is required".into() })
+                .ok_or(ConfigError {
+                    var,
+                    problem: "is required".into(),
+                })
         };
-        fn number<T: std::str::FromStr>(env: &HashMap<String, String>, var: &'static str, default: T) -> Result<T, ConfigError> {
+        fn number<T: std::str::FromStr>(
+            env: &HashMap<String, String>,
+            var: &'static str,
+            default: T,
+        ) -> Result<T, ConfigError> {
             match env.get(var).filter(|v| !v.trim().is_empty()) {
                 None => Ok(default),
                 Some(v) => v.trim().parse().map_err(|_| ConfigError {
@@ -91,7 +170,10 @@ impl FunctionConfig {
             }
         }
         let bucket = |var: &'static str| -> Result<BucketName, ConfigError> {
-            BucketName::parse(&required(var)?).map_err(|e| ConfigError { var, problem: e.rule })
+            BucketName::parse(&required(var)?).map_err(|e| ConfigError {
+                var,
+                problem: e.rule,
+            })
         };
         let models = required(ALLOWED_MODEL_IDS)?
             .split(',')
@@ -137,7 +219,11 @@ impl FunctionConfig {
                 outputs_bucket: bucket(OUTPUTS_BUCKET)?,
                 bedrock_role_arn: role,
                 allowed_models: models,
-                max_images_per_intent: number(env, MAX_IMAGES_PER_INTENT, local.max_images_per_intent)?,
+                max_images_per_intent: number(
+                    env,
+                    MAX_IMAGES_PER_INTENT,
+                    local.max_images_per_intent,
+                )?,
                 job_timeout_hours,
                 outbox_grace_secs: number(env, OUTBOX_GRACE_SECS, local.outbox_grace_secs)?,
                 intent_ttl_days: number(env, INTENT_TTL_DAYS, local.intent_ttl_days)?,
@@ -145,12 +231,28 @@ impl FunctionConfig {
                 estimate_overhead_secs: local.estimate_overhead_secs,
                 estimate_secs_per_image: local.estimate_secs_per_image,
                 quotas: Quotas {
-                    min_records_per_job: number(env, MIN_RECORDS_PER_JOB, defaults.min_records_per_job)?,
-                    max_records_per_job: number(env, MAX_RECORDS_PER_JOB, defaults.max_records_per_job)?,
-                    max_records_per_file: number(env, MAX_RECORDS_PER_FILE, defaults.max_records_per_file)?,
+                    min_records_per_job: number(
+                        env,
+                        MIN_RECORDS_PER_JOB,
+                        defaults.min_records_per_job,
+                    )?,
+                    max_records_per_job: number(
+                        env,
+                        MAX_RECORDS_PER_JOB,
+                        defaults.max_records_per_job,
+                    )?,
+                    max_records_per_file: number(
+                        env,
+                        MAX_RECORDS_PER_FILE,
+                        defaults.max_records_per_file,
+                    )?,
                     max_file_bytes: number(env, MAX_FILE_BYTES, defaults.max_file_bytes)?,
                     max_job_bytes: number(env, MAX_JOB_BYTES, defaults.max_job_bytes)?,
-                    max_concurrent_jobs: number(env, MAX_CONCURRENT_JOBS, defaults.max_concurrent_jobs)?,
+                    max_concurrent_jobs: number(
+                        env,
+                        MAX_CONCURRENT_JOBS,
+                        defaults.max_concurrent_jobs,
+                    )?,
                 },
             },
         })
@@ -170,7 +272,10 @@ mod tests {
             (MANIFESTS_BUCKET, "man-bucket"),
             (OUTPUTS_BUCKET, "out-bucket"),
             (BEDROCK_ROLE_ARN, "arn:aws:iam::123456789012:role/bedrock"),
-            (ALLOWED_MODEL_IDS, "anthropic.claude-3-haiku-20240307-v1:0, anthropic.claude-3-5-sonnet-20240620-v1:0"),
+            (
+                ALLOWED_MODEL_IDS,
+                "anthropic.claude-3-haiku-20240307-v1:0, anthropic.claude-3-5-sonnet-20240620-v1:0",
+            ),
             (API_BASE_URL, "https://api.example.com"),
             (MIN_RECORDS_PER_JOB, "1000"),
         ]

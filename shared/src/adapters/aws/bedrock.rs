@@ -8,8 +8,9 @@ use crate::domain::status::BedrockJobStatus;
 use crate::ports::{BatchInference, ErrorKind, PortError};
 use async_trait::async_trait;
 use aws_sdk_bedrock::types::{
-    ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig, ModelInvocationJobS3InputDataConfig,
-    ModelInvocationJobS3OutputDataConfig, ModelInvocationJobStatus, S3InputFormat, Tag,
+    ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig,
+    ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig,
+    ModelInvocationJobStatus, S3InputFormat, Tag,
 };
 use aws_sdk_bedrock::Client;
 use chrono::{DateTime, Utc};
@@ -30,16 +31,21 @@ fn build_err(e: impl std::error::Error + Send + Sync + 'static) -> PortError {
 }
 
 fn bad_answer(what: &str) -> PortError {
-    PortError::new(ErrorKind::Unexpected, format!("Bedrock answered without a valid {what}"))
+    PortError::new(
+        ErrorKind::Unexpected,
+        format!("Bedrock answered without a valid {what}"),
+    )
 }
 
 fn to_chrono(t: Option<&aws_sdk_bedrock::primitives::DateTime>) -> DateTime<Utc> {
-    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())).unwrap_or_default()
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+        .unwrap_or_default()
 }
 
 fn status_of(s: Option<&ModelInvocationJobStatus>) -> Result<BedrockJobStatus, PortError> {
     let raw = s.map(|s| s.as_str()).unwrap_or("Submitted");
-    raw.parse().map_err(|e: String| PortError::new(ErrorKind::Unexpected, e))
+    raw.parse()
+        .map_err(|e: String| PortError::new(ErrorKind::Unexpected, e))
 }
 
 fn input_uri(c: Option<&ModelInvocationJobInputDataConfig>) -> Result<S3Uri, PortError> {
@@ -89,7 +95,9 @@ impl BatchInference for BedrockBatch {
             .role_arn(&req.role_arn)
             .model_id(req.model_id.as_str())
             .input_data_config(ModelInvocationJobInputDataConfig::S3InputDataConfig(input))
-            .output_data_config(ModelInvocationJobOutputDataConfig::S3OutputDataConfig(output))
+            .output_data_config(ModelInvocationJobOutputDataConfig::S3OutputDataConfig(
+                output,
+            ))
             .timeout_duration_in_hours(req.timeout_hours as i32)
             .set_tags((!tags.is_empty()).then_some(tags))
             .send()

@@ -29,7 +29,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, PutRequest, ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
+    AttributeValue, Put, PutRequest, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -64,15 +65,22 @@ fn unexpected(msg: impl Into<String>) -> PortError {
 
 /// The item for an intent: its JSON body plus the key, index and TTL attributes.
 pub fn intent_item(intent: &BatchIntent) -> Result<Item, PortError> {
-    let body = serde_json::to_string(intent).map_err(|e| PortError::with_source(ErrorKind::Unexpected, "encode intent", e))?;
+    let body = serde_json::to_string(intent)
+        .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "encode intent", e))?;
     let mut item = Item::from([
         ("intentId".into(), s(intent.intent_id.as_str())),
         ("jobId".into(), s(intent.job_id.as_str())),
         ("userId".into(), s(intent.user_id.as_str())),
         ("createdAt".into(), s(ts(intent.created_at))),
         ("status".into(), s(intent.status.as_str())),
-        ("version".into(), AttributeValue::N(intent.version.to_string())),
-        ("expiresAt".into(), AttributeValue::N(intent.expires_at.timestamp().to_string())),
+        (
+            "version".into(),
+            AttributeValue::N(intent.version.to_string()),
+        ),
+        (
+            "expiresAt".into(),
+            AttributeValue::N(intent.expires_at.timestamp().to_string()),
+        ),
         ("body".into(), s(body)),
     ]);
     if let Some(outbox) = &intent.outbox {
@@ -87,7 +95,8 @@ fn intent_from_item(item: &Item) -> Result<BatchIntent, PortError> {
         .get("body")
         .and_then(|v| v.as_s().ok())
         .ok_or_else(|| unexpected("intent item has no body"))?;
-    serde_json::from_str(body).map_err(|e| PortError::with_source(ErrorKind::Unexpected, "decode intent", e))
+    serde_json::from_str(body)
+        .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "decode intent", e))
 }
 
 fn pointer_item(arn: &BedrockJobArn, owner: &IntentId) -> Item {
@@ -99,7 +108,11 @@ fn pointer_item(arn: &BedrockJobArn, owner: &IntentId) -> Item {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, intents_table: impl Into<String>, results_table: impl Into<String>) -> Self {
+    pub fn new(
+        client: Client,
+        intents_table: impl Into<String>,
+        results_table: impl Into<String>,
+    ) -> Self {
         Self {
             client,
             intents_table: intents_table.into(),
@@ -120,7 +133,12 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn query_one(&self, index: &str, attr: &str, value: &str) -> Result<Option<BatchIntent>, PortError> {
+    async fn query_one(
+        &self,
+        index: &str,
+        attr: &str,
+        value: &str,
+    ) -> Result<Option<BatchIntent>, PortError> {
         let out = self
             .client
             .query()
@@ -171,12 +189,19 @@ impl IntentStore for DynamoStore {
         }
     }
 
-    async fn update(&self, intent: &BatchIntent, expected_version: u64) -> Result<Updated, PortError> {
+    async fn update(
+        &self,
+        intent: &BatchIntent,
+        expected_version: u64,
+    ) -> Result<Updated, PortError> {
         let put = Put::builder()
             .table_name(&self.intents_table)
             .set_item(Some(intent_item(intent)?))
             .condition_expression("version = :expected")
-            .expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()))
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "build Put", e))?;
@@ -207,7 +232,9 @@ impl IntentStore for DynamoStore {
                     _ => false,
                 };
                 if lost_condition {
-                    Ok(Updated::Stale(Box::new(self.current(&intent.intent_id).await?)))
+                    Ok(Updated::Stale(Box::new(
+                        self.current(&intent.intent_id).await?,
+                    )))
                 } else {
                     Err(classify("TransactWriteItems", e))
                 }
@@ -216,7 +243,11 @@ impl IntentStore for DynamoStore {
     }
 
     async fn get(&self, id: &IntentId) -> Result<Option<BatchIntent>, PortError> {
-        self.get_item(id.as_str()).await?.as_ref().map(intent_from_item).transpose()
+        self.get_item(id.as_str())
+            .await?
+            .as_ref()
+            .map(intent_from_item)
+            .transpose()
     }
 
     async fn get_by_job_id(&self, id: &JobId) -> Result<Option<BatchIntent>, PortError> {
@@ -227,7 +258,10 @@ impl IntentStore for DynamoStore {
         }
     }
 
-    async fn get_by_bedrock_arn(&self, arn: &BedrockJobArn) -> Result<Option<BatchIntent>, PortError> {
+    async fn get_by_bedrock_arn(
+        &self,
+        arn: &BedrockJobArn,
+    ) -> Result<Option<BatchIntent>, PortError> {
         let Some(pointer) = self.get_item(&format!("{ARN_POINTER_PREFIX}{arn}")).await? else {
             return Ok(None);
         };
@@ -239,7 +273,11 @@ impl IntentStore for DynamoStore {
         self.get(&owner).await
     }
 
-    async fn list_pending_outbox(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<BatchIntent>, PortError> {
+    async fn list_pending_outbox(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError> {
         let out = self
             .client
             .query()
@@ -271,17 +309,25 @@ const BATCH_WRITE_MAX: usize = 25;
 
 #[async_trait]
 impl ResultStore for DynamoStore {
-    async fn put_results(&self, intent: &IntentId, results: &[ImageResult]) -> Result<(), PortError> {
+    async fn put_results(
+        &self,
+        intent: &IntentId,
+        results: &[ImageResult],
+    ) -> Result<(), PortError> {
         for chunk in results.chunks(BATCH_WRITE_MAX) {
             let mut requests = Vec::with_capacity(chunk.len());
             for r in chunk {
-                let body = serde_json::to_string(r).map_err(|e| PortError::with_source(ErrorKind::Unexpected, "encode result", e))?;
+                let body = serde_json::to_string(r).map_err(|e| {
+                    PortError::with_source(ErrorKind::Unexpected, "encode result", e)
+                })?;
                 let put = PutRequest::builder()
                     .item("intentId", s(intent.as_str()))
                     .item("recordId", s(r.record_id.as_str()))
                     .item("body", s(body))
                     .build()
-                    .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "build PutRequest", e))?;
+                    .map_err(|e| {
+                        PortError::with_source(ErrorKind::Unexpected, "build PutRequest", e)
+                    })?;
                 requests.push(WriteRequest::builder().put_request(put).build());
             }
             // Unprocessed items (throttling) are retried with backoff, a bounded number of times.
@@ -302,7 +348,10 @@ impl ResultStore for DynamoStore {
                     break;
                 }
                 if attempt == 7 {
-                    return Err(PortError::new(ErrorKind::Transient, "BatchWriteItem left items unprocessed"));
+                    return Err(PortError::new(
+                        ErrorKind::Transient,
+                        "BatchWriteItem left items unprocessed",
+                    ));
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
             }
@@ -310,10 +359,18 @@ impl ResultStore for DynamoStore {
         Ok(())
     }
 
-    async fn list_results(&self, intent: &IntentId, after: Option<&RecordId>, limit: usize) -> Result<Vec<ImageResult>, PortError> {
+    async fn list_results(
+        &self,
+        intent: &IntentId,
+        after: Option<&RecordId>,
+        limit: usize,
+    ) -> Result<Vec<ImageResult>, PortError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = after.map(|a| {
-            Item::from([("intentId".into(), s(intent.as_str())), ("recordId".into(), s(a.as_str()))])
+            Item::from([
+                ("intentId".into(), s(intent.as_str())),
+                ("recordId".into(), s(a.as_str())),
+            ])
         });
         loop {
             let page = self
@@ -332,7 +389,9 @@ impl ResultStore for DynamoStore {
                     .get("body")
                     .and_then(|v| v.as_s().ok())
                     .ok_or_else(|| unexpected("result item has no body"))?;
-                out.push(serde_json::from_str(body).map_err(|e| PortError::with_source(ErrorKind::Unexpected, "decode result", e))?);
+                out.push(serde_json::from_str(body).map_err(|e| {
+                    PortError::with_source(ErrorKind::Unexpected, "decode result", e)
+                })?);
             }
             start = page.last_evaluated_key;
             if start.is_none() || out.len() >= limit {

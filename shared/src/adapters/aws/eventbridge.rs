@@ -29,7 +29,10 @@ impl EventBridgeBus {
 
 /// EventBridge's size of an entry: source, detail-type, detail and resources, in UTF-8 bytes.
 pub fn entry_size(e: &Envelope) -> usize {
-    e.source.len() + e.detail_type.len() + e.detail.to_string().len() + e.resources.iter().map(String::len).sum::<usize>()
+    e.source.len()
+        + e.detail_type.len()
+        + e.detail.to_string().len()
+        + e.resources.iter().map(String::len).sum::<usize>()
 }
 
 /// Splits events into PutEvents calls under both limits, keeping their order.
@@ -41,7 +44,10 @@ pub fn chunk(events: &[Envelope]) -> Result<Vec<&[Envelope]>, PortError> {
         if size > MAX_REQUEST_BYTES {
             return Err(PortError::new(
                 ErrorKind::Validation,
-                format!("event {} is {size} bytes; EventBridge takes at most {MAX_REQUEST_BYTES}", e.id),
+                format!(
+                    "event {} is {size} bytes; EventBridge takes at most {MAX_REQUEST_BYTES}",
+                    e.id
+                ),
             ));
         }
         if i > start && (i - start == MAX_ENTRIES || bytes + size > MAX_REQUEST_BYTES) {
@@ -81,15 +87,27 @@ impl EventBus for EventBridgeBus {
                 .await
                 .map_err(|e| classify("PutEvents", e))?;
             if out.failed_entry_count > 0 {
-                let codes: Vec<&str> = out.entries().iter().filter_map(|e| e.error_code()).collect();
-                let kind = if codes.iter().all(|c| kind_of_code(c) == ErrorKind::Transient || *c == "InternalFailure") {
+                let codes: Vec<&str> = out
+                    .entries()
+                    .iter()
+                    .filter_map(|e| e.error_code())
+                    .collect();
+                let kind = if codes
+                    .iter()
+                    .all(|c| kind_of_code(c) == ErrorKind::Transient || *c == "InternalFailure")
+                {
                     ErrorKind::Transient
                 } else {
                     ErrorKind::Unexpected
                 };
                 return Err(PortError::new(
                     kind,
-                    format!("PutEvents failed {} of {} entries: {}", out.failed_entry_count, part.len(), codes.join(", ")),
+                    format!(
+                        "PutEvents failed {} of {} entries: {}",
+                        out.failed_entry_count,
+                        part.len(),
+                        codes.join(", ")
+                    ),
                 ));
             }
         }

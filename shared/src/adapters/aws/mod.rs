@@ -37,9 +37,16 @@ pub fn kind_of_code(code: &str) -> ErrorKind {
         c if TRANSIENT_CODES.contains(&c) => ErrorKind::Transient,
         "ServiceQuotaExceededException" | "LimitExceededException" => ErrorKind::QuotaExceeded,
         "ConditionalCheckFailedException" | "ConflictException" => ErrorKind::Conflict,
-        "ResourceNotFoundException" | "NoSuchKey" | "NotFound" | "NoSuchBucket" | "AWS.SimpleQueueService.NonExistentQueue"
+        "ResourceNotFoundException"
+        | "NoSuchKey"
+        | "NotFound"
+        | "NoSuchBucket"
+        | "AWS.SimpleQueueService.NonExistentQueue"
         | "QueueDoesNotExist" => ErrorKind::NotFound,
-        "ValidationException" | "InvalidParameterValue" | "InvalidParameterException" | "InvalidRequest"
+        "ValidationException"
+        | "InvalidParameterValue"
+        | "InvalidParameterException"
+        | "InvalidRequest"
         | "SerializationException" => ErrorKind::Validation,
         _ => ErrorKind::Unexpected,
     }
@@ -63,7 +70,9 @@ where
                 k => k,
             }
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ErrorKind::Transient
+        }
         _ => ErrorKind::Unexpected,
     };
     let message = match err.code() {
@@ -132,7 +141,10 @@ impl AwsClients {
             store: store.clone(),
             results: store,
             objects: Arc::new(s3::S3ObjectStore::new(self.s3.clone())),
-            bus: Arc::new(eventbridge::EventBridgeBus::new(self.eventbridge.clone(), &config.event_bus_name)),
+            bus: Arc::new(eventbridge::EventBridgeBus::new(
+                self.eventbridge.clone(),
+                &config.event_bus_name,
+            )),
             bedrock: Arc::new(bedrock::BedrockBatch::new(self.bedrock.clone())),
             clock: Arc::new(crate::adapters::embedded::clock::SystemClock),
             settings: Arc::new(config.settings.clone()),

@@ -34,9 +34,12 @@ impl S3ObjectStore {
             .send()
             .await
             .map_err(|e| classify("CreateMultipartUpload", e))?;
-        let upload_id = created
-            .upload_id
-            .ok_or_else(|| PortError::new(ErrorKind::Unexpected, "CreateMultipartUpload returned no upload id"))?;
+        let upload_id = created.upload_id.ok_or_else(|| {
+            PortError::new(
+                ErrorKind::Unexpected,
+                "CreateMultipartUpload returned no upload id",
+            )
+        })?;
         let result = async {
             let mut parts = Vec::new();
             for (i, chunk) in bytes.chunks(PART_SIZE).enumerate() {
@@ -52,14 +55,23 @@ impl S3ObjectStore {
                     .send()
                     .await
                     .map_err(|e| classify("UploadPart", e))?;
-                parts.push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag).build());
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag)
+                        .build(),
+                );
             }
             self.client
                 .complete_multipart_upload()
                 .bucket(uri.bucket.as_str())
                 .key(&uri.key)
                 .upload_id(&upload_id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
                 .send()
                 .await
                 .map_err(|e| classify("CompleteMultipartUpload", e))?;
@@ -107,11 +119,9 @@ impl ObjectStore for S3ObjectStore {
             .send()
             .await
             .map_err(|e| classify("GetObject", e))?;
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| PortError::with_source(ErrorKind::Transient, format!("reading {uri}"), e))?;
+        let data = out.body.collect().await.map_err(|e| {
+            PortError::with_source(ErrorKind::Transient, format!("reading {uri}"), e)
+        })?;
         Ok(data.into_bytes().to_vec())
     }
 

@@ -46,7 +46,13 @@ impl SqsQueues {
     }
 
     /// Up to 10 messages, waiting at most `wait_secs` for one; hidden for `visibility_secs`.
-    pub async fn receive(&self, url: &str, max: i32, wait_secs: i32, visibility_secs: i32) -> Result<Vec<Message>, PortError> {
+    pub async fn receive(
+        &self,
+        url: &str,
+        max: i32,
+        wait_secs: i32,
+        visibility_secs: i32,
+    ) -> Result<Vec<Message>, PortError> {
         let out = self
             .client
             .receive_message()
@@ -84,7 +90,9 @@ impl SqsQueues {
                         .id(i.to_string())
                         .receipt_handle(h)
                         .build()
-                        .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "build delete entry", e))
+                        .map_err(|e| {
+                            PortError::with_source(ErrorKind::Unexpected, "build delete entry", e)
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let out = self
@@ -125,13 +133,24 @@ impl SqsQueues {
             .await
             .map_err(|e| classify("GetQueueAttributes", e))?;
         let attrs = out.attributes.unwrap_or_default();
-        let n = |k: A| attrs.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let n = |k: A| {
+            attrs
+                .get(&k)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
     }
 
     /// Moves at most `limit` messages from `dlq_url` back to `source_url`. A dry run receives
     /// them, reports them, and makes them visible again at once.
-    pub async fn replay_dlq(&self, dlq_url: &str, source_url: &str, limit: usize, dry_run: bool) -> Result<ReplayReport, PortError> {
+    pub async fn replay_dlq(
+        &self,
+        dlq_url: &str,
+        source_url: &str,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<ReplayReport, PortError> {
         let mut report = ReplayReport::default();
         let mut seen = std::collections::HashSet::new();
         while report.moved.len() + report.failed < limit {
@@ -143,7 +162,8 @@ impl SqsQueues {
             let mut done = Vec::new();
             let mut fresh = 0;
             for m in batch {
-                let (Some(id), Some(handle)) = (m.message_id.clone(), m.receipt_handle.clone()) else {
+                let (Some(id), Some(handle)) = (m.message_id.clone(), m.receipt_handle.clone())
+                else {
                     continue;
                 };
                 let body = m.body.clone().unwrap_or_default();
@@ -155,13 +175,19 @@ impl SqsQueues {
                 fresh += 1;
                 if dry_run {
                     self.release(dlq_url, &handle).await?;
-                    report.moved.push(Moved { message_id: id, body });
+                    report.moved.push(Moved {
+                        message_id: id,
+                        body,
+                    });
                     continue;
                 }
                 match self.send(source_url, &body).await {
                     Ok(()) => {
                         done.push(handle);
-                        report.moved.push(Moved { message_id: id, body });
+                        report.moved.push(Moved {
+                            message_id: id,
+                            body,
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(message_id = %id, error = %e, "replay send failed; message stays in the DLQ");
