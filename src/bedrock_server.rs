@@ -82,7 +82,7 @@ struct TagBody {
 fn uri_at(v: &Value, path: &[&str]) -> Result<S3Uri, ApiError> {
     let raw = path
         .iter()
-        .fold(Some(v), |acc, k| acc.and_then(|x| x.get(*k)))
+        .try_fold(v, |acc, k| acc.get(*k))
         .and_then(Value::as_str)
         .ok_or_else(|| invalid(format!("{} is required", path.join("."))))?;
     S3Uri::parse(raw).map_err(|e| invalid(format!("{}: {e}", path.join("."))))
@@ -94,7 +94,7 @@ async fn create(
 ) -> Result<Json<Value>, ApiError> {
     let req = CreateJobRequest {
         job_name: body.job_name,
-        client_request_token: body.client_request_token.unwrap_or_else(|| uuid_token()),
+        client_request_token: body.client_request_token.unwrap_or_else(uuid_token),
         role_arn: body.role_arn,
         model_id: ModelId::parse(&body.model_id).map_err(|e| invalid(e.rule))?,
         input: uri_at(&body.input_data_config, &["s3InputDataConfig", "s3Uri"])?,

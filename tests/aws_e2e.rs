@@ -207,7 +207,7 @@ async fn when_intents_flow_through_aws_services_should_complete_once_each_despit
             .post("user-1", json!({"intentId": id, "images": keys}))
             .await;
         assert_eq!(status, 202, "{body}");
-        assert_eq!(body["cached"], false);
+        assert_eq!(body["cached"], false, "{body}");
     }
     let (status, body) = env
         .post("user-1", json!({"intentId": intents[0], "images": keys}))

@@ -374,3 +374,55 @@ async fn when_images_are_given_by_day_should_resolve_them_from_the_uploads_prefi
     let keys: Vec<_> = intent.images.iter().map(|i| i.key.as_str()).collect();
     assert_eq!(keys, SAMPLE_KEYS.to_vec());
 }
+
+fn get_status(job_id: &str, user: Option<&str>) -> Value {
+    let mut ev = event("intake-http-api-v2.json");
+    ev["routeKey"] = json!("GET /api/batch/jobs/{jobId}");
+    ev["rawPath"] = json!(format!("/api/batch/jobs/{job_id}"));
+    ev["requestContext"]["http"]["method"] = json!("GET");
+    ev["requestContext"]["http"]["path"] = json!(format!("/api/batch/jobs/{job_id}"));
+    ev["requestContext"]["authorizer"] = match user {
+        Some(u) => json!({"jwt": {"claims": {"sub": u}, "scopes": null}}),
+        None => Value::Null,
+    };
+    ev["body"] = Value::Null;
+    ev
+}
+
+#[tokio::test]
+async fn when_the_owner_follows_status_url_should_see_status_and_counts_and_others_see_404() {
+    let app = app().await;
+    let accepted = body(&app.intake(event("intake-http-api-v2.json")).await);
+    let job_id = accepted["jobId"].as_str().expect("jobId").to_owned();
+    assert!(accepted["statusUrl"]
+        .as_str()
+        .expect("url")
+        .ends_with(&format!("/api/batch/jobs/{job_id}")));
+
+    let answer = app.intake(get_status(&job_id, Some(SAMPLE_USER))).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    assert_eq!(body(&answer)["status"], "REQUESTED");
+
+    run(&app).await;
+    let answer = app.intake(get_status(&job_id, Some(SAMPLE_USER))).await;
+    let view = body(&answer);
+    assert_eq!(view["status"], "COMPLETED");
+    assert_eq!(view["counts"]["successRecordCount"], 3);
+    assert_eq!(view["bedrockJobs"][0]["status"], "Completed");
+
+    let other = app.intake(get_status(&job_id, Some("someone-else"))).await;
+    assert_eq!(status(&other), 404, "another user's job looks missing");
+    assert_eq!(
+        status(
+            &app.intake(get_status("bj-000000000000000000000000", Some(SAMPLE_USER)))
+                .await
+        ),
+        404
+    );
+    assert_eq!(
+        status(&app.intake(get_status("../../etc", Some(SAMPLE_USER))).await),
+        404
+    );
+    assert_eq!(status(&app.intake(get_status(&job_id, None)).await), 401);
+    assert_eq!(intents(&app).len(), 1, "reads write nothing");
+}

@@ -1,5 +1,5 @@
 //! Logging for the Lambda functions: JSON lines through `tracing`, with the current span's
-//! fields (intent_id, job_id, trace_id) on every line. The level comes from
+//! fields and the enclosing spans' (a message's intent_id, job_id, trace_id) on every line. The level comes from
 //! `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls) or `RUST_LOG`, default `info`.
 
 use tracing_subscriber::EnvFilter;
@@ -14,7 +14,7 @@ pub fn init_json_logs() {
         .json()
         .with_env_filter(filter)
         .with_current_span(true)
-        .with_span_list(false)
+        .with_span_list(true)
         .flatten_event(true)
         .with_target(false)
         .without_time() // CloudWatch stamps every line

@@ -1,7 +1,8 @@
 //! intake: the front door. Accepts an API Gateway REST (v1) proxy event, an HTTP API (v2)
 //! event, or a direct invoke; validates at the boundary; records the intent once; answers
-//! 202 `{jobId, intentId, statusUrl, estimatedDuration, cached}`. Errors are mapped to HTTP
-//! status codes here and nowhere else.
+//! 202 `{jobId, intentId, statusUrl, estimatedDuration, cached}`. It also serves
+//! `GET /api/batch/jobs/{jobId}`, the `statusUrl`. Errors are mapped to HTTP status codes here
+//! and nowhere else.
 
 use aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequest,
@@ -9,8 +10,9 @@ use aws_lambda_events::apigw::{
 use base64::Engine as _;
 use serde_json::{json, Value};
 use shared::app::intake::{accept, parse_payload, parse_request, Accepted, Caller, IntakeError};
+use shared::app::status::job_status;
 use shared::app::Deps;
-use shared::domain::ids::UserId;
+use shared::domain::ids::{JobId, UserId};
 
 /// The claim that names the caller in a JWT / Cognito authorizer.
 pub const USER_CLAIM: &str = "sub";
@@ -48,6 +50,32 @@ impl IntakeEvent {
     fn is_http(&self) -> bool {
         !matches!(self, Self::Direct(_))
     }
+
+    /// (method, path) of an API request.
+    fn route(&self) -> Option<(String, String)> {
+        match self {
+            Self::RestV1(r) => Some((
+                r.http_method.to_string(),
+                r.path.clone().unwrap_or_default(),
+            )),
+            Self::HttpV2(r) => Some((
+                r.request_context.http.method.to_string(),
+                r.raw_path.clone().unwrap_or_default(),
+            )),
+            Self::Direct(_) => None,
+        }
+    }
+}
+
+/// The jobId of `GET /api/batch/jobs/{jobId}`, if that is the route.
+fn status_route(method: &str, path: &str) -> Option<String> {
+    if !method.eq_ignore_ascii_case("GET") {
+        return None;
+    }
+    let id = path
+        .trim_end_matches('/')
+        .strip_prefix("/api/batch/jobs/")?;
+    (!id.is_empty() && !id.contains('/')).then(|| id.to_owned())
 }
 
 /// The caller's id from an authorizer: JWT claims (HTTP API), or Cognito user-pool claims
@@ -101,7 +129,53 @@ fn header<'a>(headers: &'a aws_lambda_events::http::HeaderMap, name: &str) -> Op
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn run(deps: &Deps, event: &IntakeEvent) -> Result<Accepted, IntakeError> {
+/// `GET /api/batch/jobs/{jobId}` for the authorized caller: 200 with the job, or 404 (also
+/// for another user's job).
+async fn status(
+    deps: &Deps,
+    event: &IntakeEvent,
+    raw_id: &str,
+) -> Result<(u16, Value), IntakeError> {
+    let caller = match event {
+        IntakeEvent::RestV1(r) => user_from_authorizer(Some(&r.request_context.authorizer))?,
+        IntakeEvent::HttpV2(r) => user_from_authorizer(r.request_context.authorizer.as_ref())?,
+        IntakeEvent::Direct(_) => {
+            return Err(IntakeError::invalid("event", "status is an API route"))
+        }
+    };
+    let not_found = || {
+        (
+            404,
+            json!({"error": "not_found", "message": format!("no job {raw_id}")}),
+        )
+    };
+    let Ok(job_id) = JobId::parse(raw_id) else {
+        return Ok(not_found());
+    };
+    match job_status(deps, &caller, &job_id).await? {
+        Some(view) => Ok((200, serde_json::to_value(view).unwrap_or_default())),
+        None => Ok(not_found()),
+    }
+}
+
+async fn run(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), IntakeError> {
+    if let Some((method, path)) = event.route() {
+        if let Some(id) = status_route(&method, &path) {
+            return status(deps, event, &id).await;
+        }
+        if method.eq_ignore_ascii_case("GET") {
+            return Ok((
+                404,
+                json!({"error": "not_found", "message": format!("no route GET {path}")}),
+            ));
+        }
+        if !method.eq_ignore_ascii_case("POST") {
+            return Ok((
+                405,
+                json!({"error": "method_not_allowed", "message": format!("{method} is not supported")}),
+            ));
+        }
+    }
     let new = match event {
         IntakeEvent::RestV1(req) => {
             let caller = Caller::User(user_from_authorizer(Some(&req.request_context.authorizer))?);
@@ -131,7 +205,8 @@ async fn run(deps: &Deps, event: &IntakeEvent) -> Result<Accepted, IntakeError> 
             parse_payload(deps, &Caller::Trusted, payload, trace.as_deref())?
         }
     };
-    accept(deps, new).await
+    let accepted: Accepted = accept(deps, new).await?;
+    Ok((202, serde_json::to_value(&accepted).unwrap_or_default()))
 }
 
 /// The one place errors become status codes and client messages. Internal errors are logged
@@ -161,11 +236,7 @@ pub async fn handle(deps: &Deps, event: Value) -> Value {
         Ok(event) => {
             let http = event.is_http();
             match run(deps, &event).await {
-                Ok(accepted) => (
-                    202,
-                    serde_json::to_value(&accepted).unwrap_or_default(),
-                    http,
-                ),
+                Ok((status, body)) => (status, body, http),
                 Err(e) => {
                     if !matches!(e, IntakeError::Unavailable(_)) {
                         tracing::info!(status = e.status_code(), error = %e, "request refused");

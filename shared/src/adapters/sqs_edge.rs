@@ -6,6 +6,27 @@ use crate::app::{Outcome, StageError};
 use crate::domain::events::Envelope;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::future::Future;
+use tracing::Instrument as _;
+
+/// A span for one message, with the ids our own events carry (Bedrock's events fill them in
+/// once the watcher has found the intent).
+fn message_span(stage: &str, message_id: &str, envelope: Option<&Envelope>) -> tracing::Span {
+    let detail = envelope.map(|e| &e.detail);
+    let field = |name: &str| {
+        detail
+            .and_then(|d| d.get(name))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+    };
+    tracing::info_span!(
+        "message",
+        stage,
+        message_id,
+        intent_id = field("intentId"),
+        job_id = field("jobId"),
+        trace_id = field("traceId"),
+    )
+}
 
 pub async fn process_batch<F, Fut>(stage: &str, event: SqsEvent, handle: F) -> SqsBatchResponse
 where
@@ -15,17 +36,19 @@ where
     let mut failures = Vec::new();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
-        let result = match message
+        let parsed = message
             .body
             .as_deref()
-            .map(serde_json::from_str::<Envelope>)
-        {
+            .map(serde_json::from_str::<Envelope>);
+        let span = message_span(stage, &id, parsed.as_ref().and_then(|p| p.as_ref().ok()));
+        let result = match parsed {
             None => Err(StageError::Permanent("message has no body".into())),
             Some(Err(e)) => Err(StageError::Permanent(format!(
                 "body is not an EventBridge envelope: {e}"
             ))),
-            Some(Ok(envelope)) => handle(envelope).await,
+            Some(Ok(envelope)) => handle(envelope).instrument(span.clone()).await,
         };
+        let _entered = span.enter();
         match result {
             Ok(outcome) => tracing::info!(stage, message_id = %id, ?outcome, "message handled"),
             Err(e) => {

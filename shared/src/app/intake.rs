@@ -262,7 +262,11 @@ pub fn parse_payload(
 }
 
 /// Records the intent (once) and announces it. See the module docs for replays.
-#[tracing::instrument(skip_all, fields(intent_id = %req.intent_id, trace_id = %req.trace_id))]
+#[tracing::instrument(skip_all, fields(
+    intent_id = %req.intent_id,
+    job_id = %crate::domain::ids::JobId::for_intent(&req.intent_id),
+    trace_id = %req.trace_id,
+))]
 pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError> {
     let images = req.selection.len_hint();
     let hash = req.payload_hash();

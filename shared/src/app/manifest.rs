@@ -25,7 +25,7 @@ use futures::stream::{self, StreamExt};
 /// How many images are fetched at once.
 const FETCH_CONCURRENCY: usize = 8;
 
-#[tracing::instrument(skip_all, fields(intent_id = %intent_id))]
+#[tracing::instrument(skip_all, fields(intent_id = %intent_id, job_id = %crate::domain::ids::JobId::for_intent(intent_id)))]
 pub async fn build_manifest(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, StageError> {
     for _ in 0..MAX_CAS_ATTEMPTS {
         let Some(intent) = deps.store.get(intent_id).await? else {

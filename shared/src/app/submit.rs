@@ -12,7 +12,7 @@ use crate::domain::ids::IntentId;
 use crate::domain::status::IntentStatus;
 use crate::ports::{ErrorKind, PortError};
 
-#[tracing::instrument(skip_all, fields(intent_id = %intent_id))]
+#[tracing::instrument(skip_all, fields(intent_id = %intent_id, job_id = %crate::domain::ids::JobId::for_intent(intent_id)))]
 pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, StageError> {
     for _ in 0..MAX_CAS_ATTEMPTS {
         let Some(mut intent) = deps.store.get(intent_id).await? else {

@@ -18,7 +18,13 @@ use crate::domain::status::{BedrockJobStatus, IntentStatus};
 use crate::ports::{ErrorKind, PortError};
 use std::collections::HashSet;
 
-#[tracing::instrument(skip_all, fields(bedrock_job_arn = %change.batch_job_arn, status = %change.status))]
+#[tracing::instrument(skip_all, fields(
+    bedrock_job_arn = %change.batch_job_arn,
+    status = %change.status,
+    intent_id = tracing::field::Empty,
+    job_id = tracing::field::Empty,
+    trace_id = tracing::field::Empty,
+))]
 pub async fn apply_state_change(
     deps: &Deps,
     change: &JobStateChange,
@@ -53,6 +59,10 @@ pub async fn apply_job_status(
         let Some(intent) = deps.store.get_by_bedrock_arn(arn).await? else {
             return not_recorded_yet(deps, arn, job_name).await;
         };
+        let span = tracing::Span::current();
+        span.record("intent_id", intent.intent_id.as_str());
+        span.record("job_id", intent.job_id.as_str());
+        span.record("trace_id", intent.trace_id.as_str());
         let Some(job) = intent.job_by_arn(arn).cloned() else {
             return Ok(Outcome::Unknown(arn.to_string()));
         };

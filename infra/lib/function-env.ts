@@ -1,0 +1,49 @@
+/**
+ * The environment every function gets: exactly the variables `shared/src/config.rs` lists in
+ * ENV_VARS (the Rust side reads them once at cold start and fails fast on a missing one).
+ * The names appear here once; `test/env-vars.test.ts` checks them against the Rust table.
+ *
+ * The log level is not among them: the functions read AWS_LAMBDA_LOG_LEVEL, which Lambda sets
+ * from the function's logging config (applicationLogLevelV2).
+ */
+import type { Settings } from './settings';
+
+export interface FunctionEnvInputs {
+  readonly intentsTable: string;
+  readonly resultsTable: string;
+  readonly eventBusName: string;
+  readonly uploadsBucket: string;
+  readonly manifestsBucket: string;
+  readonly outputsBucket: string;
+  readonly bedrockRoleArn: string;
+  /** Base of `statusUrl`, without a trailing slash. */
+  readonly apiBaseUrl: string;
+  readonly settings: Settings;
+}
+
+export function functionEnvironment(i: FunctionEnvInputs): Record<string, string> {
+  const s = i.settings;
+  const q = s.quotas;
+  return {
+    INTENTS_TABLE: i.intentsTable,
+    RESULTS_TABLE: i.resultsTable,
+    EVENT_BUS_NAME: i.eventBusName,
+    UPLOADS_BUCKET: i.uploadsBucket,
+    MANIFESTS_BUCKET: i.manifestsBucket,
+    OUTPUTS_BUCKET: i.outputsBucket,
+    BEDROCK_ROLE_ARN: i.bedrockRoleArn,
+    ALLOWED_MODEL_IDS: s.modelIds.join(','),
+    API_BASE_URL: i.apiBaseUrl,
+    MAX_IMAGES_PER_INTENT: String(s.maxImagesPerIntent),
+    JOB_TIMEOUT_HOURS: String(s.jobTimeoutHours),
+    OUTBOX_GRACE_SECS: String(s.outboxGraceSecs),
+    INTENT_TTL_DAYS: String(s.intentTtlDays),
+    MAX_OUTPUT_TOKENS: String(s.maxOutputTokens),
+    MIN_RECORDS_PER_JOB: String(q.minRecordsPerJob),
+    MAX_RECORDS_PER_JOB: String(q.maxRecordsPerJob),
+    MAX_RECORDS_PER_FILE: String(q.maxRecordsPerFile),
+    MAX_FILE_BYTES: String(q.maxFileBytes),
+    MAX_JOB_BYTES: String(q.maxJobBytes),
+    MAX_CONCURRENT_JOBS: String(q.maxConcurrentJobs),
+  };
+}

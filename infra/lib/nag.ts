@@ -1,0 +1,72 @@
+/**
+ * cdk-nag acknowledgments, each for one named finding on one role, with the reason it is safe.
+ * cdk-nag 3 has no bulk suppression: an `AwsSolutions-IAM5[Resource::…]` id names exactly one
+ * wildcard resource, rendered the way cdk-nag renders it (so a new wildcard anywhere else still
+ * fails the synth). Only object-level and job-level wildcards inside resources this stack owns
+ * are acknowledged; no statement has Action "*" or Resource "*".
+ */
+import { Stack, Validations } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+// cdk-nag renders a CloudFormation reference into its finding id with this helper; using the
+// same one keeps the ids right whether the stack has a concrete account/region or not.
+import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference';
+import { BatchOrchestratorStack } from './stack';
+
+export interface Acknowledged {
+  readonly id: string;
+  readonly reason: string;
+}
+
+/** The IAM5 finding id of one resource ARN (token or literal). */
+export function iam5Finding(stack: Stack, arn: string): string {
+  return `AwsSolutions-IAM5[Resource::${flattenCfnReference(stack.resolve(arn))}]`;
+}
+
+/** Every acknowledgment, by the construct it is recorded on. */
+export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConstruct, Acknowledged[]]> {
+  const f = stack.functions;
+  const objects = (bucket: s3.IBucket, reason: string): Acknowledged => ({
+    id: iam5Finding(stack, bucket.arnForObjects('*')),
+    reason,
+  });
+  const jobs = (reason: string): Acknowledged => ({ id: iam5Finding(stack, stack.batchJobArns), reason });
+  // Cross-region inference profiles only: `arn:…:bedrock:*::foundation-model/{id}`.
+  const anyRegionModels = (reason: string): Acknowledged[] =>
+    stack.modelArns.filter((a) => a.includes('*')).map((a) => ({ id: iam5Finding(stack, a), reason }));
+
+  const MANIFEST_KEYS =
+    'Manifest keys are manifests/{jobId}/j{n}/part-{n}.jsonl, made per request after deploy, so no fixed ARN exists; the wildcard covers objects of the dedicated manifests bucket only, never other buckets or the bucket configuration.';
+  const OUTPUT_KEYS =
+    'Bedrock writes outputs under {outputUri}/{bedrock job id}/, an id Bedrock assigns at job creation; the wildcard covers objects of the dedicated outputs bucket only.';
+  const JOB_ARNS =
+    'Batch job ARNs end in a 12-character id Bedrock assigns at CreateModelInvocationJob, so they cannot be named in advance; the wildcard is limited to model-invocation-job resources of this account and region.';
+  const GEO_MODELS =
+    'A cross-region inference profile routes each request to the configured foundation model in any region of its geography, and Bedrock authorizes the call on that region\'s model ARN; the model id itself is fixed (only the region is a wildcard).';
+
+  return [
+    [stack.bedrockRole, [
+      objects(stack.manifestsBucket, `Bedrock reads every JSONL part of a job's input folder. ${MANIFEST_KEYS}`),
+      objects(stack.outputsBucket, OUTPUT_KEYS),
+      ...anyRegionModels(GEO_MODELS),
+    ]],
+    [f['manifest-builder'].role!, [
+      objects(stack.uploadsBucket, 'Images are uploaded by users under uploads/{userId}/{day}/ after deploy; the function reads the ones a request names. The wildcard covers objects of the dedicated uploads bucket only.'),
+      objects(stack.manifestsBucket, `The function writes (and on failure aborts the multipart upload of) the parts. ${MANIFEST_KEYS}`),
+    ]],
+    [f.submitter.role!, [
+      jobs(JOB_ARNS),
+      ...anyRegionModels(`CreateModelInvocationJob is authorized on the model the job uses. ${GEO_MODELS}`),
+    ]],
+    [f['status-watcher'].role!, [
+      objects(stack.outputsBucket, `The function reads each finished job's .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
+      jobs(JOB_ARNS),
+    ]],
+  ];
+}
+
+export function applyNagSuppressions(stack: BatchOrchestratorStack): void {
+  for (const [construct, acks] of nagAcknowledgments(stack)) {
+    Validations.of(construct).acknowledge(...acks);
+  }
+}

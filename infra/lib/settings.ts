@@ -1,0 +1,217 @@
+/**
+ * Deployment settings, read from CDK context (cdk.json, or `-c key=value` on the command line)
+ * and checked once, here, before any construct is made. A bad value stops the synth with a
+ * message naming its context key.
+ */
+
+/** Bedrock quotas, per model and region: check yours in Service Quotas before raising them. */
+export interface Quotas {
+  readonly minRecordsPerJob: number;
+  readonly maxRecordsPerJob: number;
+  readonly maxRecordsPerFile: number;
+  readonly maxFileBytes: number;
+  readonly maxJobBytes: number;
+  readonly maxConcurrentJobs: number;
+}
+
+export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
+
+export interface Settings {
+  /** Deployment stage: part of the stack name and of the physical names (`batch-orchestrator-{stage}-…`). */
+  readonly stage: string;
+  /** Bedrock model ids (or inference-profile ids) clients may ask for; the first is the default. */
+  readonly modelIds: readonly string[];
+  /** Issuer (`iss`) the HTTP API's JWT authorizer accepts, e.g. a Cognito user pool URL. */
+  readonly jwtIssuer: string;
+  /** Audiences (`aud` / `client_id`) the JWT authorizer accepts. */
+  readonly jwtAudience: readonly string[];
+  readonly quotas: Quotas;
+  /** Steady-state requests per second of the API's default stage. */
+  readonly apiThrottleRate: number;
+  /** Burst of the API's default stage. */
+  readonly apiThrottleBurst: number;
+  /** `timeoutDurationInHours` of each Bedrock job (Bedrock accepts 24 to 168). */
+  readonly jobTimeoutHours: number;
+  readonly maxImagesPerIntent: number;
+  readonly outboxGraceSecs: number;
+  readonly intentTtlDays: number;
+  readonly maxOutputTokens: number;
+  /** Application log level of the functions (Lambda's advanced logging controls). */
+  readonly logLevel: LogLevel;
+  /** Build the Rust functions with cargo-lambda (needed to deploy); false synthesizes without building. */
+  readonly bundle: boolean;
+  /** Optional SNS topic ARN the alarms notify. */
+  readonly alarmTopicArn?: string;
+}
+
+/** Every context key this app reads, so the README and the tests can list them. */
+export const CONTEXT_KEYS = [
+  'stage',
+  'modelIds',
+  'jwtIssuer',
+  'jwtAudience',
+  'quotas',
+  'apiThrottleRate',
+  'apiThrottleBurst',
+  'jobTimeoutHours',
+  'maxImagesPerIntent',
+  'outboxGraceSecs',
+  'intentTtlDays',
+  'maxOutputTokens',
+  'logLevel',
+  'bundle',
+  'alarmTopicArn',
+] as const;
+
+export type ContextKey = (typeof CONTEXT_KEYS)[number];
+
+const QUOTA_KEYS: readonly (keyof Quotas)[] = [
+  'minRecordsPerJob',
+  'maxRecordsPerJob',
+  'maxRecordsPerFile',
+  'maxFileBytes',
+  'maxJobBytes',
+  'maxConcurrentJobs',
+];
+
+const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
+
+/** The same grammar as the Rust `ModelId::parse`: 1-256 of `[A-Za-z0-9._:/-]`. */
+const MODEL_ID = /^[A-Za-z0-9._:/-]{1,256}$/;
+
+/** Stage names end up in queue, table and bus names: keep them short and lowercase. */
+const STAGE = /^[a-z][a-z0-9-]{0,19}$/;
+
+export class SettingsError extends Error {
+  constructor(key: string, problem: string) {
+    super(`context "${key}": ${problem}`);
+    this.name = 'SettingsError';
+  }
+}
+
+/** Reads a context value; `-c key=value` always arrives as a string, cdk.json as JSON. */
+export type ContextReader = (key: ContextKey) => unknown;
+
+function present(v: unknown): boolean {
+  return v !== undefined && v !== null && !(typeof v === 'string' && v.trim() === '');
+}
+
+function str(read: ContextReader, key: ContextKey): string {
+  const v = read(key);
+  if (!present(v) || typeof v !== 'string') {
+    throw new SettingsError(key, 'is required and must be a non-empty string');
+  }
+  return v.trim();
+}
+
+/** A list from a JSON array (cdk.json) or a comma-separated string (`-c key=a,b`). */
+function list(read: ContextReader, key: ContextKey): string[] {
+  const v = read(key);
+  let items: unknown[];
+  if (Array.isArray(v)) {
+    items = v;
+  } else if (typeof v === 'string') {
+    const s = v.trim();
+    items = s.startsWith('[') ? parseJson(key, s) : s.split(',');
+  } else {
+    throw new SettingsError(key, 'is required: a list (JSON array or comma-separated string)');
+  }
+  const out = items.map((i) => {
+    if (typeof i !== 'string') throw new SettingsError(key, `every item must be a string, got ${JSON.stringify(i)}`);
+    return i.trim();
+  }).filter((i) => i !== '');
+  if (out.length === 0) throw new SettingsError(key, 'must name at least one value');
+  if (new Set(out).size !== out.length) throw new SettingsError(key, 'must not repeat a value');
+  return out;
+}
+
+function parseJson<T>(key: string, s: string): T {
+  try {
+    return JSON.parse(s) as T;
+  } catch {
+    throw new SettingsError(key, `is not valid JSON: ${s}`);
+  }
+}
+
+function int(key: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new SettingsError(key, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function bool(key: string, v: unknown): boolean {
+  if (v === undefined || v === null) return false;
+  if (typeof v === 'boolean') return v;
+  if (typeof v === 'string' && ['true', 'false'].includes(v.trim().toLowerCase())) {
+    return v.trim().toLowerCase() === 'true';
+  }
+  throw new SettingsError(key, `must be true or false, got ${JSON.stringify(v)}`);
+}
+
+function quotas(read: ContextReader): Quotas {
+  let raw = read('quotas');
+  if (typeof raw === 'string') raw = parseJson('quotas', raw);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new SettingsError('quotas', `must be an object with ${QUOTA_KEYS.join(', ')}`);
+  }
+  const obj = raw as Record<string, unknown>;
+  const unknown = Object.keys(obj).filter((k) => !(QUOTA_KEYS as readonly string[]).includes(k));
+  if (unknown.length > 0) throw new SettingsError('quotas', `unknown keys ${unknown.join(', ')}`);
+  const q = Object.fromEntries(
+    QUOTA_KEYS.map((k) => {
+      if (!present(obj[k])) throw new SettingsError(`quotas.${k}`, 'is required');
+      return [k, int(`quotas.${k}`, obj[k], 1)];
+    }),
+  ) as unknown as Quotas;
+  if (q.minRecordsPerJob > q.maxRecordsPerJob) {
+    throw new SettingsError('quotas', 'minRecordsPerJob must not exceed maxRecordsPerJob');
+  }
+  if (q.maxFileBytes > q.maxJobBytes) {
+    throw new SettingsError('quotas', 'maxFileBytes must not exceed maxJobBytes');
+  }
+  return q;
+}
+
+/** Builds and checks the settings; throws `SettingsError` naming the first bad key. */
+export function readSettings(read: ContextReader): Settings {
+  const stage = str(read, 'stage');
+  if (!STAGE.test(stage)) {
+    throw new SettingsError('stage', 'must be 1-20 of lowercase letters, digits and "-", starting with a letter');
+  }
+  const modelIds = list(read, 'modelIds');
+  for (const m of modelIds) {
+    if (!MODEL_ID.test(m)) throw new SettingsError('modelIds', `${JSON.stringify(m)} is not a model id`);
+  }
+  const jwtIssuer = str(read, 'jwtIssuer');
+  if (!jwtIssuer.startsWith('https://')) {
+    throw new SettingsError('jwtIssuer', 'must be an https:// URL (the token issuer, `iss`)');
+  }
+  const logLevel = (present(read('logLevel')) ? str(read, 'logLevel').toUpperCase() : 'INFO') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new SettingsError('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const alarmTopicArn = present(read('alarmTopicArn')) ? str(read, 'alarmTopicArn') : undefined;
+  if (alarmTopicArn !== undefined && !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/.test(alarmTopicArn)) {
+    throw new SettingsError('alarmTopicArn', 'must be an SNS topic ARN');
+  }
+  return {
+    stage,
+    modelIds,
+    jwtIssuer,
+    jwtAudience: list(read, 'jwtAudience'),
+    quotas: quotas(read),
+    apiThrottleRate: int('apiThrottleRate', read('apiThrottleRate'), 1),
+    apiThrottleBurst: int('apiThrottleBurst', read('apiThrottleBurst'), 1, 5000),
+    // Bedrock's own bounds for timeoutDurationInHours; the Rust config refuses the same.
+    jobTimeoutHours: int('jobTimeoutHours', read('jobTimeoutHours'), 24, 168),
+    maxImagesPerIntent: int('maxImagesPerIntent', read('maxImagesPerIntent'), 1),
+    outboxGraceSecs: int('outboxGraceSecs', read('outboxGraceSecs'), 1),
+    intentTtlDays: int('intentTtlDays', read('intentTtlDays'), 1),
+    maxOutputTokens: int('maxOutputTokens', read('maxOutputTokens'), 1),
+    logLevel,
+    bundle: bool('bundle', read('bundle')),
+    alarmTopicArn,
+  };
+}

@@ -1,0 +1,461 @@
+/**
+ * The batch-orchestrator stack: intents and results tables, the three buckets, our event bus,
+ * one SQS queue (+ DLQ) per consuming stage fed by the rules of `topology.ts`, the four Rust
+ * functions with least-privilege roles, the JWT-protected HTTP API, the Bedrock service role
+ * and the alarms. Everything tunable comes from `Settings` (CDK context), never from edits here.
+ */
+import * as path from 'node:path';
+import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps, Annotations } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { RustFunction } from 'cargo-lambda-cdk';
+import { Construct } from 'constructs';
+import { allModelArns } from './bedrock-arns';
+import { functionEnvironment } from './function-env';
+import { Settings } from './settings';
+import { QUEUES, QueueName, RULES } from './topology';
+
+/** GSI names of the intents table, as `shared/src/adapters/aws/dynamodb.rs` queries them. */
+export const GSI = {
+  byJobId: 'byJobId',
+  byUserCreated: 'byUserCreated',
+  byOutbox: 'byOutbox',
+  byBedrockJobArn: 'byBedrockJobArn',
+} as const;
+
+export type FunctionName = 'intake' | 'manifest-builder' | 'submitter' | 'status-watcher';
+
+interface FunctionSpec {
+  readonly name: FunctionName;
+  readonly description: string;
+  readonly timeout: Duration;
+  readonly memorySize: number;
+  /** The queue it consumes, if it is an SQS consumer. */
+  readonly queue?: QueueName;
+}
+
+/**
+ * One crate per function (`functions/{name}`, binary of the same name). Timeouts: intake answers
+ * an HTTP API (which gives up after 30 s); manifest-builder fetches up to 5,000 images and writes
+ * the JSONL parts (memory holds a part, multipart-uploaded above 16 MiB); status-watcher ingests
+ * every output line of a finished job.
+ */
+export const FUNCTIONS: readonly FunctionSpec[] = [
+  { name: 'intake', description: 'HTTP API and direct-invoke intake of batch requests', timeout: Duration.seconds(29), memorySize: 256 },
+  { name: 'manifest-builder', description: 'Builds the Bedrock JSONL manifests of a requested batch', timeout: Duration.minutes(5), memorySize: 2048, queue: 'manifest-builder' },
+  { name: 'submitter', description: 'Creates the Bedrock batch inference jobs of a manifest', timeout: Duration.minutes(1), memorySize: 256, queue: 'submitter' },
+  { name: 'status-watcher', description: 'Follows Bedrock job state changes and ingests results', timeout: Duration.minutes(5), memorySize: 1024, queue: 'status-watcher' },
+];
+
+/** AWS's guidance for Lambda event sources: queue visibility at least 6x the function timeout. */
+export const VISIBILITY_FACTOR = 6;
+/** Receives before a message moves to its DLQ (the Rust embedded bus uses the same default). */
+export const MAX_RECEIVE_COUNT = 5;
+export const SQS_BATCH_SIZE = 10;
+export const LOG_RETENTION = logs.RetentionDays.ONE_MONTH;
+/** Manifests are only read by Bedrock while a job runs (at most 168 h + queueing). */
+export const MANIFEST_EXPIRY = Duration.days(30);
+export const OUTPUT_EXPIRY = Duration.days(365);
+export const ACCESS_LOG_EXPIRY = Duration.days(90);
+export const ABORT_MULTIPART_AFTER = Duration.days(7);
+
+export interface BatchOrchestratorStackProps extends StackProps {
+  readonly settings: Settings;
+  /** The Rust workspace root (holds `functions/*`); defaults to the parent of `infra/`. */
+  readonly repoRoot?: string;
+}
+
+function pascal(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
+}
+
+export class BatchOrchestratorStack extends Stack {
+  readonly settings: Settings;
+  readonly intentsTable: dynamodb.Table;
+  readonly resultsTable: dynamodb.Table;
+  readonly uploadsBucket: s3.Bucket;
+  readonly manifestsBucket: s3.Bucket;
+  readonly outputsBucket: s3.Bucket;
+  readonly accessLogsBucket: s3.Bucket;
+  readonly bus: events.EventBus;
+  readonly queues: Record<QueueName, { queue: sqs.Queue; dlq: sqs.Queue }>;
+  readonly functions: Record<FunctionName, lambda.Function>;
+  readonly api: apigw.HttpApi;
+  readonly bedrockRole: iam.Role;
+  /** `arn:…:bedrock:{region}:{account}:model-invocation-job/*`: every batch job of this account. */
+  readonly batchJobArns: string;
+  /** The IAM resources of the configured models (see bedrock-arns.ts). */
+  readonly modelArns: readonly string[];
+  private readonly bundle: boolean;
+
+  constructor(scope: Construct, id: string, props: BatchOrchestratorStackProps) {
+    super(scope, id, props);
+    const settings = props.settings;
+    this.settings = settings;
+    this.bundle = settings.bundle;
+    const repoRoot = props.repoRoot ?? path.resolve(__dirname, '..', '..');
+    const prefix = `batch-orchestrator-${settings.stage}`;
+
+    // ---- Tables ------------------------------------------------------------------------------
+    // Intents: PK intentId and no sort key (a varying sort key would let a retry slip past
+    // attribute_not_exists); see the layout in shared/src/adapters/aws/dynamodb.rs.
+    this.intentsTable = new dynamodb.Table(this, 'IntentsTable', {
+      tableName: `${prefix}-intents`,
+      partitionKey: { name: 'intentId', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      timeToLiveAttribute: 'expiresAt',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const gsi = (indexName: string, pk: string, sk?: string): void =>
+      this.intentsTable.addGlobalSecondaryIndex({
+        indexName,
+        partitionKey: { name: pk, type: dynamodb.AttributeType.STRING },
+        sortKey: sk === undefined ? undefined : { name: sk, type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+    gsi(GSI.byJobId, 'jobId');
+    gsi(GSI.byUserCreated, 'userId', 'createdAt');
+    gsi(GSI.byOutbox, 'outboxPending', 'outboxStagedAt');
+    gsi(GSI.byBedrockJobArn, 'bedrockJobArn');
+
+    this.resultsTable = new dynamodb.Table(this, 'ResultsTable', {
+      tableName: `${prefix}-results`,
+      partitionKey: { name: 'intentId', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'recordId', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // ---- Buckets -----------------------------------------------------------------------------
+    // SSE-S3 throughout: Bedrock reads manifests and writes outputs with no KMS key grants, and
+    // S3 server access logs cannot be delivered to a KMS-encrypted bucket.
+    const secure: s3.BucketProps = {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      removalPolicy: RemovalPolicy.RETAIN,
+    };
+    this.accessLogsBucket = new s3.Bucket(this, 'AccessLogsBucket', {
+      ...secure,
+      lifecycleRules: [{ id: 'expire-access-logs', expiration: ACCESS_LOG_EXPIRY, abortIncompleteMultipartUploadAfter: ABORT_MULTIPART_AFTER }],
+    });
+    const dataBucket = (id: string, logPrefix: string, rules: s3.LifecycleRule[]): s3.Bucket =>
+      new s3.Bucket(this, id, {
+        ...secure,
+        serverAccessLogsBucket: this.accessLogsBucket,
+        serverAccessLogsPrefix: `${logPrefix}/`,
+        lifecycleRules: [
+          { id: 'abort-incomplete-multipart', abortIncompleteMultipartUploadAfter: ABORT_MULTIPART_AFTER },
+          ...rules,
+        ],
+      });
+    this.uploadsBucket = dataBucket('UploadsBucket', 'uploads', []);
+    this.manifestsBucket = dataBucket('ManifestsBucket', 'manifests', [{ id: 'expire-manifests', expiration: MANIFEST_EXPIRY }]);
+    this.outputsBucket = dataBucket('OutputsBucket', 'outputs', [{ id: 'expire-outputs', expiration: OUTPUT_EXPIRY }]);
+
+    // ---- Bus, queues, rules ------------------------------------------------------------------
+    this.bus = new events.EventBus(this, 'EventBus', {
+      eventBusName: `${prefix}-events`,
+      description: 'BATCH_* events of batch-orchestrator (source batch-orchestrator)',
+    });
+
+    const timeoutOf = (q: QueueName): Duration => {
+      const f = FUNCTIONS.find((fn) => fn.queue === q);
+      if (f === undefined) throw new Error(`no function consumes queue ${q}`);
+      return f.timeout;
+    };
+    const queues = {} as Record<QueueName, { queue: sqs.Queue; dlq: sqs.Queue }>;
+    for (const name of QUEUES) {
+      const dlq = new sqs.Queue(this, `${pascal(name)}Dlq`, {
+        queueName: `${prefix}-${name}-dlq`,
+        retentionPeriod: Duration.days(14),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+      });
+      const queue = new sqs.Queue(this, `${pascal(name)}Queue`, {
+        queueName: `${prefix}-${name}`,
+        visibilityTimeout: Duration.seconds(timeoutOf(name).toSeconds() * VISIBILITY_FACTOR),
+        retentionPeriod: Duration.days(4),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        deadLetterQueue: { queue: dlq, maxReceiveCount: MAX_RECEIVE_COUNT },
+      });
+      queues[name] = { queue, dlq };
+    }
+    this.queues = queues;
+
+    const defaultBus = events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
+    for (const rule of RULES) {
+      const { queue, dlq } = queues[rule.target];
+      new events.Rule(this, `${pascal(rule.name)}Rule`, {
+        description: `${rule.source} ${rule.detailTypes.join(', ')} -> ${rule.target} queue`,
+        eventBus: rule.defaultBus ? defaultBus : this.bus,
+        eventPattern: { source: [rule.source], detailType: [...rule.detailTypes] },
+        // An event EventBridge cannot deliver (after its retries) lands in the stage's DLQ in
+        // the same shape as a delivered one, so the DLQ replay moves it back like any other.
+        targets: [new targets.SqsQueue(queue, { deadLetterQueue: dlq })],
+      });
+    }
+
+    // ---- HTTP API (routes are added once intake exists) ------------------------------------------
+    this.api = new apigw.HttpApi(this, 'HttpApi', {
+      apiName: prefix,
+      description: 'batch-orchestrator: POST /api/batch/jobs, GET /api/batch/jobs/{jobId}',
+      createDefaultStage: false,
+    });
+    const apiAccessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
+      retention: LOG_RETENTION,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    new apigw.HttpStage(this, 'DefaultStage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: settings.apiThrottleRate, burstLimit: settings.apiThrottleBurst },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(apiAccessLogs),
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            ip: '$context.identity.sourceIp',
+            requestTime: '$context.requestTime',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            protocol: '$context.protocol',
+            responseLength: '$context.responseLength',
+            latency: '$context.responseLatency',
+            sub: '$context.authorizer.claims.sub',
+            authorizerError: '$context.authorizer.error',
+            integrationError: '$context.integrationErrorMessage',
+          }),
+        ),
+      },
+    });
+
+    // ---- Bedrock service role (what batch jobs run under) ------------------------------------
+    const jobArns = this.formatArn({ service: 'bedrock', resource: 'model-invocation-job', resourceName: '*' });
+    const modelArns = allModelArns(settings.modelIds, {
+      partition: this.partition,
+      region: this.region,
+      account: this.account,
+    });
+    this.batchJobArns = jobArns;
+    this.modelArns = modelArns;
+    this.bedrockRole = new iam.Role(this, 'BedrockBatchRole', {
+      description: 'Service role Bedrock batch inference jobs of batch-orchestrator run under',
+      // The confused-deputy guard Bedrock documents: only jobs of this account and region.
+      assumedBy: new iam.ServicePrincipal('bedrock.amazonaws.com', {
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': this.account },
+          ArnLike: { 'aws:SourceArn': jobArns },
+        },
+      }),
+    });
+    this.bedrockRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'ReadManifests',
+      actions: ['s3:GetObject'],
+      resources: [this.manifestsBucket.arnForObjects('*')],
+    }));
+    this.bedrockRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'ListManifests',
+      actions: ['s3:ListBucket'],
+      resources: [this.manifestsBucket.bucketArn],
+    }));
+    this.bedrockRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'WriteOutputs',
+      actions: ['s3:PutObject'],
+      resources: [this.outputsBucket.arnForObjects('*')],
+    }));
+    this.bedrockRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'InvokeConfiguredModels',
+      actions: ['bedrock:InvokeModel'],
+      resources: modelArns,
+    }));
+
+    // ---- Functions ---------------------------------------------------------------------------
+    const environment = functionEnvironment({
+      intentsTable: this.intentsTable.tableName,
+      resultsTable: this.resultsTable.tableName,
+      eventBusName: this.bus.eventBusName,
+      uploadsBucket: this.uploadsBucket.bucketName,
+      manifestsBucket: this.manifestsBucket.bucketName,
+      outputsBucket: this.outputsBucket.bucketName,
+      bedrockRoleArn: this.bedrockRole.roleArn,
+      // `https://{id}.execute-api.{region}.amazonaws.com`, no trailing slash: the $default stage.
+      apiBaseUrl: this.api.apiEndpoint,
+      settings,
+    });
+
+    const functions = {} as Record<FunctionName, lambda.Function>;
+    for (const spec of FUNCTIONS) {
+      const id = pascal(spec.name);
+      const role = new iam.Role(this, `${id}Role`, {
+        description: `Execution role of the ${spec.name} function`,
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      });
+      // An explicit log group instead of AWSLambdaBasicExecutionRole: retention is set, and
+      // the role may write to this group only (not create or write any group in the account).
+      const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+        retention: LOG_RETENTION,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      logGroup.grantWrite(role);
+      const fn = new RustFunction(this, id, {
+        manifestPath: path.join(repoRoot, 'functions', spec.name, 'Cargo.toml'),
+        binaryName: spec.name,
+        architecture: lambda.Architecture.ARM_64,
+        runtime: 'provided.al2023',
+        description: spec.description,
+        timeout: spec.timeout,
+        memorySize: spec.memorySize,
+        role,
+        logGroup,
+        loggingFormat: lambda.LoggingFormat.JSON,
+        applicationLogLevelV2: lambda.ApplicationLogLevel[settings.logLevel],
+        systemLogLevelV2: lambda.SystemLogLevel.WARN,
+        environment,
+      });
+      if (spec.queue !== undefined) {
+        // Grants this function (only) sqs:ReceiveMessage/DeleteMessage/... on its own queue.
+        fn.addEventSource(new SqsEventSource(queues[spec.queue].queue, {
+          batchSize: SQS_BATCH_SIZE,
+          reportBatchItemFailures: true,
+        }));
+      }
+      functions[spec.name] = fn;
+    }
+    this.functions = functions;
+    this.grantLeastPrivilege(jobArns, modelArns);
+
+    // ---- Routes --------------------------------------------------------------------------------
+    // The user is the token's `sub` claim (intake reads it from the authorizer context).
+    const authorizer = new HttpJwtAuthorizer('JwtAuthorizer', settings.jwtIssuer, {
+      authorizerName: 'jwt',
+      jwtAudience: [...settings.jwtAudience],
+      identitySource: ['$request.header.Authorization'],
+    });
+    const integration = new HttpLambdaIntegration('IntakeIntegration', functions.intake, {
+      payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+    });
+    this.api.addRoutes({ path: '/api/batch/jobs', methods: [apigw.HttpMethod.POST], integration, authorizer });
+    this.api.addRoutes({ path: '/api/batch/jobs/{jobId}', methods: [apigw.HttpMethod.GET], integration, authorizer });
+
+    // ---- Alarms --------------------------------------------------------------------------------
+    const topic = settings.alarmTopicArn === undefined
+      ? undefined
+      : sns.Topic.fromTopicArn(this, 'AlarmTopic', settings.alarmTopicArn);
+    const alarm = (id: string, props: cloudwatch.AlarmProps): void => {
+      const a = new cloudwatch.Alarm(this, id, props);
+      if (topic !== undefined) a.addAlarmAction(new cwActions.SnsAction(topic));
+    };
+    for (const name of QUEUES) {
+      alarm(`${pascal(name)}DlqAlarm`, {
+        alarmDescription: `A message reached the ${name} DLQ: fix the cause, then replay it (batch-orchestrator dlq replay)`,
+        metric: queues[name].dlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+    for (const spec of FUNCTIONS) {
+      alarm(`${pascal(spec.name)}ErrorsAlarm`, {
+        alarmDescription: `The ${spec.name} function failed an invocation`,
+        metric: functions[spec.name].metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
+    // ---- Outputs -------------------------------------------------------------------------------
+    new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint, description: 'Base URL of the HTTP API' });
+    new CfnOutput(this, 'IntentsTableName', { value: this.intentsTable.tableName });
+    new CfnOutput(this, 'ResultsTableName', { value: this.resultsTable.tableName });
+    new CfnOutput(this, 'EventBusName', { value: this.bus.eventBusName });
+    new CfnOutput(this, 'UploadsBucketName', { value: this.uploadsBucket.bucketName });
+
+    if (!this.bundle) {
+      Annotations.of(this).addWarningV2(
+        'batch-orchestrator:NotBundled',
+        'bundle=false: the Rust functions were not built, so this assembly is for review and tests only. Deploy with `-c bundle=true` (needs cargo-lambda).',
+      );
+    }
+  }
+
+  /**
+   * Assets are built only when `bundle` is set, whatever the CLI asks: a plain `cdk synth` then
+   * needs neither cargo-lambda nor Docker, and `cdk deploy -c bundle=true` builds the functions.
+   */
+  public override get bundlingRequired(): boolean {
+    return this.bundle && super.bundlingRequired;
+  }
+
+  /**
+   * Each function's role gets the actions its code calls, on its own resources only. DynamoDB
+   * has no TransactWriteItems IAM action: the Puts inside a transaction are authorized as
+   * dynamodb:PutItem (and a BatchWriteItem as dynamodb:BatchWriteItem).
+   */
+  private grantLeastPrivilege(jobArns: string, modelArns: string[]): void {
+    const f = this.functions;
+    const intents = this.intentsTable.tableArn;
+    const index = (name: string): string => `${intents}/index/${name}`;
+    const allow = (fn: lambda.Function, sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>): void => {
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid, actions, resources, conditions }));
+    };
+
+    // Intent store: GetItem (consistent reads), PutItem (conditional create, and the Puts of
+    // the update transaction); Query on byJobId for the lookups by our jobId.
+    for (const fn of [f.intake, f['manifest-builder'], f.submitter, f['status-watcher']]) {
+      allow(fn, 'IntentStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], [intents]);
+      this.bus.grantPutEventsTo(fn);
+    }
+    for (const fn of [f.intake, f['status-watcher']]) {
+      allow(fn, 'IntentsByJobId', ['dynamodb:Query'], [index(GSI.byJobId)]);
+    }
+    // Result store: per-image results are upserted with BatchWriteItem.
+    for (const fn of [f['manifest-builder'], f['status-watcher']]) {
+      allow(fn, 'ResultStore', ['dynamodb:BatchWriteItem'], [this.resultsTable.tableArn]);
+    }
+
+    // manifest-builder: lists and reads the uploaded images, writes the JSONL parts (multipart
+    // above 16 MiB: Create/UploadPart/Complete are s3:PutObject, the clean-up is Abort).
+    allow(f['manifest-builder'], 'ReadUploads', ['s3:GetObject'], [this.uploadsBucket.arnForObjects('*')]);
+    allow(f['manifest-builder'], 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
+    allow(f['manifest-builder'], 'WriteManifests', ['s3:PutObject', 's3:AbortMultipartUpload'], [this.manifestsBucket.arnForObjects('*')]);
+
+    // submitter: creates (and may read back or stop) its jobs, tagging them on create, and
+    // hands Bedrock exactly the service role.
+    allow(f.submitter, 'CreateBatchJobs', ['bedrock:CreateModelInvocationJob'], [jobArns, ...modelArns]);
+    allow(f.submitter, 'ManageBatchJobs', ['bedrock:GetModelInvocationJob', 'bedrock:StopModelInvocationJob', 'bedrock:TagResource'], [jobArns]);
+    allow(f.submitter, 'PassBedrockRole', ['iam:PassRole'], [this.bedrockRole.roleArn], {
+      StringEquals: { 'iam:PassedToService': 'bedrock.amazonaws.com' },
+    });
+
+    // status-watcher: reads the outputs and manifest.json.out of finished jobs. ListBucket
+    // makes a missing object a 404 (not found, handled) rather than a 403.
+    allow(f['status-watcher'], 'ReadOutputs', ['s3:GetObject'], [this.outputsBucket.arnForObjects('*')]);
+    allow(f['status-watcher'], 'ListOutputs', ['s3:ListBucket'], [this.outputsBucket.bucketArn]);
+    allow(f['status-watcher'], 'ReadBatchJobs', ['bedrock:GetModelInvocationJob'], [jobArns]);
+  }
+}

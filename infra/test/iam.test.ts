@@ -1,0 +1,202 @@
+/**
+ * Least privilege: the Bedrock service role's trust and grants, each function role's exact
+ * action set on its own resources, and no `*` action or resource anywhere.
+ */
+import { allModelArns, modelArns, splitGeoPrefix } from '../lib/bedrock-arns';
+import { FunctionName } from '../lib/stack';
+import { asArray, resourcesOf, roleActions, roleStatements, Statement, synth } from './helpers';
+
+const ACCOUNT = '123456789012';
+const REGION = 'us-east-1';
+const { stack, template } = synth({}, { account: ACCOUNT, region: REGION });
+const id = (c: { node: { defaultChild?: unknown } }): string => stack.getLogicalId(c.node.defaultChild as any);
+const arnOf = (c: { node: { defaultChild?: unknown } }) => ({ 'Fn::GetAtt': [id(c), 'Arn'] });
+const objectsOf = (c: { node: { defaultChild?: unknown } }) => ({ 'Fn::Join': ['', [arnOf(c), '/*']] });
+const JOBS = `arn:aws:bedrock:${REGION}:${ACCOUNT}:model-invocation-job/*`;
+const roleId = (name: FunctionName): string => id(stack.functions[name].role!);
+const bySid = (statements: Statement[], sid: string): Statement => {
+  const found = statements.filter((s) => s.Sid === sid);
+  expect(found).toHaveLength(1);
+  return found[0];
+};
+
+describe('no wildcard grants', () => {
+  /**
+   * Actions that have no resource-level permissions and so would need Resource "*". None is in
+   * use today; adding one here must come with the reason (e.g. a List* call).
+   */
+  const RESOURCE_STAR_ALLOWED: readonly string[] = [];
+
+  it('when any policy statement is synthesized should name no "*" action, no service-wide action wildcard and no "*" resource', () => {
+    const statements = [
+      ...Object.values(resourcesOf(template, 'AWS::IAM::Policy')).flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]),
+      ...Object.values(resourcesOf(template, 'AWS::IAM::Role')).flatMap((r) =>
+        (r.Properties.Policies ?? []).flatMap((p: any) => p.PolicyDocument.Statement as Statement[])),
+    ];
+    expect(statements.length).toBeGreaterThan(20);
+    for (const s of statements.filter((st) => st.Effect === 'Allow')) {
+      for (const a of asArray(s.Action)) {
+        expect(a).not.toBe('*');
+        expect(a).not.toMatch(/:\*$/);
+      }
+      if (asArray(s.Resource).includes('*')) {
+        expect(asArray(s.Action).every((a) => RESOURCE_STAR_ALLOWED.includes(a))).toBe(true);
+      }
+    }
+  });
+
+  it('when any role is synthesized should attach no managed policy', () => {
+    for (const r of Object.values(resourcesOf(template, 'AWS::IAM::Role'))) {
+      expect(r.Properties.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+});
+
+describe('Bedrock service role', () => {
+  const role = resourcesOf(template, 'AWS::IAM::Role')[id(stack.bedrockRole)].Properties;
+
+  it('when assumed should trust only bedrock.amazonaws.com for jobs of this account and region', () => {
+    expect(role.AssumeRolePolicyDocument.Statement).toEqual([{
+      Effect: 'Allow',
+      Action: 'sts:AssumeRole',
+      Principal: { Service: 'bedrock.amazonaws.com' },
+      Condition: {
+        StringEquals: { 'aws:SourceAccount': ACCOUNT },
+        ArnLike: { 'aws:SourceArn': JOBS },
+      },
+    }]);
+  });
+
+  it('when a job runs should read manifests, write outputs and invoke only the configured models', () => {
+    const st = roleStatements(template, id(stack.bedrockRole));
+    expect(bySid(st, 'ReadManifests')).toMatchObject({ Action: 's3:GetObject', Resource: objectsOf(stack.manifestsBucket) });
+    expect(bySid(st, 'ListManifests')).toMatchObject({ Action: 's3:ListBucket', Resource: arnOf(stack.manifestsBucket) });
+    expect(bySid(st, 'WriteOutputs')).toMatchObject({ Action: 's3:PutObject', Resource: objectsOf(stack.outputsBucket) });
+    expect(bySid(st, 'InvokeConfiguredModels')).toMatchObject({ Action: 'bedrock:InvokeModel' });
+    expect([...asArray(bySid(st, 'InvokeConfiguredModels').Resource as string[])].sort()).toEqual([
+      `arn:aws:bedrock:${REGION}::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0`,
+      `arn:aws:bedrock:${REGION}::foundation-model/anthropic.claude-3-haiku-20240307-v1:0`,
+    ]);
+    expect(roleActions(template, id(stack.bedrockRole))).toEqual(['bedrock:InvokeModel', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
+  });
+
+  it('when a model id has a geo prefix should allow its inference profile and the model in any region', () => {
+    const { stack: s, template: t } = synth(
+      { modelIds: ['us.anthropic.claude-3-5-sonnet-20240620-v1:0'] },
+      { account: ACCOUNT, region: REGION },
+    );
+    const st = roleStatements(t, s.getLogicalId(s.bedrockRole.node.defaultChild as any));
+    expect([...(bySid(st, 'InvokeConfiguredModels').Resource as string[])].sort()).toEqual([
+      'arn:aws:bedrock:*::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0',
+      `arn:aws:bedrock:${REGION}:${ACCOUNT}:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0`,
+    ]);
+  });
+});
+
+describe('model ARNs', () => {
+  const p = { partition: 'aws', region: 'eu-west-1', account: ACCOUNT };
+  it('when the id is plain should be the regional foundation model', () => {
+    expect(modelArns('amazon.nova-pro-v1:0', p)).toEqual(['arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-pro-v1:0']);
+  });
+  it('when the id is a geographic profile should be the profile plus the model in any region', () => {
+    expect(splitGeoPrefix('eu.anthropic.claude-3-haiku-20240307-v1:0')).toEqual(['eu', 'anthropic.claude-3-haiku-20240307-v1:0']);
+    expect(modelArns('apac.amazon.nova-pro-v1:0', p)).toEqual([
+      `arn:aws:bedrock:eu-west-1:${ACCOUNT}:inference-profile/apac.amazon.nova-pro-v1:0`,
+      'arn:aws:bedrock:*::foundation-model/amazon.nova-pro-v1:0',
+    ]);
+  });
+  it('when the id is already an ARN should use it as is', () => {
+    const arn = `arn:aws:bedrock:eu-west-1:${ACCOUNT}:application-inference-profile/abc123`;
+    expect(modelArns(arn, p)).toEqual([arn]);
+  });
+  it('when two ids share a model should list each ARN once', () => {
+    expect(allModelArns(['us.amazon.nova-pro-v1:0', 'eu.amazon.nova-pro-v1:0'], p)).toHaveLength(3);
+  });
+});
+
+describe('function roles', () => {
+  const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+  const SQS = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
+  const INTENTS = ['dynamodb:GetItem', 'dynamodb:PutItem'];
+  const EXPECTED: Record<FunctionName, string[]> = {
+    intake: [...LOGS, ...INTENTS, 'dynamodb:Query', 'events:PutEvents'],
+    'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:BatchWriteItem', 'events:PutEvents',
+      's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
+    submitter: [...LOGS, ...SQS, ...INTENTS, 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
+      'bedrock:GetModelInvocationJob', 'bedrock:StopModelInvocationJob', 'bedrock:TagResource', 'iam:PassRole'],
+    'status-watcher': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
+      's3:GetObject', 's3:ListBucket', 'bedrock:GetModelInvocationJob'],
+  };
+
+  it.each(Object.keys(EXPECTED))('when %s is granted should get exactly the actions its code calls', (name) => {
+    expect(roleActions(template, roleId(name as FunctionName))).toEqual([...EXPECTED[name as FunctionName]].sort());
+  });
+
+  it('when any function writes events should write only to our bus', () => {
+    for (const name of Object.keys(EXPECTED) as FunctionName[]) {
+      const put = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).includes('events:PutEvents'));
+      expect(put).toHaveLength(1);
+      expect(put[0].Resource).toEqual(arnOf(stack.bus));
+    }
+  });
+
+  it('when a function touches DynamoDB should reach only its tables and the byJobId index', () => {
+    const intents = arnOf(stack.intentsTable);
+    for (const name of Object.keys(EXPECTED) as FunctionName[]) {
+      const st = roleStatements(template, roleId(name));
+      expect(bySid(st, 'IntentStore').Resource).toEqual(intents);
+      for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:Query'))) {
+        expect(s.Resource).toEqual({ 'Fn::Join': ['', [intents, '/index/byJobId']] });
+      }
+      for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:BatchWriteItem'))) {
+        expect(s.Resource).toEqual(arnOf(stack.resultsTable));
+      }
+    }
+  });
+
+  it('when manifest-builder reaches S3 should read uploads and write manifests only', () => {
+    const st = roleStatements(template, roleId('manifest-builder'));
+    expect(bySid(st, 'ReadUploads').Resource).toEqual(objectsOf(stack.uploadsBucket));
+    expect(bySid(st, 'ListUploads').Resource).toEqual(arnOf(stack.uploadsBucket));
+    expect(bySid(st, 'WriteManifests')).toMatchObject({
+      Action: ['s3:AbortMultipartUpload', 's3:PutObject'].sort(),
+      Resource: objectsOf(stack.manifestsBucket),
+    });
+  });
+
+  it('when submitter creates jobs should be limited to job ARNs and the configured models, and pass only the Bedrock role to Bedrock', () => {
+    const st = roleStatements(template, roleId('submitter'));
+    const models = allModelArns(stack.settings.modelIds, { partition: 'aws', region: REGION, account: ACCOUNT });
+    expect(asArray(bySid(st, 'CreateBatchJobs').Resource as string[]).sort()).toEqual([...models, JOBS].sort());
+    expect(bySid(st, 'ManageBatchJobs').Resource).toEqual(JOBS);
+    expect(bySid(st, 'PassBedrockRole')).toMatchObject({
+      Action: 'iam:PassRole',
+      Resource: arnOf(stack.bedrockRole),
+      Condition: { StringEquals: { 'iam:PassedToService': 'bedrock.amazonaws.com' } },
+    });
+  });
+
+  it('when status-watcher reads results should read outputs and job state only', () => {
+    const st = roleStatements(template, roleId('status-watcher'));
+    expect(bySid(st, 'ReadOutputs').Resource).toEqual(objectsOf(stack.outputsBucket));
+    expect(bySid(st, 'ListOutputs').Resource).toEqual(arnOf(stack.outputsBucket));
+    expect(bySid(st, 'ReadBatchJobs').Resource).toEqual(JOBS);
+  });
+
+  it('when consuming should reach only its own queue', () => {
+    for (const name of ['manifest-builder', 'submitter', 'status-watcher'] as const) {
+      const sqs = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).some((a) => a.startsWith('sqs:')));
+      expect(sqs).toHaveLength(1);
+      expect(sqs[0].Resource).toEqual(arnOf(stack.queues[name].queue));
+    }
+  });
+
+  it('when logging should write only to its own log group', () => {
+    for (const name of Object.keys(EXPECTED) as FunctionName[]) {
+      const logs = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).some((a) => a.startsWith('logs:')));
+      expect(logs).toHaveLength(1);
+      const fn = resourcesOf(template, 'AWS::Lambda::Function')[id(stack.functions[name])];
+      expect(logs[0].Resource).toEqual({ 'Fn::GetAtt': [fn.Properties.LoggingConfig.LogGroup.Ref, 'Arn'] });
+    }
+  });
+});

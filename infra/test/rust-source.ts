@@ -1,0 +1,136 @@
+/**
+ * Reads the Rust sources the stack must agree with (env var names, routing rules, GSI names).
+ * Each parser fails loudly when it finds nothing, so a reformatted Rust file cannot make a
+ * comparison pass vacuously.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+const SHARED_SRC = path.join(REPO_ROOT, 'shared', 'src');
+
+function read(rel: string): string {
+  return fs.readFileSync(path.join(SHARED_SRC, rel), 'utf8');
+}
+
+function rustFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) return rustFiles(p);
+    return e.name.endsWith('.rs') ? [p] : [];
+  });
+}
+
+/** `pub const NAME: &str = "value";` of one source text. */
+export function stringConsts(source: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of source.matchAll(/pub const ([A-Z][A-Z0-9_]*): &str = "((?:[^"\\]|\\.)*)";/g)) {
+    out.set(m[1], m[2]);
+  }
+  return out;
+}
+
+/** Every `pub const …: &str` under shared/src (names are unique across the crate's domain). */
+export function allStringConsts(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const file of rustFiles(SHARED_SRC)) {
+    for (const [k, v] of stringConsts(fs.readFileSync(file, 'utf8'))) out.set(k, v);
+  }
+  return out;
+}
+
+/** The text between `start` and the first `end` after it. */
+function block(source: string, start: RegExp, end: string, what: string): string {
+  const m = start.exec(source);
+  if (m === null) throw new Error(`could not find ${what}`);
+  const from = m.index + m[0].length;
+  const to = source.indexOf(end, from);
+  if (to < 0) throw new Error(`could not find the end of ${what}`);
+  return source.slice(from, to);
+}
+
+export interface RustEnvVar {
+  readonly name: string;
+  readonly required: boolean;
+}
+
+/** The ENV_VARS table of shared/src/config.rs, names resolved through its constants. */
+export function rustEnvVars(): RustEnvVar[] {
+  const src = read('config.rs');
+  const consts = stringConsts(src);
+  const table = block(src, /pub const ENV_VARS: &\[\(&str, bool, &str\)\] = &\[/, '\n];', 'ENV_VARS');
+  const vars = [...table.matchAll(/\(\s*([A-Z][A-Z0-9_]*)\s*,\s*(true|false)\s*,/g)].map((m) => {
+    const name = consts.get(m[1]);
+    if (name === undefined) throw new Error(`ENV_VARS names ${m[1]}, which is not a string constant of config.rs`);
+    return { name, required: m[2] === 'true' };
+  });
+  if (vars.length === 0) throw new Error('ENV_VARS parsed to nothing');
+  return vars;
+}
+
+export interface RustRule {
+  readonly name: string;
+  readonly source: string;
+  readonly detailTypes: string[];
+  readonly target: string;
+  readonly defaultBus: boolean;
+}
+
+/** The RULES table of shared/src/topology.rs, constants and `Queue::X` resolved. */
+export function rustRules(): RustRule[] {
+  const src = read('topology.rs');
+  const consts = allStringConsts();
+  const value = (expr: string): string => {
+    const e = expr.trim();
+    const lit = /^"((?:[^"\\]|\\.)*)"$/.exec(e);
+    if (lit !== null) return lit[1];
+    const c = consts.get(e);
+    if (c === undefined) throw new Error(`topology.rs refers to ${e}, not a string constant under shared/src`);
+    return c;
+  };
+  const nameFn = block(src, /pub fn name\(self\) -> &'static str \{/, '\n    }', 'Queue::name');
+  const queueNames = new Map([...nameFn.matchAll(/Self::(\w+) => "([^"]+)"/g)].map((m) => [m[1], m[2]]));
+  if (queueNames.size === 0) throw new Error('Queue::name parsed to nothing');
+
+  const table = block(src, /pub const RULES: \[Rule; \d+\] = \[/, '\n];', 'RULES');
+  const rules = table.split(/\bRule \{/).slice(1).map((body) => {
+    const field = (re: RegExp, what: string): RegExpExecArray => {
+      const m = re.exec(body);
+      if (m === null) throw new Error(`a rule in topology.rs has no ${what}: ${body}`);
+      return m;
+    };
+    const target = field(/target:\s*Queue::(\w+)/, 'target')[1];
+    const queue = queueNames.get(target);
+    if (queue === undefined) throw new Error(`unknown queue ${target}`);
+    return {
+      name: value(field(/name:\s*("(?:[^"\\]|\\.)*"|[A-Z_]+)/, 'name')[1]),
+      source: value(field(/source:\s*("(?:[^"\\]|\\.)*"|[A-Z_]+)/, 'source')[1]),
+      detailTypes: field(/detail_types:\s*&\[([^\]]*)\]/, 'detail_types')[1]
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '')
+        .map(value),
+      target: queue,
+      defaultBus: field(/default_bus:\s*(true|false)/, 'default_bus')[1] === 'true',
+    };
+  });
+  if (rules.length === 0) throw new Error('RULES parsed to nothing');
+  return rules;
+}
+
+/** The queue names of `Queue::name()` in topology.rs. */
+export function rustQueueNames(): string[] {
+  const src = read('topology.rs');
+  const nameFn = block(src, /pub fn name\(self\) -> &'static str \{/, '\n    }', 'Queue::name');
+  const names = [...nameFn.matchAll(/Self::\w+ => "([^"]+)"/g)].map((m) => m[1]);
+  if (names.length === 0) throw new Error('Queue::name parsed to nothing');
+  return names;
+}
+
+/** The GSI names the DynamoDB adapter queries (`pub const GSI_…`). */
+export function rustGsiNames(): string[] {
+  const consts = stringConsts(read('adapters/aws/dynamodb.rs'));
+  const names = [...consts].filter(([k]) => k.startsWith('GSI_')).map(([, v]) => v);
+  if (names.length === 0) throw new Error('no GSI_ constants in dynamodb.rs');
+  return names;
+}

@@ -1,0 +1,281 @@
+/**
+ * The resources themselves: tables (keys, GSIs, TTL, PITR), queues and their DLQs, event
+ * source mappings, buckets, the HTTP API, functions, alarms and outputs.
+ */
+import { Match } from 'aws-cdk-lib/assertions';
+import { FUNCTIONS, GSI, MAX_RECEIVE_COUNT, SQS_BATCH_SIZE, VISIBILITY_FACTOR } from '../lib/stack';
+import { QUEUES } from '../lib/topology';
+import { resourcesOf, synth } from './helpers';
+import { rustGsiNames } from './rust-source';
+
+const { app, stack, template } = synth();
+const id = (c: { node: { defaultChild?: unknown } }): string => stack.getLogicalId(c.node.defaultChild as any);
+
+describe('tables', () => {
+  it('when synthesized the intents table should have PK intentId only, on demand, PITR, SSE and TTL expiresAt', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      TableName: 'batch-orchestrator-dev-intents',
+      KeySchema: [{ AttributeName: 'intentId', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    });
+  });
+
+  it('when synthesized the intents table should have the four GSIs (string keys, projection ALL)', () => {
+    const table = resourcesOf(template, 'AWS::DynamoDB::Table')[id(stack.intentsTable)].Properties;
+    const gsis = Object.fromEntries(table.GlobalSecondaryIndexes.map((g: any) => [g.IndexName, g]));
+    const expected: Record<string, Array<[string, string]>> = {
+      byJobId: [['jobId', 'HASH']],
+      byUserCreated: [['userId', 'HASH'], ['createdAt', 'RANGE']],
+      byOutbox: [['outboxPending', 'HASH'], ['outboxStagedAt', 'RANGE']],
+      byBedrockJobArn: [['bedrockJobArn', 'HASH']],
+    };
+    expect(Object.keys(gsis).sort()).toEqual(Object.keys(expected).sort());
+    for (const [name, keys] of Object.entries(expected)) {
+      expect(gsis[name].KeySchema).toEqual(keys.map(([AttributeName, KeyType]) => ({ AttributeName, KeyType })));
+      expect(gsis[name].Projection).toEqual({ ProjectionType: 'ALL' });
+    }
+    for (const a of table.AttributeDefinitions) expect(a.AttributeType).toBe('S');
+  });
+
+  it('when compared with the DynamoDB adapter should define every GSI it queries', () => {
+    expect(rustGsiNames().sort()).toEqual(Object.values(GSI).sort());
+  });
+
+  it('when synthesized the results table should have PK intentId and SK recordId with PITR and SSE', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      TableName: 'batch-orchestrator-dev-results',
+      KeySchema: [{ AttributeName: 'intentId', KeyType: 'HASH' }, { AttributeName: 'recordId', KeyType: 'RANGE' }],
+      AttributeDefinitions: [{ AttributeName: 'intentId', AttributeType: 'S' }, { AttributeName: 'recordId', AttributeType: 'S' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
+  });
+
+  it('when the stack is deleted should keep both tables', () => {
+    for (const t of [stack.intentsTable, stack.resultsTable]) {
+      expect(template.toJSON().Resources[id(t)].DeletionPolicy).toBe('Retain');
+    }
+  });
+});
+
+describe('queues and event sources', () => {
+  const queues = resourcesOf(template, 'AWS::SQS::Queue');
+  const dlqIds = new Set(Object.values(queues).flatMap((q) => q.Properties.RedrivePolicy?.deadLetterTargetArn?.['Fn::GetAtt']?.[0] ?? []));
+
+  it('when synthesized should have a queue and a DLQ per stage', () => {
+    expect(Object.keys(queues)).toHaveLength(QUEUES.length * 2);
+    expect(dlqIds.size).toBe(QUEUES.length);
+  });
+
+  it('when a queue is not a DLQ should redrive to a DLQ after 5 receives', () => {
+    for (const [logicalId, q] of Object.entries(queues)) {
+      if (dlqIds.has(logicalId)) continue;
+      expect(q.Properties.RedrivePolicy).toEqual({
+        deadLetterTargetArn: { 'Fn::GetAtt': [expect.any(String), 'Arn'] },
+        maxReceiveCount: MAX_RECEIVE_COUNT,
+      });
+      expect(dlqIds.has(q.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0])).toBe(true);
+    }
+  });
+
+  it('when any queue is synthesized should use SSE-SQS and refuse plain HTTP', () => {
+    for (const q of Object.values(queues)) expect(q.Properties.SqsManagedSseEnabled).toBe(true);
+    const policies = Object.values(resourcesOf(template, 'AWS::SQS::QueuePolicy'));
+    expect(policies).toHaveLength(Object.keys(queues).length);
+    for (const p of policies) {
+      expect(p.Properties.PolicyDocument.Statement).toContainEqual(expect.objectContaining({
+        Effect: 'Deny',
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+      }));
+    }
+  });
+
+  it.each(FUNCTIONS.filter((f) => f.queue !== undefined).map((f) => [f.name, f]))(
+    'when %s consumes its queue should hide messages for at least 6x its timeout',
+    (_name, spec) => {
+      const q = queues[id(stack.queues[spec.queue!].queue)].Properties;
+      expect(q.VisibilityTimeout).toBeGreaterThanOrEqual(spec.timeout.toSeconds() * VISIBILITY_FACTOR);
+    },
+  );
+
+  it('when any event source mapping exists should report batch item failures with batches of 10', () => {
+    const mappings = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'));
+    expect(mappings).toHaveLength(3);
+    for (const m of mappings) {
+      expect(m.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+      expect(m.Properties.BatchSize).toBe(SQS_BATCH_SIZE);
+    }
+  });
+
+  it('when wired should map each consumer to its own queue only', () => {
+    const mappings = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'));
+    for (const spec of FUNCTIONS.filter((f) => f.queue !== undefined)) {
+      const fnId = id(stack.functions[spec.name]);
+      const mine = mappings.filter((m) => m.Properties.FunctionName.Ref === fnId);
+      expect(mine).toHaveLength(1);
+      expect(mine[0].Properties.EventSourceArn).toEqual({ 'Fn::GetAtt': [id(stack.queues[spec.queue!].queue), 'Arn'] });
+    }
+    const intakeId = id(stack.functions.intake);
+    expect(mappings.filter((m) => m.Properties.FunctionName.Ref === intakeId)).toHaveLength(0);
+  });
+});
+
+describe('buckets', () => {
+  const buckets = resourcesOf(template, 'AWS::S3::Bucket');
+  const props = (b: { node: { defaultChild?: unknown } }) => buckets[id(b)].Properties;
+
+  it('when any bucket is synthesized should block public access, encrypt and refuse plain HTTP', () => {
+    expect(Object.keys(buckets)).toHaveLength(4);
+    for (const b of Object.values(buckets)) {
+      expect(b.Properties.PublicAccessBlockConfiguration).toEqual({
+        BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true,
+      });
+      expect(b.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm).toBe('AES256');
+    }
+    for (const p of Object.values(resourcesOf(template, 'AWS::S3::BucketPolicy'))) {
+      expect(p.Properties.PolicyDocument.Statement).toContainEqual(expect.objectContaining({
+        Effect: 'Deny',
+        Action: 's3:*',
+        Principal: { AWS: '*' },
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+      }));
+    }
+  });
+
+  it('when data buckets are synthesized should log access to the access-logs bucket', () => {
+    for (const b of [stack.uploadsBucket, stack.manifestsBucket, stack.outputsBucket]) {
+      expect(props(b).LoggingConfiguration.DestinationBucketName).toEqual({ Ref: id(stack.accessLogsBucket) });
+    }
+  });
+
+  it('when lifecycle rules apply should expire manifests (30 d) and outputs (365 d) and abort stale multipart uploads (7 d)', () => {
+    const rules = (b: { node: { defaultChild?: unknown } }) => props(b).LifecycleConfiguration.Rules as any[];
+    expect(rules(stack.manifestsBucket)).toContainEqual(expect.objectContaining({ ExpirationInDays: 30, Status: 'Enabled' }));
+    expect(rules(stack.outputsBucket)).toContainEqual(expect.objectContaining({ ExpirationInDays: 365, Status: 'Enabled' }));
+    for (const b of [stack.uploadsBucket, stack.manifestsBucket, stack.outputsBucket, stack.accessLogsBucket]) {
+      expect(rules(b)).toContainEqual(expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }));
+    }
+    expect(rules(stack.uploadsBucket).some((r) => r.ExpirationInDays !== undefined)).toBe(false);
+  });
+});
+
+describe('functions', () => {
+  it('when synthesized should run every crate on arm64 provided.al2023 with bootstrap', () => {
+    template.resourceCountIs('AWS::Lambda::Function', FUNCTIONS.length);
+    template.allResourcesProperties('AWS::Lambda::Function', {
+      Runtime: 'provided.al2023',
+      Architectures: ['arm64'],
+      Handler: 'bootstrap',
+    });
+  });
+
+  it('when synthesized should point each function at its own crate (an unbuilt asset: the crate folder)', () => {
+    const assets = app.synth().getStackArtifact(stack.artifactId).assets as Array<{ path: string; sourceHash: string }>;
+    const fns = resourcesOf(template, 'AWS::Lambda::Function');
+    for (const spec of FUNCTIONS) {
+      const fn = fns[id(stack.functions[spec.name])].Properties;
+      const asset = assets.filter((a) => fn.Code.S3Key === `${a.sourceHash}.zip`);
+      expect(asset).toHaveLength(1);
+      expect(asset[0].path).toMatch(new RegExp(`functions/${spec.name}$`));
+      expect(fn.Timeout).toBe(spec.timeout.toSeconds());
+    }
+  });
+
+  it('when logging should write to its own log group kept one month', () => {
+    const groups = resourcesOf(template, 'AWS::Logs::LogGroup');
+    for (const spec of FUNCTIONS) {
+      const fn = resourcesOf(template, 'AWS::Lambda::Function')[id(stack.functions[spec.name])];
+      const groupId = fn.Properties.LoggingConfig.LogGroup.Ref;
+      expect(groups[groupId].Properties.RetentionInDays).toBe(30);
+    }
+  });
+});
+
+describe('HTTP API', () => {
+  it('when routed should send both routes to intake behind the JWT authorizer', () => {
+    const routes = Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Route'));
+    expect(routes.map((r) => r.Properties.RouteKey).sort()).toEqual(['GET /api/batch/jobs/{jobId}', 'POST /api/batch/jobs']);
+    const authorizers = resourcesOf(template, 'AWS::ApiGatewayV2::Authorizer');
+    const [authId] = Object.keys(authorizers);
+    for (const r of routes) {
+      expect(r.Properties.AuthorizationType).toBe('JWT');
+      expect(r.Properties.AuthorizerId).toEqual({ Ref: authId });
+    }
+    const integrations = Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Integration'));
+    expect(integrations).toHaveLength(1);
+    expect(integrations[0].Properties).toMatchObject({
+      IntegrationType: 'AWS_PROXY',
+      PayloadFormatVersion: '2.0',
+      IntegrationUri: { 'Fn::GetAtt': [id(stack.functions.intake), 'Arn'] },
+    });
+  });
+
+  it('when the authorizer is configured should take issuer and audience from settings', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'JWT',
+      IdentitySource: ['$request.header.Authorization'],
+      JwtConfiguration: {
+        Issuer: 'https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE',
+        Audience: ['example-app-client-id'],
+      },
+    });
+    const { template: other } = synth({ jwtIssuer: 'https://issuer.example.com/', jwtAudience: 'a,b' });
+    other.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      JwtConfiguration: { Issuer: 'https://issuer.example.com/', Audience: ['a', 'b'] },
+    });
+  });
+
+  it('when staged should throttle the $default stage from settings and log access', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+      AccessLogSettings: { DestinationArn: { 'Fn::GetAtt': [Match.anyValue(), 'Arn'] }, Format: Match.stringLikeRegexp('requestId') },
+    });
+  });
+});
+
+describe('operations', () => {
+  it('when a DLQ holds a message should alarm', () => {
+    for (const name of QUEUES) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Namespace: 'AWS/SQS',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [id(stack.queues[name].dlq), 'QueueName'] } }],
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+    }
+  });
+
+  it('when a function errors should alarm', () => {
+    for (const spec of FUNCTIONS) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'Errors',
+        Namespace: 'AWS/Lambda',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: id(stack.functions[spec.name]) } }],
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+    }
+    template.resourceCountIs('AWS::CloudWatch::Alarm', QUEUES.length + FUNCTIONS.length);
+  });
+
+  it('when an alarm topic is configured should notify it', () => {
+    const arn = 'arn:aws:sns:us-east-1:123456789012:ops';
+    const { template: t } = synth({ alarmTopicArn: arn });
+    t.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [arn] });
+  });
+
+  it('when deployed should output the API URL, table names and bus name', () => {
+    const outputs = template.toJSON().Outputs;
+    expect(outputs.ApiUrl.Value).toEqual({ 'Fn::GetAtt': [id(stack.api), 'ApiEndpoint'] });
+    expect(outputs.IntentsTableName.Value).toEqual({ Ref: id(stack.intentsTable) });
+    expect(outputs.ResultsTableName.Value).toEqual({ Ref: id(stack.resultsTable) });
+    expect(outputs.EventBusName.Value).toEqual({ Ref: id(stack.bus) });
+  });
+});
