@@ -10,14 +10,16 @@ use shared::adapters::embedded::bedrock_emulator::{BedrockEmulator, EmulatorOpti
 use shared::adapters::embedded::bus::{BusOptions, SqliteBus};
 use shared::adapters::embedded::clock::{ManualClock, SystemClock};
 use shared::adapters::embedded::db::Db;
+use shared::adapters::embedded::faults::{wrap_deps, FaultPlan};
 use shared::adapters::embedded::objects::FsObjectStore;
 use shared::adapters::embedded::store::SqliteStore;
+use shared::app::reconcile::reconcile;
 use shared::app::sweep::sweep_outboxes;
 use shared::app::Deps;
 use shared::domain::bedrock::S3Uri;
 use shared::domain::ids::ObjectKey;
 use shared::domain::settings::Settings;
-use shared::ports::{Clock, ObjectStore as _};
+use shared::ports::{Clock, IntentStore as _, ObjectStore as _};
 use shared::topology::Queue;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,10 @@ pub struct EmbeddedOptions {
     pub emulator: EmulatorOptions,
     /// A manual clock that the runner moves forward instead of sleeping (tests).
     pub manual_clock: bool,
+    /// Put every port the stages use behind this fault plan (tests).
+    pub faults: Option<Arc<FaultPlan>>,
+    /// Run the reconciler whenever the pipeline is otherwise idle, as its schedule would.
+    pub reconcile_when_idle: bool,
 }
 
 impl EmbeddedOptions {
@@ -46,6 +52,8 @@ impl EmbeddedOptions {
             bus: BusOptions::default(),
             emulator,
             manual_clock: false,
+            faults: None,
+            reconcile_when_idle: true,
         }
     }
 }
@@ -63,6 +71,7 @@ pub struct Embedded {
     pub emulator: Arc<BedrockEmulator>,
     pub objects: Arc<FsObjectStore>,
     clock: RunClock,
+    reconcile_when_idle: bool,
 }
 
 impl std::fmt::Debug for Embedded {
@@ -107,7 +116,7 @@ impl Embedded {
             clock.clone(),
             opts.emulator,
         )?);
-        let deps = Deps {
+        let mut deps = Deps {
             store: store.clone(),
             results: store.clone(),
             objects: objects.clone(),
@@ -116,6 +125,9 @@ impl Embedded {
             clock,
             settings: Arc::new(opts.settings),
         };
+        if let Some(plan) = &opts.faults {
+            deps = wrap_deps(&deps, plan);
+        }
         Ok(Self {
             deps,
             store,
@@ -123,6 +135,7 @@ impl Embedded {
             emulator,
             objects,
             clock: run_clock,
+            reconcile_when_idle: opts.reconcile_when_idle,
         })
     }
 
@@ -212,7 +225,25 @@ impl Embedded {
         for n in 0..max_steps {
             let mut step = self.step().await?;
             if !step.did_work() {
-                step.swept = sweep_outboxes(&self.deps, 100).await?;
+                // The scheduled passes. A failed pass is tried again on the next one, as a
+                // scheduled Lambda would be.
+                step.swept = if self.reconcile_when_idle {
+                    match reconcile(&self.deps, 100).await {
+                        Ok(r) => r.applied + r.reannounced + r.swept,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reconcile pass failed");
+                            1
+                        }
+                    }
+                } else {
+                    match sweep_outboxes(&self.deps, 100).await {
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "sweep pass failed");
+                            1
+                        }
+                    }
+                };
             }
             on_step(&step);
             if step.did_work() {
@@ -223,7 +254,6 @@ impl Embedded {
             let retry_at = self.bus.next_visible_at()?;
             let grace = Duration::seconds(self.deps.settings.outbox_grace_secs);
             let outbox_at = self
-                .deps
                 .store
                 .list_pending_outbox(now + grace, 1)
                 .await?

@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
 use shared::adapters::aws::dynamodb::{
-    GSI_BY_BEDROCK_JOB_ARN, GSI_BY_JOB_ID, GSI_BY_OUTBOX, GSI_BY_USER_CREATED,
+    GSI_BY_BEDROCK_JOB_ARN, GSI_BY_JOB_ID, GSI_BY_OUTBOX, GSI_BY_STATUS_UPDATED,
+    GSI_BY_USER_CREATED,
 };
 use shared::adapters::aws::sqs::SqsQueues;
 use shared::adapters::aws::AwsClients;
@@ -135,11 +136,14 @@ pub async fn create_resources(
             attr("outboxPending")?,
             attr("outboxStagedAt")?,
             attr("bedrockJobArn")?,
+            attr("status")?,
+            attr("updatedAt")?,
         ]))
         .global_secondary_indexes(gsi(GSI_BY_JOB_ID, "jobId", None)?)
         .global_secondary_indexes(gsi(GSI_BY_USER_CREATED, "userId", Some("createdAt"))?)
         .global_secondary_indexes(gsi(GSI_BY_OUTBOX, "outboxPending", Some("outboxStagedAt"))?)
         .global_secondary_indexes(gsi(GSI_BY_BEDROCK_JOB_ARN, "bedrockJobArn", None)?)
+        .global_secondary_indexes(gsi(GSI_BY_STATUS_UPDATED, "status", Some("updatedAt"))?)
         .send()
         .await
         .context("create intents table")?;

@@ -20,6 +20,7 @@ pub const MAX_IMAGES_PER_INTENT: &str = "MAX_IMAGES_PER_INTENT";
 pub const JOB_TIMEOUT_HOURS: &str = "JOB_TIMEOUT_HOURS";
 pub const OUTBOX_GRACE_SECS: &str = "OUTBOX_GRACE_SECS";
 pub const INTENT_TTL_DAYS: &str = "INTENT_TTL_DAYS";
+pub const STUCK_AFTER_SECS: &str = "STUCK_AFTER_SECS";
 pub const MAX_OUTPUT_TOKENS: &str = "MAX_OUTPUT_TOKENS";
 pub const MIN_RECORDS_PER_JOB: &str = "MIN_RECORDS_PER_JOB";
 pub const MAX_RECORDS_PER_JOB: &str = "MAX_RECORDS_PER_JOB";
@@ -70,7 +71,7 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
     (
         MAX_IMAGES_PER_INTENT,
         false,
-        "images per request (default 5000)",
+        "images per request (default 1000; the intent item must stay under DynamoDB's 400 KB)",
     ),
     (
         JOB_TIMEOUT_HOURS,
@@ -86,6 +87,11 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
         INTENT_TTL_DAYS,
         false,
         "days before a stored intent expires (default 30)",
+    ),
+    (
+        STUCK_AFTER_SECS,
+        false,
+        "seconds before the reconciler re-announces an intent stuck before submission (default 900)",
     ),
     (
         MAX_OUTPUT_TOKENS,
@@ -226,6 +232,7 @@ impl FunctionConfig {
                 )?,
                 job_timeout_hours,
                 outbox_grace_secs: number(env, OUTBOX_GRACE_SECS, local.outbox_grace_secs)?,
+                stuck_after_secs: number(env, STUCK_AFTER_SECS, local.stuck_after_secs)?,
                 intent_ttl_days: number(env, INTENT_TTL_DAYS, local.intent_ttl_days)?,
                 max_output_tokens: number(env, MAX_OUTPUT_TOKENS, local.max_output_tokens)?,
                 estimate_overhead_secs: local.estimate_overhead_secs,

@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod ports;
 pub mod telemetry;
 pub mod topology;

@@ -101,6 +101,13 @@ pub trait IntentStore: Send + Sync {
         &self,
         arn: &BedrockJobArn,
     ) -> Result<Option<BatchIntent>, PortError>;
+    /// Intents in `status` last changed at or before `updated_before`, oldest first.
+    async fn list_by_status(
+        &self,
+        status: crate::domain::status::IntentStatus,
+        updated_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError>;
     /// Intents whose outbox was staged before `before`, oldest first.
     async fn list_pending_outbox(
         &self,

@@ -182,7 +182,7 @@ async fn run(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), IntakeErr
             let body = body_bytes(req.body.as_deref(), req.is_base64_encoded)?;
             let trace = header(&req.headers, "x-amzn-trace-id")
                 .or(req.request_context.request_id.as_deref());
-            parse_request(deps, &caller, &body, trace)?
+            parse_request(&deps.settings, &caller, &body, trace)?
         }
         IntakeEvent::HttpV2(req) => {
             let caller = Caller::User(user_from_authorizer(
@@ -191,7 +191,7 @@ async fn run(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), IntakeErr
             let body = body_bytes(req.body.as_deref(), req.is_base64_encoded)?;
             let trace = header(&req.headers, "x-amzn-trace-id")
                 .or(req.request_context.request_id.as_deref());
-            parse_request(deps, &caller, &body, trace)?
+            parse_request(&deps.settings, &caller, &body, trace)?
         }
         IntakeEvent::Direct(payload) => {
             let trace = payload
@@ -202,7 +202,7 @@ async fn run(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), IntakeErr
             if let Some(obj) = payload.as_object_mut() {
                 obj.remove("traceId");
             }
-            parse_payload(deps, &Caller::Trusted, payload, trace.as_deref())?
+            parse_payload(&deps.settings, &Caller::Trusted, payload, trace.as_deref())?
         }
     };
     let accepted: Accepted = accept(deps, new).await?;
@@ -212,6 +212,12 @@ async fn run(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), IntakeErr
 /// The one place errors become status codes and client messages. Internal errors are logged
 /// with their chain and answered without internals.
 fn error_body(err: &IntakeError) -> Value {
+    match err {
+        IntakeError::Invalid { .. } => shared::metrics::rejected("validation"),
+        IntakeError::Unauthorized(_) => shared::metrics::rejected("unauthorized"),
+        IntakeError::KeyReused(_) => shared::metrics::rejected("intent_id_reused"),
+        IntakeError::Unavailable(_) => shared::metrics::rejected("unavailable"),
+    }
     match err {
         IntakeError::Invalid { field, message } => {
             json!({"error": "validation_failed", "field": field, "message": format!("{field}: {message}")})

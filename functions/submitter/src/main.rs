@@ -7,8 +7,14 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     let deps = shared::adapters::aws::cold_start().await?;
     let deps = &deps;
+    let metrics = shared::metrics::install_emf("submitter");
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(submitter::handle(deps, event.payload).await)
+        let answer = submitter::handle(deps, event.payload).await;
+        if let Some(m) = metrics {
+            // One EMF document per invocation, on stdout where CloudWatch Logs picks it up.
+            let _ = m.flush(std::io::stdout());
+        }
+        Ok::<SqsBatchResponse, Error>(answer)
     }))
     .await
 }

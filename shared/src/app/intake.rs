@@ -10,6 +10,7 @@ use super::{Deps, StageError};
 use crate::domain::ids::{IntentId, ModelId, ObjectKey, TraceId, UserId};
 use crate::domain::intent::{user_upload_prefix, BatchIntent, ImageSelection, NewIntent};
 use crate::domain::manifest::{prompt, DEFAULT_PROMPT_VERSION};
+use crate::domain::settings::Settings;
 use crate::ports::{Created, PortError};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -103,8 +104,10 @@ struct Payload {
 }
 
 /// Parses and validates a request body into a [`NewIntent`]. Every error names the field.
+/// The body is read straight into the typed payload, so a key given twice is refused rather
+/// than silently resolved (parsers disagree on which copy wins).
 pub fn parse_request(
-    deps: &Deps,
+    settings: &Settings,
     caller: &Caller,
     body: &[u8],
     trace_id: Option<&str>,
@@ -123,14 +126,19 @@ pub fn parse_request(
             "must be a JSON object, got nothing",
         ));
     }
-    let value: serde_json::Value = serde_json::from_str(text)
+    if !text.trim_start().starts_with('{') {
+        return Err(IntakeError::invalid("body", "must be a JSON object"));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let payload: Payload = serde_path_to_error::deserialize(&mut de).map_err(payload_error)?;
+    de.end()
         .map_err(|e| IntakeError::invalid("body", format!("must be valid JSON ({e})")))?;
-    parse_payload(deps, caller, value, trace_id)
+    validate(settings, caller, payload, trace_id)
 }
 
 /// Validates an already-decoded JSON payload (a direct invoke hands over the object itself).
 pub fn parse_payload(
-    deps: &Deps,
+    settings: &Settings,
     caller: &Caller,
     value: serde_json::Value,
     trace_id: Option<&str>,
@@ -138,19 +146,37 @@ pub fn parse_payload(
     if !value.is_object() {
         return Err(IntakeError::invalid("body", "must be a JSON object"));
     }
-    let payload: Payload = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let field = if path == "." {
-            // serde names missing/unknown fields in backticks.
-            inner.split('`').nth(1).unwrap_or("body").to_owned()
-        } else {
-            path
-        };
-        IntakeError::invalid(field, inner)
-    })?;
-    let settings = &deps.settings;
+    let payload: Payload = serde_path_to_error::deserialize(value).map_err(payload_error)?;
+    validate(settings, caller, payload, trace_id)
+}
 
+/// Names the field a decoding error is about: the path where it failed, or for a missing,
+/// unknown or repeated field the name serde puts in backticks.
+fn payload_error(e: serde_path_to_error::Error<serde_json::Error>) -> IntakeError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        return IntakeError::invalid("body", format!("must be valid JSON ({inner})"));
+    }
+    let message = inner.to_string();
+    if path != "." {
+        return IntakeError::invalid(path, message);
+    }
+    let named = ["missing field", "unknown field", "duplicate field"]
+        .iter()
+        .any(|p| message.starts_with(p));
+    match message.split('`').nth(1) {
+        Some(field) if named => IntakeError::invalid(field, message.clone()),
+        _ => IntakeError::invalid("body", format!("must be a JSON object ({message})")),
+    }
+}
+
+fn validate(
+    settings: &Settings,
+    caller: &Caller,
+    payload: Payload,
+    trace_id: Option<&str>,
+) -> Result<NewIntent, IntakeError> {
     let intent_id = IntentId::parse(&payload.intent_id)
         .map_err(|e| IntakeError::invalid("intentId", e.rule))?;
     let user_id = match caller {
@@ -278,6 +304,7 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
         .map_err(IntakeError::Unavailable)?
     {
         Created::New => {
+            crate::metrics::count(crate::metrics::INTENTS_ACCEPTED, 1);
             tracing::info!(job_id = %intent.job_id, "intent recorded");
             (publish_owned(deps, intent).await?, false)
         }
@@ -286,6 +313,7 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
                 tracing::warn!("intentId reused with a different payload");
                 return Err(IntakeError::KeyReused(intent.intent_id.to_string()));
             }
+            crate::metrics::count(crate::metrics::INTENTS_DUPLICATE, 1);
             take_over(deps, &old).await?;
             (*old, true)
         }

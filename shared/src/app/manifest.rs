@@ -36,9 +36,11 @@ pub async fn build_manifest(deps: &Deps, intent_id: &IntentId) -> Result<Outcome
             return Ok(Outcome::AlreadyDone);
         }
         let expected = intent.version;
+        let since = intent.updated_at;
         let next = plan_and_write(deps, intent).await?;
         match save(deps, next, expected).await? {
             Saved::Written(i) => {
+                crate::metrics::stage_time(i.status, since, deps.clock.now());
                 tracing::info!(job_id = %i.job_id, status = %i.status, jobs = i.jobs.len(), "manifest written");
                 return Ok(Outcome::Advanced(i.status));
             }

@@ -5,6 +5,7 @@
 pub mod intake;
 pub mod manifest;
 pub mod outbox;
+pub mod reconcile;
 pub mod status;
 pub mod submit;
 pub mod sweep;

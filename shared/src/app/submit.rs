@@ -42,8 +42,10 @@ pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, S
         };
         let now = deps.clock.now();
         let expected = intent.version;
+        let since = intent.updated_at;
         match deps.bedrock.create_job(&req).await {
             Ok(arn) => {
+                crate::metrics::count(crate::metrics::JOBS_SUBMITTED, 1);
                 tracing::info!(job_id = %intent.job_id, bedrock_job_arn = %arn, job_no = job.job_no, "Bedrock job created");
                 if intent.record_submission(job.job_no, arn, now).is_err() {
                     continue;
@@ -62,11 +64,19 @@ pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, S
                 }
             }
             // Throttling and ServiceQuotaExceeded mean "later", never "failed".
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                if e.is_retryable() {
+                    crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
+                }
+                return Err(e.into());
+            }
         }
         match save(deps, intent, expected).await? {
             Saved::Written(i) if i.status == IntentStatus::ManifestReady => continue,
-            Saved::Written(i) => return Ok(Outcome::Advanced(i.status)),
+            Saved::Written(i) => {
+                crate::metrics::stage_time(i.status, since, now);
+                return Ok(Outcome::Advanced(i.status));
+            }
             Saved::Stale(_) => continue,
         }
     }

@@ -83,11 +83,27 @@ pub async fn apply_job_status(
         } else {
             None
         };
+        let job_summary = summary;
+        let since = intent.updated_at;
+        let was_terminal = intent.status.is_terminal();
         let mut next = intent;
         next.apply_job_status(arn, status, failure_message.clone(), summary, now)
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         match save(deps, next, expected).await? {
             Saved::Written(i) => {
+                if i.status.is_terminal() && !was_terminal {
+                    crate::metrics::stage_time(i.status, since, now);
+                }
+                if let Some(c) = job_summary {
+                    crate::metrics::count(
+                        crate::metrics::RECORDS_SUCCEEDED,
+                        c.success_record_count,
+                    );
+                    crate::metrics::count(
+                        crate::metrics::RECORDS_FAILED,
+                        c.total_record_count.saturating_sub(c.success_record_count),
+                    );
+                }
                 tracing::info!(intent_id = %i.intent_id, job_id = %i.job_id, status = %i.status, "job status applied");
                 return Ok(Outcome::Advanced(i.status));
             }

@@ -362,6 +362,25 @@ impl BatchIntent {
         Ok(self.status)
     }
 
+    /// Stages the announcement of the current stage again, for an intent stuck before
+    /// submission (its message lost or parked in a DLQ). Only REQUESTED and MANIFEST_READY
+    /// have one; the event id is new (it carries the version), so it is not de-duplicated.
+    pub fn reannounce(&mut self, now: DateTime<Utc>) -> Result<EventKind, Refused> {
+        let kind = match self.status {
+            IntentStatus::Requested => EventKind::BatchRequested,
+            IntentStatus::ManifestReady => EventKind::BatchManifestReady,
+            other => {
+                return Err(Refused::Stale {
+                    current: other,
+                    expected: IntentStatus::Requested,
+                })
+            }
+        };
+        self.updated_at = now;
+        self.stage(kind, now);
+        Ok(kind)
+    }
+
     /// Any non-terminal status -> FAILED, for a permanent error at some stage.
     pub fn fail(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Refused> {
         self.failure_message = Some(reason);

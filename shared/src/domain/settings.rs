@@ -72,6 +72,9 @@ pub struct Settings {
     /// An outbox older than this is taken over by whoever sees it (a replay or the sweep);
     /// younger, it belongs to the writer still publishing it.
     pub outbox_grace_secs: i64,
+    /// An intent still REQUESTED or MANIFEST_READY this long after its last change is
+    /// re-announced by the reconciler.
+    pub stuck_after_secs: i64,
     /// Days after which a finished intent expires from the store (DynamoDB TTL).
     pub intent_ttl_days: i64,
     pub max_output_tokens: u32,
@@ -104,9 +107,12 @@ impl Settings {
                 ModelId::parse("anthropic.claude-3-5-sonnet-20240620-v1:0")
                     .unwrap_or_else(|e| panic!("{e}")),
             ],
-            max_images_per_intent: 5_000,
+            // The intent item holds every image's key and record id, and a DynamoDB item is at
+            // most 400 KB: 1,000 images of ~150 bytes each stay well inside it.
+            max_images_per_intent: 1_000,
             job_timeout_hours: 24,
             outbox_grace_secs: 30,
+            stuck_after_secs: 900,
             intent_ttl_days: 30,
             max_output_tokens: 1024,
             estimate_overhead_secs: 900,

@@ -10,7 +10,8 @@
 //! | `userId`, `createdAt` | GSI `byUserCreated` (a user's intents, newest first) |
 //! | `outboxPending` = "1", `outboxStagedAt` | sparse GSI `byOutbox`: the sweep finds owed events |
 //! | `expiresAt` | TTL (epoch seconds) |
-//! | `status`, `version` | conditions and quick reads |
+//! | `status`, `updatedAt` | GSI `byStatusUpdated`: the reconciler finds open and stuck intents |
+//! | `version` | the condition of every update |
 //!
 //! Bedrock job ARNs: one intent can own several jobs, so each ARN gets a pointer item in the
 //! same table, `intentId = "bedrock-job#{arn}"` with `ownerIntentId` (no `#` can appear in a
@@ -40,6 +41,7 @@ pub const GSI_BY_JOB_ID: &str = "byJobId";
 pub const GSI_BY_USER_CREATED: &str = "byUserCreated";
 pub const GSI_BY_OUTBOX: &str = "byOutbox";
 pub const GSI_BY_BEDROCK_JOB_ARN: &str = "byBedrockJobArn";
+pub const GSI_BY_STATUS_UPDATED: &str = "byStatusUpdated";
 const ARN_POINTER_PREFIX: &str = "bedrock-job#";
 
 type Item = HashMap<String, AttributeValue>;
@@ -72,6 +74,7 @@ pub fn intent_item(intent: &BatchIntent) -> Result<Item, PortError> {
         ("jobId".into(), s(intent.job_id.as_str())),
         ("userId".into(), s(intent.user_id.as_str())),
         ("createdAt".into(), s(ts(intent.created_at))),
+        ("updatedAt".into(), s(ts(intent.updated_at))),
         ("status".into(), s(intent.status.as_str())),
         (
             "version".into(),
@@ -271,6 +274,38 @@ impl IntentStore for DynamoStore {
             .ok_or_else(|| unexpected("job pointer has no ownerIntentId"))?;
         let owner = IntentId::parse(owner).map_err(|e| unexpected(e.rule))?;
         self.get(&owner).await
+    }
+
+    async fn list_by_status(
+        &self,
+        status: crate::domain::status::IntentStatus,
+        updated_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.intents_table)
+            .index_name(GSI_BY_STATUS_UPDATED)
+            .key_condition_expression("#s = :s AND updatedAt <= :before")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":s", s(status.as_str()))
+            .expression_attribute_values(":before", s(ts(updated_before)))
+            .limit(limit.min(1000) as i32)
+            .send()
+            .await
+            .map_err(|e| classify("Query", e))?;
+        let mut intents = Vec::with_capacity(out.items().len());
+        for item in out.items() {
+            let seen = intent_from_item(item)?;
+            // The index may be behind the table: keep only what still matches.
+            if let Some(current) = self.get(&seen.intent_id).await? {
+                if current.status == status {
+                    intents.push(current);
+                }
+            }
+        }
+        Ok(intents)
     }
 
     async fn list_pending_outbox(

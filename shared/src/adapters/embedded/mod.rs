@@ -5,5 +5,6 @@ pub mod bedrock_emulator;
 pub mod bus;
 pub mod clock;
 pub mod db;
+pub mod faults;
 pub mod objects;
 pub mod store;

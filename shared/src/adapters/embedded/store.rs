@@ -20,10 +20,12 @@ CREATE TABLE IF NOT EXISTS intents (
     status TEXT NOT NULL,
     version INTEGER NOT NULL,
     created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
     outbox_staged_at TEXT,
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS intents_by_user ON intents(user_id, created_at);
+CREATE INDEX IF NOT EXISTS intents_by_status ON intents(status, updated_at);
 CREATE INDEX IF NOT EXISTS intents_by_outbox ON intents(outbox_staged_at) WHERE outbox_staged_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS intent_jobs (
     bedrock_job_arn TEXT PRIMARY KEY,
@@ -97,8 +99,8 @@ impl IntentStore for SqliteStore {
         self.db.tx(|tx| {
             let inserted = tx
                 .execute(
-                    "INSERT INTO intents (intent_id, job_id, user_id, status, version, created_at, outbox_staged_at, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(intent_id) DO NOTHING",
+                    "INSERT INTO intents (intent_id, job_id, user_id, status, version, created_at, outbox_staged_at, body, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(intent_id) DO NOTHING",
                     params![
                         intent.intent_id.as_str(),
                         intent.job_id.as_str(),
@@ -107,7 +109,8 @@ impl IntentStore for SqliteStore {
                         intent.version as i64,
                         ts(intent.created_at),
                         intent.outbox.as_ref().map(|o| ts(o.staged_at)),
-                        body
+                        body,
+                        ts(intent.updated_at)
                     ],
                 )
                 .map_err(map_err)?;
@@ -130,7 +133,7 @@ impl IntentStore for SqliteStore {
         self.db.tx(|tx| {
             let changed = tx
                 .execute(
-                    "UPDATE intents SET status = ?1, version = ?2, outbox_staged_at = ?3, body = ?4
+                    "UPDATE intents SET status = ?1, version = ?2, outbox_staged_at = ?3, body = ?4, updated_at = ?7
                      WHERE intent_id = ?5 AND version = ?6",
                     params![
                         intent.status.as_str(),
@@ -138,7 +141,8 @@ impl IntentStore for SqliteStore {
                         intent.outbox.as_ref().map(|o| ts(o.staged_at)),
                         body,
                         intent.intent_id.as_str(),
-                        expected_version as i64
+                        expected_version as i64,
+                        ts(intent.updated_at)
                     ],
                 )
                 .map_err(map_err)?;
@@ -191,6 +195,24 @@ impl IntentStore for SqliteStore {
                 "SELECT i.body FROM intent_jobs j JOIN intents i ON i.intent_id = j.intent_id WHERE j.bedrock_job_arn = ?1",
                 arn.as_str(),
             )
+        })
+    }
+
+    async fn list_by_status(
+        &self,
+        status: crate::domain::status::IntentStatus,
+        updated_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError> {
+        self.db.tx(|tx| {
+            let mut stmt = tx
+                .prepare("SELECT body FROM intents WHERE status = ?1 AND updated_at <= ?2 ORDER BY updated_at LIMIT ?3")
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![status.as_str(), ts(updated_before), limit as i64], |r| r.get::<_, String>(0))
+                .map_err(map_err)?;
+            rows.map(|r| r.map_err(map_err).and_then(|b| serde_json::from_str(&b).map_err(json_err)))
+                .collect()
         })
     }
 

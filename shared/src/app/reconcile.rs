@@ -1,0 +1,89 @@
+//! The reconciler: Bedrock's events are best effort, so a scheduled pass asks Bedrock about
+//! every job of every open intent (SUBMITTED or IN_PROGRESS) and applies what it finds through
+//! the same forward-only path as the status watcher, so an event and a poll that race agree.
+//! It also re-announces intents stuck before submission (REQUESTED or MANIFEST_READY for
+//! longer than `stuck_after_secs`, their message lost or parked in a DLQ) and publishes owed
+//! events whose writer died (the outbox sweep).
+//!
+//! Replay: a status the intent already has is refused by the state machine, so a second pass
+//! writes nothing; a re-announcement only repeats an idempotent stage.
+
+use super::outbox::{save, Saved};
+use super::sweep::sweep_outboxes;
+use super::watch::apply_job_status;
+use super::{Deps, Outcome, StageError};
+use crate::domain::status::IntentStatus;
+use chrono::Duration;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub jobs_checked: usize,
+    pub applied: usize,
+    pub reannounced: usize,
+    pub failed: usize,
+    pub swept: usize,
+}
+
+pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, StageError> {
+    let mut report = ReconcileReport::default();
+    let now = deps.clock.now();
+    for status in [IntentStatus::Submitted, IntentStatus::InProgress] {
+        for intent in deps.store.list_by_status(status, now, limit).await? {
+            for job in intent
+                .jobs
+                .iter()
+                .filter(|j| !j.status.is_some_and(|s| s.is_terminal()))
+            {
+                let Some(arn) = &job.arn else { continue };
+                report.jobs_checked += 1;
+                let outcome = match deps.bedrock.get_job(arn).await {
+                    Ok(info) => {
+                        apply_job_status(
+                            deps,
+                            arn,
+                            info.status,
+                            info.failure_message,
+                            Some(&info.job_name),
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                match outcome {
+                    Ok(Outcome::Advanced(to)) => {
+                        report.applied += 1;
+                        tracing::info!(intent_id = %intent.intent_id, bedrock_job_arn = %arn, status = %to, "reconciler applied a missed status");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        // One job's trouble must not stop the pass; the next pass tries again.
+                        report.failed += 1;
+                        tracing::warn!(intent_id = %intent.intent_id, bedrock_job_arn = %arn, error = %e, "reconciler could not apply a status");
+                    }
+                }
+            }
+        }
+    }
+    let stuck_before = now - Duration::seconds(deps.settings.stuck_after_secs);
+    for status in [IntentStatus::Requested, IntentStatus::ManifestReady] {
+        for intent in deps
+            .store
+            .list_by_status(status, stuck_before, limit)
+            .await?
+        {
+            if intent.outbox.is_some() {
+                continue; // the sweep owns it
+            }
+            let expected = intent.version;
+            let mut next = intent;
+            if let Ok(kind) = next.reannounce(now) {
+                if let Saved::Written(i) = save(deps, next, expected).await? {
+                    report.reannounced += 1;
+                    tracing::warn!(intent_id = %i.intent_id, event = %kind, "re-announced an intent stuck before submission");
+                }
+            }
+        }
+    }
+    report.swept = sweep_outboxes(deps, limit).await?;
+    Ok(report)
+}

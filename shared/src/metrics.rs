@@ -1,0 +1,55 @@
+//! What operators see: counters and timings through the `metrics` facade, named once here.
+//! In Lambda they are written as CloudWatch Embedded Metric Format documents on stdout after
+//! each invocation (no agent needed); elsewhere no recorder is installed and they cost nothing.
+
+use crate::domain::status::IntentStatus;
+use chrono::{DateTime, Utc};
+
+pub const NAMESPACE: &str = "BatchOrchestrator";
+
+pub const INTENTS_ACCEPTED: &str = "intents_accepted";
+pub const INTENTS_DUPLICATE: &str = "intents_duplicate";
+pub const INTENTS_REJECTED: &str = "intents_rejected";
+pub const JOBS_SUBMITTED: &str = "jobs_submitted";
+pub const JOBS_WAITING_FOR_SLOT: &str = "jobs_waiting_for_slot";
+pub const RECORDS_SUCCEEDED: &str = "records_succeeded";
+pub const RECORDS_FAILED: &str = "records_failed";
+pub const STAGE_SECONDS: &str = "stage_seconds";
+
+/// (name, unit, meaning) of every metric, for the README.
+pub const METRICS: &[(&str, &str, &str)] = &[
+    (INTENTS_ACCEPTED, "Count", "new intents recorded by intake"),
+    (INTENTS_DUPLICATE, "Count", "requests answered from an existing intent (cached: true)"),
+    (INTENTS_REJECTED, "Count", "requests refused (4xx), with dimension `reason`"),
+    (JOBS_SUBMITTED, "Count", "Bedrock jobs created"),
+    (JOBS_WAITING_FOR_SLOT, "Count", "creates refused for a full quota or throttling, left to retry"),
+    (RECORDS_SUCCEEDED, "Count", "records with a model output, at a job's end"),
+    (RECORDS_FAILED, "Count", "records with an error or no output, at a job's end"),
+    (STAGE_SECONDS, "Seconds", "time an intent spent before a stage moved it on, with dimension `stage` (the status reached)"),
+];
+
+pub fn count(name: &'static str, n: u64) {
+    metrics::counter!(name).increment(n);
+}
+
+pub fn rejected(reason: &'static str) {
+    metrics::counter!(INTENTS_REJECTED, "reason" => reason).increment(1);
+}
+
+/// Time from `since` until now, recorded against the status the stage reached.
+pub fn stage_time(reached: IntentStatus, since: DateTime<Utc>, now: DateTime<Utc>) {
+    let secs = (now - since).num_milliseconds().max(0) as f64 / 1000.0;
+    metrics::histogram!(STAGE_SECONDS, "stage" => reached.as_str()).record(secs);
+}
+
+/// Installs the EMF recorder (Lambda); returns the collector to flush after each invocation.
+pub fn install_emf(
+    function: &'static str,
+) -> Option<&'static metrics_cloudwatch_embedded::Collector> {
+    metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(NAMESPACE)
+        .with_dimension("function", function)
+        .init()
+        .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+        .ok()
+}

@@ -1,0 +1,100 @@
+//! Crash at every step: a clean run records every fault point the stages pass (each port call,
+//! before and after), then one run per (point, occurrence) crashes there and lets redelivery,
+//! client retries and the scheduled passes do their work. Each run must end as the clean run
+//! did: the same status and counts, one Bedrock job per manifest part, no stranded intent, and
+//! every result exactly once.
+
+mod common;
+
+use common::*;
+use shared::adapters::embedded::faults::FaultPlan;
+use shared::domain::results::ResultStatus;
+use shared::domain::status::IntentStatus;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+async fn run_with(plan: Arc<FaultPlan>) -> (TestApp, Vec<String>) {
+    let app = app_with(|o| o.faults = Some(plan.clone())).await;
+    // The client retries with the same intentId until it gets its 202.
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let answer = app.intake(event("intake-direct.json")).await;
+        let code = status(&answer);
+        answers.push(code.to_string());
+        if code == 202 {
+            break;
+        }
+        assert_eq!(code, 503, "a crash is answered 503 (retry), got {answer}");
+    }
+    run(&app).await;
+    (app, answers)
+}
+
+#[tokio::test]
+async fn when_a_crash_hits_any_step_should_end_as_the_clean_run_does() {
+    let clean_plan = FaultPlan::record();
+    let (clean, _) = run_with(clean_plan.clone()).await;
+    // Snapshot before the test's own reads, which pass through the same ports.
+    let trace = clean_plan.trace();
+    let truth = &intents(&clean)[0];
+    assert_eq!(truth.status, IntentStatus::Completed);
+    let truth_results = results(&clean, truth).await;
+
+    // Enumerate from the code: every (point, n-th pass) the clean run reached.
+    let mut occurrences: BTreeMap<String, usize> = BTreeMap::new();
+    for point in trace {
+        *occurrences.entry(point).or_default() += 1;
+    }
+    let mut exercised = 0;
+    for (point, passes) in &occurrences {
+        for nth in 1..=*passes {
+            let plan = FaultPlan::crash_at(point, nth);
+            let (app, answers) = run_with(plan.clone()).await;
+            let ctx = format!("crash at {point} #{nth} (intake answers {answers:?})");
+            assert!(plan.fired(), "{ctx}: the point was not reached again");
+            let all = intents(&app);
+            assert_eq!(all.len(), 1, "{ctx}");
+            let intent = &all[0];
+            assert_eq!(intent.status, truth.status, "{ctx}");
+            assert_eq!(intent.counts, truth.counts, "{ctx}");
+            assert!(intent.outbox.is_none(), "{ctx}: an owed event was stranded");
+            assert_eq!(
+                app.emulator.job_count().expect("jobs"),
+                intent.jobs.iter().map(|j| j.parts.len()).sum::<usize>(),
+                "{ctx}: one Bedrock job per manifest part"
+            );
+            let got = results(&app, intent).await;
+            assert_eq!(
+                got.len(),
+                truth_results.len(),
+                "{ctx}: results lost or duplicated"
+            );
+            assert!(
+                got.iter().all(|r| r.status == ResultStatus::Succeeded),
+                "{ctx}"
+            );
+            let events = published(&app);
+            for kind in [
+                "BATCH_REQUESTED",
+                "BATCH_MANIFEST_READY",
+                "BATCH_SUBMITTED",
+                "BATCH_COMPLETED",
+            ] {
+                assert!(count(&events, kind) >= 1, "{ctx}: {kind} never published");
+            }
+            assert!(
+                app.bus.dead_letters(None).expect("dlq").is_empty(),
+                "{ctx}: a message dead-lettered"
+            );
+            exercised += 1;
+        }
+    }
+    println!(
+        "fault injection: {} distinct points, {exercised} crash runs",
+        occurrences.len()
+    );
+    assert!(
+        occurrences.len() >= 20,
+        "too few points reached: {occurrences:?}"
+    );
+}
