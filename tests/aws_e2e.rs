@@ -388,3 +388,63 @@ async fn when_a_poison_message_shares_a_batch_should_dead_letter_alone_and_repla
     // The poison is still poison: it stays parked.
     assert_eq!(sqs.depth(&manifest_dlq).await.expect("depth"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_1000_identical_intakes_storm_dynamodb_should_make_one_intent_one_event_one_job() {
+    let Some(aws) = endpoint() else { return };
+    let env = Arc::new(setup(&aws, "storm", 3).await);
+    let keys = env.upload("user-1", 1).await;
+    let body = json!({"intentId": "storm-1", "images": keys}).to_string();
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let env = env.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let ev = batch_orchestrator::local_aws::http_api_event(
+                    "POST",
+                    "/api/batch/jobs",
+                    Some("user-1"),
+                    &body,
+                );
+                intake::handle(&env.deps, ev).await
+            })
+        })
+        .collect();
+    let mut fresh = 0;
+    for t in tasks {
+        let answer = t.await.expect("task");
+        assert_eq!(answer["statusCode"], 202, "{answer}");
+        let b: Value = serde_json::from_str(answer["body"].as_str().expect("body")).expect("json");
+        fresh += usize::from(b["cached"] == false);
+    }
+    assert_eq!(fresh, 1, "one conditional create won");
+    let sqs = SqsQueues::new(env.clients.sqs.clone());
+    let url = sqs
+        .queue_url(env.stack.queue_name(Queue::ManifestBuilder))
+        .await
+        .expect("url");
+    assert_eq!(
+        sqs.depth(&url).await.expect("depth"),
+        1,
+        "one BATCH_REQUESTED reached the queue"
+    );
+    let scan = env
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&env.stack.intents_table)
+        .send()
+        .await
+        .expect("scan");
+    assert_eq!(scan.count, 1, "one intent item");
+    let driver = Driver::new(env.deps.clone(), &env.clients, &env.stack, false)
+        .await
+        .expect("driver");
+    env.drive(
+        &driver,
+        Duration::from_secs(60),
+        AllTerminal(vec!["storm-1".into()]),
+    )
+    .await;
+    assert_eq!(env.bedrock_jobs().await, 1);
+}

@@ -426,3 +426,53 @@ async fn when_the_owner_follows_status_url_should_see_status_and_counts_and_othe
     assert_eq!(status(&app.intake(get_status(&job_id, None)).await), 401);
     assert_eq!(intents(&app).len(), 1, "reads write nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_1000_identical_intakes_storm_should_make_one_intent_one_event_one_job() {
+    let app = std::sync::Arc::new(app_with(|o| o.bus.publish_delay_ms = 20).await);
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.intake(event("intake-direct.json")).await })
+        })
+        .collect();
+    let mut fresh = 0;
+    for t in tasks {
+        let answer = t.await.expect("task");
+        assert_eq!(status(&answer), 202, "{answer}");
+        fresh += usize::from(answer["cached"] == false);
+    }
+    assert_eq!(fresh, 1);
+    assert_eq!(intents(&app).len(), 1);
+    assert_eq!(published(&app), vec!["BATCH_REQUESTED"]);
+    run(&app).await;
+    assert_eq!(app.emulator.job_count().expect("jobs"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_1000_intakes_carry_100_distinct_ids_should_make_exactly_100_of_each() {
+    let app = std::sync::Arc::new(app().await);
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.intake(direct(&format!("storm-{}", i % 100), &SAMPLE_KEYS))
+                    .await
+            })
+        })
+        .collect();
+    let mut fresh = 0;
+    for t in tasks {
+        let answer = t.await.expect("task");
+        assert_eq!(status(&answer), 202, "{answer}");
+        fresh += usize::from(answer["cached"] == false);
+    }
+    assert_eq!(fresh, 100);
+    assert_eq!(intents(&app).len(), 100);
+    assert_eq!(count(&published(&app), "BATCH_REQUESTED"), 100);
+    run(&app).await;
+    assert_eq!(app.emulator.job_count().expect("jobs"), 100);
+    assert!(intents(&app)
+        .iter()
+        .all(|i| i.status == IntentStatus::Completed));
+}
