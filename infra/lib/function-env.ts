@@ -38,6 +38,7 @@ export function functionEnvironment(i: FunctionEnvInputs): Record<string, string
     JOB_TIMEOUT_HOURS: String(s.jobTimeoutHours),
     OUTBOX_GRACE_SECS: String(s.outboxGraceSecs),
     INTENT_TTL_DAYS: String(s.intentTtlDays),
+    STUCK_AFTER_SECS: String(s.stuckAfterSecs),
     MAX_OUTPUT_TOKENS: String(s.maxOutputTokens),
     MIN_RECORDS_PER_JOB: String(q.minRecordsPerJob),
     MAX_RECORDS_PER_JOB: String(q.maxRecordsPerJob),

@@ -34,6 +34,8 @@ export interface Settings {
   readonly jobTimeoutHours: number;
   readonly maxImagesPerIntent: number;
   readonly outboxGraceSecs: number;
+  /** Seconds before the reconciler re-announces an intent stuck before submission. */
+  readonly stuckAfterSecs: number;
   readonly intentTtlDays: number;
   readonly maxOutputTokens: number;
   /** Application log level of the functions (Lambda's advanced logging controls). */
@@ -56,6 +58,7 @@ export const CONTEXT_KEYS = [
   'jobTimeoutHours',
   'maxImagesPerIntent',
   'outboxGraceSecs',
+  'stuckAfterSecs',
   'intentTtlDays',
   'maxOutputTokens',
   'logLevel',
@@ -208,6 +211,7 @@ export function readSettings(read: ContextReader): Settings {
     jobTimeoutHours: int('jobTimeoutHours', read('jobTimeoutHours'), 24, 168),
     maxImagesPerIntent: int('maxImagesPerIntent', read('maxImagesPerIntent'), 1),
     outboxGraceSecs: int('outboxGraceSecs', read('outboxGraceSecs'), 1),
+    stuckAfterSecs: int('stuckAfterSecs', read('stuckAfterSecs'), 1),
     intentTtlDays: int('intentTtlDays', read('intentTtlDays'), 1),
     maxOutputTokens: int('maxOutputTokens', read('maxOutputTokens'), 1),
     logLevel,

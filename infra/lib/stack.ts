@@ -5,7 +5,7 @@
  * and the alarms. Everything tunable comes from `Settings` (CDK context), never from edits here.
  */
 import * as path from 'node:path';
-import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps, Annotations } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, CfnRule, Duration, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
@@ -35,6 +35,7 @@ export const GSI = {
   byUserCreated: 'byUserCreated',
   byOutbox: 'byOutbox',
   byBedrockJobArn: 'byBedrockJobArn',
+  byStatusUpdated: 'byStatusUpdated',
 } as const;
 
 export type FunctionName = 'intake' | 'manifest-builder' | 'submitter' | 'status-watcher';
@@ -50,7 +51,7 @@ interface FunctionSpec {
 
 /**
  * One crate per function (`functions/{name}`, binary of the same name). Timeouts: intake answers
- * an HTTP API (which gives up after 30 s); manifest-builder fetches up to 5,000 images and writes
+ * an HTTP API (which gives up after 30 s); manifest-builder fetches every image of a request and writes
  * the JSONL parts (memory holds a part, multipart-uploaded above 16 MiB); status-watcher ingests
  * every output line of a finished job.
  */
@@ -133,6 +134,8 @@ export class BatchOrchestratorStack extends Stack {
     gsi(GSI.byUserCreated, 'userId', 'createdAt');
     gsi(GSI.byOutbox, 'outboxPending', 'outboxStagedAt');
     gsi(GSI.byBedrockJobArn, 'bedrockJobArn');
+    // The reconciler's lookup of open and stuck intents (status + last change).
+    gsi(GSI.byStatusUpdated, 'status', 'updatedAt');
 
     this.resultsTable = new dynamodb.Table(this, 'ResultsTable', {
       tableName: `${prefix}-results`,
@@ -400,6 +403,14 @@ export class BatchOrchestratorStack extends Stack {
         'batch-orchestrator:NotBundled',
         'bundle=false: the Rust functions were not built, so this assembly is for review and tests only. Deploy with `-c bundle=true` (needs cargo-lambda).',
       );
+      // Unbuilt, each function's asset is its crate's source folder: a template made so must
+      // never reach CloudFormation. This rule fails the change set before any resource moves.
+      new CfnRule(this, 'RefuseUnbundledDeploy', {
+        assertions: [{
+          assert: Fn.conditionEquals('bundle=false', 'bundle=true'),
+          assertDescription: 'This template was synthesized without building the Rust functions (bundle=false). Deploy with: npx cdk deploy -c bundle=true',
+        }],
+      });
     }
   }
 

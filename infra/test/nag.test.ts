@@ -60,8 +60,9 @@ describe('cdk-nag AwsSolutions', () => {
     const { stack, template } = synth();
     const resources = template.toJSON().Resources as Record<string, any>;
     const policyId = stack.getLogicalId((stack.bedrockRole.node.findChild('DefaultPolicy').node.defaultChild) as any);
-    const rules = resources[policyId].Metadata.cdk_nag.rules_to_suppress as Array<{ id: string; reason: string }>;
-    expect(rules.length).toBeGreaterThan(0);
+    const rules = (resources[policyId].Metadata.cdk_nag.rules_to_suppress as Array<{ id: string; reason: string }>)
+      .filter((r) => r.id.startsWith('AwsSolutions-'));
+    expect(rules.length).toBeGreaterThanOrEqual(2);
     for (const r of rules) expect(r.reason.length).toBeGreaterThanOrEqual(80);
   });
 });

@@ -134,3 +134,49 @@ export function rustGsiNames(): string[] {
   if (names.length === 0) throw new Error('no GSI_ constants in dynamodb.rs');
   return names;
 }
+
+export interface RustGsi {
+  readonly name: string;
+  readonly partitionKey: string;
+  readonly sortKey?: string;
+}
+
+/**
+ * The GSIs (with their keys) the local-AWS setup creates in `src/local_aws.rs`, the Rust
+ * mirror of this stack: `gsi(GSI_CONST, "pk", None | Some("sk"))`.
+ */
+export function rustLocalGsis(): RustGsi[] {
+  const src = fs.readFileSync(path.join(REPO_ROOT, 'src', 'local_aws.rs'), 'utf8');
+  const consts = stringConsts(read('adapters/aws/dynamodb.rs'));
+  const gsis = [...src.matchAll(/gsi\(\s*(GSI_[A-Z0-9_]+)\s*,\s*"([^"]+)"\s*,\s*(None|Some\(\s*"([^"]+)"\s*\))\s*\)/g)].map((m) => {
+    const name = consts.get(m[1]);
+    if (name === undefined) throw new Error(`local_aws.rs uses ${m[1]}, which dynamodb.rs does not define`);
+    return { name, partitionKey: m[2], sortKey: m[4] };
+  });
+  if (gsis.length === 0) throw new Error('no gsi(...) calls in src/local_aws.rs');
+  return gsis;
+}
+
+/**
+ * Numeric defaults of `Settings::local` and `Quotas::default` (shared/src/domain/settings.rs),
+ * by camelCase name: `max_images_per_intent: 1_000` -> maxImagesPerIntent = 1000.
+ */
+export function rustNumericDefaults(): Map<string, number> {
+  const src = read('domain/settings.rs');
+  const out = new Map<string, number>();
+  const camel = (s: string): string => s.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+  const num = (expr: string): number => {
+    const shift = /^(\d+)\s*<<\s*(\d+)$/.exec(expr);
+    if (shift !== null) return Number(shift[1]) * 2 ** Number(shift[2]);
+    return Number(expr.replace(/_/g, ''));
+  };
+  for (const [start, what] of [
+    [/impl Default for Quotas \{/, 'Quotas::default'],
+    [/pub fn local\(stage: &str\) -> Self \{/, 'Settings::local'],
+  ] as const) {
+    const body = block(src, start, '\n    }\n', what);
+    for (const m of body.matchAll(/^\s+([a-z_]+): (\d[\d_]*|\d+\s*<<\s*\d+),\s*$/gm)) out.set(camel(m[1]), num(m[2]));
+  }
+  if (out.size === 0) throw new Error('no numeric defaults parsed from settings.rs');
+  return out;
+}

@@ -6,6 +6,7 @@ import { App } from 'aws-cdk-lib';
 import { buildApp } from '../lib/app';
 import { readSettings, SettingsError } from '../lib/settings';
 import { CDK_JSON_CONTEXT, synth } from './helpers';
+import { rustNumericDefaults } from './rust-source';
 
 const read = (overrides: Record<string, unknown> = {}) =>
   readSettings((k) => (k in overrides ? overrides[k] : CDK_JSON_CONTEXT[k]));
@@ -24,7 +25,26 @@ describe('settings', () => {
       maxConcurrentJobs: 10,
     });
     expect(s.jobTimeoutHours).toBe(24);
+    expect(s.maxImagesPerIntent).toBe(1000);
+    expect(s.stuckAfterSecs).toBe(900);
     expect(s.bundle).toBe(false);
+  });
+
+  it('when compared with Settings::local and Quotas::default in Rust should use the same defaults', () => {
+    const rust = rustNumericDefaults();
+    const s = read();
+    const ours: Record<string, number> = {
+      ...s.quotas,
+      maxImagesPerIntent: s.maxImagesPerIntent,
+      jobTimeoutHours: s.jobTimeoutHours,
+      outboxGraceSecs: s.outboxGraceSecs,
+      stuckAfterSecs: s.stuckAfterSecs,
+      intentTtlDays: s.intentTtlDays,
+      maxOutputTokens: s.maxOutputTokens,
+    };
+    for (const [key, value] of Object.entries(ours)) {
+      expect([key, rust.get(key)]).toEqual([key, value]);
+    }
   });
 
   it('when given as -c strings should parse lists, numbers, JSON objects and booleans', () => {
@@ -68,6 +88,15 @@ describe('bundling', () => {
     const { stack, template } = synth({}, undefined, ['**']);
     expect(stack.bundlingRequired).toBe(false);
     template.resourceCountIs('AWS::Lambda::Function', 4);
+  });
+
+  it('when bundle is false should make the template undeployable (a CloudFormation rule that always fails)', () => {
+    const { template } = synth();
+    const rules = template.toJSON().Rules as Record<string, any>;
+    expect(rules.RefuseUnbundledDeploy.Assertions).toEqual([{
+      Assert: { 'Fn::Equals': ['bundle=false', 'bundle=true'] },
+      AssertDescription: expect.stringContaining('-c bundle=true'),
+    }]);
   });
 
   it('when bundle is false should say so in a warning', () => {

@@ -2,11 +2,13 @@
  * The resources themselves: tables (keys, GSIs, TTL, PITR), queues and their DLQs, event
  * source mappings, buckets, the HTTP API, functions, alarms and outputs.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { FUNCTIONS, GSI, MAX_RECEIVE_COUNT, SQS_BATCH_SIZE, VISIBILITY_FACTOR } from '../lib/stack';
 import { QUEUES } from '../lib/topology';
 import { resourcesOf, synth } from './helpers';
-import { rustGsiNames } from './rust-source';
+import { rustGsiNames, rustLocalGsis } from './rust-source';
 
 const { app, stack, template } = synth();
 const id = (c: { node: { defaultChild?: unknown } }): string => stack.getLogicalId(c.node.defaultChild as any);
@@ -23,14 +25,19 @@ describe('tables', () => {
     });
   });
 
-  it('when synthesized the intents table should have the four GSIs (string keys, projection ALL)', () => {
+  const intentsGsis = () => {
     const table = resourcesOf(template, 'AWS::DynamoDB::Table')[id(stack.intentsTable)].Properties;
-    const gsis = Object.fromEntries(table.GlobalSecondaryIndexes.map((g: any) => [g.IndexName, g]));
+    return { table, gsis: Object.fromEntries(table.GlobalSecondaryIndexes.map((g: any) => [g.IndexName, g])) as Record<string, any> };
+  };
+
+  it('when synthesized the intents table should have the GSIs the adapter queries (string keys, projection ALL)', () => {
+    const { table, gsis } = intentsGsis();
     const expected: Record<string, Array<[string, string]>> = {
       byJobId: [['jobId', 'HASH']],
       byUserCreated: [['userId', 'HASH'], ['createdAt', 'RANGE']],
       byOutbox: [['outboxPending', 'HASH'], ['outboxStagedAt', 'RANGE']],
       byBedrockJobArn: [['bedrockJobArn', 'HASH']],
+      byStatusUpdated: [['status', 'HASH'], ['updatedAt', 'RANGE']],
     };
     expect(Object.keys(gsis).sort()).toEqual(Object.keys(expected).sort());
     for (const [name, keys] of Object.entries(expected)) {
@@ -40,8 +47,19 @@ describe('tables', () => {
     for (const a of table.AttributeDefinitions) expect(a.AttributeType).toBe('S');
   });
 
-  it('when compared with the DynamoDB adapter should define every GSI it queries', () => {
+  it('when compared with the DynamoDB adapter should define every GSI it names', () => {
     expect(rustGsiNames().sort()).toEqual(Object.values(GSI).sort());
+  });
+
+  it('when compared with the local-AWS mirror (src/local_aws.rs) should have the same GSI keys', () => {
+    const { gsis } = intentsGsis();
+    const rust = rustLocalGsis();
+    expect(rust.map((g) => g.name).sort()).toEqual(Object.keys(gsis).sort());
+    for (const g of rust) {
+      const keys = [{ AttributeName: g.partitionKey, KeyType: 'HASH' }];
+      if (g.sortKey !== undefined) keys.push({ AttributeName: g.sortKey, KeyType: 'RANGE' });
+      expect(gsis[g.name].KeySchema).toEqual(keys);
+    }
   });
 
   it('when synthesized the results table should have PK intentId and SK recordId with PITR and SSE', () => {
@@ -174,13 +192,14 @@ describe('functions', () => {
   });
 
   it('when synthesized should point each function at its own crate (an unbuilt asset: the crate folder)', () => {
-    const assets = app.synth().getStackArtifact(stack.artifactId).assets as Array<{ path: string; sourceHash: string }>;
+    const dir = app.synth().directory;
+    const files = JSON.parse(fs.readFileSync(path.join(dir, `${stack.artifactId}.assets.json`), 'utf8')).files as
+      Record<string, { source: { path: string } }>;
     const fns = resourcesOf(template, 'AWS::Lambda::Function');
     for (const spec of FUNCTIONS) {
       const fn = fns[id(stack.functions[spec.name])].Properties;
-      const asset = assets.filter((a) => fn.Code.S3Key === `${a.sourceHash}.zip`);
-      expect(asset).toHaveLength(1);
-      expect(asset[0].path).toMatch(new RegExp(`functions/${spec.name}$`));
+      const hash = String(fn.Code.S3Key).replace(/\.zip$/, '');
+      expect(files[hash].source.path).toMatch(new RegExp(`functions/${spec.name}$`));
       expect(fn.Timeout).toBe(spec.timeout.toSeconds());
     }
   });
