@@ -13,7 +13,6 @@ use shared::adapters::embedded::db::Db;
 use shared::adapters::embedded::faults::{wrap_deps, FaultPlan};
 use shared::adapters::embedded::objects::FsObjectStore;
 use shared::adapters::embedded::store::SqliteStore;
-use shared::app::reconcile::reconcile;
 use shared::app::sweep::sweep_outboxes;
 use shared::app::Deps;
 use shared::domain::bedrock::S3Uri;
@@ -228,8 +227,12 @@ impl Embedded {
                 // The scheduled passes. A failed pass is tried again on the next one, as a
                 // scheduled Lambda would be.
                 step.swept = if self.reconcile_when_idle {
-                    match reconcile(&self.deps, 100).await {
-                        Ok(r) => r.applied + r.reannounced + r.swept,
+                    // The reconciler Lambda's own handler, as its schedule would invoke it.
+                    match reconciler::handle(&self.deps, serde_json::json!({})).await {
+                        Ok(r) => ["applied", "reannounced", "swept"]
+                            .iter()
+                            .map(|k| r[*k].as_u64().unwrap_or(0) as usize)
+                            .sum(),
                         Err(e) => {
                             tracing::warn!(error = %e, "reconcile pass failed");
                             1

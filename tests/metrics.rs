@@ -6,7 +6,10 @@ use common::*;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::json;
 
-fn counter(snapshot: &[(String, Vec<(String, String)>, DebugValue)], name: &str) -> u64 {
+/// (name, labels, value) of one metric.
+type Row = (String, Vec<(String, String)>, DebugValue);
+
+fn counter(snapshot: &[Row], name: &str) -> u64 {
     snapshot
         .iter()
         .filter(|(n, _, _)| n == name)
@@ -32,7 +35,7 @@ async fn when_a_batch_runs_should_count_intents_jobs_records_and_time_each_stage
         .await;
     run(&app).await;
 
-    let snapshot: Vec<(String, Vec<(String, String)>, DebugValue)> = snapshotter
+    let snapshot: Vec<Row> = snapshotter
         .snapshot()
         .into_vec()
         .into_iter()

@@ -225,7 +225,11 @@ async fn when_a_stale_status_event_arrives_should_not_regress_the_state() {
 
 #[tokio::test]
 async fn when_events_arrive_out_of_order_should_only_move_forward() {
-    let app = app_with(|o| o.emulator.emit_events = false).await;
+    let app = app_with(|o| {
+        o.emulator.emit_events = false;
+        o.reconcile_when_idle = false;
+    })
+    .await;
     app.intake(event("intake-direct.json")).await;
     run(&app).await;
     let intent = &intents(&app)[0];
@@ -510,4 +514,48 @@ async fn when_manifest_is_replayed_should_rewrite_identical_objects() {
         .await
         .expect("list");
     assert_eq!(listed, relisted, "no new objects");
+}
+
+#[tokio::test]
+async fn when_bedrock_events_are_lost_should_be_repaired_by_the_reconciler() {
+    let app = app_with(|o| o.emulator.emit_events = false).await;
+    app.intake(event("intake-direct.json")).await;
+    run(&app).await;
+    let intent = &intents(&app)[0];
+    assert_eq!(
+        intent.status,
+        IntentStatus::Completed,
+        "the scheduled reconciler applied what no event told"
+    );
+    assert_eq!(results(&app, intent).await.len(), 3);
+    assert_eq!(count(&published(&app), "BATCH_COMPLETED"), 1);
+    assert!(published(&app)
+        .iter()
+        .all(|e| e != "Batch Inference Job State Change"));
+}
+
+#[tokio::test]
+async fn when_a_message_is_parked_in_a_dlq_should_be_re_announced_once_stuck() {
+    let app = app_with(|o| o.bus.max_receive_count = 2).await;
+    app.emulator
+        .inject_create_faults(vec![ErrorKind::Transient; 2]);
+    app.intake(event("intake-direct.json")).await;
+    run(&app).await;
+    assert_eq!(intents(&app)[0].status, IntentStatus::ManifestReady);
+    assert_eq!(
+        app.bus
+            .dead_letters(Some(Queue::Submitter))
+            .expect("dlq")
+            .len(),
+        1
+    );
+    // Past the stuck threshold the reconciler announces it again; Bedrock works by now.
+    app.manual_clock()
+        .expect("manual clock")
+        .advance(chrono::Duration::seconds(
+            app.deps.settings.stuck_after_secs + 1,
+        ));
+    run(&app).await;
+    assert_eq!(intents(&app)[0].status, IntentStatus::Completed);
+    assert_eq!(app.emulator.job_count().expect("jobs"), 1);
 }
