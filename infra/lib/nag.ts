@@ -60,7 +60,10 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     ]],
     [f['status-watcher'].role!, [
       objects(stack.outputsBucket, `The function reads each finished job's .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
-      jobs(JOB_ARNS),
+    ]],
+    [f.reconciler.role!, [
+      objects(stack.outputsBucket, `When a poll finds a job finished, the function reads its .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
+      jobs(`GetModelInvocationJob is asked about every open job of the stack's intents. ${JOB_ARNS}`),
     ]],
   ];
 }

@@ -36,6 +36,8 @@ export interface Settings {
   readonly outboxGraceSecs: number;
   /** Seconds before the reconciler re-announces an intent stuck before submission. */
   readonly stuckAfterSecs: number;
+  /** Minutes between the reconciler's scheduled passes (EventBridge rate, 1 to 1440). */
+  readonly reconcileEveryMinutes: number;
   readonly intentTtlDays: number;
   readonly maxOutputTokens: number;
   /** Application log level of the functions (Lambda's advanced logging controls). */
@@ -59,6 +61,7 @@ export const CONTEXT_KEYS = [
   'maxImagesPerIntent',
   'outboxGraceSecs',
   'stuckAfterSecs',
+  'reconcileEveryMinutes',
   'intentTtlDays',
   'maxOutputTokens',
   'logLevel',
@@ -76,6 +79,9 @@ const QUOTA_KEYS: readonly (keyof Quotas)[] = [
   'maxJobBytes',
   'maxConcurrentJobs',
 ];
+
+/** The reconciler's period when the context does not set one. */
+export const DEFAULT_RECONCILE_EVERY_MINUTES = 5;
 
 const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
 
@@ -212,6 +218,10 @@ export function readSettings(read: ContextReader): Settings {
     maxImagesPerIntent: int('maxImagesPerIntent', read('maxImagesPerIntent'), 1),
     outboxGraceSecs: int('outboxGraceSecs', read('outboxGraceSecs'), 1),
     stuckAfterSecs: int('stuckAfterSecs', read('stuckAfterSecs'), 1),
+    // An EventBridge rate of whole minutes; at most a day apart, or stuck intents wait too long.
+    reconcileEveryMinutes: present(read('reconcileEveryMinutes'))
+      ? int('reconcileEveryMinutes', read('reconcileEveryMinutes'), 1, 1440)
+      : DEFAULT_RECONCILE_EVERY_MINUTES,
     intentTtlDays: int('intentTtlDays', read('intentTtlDays'), 1),
     maxOutputTokens: int('maxOutputTokens', read('maxOutputTokens'), 1),
     logLevel,

@@ -1,8 +1,8 @@
 /**
  * The batch-orchestrator stack: intents and results tables, the three buckets, our event bus,
- * one SQS queue (+ DLQ) per consuming stage fed by the rules of `topology.ts`, the four Rust
- * functions with least-privilege roles, the JWT-protected HTTP API, the Bedrock service role
- * and the alarms. Everything tunable comes from `Settings` (CDK context), never from edits here.
+ * one SQS queue (+ DLQ) per consuming stage fed by the rules of `topology.ts`, the five Rust
+ * functions with least-privilege roles (the reconciler on an EventBridge schedule), the
+ * JWT-protected HTTP API, the Bedrock service role and the alarms. Everything tunable comes from `Settings` (CDK context), never from edits here.
  */
 import * as path from 'node:path';
 import { Annotations, CfnOutput, CfnRule, Duration, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
@@ -38,7 +38,7 @@ export const GSI = {
   byStatusUpdated: 'byStatusUpdated',
 } as const;
 
-export type FunctionName = 'intake' | 'manifest-builder' | 'submitter' | 'status-watcher';
+export type FunctionName = 'intake' | 'manifest-builder' | 'submitter' | 'status-watcher' | 'reconciler';
 
 interface FunctionSpec {
   readonly name: FunctionName;
@@ -53,13 +53,15 @@ interface FunctionSpec {
  * One crate per function (`functions/{name}`, binary of the same name). Timeouts: intake answers
  * an HTTP API (which gives up after 30 s); manifest-builder fetches every image of a request and writes
  * the JSONL parts (memory holds a part, multipart-uploaded above 16 MiB); status-watcher ingests
- * every output line of a finished job.
+ * every output line of a finished job; reconciler runs one scheduled pass (up to 200 intents per
+ * status, one GetModelInvocationJob per open job, and the ingest of any job it finds finished).
  */
 export const FUNCTIONS: readonly FunctionSpec[] = [
   { name: 'intake', description: 'HTTP API and direct-invoke intake of batch requests', timeout: Duration.seconds(29), memorySize: 256 },
   { name: 'manifest-builder', description: 'Builds the Bedrock JSONL manifests of a requested batch', timeout: Duration.minutes(5), memorySize: 2048, queue: 'manifest-builder' },
   { name: 'submitter', description: 'Creates the Bedrock batch inference jobs of a manifest', timeout: Duration.minutes(1), memorySize: 256, queue: 'submitter' },
   { name: 'status-watcher', description: 'Follows Bedrock job state changes and ingests results', timeout: Duration.minutes(5), memorySize: 1024, queue: 'status-watcher' },
+  { name: 'reconciler', description: 'Scheduled pass: polls Bedrock for open jobs, re-announces stuck intents, sweeps owed events', timeout: Duration.minutes(2), memorySize: 512 },
 ];
 
 /** AWS's guidance for Lambda event sources: queue visibility at least 6x the function timeout. */
@@ -95,6 +97,8 @@ export class BatchOrchestratorStack extends Stack {
   readonly bus: events.EventBus;
   readonly queues: Record<QueueName, { queue: sqs.Queue; dlq: sqs.Queue }>;
   readonly functions: Record<FunctionName, lambda.Function>;
+  /** The EventBridge schedule (default bus) that invokes the reconciler. */
+  readonly reconcileRule: events.Rule;
   readonly api: apigw.HttpApi;
   readonly bedrockRole: iam.Role;
   /** `arn:…:bedrock:{region}:{account}:model-invocation-job/*`: every batch job of this account. */
@@ -349,6 +353,18 @@ export class BatchOrchestratorStack extends Stack {
     this.functions = functions;
     this.grantLeastPrivilege(jobArns, modelArns);
 
+    // ---- Reconciler schedule -------------------------------------------------------------------
+    // Bedrock's state-change events are best effort: every reconcileEveryMinutes one pass asks
+    // Bedrock about the open jobs, re-announces stuck intents and sweeps owed events. The event
+    // content is ignored. A failed pass is not retried by Lambda (async retries off): the next
+    // scheduled pass is the retry, and the Errors alarm reports the failure.
+    functions.reconciler.configureAsyncInvoke({ retryAttempts: 0 });
+    this.reconcileRule = new events.Rule(this, 'ReconcileScheduleRule', {
+      description: `Runs the reconciler every ${settings.reconcileEveryMinutes} minute(s)`,
+      schedule: events.Schedule.rate(Duration.minutes(settings.reconcileEveryMinutes)),
+      targets: [new targets.LambdaFunction(functions.reconciler)],
+    });
+
     // ---- Routes --------------------------------------------------------------------------------
     // The user is the token's `sub` claim (intake reads it from the authorizer context).
     const authorizer = new HttpJwtAuthorizer('JwtAuthorizer', settings.jwtIssuer, {
@@ -435,17 +451,25 @@ export class BatchOrchestratorStack extends Stack {
       fn.addToRolePolicy(new iam.PolicyStatement({ sid, actions, resources, conditions }));
     };
 
-    // Intent store: GetItem (consistent reads), PutItem (conditional create, and the Puts of
-    // the update transaction); Query on byJobId for the lookups by our jobId.
-    for (const fn of [f.intake, f['manifest-builder'], f.submitter, f['status-watcher']]) {
+    // Intent store: GetItem (consistent reads, and the job-ARN pointer items), PutItem
+    // (conditional create, and the Puts of the update transaction).
+    for (const fn of [f.intake, f['manifest-builder'], f.submitter, f['status-watcher'], f.reconciler]) {
       allow(fn, 'IntentStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], [intents]);
       this.bus.grantPutEventsTo(fn);
     }
-    for (const fn of [f.intake, f['status-watcher']]) {
-      allow(fn, 'IntentsByJobId', ['dynamodb:Query'], [index(GSI.byJobId)]);
+    // Query, only on the indexes each function's code reads: byJobId (lookups by our jobId),
+    // byStatusUpdated (the reconciler's open and stuck intents), byOutbox (its outbox sweep).
+    const queries: Array<[lambda.Function, string[]]> = [
+      [f.intake, [GSI.byJobId]],
+      [f['status-watcher'], [GSI.byJobId]],
+      [f.reconciler, [GSI.byJobId, GSI.byOutbox, GSI.byStatusUpdated]],
+    ];
+    for (const [fn, names] of queries) {
+      allow(fn, 'IntentIndexes', ['dynamodb:Query'], names.map(index));
     }
-    // Result store: per-image results are upserted with BatchWriteItem.
-    for (const fn of [f['manifest-builder'], f['status-watcher']]) {
+    // Result store: per-image results are upserted with BatchWriteItem (the only call the
+    // result adapter makes; it is authorized as dynamodb:BatchWriteItem alone).
+    for (const fn of [f['manifest-builder'], f['status-watcher'], f.reconciler]) {
       allow(fn, 'ResultStore', ['dynamodb:BatchWriteItem'], [this.resultsTable.tableArn]);
     }
 
@@ -455,18 +479,23 @@ export class BatchOrchestratorStack extends Stack {
     allow(f['manifest-builder'], 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
     allow(f['manifest-builder'], 'WriteManifests', ['s3:PutObject', 's3:AbortMultipartUpload'], [this.manifestsBucket.arnForObjects('*')]);
 
-    // submitter: creates (and may read back or stop) its jobs, tagging them on create, and
-    // hands Bedrock exactly the service role.
+    // submitter: creates its jobs (CreateModelInvocationJob is its only Bedrock call), tagging
+    // them on create (authorized as bedrock:TagResource), and hands Bedrock exactly the service role.
     allow(f.submitter, 'CreateBatchJobs', ['bedrock:CreateModelInvocationJob'], [jobArns, ...modelArns]);
-    allow(f.submitter, 'ManageBatchJobs', ['bedrock:GetModelInvocationJob', 'bedrock:StopModelInvocationJob', 'bedrock:TagResource'], [jobArns]);
+    allow(f.submitter, 'TagBatchJobs', ['bedrock:TagResource'], [jobArns]);
     allow(f.submitter, 'PassBedrockRole', ['iam:PassRole'], [this.bedrockRole.roleArn], {
       StringEquals: { 'iam:PassedToService': 'bedrock.amazonaws.com' },
     });
 
-    // status-watcher: reads the outputs and manifest.json.out of finished jobs. ListBucket
-    // makes a missing object a 404 (not found, handled) rather than a 403.
-    allow(f['status-watcher'], 'ReadOutputs', ['s3:GetObject'], [this.outputsBucket.arnForObjects('*')]);
-    allow(f['status-watcher'], 'ListOutputs', ['s3:ListBucket'], [this.outputsBucket.bucketArn]);
-    allow(f['status-watcher'], 'ReadBatchJobs', ['bedrock:GetModelInvocationJob'], [jobArns]);
+    // status-watcher and reconciler: read the outputs and manifest.json.out of finished jobs
+    // (the reconciler ingests when a poll finds a job finished). ListBucket makes a missing
+    // object a 404 (not found, handled) rather than a 403. The status-watcher calls no Bedrock
+    // API (the state-change event carries the status).
+    for (const fn of [f['status-watcher'], f.reconciler]) {
+      allow(fn, 'ReadOutputs', ['s3:GetObject'], [this.outputsBucket.arnForObjects('*')]);
+      allow(fn, 'ListOutputs', ['s3:ListBucket'], [this.outputsBucket.bucketArn]);
+    }
+    // reconciler: asks Bedrock for the state of each open job.
+    allow(f.reconciler, 'ReadBatchJobs', ['bedrock:GetModelInvocationJob'], [jobArns]);
   }
 }

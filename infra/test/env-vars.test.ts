@@ -21,6 +21,8 @@ describe('function environment', () => {
 
   it('when synthesized should have one Lambda function per crate', () => {
     expect(Object.keys(functions)).toHaveLength(FUNCTIONS.length);
+    expect(FUNCTIONS.map((f) => f.name).sort()).toEqual(
+      ['intake', 'manifest-builder', 'reconciler', 'status-watcher', 'submitter']);
   });
 
   it.each(FUNCTIONS.map((f) => f.name))('when %s is synthesized its variables should equal the Rust ENV_VARS exactly', (name) => {

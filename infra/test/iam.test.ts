@@ -123,10 +123,22 @@ describe('function roles', () => {
     'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
     submitter: [...LOGS, ...SQS, ...INTENTS, 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
-      'bedrock:GetModelInvocationJob', 'bedrock:StopModelInvocationJob', 'bedrock:TagResource', 'iam:PassRole'],
+      'bedrock:TagResource', 'iam:PassRole'],
     'status-watcher': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
+      's3:GetObject', 's3:ListBucket'],
+    reconciler: [...LOGS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:GetObject', 's3:ListBucket', 'bedrock:GetModelInvocationJob'],
   };
+  /** The intents-table indexes each function may Query (none for the others). */
+  const INDEXES: Partial<Record<FunctionName, string[]>> = {
+    intake: ['byJobId'],
+    'status-watcher': ['byJobId'],
+    reconciler: ['byJobId', 'byOutbox', 'byStatusUpdated'],
+  };
+
+  it('when every function is listed should cover every function of the stack', () => {
+    expect(Object.keys(EXPECTED).sort()).toEqual(Object.keys(stack.functions).sort());
+  });
 
   it.each(Object.keys(EXPECTED))('when %s is granted should get exactly the actions its code calls', (name) => {
     expect(roleActions(template, roleId(name as FunctionName))).toEqual([...EXPECTED[name as FunctionName]].sort());
@@ -140,16 +152,20 @@ describe('function roles', () => {
     }
   });
 
-  it('when a function touches DynamoDB should reach only its tables and the byJobId index', () => {
+  it('when a function touches DynamoDB should reach only its tables and the indexes its code queries', () => {
     const intents = arnOf(stack.intentsTable);
+    const index = (name: string) => ({ 'Fn::Join': ['', [intents, `/index/${name}`]] });
     for (const name of Object.keys(EXPECTED) as FunctionName[]) {
       const st = roleStatements(template, roleId(name));
       expect(bySid(st, 'IntentStore').Resource).toEqual(intents);
-      for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:Query'))) {
-        expect(s.Resource).toEqual({ 'Fn::Join': ['', [intents, '/index/byJobId']] });
-      }
+      const queried = st.filter((x) => asArray(x.Action).includes('dynamodb:Query'));
+      expect(queried.flatMap((q) => asArray(q.Resource as object | object[]))).toEqual((INDEXES[name] ?? []).map(index));
       for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:BatchWriteItem'))) {
         expect(s.Resource).toEqual(arnOf(stack.resultsTable));
+      }
+      // The results table is written only with BatchWriteItem: no role may PutItem there.
+      for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:PutItem'))) {
+        expect(s.Resource).toEqual(intents);
       }
     }
   });
@@ -168,7 +184,7 @@ describe('function roles', () => {
     const st = roleStatements(template, roleId('submitter'));
     const models = allModelArns(stack.settings.modelIds, { partition: 'aws', region: REGION, account: ACCOUNT });
     expect(asArray(bySid(st, 'CreateBatchJobs').Resource as string[]).sort()).toEqual([...models, JOBS].sort());
-    expect(bySid(st, 'ManageBatchJobs').Resource).toEqual(JOBS);
+    expect(bySid(st, 'TagBatchJobs')).toMatchObject({ Action: 'bedrock:TagResource', Resource: JOBS });
     expect(bySid(st, 'PassBedrockRole')).toMatchObject({
       Action: 'iam:PassRole',
       Resource: arnOf(stack.bedrockRole),
@@ -176,11 +192,35 @@ describe('function roles', () => {
     });
   });
 
-  it('when status-watcher reads results should read outputs and job state only', () => {
+  it('when status-watcher reads results should read outputs only and call no Bedrock API', () => {
     const st = roleStatements(template, roleId('status-watcher'));
     expect(bySid(st, 'ReadOutputs').Resource).toEqual(objectsOf(stack.outputsBucket));
     expect(bySid(st, 'ListOutputs').Resource).toEqual(arnOf(stack.outputsBucket));
-    expect(bySid(st, 'ReadBatchJobs').Resource).toEqual(JOBS);
+    expect(roleActions(template, roleId('status-watcher')).filter((a) => a.startsWith('bedrock:'))).toEqual([]);
+  });
+
+  it('when reconciler polls should read job state (never create jobs) and read outputs only', () => {
+    const st = roleStatements(template, roleId('reconciler'));
+    expect(bySid(st, 'ReadBatchJobs')).toMatchObject({ Action: 'bedrock:GetModelInvocationJob', Resource: JOBS });
+    const actions = roleActions(template, roleId('reconciler'));
+    expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:GetModelInvocationJob']);
+    expect(actions).not.toContain('bedrock:CreateModelInvocationJob');
+    expect(bySid(st, 'ReadOutputs').Resource).toEqual(objectsOf(stack.outputsBucket));
+    expect(bySid(st, 'ListOutputs').Resource).toEqual(arnOf(stack.outputsBucket));
+    expect(actions.filter((a) => a.startsWith('sqs:'))).toEqual([]);
+  });
+
+  it('when any role may pass a role should be the submitter alone', () => {
+    const passers = Object.keys(EXPECTED).filter((name) =>
+      roleActions(template, roleId(name as FunctionName)).includes('iam:PassRole'));
+    expect(passers).toEqual(['submitter']);
+  });
+
+  it('when GetModelInvocationJob or CreateModelInvocationJob is granted should be the reconciler and the submitter respectively', () => {
+    const holders = (action: string) => Object.keys(EXPECTED).filter((name) =>
+      roleActions(template, roleId(name as FunctionName)).includes(action));
+    expect(holders('bedrock:GetModelInvocationJob')).toEqual(['reconciler']);
+    expect(holders('bedrock:CreateModelInvocationJob')).toEqual(['submitter']);
   });
 
   it('when consuming should reach only its own queue', () => {

@@ -4,7 +4,8 @@
  */
 import { App } from 'aws-cdk-lib';
 import { buildApp } from '../lib/app';
-import { readSettings, SettingsError } from '../lib/settings';
+import { DEFAULT_RECONCILE_EVERY_MINUTES, readSettings, SettingsError } from '../lib/settings';
+import { FUNCTIONS } from '../lib/stack';
 import { CDK_JSON_CONTEXT, synth } from './helpers';
 import { rustNumericDefaults } from './rust-source';
 
@@ -27,7 +28,15 @@ describe('settings', () => {
     expect(s.jobTimeoutHours).toBe(24);
     expect(s.maxImagesPerIntent).toBe(1000);
     expect(s.stuckAfterSecs).toBe(900);
+    expect(s.reconcileEveryMinutes).toBe(5);
     expect(s.bundle).toBe(false);
+  });
+
+  it('when reconcileEveryMinutes is absent should default to 5, and take a -c string', () => {
+    expect(DEFAULT_RECONCILE_EVERY_MINUTES).toBe(5);
+    expect(read({ reconcileEveryMinutes: undefined }).reconcileEveryMinutes).toBe(5);
+    expect(read({ reconcileEveryMinutes: '15' }).reconcileEveryMinutes).toBe(15);
+    expect(read({ reconcileEveryMinutes: 1440 }).reconcileEveryMinutes).toBe(1440);
   });
 
   it('when compared with Settings::local and Quotas::default in Rust should use the same defaults', () => {
@@ -75,6 +84,10 @@ describe('settings', () => {
     ['apiThrottleBurst', 'lots', /apiThrottleBurst/],
     ['bundle', 'yes', /bundle/],
     ['logLevel', 'LOUD', /logLevel/],
+    ['reconcileEveryMinutes', 0, /reconcileEveryMinutes/],
+    ['reconcileEveryMinutes', '2.5', /reconcileEveryMinutes/],
+    ['reconcileEveryMinutes', 'often', /reconcileEveryMinutes/],
+    ['reconcileEveryMinutes', 1441, /1 to 1440/],
   ])('when %s is %j should refuse it, naming the key', (key, value, message) => {
     expect(() => read({ [key]: value })).toThrow(SettingsError);
     expect(() => read({ [key]: value })).toThrow(message);
@@ -87,7 +100,7 @@ describe('bundling', () => {
     // here, a bundling attempt would fail, so a clean synth proves nothing was built.
     const { stack, template } = synth({}, undefined, ['**']);
     expect(stack.bundlingRequired).toBe(false);
-    template.resourceCountIs('AWS::Lambda::Function', 4);
+    template.resourceCountIs('AWS::Lambda::Function', FUNCTIONS.length);
   });
 
   it('when bundle is false should make the template undeployable (a CloudFormation rule that always fails)', () => {

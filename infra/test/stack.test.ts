@@ -214,6 +214,58 @@ describe('functions', () => {
   });
 });
 
+describe('reconciler schedule', () => {
+  const fnId = () => id(stack.functions.reconciler);
+  const scheduled = () => Object.entries(resourcesOf(template, 'AWS::Events::Rule'))
+    .filter(([, r]) => r.Properties.ScheduleExpression !== undefined);
+
+  it('when synthesized should have exactly one schedule rule, on the default bus, every reconcileEveryMinutes (5)', () => {
+    const rules = scheduled();
+    expect(rules).toHaveLength(1);
+    const [ruleId, rule] = rules[0];
+    expect(ruleId).toBe(id(stack.reconcileRule));
+    expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(rule.Properties.State).toBe('ENABLED');
+    expect(rule.Properties.EventBusName).toBeUndefined();
+    expect(rule.Properties.EventPattern).toBeUndefined();
+  });
+
+  it('when the schedule fires should target the reconciler function only, which EventBridge may invoke from that rule only', () => {
+    const [ruleId, rule] = scheduled()[0];
+    expect(rule.Properties.Targets).toEqual([expect.objectContaining({ Arn: { 'Fn::GetAtt': [fnId(), 'Arn'] } })]);
+    const permissions = Object.values(resourcesOf(template, 'AWS::Lambda::Permission'))
+      .filter((p) => p.Properties.Principal === 'events.amazonaws.com');
+    expect(permissions).toHaveLength(1);
+    expect(permissions[0].Properties).toMatchObject({
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [fnId(), 'Arn'] },
+      SourceArn: { 'Fn::GetAtt': [ruleId, 'Arn'] },
+    });
+  });
+
+  it('when a pass fails should not be retried by Lambda (the next scheduled pass is the retry)', () => {
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: fnId() },
+      MaximumRetryAttempts: 0,
+    });
+  });
+
+  it('when sized should run 2 minutes with 512 MB and consume no queue', () => {
+    const fn = resourcesOf(template, 'AWS::Lambda::Function')[fnId()].Properties;
+    expect(fn.Timeout).toBe(120);
+    expect(fn.MemorySize).toBe(512);
+    const mappings = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'));
+    expect(mappings.filter((m) => m.Properties.FunctionName.Ref === fnId())).toHaveLength(0);
+  });
+
+  it('when reconcileEveryMinutes is set should use it as the rate', () => {
+    const { template: t } = synth({ reconcileEveryMinutes: '1' });
+    t.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 minute)' });
+    const { template: t15 } = synth({ reconcileEveryMinutes: 15 });
+    t15.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
+  });
+});
+
 describe('HTTP API', () => {
   it('when routed should send both routes to intake behind the JWT authorizer', () => {
     const routes = Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Route'));
