@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test of the project: the Rust workspace (unit, handler, embedded end-to-end, and
-# the AWS-edge tests through the real SDK against moto server and the Bedrock emulator).
-# Installs moto (pinned) into .venv, starts it on 127.0.0.1 on a free port, stops it after.
+# Runs every test of the project:
+#  - the Rust workspace: unit, handler, embedded end-to-end, fault-injection, chaos, hostile
+#    input, and the AWS-edge tests through the real SDK against moto server and the Bedrock
+#    emulator (moto is installed pinned into .venv, started on 127.0.0.1 on a free port, and
+#    stopped after);
+#  - the CDK app in infra/: assertion tests with cdk-nag, then a synth (no AWS account).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,3 +15,11 @@ export BO_REQUIRE_AWS_TESTS=1
 
 # Benches are built by clippy --all-targets in CI, and run on purpose (see README), not here.
 cargo test --workspace --lib --bins --tests
+
+(
+  cd infra
+  npm ci --no-audit --no-fund --loglevel=error
+  npm test
+  npm run --silent synth > /dev/null
+  echo "infra: cdk synth ok"
+)
