@@ -101,6 +101,14 @@ pub trait IntentStore: Send + Sync {
         &self,
         arn: &BedrockJobArn,
     ) -> Result<Option<BatchIntent>, PortError>;
+    /// A user's intents, newest first, strictly after `after` = (createdAt, intentId) of the
+    /// last one of the previous page.
+    async fn list_by_user(
+        &self,
+        user: &crate::domain::ids::UserId,
+        after: Option<(DateTime<Utc>, IntentId)>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError>;
     /// Intents in `status` last changed at or before `updated_before`, oldest first.
     async fn list_by_status(
         &self,

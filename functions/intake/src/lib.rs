@@ -9,10 +9,12 @@ use aws_lambda_events::apigw::{
 };
 use base64::Engine as _;
 use serde_json::{json, Value};
+use shared::app::cancel::cancel;
 use shared::app::intake::{accept, parse_payload, parse_request, Accepted, Caller, IntakeError};
-use shared::app::status::job_status;
+use shared::app::status::{job_status, list_jobs};
 use shared::app::Deps;
 use shared::domain::ids::{JobId, UserId};
+use shared::domain::status::IntentStatus;
 
 /// The claim that names the caller in a JWT / Cognito authorizer.
 pub const USER_CLAIM: &str = "sub";
@@ -51,6 +53,24 @@ impl IntakeEvent {
         !matches!(self, Self::Direct(_))
     }
 
+    /// A query string parameter of an API request.
+    fn query(&self, name: &str) -> Option<String> {
+        match self {
+            Self::RestV1(r) => r.query_string_parameters.first(name).map(str::to_owned),
+            Self::HttpV2(r) => r.query_string_parameters.first(name).map(str::to_owned),
+            Self::Direct(_) => None,
+        }
+    }
+
+    /// The caller named by the authorizer (API events only).
+    fn caller(&self) -> Result<UserId, IntakeError> {
+        match self {
+            Self::RestV1(r) => user_from_authorizer(Some(&r.request_context.authorizer)),
+            Self::HttpV2(r) => user_from_authorizer(r.request_context.authorizer.as_ref()),
+            Self::Direct(_) => Err(IntakeError::invalid("event", "this route is an API route")),
+        }
+    }
+
     /// (method, path) of an API request.
     fn route(&self) -> Option<(String, String)> {
         match self {
@@ -67,15 +87,16 @@ impl IntakeEvent {
     }
 }
 
-/// The jobId of `GET /api/batch/jobs/{jobId}`, if that is the route.
-fn status_route(method: &str, path: &str) -> Option<String> {
-    if !method.eq_ignore_ascii_case("GET") {
-        return None;
-    }
+/// The jobId of `/api/batch/jobs/{jobId}`, if that is the path.
+fn job_path(path: &str) -> Option<String> {
     let id = path
         .trim_end_matches('/')
         .strip_prefix("/api/batch/jobs/")?;
     (!id.is_empty() && !id.contains('/')).then(|| id.to_owned())
+}
+
+fn is_collection(path: &str) -> bool {
+    path.trim_end_matches('/') == "/api/batch/jobs"
 }
 
 /// The caller's id from an authorizer: JWT claims (HTTP API), or Cognito user-pool claims
@@ -129,51 +150,94 @@ fn header<'a>(headers: &'a aws_lambda_events::http::HeaderMap, name: &str) -> Op
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+fn not_found(raw_id: &str) -> (u16, Value) {
+    (
+        404,
+        json!({"error": "not_found", "message": format!("no job {raw_id}")}),
+    )
+}
+
 /// `GET /api/batch/jobs/{jobId}` for the authorized caller: 200 with the job, or 404 (also
-/// for another user's job).
+/// for another user's job, so no existence leaks).
 async fn status(
     deps: &Deps,
     event: &IntakeEvent,
     raw_id: &str,
 ) -> Result<(u16, Value), IntakeError> {
-    let caller = match event {
-        IntakeEvent::RestV1(r) => user_from_authorizer(Some(&r.request_context.authorizer))?,
-        IntakeEvent::HttpV2(r) => user_from_authorizer(r.request_context.authorizer.as_ref())?,
-        IntakeEvent::Direct(_) => {
-            return Err(IntakeError::invalid("event", "status is an API route"))
-        }
-    };
-    let not_found = || {
-        (
-            404,
-            json!({"error": "not_found", "message": format!("no job {raw_id}")}),
-        )
-    };
+    let caller = event.caller()?;
     let Ok(job_id) = JobId::parse(raw_id) else {
-        return Ok(not_found());
+        return Ok(not_found(raw_id));
     };
     match job_status(deps, &caller, &job_id).await? {
         Some(view) => Ok((200, serde_json::to_value(view).unwrap_or_default())),
-        None => Ok(not_found()),
+        None => Ok(not_found(raw_id)),
+    }
+}
+
+/// `DELETE /api/batch/jobs/{jobId}`: cancel. 202 with the job as it stands (a running job
+/// ends STOPPED once Bedrock stops it), 404 for a missing or another user's job.
+async fn cancel_route(
+    deps: &Deps,
+    event: &IntakeEvent,
+    raw_id: &str,
+) -> Result<(u16, Value), IntakeError> {
+    let caller = event.caller()?;
+    let Ok(job_id) = JobId::parse(raw_id) else {
+        return Ok(not_found(raw_id));
+    };
+    match cancel(deps, &caller, &job_id).await? {
+        Some(view) => Ok((202, serde_json::to_value(view).unwrap_or_default())),
+        None => Ok(not_found(raw_id)),
+    }
+}
+
+/// `GET /api/batch/jobs?status=&limit=&cursor=`: the caller's own jobs, newest first.
+async fn list_route(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), IntakeError> {
+    let caller = event.caller()?;
+    let status = event
+        .query("status")
+        .map(|s| {
+            s.parse::<IntentStatus>().map_err(|_| {
+                let all: Vec<&str> = IntentStatus::ALL.iter().map(|s| s.as_str()).collect();
+                IntakeError::invalid("status", format!("must be one of {}", all.join(", ")))
+            })
+        })
+        .transpose()?;
+    let limit = match event.query("limit") {
+        None => 20,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| IntakeError::invalid("limit", "must be a whole number from 1 to 100"))?,
+    };
+    let cursor = event.query("cursor");
+    match list_jobs(deps, &caller, status, limit, cursor.as_deref()).await? {
+        Ok(page) => Ok((200, serde_json::to_value(page).unwrap_or_default())),
+        Err(e) => Err(IntakeError::invalid("cursor", e.to_string())),
     }
 }
 
 async fn run(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), IntakeError> {
     if let Some((method, path)) = event.route() {
-        if let Some(id) = status_route(&method, &path) {
-            return status(deps, event, &id).await;
-        }
-        if method.eq_ignore_ascii_case("GET") {
-            return Ok((
-                404,
-                json!({"error": "not_found", "message": format!("no route GET {path}")}),
-            ));
-        }
-        if !method.eq_ignore_ascii_case("POST") {
-            return Ok((
-                405,
-                json!({"error": "method_not_allowed", "message": format!("{method} is not supported")}),
-            ));
+        let method = method.to_ascii_uppercase();
+        match (method.as_str(), job_path(&path), is_collection(&path)) {
+            ("GET", Some(id), _) => return status(deps, event, &id).await,
+            ("DELETE", Some(id), _) => return cancel_route(deps, event, &id).await,
+            ("GET", None, true) => return list_route(deps, event).await,
+            ("POST", None, _) => {}
+            ("GET", ..) => {
+                return Ok((
+                    404,
+                    json!({"error": "not_found", "message": format!("no route GET {path}")}),
+                ))
+            }
+            _ => {
+                return Ok((
+                    405,
+                    json!({"error": "method_not_allowed", "message": format!("{method} {path} is not supported")}),
+                ))
+            }
         }
     }
     let new = match event {

@@ -2,6 +2,7 @@
 //! decode their event, call one function here and encode the answer; both backends run this
 //! same code.
 
+pub mod cancel;
 pub mod intake;
 pub mod manifest;
 pub mod outbox;

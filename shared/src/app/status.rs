@@ -45,7 +45,40 @@ pub async fn job_status(
     if &intent.user_id != caller {
         return Ok(None);
     }
-    Ok(Some(JobView {
+    Ok(Some(view(intent)))
+}
+
+/// One page of a user's jobs, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    /// Pass back as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A malformed cursor: the client must start again without one.
+#[derive(Debug, thiserror::Error)]
+#[error("cursor is not one this API issued")]
+pub struct BadCursor;
+
+fn encode_cursor(created: DateTime<Utc>, intent: &crate::domain::ids::IntentId) -> String {
+    use base64::Engine as _;
+    let raw = serde_json::json!([created, intent]).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, crate::domain::ids::IntentId), BadCursor> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| BadCursor)?;
+    serde_json::from_slice(&raw).map_err(|_| BadCursor)
+}
+
+fn view(intent: crate::domain::intent::BatchIntent) -> JobView {
+    JobView {
         job_id: intent.job_id.to_string(),
         intent_id: intent.intent_id.to_string(),
         status: intent.status,
@@ -63,5 +96,49 @@ pub async fn job_status(
             })
             .collect(),
         failure_message: intent.failure_message,
+    }
+}
+
+/// The caller's own jobs, newest first, optionally only those in `status`. The cursor is
+/// opaque to clients (base64 of the last item's creation time and id).
+pub async fn list_jobs(
+    deps: &Deps,
+    caller: &UserId,
+    status: Option<IntentStatus>,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<Result<JobPage, BadCursor>, StageError> {
+    let mut after = match cursor.map(decode_cursor).transpose() {
+        Ok(a) => a,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut jobs = Vec::new();
+    // Filtering by status happens after the query, so keep reading pages until this one is
+    // full or the user's intents run out (bounded: each read is one index page).
+    for _ in 0..20 {
+        let batch = deps
+            .store
+            .list_by_user(caller, after.clone(), limit)
+            .await?;
+        let exhausted = batch.len() < limit;
+        for intent in batch {
+            after = Some((intent.created_at, intent.intent_id.clone()));
+            if status.is_none_or(|s| s == intent.status) {
+                jobs.push(view(intent));
+                if jobs.len() == limit {
+                    break;
+                }
+            }
+        }
+        if exhausted || jobs.len() == limit {
+            let next_cursor = (jobs.len() == limit)
+                .then(|| after.as_ref().map(|(t, id)| encode_cursor(*t, id)))
+                .flatten();
+            return Ok(Ok(JobPage { jobs, next_cursor }));
+        }
+    }
+    Ok(Ok(JobPage {
+        jobs,
+        next_cursor: after.as_ref().map(|(t, id)| encode_cursor(*t, id)),
     }))
 }

@@ -14,10 +14,20 @@ use crate::ports::{ErrorKind, PortError};
 
 #[tracing::instrument(skip_all, fields(intent_id = %intent_id, job_id = %crate::domain::ids::JobId::for_intent(intent_id)))]
 pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, StageError> {
+    // A job this call created whose ARN it could not record yet.
+    let mut created: Option<crate::domain::ids::BedrockJobArn> = None;
     for _ in 0..MAX_CAS_ATTEMPTS {
         let Some(mut intent) = deps.store.get(intent_id).await? else {
             return Ok(Outcome::Unknown(format!("no intent {intent_id}")));
         };
+        if intent.status == IntentStatus::Cancelled {
+            // The owner cancelled while this call was creating a job: stop it, or it would
+            // run (and bill) for an intent nobody wants.
+            if let Some(arn) = created.take() {
+                tracing::warn!(bedrock_job_arn = %arn, "cancelled during submission; stopping the job just created");
+                deps.bedrock.stop_job(&arn).await?;
+            }
+        }
         if intent.status != IntentStatus::ManifestReady {
             take_over(deps, &intent).await?;
             return Ok(Outcome::AlreadyDone);
@@ -45,6 +55,7 @@ pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, S
         let since = intent.updated_at;
         match deps.bedrock.create_job(&req).await {
             Ok(arn) => {
+                created = Some(arn.clone());
                 crate::metrics::count(crate::metrics::JOBS_SUBMITTED, 1);
                 tracing::info!(job_id = %intent.job_id, bedrock_job_arn = %arn, job_no = job.job_no, "Bedrock job created");
                 if intent.record_submission(job.job_no, arn, now).is_err() {
@@ -72,7 +83,10 @@ pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, S
             }
         }
         match save(deps, intent, expected).await? {
-            Saved::Written(i) if i.status == IntentStatus::ManifestReady => continue,
+            Saved::Written(i) if i.status == IntentStatus::ManifestReady => {
+                created = None;
+                continue;
+            }
             Saved::Written(i) => {
                 crate::metrics::stage_time(i.status, since, now);
                 return Ok(Outcome::Advanced(i.status));

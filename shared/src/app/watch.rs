@@ -130,6 +130,21 @@ async fn not_recorded_yet(
         .and_then(|hex| JobId::parse(&format!("bj-{hex}")).ok());
     if let Some(job_id) = owner {
         if let Some(intent) = deps.store.get_by_job_id(&job_id).await? {
+            if intent.status == IntentStatus::Cancelled {
+                // A job created for an intent cancelled before its ARN was recorded (a
+                // submitter died in between): stop it rather than let it run and bill.
+                tracing::warn!(intent_id = %intent.intent_id, bedrock_job_arn = %arn, "stopping a job of a cancelled intent");
+                match deps.bedrock.stop_job(arn).await {
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind,
+                            ErrorKind::Validation | ErrorKind::Conflict | ErrorKind::NotFound
+                        ) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                return Ok(Outcome::AlreadyDone);
+            }
             if intent.status == IntentStatus::ManifestReady {
                 return Err(StageError::Retryable(PortError::new(
                     ErrorKind::Transient,

@@ -148,6 +148,19 @@ pub struct BatchIntent {
     pub failure_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbox: Option<Outbox>,
+    /// When the owner asked to cancel a running batch (its jobs are being stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+}
+
+/// What cancelling needs done beyond the write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancel {
+    /// Nothing was submitted: the intent is CANCELLED and nothing will be.
+    Cancelled,
+    /// These Bedrock jobs must be stopped; the intent ends STOPPED when Bedrock says so,
+    /// with the partial results ingested.
+    StopJobs(Vec<BedrockJobArn>),
 }
 
 /// A transition the aggregate refused. Stages treat it as "already done": a no-op.
@@ -189,6 +202,7 @@ impl BatchIntent {
             counts: None,
             failure_message: None,
             outbox: None,
+            cancel_requested_at: None,
         };
         intent.stage(EventKind::BatchRequested, now);
         intent
@@ -353,9 +367,10 @@ impl BatchIntent {
                 IntentStatus::Completed | IntentStatus::PartiallyCompleted => {
                     self.stage(EventKind::BatchCompleted, now)
                 }
-                IntentStatus::Failed | IntentStatus::Stopped | IntentStatus::Expired => {
-                    self.stage(EventKind::BatchFailed, now)
-                }
+                IntentStatus::Failed
+                | IntentStatus::Stopped
+                | IntentStatus::Expired
+                | IntentStatus::Cancelled => self.stage(EventKind::BatchFailed, now),
                 _ => {}
             }
         }
@@ -379,6 +394,34 @@ impl BatchIntent {
         self.updated_at = now;
         self.stage(kind, now);
         Ok(kind)
+    }
+
+    /// The owner's cancel. Before submission it is final at once; once jobs run, it records the
+    /// request and names the jobs to stop. Refused (stale) when the intent already ended.
+    pub fn cancel(&mut self, now: DateTime<Utc>) -> Result<Cancel, Refused> {
+        match self.status {
+            IntentStatus::Requested | IntentStatus::ManifestReady => {
+                self.failure_message = Some("cancelled by its owner".into());
+                self.advance(IntentStatus::Cancelled, now)?;
+                self.stage(EventKind::BatchFailed, now);
+                Ok(Cancel::Cancelled)
+            }
+            IntentStatus::Submitted | IntentStatus::InProgress => {
+                self.cancel_requested_at.get_or_insert(now);
+                self.updated_at = now;
+                Ok(Cancel::StopJobs(
+                    self.jobs
+                        .iter()
+                        .filter(|j| !j.status.is_some_and(|s| s.is_terminal()))
+                        .filter_map(|j| j.arn.clone())
+                        .collect(),
+                ))
+            }
+            current => Err(Refused::Stale {
+                current,
+                expected: IntentStatus::Cancelled,
+            }),
+        }
     }
 
     /// Any non-terminal status -> FAILED, for a permanent error at some stage.

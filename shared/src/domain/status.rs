@@ -24,10 +24,12 @@ pub enum IntentStatus {
     Failed,
     Stopped,
     Expired,
+    /// Cancelled by its owner before any Bedrock job existed.
+    Cancelled,
 }
 
 impl IntentStatus {
-    pub const ALL: [IntentStatus; 9] = [
+    pub const ALL: [IntentStatus; 10] = [
         Self::Requested,
         Self::ManifestReady,
         Self::Submitted,
@@ -37,6 +39,7 @@ impl IntentStatus {
         Self::Failed,
         Self::Stopped,
         Self::Expired,
+        Self::Cancelled,
     ];
 
     /// Position on the forward path; all terminal statuses share the last rank.
@@ -50,7 +53,8 @@ impl IntentStatus {
             | Self::PartiallyCompleted
             | Self::Failed
             | Self::Stopped
-            | Self::Expired => 4,
+            | Self::Expired
+            | Self::Cancelled => 4,
         }
     }
 
@@ -75,6 +79,7 @@ impl IntentStatus {
             Self::Failed => "FAILED",
             Self::Stopped => "STOPPED",
             Self::Expired => "EXPIRED",
+            Self::Cancelled => "CANCELLED",
         }
     }
 }

@@ -276,6 +276,35 @@ impl IntentStore for DynamoStore {
         self.get(&owner).await
     }
 
+    async fn list_by_user(
+        &self,
+        user: &crate::domain::ids::UserId,
+        after: Option<(DateTime<Utc>, IntentId)>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError> {
+        let start = after.map(|(created, id)| {
+            Item::from([
+                ("intentId".into(), s(id.as_str())),
+                ("userId".into(), s(user.as_str())),
+                ("createdAt".into(), s(ts(created))),
+            ])
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.intents_table)
+            .index_name(GSI_BY_USER_CREATED)
+            .key_condition_expression("userId = :u")
+            .expression_attribute_values(":u", s(user.as_str()))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .limit(limit.min(1000) as i32)
+            .send()
+            .await
+            .map_err(|e| classify("Query", e))?;
+        out.items().iter().map(intent_from_item).collect()
+    }
+
     async fn list_by_status(
         &self,
         status: crate::domain::status::IntentStatus,

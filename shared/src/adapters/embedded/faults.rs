@@ -139,6 +139,19 @@ impl IntentStore for Faulty<dyn IntentStore> {
             )
             .await
     }
+    async fn list_by_user(
+        &self,
+        user: &crate::domain::ids::UserId,
+        after: Option<(DateTime<Utc>, IntentId)>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError> {
+        self.plan
+            .around(
+                "store.list_by_user",
+                self.inner.list_by_user(user, after, limit),
+            )
+            .await
+    }
     async fn list_by_status(
         &self,
         status: crate::domain::status::IntentStatus,

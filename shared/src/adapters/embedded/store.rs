@@ -198,6 +198,32 @@ impl IntentStore for SqliteStore {
         })
     }
 
+    async fn list_by_user(
+        &self,
+        user: &crate::domain::ids::UserId,
+        after: Option<(DateTime<Utc>, IntentId)>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError> {
+        let (after_ts, after_id) = match after {
+            Some((t, id)) => (ts(t), id.to_string()),
+            // Past any timestamp this store writes.
+            None => ("9999".to_owned(), String::new()),
+        };
+        self.db.tx(|tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT body FROM intents WHERE user_id = ?1 AND (created_at, intent_id) < (?2, ?3)
+                     ORDER BY created_at DESC, intent_id DESC LIMIT ?4",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![user.as_str(), after_ts, after_id, limit as i64], |r| r.get::<_, String>(0))
+                .map_err(map_err)?;
+            rows.map(|r| r.map_err(map_err).and_then(|b| serde_json::from_str(&b).map_err(json_err)))
+                .collect()
+        })
+    }
+
     async fn list_by_status(
         &self,
         status: crate::domain::status::IntentStatus,

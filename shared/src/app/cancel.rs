@@ -1,0 +1,62 @@
+//! Cancel, for the owner of a batch. Before submission the intent becomes CANCELLED and no
+//! stage will submit it; once Bedrock jobs run, each is stopped and the intent ends STOPPED
+//! with the partial results ingested. Another user's job is reported as missing.
+//!
+//! Replay: cancelling twice is the same as once (a finished intent is answered as it is; a
+//! second stop of a stopping job is ignored). A submitter that created a job just as the
+//! cancel landed stops that job itself (see `submit`).
+
+use super::outbox::{save, Saved};
+use super::status::{job_status, JobView};
+use super::{Deps, StageError, MAX_CAS_ATTEMPTS};
+use crate::domain::ids::{JobId, UserId};
+use crate::domain::intent::Cancel;
+use crate::ports::{ErrorKind, PortError};
+
+pub async fn cancel(
+    deps: &Deps,
+    caller: &UserId,
+    job_id: &JobId,
+) -> Result<Option<JobView>, StageError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let Some(intent) = deps.store.get_by_job_id(job_id).await? else {
+            return Ok(None);
+        };
+        if &intent.user_id != caller {
+            return Ok(None);
+        }
+        let expected = intent.version;
+        let mut next = intent.clone();
+        let plan = match next.cancel(deps.clock.now()) {
+            Ok(plan) => plan,
+            // Already finished: cancelling is a no-op.
+            Err(_) => return job_status(deps, caller, job_id).await,
+        };
+        let already_requested = intent.cancel_requested_at.is_some();
+        if !(already_requested && matches!(plan, Cancel::StopJobs(_))) {
+            if let Saved::Stale(_) = save(deps, next, expected).await? {
+                continue;
+            }
+        }
+        if let Cancel::StopJobs(arns) = plan {
+            for arn in arns {
+                match deps.bedrock.stop_job(&arn).await {
+                    Ok(()) => tracing::info!(bedrock_job_arn = %arn, "stop requested"),
+                    // Already stopping or finished: nothing left to stop.
+                    Err(e)
+                        if matches!(
+                            e.kind,
+                            ErrorKind::Validation | ErrorKind::Conflict | ErrorKind::NotFound
+                        ) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        tracing::info!(intent_id = %intent.intent_id, job_id = %job_id, "cancel accepted");
+        return job_status(deps, caller, job_id).await;
+    }
+    Err(StageError::Retryable(PortError::new(
+        ErrorKind::Conflict,
+        "cancel kept losing races",
+    )))
+}
