@@ -45,6 +45,9 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     'A cross-region inference profile routes each request to the configured foundation model in any region of its geography, and Bedrock authorizes the call on that region\'s model ARN; the model id itself is fixed (only the region is a wildcard).';
 
   return [
+    [f.intake.role!, [
+      jobs(`StopModelInvocationJob stops the running jobs of a batch its owner cancels (DELETE /api/batch/jobs/{jobId}); the ARNs come from the caller's own intent. ${JOB_ARNS}`),
+    ]],
     [stack.bedrockRole, [
       objects(stack.manifestsBucket, `Bedrock reads every JSONL part of a job's input folder. ${MANIFEST_KEYS}`),
       objects(stack.outputsBucket, OUTPUT_KEYS),
@@ -55,11 +58,12 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
       objects(stack.manifestsBucket, `The function writes (and on failure aborts the multipart upload of) the parts. ${MANIFEST_KEYS}`),
     ]],
     [f.submitter.role!, [
-      jobs(JOB_ARNS),
+      jobs(`CreateModelInvocationJob and TagResource act on the job being created, and StopModelInvocationJob stops a job it just created when the owner cancelled meanwhile. ${JOB_ARNS}`),
       ...anyRegionModels(`CreateModelInvocationJob is authorized on the model the job uses. ${GEO_MODELS}`),
     ]],
     [f['status-watcher'].role!, [
       objects(stack.outputsBucket, `The function reads each finished job's .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
+      jobs(`StopModelInvocationJob stops a job whose state-change event names an intent that was cancelled before the job's ARN was recorded. ${JOB_ARNS}`),
     ]],
     [f.reconciler.role!, [
       objects(stack.outputsBucket, `When a poll finds a job finished, the function reads its .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),

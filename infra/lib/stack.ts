@@ -64,6 +64,12 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
   { name: 'reconciler', description: 'Scheduled pass: polls Bedrock for open jobs, re-announces stuck intents, sweeps owed events', timeout: Duration.minutes(2), memorySize: 512 },
 ];
 
+/** The HTTP API's routes (all to intake, all behind the JWT authorizer), as intake's `run` dispatches them. */
+export const API_ROUTES = {
+  '/api/batch/jobs': [apigw.HttpMethod.POST, apigw.HttpMethod.GET],
+  '/api/batch/jobs/{jobId}': [apigw.HttpMethod.GET, apigw.HttpMethod.DELETE],
+} as const;
+
 /** AWS's guidance for Lambda event sources: queue visibility at least 6x the function timeout. */
 export const VISIBILITY_FACTOR = 6;
 /** Receives before a message moves to its DLQ (the Rust embedded bus uses the same default). */
@@ -226,7 +232,7 @@ export class BatchOrchestratorStack extends Stack {
     // ---- HTTP API (routes are added once intake exists) ------------------------------------------
     this.api = new apigw.HttpApi(this, 'HttpApi', {
       apiName: prefix,
-      description: 'batch-orchestrator: POST /api/batch/jobs, GET /api/batch/jobs/{jobId}',
+      description: 'batch-orchestrator: POST and GET /api/batch/jobs, GET and DELETE /api/batch/jobs/{jobId}',
       createDefaultStage: false,
     });
     const apiAccessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
@@ -375,8 +381,10 @@ export class BatchOrchestratorStack extends Stack {
     const integration = new HttpLambdaIntegration('IntakeIntegration', functions.intake, {
       payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
     });
-    this.api.addRoutes({ path: '/api/batch/jobs', methods: [apigw.HttpMethod.POST], integration, authorizer });
-    this.api.addRoutes({ path: '/api/batch/jobs/{jobId}', methods: [apigw.HttpMethod.GET], integration, authorizer });
+    // POST submits, GET lists the caller's jobs (?status=&limit=&cursor=); GET /{jobId} is the
+    // statusUrl, DELETE /{jobId} cancels. Every route needs a valid token.
+    this.api.addRoutes({ path: '/api/batch/jobs', methods: [...API_ROUTES['/api/batch/jobs']], integration, authorizer });
+    this.api.addRoutes({ path: '/api/batch/jobs/{jobId}', methods: [...API_ROUTES['/api/batch/jobs/{jobId}']], integration, authorizer });
 
     // ---- Alarms --------------------------------------------------------------------------------
     const topic = settings.alarmTopicArn === undefined
@@ -452,15 +460,16 @@ export class BatchOrchestratorStack extends Stack {
     };
 
     // Intent store: GetItem (consistent reads, and the job-ARN pointer items), PutItem
-    // (conditional create, and the Puts of the update transaction).
+    // (conditional create, and the Puts of the update transaction, e.g. intake's cancel).
     for (const fn of [f.intake, f['manifest-builder'], f.submitter, f['status-watcher'], f.reconciler]) {
       allow(fn, 'IntentStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], [intents]);
       this.bus.grantPutEventsTo(fn);
     }
     // Query, only on the indexes each function's code reads: byJobId (lookups by our jobId),
-    // byStatusUpdated (the reconciler's open and stuck intents), byOutbox (its outbox sweep).
+    // byUserCreated (intake's list of the caller's jobs), byStatusUpdated (the reconciler's
+    // open and stuck intents), byOutbox (its outbox sweep).
     const queries: Array<[lambda.Function, string[]]> = [
-      [f.intake, [GSI.byJobId]],
+      [f.intake, [GSI.byJobId, GSI.byUserCreated]],
       [f['status-watcher'], [GSI.byJobId]],
       [f.reconciler, [GSI.byJobId, GSI.byOutbox, GSI.byStatusUpdated]],
     ];
@@ -487,10 +496,18 @@ export class BatchOrchestratorStack extends Stack {
       StringEquals: { 'iam:PassedToService': 'bedrock.amazonaws.com' },
     });
 
+    // StopModelInvocationJob, by the three functions whose code stops jobs: intake (the owner
+    // cancels a running batch), submitter (a job it just created for an intent cancelled
+    // meanwhile) and status-watcher (a job whose intent was cancelled before its ARN was
+    // recorded). Job ARNs of this account and region only; nobody else may stop a job.
+    for (const fn of [f.intake, f.submitter, f['status-watcher']]) {
+      allow(fn, 'StopBatchJobs', ['bedrock:StopModelInvocationJob'], [jobArns]);
+    }
+
     // status-watcher and reconciler: read the outputs and manifest.json.out of finished jobs
     // (the reconciler ingests when a poll finds a job finished). ListBucket makes a missing
-    // object a 404 (not found, handled) rather than a 403. The status-watcher calls no Bedrock
-    // API (the state-change event carries the status).
+    // object a 404 (not found, handled) rather than a 403. The status-watcher reads no job
+    // state from Bedrock (the state-change event carries the status).
     for (const fn of [f['status-watcher'], f.reconciler]) {
       allow(fn, 'ReadOutputs', ['s3:GetObject'], [this.outputsBucket.arnForObjects('*')]);
       allow(fn, 'ListOutputs', ['s3:ListBucket'], [this.outputsBucket.bucketArn]);

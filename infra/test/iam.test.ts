@@ -1,6 +1,7 @@
 /**
  * Least privilege: the Bedrock service role's trust and grants, each function role's exact
- * action set on its own resources, and no `*` action or resource anywhere.
+ * action set on its own resources, who may create / read / stop Bedrock jobs, and no `*`
+ * action or resource anywhere.
  */
 import { allModelArns, modelArns, splitGeoPrefix } from '../lib/bedrock-arns';
 import { FunctionName } from '../lib/stack';
@@ -119,19 +120,19 @@ describe('function roles', () => {
   const SQS = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
   const INTENTS = ['dynamodb:GetItem', 'dynamodb:PutItem'];
   const EXPECTED: Record<FunctionName, string[]> = {
-    intake: [...LOGS, ...INTENTS, 'dynamodb:Query', 'events:PutEvents'],
+    intake: [...LOGS, ...INTENTS, 'dynamodb:Query', 'events:PutEvents', 'bedrock:StopModelInvocationJob'],
     'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
     submitter: [...LOGS, ...SQS, ...INTENTS, 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
-      'bedrock:TagResource', 'iam:PassRole'],
+      'bedrock:TagResource', 'bedrock:StopModelInvocationJob', 'iam:PassRole'],
     'status-watcher': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
-      's3:GetObject', 's3:ListBucket'],
+      's3:GetObject', 's3:ListBucket', 'bedrock:StopModelInvocationJob'],
     reconciler: [...LOGS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:GetObject', 's3:ListBucket', 'bedrock:GetModelInvocationJob'],
   };
   /** The intents-table indexes each function may Query (none for the others). */
   const INDEXES: Partial<Record<FunctionName, string[]>> = {
-    intake: ['byJobId'],
+    intake: ['byJobId', 'byUserCreated'],
     'status-watcher': ['byJobId'],
     reconciler: ['byJobId', 'byOutbox', 'byStatusUpdated'],
   };
@@ -180,11 +181,29 @@ describe('function roles', () => {
     });
   });
 
+  it('when intake serves the API should query byJobId and byUserCreated only, and only stop jobs on Bedrock', () => {
+    const st = roleStatements(template, roleId('intake'));
+    const intents = arnOf(stack.intentsTable);
+    expect(bySid(st, 'IntentIndexes')).toMatchObject({
+      Action: 'dynamodb:Query',
+      Resource: ['byJobId', 'byUserCreated'].map((n) => ({ 'Fn::Join': ['', [intents, `/index/${n}`]] })),
+    });
+    expect(bySid(st, 'StopBatchJobs')).toMatchObject({ Action: 'bedrock:StopModelInvocationJob', Resource: JOBS });
+    const actions = roleActions(template, roleId('intake'));
+    expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:StopModelInvocationJob']);
+    expect(actions.filter((a) => a.startsWith('s3:') || a.startsWith('sqs:') || a.startsWith('iam:'))).toEqual([]);
+    expect(actions).not.toContain('dynamodb:BatchWriteItem');
+  });
+
   it('when submitter creates jobs should be limited to job ARNs and the configured models, and pass only the Bedrock role to Bedrock', () => {
     const st = roleStatements(template, roleId('submitter'));
     const models = allModelArns(stack.settings.modelIds, { partition: 'aws', region: REGION, account: ACCOUNT });
     expect(asArray(bySid(st, 'CreateBatchJobs').Resource as string[]).sort()).toEqual([...models, JOBS].sort());
     expect(bySid(st, 'TagBatchJobs')).toMatchObject({ Action: 'bedrock:TagResource', Resource: JOBS });
+    expect(bySid(st, 'StopBatchJobs')).toMatchObject({ Action: 'bedrock:StopModelInvocationJob', Resource: JOBS });
+    expect(roleActions(template, roleId('submitter')).filter((a) => a.startsWith('bedrock:'))).toEqual([
+      'bedrock:CreateModelInvocationJob', 'bedrock:StopModelInvocationJob', 'bedrock:TagResource',
+    ]);
     expect(bySid(st, 'PassBedrockRole')).toMatchObject({
       Action: 'iam:PassRole',
       Resource: arnOf(stack.bedrockRole),
@@ -192,11 +211,12 @@ describe('function roles', () => {
     });
   });
 
-  it('when status-watcher reads results should read outputs only and call no Bedrock API', () => {
+  it('when status-watcher reads results should read outputs only, and on Bedrock only stop jobs (never read or create them)', () => {
     const st = roleStatements(template, roleId('status-watcher'));
     expect(bySid(st, 'ReadOutputs').Resource).toEqual(objectsOf(stack.outputsBucket));
     expect(bySid(st, 'ListOutputs').Resource).toEqual(arnOf(stack.outputsBucket));
-    expect(roleActions(template, roleId('status-watcher')).filter((a) => a.startsWith('bedrock:'))).toEqual([]);
+    expect(bySid(st, 'StopBatchJobs')).toMatchObject({ Action: 'bedrock:StopModelInvocationJob', Resource: JOBS });
+    expect(roleActions(template, roleId('status-watcher')).filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:StopModelInvocationJob']);
   });
 
   it('when reconciler polls should read job state (never create jobs) and read outputs only', () => {
@@ -216,11 +236,21 @@ describe('function roles', () => {
     expect(passers).toEqual(['submitter']);
   });
 
-  it('when GetModelInvocationJob or CreateModelInvocationJob is granted should be the reconciler and the submitter respectively', () => {
+  it('when a Bedrock job action is granted should be held only by the functions whose code calls it', () => {
     const holders = (action: string) => Object.keys(EXPECTED).filter((name) =>
       roleActions(template, roleId(name as FunctionName)).includes(action));
     expect(holders('bedrock:GetModelInvocationJob')).toEqual(['reconciler']);
     expect(holders('bedrock:CreateModelInvocationJob')).toEqual(['submitter']);
+    expect(holders('bedrock:TagResource')).toEqual(['submitter']);
+    expect(holders('bedrock:StopModelInvocationJob')).toEqual(['intake', 'submitter', 'status-watcher']);
+  });
+
+  it('when a function may stop jobs should reach this account and region\'s job ARNs only, in one statement', () => {
+    for (const name of ['intake', 'submitter', 'status-watcher'] as const) {
+      const stops = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).includes('bedrock:StopModelInvocationJob'));
+      expect(stops).toEqual([expect.objectContaining({ Sid: 'StopBatchJobs', Action: 'bedrock:StopModelInvocationJob', Resource: JOBS })]);
+      expect(stops[0].Condition).toBeUndefined();
+    }
   });
 
   it('when consuming should reach only its own queue', () => {

@@ -180,3 +180,24 @@ export function rustNumericDefaults(): Map<string, number> {
   if (out.size === 0) throw new Error('no numeric defaults parsed from settings.rs');
   return out;
 }
+
+export interface RustRoute {
+  readonly method: string;
+  readonly path: string;
+}
+
+/**
+ * The API routes intake's `run` (functions/intake/src/lib.rs) dispatches, from its match arms
+ * `("METHOD", Some(id), _)` (a job: `/api/batch/jobs/{jobId}`) and `("METHOD", None, …)` (the
+ * collection `/api/batch/jobs`). The catch-all arms (`("GET", ..)`, `_`) are not routes.
+ */
+export function rustIntakeRoutes(): RustRoute[] {
+  const src = fs.readFileSync(path.join(REPO_ROOT, 'functions', 'intake', 'src', 'lib.rs'), 'utf8');
+  const run = block(src, /async fn run\(deps: &Deps, event: &IntakeEvent\)[^{]*\{/, '\n    let new = ', 'intake run');
+  const routes = [...run.matchAll(/\(\s*"([A-Z]+)"\s*,\s*(Some\(\w+\)|None)\s*,\s*(?:_|true)\s*\)\s*=>/g)].map((m) => ({
+    method: m[1],
+    path: m[2] === 'None' ? '/api/batch/jobs' : '/api/batch/jobs/{jobId}',
+  }));
+  if (routes.length === 0) throw new Error('no routes parsed from intake run()');
+  return routes;
+}

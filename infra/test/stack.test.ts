@@ -5,10 +5,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
-import { FUNCTIONS, GSI, MAX_RECEIVE_COUNT, SQS_BATCH_SIZE, VISIBILITY_FACTOR } from '../lib/stack';
+import { API_ROUTES, FUNCTIONS, GSI, MAX_RECEIVE_COUNT, SQS_BATCH_SIZE, VISIBILITY_FACTOR } from '../lib/stack';
 import { QUEUES } from '../lib/topology';
 import { resourcesOf, synth } from './helpers';
-import { rustGsiNames, rustLocalGsis } from './rust-source';
+import { rustGsiNames, rustIntakeRoutes, rustLocalGsis } from './rust-source';
 
 const { app, stack, template } = synth();
 const id = (c: { node: { defaultChild?: unknown } }): string => stack.getLogicalId(c.node.defaultChild as any);
@@ -267,22 +267,57 @@ describe('reconciler schedule', () => {
 });
 
 describe('HTTP API', () => {
-  it('when routed should send both routes to intake behind the JWT authorizer', () => {
-    const routes = Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Route'));
-    expect(routes.map((r) => r.Properties.RouteKey).sort()).toEqual(['GET /api/batch/jobs/{jobId}', 'POST /api/batch/jobs']);
+  const ROUTE_KEYS = [
+    'DELETE /api/batch/jobs/{jobId}',
+    'GET /api/batch/jobs',
+    'GET /api/batch/jobs/{jobId}',
+    'POST /api/batch/jobs',
+  ];
+  const routes = () => Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Route'));
+  const integrations = () => resourcesOf(template, 'AWS::ApiGatewayV2::Integration');
+
+  it('when routed should have exactly the four routes: submit, list, status, cancel', () => {
+    expect(routes().map((r) => r.Properties.RouteKey).sort()).toEqual(ROUTE_KEYS);
+    const declared = Object.entries(API_ROUTES).flatMap(([p, methods]) => methods.map((m) => `${m} ${p}`));
+    expect(declared.sort()).toEqual(ROUTE_KEYS);
+  });
+
+  it('when compared with intake\'s dispatch (functions/intake/src/lib.rs) should route every method and path it serves', () => {
+    expect(rustIntakeRoutes().map((r) => `${r.method} ${r.path}`).sort()).toEqual(ROUTE_KEYS);
+  });
+
+  it.each(ROUTE_KEYS)('when %s is called should require the JWT authorizer and reach intake', (key) => {
     const authorizers = resourcesOf(template, 'AWS::ApiGatewayV2::Authorizer');
+    expect(Object.keys(authorizers)).toHaveLength(1);
     const [authId] = Object.keys(authorizers);
-    for (const r of routes) {
-      expect(r.Properties.AuthorizationType).toBe('JWT');
-      expect(r.Properties.AuthorizerId).toEqual({ Ref: authId });
-    }
-    const integrations = Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Integration'));
-    expect(integrations).toHaveLength(1);
-    expect(integrations[0].Properties).toMatchObject({
+    const found = routes().filter((r) => r.Properties.RouteKey === key);
+    expect(found).toHaveLength(1);
+    const route = found[0].Properties;
+    expect(route.AuthorizationType).toBe('JWT');
+    expect(route.AuthorizerId).toEqual({ Ref: authId });
+    expect(route.Target).toEqual({ 'Fn::Join': ['', ['integrations/', { Ref: expect.any(String) }]] });
+    const integrationId = route.Target['Fn::Join'][1][1].Ref as string;
+    expect(integrations()[integrationId].Properties.IntegrationUri).toEqual({ 'Fn::GetAtt': [id(stack.functions.intake), 'Arn'] });
+  });
+
+  it('when integrated should use one Lambda proxy integration (payload 2.0) to intake, invokable only through the API', () => {
+    const all = Object.values(integrations());
+    expect(all).toHaveLength(1);
+    expect(all[0].Properties).toMatchObject({
       IntegrationType: 'AWS_PROXY',
       PayloadFormatVersion: '2.0',
       IntegrationUri: { 'Fn::GetAtt': [id(stack.functions.intake), 'Arn'] },
     });
+    const permissions = Object.values(resourcesOf(template, 'AWS::Lambda::Permission'))
+      .filter((p) => p.Properties.Principal === 'apigateway.amazonaws.com');
+    expect(permissions).toHaveLength(ROUTE_KEYS.length);
+    for (const p of permissions) {
+      expect(p.Properties.FunctionName).toEqual({ 'Fn::GetAtt': [id(stack.functions.intake), 'Arn'] });
+      // Only from this API (any stage and method), on one of its two paths.
+      const parts = p.Properties.SourceArn['Fn::Join'][1] as unknown[];
+      expect(parts).toContainEqual({ Ref: id(stack.api) });
+      expect(parts[parts.length - 1]).toMatch(/^\/\*\/\*\/api\/batch\/jobs(\/\{jobId\})?$/);
+    }
   });
 
   it('when the authorizer is configured should take issuer and audience from settings', () => {
