@@ -13,6 +13,10 @@ trap 'scripts/local-aws.sh stop' EXIT
 export BO_AWS_ENDPOINT="$MOTO_ENDPOINT"
 export BO_REQUIRE_AWS_TESTS=1
 
+# The OpenAPI document validates against the OpenAPI 3.1 specification (pinned validator).
+.venv/bin/pip install --quiet --disable-pip-version-check "openapi-spec-validator==0.9.0"
+.venv/bin/openapi-spec-validator openapi.json
+
 # Benches are built by clippy --all-targets in CI, and run on purpose (see README), not here.
 cargo test --workspace --lib --bins --tests
 

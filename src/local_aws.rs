@@ -340,12 +340,25 @@ impl Driver {
 /// Turns an HTTP request into the HTTP API v2 event API Gateway would send, with the caller
 /// from an `x-user` header standing in for the JWT authorizer's `sub` claim.
 pub fn http_api_event(method: &str, path: &str, user: Option<&str>, body: &str) -> Value {
+    http_api_event_with_query(method, path, user, &std::collections::BTreeMap::new(), body)
+}
+
+/// As [`http_api_event`], with query string parameters.
+pub fn http_api_event_with_query(
+    method: &str,
+    path: &str,
+    user: Option<&str>,
+    query: &std::collections::BTreeMap<String, String>,
+    body: &str,
+) -> Value {
+    let raw_query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let authorizer = user.map(|u| json!({"jwt": {"claims": {"sub": u}, "scopes": null}}));
     json!({
         "version": "2.0",
         "routeKey": format!("{method} {path}"),
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": raw_query.join("&"),
+        "queryStringParameters": if query.is_empty() { Value::Null } else { json!(query) },
         "headers": {"content-type": "application/json"},
         "requestContext": {
             "accountId": "123456789012",
@@ -357,7 +370,7 @@ pub fn http_api_event(method: &str, path: &str, user: Option<&str>, body: &str) 
             "stage": "$default",
             "timeEpoch": 0
         },
-        "body": body,
+        "body": if body.is_empty() { Value::Null } else { json!(body) },
         "isBase64Encoded": false
     })
 }

@@ -71,6 +71,13 @@ enum Command {
     Run,
     /// Show an intent (by jobId or intentId) and its per-image results.
     Status { id: String },
+    /// Serve the HTTP API (`/api/batch/jobs…`) on localhost over the embedded backend, and run
+    /// the pipeline in the background. The caller is the `x-user` header (local only: it stands
+    /// in for the JWT authorizer's `sub` claim).
+    Serve {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
     /// Inspect or replay the embedded backend's dead-letter queues.
     Dlq {
         #[command(subcommand)]
@@ -239,6 +246,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Dlq { action } => dlq(&cli, action),
+        Command::Serve { port } => serve(&cli, *port).await,
         Command::ReplayDlq {
             dlq,
             to,
@@ -550,5 +558,58 @@ async fn bedrock_emulator(
         std::time::Duration::from_millis(tick_ms),
     )
     .await?;
+    Ok(())
+}
+
+async fn serve(cli: &Cli, port: u16) -> anyhow::Result<()> {
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::routing::any;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    let mut opts = options(cli);
+    opts.settings.api_base_url = format!("http://127.0.0.1:{port}");
+    let app = Arc::new(Embedded::open(opts)?);
+    let runner = app.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = runner.run_until_idle(100_000, |_| {}).await {
+                tracing::warn!(error = %e, "pipeline pass failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    async fn handle(
+        State(app): State<Arc<Embedded>>,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        Query(query): Query<BTreeMap<String, String>>,
+        body: String,
+    ) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+        let user = headers.get("x-user").and_then(|v| v.to_str().ok());
+        let event = batch_orchestrator::local_aws::http_api_event_with_query(
+            method.as_str(),
+            uri.path(),
+            user,
+            &query,
+            &body,
+        );
+        let answer = app.intake(event).await;
+        let status = answer["statusCode"]
+            .as_u64()
+            .and_then(|s| StatusCode::from_u16(s as u16).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = answer["body"].as_str().unwrap_or_default().to_owned();
+        (status, [("content-type", "application/json")], body)
+    }
+    let router = axum::Router::new()
+        .route("/api/batch/jobs", any(handle))
+        .route("/api/batch/jobs/{*rest}", any(handle))
+        .with_state(app);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("batch-orchestrator API on http://127.0.0.1:{port}/api/batch/jobs (embedded backend, data in {})", cli.data_dir.display());
+    axum::serve(listener, router).await?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use shared::app::cancel::cancel;
 use shared::app::intake::{accept, parse_payload, parse_request, Accepted, Caller, IntakeError};
-use shared::app::status::{job_status, list_jobs};
+use shared::app::status::{job_status, list_jobs, list_results};
 use shared::app::Deps;
 use shared::domain::ids::{JobId, UserId};
 use shared::domain::status::IntentStatus;
@@ -93,6 +93,12 @@ fn job_path(path: &str) -> Option<String> {
         .trim_end_matches('/')
         .strip_prefix("/api/batch/jobs/")?;
     (!id.is_empty() && !id.contains('/')).then(|| id.to_owned())
+}
+
+/// The jobId of `/api/batch/jobs/{jobId}/results`, if that is the path.
+fn results_path(path: &str) -> Option<String> {
+    let rest = path.trim_end_matches('/').strip_suffix("/results")?;
+    job_path(rest)
 }
 
 fn is_collection(path: &str) -> bool {
@@ -191,6 +197,39 @@ async fn cancel_route(
     }
 }
 
+/// `GET /api/batch/jobs/{jobId}/results?limit=&cursor=`: per-image results, paginated.
+async fn results_route(
+    deps: &Deps,
+    event: &IntakeEvent,
+    raw_id: &str,
+) -> Result<(u16, Value), IntakeError> {
+    let caller = event.caller()?;
+    let Ok(job_id) = JobId::parse(raw_id) else {
+        return Ok(not_found(raw_id));
+    };
+    let limit = page_limit(event, 100, 1000)?;
+    let cursor = event.query("cursor");
+    match list_results(deps, &caller, &job_id, limit, cursor.as_deref()).await? {
+        None => Ok(not_found(raw_id)),
+        Some(Ok(page)) => Ok((200, serde_json::to_value(page).unwrap_or_default())),
+        Some(Err(e)) => Err(IntakeError::invalid("cursor", e.to_string())),
+    }
+}
+
+/// `limit` from the query: `default` when absent, else 1 to `max`.
+fn page_limit(event: &IntakeEvent, default: usize, max: usize) -> Result<usize, IntakeError> {
+    match event.query("limit") {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                IntakeError::invalid("limit", format!("must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
 /// `GET /api/batch/jobs?status=&limit=&cursor=`: the caller's own jobs, newest first.
 async fn list_route(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), IntakeError> {
     let caller = event.caller()?;
@@ -203,14 +242,7 @@ async fn list_route(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), In
             })
         })
         .transpose()?;
-    let limit = match event.query("limit") {
-        None => 20,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| IntakeError::invalid("limit", "must be a whole number from 1 to 100"))?,
-    };
+    let limit = page_limit(event, 20, 100)?;
     let cursor = event.query("cursor");
     match list_jobs(deps, &caller, status, limit, cursor.as_deref()).await? {
         Ok(page) => Ok((200, serde_json::to_value(page).unwrap_or_default())),
@@ -223,6 +255,10 @@ async fn run(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), IntakeErr
         let method = method.to_ascii_uppercase();
         match (method.as_str(), job_path(&path), is_collection(&path)) {
             ("GET", Some(id), _) => return status(deps, event, &id).await,
+            ("GET", None, false) if results_path(&path).is_some() => {
+                let id = results_path(&path).unwrap_or_default();
+                return results_route(deps, event, &id).await;
+            }
             ("DELETE", Some(id), _) => return cancel_route(deps, event, &id).await,
             ("GET", None, true) => return list_route(deps, event).await,
             ("POST", None, _) => {}

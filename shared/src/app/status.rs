@@ -142,3 +142,58 @@ pub async fn list_jobs(
         next_cursor: after.as_ref().map(|(t, id)| encode_cursor(*t, id)),
     }))
 }
+
+/// One page of a job's per-image results, in record order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultPage {
+    pub job_id: String,
+    pub results: Vec<crate::domain::results::ImageResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's job's results after `cursor` (opaque: base64 of the last record id), or
+/// `None` for a missing job or another user's.
+pub async fn list_results(
+    deps: &Deps,
+    caller: &UserId,
+    job_id: &JobId,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<Option<Result<ResultPage, BadCursor>>, StageError> {
+    use base64::Engine as _;
+    let Some(intent) = deps.store.get_by_job_id(job_id).await? else {
+        return Ok(None);
+    };
+    if &intent.user_id != caller {
+        return Ok(None);
+    }
+    let after = match cursor {
+        None => None,
+        Some(c) => {
+            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| crate::domain::ids::RecordId::parse(&s).ok());
+            match decoded {
+                Some(r) => Some(r),
+                None => return Ok(Some(Err(BadCursor))),
+            }
+        }
+    };
+    let results = deps
+        .results
+        .list_results(&intent.intent_id, after.as_ref(), limit)
+        .await?;
+    let next_cursor = (results.len() == limit)
+        .then(|| results.last())
+        .flatten()
+        .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.record_id.as_str()));
+    Ok(Some(Ok(ResultPage {
+        job_id: job_id.to_string(),
+        results,
+        next_cursor,
+    })))
+}

@@ -1,0 +1,260 @@
+//! The OpenAPI document (`openapi.json`) and the handler agree: every documented route and
+//! status code is produced by a real request, every answer validates against the documented
+//! schema, and no route answers that the document does not list.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+fn doc() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
+        .expect("openapi.json");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// A JSON Schema for one documented response, with the document's components as `$defs`.
+fn validator(doc: &Value, schema: &Value) -> jsonschema::Validator {
+    let defs = doc["components"]["schemas"].clone();
+    let text = json!({"$defs": defs, "allOf": [schema]})
+        .to_string()
+        .replace("#/components/schemas/", "#/$defs/");
+    let schema: Value = serde_json::from_str(&text).expect("schema");
+    jsonschema::validator_for(&schema).expect("a valid JSON Schema")
+}
+
+fn api(method: &str, path: &str, user: Option<&str>, query: Value, body: Option<Value>) -> Value {
+    let mut ev = event("intake-http-api-v2.json");
+    ev["routeKey"] = json!(format!("{method} {path}"));
+    ev["rawPath"] = json!(path);
+    ev["requestContext"]["http"]["method"] = json!(method);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    ev["requestContext"]["authorizer"] = match user {
+        Some(u) => json!({"jwt": {"claims": {"sub": u}, "scopes": null}}),
+        None => Value::Null,
+    };
+    ev["queryStringParameters"] = query;
+    ev["body"] = body.map(|b| json!(b.to_string())).unwrap_or(Value::Null);
+    ev
+}
+
+#[tokio::test]
+async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_shapes() {
+    let doc = doc();
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
+    let app = app().await;
+    let u = Some(SAMPLE_USER);
+    let create = |intent: &str, keys: &[&str]| json!({"intentId": intent, "images": keys});
+
+    // A finished job to read.
+    let accepted = body(
+        &app.intake(api(
+            "POST",
+            "/api/batch/jobs",
+            u,
+            Value::Null,
+            Some(create("doc-1", &SAMPLE_KEYS)),
+        ))
+        .await,
+    );
+    run(&app).await;
+    let job = accepted["jobId"].as_str().expect("jobId").to_owned();
+    let job_path = format!("/api/batch/jobs/{job}");
+    let results_path = format!("{job_path}/results");
+    let missing = "/api/batch/jobs/bj-000000000000000000000000";
+
+    // (documented path, method, the request) for every documented status code.
+    let cases: Vec<(&str, &str, Value)> = vec![
+        (
+            "/api/batch/jobs",
+            "post",
+            api(
+                "POST",
+                "/api/batch/jobs",
+                u,
+                Value::Null,
+                Some(create("doc-2", &SAMPLE_KEYS[..1])),
+            ),
+        ),
+        (
+            "/api/batch/jobs",
+            "post",
+            api(
+                "POST",
+                "/api/batch/jobs",
+                u,
+                Value::Null,
+                Some(json!({"intentId": "x/y"})),
+            ),
+        ),
+        (
+            "/api/batch/jobs",
+            "post",
+            api(
+                "POST",
+                "/api/batch/jobs",
+                None,
+                Value::Null,
+                Some(create("doc-3", &SAMPLE_KEYS)),
+            ),
+        ),
+        (
+            "/api/batch/jobs",
+            "post",
+            api(
+                "POST",
+                "/api/batch/jobs",
+                u,
+                Value::Null,
+                Some(create("doc-1", &SAMPLE_KEYS[..1])),
+            ),
+        ),
+        (
+            "/api/batch/jobs",
+            "get",
+            api("GET", "/api/batch/jobs", u, json!({"limit": "1"}), None),
+        ),
+        (
+            "/api/batch/jobs",
+            "get",
+            api("GET", "/api/batch/jobs", u, json!({"limit": "0"}), None),
+        ),
+        (
+            "/api/batch/jobs",
+            "get",
+            api("GET", "/api/batch/jobs", None, Value::Null, None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}",
+            "get",
+            api("GET", &job_path, u, Value::Null, None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}",
+            "get",
+            api("GET", missing, u, Value::Null, None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}",
+            "get",
+            api("GET", &job_path, None, Value::Null, None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}",
+            "delete",
+            api("DELETE", &job_path, u, Value::Null, None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}",
+            "delete",
+            api("DELETE", missing, u, Value::Null, None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}",
+            "delete",
+            api("DELETE", &job_path, None, Value::Null, None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}/results",
+            "get",
+            api("GET", &results_path, u, json!({"limit": "2"}), None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}/results",
+            "get",
+            api("GET", &results_path, u, json!({"cursor": "%%%"}), None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}/results",
+            "get",
+            api("GET", &format!("{missing}/results"), u, Value::Null, None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}/results",
+            "get",
+            api("GET", &results_path, None, Value::Null, None),
+        ),
+    ];
+    let mut seen = BTreeSet::new();
+    for (path, method, request) in cases {
+        let answer = app.intake(request).await;
+        let code = status(&answer).to_string();
+        let documented = &doc["paths"][path][method]["responses"][&code];
+        assert!(
+            documented.is_object(),
+            "{method} {path} answered {code}, which the document does not list: {answer}"
+        );
+        let schema = &documented["content"]["application/json"]["schema"];
+        let b = body(&answer);
+        let errors: Vec<String> = validator(&doc, schema)
+            .iter_errors(&b)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {code}: {errors:?} in {b}"
+        );
+        seen.insert((path.to_owned(), method.to_owned(), code));
+    }
+    // 503: the announce fails.
+    app.bus.fail_next_publishes(1);
+    let answer = app
+        .intake(api(
+            "POST",
+            "/api/batch/jobs",
+            u,
+            Value::Null,
+            Some(create("doc-9", &SAMPLE_KEYS)),
+        ))
+        .await;
+    assert_eq!(status(&answer), 503);
+    let errors: Vec<String> = validator(
+        &doc,
+        &doc["paths"]["/api/batch/jobs"]["post"]["responses"]["503"]["content"]["application/json"]
+            ["schema"],
+    )
+    .iter_errors(&body(&answer))
+    .map(|e| e.to_string())
+    .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    seen.insert(("/api/batch/jobs".into(), "post".into(), "503".into()));
+
+    // Every documented (path, method, code) was produced.
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if method == "parameters" {
+                continue;
+            }
+            for code in op["responses"].as_object().expect("responses").keys() {
+                documented.insert((path.clone(), method.clone(), code.clone()));
+            }
+        }
+    }
+    let unexercised: Vec<_> = documented.difference(&seen).collect();
+    assert!(
+        unexercised.is_empty(),
+        "documented but never produced: {unexercised:?}"
+    );
+
+    // Undocumented methods are refused, not served.
+    let answer = app
+        .intake(api("PUT", "/api/batch/jobs", u, Value::Null, None))
+        .await;
+    assert_eq!(status(&answer), 405);
+}
+
+#[test]
+fn when_a_client_sends_the_documented_request_should_match_the_create_schema() {
+    let doc = doc();
+    let body: Value = serde_json::from_str(
+        event("intake-http-api-v2.json")["body"]
+            .as_str()
+            .expect("body"),
+    )
+    .expect("JSON");
+    let v = validator(&doc, &doc["components"]["schemas"]["CreateBatch"]);
+    let errors: Vec<String> = v.iter_errors(&body).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
