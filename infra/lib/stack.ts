@@ -68,6 +68,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
 export const API_ROUTES = {
   '/api/batch/jobs': [apigw.HttpMethod.POST, apigw.HttpMethod.GET],
   '/api/batch/jobs/{jobId}': [apigw.HttpMethod.GET, apigw.HttpMethod.DELETE],
+  '/api/batch/jobs/{jobId}/results': [apigw.HttpMethod.GET],
 } as const;
 
 /** AWS's guidance for Lambda event sources: queue visibility at least 6x the function timeout. */
@@ -385,6 +386,12 @@ export class BatchOrchestratorStack extends Stack {
     // statusUrl, DELETE /{jobId} cancels. Every route needs a valid token.
     this.api.addRoutes({ path: '/api/batch/jobs', methods: [...API_ROUTES['/api/batch/jobs']], integration, authorizer });
     this.api.addRoutes({ path: '/api/batch/jobs/{jobId}', methods: [...API_ROUTES['/api/batch/jobs/{jobId}']], integration, authorizer });
+    this.api.addRoutes({
+      path: '/api/batch/jobs/{jobId}/results',
+      methods: [...API_ROUTES['/api/batch/jobs/{jobId}/results']],
+      integration,
+      authorizer,
+    });
 
     // ---- Alarms --------------------------------------------------------------------------------
     const topic = settings.alarmTopicArn === undefined

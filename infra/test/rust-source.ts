@@ -198,6 +198,10 @@ export function rustIntakeRoutes(): RustRoute[] {
     method: m[1],
     path: m[2] === 'None' ? '/api/batch/jobs' : '/api/batch/jobs/{jobId}',
   }));
+  // The results route is a guarded arm: `("GET", None, false) if results_path(&path)…`.
+  for (const m of run.matchAll(/\(\s*"([A-Z]+)"\s*,\s*None\s*,\s*false\s*\)\s*if\s+results_path/g)) {
+    routes.push({ method: m[1], path: '/api/batch/jobs/{jobId}/results' });
+  }
   if (routes.length === 0) throw new Error('no routes parsed from intake run()');
   return routes;
 }

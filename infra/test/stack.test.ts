@@ -271,12 +271,13 @@ describe('HTTP API', () => {
     'DELETE /api/batch/jobs/{jobId}',
     'GET /api/batch/jobs',
     'GET /api/batch/jobs/{jobId}',
+    'GET /api/batch/jobs/{jobId}/results',
     'POST /api/batch/jobs',
   ];
   const routes = () => Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Route'));
   const integrations = () => resourcesOf(template, 'AWS::ApiGatewayV2::Integration');
 
-  it('when routed should have exactly the four routes: submit, list, status, cancel', () => {
+  it('when routed should have exactly the five routes: submit, list, status, cancel, results', () => {
     expect(routes().map((r) => r.Properties.RouteKey).sort()).toEqual(ROUTE_KEYS);
     const declared = Object.entries(API_ROUTES).flatMap(([p, methods]) => methods.map((m) => `${m} ${p}`));
     expect(declared.sort()).toEqual(ROUTE_KEYS);
@@ -313,10 +314,10 @@ describe('HTTP API', () => {
     expect(permissions).toHaveLength(ROUTE_KEYS.length);
     for (const p of permissions) {
       expect(p.Properties.FunctionName).toEqual({ 'Fn::GetAtt': [id(stack.functions.intake), 'Arn'] });
-      // Only from this API (any stage and method), on one of its two paths.
+      // Only from this API (any stage and method), on one of its three paths.
       const parts = p.Properties.SourceArn['Fn::Join'][1] as unknown[];
       expect(parts).toContainEqual({ Ref: id(stack.api) });
-      expect(parts[parts.length - 1]).toMatch(/^\/\*\/\*\/api\/batch\/jobs(\/\{jobId\})?$/);
+      expect(parts[parts.length - 1]).toMatch(/^\/\*\/\*\/api\/batch\/jobs(\/\{jobId\}(\/results)?)?$/);
     }
   });
 
