@@ -165,14 +165,29 @@ fn not_found(raw_id: &str) -> (u16, Value) {
 
 /// `GET /api/batch/jobs/{jobId}` for the authorized caller: 200 with the job, or 404 (also
 /// for another user's job, so no existence leaks).
+/// A status code and its JSON body.
+type Answer = (u16, Value);
+
+/// The caller and the job a `/api/batch/jobs/{jobId}…` route names; `Err(answer)` is the 404
+/// for an id that cannot be one of ours.
+fn job_route(
+    event: &IntakeEvent,
+    raw_id: &str,
+) -> Result<Result<(UserId, JobId), Answer>, IntakeError> {
+    let caller = event.caller()?;
+    Ok(JobId::parse(raw_id)
+        .map(|job| (caller, job))
+        .map_err(|_| not_found(raw_id)))
+}
+
 async fn status(
     deps: &Deps,
     event: &IntakeEvent,
     raw_id: &str,
 ) -> Result<(u16, Value), IntakeError> {
-    let caller = event.caller()?;
-    let Ok(job_id) = JobId::parse(raw_id) else {
-        return Ok(not_found(raw_id));
+    let (caller, job_id) = match job_route(event, raw_id)? {
+        Ok(ids) => ids,
+        Err(answer) => return Ok(answer),
     };
     match job_status(deps, &caller, &job_id).await? {
         Some(view) => Ok((200, serde_json::to_value(view).unwrap_or_default())),
@@ -187,9 +202,9 @@ async fn cancel_route(
     event: &IntakeEvent,
     raw_id: &str,
 ) -> Result<(u16, Value), IntakeError> {
-    let caller = event.caller()?;
-    let Ok(job_id) = JobId::parse(raw_id) else {
-        return Ok(not_found(raw_id));
+    let (caller, job_id) = match job_route(event, raw_id)? {
+        Ok(ids) => ids,
+        Err(answer) => return Ok(answer),
     };
     match cancel(deps, &caller, &job_id).await? {
         Some(view) => Ok((202, serde_json::to_value(view).unwrap_or_default())),
@@ -203,9 +218,9 @@ async fn results_route(
     event: &IntakeEvent,
     raw_id: &str,
 ) -> Result<(u16, Value), IntakeError> {
-    let caller = event.caller()?;
-    let Ok(job_id) = JobId::parse(raw_id) else {
-        return Ok(not_found(raw_id));
+    let (caller, job_id) = match job_route(event, raw_id)? {
+        Ok(ids) => ids,
+        Err(answer) => return Ok(answer),
     };
     let limit = page_limit(event, 100, 1000)?;
     let cursor = event.query("cursor");

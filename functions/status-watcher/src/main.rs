@@ -1,20 +1,12 @@
-//! The status-watcher Lambda: wiring only. Its SQS event source reports batch item failures.
+//! The status-watcher Lambda: wiring only (see `shared::adapters::aws::lambda::serve`).
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let deps = shared::adapters::aws::cold_start().await?;
-    let deps = &deps;
-    let metrics = shared::metrics::install_emf("status-watcher");
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let answer = status_watcher::handle(deps, event.payload).await;
-        if let Some(m) = metrics {
-            // One EMF document per invocation, on stdout where CloudWatch Logs picks it up.
-            let _ = m.flush(std::io::stdout());
-        }
-        Ok::<SqsBatchResponse, Error>(answer)
-    }))
+    shared::adapters::aws::lambda::serve("status-watcher", |deps, event: SqsEvent| async move {
+        Ok(status_watcher::handle(&deps, event).await)
+    })
     .await
 }

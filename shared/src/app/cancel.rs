@@ -40,16 +40,7 @@ pub async fn cancel(
         }
         if let Cancel::StopJobs(arns) = plan {
             for arn in arns {
-                match deps.bedrock.stop_job(&arn).await {
-                    Ok(()) => tracing::info!(bedrock_job_arn = %arn, "stop requested"),
-                    // Already stopping or finished: nothing left to stop.
-                    Err(e)
-                        if matches!(
-                            e.kind,
-                            ErrorKind::Validation | ErrorKind::Conflict | ErrorKind::NotFound
-                        ) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                stop_job(deps, &arn).await?;
             }
         }
         tracing::info!(intent_id = %intent.intent_id, job_id = %job_id, "cancel accepted");
@@ -59,4 +50,27 @@ pub async fn cancel(
         ErrorKind::Conflict,
         "cancel kept losing races",
     )))
+}
+
+/// Asks Bedrock to stop a job. A job already stopping or finished (Bedrock answers validation,
+/// conflict or not found) has nothing left to stop, so that is success.
+pub async fn stop_job(
+    deps: &Deps,
+    arn: &crate::domain::ids::BedrockJobArn,
+) -> Result<(), StageError> {
+    match deps.bedrock.stop_job(arn).await {
+        Ok(()) => {
+            tracing::info!(bedrock_job_arn = %arn, "stop requested");
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                e.kind,
+                ErrorKind::Validation | ErrorKind::Conflict | ErrorKind::NotFound
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -25,7 +25,7 @@ pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, S
             // run (and bill) for an intent nobody wants.
             if let Some(arn) = created.take() {
                 tracing::warn!(bedrock_job_arn = %arn, "cancelled during submission; stopping the job just created");
-                deps.bedrock.stop_job(&arn).await?;
+                super::cancel::stop_job(deps, &arn).await?;
             }
         }
         if intent.status != IntentStatus::ManifestReady {

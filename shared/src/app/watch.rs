@@ -134,15 +134,7 @@ async fn not_recorded_yet(
                 // A job created for an intent cancelled before its ARN was recorded (a
                 // submitter died in between): stop it rather than let it run and bill.
                 tracing::warn!(intent_id = %intent.intent_id, bedrock_job_arn = %arn, "stopping a job of a cancelled intent");
-                match deps.bedrock.stop_job(arn).await {
-                    Ok(()) => {}
-                    Err(e)
-                        if matches!(
-                            e.kind,
-                            ErrorKind::Validation | ErrorKind::Conflict | ErrorKind::NotFound
-                        ) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                super::cancel::stop_job(deps, arn).await?;
                 return Ok(Outcome::AlreadyDone);
             }
             if intent.status == IntentStatus::ManifestReady {

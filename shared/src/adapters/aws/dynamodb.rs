@@ -157,6 +157,25 @@ impl DynamoStore {
         out.items().first().map(intent_from_item).transpose()
     }
 
+    /// GSIs are eventually consistent: re-read each intent an index named and keep those that
+    /// still match.
+    async fn reread(
+        &self,
+        items: &[Item],
+        keep: impl Fn(&BatchIntent) -> bool,
+    ) -> Result<Vec<BatchIntent>, PortError> {
+        let mut intents = Vec::with_capacity(items.len());
+        for item in items {
+            let seen = intent_from_item(item)?;
+            if let Some(current) = self.get(&seen.intent_id).await? {
+                if keep(&current) {
+                    intents.push(current);
+                }
+            }
+        }
+        Ok(intents)
+    }
+
     async fn current(&self, id: &IntentId) -> Result<BatchIntent, PortError> {
         self.get(id)
             .await?
@@ -324,17 +343,7 @@ impl IntentStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("Query", e))?;
-        let mut intents = Vec::with_capacity(out.items().len());
-        for item in out.items() {
-            let seen = intent_from_item(item)?;
-            // The index may be behind the table: keep only what still matches.
-            if let Some(current) = self.get(&seen.intent_id).await? {
-                if current.status == status {
-                    intents.push(current);
-                }
-            }
-        }
-        Ok(intents)
+        self.reread(out.items(), |i| i.status == status).await
     }
 
     async fn list_pending_outbox(
@@ -354,17 +363,7 @@ impl IntentStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("Query", e))?;
-        let mut intents = Vec::with_capacity(out.items().len());
-        for item in out.items() {
-            // Re-read: the index may be behind the table.
-            let stale = intent_from_item(item)?;
-            if let Some(current) = self.get(&stale.intent_id).await? {
-                if current.outbox.is_some() {
-                    intents.push(current);
-                }
-            }
-        }
-        Ok(intents)
+        self.reread(out.items(), |i| i.outbox.is_some()).await
     }
 }
 

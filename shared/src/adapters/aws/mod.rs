@@ -4,6 +4,7 @@
 pub mod bedrock;
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod lambda;
 pub mod s3;
 pub mod sqs;
 
