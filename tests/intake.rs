@@ -476,3 +476,25 @@ async fn when_1000_intakes_carry_100_distinct_ids_should_make_exactly_100_of_eac
         .iter()
         .all(|i| i.status == IntentStatus::Completed));
 }
+
+#[tokio::test]
+async fn when_a_day_holds_more_images_than_an_intent_takes_should_fail_with_the_reason() {
+    let app = app_with(|o| o.settings.max_images_per_intent = 2).await;
+    let answer = app
+        .intake(json!({"intentId": "big-day", "userId": SAMPLE_USER, "day": "2026-11-28"}))
+        .await;
+    assert_eq!(status(&answer), 202, "{answer}");
+    run(&app).await;
+    let intent = &intents(&app)[0];
+    assert_eq!(intent.status, IntentStatus::Failed);
+    assert!(intent
+        .failure_message
+        .as_deref()
+        .expect("why")
+        .contains("3 images found"));
+    assert_eq!(app.emulator.job_count().expect("jobs"), 0);
+    assert!(
+        app.bus.dead_letters(None).expect("dlq").is_empty(),
+        "failed cleanly, not retried into the DLQ"
+    );
+}

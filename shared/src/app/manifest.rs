@@ -93,6 +93,22 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     }
+    // A day's uploads are not bounded at intake. The intent item holds every image, and a
+    // DynamoDB item is at most 400 KB, so an oversized day fails with a clear reason instead
+    // of failing its write again and again into the DLQ.
+    if keys.len() > settings.max_images_per_intent {
+        intent
+            .fail(
+                format!(
+                    "{} images found; one intent takes at most {} (send explicit keys in several intents)",
+                    keys.len(),
+                    settings.max_images_per_intent
+                ),
+                now,
+            )
+            .map_err(|e| StageError::Permanent(e.to_string()))?;
+        return Ok(intent);
+    }
 
     // Fetch with bounded concurrency, keeping the client's order (it fixes the record ids).
     let fetched: Vec<(usize, ObjectKey, Result<Vec<u8>, PortError>)> =
