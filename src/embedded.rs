@@ -118,6 +118,7 @@ impl Embedded {
         let mut deps = Deps {
             store: store.clone(),
             results: store.clone(),
+            slots: store.clone(),
             objects: objects.clone(),
             bus: bus.clone(),
             bedrock: emulator.clone(),

@@ -559,3 +559,74 @@ async fn when_a_message_is_parked_in_a_dlq_should_be_re_announced_once_stuck() {
     assert_eq!(intents(&app)[0].status, IntentStatus::Completed);
     assert_eq!(app.emulator.job_count().expect("jobs"), 1);
 }
+
+#[tokio::test]
+async fn when_jobs_exceed_the_concurrency_cap_should_wait_and_start_as_others_finish() {
+    let app = app_with(|o| o.settings.quotas.max_concurrent_jobs = 1).await;
+    for i in 0..3 {
+        assert_eq!(
+            status(&app.intake(direct(&format!("cap-{i}"), &SAMPLE_KEYS)).await),
+            202
+        );
+    }
+    let mut most_running = 0;
+    for _ in 0..200 {
+        let step = app.step().await.expect("step");
+        let running = app
+            .emulator
+            .list_jobs(None)
+            .await
+            .expect("jobs")
+            .iter()
+            .filter(|j| !j.status.is_terminal())
+            .count();
+        most_running = most_running.max(running);
+        if step.delivered == 0 && step.jobs_ticked == 0 {
+            if let Some(at) = app.bus.next_visible_at().expect("next") {
+                app.manual_clock().expect("clock").advance_to(at);
+            } else {
+                break;
+            }
+        }
+    }
+    assert_eq!(most_running, 1, "never more than the cap at once");
+    assert_eq!(app.emulator.job_count().expect("jobs"), 3);
+    assert!(intents(&app)
+        .iter()
+        .all(|i| i.status == IntentStatus::Completed));
+    assert!(app.bus.dead_letters(None).expect("dlq").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_two_submitters_race_for_the_last_slot_should_start_one_job() {
+    let app = app_with(|o| o.settings.quotas.max_concurrent_jobs = 1).await;
+    for id in ["race-a", "race-b"] {
+        app.intake(direct(id, &SAMPLE_KEYS)).await;
+    }
+    app.deliver(Queue::ManifestBuilder)
+        .await
+        .expect("manifests");
+    let (a, b) = (
+        shared::domain::ids::IntentId::parse("race-a").expect("id"),
+        shared::domain::ids::IntentId::parse("race-b").expect("id"),
+    );
+    let (ra, rb) = tokio::join!(
+        shared::app::submit::submit_jobs(&app.deps, &a),
+        shared::app::submit::submit_jobs(&app.deps, &b)
+    );
+    let outcomes = [ra.expect("a"), rb.expect("b")];
+    let submitted = outcomes
+        .iter()
+        .filter(|o| **o == shared::app::Outcome::Advanced(IntentStatus::Submitted))
+        .count();
+    let waiting = outcomes
+        .iter()
+        .filter(|o| **o == shared::app::Outcome::Waiting)
+        .count();
+    assert_eq!(
+        (submitted, waiting),
+        (1, 1),
+        "one got the slot, one waits: {outcomes:?}"
+    );
+    assert_eq!(app.emulator.job_count().expect("jobs"), 1);
+}

@@ -145,7 +145,8 @@ export class BatchOrchestratorStack extends Stack {
     gsi(GSI.byUserCreated, 'userId', 'createdAt');
     gsi(GSI.byOutbox, 'outboxPending', 'outboxStagedAt');
     gsi(GSI.byBedrockJobArn, 'bedrockJobArn');
-    // The reconciler's lookup of open and stuck intents (status + last change).
+    // Intents by status + last change: the reconciler's open and stuck intents, and the oldest
+    // intent waiting for a concurrency slot (submitter and status-watcher, when a slot frees).
     gsi(GSI.byStatusUpdated, 'status', 'updatedAt');
 
     this.resultsTable = new dynamodb.Table(this, 'ResultsTable', {
@@ -472,12 +473,22 @@ export class BatchOrchestratorStack extends Stack {
       allow(fn, 'IntentStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], [intents]);
       this.bus.grantPutEventsTo(fn);
     }
+    // DeleteItem, on the table only (no index): releases a per-model concurrency slot (item
+    // `slot#<modelId>#<n>`, taken with a conditional PutItem before a job is created) with a
+    // conditional delete. submitter (Bedrock refused the job), status-watcher (the job ended)
+    // and reconciler (applies terminal statuses through the same path); intake and
+    // manifest-builder never delete an item.
+    for (const fn of [f.submitter, f['status-watcher'], f.reconciler]) {
+      allow(fn, 'ReleaseSlots', ['dynamodb:DeleteItem'], [intents]);
+    }
     // Query, only on the indexes each function's code reads: byJobId (lookups by our jobId),
     // byUserCreated (intake's list of the caller's jobs), byStatusUpdated (the reconciler's
-    // open and stuck intents), byOutbox (its outbox sweep).
+    // open and stuck intents; submitter and status-watcher, when a slot frees, wake the oldest
+    // intent waiting for one), byOutbox (the reconciler's outbox sweep).
     const queries: Array<[lambda.Function, string[]]> = [
       [f.intake, [GSI.byJobId, GSI.byUserCreated]],
-      [f['status-watcher'], [GSI.byJobId]],
+      [f.submitter, [GSI.byStatusUpdated]],
+      [f['status-watcher'], [GSI.byJobId, GSI.byStatusUpdated]],
       [f.reconciler, [GSI.byJobId, GSI.byOutbox, GSI.byStatusUpdated]],
     ];
     for (const [fn, names] of queries) {

@@ -123,17 +123,18 @@ describe('function roles', () => {
     intake: [...LOGS, ...INTENTS, 'dynamodb:Query', 'events:PutEvents', 'bedrock:StopModelInvocationJob'],
     'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
-    submitter: [...LOGS, ...SQS, ...INTENTS, 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
+    submitter: [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
       'bedrock:TagResource', 'bedrock:StopModelInvocationJob', 'iam:PassRole'],
-    'status-watcher': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
+    'status-watcher': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:GetObject', 's3:ListBucket', 'bedrock:StopModelInvocationJob'],
-    reconciler: [...LOGS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
+    reconciler: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:GetObject', 's3:ListBucket', 'bedrock:GetModelInvocationJob'],
   };
   /** The intents-table indexes each function may Query (none for the others). */
   const INDEXES: Partial<Record<FunctionName, string[]>> = {
     intake: ['byJobId', 'byUserCreated'],
-    'status-watcher': ['byJobId'],
+    submitter: ['byStatusUpdated'],
+    'status-watcher': ['byJobId', 'byStatusUpdated'],
     reconciler: ['byJobId', 'byOutbox', 'byStatusUpdated'],
   };
 
@@ -169,6 +170,30 @@ describe('function roles', () => {
         expect(s.Resource).toEqual(intents);
       }
     }
+  });
+
+  it('when a function may delete items should be submitter, status-watcher and reconciler only, on the intents table only (slot release)', () => {
+    const deleters = Object.keys(EXPECTED).filter((name) =>
+      roleActions(template, roleId(name as FunctionName)).includes('dynamodb:DeleteItem'));
+    expect(deleters).toEqual(['submitter', 'status-watcher', 'reconciler']);
+    for (const name of deleters as FunctionName[]) {
+      const st = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).includes('dynamodb:DeleteItem'));
+      expect(st).toEqual([expect.objectContaining({ Sid: 'ReleaseSlots', Action: 'dynamodb:DeleteItem', Resource: arnOf(stack.intentsTable) })]);
+      expect(st[0].Condition).toBeUndefined();
+    }
+  });
+
+  it('when submitter or status-watcher wakes the oldest intent waiting for a slot should query byStatusUpdated by its index ARN only', () => {
+    const intents = arnOf(stack.intentsTable);
+    const index = (n: string) => ({ 'Fn::Join': ['', [intents, `/index/${n}`]] });
+    const queries = (name: FunctionName) =>
+      roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).includes('dynamodb:Query'));
+    expect(queries('submitter')).toEqual([
+      expect.objectContaining({ Sid: 'IntentIndexes', Action: 'dynamodb:Query', Resource: index('byStatusUpdated') }),
+    ]);
+    expect(queries('status-watcher')).toEqual([
+      expect.objectContaining({ Sid: 'IntentIndexes', Action: 'dynamodb:Query', Resource: ['byJobId', 'byStatusUpdated'].map(index) }),
+    ]);
   });
 
   it('when manifest-builder reaches S3 should read uploads and write manifests only', () => {

@@ -141,6 +141,16 @@ pub trait ResultStore: Send + Sync {
     ) -> Result<Vec<ImageResult>, PortError>;
 }
 
+/// Concurrency slots: at most `cap` holders per pool (a model's submitted + in-progress
+/// Bedrock jobs). Both calls are idempotent for one holder.
+#[async_trait]
+pub trait SlotStore: Send + Sync {
+    /// True if `holder` holds (or now took) one of the pool's `cap` slots; false if all are taken.
+    async fn acquire(&self, pool: &str, holder: &str, cap: u32) -> Result<bool, PortError>;
+    /// Frees `holder`'s slot, if it has one.
+    async fn release(&self, pool: &str, holder: &str, cap: u32) -> Result<(), PortError>;
+}
+
 /// S3, in the operations the stages use.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {

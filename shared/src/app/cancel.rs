@@ -38,6 +38,18 @@ pub async fn cancel(
                 continue;
             }
         }
+        if plan == Cancel::Cancelled {
+            // A submitter may have taken a slot and died before creating its job.
+            for job in &intent.jobs {
+                deps.slots
+                    .release(
+                        intent.model_id.as_str(),
+                        &job.client_token,
+                        deps.settings.quotas.max_concurrent_jobs,
+                    )
+                    .await?;
+            }
+        }
         if let Cancel::StopJobs(arns) = plan {
             for arn in arns {
                 stop_job(deps, &arn).await?;

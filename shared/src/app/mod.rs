@@ -7,6 +7,7 @@ pub mod intake;
 pub mod manifest;
 pub mod outbox;
 pub mod reconcile;
+pub mod slots;
 pub mod status;
 pub mod submit;
 pub mod sweep;
@@ -14,7 +15,7 @@ pub mod watch;
 
 use crate::domain::settings::Settings;
 use crate::ports::{
-    BatchInference, Clock, EventBus, IntentStore, ObjectStore, PortError, ResultStore,
+    BatchInference, Clock, EventBus, IntentStore, ObjectStore, PortError, ResultStore, SlotStore,
 };
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use std::sync::Arc;
 pub struct Deps {
     pub store: Arc<dyn IntentStore>,
     pub results: Arc<dyn ResultStore>,
+    pub slots: Arc<dyn SlotStore>,
     pub objects: Arc<dyn ObjectStore>,
     pub bus: Arc<dyn EventBus>,
     pub bedrock: Arc<dyn BatchInference>,
@@ -68,6 +70,8 @@ pub enum Outcome {
     Advanced(crate::domain::status::IntentStatus),
     /// A replay or a stale event: nothing to do (an orphaned outbox may have been flushed).
     AlreadyDone,
+    /// Every concurrency slot is taken; a freed slot announces the intent again.
+    Waiting,
     /// The message names no intent of ours; logged and dropped.
     Unknown(String),
 }

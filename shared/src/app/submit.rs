@@ -53,6 +53,26 @@ pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, S
         let now = deps.clock.now();
         let expected = intent.version;
         let since = intent.updated_at;
+        // A slot first: never more submitted + in-progress jobs per model than the quota. The
+        // slot's holder is the job's client token, so a retry finds the slot it already took.
+        let cap = deps.settings.quotas.max_concurrent_jobs;
+        if !deps
+            .slots
+            .acquire(intent.model_id.as_str(), &job.client_token, cap)
+            .await?
+        {
+            // Wait without failing the message: join the queue of waiting intents; a freed
+            // slot wakes the longest-waiting one.
+            crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
+            tracing::info!(job_id = %intent.job_id, model = %intent.model_id, cap, "all job slots taken; waiting");
+            if intent.waiting_for_slot_since.is_none() {
+                intent.waiting_for_slot_since = Some(now);
+                if let Saved::Stale(_) = save(deps, intent, expected).await? {
+                    continue;
+                }
+            }
+            return Ok(Outcome::Waiting);
+        }
         match deps.bedrock.create_job(&req).await {
             Ok(arn) => {
                 created = Some(arn.clone());
@@ -63,6 +83,7 @@ pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, S
                 }
             }
             Err(e) if e.kind == ErrorKind::Validation => {
+                super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
                 tracing::error!(job_id = %intent.job_id, error = %e, "Bedrock refused the job");
                 if intent
                     .fail(

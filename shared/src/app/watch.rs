@@ -75,6 +75,10 @@ pub async fn apply_job_status(
             .is_err()
         {
             tracing::info!(intent_id = %intent.intent_id, job_id = %intent.job_id, "stale or duplicate state change; no-op");
+            if job.status.is_some_and(|s| s.is_terminal()) {
+                // A replay after a failed release: free the slot now (idempotent).
+                release_slot(deps, &intent, &job).await?;
+            }
             take_over(deps, &intent).await?;
             return Ok(Outcome::AlreadyDone);
         }
@@ -91,6 +95,9 @@ pub async fn apply_job_status(
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         match save(deps, next, expected).await? {
             Saved::Written(i) => {
+                if status.is_terminal() {
+                    release_slot(deps, &i, &job).await?;
+                }
                 if i.status.is_terminal() && !was_terminal {
                     crate::metrics::stage_time(i.status, since, now);
                 }
@@ -114,6 +121,11 @@ pub async fn apply_job_status(
         ErrorKind::Conflict,
         "status write kept losing races",
     )))
+}
+
+/// Frees the concurrency slot a finished job held (its holder is the job's client token).
+async fn release_slot(deps: &Deps, intent: &BatchIntent, job: &BatchJob) -> Result<(), StageError> {
+    super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await
 }
 
 /// An event can beat the submitter's write of the ARN (Bedrock emits as soon as the job

@@ -148,6 +148,9 @@ pub struct BatchIntent {
     pub failure_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbox: Option<Outbox>,
+    /// Since when the intent waits for a free job slot (cleared when it is woken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for_slot_since: Option<DateTime<Utc>>,
     /// When the owner asked to cancel a running batch (its jobs are being stopped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_requested_at: Option<DateTime<Utc>>,
@@ -202,6 +205,7 @@ impl BatchIntent {
             counts: None,
             failure_message: None,
             outbox: None,
+            waiting_for_slot_since: None,
             cancel_requested_at: None,
         };
         intent.stage(EventKind::BatchRequested, now);

@@ -10,7 +10,7 @@
 //! | `userId`, `createdAt` | GSI `byUserCreated` (a user's intents, newest first) |
 //! | `outboxPending` = "1", `outboxStagedAt` | sparse GSI `byOutbox`: the sweep finds owed events |
 //! | `expiresAt` | TTL (epoch seconds) |
-//! | `status`, `updatedAt` | GSI `byStatusUpdated`: the reconciler finds open and stuck intents |
+//! | `status`, `updatedAt` | GSI `byStatusUpdated`: the reconciler finds open and stuck intents; a freed job slot finds who waits for it |
 //! | `version` | the condition of every update |
 //!
 //! Bedrock job ARNs: one intent can own several jobs, so each ARN gets a pointer item in the
@@ -19,13 +19,16 @@
 //! strongly consistent GetItem, so a Bedrock event that follows the write always finds it;
 //! `bedrockJobArn` on the pointer also feeds the GSI `byBedrockJobArn` for operators.
 //!
+//! Concurrency slots live in the intents table too: `intentId = "slot#{pool}#{n}"` with a
+//! `holder`, taken with a conditional put and freed with a conditional delete.
+//!
 //! Results table: PK `intentId`, SK `recordId`, `body` = the result JSON.
 
 use super::classify;
 use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId};
 use crate::domain::intent::BatchIntent;
 use crate::domain::results::ImageResult;
-use crate::ports::{Created, ErrorKind, IntentStore, PortError, ResultStore, Updated};
+use crate::ports::{Created, ErrorKind, IntentStore, PortError, ResultStore, SlotStore, Updated};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -461,5 +464,82 @@ impl ResultStore for DynamoStore {
                 return Ok(out);
             }
         }
+    }
+}
+
+fn slot_key(pool: &str, idx: u32) -> String {
+    format!("slot#{pool}#{idx}")
+}
+
+#[async_trait]
+impl SlotStore for DynamoStore {
+    async fn acquire(&self, pool: &str, holder: &str, cap: u32) -> Result<bool, PortError> {
+        // Already holding one (a retry after a crash)? Strongly consistent reads, so a holder
+        // never takes a second slot.
+        for idx in 0..cap {
+            if let Some(item) = self.get_item(&slot_key(pool, idx)).await? {
+                if item
+                    .get("holder")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some(holder)
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        for idx in 0..cap {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.intents_table)
+                .item("intentId", s(slot_key(pool, idx)))
+                .item("holder", s(holder))
+                .condition_expression("attribute_not_exists(intentId) OR holder = :h")
+                .expression_attribute_values(":h", s(holder))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(PutItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(classify("PutItem", e)),
+            }
+        }
+        Ok(false)
+    }
+
+    async fn release(&self, pool: &str, holder: &str, cap: u32) -> Result<(), PortError> {
+        use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+        for idx in 0..cap {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.intents_table)
+                .key("intentId", s(slot_key(pool, idx)))
+                .condition_expression("holder = :h")
+                .expression_attribute_values(":h", s(holder))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(DeleteItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(classify("DeleteItem", e)),
+            }
+        }
+        Ok(())
     }
 }

@@ -140,7 +140,8 @@ impl AwsClients {
         ));
         crate::app::Deps {
             store: store.clone(),
-            results: store,
+            results: store.clone(),
+            slots: store,
             objects: Arc::new(s3::S3ObjectStore::new(self.s3.clone())),
             bus: Arc::new(eventbridge::EventBridgeBus::new(
                 self.eventbridge.clone(),

@@ -12,7 +12,7 @@ use crate::domain::results::ImageResult;
 use crate::domain::status::BedrockJobStatus;
 use crate::ports::{
     BatchInference, Created, ErrorKind, EventBus, IntentStore, ObjectStore, PortError, ResultStore,
-    Updated,
+    SlotStore, Updated,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -206,6 +206,20 @@ impl ResultStore for Faulty<dyn ResultStore> {
 }
 
 #[async_trait]
+impl SlotStore for Faulty<dyn SlotStore> {
+    async fn acquire(&self, pool: &str, holder: &str, cap: u32) -> Result<bool, PortError> {
+        self.plan
+            .around("slots.acquire", self.inner.acquire(pool, holder, cap))
+            .await
+    }
+    async fn release(&self, pool: &str, holder: &str, cap: u32) -> Result<(), PortError> {
+        self.plan
+            .around("slots.release", self.inner.release(pool, holder, cap))
+            .await
+    }
+}
+
+#[async_trait]
 impl ObjectStore for Faulty<dyn ObjectStore> {
     async fn put(&self, uri: &S3Uri, bytes: Vec<u8>) -> Result<(), PortError> {
         self.plan
@@ -260,6 +274,7 @@ pub fn wrap_deps(deps: &crate::app::Deps, plan: &Arc<FaultPlan>) -> crate::app::
     crate::app::Deps {
         store: Faulty::wrap(deps.store.clone(), plan.clone()),
         results: Faulty::wrap(deps.results.clone(), plan.clone()),
+        slots: Faulty::wrap(deps.slots.clone(), plan.clone()),
         objects: Faulty::wrap(deps.objects.clone(), plan.clone()),
         bus: Faulty::wrap(deps.bus.clone(), plan.clone()),
         bedrock: Faulty::wrap(deps.bedrock.clone(), plan.clone()),

@@ -6,7 +6,7 @@ use super::db::{json_err, map_err, Db};
 use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId};
 use crate::domain::intent::BatchIntent;
 use crate::domain::results::ImageResult;
-use crate::ports::{Created, IntentStore, PortError, ResultStore, Updated};
+use crate::ports::{Created, IntentStore, PortError, ResultStore, SlotStore, Updated};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -30,6 +30,12 @@ CREATE INDEX IF NOT EXISTS intents_by_outbox ON intents(outbox_staged_at) WHERE 
 CREATE TABLE IF NOT EXISTS intent_jobs (
     bedrock_job_arn TEXT PRIMARY KEY,
     intent_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS slots (
+    pool TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    holder TEXT NOT NULL,
+    PRIMARY KEY (pool, idx)
 );
 CREATE TABLE IF NOT EXISTS results (
     intent_id TEXT NOT NULL,
@@ -310,6 +316,48 @@ impl ResultStore for SqliteStore {
                 .map_err(map_err)?;
             rows.map(|r| r.map_err(map_err).and_then(|b| serde_json::from_str(&b).map_err(json_err)))
                 .collect()
+        })
+    }
+}
+
+#[async_trait]
+impl SlotStore for SqliteStore {
+    async fn acquire(&self, pool: &str, holder: &str, cap: u32) -> Result<bool, PortError> {
+        self.db.tx(|tx| {
+            let held: Option<i64> = tx
+                .query_row(
+                    "SELECT idx FROM slots WHERE pool = ?1 AND holder = ?2",
+                    params![pool, holder],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(map_err)?;
+            if held.is_some() {
+                return Ok(true);
+            }
+            for idx in 0..cap {
+                let taken = tx
+                    .execute(
+                        "INSERT INTO slots (pool, idx, holder) VALUES (?1, ?2, ?3) ON CONFLICT(pool, idx) DO NOTHING",
+                        params![pool, idx, holder],
+                    )
+                    .map_err(map_err)?;
+                if taken == 1 {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    async fn release(&self, pool: &str, holder: &str, _cap: u32) -> Result<(), PortError> {
+        self.db.tx(|tx| {
+            tx.execute(
+                "DELETE FROM slots WHERE pool = ?1 AND holder = ?2",
+                params![pool, holder],
+            )
+            .map_err(map_err)?;
+            Ok(())
         })
     }
 }

@@ -1,0 +1,48 @@
+//! Concurrency slots: at most `max_concurrent_jobs` submitted + in-progress Bedrock jobs per
+//! model. A submitter that finds every slot taken leaves its intent MANIFEST_READY and lets
+//! its message go (so waiting never burns the queue's receive count into the DLQ); whoever
+//! frees a slot wakes the oldest waiting intent of that model by announcing it again. The
+//! reconciler's stuck-intent pass is the safety net if a wake is lost.
+
+use super::outbox::{save, Saved};
+use super::{Deps, StageError};
+use crate::domain::ids::ModelId;
+use crate::domain::status::IntentStatus;
+
+/// Frees `holder`'s slot of `model`, then wakes one intent waiting for it.
+pub async fn release_and_wake(
+    deps: &Deps,
+    model: &ModelId,
+    holder: &str,
+) -> Result<(), StageError> {
+    let cap = deps.settings.quotas.max_concurrent_jobs;
+    deps.slots.release(model.as_str(), holder, cap).await?;
+    wake_one(deps, model).await
+}
+
+/// Announces again the MANIFEST_READY intent of `model` that has waited longest for a slot.
+pub async fn wake_one(deps: &Deps, model: &ModelId) -> Result<(), StageError> {
+    let now = deps.clock.now();
+    let mut waiting: Vec<_> = deps
+        .store
+        .list_by_status(IntentStatus::ManifestReady, now, 200)
+        .await?
+        .into_iter()
+        .filter(|i| {
+            &i.model_id == model && i.waiting_for_slot_since.is_some() && i.outbox.is_none()
+        })
+        .collect();
+    waiting.sort_by_key(|i| (i.waiting_for_slot_since, i.created_at));
+    for intent in waiting {
+        let expected = intent.version;
+        let mut next = intent;
+        next.waiting_for_slot_since = None;
+        if next.reannounce(now).is_ok() {
+            if let Saved::Written(i) = save(deps, next, expected).await? {
+                tracing::info!(intent_id = %i.intent_id, "woke an intent waiting for a job slot");
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
