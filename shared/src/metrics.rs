@@ -22,7 +22,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (INTENTS_DUPLICATE, "Count", "requests answered from an existing intent (cached: true)"),
     (INTENTS_REJECTED, "Count", "requests refused (4xx), with dimension `reason`"),
     (JOBS_SUBMITTED, "Count", "Bedrock jobs created"),
-    (JOBS_WAITING_FOR_SLOT, "Count", "jobs that found every slot of their model taken and wait to be woken"),
+    (JOBS_WAITING_FOR_SLOT, "Count", "jobs that must wait: every slot of their model taken, or Bedrock said later (quota, throttling)"),
     (RECORDS_SUCCEEDED, "Count", "records with a model output, at a job's end"),
     (RECORDS_FAILED, "Count", "records with an error or no output, at a job's end"),
     (STAGE_SECONDS, "Seconds", "time an intent spent before a stage moved it on, with dimension `stage` (the status reached)"),
