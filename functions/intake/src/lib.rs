@@ -189,9 +189,18 @@ async fn status(
         Ok(ids) => ids,
         Err(answer) => return Ok(answer),
     };
-    match job_status(deps, &caller, &job_id).await? {
-        Some(view) => Ok((200, serde_json::to_value(view).unwrap_or_default())),
-        None => Ok(not_found(raw_id)),
+    Ok(view_answer(
+        200,
+        job_status(deps, &caller, &job_id).await?,
+        raw_id,
+    ))
+}
+
+/// The job with `code`, or 404 when there is none for this caller.
+fn view_answer(code: u16, view: Option<shared::app::status::JobView>, raw_id: &str) -> Answer {
+    match view {
+        Some(view) => (code, serde_json::to_value(view).unwrap_or_default()),
+        None => not_found(raw_id),
     }
 }
 
@@ -206,10 +215,11 @@ async fn cancel_route(
         Ok(ids) => ids,
         Err(answer) => return Ok(answer),
     };
-    match cancel(deps, &caller, &job_id).await? {
-        Some(view) => Ok((202, serde_json::to_value(view).unwrap_or_default())),
-        None => Ok(not_found(raw_id)),
-    }
+    Ok(view_answer(
+        202,
+        cancel(deps, &caller, &job_id).await?,
+        raw_id,
+    ))
 }
 
 /// `GET /api/batch/jobs/{jobId}/results?limit=&cursor=`: per-image results, paginated.
