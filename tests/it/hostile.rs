@@ -1,9 +1,7 @@
 //! The hostile-input corpus in `tests/hostile/` (regenerate with `generate.py`): every case is
 //! answered 4xx with a message naming the field, never panics, and writes and emits nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;

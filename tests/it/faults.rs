@@ -4,9 +4,7 @@
 //! did: the same status and counts, one Bedrock job per manifest part, no stranded intent, and
 //! every result exactly once.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use shared::adapters::embedded::faults::FaultPlan;
 use shared::domain::results::ResultStatus;
 use shared::domain::status::IntentStatus;

@@ -1,9 +1,7 @@
 //! The intake contract: every door (REST v1, HTTP API v2, direct invoke), cached replays,
 //! reused keys, bad input, identity, and a failed announcement that must not strand an intent.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use shared::domain::status::IntentStatus;
 

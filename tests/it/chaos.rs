@@ -4,10 +4,8 @@
 //! the truth (what the emulator's job really did). The seed of a failing schedule is printed;
 //! `BO_CHAOS_SEED` replays from it and `BO_CHAOS_SCHEDULES` sets how many to explore.
 
-mod common;
-
+use crate::common::*;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use common::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

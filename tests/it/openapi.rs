@@ -2,9 +2,7 @@
 //! status code is produced by a real request, every answer validates against the documented
 //! schema, and no route answers that the document does not list.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 

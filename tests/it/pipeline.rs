@@ -1,10 +1,8 @@
 //! The four stages end to end on the embedded backend: handler tests on the sample events,
 //! replays, stale events, poison messages and the DLQ, per-image errors, and Bedrock faults.
 
-mod common;
-
+use crate::common::*;
 use aws_lambda_events::event::sqs::SqsEvent;
-use common::*;
 use serde_json::json;
 use shared::domain::bedrock::{client_token, job_name, CreateJobRequest, S3Uri};
 use shared::domain::events::Envelope;

@@ -2,9 +2,7 @@
 //! cancel nor include in a batch anything of another user's; cancel works before submission
 //! and on running jobs, and is idempotent.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use shared::domain::status::IntentStatus;
 use shared::ports::BatchInference as _;

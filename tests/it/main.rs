@@ -1,0 +1,17 @@
+//! The cross-stage tests, linked into one test binary: each module used to be its own binary,
+//! and every one of them linked the whole AWS SDK, which cost gigabytes of disk per build.
+//! `tests/metrics.rs` stays a binary of its own: it installs the process-wide metrics recorder.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod authz;
+mod aws_e2e;
+mod chaos;
+mod docs;
+mod events;
+mod faults;
+mod hostile;
+mod intake;
+mod openapi;
+mod pipeline;
