@@ -9,6 +9,7 @@
 //! | `GET /model-invocation-job/{jobIdentifier}` | GetModelInvocationJob |
 //! | `POST /model-invocation-job/{jobIdentifier}/stop` | StopModelInvocationJob |
 //! | `GET /model-invocation-jobs?statusEquals=` | ListModelInvocationJobs |
+//! | `POST /model/{modelId}/invoke` | InvokeModel (`bedrock-runtime`, the on-demand path) |
 //! | `POST /_emulator/create-faults` | test hook: the next creates fail (`["Transient", …]`) |
 //! | `GET /_emulator/jobs` | test hook: how many jobs exist |
 
@@ -206,6 +207,20 @@ async fn create_faults(
     Ok(Json(json!({"queued": kinds.len()})))
 }
 
+/// Bedrock Runtime's InvokeModel: the same deterministic answer a batch record gets.
+async fn invoke_model(
+    Path(model): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let model = ModelId::parse(&model).map_err(|e| invalid(e.rule))?;
+    if body.get("messages").and_then(Value::as_array).is_none() {
+        return Err(invalid("body has no messages"));
+    }
+    Ok(Json(
+        shared::adapters::embedded::bedrock_emulator::emulated_output(model.as_str(), &body),
+    ))
+}
+
 async fn job_count(State(emu): State<Shared>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"jobs": emu.job_count()?})))
 }
@@ -216,6 +231,7 @@ pub fn router(emulator: Shared) -> Router {
         .route("/model-invocation-job/{id}", get(get_job))
         .route("/model-invocation-job/{id}/stop", post(stop_job))
         .route("/model-invocation-jobs", get(list_jobs))
+        .route("/model/{model}/invoke", post(invoke_model))
         .route("/_emulator/create-faults", post(create_faults))
         .route("/_emulator/jobs", get(job_count))
         .with_state(emulator)

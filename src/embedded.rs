@@ -12,6 +12,7 @@ use shared::adapters::embedded::clock::{ManualClock, SystemClock};
 use shared::adapters::embedded::db::Db;
 use shared::adapters::embedded::faults::{wrap_deps, FaultPlan};
 use shared::adapters::embedded::objects::FsObjectStore;
+use shared::adapters::embedded::runtime_emulator::RuntimeEmulator;
 use shared::adapters::embedded::store::SqliteStore;
 use shared::app::sweep::sweep_outboxes;
 use shared::app::Deps;
@@ -68,6 +69,8 @@ pub struct Embedded {
     pub store: Arc<SqliteStore>,
     pub bus: Arc<SqliteBus>,
     pub emulator: Arc<BedrockEmulator>,
+    /// InvokeModel, for the on-demand path.
+    pub runtime: Arc<RuntimeEmulator>,
     pub objects: Arc<FsObjectStore>,
     clock: RunClock,
     reconcile_when_idle: bool,
@@ -115,6 +118,7 @@ impl Embedded {
             clock.clone(),
             opts.emulator,
         )?);
+        let runtime = Arc::new(RuntimeEmulator::new());
         let mut deps = Deps {
             store: store.clone(),
             results: store.clone(),
@@ -122,6 +126,7 @@ impl Embedded {
             objects: objects.clone(),
             bus: bus.clone(),
             bedrock: emulator.clone(),
+            on_demand: runtime.clone(),
             clock,
             settings: Arc::new(opts.settings),
         };
@@ -133,6 +138,7 @@ impl Embedded {
             store,
             bus,
             emulator,
+            runtime,
             objects,
             clock: run_clock,
             reconcile_when_idle: opts.reconcile_when_idle,
@@ -230,10 +236,17 @@ impl Embedded {
                 step.swept = if self.reconcile_when_idle {
                     // The reconciler Lambda's own handler, as its schedule would invoke it.
                     match reconciler::handle(&self.deps, serde_json::json!({})).await {
-                        Ok(r) => ["applied", "reannounced", "swept"]
-                            .iter()
-                            .map(|k| r[*k].as_u64().unwrap_or(0) as usize)
-                            .sum(),
+                        Ok(r) => [
+                            "applied",
+                            "reannounced",
+                            "swept",
+                            "poolsSealed",
+                            "pooledOnDemand",
+                            "pooledResumed",
+                        ]
+                        .iter()
+                        .map(|k| r[*k].as_u64().unwrap_or(0) as usize)
+                        .sum(),
                         Err(e) => {
                             tracing::warn!(error = %e, "reconcile pass failed");
                             1

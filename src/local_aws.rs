@@ -422,12 +422,16 @@ pub async fn local_clients(aws_endpoint: &str, bedrock_endpoint: &str) -> AwsCli
     let bedrock = aws_sdk_bedrock::config::Builder::from(&sdk)
         .endpoint_url(bedrock_endpoint)
         .build();
+    let bedrock_runtime = aws_sdk_bedrockruntime::config::Builder::from(&sdk)
+        .endpoint_url(bedrock_endpoint)
+        .build();
     AwsClients {
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         s3: aws_sdk_s3::Client::from_conf(s3),
         sqs: aws_sdk_sqs::Client::new(&sdk),
         eventbridge: aws_sdk_eventbridge::Client::new(&sdk),
         bedrock: aws_sdk_bedrock::Client::from_conf(bedrock),
+        bedrock_runtime: aws_sdk_bedrockruntime::Client::from_conf(bedrock_runtime),
     }
 }
 

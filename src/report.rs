@@ -53,6 +53,7 @@ pub fn results_table(results: &[ImageResult]) -> String {
             ResultStatus::Succeeded => "COMPLETED",
             ResultStatus::Failed => "FAILED",
             ResultStatus::Skipped => "SKIPPED",
+            ResultStatus::Canceled => "CANCELED",
         };
         let receipt = r.receipt.as_ref();
         let total = receipt

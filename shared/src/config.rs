@@ -28,9 +28,39 @@ pub const MAX_RECORDS_PER_FILE: &str = "MAX_RECORDS_PER_FILE";
 pub const MAX_FILE_BYTES: &str = "MAX_FILE_BYTES";
 pub const MAX_JOB_BYTES: &str = "MAX_JOB_BYTES";
 pub const MAX_CONCURRENT_JOBS: &str = "MAX_CONCURRENT_JOBS";
+pub const POOL_DEADLINE_SECS: &str = "POOL_DEADLINE_SECS";
+pub const BELOW_MINIMUM_POLICY: &str = "BELOW_MINIMUM_POLICY";
+pub const ON_DEMAND_CONCURRENCY: &str = "ON_DEMAND_CONCURRENCY";
+pub const MAX_RECORD_ATTEMPTS: &str = "MAX_RECORD_ATTEMPTS";
+pub const MODEL_PRICES: &str = "MODEL_PRICES";
 
 /// (name, required, meaning) of every variable the functions read.
 pub const ENV_VARS: &[(&str, bool, &str)] = &[
+    (
+        POOL_DEADLINE_SECS,
+        false,
+        "seconds a below-minimum intent waits in its pool before the policy applies (default 21600)",
+    ),
+    (
+        BELOW_MINIMUM_POLICY,
+        false,
+        "what a pool below the minimum does at its deadline: wait, pad or on_demand (default on_demand)",
+    ),
+    (
+        ON_DEMAND_CONCURRENCY,
+        false,
+        "on-demand InvokeModel calls in flight at once (default 4)",
+    ),
+    (
+        MAX_RECORD_ATTEMPTS,
+        false,
+        "attempts per record, the batch job's included; retryable failures re-run up to it (default 3)",
+    ),
+    (
+        MODEL_PRICES,
+        false,
+        "JSON {modelId: {inputPerMtok, outputPerMtok}} on-demand USD prices for estimates (defaults in settings.rs)",
+    ),
     (
         INTENTS_TABLE,
         true,
@@ -237,6 +267,34 @@ impl FunctionConfig {
                 max_output_tokens: number(env, MAX_OUTPUT_TOKENS, local.max_output_tokens)?,
                 estimate_overhead_secs: local.estimate_overhead_secs,
                 estimate_secs_per_image: local.estimate_secs_per_image,
+                pool_deadline_secs: number(env, POOL_DEADLINE_SECS, local.pool_deadline_secs)?,
+                below_minimum: match env.get(BELOW_MINIMUM_POLICY).map(|v| v.trim()) {
+                    None | Some("") => local.below_minimum,
+                    Some(v) => v.parse().map_err(|problem| ConfigError {
+                        var: BELOW_MINIMUM_POLICY,
+                        problem,
+                    })?,
+                },
+                on_demand_concurrency: number(
+                    env,
+                    ON_DEMAND_CONCURRENCY,
+                    local.on_demand_concurrency,
+                )?
+                .max(1),
+                max_record_attempts: number(env, MAX_RECORD_ATTEMPTS, local.max_record_attempts)?
+                    .max(1),
+                prices: match env.get(MODEL_PRICES) {
+                    Some(raw) => serde_json::from_str(raw).map_err(|e| ConfigError {
+                        var: MODEL_PRICES,
+                        problem: format!(
+                            "must be JSON {{modelId: {{inputPerMtok, outputPerMtok}}}}: {e}"
+                        ),
+                    })?,
+                    None => local.prices.clone(),
+                },
+                batch_discount: local.batch_discount,
+                estimate_input_tokens_per_image: local.estimate_input_tokens_per_image,
+                estimate_output_tokens_per_image: local.estimate_output_tokens_per_image,
                 quotas: Quotas {
                     min_records_per_job: number(
                         env,

@@ -15,6 +15,10 @@ pub const JOBS_WAITING_FOR_SLOT: &str = "jobs_waiting_for_slot";
 pub const RECORDS_SUCCEEDED: &str = "records_succeeded";
 pub const RECORDS_FAILED: &str = "records_failed";
 pub const STAGE_SECONDS: &str = "stage_seconds";
+pub const INTENTS_POOLED: &str = "intents_pooled";
+pub const POOLS_SEALED: &str = "pools_sealed";
+pub const RECORDS_ON_DEMAND: &str = "records_on_demand";
+pub const RECORDS_RETRIED: &str = "records_retried";
 
 /// (name, unit, meaning) of every metric, for the README.
 pub const METRICS: &[(&str, &str, &str)] = &[
@@ -25,11 +29,19 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (JOBS_WAITING_FOR_SLOT, "Count", "jobs that must wait: every slot of their model taken, or Bedrock said later (quota, throttling)"),
     (RECORDS_SUCCEEDED, "Count", "records with a model output, at a job's end"),
     (RECORDS_FAILED, "Count", "records with an error or no output, at a job's end"),
+    (INTENTS_POOLED, "Count", "intents below the job minimum that joined their model's pool"),
+    (POOLS_SEALED, "Count", "shared jobs sealed from pooled intents, with dimension `by` (size, deadline)"),
+    (RECORDS_ON_DEMAND, "Count", "records run through on-demand InvokeModel (below-minimum policy or re-runs)"),
+    (RECORDS_RETRIED, "Count", "failed records re-run after a retryable error"),
     (STAGE_SECONDS, "Seconds", "time an intent spent before a stage moved it on, with dimension `stage` (the status reached)"),
 ];
 
 pub fn count(name: &'static str, n: u64) {
     metrics::counter!(name).increment(n);
+}
+
+pub fn sealed(by: &'static str) {
+    metrics::counter!(POOLS_SEALED, "by" => by).increment(1);
 }
 
 pub fn rejected(reason: &'static str) {

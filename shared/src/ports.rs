@@ -177,6 +177,18 @@ pub trait BatchInference: Send + Sync {
     async fn list_jobs(&self, status: Option<BedrockJobStatus>) -> Result<Vec<JobInfo>, PortError>;
 }
 
+/// On-demand model invocation (Bedrock Runtime `InvokeModel`). The body is a manifest record's
+/// `modelInput`; the answer is what a batch output line's `modelOutput` holds. Throttling and
+/// server errors are retryable kinds; a refused body is `Validation`.
+#[async_trait]
+pub trait OnDemandInference: Send + Sync {
+    async fn invoke(
+        &self,
+        model: &crate::domain::ids::ModelId,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, PortError>;
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }

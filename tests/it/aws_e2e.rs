@@ -448,3 +448,37 @@ async fn when_1000_identical_intakes_storm_dynamodb_should_make_one_intent_one_e
     .await;
     assert_eq!(env.bedrock_jobs().await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_records_run_on_demand_should_invoke_the_model_through_bedrock_runtime() {
+    let Some(aws) = endpoint() else { return };
+    let env = setup(&aws, "ondemand", 3).await;
+    let model = env.stack.settings.allowed_models[0].clone();
+    let body = json!({
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "a receipt"}]}]
+    });
+    // The adapter the functions use, over HTTP to the emulator's InvokeModel route.
+    let out = env
+        .deps
+        .on_demand
+        .invoke(&model, &body)
+        .await
+        .expect("InvokeModel");
+    let text = out["content"][0]["text"].as_str().expect("text");
+    assert!(
+        shared::domain::results::parse_receipt(text).is_some(),
+        "{out}"
+    );
+    assert!(out["usage"]["input_tokens"].as_u64().expect("tokens") > 0);
+    // A refused body is a validation error, never retried.
+    let err = env
+        .deps
+        .on_demand
+        .invoke(&model, &json!({"prompt": "no messages"}))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind, shared::ports::ErrorKind::Validation, "{err}");
+    let _ = (&env.bedrock, &env.clients);
+}

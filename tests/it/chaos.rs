@@ -11,11 +11,11 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use shared::app::reconcile::reconcile;
-use shared::domain::bedrock::{ManifestSummary, SUMMARY_FILE};
+use shared::domain::bedrock::ManifestSummary;
 use shared::domain::events::Envelope;
 use shared::domain::ids::IntentId;
 use shared::domain::status::{BedrockJobStatus, IntentStatus};
-use shared::ports::{BatchInference as _, ObjectStore as _};
+use shared::ports::BatchInference as _;
 use shared::topology::Queue;
 
 fn envelope(arn: &str, name: &str, status: BedrockJobStatus) -> Envelope {
@@ -173,26 +173,6 @@ async fn when_bedrock_events_are_duplicated_reordered_and_dropped_should_never_r
 
         reconcile(&app.deps, 100).await.expect("reconcile");
         let end = app.deps.store.get(&id).await.expect("get").expect("stored");
-        assert_eq!(
-            end.status,
-            last.intent_status(),
-            "{}",
-            ctx(&format!("schedule {schedule:?} of {real:?}"))
-        );
-        assert_eq!(end.jobs[0].status, Some(last), "{}", ctx("job status"));
-        let expected_counts = if last.has_outputs() {
-            let uri = intent.jobs[0]
-                .output
-                .join(arn.job_suffix())
-                .join(SUMMARY_FILE);
-            serde_json::from_slice::<ManifestSummary>(
-                &app.objects.get(&uri).await.expect("summary"),
-            )
-            .expect("json")
-        } else {
-            ManifestSummary::default()
-        };
-        assert_eq!(end.counts, Some(expected_counts), "{}", ctx("counts"));
         let results = results(&app, &end).await;
         let expected_results = if last.has_outputs() { images } else { 0 };
         assert_eq!(
@@ -201,6 +181,36 @@ async fn when_bedrock_events_are_duplicated_reordered_and_dropped_should_never_r
             "{}",
             ctx("a result per image")
         );
+        // Retryable failures and records a stopped job never reached are re-run on-demand,
+        // so a partially completed job can end with every record answered.
+        let ok = results
+            .iter()
+            .filter(|r| r.status == shared::domain::results::ResultStatus::Succeeded)
+            .count();
+        let expected_status = if last == BedrockJobStatus::PartiallyCompleted && ok == images {
+            IntentStatus::Completed
+        } else {
+            last.intent_status()
+        };
+        assert_eq!(
+            end.status,
+            expected_status,
+            "{}",
+            ctx(&format!("schedule {schedule:?} of {real:?}"))
+        );
+        assert_eq!(end.jobs[0].status, Some(last), "{}", ctx("job status"));
+        if last.has_outputs() {
+            let c = end.counts.expect("counts");
+            assert_eq!(c.total_record_count, images as u64, "{}", ctx("counts"));
+            assert_eq!(c.success_record_count, ok as u64, "{}", ctx("counts"));
+        } else {
+            assert_eq!(
+                end.counts,
+                Some(ManifestSummary::default()),
+                "{}",
+                ctx("counts")
+            );
+        }
         assert!(end.outbox.is_none(), "{}", ctx("owed events"));
     }
     println!(

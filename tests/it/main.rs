@@ -15,3 +15,4 @@ mod hostile;
 mod intake;
 mod openapi;
 mod pipeline;
+mod pools;

@@ -369,6 +369,9 @@ async fn when_records_fail_or_go_missing_should_account_for_every_image() {
             .insert(r1, (429, "ThrottlingException: rate exceeded".into()));
         o.drop_records.insert(r2);
     });
+    // The re-runs fail too: each retryable record gets exactly max_record_attempts (3).
+    app.runtime
+        .fail_all(Some(shared::ports::ErrorKind::Transient));
     run(&app).await;
     let intent = &intents(&app)[0];
     assert_eq!(intent.status, IntentStatus::PartiallyCompleted);
@@ -380,21 +383,22 @@ async fn when_records_fail_or_go_missing_should_account_for_every_image() {
             c.success_record_count,
             c.error_record_count
         ),
-        (3, 2, 1, 1)
+        (3, 3, 1, 2)
     );
     let results = results(&app, intent).await;
     let statuses: Vec<_> = results
         .iter()
-        .map(|r| (r.status, r.error_code.clone()))
+        .map(|r| (r.status, r.error_code.clone(), r.attempts))
         .collect();
     assert_eq!(
         statuses,
         vec![
-            (ResultStatus::Succeeded, None),
-            (ResultStatus::Failed, Some("429".into())),
-            (ResultStatus::Failed, Some("no_output".into())),
+            (ResultStatus::Succeeded, None, 1),
+            (ResultStatus::Failed, Some("429".into()), 3),
+            (ResultStatus::Failed, Some("429".into()), 3),
         ]
     );
+    assert_eq!(app.runtime.calls(), 4, "two records, two re-runs each");
     assert_eq!(count(&published(&app), "BATCH_COMPLETED"), 1);
 }
 

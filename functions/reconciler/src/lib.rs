@@ -1,6 +1,8 @@
 //! reconciler: a scheduled pass (EventBridge schedule) that repairs what best-effort events
 //! miss: it asks Bedrock about every open job, re-announces intents stuck before submission,
-//! and publishes owed events (see `shared::app::reconcile`). The schedule event's content is
+//! publishes owed events, and seals the pools of intents below the job minimum (see
+//! `shared::app::reconcile` and `shared::app::pool`). Run it with a reserved concurrency of
+//! one: it is the pools' single sealer. The schedule event's content is
 //! not used; any invocation runs one pass.
 
 use serde_json::{json, Value};
@@ -19,6 +21,10 @@ pub async fn handle(deps: &Deps, _event: Value) -> Result<Value, shared::app::St
         reannounced = r.reannounced,
         swept = r.swept,
         failed = r.failed,
+        pools_sealed_by_size = r.pools.sealed_by_size,
+        pools_sealed_by_deadline = r.pools.sealed_by_deadline,
+        pooled_on_demand = r.pools.on_demand_intents,
+        pooled_waiting = r.pools.waiting,
         "reconcile pass done"
     );
     Ok(json!({
@@ -27,5 +33,9 @@ pub async fn handle(deps: &Deps, _event: Value) -> Result<Value, shared::app::St
         "reannounced": r.reannounced,
         "swept": r.swept,
         "failed": r.failed,
+        "poolsSealed": r.pools.sealed_by_size + r.pools.sealed_by_deadline,
+        "pooledOnDemand": r.pools.on_demand_intents,
+        "pooledResumed": r.pools.resumed,
+        "pooledWaiting": r.pools.waiting,
     }))
 }

@@ -9,8 +9,10 @@
 use super::outbox::{save, Saved};
 use super::status::{job_status, JobView};
 use super::{Deps, StageError, MAX_CAS_ATTEMPTS};
-use crate::domain::ids::{JobId, UserId};
-use crate::domain::intent::Cancel;
+use crate::domain::ids::{IntentId, JobId, UserId};
+use crate::domain::intent::{BatchIntent, Cancel, ImageSelection};
+use crate::domain::results::ImageResult;
+use crate::domain::status::IntentStatus;
 use crate::ports::{ErrorKind, PortError};
 
 pub async fn cancel(
@@ -54,6 +56,8 @@ pub async fn cancel(
             for arn in arns {
                 stop_job(deps, &arn).await?;
             }
+        } else if let Cancel::LeftSharedJob(shared) = plan {
+            leave_shared_job(deps, &intent, &shared).await?;
         }
         tracing::info!(intent_id = %intent.intent_id, job_id = %job_id, "cancel accepted");
         return job_status(deps, caller, job_id).await;
@@ -61,6 +65,79 @@ pub async fn cancel(
     Err(StageError::Retryable(PortError::new(
         ErrorKind::Conflict,
         "cancel kept losing races",
+    )))
+}
+
+/// A cancelled member of a shared job: its records are marked canceled (the job's answers
+/// for them will be dropped), and the shared job itself is cancelled, or its Bedrock jobs
+/// stopped, only once every member is cancelled. Idempotent.
+async fn leave_shared_job(
+    deps: &Deps,
+    member: &BatchIntent,
+    shared: &IntentId,
+) -> Result<(), StageError> {
+    let canceled: Vec<ImageResult> = member
+        .images
+        .iter()
+        .filter(|i| i.rejected.is_none())
+        .map(|i| ImageResult::canceled(i.record_id.clone(), i.index, i.key.clone()))
+        .collect();
+    deps.results
+        .put_results(&member.intent_id, &canceled)
+        .await?;
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let Some(pool) = deps.store.get(shared).await? else {
+            // Not created yet (its sealer died): the next pool pass creates it without this
+            // member, which is no longer POOLED.
+            return Ok(());
+        };
+        let ImageSelection::Pool { members, .. } = &pool.selection else {
+            return Ok(());
+        };
+        for m in members {
+            let still_wanted = deps
+                .store
+                .get(&m.intent_id)
+                .await?
+                .is_some_and(|i| i.status != IntentStatus::Cancelled);
+            if still_wanted {
+                return Ok(());
+            }
+        }
+        let expected = pool.version;
+        let mut next = pool.clone();
+        let Ok(plan) = next.cancel(deps.clock.now()) else {
+            return Ok(()); // already ended
+        };
+        if !(pool.cancel_requested_at.is_some() && matches!(plan, Cancel::StopJobs(_))) {
+            if let Saved::Stale(_) = save(deps, next, expected).await? {
+                continue;
+            }
+        }
+        tracing::info!(pool_intent = %pool.intent_id, "every member cancelled; cancelling the shared job");
+        match plan {
+            Cancel::StopJobs(arns) => {
+                for arn in arns {
+                    stop_job(deps, &arn).await?;
+                }
+            }
+            _ => {
+                for job in &pool.jobs {
+                    deps.slots
+                        .release(
+                            pool.model_id.as_str(),
+                            &job.client_token,
+                            deps.settings.quotas.max_concurrent_jobs,
+                        )
+                        .await?;
+                }
+            }
+        }
+        return Ok(());
+    }
+    Err(StageError::Retryable(PortError::new(
+        ErrorKind::Conflict,
+        "cancelling a shared job kept losing races",
     )))
 }
 

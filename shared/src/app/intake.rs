@@ -38,6 +38,13 @@ pub struct Accepted {
     /// Seconds until results are expected.
     pub estimated_duration: u64,
     pub cached: bool,
+    /// `batch` (a job of its own) or `pool` (below the job minimum: it waits for a shared
+    /// job, or the below-minimum policy at the pool deadline). Unknown for a whole day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_path: Option<String>,
+    /// Batch against on-demand cost of the images, from the configured per-model prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost: Option<crate::domain::settings::CostEstimate>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +196,12 @@ fn validate(
             UserId::parse(raw).map_err(|e| IntakeError::invalid("userId", e.rule))?
         }
     };
+    if user_id.as_str() == crate::domain::intent::POOL_USER {
+        return Err(IntakeError::invalid(
+            "userId",
+            "is reserved for shared jobs and cannot make requests",
+        ));
+    }
     let prefix = user_upload_prefix(&user_id);
 
     let selection = match (payload.images, payload.day) {
@@ -318,6 +331,7 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
             (*old, true)
         }
     };
+    let pooled = images > 0 && (images as u64) < deps.settings.quotas.min_records_per_job;
     Ok(Accepted {
         status_url: format!(
             "{}/api/batch/jobs/{}",
@@ -326,7 +340,16 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
         ),
         job_id: stored.job_id.to_string(),
         intent_id: stored.intent_id.to_string(),
-        estimated_duration: deps.settings.estimated_duration_secs(images),
+        estimated_duration: deps.settings.estimated_duration_secs(images)
+            + if pooled {
+                deps.settings.pool_deadline_secs.max(0) as u64
+            } else {
+                0
+            },
         cached,
+        estimated_path: (images > 0).then(|| if pooled { "pool" } else { "batch" }.to_string()),
+        estimated_cost: (images > 0)
+            .then(|| deps.settings.estimate_cost(&stored.model_id, images))
+            .flatten(),
     })
 }

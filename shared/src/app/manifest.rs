@@ -11,10 +11,11 @@ use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::{client_token, job_name};
 use crate::domain::ids::{IntentId, ObjectKey, RecordId};
 use crate::domain::intent::{
-    user_upload_prefix, BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart,
+    user_upload_prefix, BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart, PoolMember,
 };
 use crate::domain::manifest::{
-    check_image, claude_record, job_input_prefix, job_output_prefix, part_file_name, prompt,
+    check_image, claude_record, job_input_prefix, job_output_prefix, pad_record, part_file_name,
+    prompt,
 };
 use crate::domain::results::ImageResult;
 use crate::domain::settings::{ModelFamily, Quotas};
@@ -76,6 +77,10 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         return Ok(intent);
     };
 
+    if let ImageSelection::Pool { members, pad_to } = &intent.selection {
+        let (members, pad_to) = (members.clone(), *pad_to);
+        return build_shared(deps, intent, &members, pad_to).await;
+    }
     let keys = match &intent.selection {
         ImageSelection::Keys(keys) => keys.clone(),
         ImageSelection::Day(day) => {
@@ -86,6 +91,7 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
             );
             deps.objects.list(&settings.uploads_bucket, &prefix).await?
         }
+        ImageSelection::Pool { .. } => unreachable!("handled above"),
     };
     if keys.is_empty() {
         intent
@@ -171,6 +177,7 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
             .await?;
     }
 
+    let accepted = planner.records();
     let planned = planner.finish();
     if planned.is_empty() {
         intent.images = images;
@@ -182,10 +189,34 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     }
+    let jobs = write_jobs(deps, &intent.job_id, planned).await?;
+    if accepted < settings.quotas.min_records_per_job {
+        // Too small for a job of its own: the parts just written wait in the model's pool
+        // (the reconciler seals pools, see `pool.rs`).
+        crate::metrics::count(crate::metrics::INTENTS_POOLED, 1);
+        intent
+            .record_pooled(images, jobs, now)
+            .map_err(|e| StageError::Permanent(e.to_string()))?;
+        return Ok(intent);
+    }
+    intent
+        .record_manifest(images, jobs, now)
+        .map_err(|e| StageError::Permanent(e.to_string()))?;
+    Ok(intent)
+}
+
+/// Writes every planned part under the intent's job folders; deterministic keys, so a replay
+/// rewrites the same objects.
+async fn write_jobs(
+    deps: &Deps,
+    job_id: &crate::domain::ids::JobId,
+    planned: Vec<Vec<PlannedPart>>,
+) -> Result<Vec<BatchJob>, StageError> {
+    let settings = &deps.settings;
     let mut jobs = Vec::with_capacity(planned.len());
     for (j, parts) in planned.into_iter().enumerate() {
         let job_no = j as u32 + 1;
-        let input = job_input_prefix(&settings.manifests_bucket, &intent.job_id, job_no);
+        let input = job_input_prefix(&settings.manifests_bucket, job_id, job_no);
         let mut written = Vec::with_capacity(parts.len());
         for (p, part) in parts.into_iter().enumerate() {
             let part_no = p as u32 + 1;
@@ -203,10 +234,10 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         jobs.push(BatchJob {
             job_no,
             attempt: 1,
-            job_name: job_name(&intent.job_id, job_no, 1),
-            client_token: client_token(&intent.job_id, job_no, 1),
+            job_name: job_name(job_id, job_no, 1),
+            client_token: client_token(job_id, job_no, 1),
             input,
-            output: job_output_prefix(&settings.outputs_bucket, &intent.job_id, job_no),
+            output: job_output_prefix(&settings.outputs_bucket, job_id, job_no),
             parts: written,
             arn: None,
             status: None,
@@ -214,6 +245,61 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
             summary: None,
         });
     }
+    Ok(jobs)
+}
+
+/// A shared job's manifest: every member's records, read back from the parts the member
+/// wrote when it was pooled, in member order; then padding, if the policy asked for it.
+/// A member cancelled since sealing is left out (its records are marked canceled).
+async fn build_shared(
+    deps: &Deps,
+    mut intent: BatchIntent,
+    members: &[PoolMember],
+    pad_to: u64,
+) -> Result<BatchIntent, StageError> {
+    let now = deps.clock.now();
+    let mut planner = Planner::new(&deps.settings.quotas);
+    let mut images = Vec::new();
+    for member in members {
+        let Some(m) = deps.store.get(&member.intent_id).await? else {
+            continue;
+        };
+        let ours = m
+            .pool
+            .as_ref()
+            .is_some_and(|p| p.sealed_into.as_ref() == Some(&intent.intent_id));
+        if m.status != IntentStatus::Pooled || !ours {
+            tracing::info!(member = %m.intent_id, status = %m.status, "member left the shared job before its manifest");
+            continue;
+        }
+        let mut accepted = m.images.iter().filter(|i| i.rejected.is_none());
+        for part in m.jobs.iter().flat_map(|j| j.parts.iter()) {
+            let body = deps.objects.get(&part.uri).await?;
+            for line in String::from_utf8_lossy(&body).lines() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let Some(image) = accepted.next() else { break };
+                planner.push(format!("{line}\n"));
+                images.push(ImageEntry {
+                    index: images.len(),
+                    key: image.key.clone(),
+                    record_id: image.record_id.clone(),
+                    rejected: None,
+                });
+            }
+        }
+    }
+    if images.is_empty() {
+        intent
+            .fail("every member of the shared job was cancelled".into(), now)
+            .map_err(|e| StageError::Permanent(e.to_string()))?;
+        return Ok(intent);
+    }
+    for n in planner.records()..pad_to {
+        planner.push(pad_record(&intent.job_id, n));
+    }
+    let jobs = write_jobs(deps, &intent.job_id, planner.finish()).await?;
     intent
         .record_manifest(images, jobs, now)
         .map_err(|e| StageError::Permanent(e.to_string()))?;
@@ -269,6 +355,11 @@ impl<'q> Planner<'q> {
         part.records += 1;
         self.job_records += 1;
         self.job_bytes += len;
+    }
+
+    /// Records pushed so far.
+    fn records(&self) -> u64 {
+        self.jobs.iter().flatten().map(|p| p.records).sum()
     }
 
     fn finish(self) -> Vec<Vec<PlannedPart>> {

@@ -5,7 +5,9 @@
 pub mod cancel;
 pub mod intake;
 pub mod manifest;
+pub mod on_demand;
 pub mod outbox;
+pub mod pool;
 pub mod reconcile;
 pub mod slots;
 pub mod status;
@@ -15,7 +17,8 @@ pub mod watch;
 
 use crate::domain::settings::Settings;
 use crate::ports::{
-    BatchInference, Clock, EventBus, IntentStore, ObjectStore, PortError, ResultStore, SlotStore,
+    BatchInference, Clock, EventBus, IntentStore, ObjectStore, OnDemandInference, PortError,
+    ResultStore, SlotStore,
 };
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ pub struct Deps {
     pub objects: Arc<dyn ObjectStore>,
     pub bus: Arc<dyn EventBus>,
     pub bedrock: Arc<dyn BatchInference>,
+    pub on_demand: Arc<dyn OnDemandInference>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
 }

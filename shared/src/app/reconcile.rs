@@ -3,7 +3,8 @@
 //! the same forward-only path as the status watcher, so an event and a poll that race agree.
 //! It also re-announces intents stuck before submission (REQUESTED or MANIFEST_READY for
 //! longer than `stuck_after_secs`, their message lost or parked in a DLQ) and publishes owed
-//! events whose writer died (the outbox sweep).
+//! events whose writer died (the outbox sweep). Last, it seals pools (see `pool.rs`): a
+//! schedule with one reconciler at a time is the pools' single sealer.
 //!
 //! Replay: a status the intent already has is refused by the state machine, so a second pass
 //! writes nothing; a re-announcement only repeats an idempotent stage.
@@ -22,6 +23,7 @@ pub struct ReconcileReport {
     pub reannounced: usize,
     pub failed: usize,
     pub swept: usize,
+    pub pools: super::pool::PoolReport,
 }
 
 pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, StageError> {
@@ -84,6 +86,7 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
             }
         }
     }
+    report.pools = super::pool::pool_pass(deps, limit).await?;
     report.swept = sweep_outboxes(deps, limit).await?;
     Ok(report)
 }

@@ -5,6 +5,8 @@ use super::StageError;
 use crate::app::Deps;
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{JobId, UserId};
+use crate::domain::intent::{BatchIntent, ImageSelection, ProcessingPath};
+use crate::domain::settings::{BelowMinimum, CostEstimate};
 use crate::domain::status::IntentStatus;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,52 @@ pub struct JobView {
     pub bedrock_jobs: Vec<BedrockJobView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_message: Option<String>,
+    /// How the records run: undecided, own_job, pool, shared_job or on_demand.
+    pub path: ProcessingPath,
+    pub progress: Progress,
+    /// Batch against on-demand cost of the accepted images (configured prices).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_cost: Option<CostEstimate>,
+    /// Attempts a failed record may get in all (each result shows its own `attempts`).
+    pub max_record_attempts: u32,
+    /// Present while (or after) the intent waited in its model's pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolView>,
+}
+
+/// Where the images stand. Succeeded and failed are known once the job (or on-demand run)
+/// ended; until then the accepted images are pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub total: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Rejected before any model saw them (see the per-image results).
+    pub skipped: u64,
+    pub pending: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolView {
+    pub waiting_since: DateTime<Utc>,
+    pub records: u64,
+    pub min_records_per_job: u64,
+    /// When the below-minimum policy applies if the pool has not filled.
+    pub deadline: DateTime<Utc>,
+    pub below_minimum_policy: BelowMinimum,
+    /// The shared job, once sealed: its status and Bedrock jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_job: Option<SharedJobView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedJobView {
+    pub status: IntentStatus,
+    pub members: usize,
+    pub bedrock_jobs: Vec<BedrockJobView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +80,19 @@ pub struct BedrockJobView {
     pub records: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Each input file of the job (Bedrock reports progress per job, not per file).
+    pub parts: Vec<PartView>,
+    /// The job's own counts from `manifest.json.out`, once it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<ManifestSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartView {
+    pub part: u32,
+    pub records: u64,
+    pub bytes: u64,
 }
 
 pub async fn job_status(
@@ -45,7 +106,7 @@ pub async fn job_status(
     if &intent.user_id != caller {
         return Ok(None);
     }
-    Ok(Some(view(intent)))
+    Ok(Some(view(deps, intent).await?))
 }
 
 /// One page of a user's jobs, newest first.
@@ -77,26 +138,97 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, crate::domain::ids::Int
     serde_json::from_slice(&raw).map_err(|_| BadCursor)
 }
 
-fn view(intent: crate::domain::intent::BatchIntent) -> JobView {
-    JobView {
+fn job_views(jobs: &[crate::domain::intent::BatchJob]) -> Vec<BedrockJobView> {
+    jobs.iter()
+        .map(|j| BedrockJobView {
+            job_no: j.job_no,
+            records: j.records(),
+            status: j.status.map(|s| s.as_str().to_owned()),
+            parts: j
+                .parts
+                .iter()
+                .map(|p| PartView {
+                    part: p.part,
+                    records: p.records,
+                    bytes: p.bytes,
+                })
+                .collect(),
+            counts: j.summary,
+        })
+        .collect()
+}
+
+async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
+    let settings = &deps.settings;
+    let total = intent.images.len().max(intent.selection.len_hint()) as u64;
+    let skipped = intent
+        .images
+        .iter()
+        .filter(|i| i.rejected.is_some())
+        .count() as u64;
+    let (succeeded, failed) = match &intent.counts {
+        Some(c) => (
+            c.success_record_count,
+            c.total_record_count.saturating_sub(c.success_record_count),
+        ),
+        None => (0, 0),
+    };
+    let pending = if intent.status.is_terminal() {
+        0
+    } else {
+        total.saturating_sub(skipped + succeeded + failed)
+    };
+    let pool = match &intent.pool {
+        None => None,
+        Some(p) => {
+            let shared_job = match &p.sealed_into {
+                None => None,
+                Some(id) => deps.store.get(id).await?.map(|s| SharedJobView {
+                    status: s.status,
+                    members: match &s.selection {
+                        ImageSelection::Pool { members, .. } => members.len(),
+                        _ => 0,
+                    },
+                    bedrock_jobs: job_views(&s.jobs),
+                }),
+            };
+            Some(PoolView {
+                waiting_since: p.since,
+                records: p.records,
+                min_records_per_job: settings.quotas.min_records_per_job,
+                deadline: p.since + chrono::Duration::seconds(settings.pool_deadline_secs),
+                below_minimum_policy: settings.below_minimum,
+                shared_job,
+            })
+        }
+    };
+    Ok(JobView {
         job_id: intent.job_id.to_string(),
         intent_id: intent.intent_id.to_string(),
         status: intent.status,
         created_at: intent.created_at,
         updated_at: intent.updated_at,
-        images: intent.images.len().max(intent.selection.len_hint()),
+        images: total as usize,
         counts: intent.counts,
-        bedrock_jobs: intent
-            .jobs
-            .iter()
-            .map(|j| BedrockJobView {
-                job_no: j.job_no,
-                records: j.records(),
-                status: j.status.map(|s| s.as_str().to_owned()),
-            })
-            .collect(),
-        failure_message: intent.failure_message,
-    }
+        // A pooled intent's planned job is only where its records wait; it never runs.
+        bedrock_jobs: if intent.pool.is_some() {
+            Vec::new()
+        } else {
+            job_views(&intent.jobs)
+        },
+        failure_message: intent.failure_message.clone(),
+        path: intent.path(),
+        progress: Progress {
+            total,
+            succeeded,
+            failed,
+            skipped,
+            pending,
+        },
+        estimated_cost: settings.estimate_cost(&intent.model_id, (total - skipped) as usize),
+        max_record_attempts: settings.max_record_attempts,
+        pool,
+    })
 }
 
 /// The caller's own jobs, newest first, optionally only those in `status`. The cursor is
@@ -124,7 +256,7 @@ pub async fn list_jobs(
         for intent in batch {
             after = Some((intent.created_at, intent.intent_id.clone()));
             if status.is_none_or(|s| s == intent.status) {
-                jobs.push(view(intent));
+                jobs.push(view(deps, intent).await?);
                 if jobs.len() == limit {
                     break;
                 }

@@ -13,10 +13,11 @@ use crate::domain::bedrock::{
 };
 use crate::domain::ids::{BedrockJobArn, JobId};
 use crate::domain::intent::{BatchIntent, BatchJob};
+use crate::domain::manifest::PAD_PREFIX;
 use crate::domain::results::ImageResult;
 use crate::domain::status::{BedrockJobStatus, IntentStatus};
 use crate::ports::{ErrorKind, PortError};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 #[tracing::instrument(skip_all, fields(
     bedrock_job_arn = %change.batch_job_arn,
@@ -79,6 +80,11 @@ pub async fn apply_job_status(
                 // A replay after a failed release: free the slot now (idempotent).
                 release_slot(deps, &intent, &job).await?;
             }
+            if intent.is_pool_job() && intent.status.is_terminal() {
+                // A replay after the shared job's end was written: end any member a dead
+                // watcher left behind (idempotent).
+                super::pool::finish_members(deps, &intent).await?;
+            }
             take_over(deps, &intent).await?;
             return Ok(Outcome::AlreadyDone);
         }
@@ -93,6 +99,10 @@ pub async fn apply_job_status(
         let mut next = intent;
         next.apply_job_status(arn, status, failure_message.clone(), summary, now)
             .map_err(|e| StageError::Permanent(e.to_string()))?;
+        if next.is_pool_job() && next.status.is_terminal() {
+            // Members end first, so a crash before the shared job's write is redone.
+            super::pool::finish_members(deps, &next).await?;
+        }
         match save(deps, next, expected).await? {
             Saved::Written(i) => {
                 if status.is_terminal() {
@@ -193,6 +203,9 @@ async fn ingest(
                 continue;
             };
             let Some(image) = parsed.record_id().and_then(|r| intent.image_for(&r)) else {
+                if parsed.record_id.starts_with(PAD_PREFIX) {
+                    continue; // padding: its answer is dropped
+                }
                 tracing::warn!(file = %uri, record_id = %parsed.record_id, "output line for an unknown record");
                 continue;
             };
@@ -218,30 +231,130 @@ async fn ingest(
             image.key.clone(),
         ));
     }
-    deps.results
-        .put_results(&intent.intent_id, &results)
-        .await?;
+    let owner_cancelled = intent.cancel_requested_at.is_some();
+    let rerun = !owner_cancelled && rerun_retryable(deps, intent, job, &mut results).await?;
+    if intent.is_pool_job() {
+        route_to_members(deps, intent, results.clone()).await?;
+    } else {
+        deps.results
+            .put_results(&intent.intent_id, &results)
+            .await?;
+    }
 
     let summary = match deps.objects.get(&out_dir.join(SUMMARY_FILE)).await {
         Ok(bytes) => serde_json::from_slice::<ManifestSummary>(&bytes).ok(),
         Err(e) if e.kind == ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };
-    // Without a readable summary the counts come from the lines themselves.
-    Ok(summary.unwrap_or_else(|| {
+    // Without a readable summary, or once records were re-run, the counts come from the
+    // results themselves.
+    Ok(summary.filter(|_| !rerun).unwrap_or_else(|| {
         let ok = results
             .iter()
             .filter(|r| r.status == crate::domain::results::ResultStatus::Succeeded)
             .count() as u64;
+        let processed = results
+            .iter()
+            .filter(|r| r.error_code.as_deref() != Some("no_output"))
+            .count() as u64;
         ManifestSummary {
             total_record_count: job.records(),
-            processed_record_count: seen.len() as u64,
+            processed_record_count: processed,
             success_record_count: ok,
-            error_record_count: seen.len() as u64 - ok,
+            error_record_count: processed.saturating_sub(ok),
             input_token_count: results.iter().map(|r| r.input_tokens).sum(),
             output_token_count: results.iter().map(|r| r.output_tokens).sum(),
         }
     }))
+}
+
+/// Most records re-run on-demand after one job; beyond it the failures stay failed (a
+/// follow-up batch job for them is future work, see the README's known limits).
+pub const ON_DEMAND_RETRY_LIMIT: usize = 1_000;
+
+/// Re-runs, on-demand, every record that failed with a retryable error (throttling, 5xx,
+/// timeout, or no output from a job that stopped short) and has attempts left. Validation
+/// failures are never re-run.
+async fn rerun_retryable(
+    deps: &Deps,
+    intent: &BatchIntent,
+    job: &BatchJob,
+    results: &mut [ImageResult],
+) -> Result<bool, StageError> {
+    let max = deps.settings.max_record_attempts;
+    let wanted: HashMap<String, usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_retryable_failure() && r.attempts < max)
+        .map(|(i, r)| (r.record_id.to_string(), i))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(false);
+    }
+    if wanted.len() > ON_DEMAND_RETRY_LIMIT {
+        tracing::warn!(intent_id = %intent.intent_id, failed = wanted.len(), limit = ON_DEMAND_RETRY_LIMIT, "too many retryable failures to re-run on-demand; left failed");
+        return Ok(false);
+    }
+    let mut pending = Vec::with_capacity(wanted.len());
+    for part in &job.parts {
+        let body = deps.objects.get(&part.uri).await?;
+        for (rid, input) in super::on_demand::inputs_in(&body, |r| wanted.contains_key(r)) {
+            let Some(&i) = wanted.get(&rid) else { continue };
+            let r = &results[i];
+            pending.push((
+                i,
+                super::on_demand::Pending {
+                    record_id: r.record_id.clone(),
+                    index: r.image_index,
+                    key: r.image_key.clone(),
+                    model_input: input,
+                    attempts: r.attempts.max(1),
+                },
+            ));
+        }
+    }
+    crate::metrics::count(crate::metrics::RECORDS_RETRIED, pending.len() as u64);
+    tracing::info!(intent_id = %intent.intent_id, records = pending.len(), "re-running retryable failures on-demand");
+    let (slots, records): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
+    let rerun = super::on_demand::run(deps, &intent.model_id, records).await;
+    for (i, r) in slots.into_iter().zip(rerun) {
+        results[i] = r;
+    }
+    Ok(true)
+}
+
+/// A shared job's results go to its members, each under its own image index. A member
+/// cancelled meanwhile keeps its `canceled` results: the job's answers for it are dropped.
+async fn route_to_members(
+    deps: &Deps,
+    shared: &BatchIntent,
+    results: Vec<ImageResult>,
+) -> Result<(), StageError> {
+    let mut by_job: HashMap<JobId, Vec<ImageResult>> = HashMap::new();
+    for mut r in results {
+        let Some((job, index)) = r.record_id.owner() else {
+            continue;
+        };
+        r.image_index = index;
+        by_job.entry(job).or_default().push(r);
+    }
+    let crate::domain::intent::ImageSelection::Pool { members, .. } = &shared.selection else {
+        return Ok(());
+    };
+    for member in members {
+        let Some(rows) = by_job.remove(&member.job_id) else {
+            continue;
+        };
+        let live = deps
+            .store
+            .get(&member.intent_id)
+            .await?
+            .is_some_and(|m| m.status == IntentStatus::Pooled);
+        if live {
+            deps.results.put_results(&member.intent_id, &rows).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The image indexes whose records went into `job`: the accepted images, in order, split as

@@ -20,6 +20,17 @@ pub enum ImageSelection {
     /// Every image the user uploaded that day: `uploads/{userId}/{day}/`, resolved by the
     /// manifest builder.
     Day(NaiveDate),
+    /// A shared (pooled) job's intent: the records of small intents, each too small for a
+    /// job of its own, sealed together. Its record ids are the members' own, so each output
+    /// line maps back to exactly one (member intentId, image).
+    #[serde(rename_all = "camelCase")]
+    Pool {
+        members: Vec<PoolMember>,
+        /// When set, the manifest is padded with tiny text records up to this many records
+        /// (the `pad` below-minimum policy); their answers are dropped.
+        #[serde(default)]
+        pad_to: u64,
+    },
 }
 
 impl ImageSelection {
@@ -27,9 +38,56 @@ impl ImageSelection {
         match self {
             Self::Keys(k) => k.len(),
             Self::Day(_) => 0,
+            Self::Pool { members, .. } => members.iter().map(|m| m.records as usize).sum(),
         }
     }
 }
+
+/// One small intent inside a shared job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolMember {
+    pub intent_id: IntentId,
+    pub job_id: JobId,
+    pub records: u64,
+}
+
+/// Where a small intent stands in its model's pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolState {
+    /// When it joined the pool; the deadline counts from the oldest member.
+    pub since: DateTime<Utc>,
+    /// Its accepted records (the rest were rejected images).
+    pub records: u64,
+    /// The shared job's intent, once sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_into: Option<IntentId>,
+    /// Taken by the below-minimum policy `on_demand`: its records run one by one.
+    #[serde(default)]
+    pub on_demand: bool,
+}
+
+/// How an intent's records are (or will be) run; shown in the status view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessingPath {
+    /// Not decided yet (before the manifest).
+    Undecided,
+    /// Bedrock batch jobs of its own.
+    OwnJob,
+    /// Waiting in the pool for enough records (or the deadline).
+    Pool,
+    /// In a shared batch job with other small intents.
+    SharedJob,
+    /// On-demand invocations (below the minimum at the deadline, policy `on_demand`).
+    OnDemand,
+    /// The shared job of a pool (an internal intent).
+    PoolJob,
+}
+
+/// The owner of shared jobs' intents. Not a valid caller: intake refuses it.
+pub const POOL_USER: &str = "system.pool";
 
 /// The upload prefix a user owns; every key of theirs must sit under it.
 pub fn user_upload_prefix(user: &UserId) -> String {
@@ -154,6 +212,9 @@ pub struct BatchIntent {
     /// When the owner asked to cancel a running batch (its jobs are being stopped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// Set while the intent is (or was) below the job minimum and pooled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolState>,
 }
 
 /// What cancelling needs done beyond the write.
@@ -164,6 +225,9 @@ pub enum Cancel {
     /// These Bedrock jobs must be stopped; the intent ends STOPPED when Bedrock says so,
     /// with the partial results ingested.
     StopJobs(Vec<BedrockJobArn>),
+    /// The intent is CANCELLED, but its records sit in this shared job: they are marked
+    /// canceled, and the job is stopped only if every member is cancelled.
+    LeftSharedJob(IntentId),
 }
 
 /// A transition the aggregate refused. Stages treat it as "already done": a no-op.
@@ -181,6 +245,21 @@ pub enum Refused {
         from: BedrockJobStatus,
         to: BedrockJobStatus,
     },
+    #[error("intent is not waiting in a pool for this")]
+    NotPooled,
+}
+
+/// `pool-` and 24 hex digits of sha256(model, member intent ids in order).
+pub fn pool_intent_id(model: &ModelId, members: &[PoolMember]) -> IntentId {
+    let mut h = Sha256::new();
+    h.update(model.as_str().as_bytes());
+    for m in members {
+        h.update([0]);
+        h.update(m.intent_id.as_str().as_bytes());
+    }
+    let hex = hex::encode(h.finalize());
+    IntentId::parse(&format!("pool-{}", &hex[..24]))
+        .unwrap_or_else(|e| unreachable!("a hex pool id is valid: {e}"))
 }
 
 impl BatchIntent {
@@ -207,9 +286,131 @@ impl BatchIntent {
             outbox: None,
             waiting_for_slot_since: None,
             cancel_requested_at: None,
+            pool: None,
         };
         intent.stage(EventKind::BatchRequested, now);
         intent
+    }
+
+    /// The intent of a shared job sealed from `members` (at least one). Its id comes from
+    /// [`pool_intent_id`] over the members the sealer chose, so two sealers of the same set
+    /// make one intent; `members` are the ones it could claim.
+    pub fn new_pool(
+        id: IntentId,
+        model_id: ModelId,
+        prompt_version: String,
+        members: Vec<PoolMember>,
+        pad_to: u64,
+        now: DateTime<Utc>,
+        ttl_days: i64,
+    ) -> Self {
+        let trace_id = TraceId::parse(&format!("pool-{}", &id.as_str()[5..]))
+            .unwrap_or_else(|e| unreachable!("a hex trace id is valid: {e}"));
+        let user_id = UserId::parse(POOL_USER)
+            .unwrap_or_else(|e| unreachable!("the pool user is a valid user id: {e}"));
+        Self::new(
+            NewIntent {
+                intent_id: id,
+                user_id,
+                selection: ImageSelection::Pool { members, pad_to },
+                model_id,
+                prompt_version,
+                trace_id,
+            },
+            now,
+            ttl_days,
+        )
+    }
+
+    pub fn is_pool_job(&self) -> bool {
+        matches!(self.selection, ImageSelection::Pool { .. })
+    }
+
+    /// How this intent's records run.
+    pub fn path(&self) -> ProcessingPath {
+        match (&self.pool, self.is_pool_job()) {
+            (_, true) => ProcessingPath::PoolJob,
+            (Some(p), _) if p.on_demand => ProcessingPath::OnDemand,
+            (Some(p), _) if p.sealed_into.is_some() => ProcessingPath::SharedJob,
+            (Some(_), _) => ProcessingPath::Pool,
+            (None, _) if self.jobs.is_empty() => ProcessingPath::Undecided,
+            (None, _) => ProcessingPath::OwnJob,
+        }
+    }
+
+    /// REQUESTED -> POOLED: too few records for a job of its own. `jobs` holds the planned
+    /// (never submitted) job whose parts the shared job or the on-demand path reads.
+    pub fn record_pooled(
+        &mut self,
+        images: Vec<ImageEntry>,
+        jobs: Vec<BatchJob>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        self.require(IntentStatus::Requested)?;
+        let records = jobs.iter().map(BatchJob::records).sum();
+        self.images = images;
+        self.jobs = jobs;
+        self.pool = Some(PoolState {
+            since: now,
+            records,
+            sealed_into: None,
+            on_demand: false,
+        });
+        self.advance(IntentStatus::Pooled, now)
+    }
+
+    /// Claims a waiting member for shared job `pool`. Claiming it again for the same pool
+    /// is a no-op; a member claimed elsewhere (or taken on-demand) is refused.
+    pub fn seal_into(&mut self, pool: &IntentId, now: DateTime<Utc>) -> Result<bool, Refused> {
+        self.require(IntentStatus::Pooled)?;
+        let state = self.pool.as_mut().ok_or(Refused::NotPooled)?;
+        match &state.sealed_into {
+            Some(p) if p == pool => Ok(false),
+            Some(_) => Err(Refused::NotPooled),
+            None if state.on_demand => Err(Refused::NotPooled),
+            None => {
+                state.sealed_into = Some(pool.clone());
+                self.updated_at = now;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Claims a waiting member for the on-demand path (below-minimum policy).
+    pub fn take_on_demand(&mut self, now: DateTime<Utc>) -> Result<bool, Refused> {
+        self.require(IntentStatus::Pooled)?;
+        let state = self.pool.as_mut().ok_or(Refused::NotPooled)?;
+        match (&state.sealed_into, state.on_demand) {
+            (None, true) => Ok(false),
+            (None, false) => {
+                state.on_demand = true;
+                self.updated_at = now;
+                Ok(true)
+            }
+            (Some(_), _) => Err(Refused::NotPooled),
+        }
+    }
+
+    /// POOLED -> its end, once its shared job ended or its on-demand run finished: the counts
+    /// are its own records' (plus its rejected images as errors are not counted here).
+    pub fn finish_pooled(
+        &mut self,
+        status: IntentStatus,
+        counts: ManifestSummary,
+        failure_message: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        self.require(IntentStatus::Pooled)?;
+        self.counts = Some(counts);
+        self.failure_message = failure_message;
+        self.advance(status, now)?;
+        match status {
+            IntentStatus::Completed | IntentStatus::PartiallyCompleted => {
+                self.stage(EventKind::BatchCompleted, now)
+            }
+            _ => self.stage(EventKind::BatchFailed, now),
+        }
+        Ok(())
     }
 
     /// Adds an event to the outbox; the caller's write persists it with the change.
@@ -353,11 +554,19 @@ impl BatchIntent {
         } else {
             None
         };
-        if let Some(target) = target.filter(|t| self.status.can_advance_to(*t)) {
+        if let Some(mut target) = target.filter(|t| self.status.can_advance_to(*t)) {
             if target.is_terminal() {
                 let mut total = ManifestSummary::default();
                 for s in self.jobs.iter().filter_map(|j| j.summary.as_ref()) {
                     total.add(s);
+                }
+                // Every record ended with an answer (some after on-demand re-runs): the
+                // intent is complete even if a job was only partially so.
+                if target == IntentStatus::PartiallyCompleted
+                    && total.total_record_count > 0
+                    && total.success_record_count == total.total_record_count
+                {
+                    target = IntentStatus::Completed;
                 }
                 self.counts = Some(total);
                 self.failure_message = self
@@ -404,11 +613,14 @@ impl BatchIntent {
     /// request and names the jobs to stop. Refused (stale) when the intent already ended.
     pub fn cancel(&mut self, now: DateTime<Utc>) -> Result<Cancel, Refused> {
         match self.status {
-            IntentStatus::Requested | IntentStatus::ManifestReady => {
+            IntentStatus::Requested | IntentStatus::ManifestReady | IntentStatus::Pooled => {
                 self.failure_message = Some("cancelled by its owner".into());
                 self.advance(IntentStatus::Cancelled, now)?;
                 self.stage(EventKind::BatchFailed, now);
-                Ok(Cancel::Cancelled)
+                match self.pool.as_ref().and_then(|p| p.sealed_into.clone()) {
+                    Some(shared) => Ok(Cancel::LeftSharedJob(shared)),
+                    None => Ok(Cancel::Cancelled),
+                }
             }
             IntentStatus::Submitted | IntentStatus::InProgress => {
                 self.cancel_requested_at.get_or_insert(now);
@@ -441,11 +653,12 @@ impl BatchIntent {
         self.jobs.iter().find(|j| j.arn.as_ref() == Some(arn))
     }
 
-    /// The image a record id belongs to, if it is this intent's.
+    /// The image a record id belongs to, if it is this intent's (or, for a shared job's
+    /// intent, one of its members').
     pub fn image_for(&self, record: &RecordId) -> Option<&ImageEntry> {
         let (job, index) = record.owner()?;
         if job != self.job_id {
-            return None;
+            return self.images.iter().find(|i| &i.record_id == record);
         }
         self.images
             .get(index)

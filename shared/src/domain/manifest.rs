@@ -168,6 +168,27 @@ pub fn claude_record(
     line
 }
 
+/// Record ids of padding records start with this; their answers are dropped.
+pub const PAD_PREFIX: &str = "pad-";
+
+/// A padding record (below-minimum policy `pad`): the smallest valid Claude request, one
+/// output token, so a shared job reaches Bedrock's minimum record count.
+pub fn pad_record(job: &JobId, n: u64) -> String {
+    let body = serde_json::json!({
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 1,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "ok"}]}]
+    });
+    let id = format!("{PAD_PREFIX}{}-{n:06}", &job.as_str()[3..]);
+    let mut line = serde_json::to_string(&Record {
+        record_id: &id,
+        model_input: body,
+    })
+    .unwrap_or_default();
+    line.push('\n');
+    line
+}
+
 /// Where job `job_no` of an intent reads its input: a folder, so one job can read many parts.
 pub fn job_input_prefix(bucket: &BucketName, job: &JobId, job_no: u32) -> S3Uri {
     S3Uri::prefix(bucket, &format!("manifests/{job}/j{job_no:03}"))

@@ -11,6 +11,9 @@ pub enum ResultStatus {
     Failed,
     /// Never sent to Bedrock (missing, not an image, too large).
     Skipped,
+    /// Its owner cancelled the intent while its records sat in a shared (pooled) job: the
+    /// job's answer for it is discarded.
+    Canceled,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +58,13 @@ pub struct ImageResult {
     pub input_tokens: u64,
     #[serde(default)]
     pub output_tokens: u64,
+    /// How many times the record was sent to a model (a batch job, then any re-runs).
+    #[serde(default = "one")]
+    pub attempts: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl ImageResult {
@@ -76,6 +86,7 @@ impl ImageResult {
             receipt: None,
             input_tokens: 0,
             output_tokens: 0,
+            attempts: 1,
         };
         if let Some(err) = &line.error {
             result.error_code = Some(match &err.error_code {
@@ -119,6 +130,38 @@ impl ImageResult {
             receipt: None,
             input_tokens: 0,
             output_tokens: 0,
+            attempts: 0,
+        }
+    }
+
+    /// A record of a cancelled intent whose shared job ran on: its answer is discarded.
+    pub fn canceled(record_id: RecordId, index: usize, key: ObjectKey) -> Self {
+        let mut r = Self::skipped(record_id, index, key, "cancelled by its owner");
+        r.status = ResultStatus::Canceled;
+        r.error_code = Some("canceled".into());
+        r
+    }
+
+    /// True for a failure worth another attempt: throttling, a server-side error, a timeout
+    /// or no output at all (the job stopped or expired before the record). A validation
+    /// error (4xx other than 408 and 429) is the record's own fault and is never re-run.
+    pub fn is_retryable_failure(&self) -> bool {
+        if self.status != ResultStatus::Failed {
+            return false;
+        }
+        match self.error_code.as_deref() {
+            Some("no_output") => true,
+            Some(code) => match code.parse::<u16>() {
+                Ok(n) => n == 408 || n == 429 || n >= 500,
+                Err(_) => {
+                    let c = code.to_ascii_lowercase();
+                    c.contains("throttl")
+                        || c.contains("timeout")
+                        || c.contains("internal")
+                        || c.contains("unavailable")
+                }
+            },
+            None => false,
         }
     }
 
@@ -126,6 +169,7 @@ impl ImageResult {
         let mut r = Self::skipped(record_id, index, key, "no output line for this record");
         r.status = ResultStatus::Failed;
         r.error_code = Some("no_output".into());
+        r.attempts = 1;
         r
     }
 }

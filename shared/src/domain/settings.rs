@@ -55,6 +55,49 @@ impl ModelFamily {
     }
 }
 
+/// What happens at the pool deadline to small intents that still do not make a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BelowMinimum {
+    /// Keep them pooled for the next window (they run when enough records arrive).
+    Wait,
+    /// Seal them into a job padded up to the minimum with tiny text records (1 output
+    /// token each), whose answers are dropped. Bedrock accepts any valid record, so this
+    /// costs the padding's tokens at the batch price.
+    Pad,
+    /// Run their records one by one through InvokeModel, a few at a time, at the
+    /// on-demand price.
+    OnDemand,
+}
+
+impl std::str::FromStr for BelowMinimum {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "wait" => Ok(Self::Wait),
+            "pad" => Ok(Self::Pad),
+            "on_demand" => Ok(Self::OnDemand),
+            other => Err(format!("must be wait, pad or on_demand, got {other:?}")),
+        }
+    }
+}
+
+/// On-demand prices of a model in USD per million tokens; batch costs `batch_discount` of it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPrice {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+/// A cost estimate for a number of images, batch against on-demand.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CostEstimate {
+    pub batch_usd: f64,
+    pub on_demand_usd: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// Base of `statusUrl`: `{api_base_url}/api/batch/jobs/{jobId}`.
@@ -82,6 +125,20 @@ pub struct Settings {
     pub estimate_overhead_secs: u64,
     pub estimate_secs_per_image: f64,
     pub quotas: Quotas,
+    /// Seconds a small intent waits in its pool before the below-minimum policy applies.
+    pub pool_deadline_secs: i64,
+    pub below_minimum: BelowMinimum,
+    /// On-demand invocations in flight at once (policy `on_demand` and record re-runs).
+    pub on_demand_concurrency: usize,
+    /// Attempts per record, the batch job's included; retryable failures are re-run until
+    /// this many were made.
+    pub max_record_attempts: u32,
+    /// On-demand prices per model id; a model without one gets no cost estimate.
+    pub prices: std::collections::BTreeMap<String, ModelPrice>,
+    /// Batch price as a fraction of on-demand (0.5 at the time of writing).
+    pub batch_discount: f64,
+    pub estimate_input_tokens_per_image: u64,
+    pub estimate_output_tokens_per_image: u64,
 }
 
 impl Settings {
@@ -118,12 +175,64 @@ impl Settings {
             estimate_overhead_secs: 900,
             estimate_secs_per_image: 0.5,
             quotas: Quotas::default(),
+            pool_deadline_secs: 6 * 3600,
+            below_minimum: BelowMinimum::OnDemand,
+            on_demand_concurrency: 4,
+            max_record_attempts: 3,
+            prices: default_prices(),
+            batch_discount: 0.5,
+            // A receipt photo of ~1,100x1,500 px is ~1,600 input tokens with the prompt;
+            // the JSON answer is ~300.
+            estimate_input_tokens_per_image: 1_600,
+            estimate_output_tokens_per_image: 300,
         }
+    }
+
+    /// Cost of `images` images on `model`, batch against on-demand; None without a price.
+    pub fn estimate_cost(&self, model: &ModelId, images: usize) -> Option<CostEstimate> {
+        let price = self.prices.get(model.as_str()).or_else(|| {
+            // An inference profile (`us.anthropic...`) costs what its model costs.
+            model
+                .as_str()
+                .split_once('.')
+                .and_then(|(_, base)| self.prices.get(base))
+        })?;
+        let n = images as f64;
+        let on_demand = n
+            * (self.estimate_input_tokens_per_image as f64 * price.input_per_mtok
+                + self.estimate_output_tokens_per_image as f64 * price.output_per_mtok)
+            / 1e6;
+        let round = |x: f64| (x * 1e6).round() / 1e6;
+        Some(CostEstimate {
+            batch_usd: round(on_demand * self.batch_discount),
+            on_demand_usd: round(on_demand),
+        })
     }
 
     pub fn estimated_duration_secs(&self, images: usize) -> u64 {
         self.estimate_overhead_secs + (images as f64 * self.estimate_secs_per_image).ceil() as u64
     }
+}
+
+/// On-demand list prices (USD per million tokens, us-east-1) of the default models, as
+/// published when this was written: check them, and set `MODEL_PRICES` for yours.
+pub fn default_prices() -> std::collections::BTreeMap<String, ModelPrice> {
+    [
+        ("anthropic.claude-3-haiku-20240307-v1:0", 0.25, 1.25),
+        ("anthropic.claude-3-5-sonnet-20240620-v1:0", 3.0, 15.0),
+        ("anthropic.claude-3-5-haiku-20241022-v1:0", 0.8, 4.0),
+    ]
+    .into_iter()
+    .map(|(m, i, o)| {
+        (
+            m.to_owned(),
+            ModelPrice {
+                input_per_mtok: i,
+                output_per_mtok: o,
+            },
+        )
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -145,6 +254,20 @@ mod tests {
         }
         let nova = ModelId::parse("amazon.nova-lite-v1:0").expect("valid");
         assert_eq!(ModelFamily::of(&nova), None);
+    }
+
+    #[test]
+    fn when_estimating_cost_should_price_batch_at_the_discount() {
+        let s = Settings::local("test");
+        let haiku = ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0").expect("valid");
+        let c = s.estimate_cost(&haiku, 1000).expect("priced");
+        // 1000 x (1600 x 0.25 + 300 x 1.25) / 1e6 = 0.775
+        assert!((c.on_demand_usd - 0.775).abs() < 1e-9, "{c:?}");
+        assert!((c.batch_usd - 0.3875).abs() < 1e-9, "{c:?}");
+        let profile = ModelId::parse("us.anthropic.claude-3-haiku-20240307-v1:0").expect("ok");
+        assert_eq!(s.estimate_cost(&profile, 1000), Some(c));
+        let unpriced = ModelId::parse("anthropic.claude-9-v1:0").expect("valid");
+        assert_eq!(s.estimate_cost(&unpriced, 1), None);
     }
 
     #[test]

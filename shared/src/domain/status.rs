@@ -11,11 +11,16 @@ use std::str::FromStr;
 /// REQUESTED -> MANIFEST_READY -> SUBMITTED -> IN_PROGRESS -> COMPLETED | PARTIALLY_COMPLETED
 ///     |              |              |             |          | FAILED | STOPPED | EXPIRED
 ///     +--------------+--------------+-------------+--> FAILED (a permanent error at that stage)
+///     |
+///     +--> POOLED (below the job minimum: its records wait for a shared job or the
+///                  below-minimum policy) --> any terminal status
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum IntentStatus {
     Requested,
+    /// Too few records for a job of its own: waiting in the model's pool.
+    Pooled,
     ManifestReady,
     Submitted,
     InProgress,
@@ -29,8 +34,9 @@ pub enum IntentStatus {
 }
 
 impl IntentStatus {
-    pub const ALL: [IntentStatus; 10] = [
+    pub const ALL: [IntentStatus; 11] = [
         Self::Requested,
+        Self::Pooled,
         Self::ManifestReady,
         Self::Submitted,
         Self::InProgress,
@@ -46,7 +52,9 @@ impl IntentStatus {
     pub fn rank(self) -> u8 {
         match self {
             Self::Requested => 0,
-            Self::ManifestReady => 1,
+            // Beside MANIFEST_READY: a pooled intent never gets a job of its own, so it
+            // goes from POOLED straight to its end.
+            Self::Pooled | Self::ManifestReady => 1,
             Self::Submitted => 2,
             Self::InProgress => 3,
             Self::Completed
@@ -71,6 +79,7 @@ impl IntentStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Requested => "REQUESTED",
+            Self::Pooled => "POOLED",
             Self::ManifestReady => "MANIFEST_READY",
             Self::Submitted => "SUBMITTED",
             Self::InProgress => "IN_PROGRESS",

@@ -2,6 +2,7 @@
 //! classifying SDK errors once, here, into `PortError` kinds.
 
 pub mod bedrock;
+pub mod bedrock_runtime;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod lambda;
@@ -30,6 +31,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "TransactionInProgressException",
     "RequestTimeout",
     "RequestTimeoutException",
+    "ModelTimeoutException",
+    "ModelNotReadyException",
 ];
 
 /// Maps an error code the service returned to a kind.
@@ -110,6 +113,7 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub bedrock: aws_sdk_bedrock::Client,
+    pub bedrock_runtime: aws_sdk_bedrockruntime::Client,
 }
 
 impl AwsClients {
@@ -127,6 +131,7 @@ impl AwsClients {
             sqs: aws_sdk_sqs::Client::new(sdk),
             eventbridge: aws_sdk_eventbridge::Client::new(sdk),
             bedrock: aws_sdk_bedrock::Client::new(sdk),
+            bedrock_runtime: aws_sdk_bedrockruntime::Client::new(sdk),
         }
     }
 
@@ -148,6 +153,9 @@ impl AwsClients {
                 &config.event_bus_name,
             )),
             bedrock: Arc::new(bedrock::BedrockBatch::new(self.bedrock.clone())),
+            on_demand: Arc::new(bedrock_runtime::BedrockRuntime::new(
+                self.bedrock_runtime.clone(),
+            )),
             clock: Arc::new(crate::adapters::embedded::clock::SystemClock),
             settings: Arc::new(config.settings.clone()),
         }

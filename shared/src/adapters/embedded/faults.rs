@@ -278,6 +278,7 @@ pub fn wrap_deps(deps: &crate::app::Deps, plan: &Arc<FaultPlan>) -> crate::app::
         objects: Faulty::wrap(deps.objects.clone(), plan.clone()),
         bus: Faulty::wrap(deps.bus.clone(), plan.clone()),
         bedrock: Faulty::wrap(deps.bedrock.clone(), plan.clone()),
+        on_demand: deps.on_demand.clone(),
         clock: deps.clock.clone(),
         settings: deps.settings.clone(),
     }

@@ -7,4 +7,5 @@ pub mod clock;
 pub mod db;
 pub mod faults;
 pub mod objects;
+pub mod runtime_emulator;
 pub mod store;

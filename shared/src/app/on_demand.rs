@@ -1,0 +1,95 @@
+//! The on-demand path: records run one by one through `InvokeModel`, a few at a time. Used
+//! for pooled intents still below the minimum at their deadline (policy `on_demand`) and to
+//! re-run records whose batch attempt failed with a retryable error.
+//!
+//! Each record gets at most `max_record_attempts` attempts in all (its earlier ones count);
+//! retryable errors back off and try again, a validation error ends the record at once.
+
+use super::Deps;
+use crate::domain::bedrock::OutputLine;
+use crate::domain::ids::{ModelId, ObjectKey, RecordId};
+use crate::domain::results::ImageResult;
+use crate::ports::ErrorKind;
+use futures::stream::{self, StreamExt};
+use std::time::Duration;
+
+/// One record to run.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub record_id: RecordId,
+    pub index: usize,
+    pub key: ObjectKey,
+    pub model_input: serde_json::Value,
+    /// Attempts already made (0 for a record never run).
+    pub attempts: u32,
+}
+
+/// Runs every record with bounded concurrency; returns one result per record, in order.
+pub async fn run(deps: &Deps, model: &ModelId, records: Vec<Pending>) -> Vec<ImageResult> {
+    let max = deps.settings.max_record_attempts;
+    let n = records.len() as u64;
+    let results = stream::iter(records)
+        .map(|r| run_one(deps, model, r, max))
+        .buffered(deps.settings.on_demand_concurrency.max(1))
+        .collect()
+        .await;
+    crate::metrics::count(crate::metrics::RECORDS_ON_DEMAND, n);
+    results
+}
+
+async fn run_one(deps: &Deps, model: &ModelId, rec: Pending, max: u32) -> ImageResult {
+    let mut attempts = rec.attempts;
+    loop {
+        attempts += 1;
+        let answer = deps.on_demand.invoke(model, &rec.model_input).await;
+        let line = match answer {
+            Ok(output) => OutputLine {
+                record_id: rec.record_id.to_string(),
+                model_input: None,
+                model_output: Some(output),
+                error: None,
+            },
+            Err(e) => {
+                let code = match e.kind {
+                    ErrorKind::Transient | ErrorKind::QuotaExceeded => "429",
+                    ErrorKind::Validation => "400",
+                    _ => "500",
+                };
+                let retry = e.is_retryable() && attempts < max;
+                tracing::warn!(record_id = %rec.record_id, attempts, retry, error = %e, "on-demand call failed");
+                if retry {
+                    let backoff = 50u64 << attempts.min(6);
+                    tokio::time::sleep(Duration::from_millis(backoff)).await;
+                    continue;
+                }
+                OutputLine {
+                    record_id: rec.record_id.to_string(),
+                    model_input: None,
+                    model_output: None,
+                    error: Some(crate::domain::bedrock::RecordError {
+                        error_code: serde_json::Value::String(code.into()),
+                        error_message: e.message.clone(),
+                    }),
+                }
+            }
+        };
+        let mut result =
+            ImageResult::from_output(&line, rec.record_id.clone(), rec.index, rec.key.clone());
+        result.attempts = attempts;
+        return result;
+    }
+}
+
+/// The `modelInput` of every record line in `body` (a manifest part) that `wanted` accepts.
+pub fn inputs_in(
+    body: &[u8],
+    mut wanted: impl FnMut(&str) -> bool,
+) -> Vec<(String, serde_json::Value)> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str::<OutputLine>(l).ok())
+        .filter(|l| wanted(&l.record_id))
+        .filter_map(|l| l.model_input.map(|m| (l.record_id, m)))
+        .collect()
+}

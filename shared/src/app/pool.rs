@@ -1,0 +1,410 @@
+//! Pools: intents below Bedrock's minimum records per job wait here (status POOLED), per model
+//! and prompt, until a pass of the reconciler seals them:
+//! - **by size**: the oldest waiting intents whose records reach the minimum become one shared
+//!   job (an internal intent owned by `system.pool`), at most a job's worth of records;
+//! - **by deadline**: what is left when the oldest has waited `pool_deadline_secs` follows the
+//!   below-minimum policy: `wait` (stay for the next window), `pad` (a shared job padded to
+//!   the minimum with tiny text records) or `on_demand` (InvokeModel record by record).
+//!
+//! A shared job's record ids are its members' own, so every output line maps back to exactly
+//! one (member intentId, image); when it ends, each member gets its own results, counts and
+//! terminal status (see `finish_members`).
+//!
+//! Replay and races: a member is claimed with a version-conditional write naming the shared
+//! job, so no member is ever in two jobs or in a job and on-demand. A sealer that dies between
+//! claiming and creating the shared job's intent leaves claimed members behind; the next pass
+//! creates the intent from them (the id is the one they name, the create is conditional). A
+//! member on-demand resumes where it stopped: records with a success are not run again.
+
+use super::on_demand::{self, Pending};
+use super::outbox::{publish_owned, save, take_over, Saved};
+use super::{Deps, StageError, MAX_CAS_ATTEMPTS};
+use crate::domain::bedrock::ManifestSummary;
+use crate::domain::ids::{IntentId, RecordId};
+use crate::domain::intent::{pool_intent_id, BatchIntent, PoolMember};
+use crate::domain::results::{ImageResult, ResultStatus};
+use crate::domain::settings::BelowMinimum;
+use crate::domain::status::IntentStatus;
+use crate::ports::Created;
+use chrono::Duration;
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PoolReport {
+    pub sealed_by_size: usize,
+    pub sealed_by_deadline: usize,
+    pub on_demand_intents: usize,
+    pub waiting: usize,
+    pub resumed: usize,
+}
+
+/// One pass over every pooled intent (oldest first, at most `limit`).
+pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageError> {
+    let now = deps.clock.now();
+    let settings = &deps.settings;
+    let mut report = PoolReport::default();
+    let pooled = deps
+        .store
+        .list_by_status(IntentStatus::Pooled, now, limit)
+        .await?;
+
+    // Claimed members whose shared job may not exist (a sealer died), or has ended (a
+    // watcher died before finishing them); and on-demand runs to resume.
+    let mut claimed: BTreeMap<IntentId, Vec<BatchIntent>> = BTreeMap::new();
+    // (model, prompt) -> waiting members, oldest first.
+    let mut waiting: BTreeMap<(String, String), Vec<BatchIntent>> = BTreeMap::new();
+    for m in pooled {
+        let Some(state) = m.pool.clone() else {
+            continue;
+        };
+        if let Some(p) = state.sealed_into {
+            claimed.entry(p).or_default().push(m);
+        } else if state.on_demand {
+            run_member_on_demand(deps, m).await?;
+            report.resumed += 1;
+        } else {
+            waiting
+                .entry((m.model_id.to_string(), m.prompt_version.clone()))
+                .or_default()
+                .push(m);
+        }
+    }
+    for (pool_id, members) in claimed {
+        match deps.store.get(&pool_id).await? {
+            None => {
+                let pad_to = pad_target(deps, &members);
+                create_shared(deps, pool_id, &members, pad_to).await?;
+                report.resumed += 1;
+            }
+            Some(p) if p.status.is_terminal() => {
+                finish_members(deps, &p).await?;
+                report.resumed += 1;
+            }
+            Some(_) => {}
+        }
+    }
+
+    let min = settings.quotas.min_records_per_job;
+    let cap = settings
+        .quotas
+        .max_records_per_job
+        .min(settings.max_images_per_intent as u64)
+        .max(min);
+    for (_, members) in waiting {
+        // Greedy, oldest first: a group is sealed once it reaches the minimum.
+        let mut group: Vec<BatchIntent> = Vec::new();
+        let mut records = 0u64;
+        for m in members {
+            let r = m.pool.as_ref().map_or(0, |p| p.records);
+            if records + r > cap && !group.is_empty() {
+                // Cannot happen while each member is below the minimum and cap >= 2x min;
+                // kept so a small cap never builds an oversized job.
+                if records >= min {
+                    seal(deps, std::mem::take(&mut group), 0).await?;
+                    report.sealed_by_size += 1;
+                    crate::metrics::sealed("size");
+                }
+                records = 0;
+            }
+            records += r;
+            group.push(m);
+            if records >= min {
+                seal(deps, std::mem::take(&mut group), 0).await?;
+                report.sealed_by_size += 1;
+                crate::metrics::sealed("size");
+                records = 0;
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let oldest = group
+            .iter()
+            .filter_map(|m| m.pool.as_ref().map(|p| p.since))
+            .min()
+            .unwrap_or(now);
+        if now - oldest < Duration::seconds(settings.pool_deadline_secs) {
+            report.waiting += group.len();
+            continue;
+        }
+        match settings.below_minimum {
+            BelowMinimum::Wait => {
+                report.waiting += group.len();
+                tracing::info!(intents = group.len(), records, min, "pool below the minimum at its deadline; waiting for the next window (policy wait)");
+            }
+            BelowMinimum::Pad => {
+                seal(deps, group, min).await?;
+                report.sealed_by_deadline += 1;
+                crate::metrics::sealed("deadline");
+            }
+            BelowMinimum::OnDemand => {
+                for m in group {
+                    if let Some(m) = claim_on_demand(deps, m).await? {
+                        run_member_on_demand(deps, m).await?;
+                        report.on_demand_intents += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// What a resumed shared job is padded to: the minimum under policy `pad`, else nothing.
+fn pad_target(deps: &Deps, members: &[BatchIntent]) -> u64 {
+    let records: u64 = members
+        .iter()
+        .filter_map(|m| m.pool.as_ref())
+        .map(|p| p.records)
+        .sum();
+    let min = deps.settings.quotas.min_records_per_job;
+    if records < min && deps.settings.below_minimum == BelowMinimum::Pad {
+        min
+    } else {
+        0
+    }
+}
+
+/// Claims every member of `group` for one shared job, then creates its intent.
+async fn seal(deps: &Deps, group: Vec<BatchIntent>, pad_to: u64) -> Result<(), StageError> {
+    let Some(first) = group.first() else {
+        return Ok(());
+    };
+    let planned: Vec<PoolMember> = group.iter().map(member_of).collect();
+    let pool_id = pool_intent_id(&first.model_id, &planned);
+    let mut claimed = Vec::with_capacity(group.len());
+    for m in group {
+        if let Some(m) = claim(deps, m, &pool_id).await? {
+            claimed.push(m);
+        }
+    }
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    create_shared(deps, pool_id, &claimed, pad_to).await
+}
+
+fn member_of(m: &BatchIntent) -> PoolMember {
+    PoolMember {
+        intent_id: m.intent_id.clone(),
+        job_id: m.job_id.clone(),
+        records: m.pool.as_ref().map_or(0, |p| p.records),
+    }
+}
+
+/// Version-conditional claim of one member for `pool`; None if it left (cancelled, or taken
+/// by another path) meanwhile.
+async fn claim(
+    deps: &Deps,
+    mut m: BatchIntent,
+    pool: &IntentId,
+) -> Result<Option<BatchIntent>, StageError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let expected = m.version;
+        let mut next = m.clone();
+        match next.seal_into(pool, deps.clock.now()) {
+            Ok(false) => return Ok(Some(m)),
+            Ok(true) => match save(deps, next, expected).await? {
+                Saved::Written(i) => return Ok(Some(*i)),
+                Saved::Stale(_) => {}
+            },
+            Err(_) => return Ok(None),
+        }
+        match deps.store.get(&m.intent_id).await? {
+            Some(fresh) => m = fresh,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+async fn claim_on_demand(
+    deps: &Deps,
+    mut m: BatchIntent,
+) -> Result<Option<BatchIntent>, StageError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let expected = m.version;
+        let mut next = m.clone();
+        match next.take_on_demand(deps.clock.now()) {
+            Ok(false) => return Ok(Some(m)),
+            Ok(true) => match save(deps, next, expected).await? {
+                Saved::Written(i) => return Ok(Some(*i)),
+                Saved::Stale(_) => {}
+            },
+            Err(_) => return Ok(None),
+        }
+        match deps.store.get(&m.intent_id).await? {
+            Some(fresh) => m = fresh,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Creates (conditionally) the shared job's intent and announces it; it then runs through the
+/// same stages as any intent.
+async fn create_shared(
+    deps: &Deps,
+    pool_id: IntentId,
+    members: &[BatchIntent],
+    pad_to: u64,
+) -> Result<(), StageError> {
+    let Some(first) = members.first() else {
+        return Ok(());
+    };
+    let shared = BatchIntent::new_pool(
+        pool_id,
+        first.model_id.clone(),
+        first.prompt_version.clone(),
+        members.iter().map(member_of).collect(),
+        pad_to,
+        deps.clock.now(),
+        deps.settings.intent_ttl_days,
+    );
+    match deps.store.create(&shared).await? {
+        Created::New => {
+            tracing::info!(pool_intent = %shared.intent_id, members = members.len(), pad_to, "shared job sealed");
+            publish_owned(deps, shared).await?;
+        }
+        Created::Existing(old) => {
+            take_over(deps, &old).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a member's records on-demand (skipping any that already succeeded), stores their
+/// results and ends the member.
+async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageError> {
+    let done = all_results(deps, &m.intent_id).await?;
+    let succeeded: HashMap<RecordId, ImageResult> = done
+        .into_iter()
+        .filter(|r| r.status == ResultStatus::Succeeded)
+        .map(|r| (r.record_id.clone(), r))
+        .collect();
+    let mut pending = Vec::new();
+    for part in m.jobs.iter().flat_map(|j| j.parts.iter()) {
+        let body = deps.objects.get(&part.uri).await?;
+        for (rid, input) in on_demand::inputs_in(&body, |_| true) {
+            let Ok(record_id) = RecordId::parse(&rid) else {
+                continue;
+            };
+            if succeeded.contains_key(&record_id) {
+                continue;
+            }
+            let Some(image) = m.image_for(&record_id) else {
+                continue;
+            };
+            pending.push(Pending {
+                record_id,
+                index: image.index,
+                key: image.key.clone(),
+                model_input: input,
+                attempts: 0,
+            });
+        }
+    }
+    let results = on_demand::run(deps, &m.model_id, pending).await;
+    deps.results.put_results(&m.intent_id, &results).await?;
+    finish_member(deps, &m.intent_id, None).await
+}
+
+/// Ends every member of a finished shared job (idempotent: an ended member is left as is).
+pub async fn finish_members(deps: &Deps, shared: &BatchIntent) -> Result<(), StageError> {
+    let crate::domain::intent::ImageSelection::Pool { members, .. } = &shared.selection else {
+        return Ok(());
+    };
+    for member in members {
+        finish_member(deps, &member.intent_id, Some(shared)).await?;
+    }
+    Ok(())
+}
+
+/// Counts one member's results and moves it from POOLED to its end. `shared` is the job it
+/// ran in (None: it ran on-demand).
+async fn finish_member(
+    deps: &Deps,
+    member: &IntentId,
+    shared: Option<&BatchIntent>,
+) -> Result<(), StageError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let Some(m) = deps.store.get(member).await? else {
+            return Ok(());
+        };
+        if m.status != IntentStatus::Pooled {
+            return Ok(());
+        }
+        let results = all_results(deps, member).await?;
+        let mut counts = ManifestSummary {
+            total_record_count: m.pool.as_ref().map_or(0, |p| p.records),
+            ..ManifestSummary::default()
+        };
+        for r in results.iter().filter(|r| r.status != ResultStatus::Skipped) {
+            counts.processed_record_count +=
+                u64::from(r.error_code.as_deref() != Some("no_output"));
+            if r.status == ResultStatus::Succeeded {
+                counts.success_record_count += 1;
+            } else {
+                counts.error_record_count += 1;
+            }
+            counts.input_token_count += r.input_tokens;
+            counts.output_token_count += r.output_tokens;
+        }
+        let own = if counts.success_record_count == counts.total_record_count {
+            IntentStatus::Completed
+        } else if counts.success_record_count > 0 {
+            IntentStatus::PartiallyCompleted
+        } else {
+            IntentStatus::Failed
+        };
+        let (status, failure) = match shared.map(|s| s.status) {
+            Some(s @ (IntentStatus::Failed | IntentStatus::Stopped | IntentStatus::Expired))
+                if own != IntentStatus::Completed =>
+            {
+                (s, shared.and_then(|s| s.failure_message.clone()))
+            }
+            _ if own == IntentStatus::Failed => (own, Some("no record succeeded".to_string())),
+            _ => (own, None),
+        };
+        let expected = m.version;
+        let mut next = m;
+        if next
+            .finish_pooled(status, counts, failure, deps.clock.now())
+            .is_err()
+        {
+            return Ok(());
+        }
+        match save(deps, next, expected).await? {
+            Saved::Written(i) => {
+                tracing::info!(intent_id = %i.intent_id, status = %i.status, path = ?i.path(), "pooled intent finished");
+                return Ok(());
+            }
+            Saved::Stale(_) => continue,
+        }
+    }
+    Err(StageError::Retryable(crate::ports::PortError::new(
+        crate::ports::ErrorKind::Conflict,
+        "finishing a pooled intent kept losing races",
+    )))
+}
+
+/// Every stored result of an intent, all pages.
+pub(crate) async fn all_results(
+    deps: &Deps,
+    intent: &IntentId,
+) -> Result<Vec<ImageResult>, StageError> {
+    let mut out = Vec::new();
+    let mut after: Option<RecordId> = None;
+    loop {
+        let page = deps
+            .results
+            .list_results(intent, after.as_ref(), 500)
+            .await?;
+        let n = page.len();
+        after = page.last().map(|r| r.record_id.clone());
+        out.extend(page);
+        if n < 500 {
+            return Ok(out);
+        }
+    }
+}
