@@ -6,6 +6,7 @@
 use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::Duration;
+use sha2::Digest as _;
 use shared::adapters::embedded::bedrock_emulator::{BedrockEmulator, EmulatorOptions};
 use shared::adapters::embedded::bus::{BusOptions, SqliteBus};
 use shared::adapters::embedded::clock::{ManualClock, SystemClock};
@@ -56,6 +57,34 @@ impl EmbeddedOptions {
             reconcile_when_idle: true,
         }
     }
+}
+
+/// The event S3 sends to EventBridge when an object is stored.
+pub fn object_created_event(
+    bucket: &str,
+    key: &str,
+    size: u64,
+    etag: &str,
+    time: chrono::DateTime<chrono::Utc>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{bucket}")],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": size, "etag": etag, "sequencer": "00"},
+            "request-id": "EMBEDDED",
+            "requester": "123456789012",
+            "reason": "PutObject"
+        }
+    })
 }
 
 enum RunClock {
@@ -127,6 +156,7 @@ impl Embedded {
             bus: bus.clone(),
             bedrock: emulator.clone(),
             on_demand: runtime.clone(),
+            uploads: store.clone(),
             clock,
             settings: Arc::new(opts.settings),
         };
@@ -153,15 +183,31 @@ impl Embedded {
         ]
     }
 
-    /// Stores an image in the uploads bucket, as the upload pipeline would.
+    /// Stores an image in the uploads bucket, as the upload pipeline would, and delivers the
+    /// S3 "Object Created" event to intake, as S3's EventBridge notification would (which
+    /// fills the uploads index).
     pub async fn upload(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<ObjectKey> {
         let key = ObjectKey::parse(key).map_err(|e| anyhow::anyhow!("bad key {key:?}: {e}"))?;
+        let etag = hex::encode(&sha2::Sha256::digest(&bytes)[..16]);
+        let size = bytes.len() as u64;
         self.objects
             .put(
                 &S3Uri::object(&self.deps.settings.uploads_bucket, &key),
                 bytes,
             )
             .await?;
+        let event = object_created_event(
+            self.deps.settings.uploads_bucket.as_str(),
+            key.as_str(),
+            size,
+            &etag,
+            self.deps.clock.now(),
+        );
+        let answer = self.intake(event).await;
+        anyhow::ensure!(
+            answer["statusCode"] == 200,
+            "indexing {key} failed: {answer}"
+        );
         Ok(key)
     }
 

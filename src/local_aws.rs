@@ -30,6 +30,7 @@ pub struct LocalStack {
     pub prefix: String,
     pub intents_table: String,
     pub results_table: String,
+    pub uploads_table: String,
     pub bus: String,
     pub queues: Vec<(Queue, String, String)>,
     pub settings: Settings,
@@ -44,6 +45,7 @@ impl LocalStack {
             prefix: prefix.to_owned(),
             intents_table: format!("{prefix}-intents"),
             results_table: format!("{prefix}-results"),
+            uploads_table: format!("{prefix}-uploads"),
             bus: format!("{prefix}-events"),
             queues: Queue::ALL
                 .into_iter()
@@ -63,6 +65,7 @@ impl LocalStack {
         FunctionConfig {
             intents_table: self.intents_table.clone(),
             results_table: self.results_table.clone(),
+            uploads_table: self.uploads_table.clone(),
             event_bus_name: self.bus.clone(),
             settings: self.settings.clone(),
         }
@@ -170,6 +173,17 @@ pub async fn create_resources(
         .send()
         .await
         .context("create results table")?;
+    c.dynamodb
+        .create_table()
+        .table_name(&stack.uploads_table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .send()
+        .await
+        .context("create uploads table")?;
     for bucket in [
         &stack.settings.uploads_bucket,
         &stack.settings.manifests_bucket,

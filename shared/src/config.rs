@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 pub const INTENTS_TABLE: &str = "INTENTS_TABLE";
 pub const RESULTS_TABLE: &str = "RESULTS_TABLE";
+pub const UPLOADS_TABLE: &str = "UPLOADS_TABLE";
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 pub const UPLOADS_BUCKET: &str = "UPLOADS_BUCKET";
 pub const MANIFESTS_BUCKET: &str = "MANIFESTS_BUCKET";
@@ -70,6 +71,11 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
         RESULTS_TABLE,
         true,
         "DynamoDB table of per-image results (PK intentId, SK recordId)",
+    ),
+    (
+        UPLOADS_TABLE,
+        true,
+        "DynamoDB table of the uploads index (PK pk, SK sk)",
     ),
     (EVENT_BUS_NAME, true, "EventBridge bus for BATCH_* events"),
     (
@@ -172,6 +178,7 @@ pub struct ConfigError {
 pub struct FunctionConfig {
     pub intents_table: String,
     pub results_table: String,
+    pub uploads_table: String,
     pub event_bus_name: String,
     pub settings: Settings,
 }
@@ -247,6 +254,7 @@ impl FunctionConfig {
         Ok(Self {
             intents_table: required(INTENTS_TABLE)?,
             results_table: required(RESULTS_TABLE)?,
+            uploads_table: required(UPLOADS_TABLE)?,
             event_bus_name: required(EVENT_BUS_NAME)?,
             settings: Settings {
                 api_base_url: required(API_BASE_URL)?,
@@ -332,6 +340,7 @@ mod tests {
         [
             (INTENTS_TABLE, "intents"),
             (RESULTS_TABLE, "results"),
+            (UPLOADS_TABLE, "uploads"),
             (EVENT_BUS_NAME, "bus"),
             (UPLOADS_BUCKET, "up-bucket"),
             (MANIFESTS_BUCKET, "man-bucket"),

@@ -159,6 +159,15 @@ pub trait ObjectStore: Send + Sync {
     async fn get(&self, uri: &S3Uri) -> Result<Vec<u8>, PortError>;
     /// Every key under `prefix`, in lexical order.
     async fn list(&self, bucket: &BucketName, prefix: &str) -> Result<Vec<ObjectKey>, PortError>;
+    /// Keys under `prefix` that sort after `after` and no later than `through` (both
+    /// optional), in key order: one shard of a parallel listing.
+    async fn list_range(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+        after: Option<&str>,
+        through: Option<&str>,
+    ) -> Result<Vec<ObjectKey>, PortError>;
 }
 
 /// EventBridge PutEvents. All or nothing from the caller's view: a partial failure is an error.
@@ -175,6 +184,24 @@ pub trait BatchInference: Send + Sync {
     async fn get_job(&self, arn: &BedrockJobArn) -> Result<JobInfo, PortError>;
     async fn stop_job(&self, arn: &BedrockJobArn) -> Result<(), PortError>;
     async fn list_jobs(&self, status: Option<BedrockJobStatus>) -> Result<Vec<JobInfo>, PortError>;
+}
+
+/// The uploads index (see `domain::uploads`). Recording is idempotent: the same key again
+/// overwrites itself with the same values.
+#[async_trait]
+pub trait UploadsIndex: Send + Sync {
+    async fn record(&self, upload: &crate::domain::uploads::Upload) -> Result<(), PortError>;
+    /// Every upload of `user` on `day`, in key order.
+    async fn uploads(
+        &self,
+        user: &crate::domain::ids::UserId,
+        day: chrono::NaiveDate,
+    ) -> Result<Vec<crate::domain::uploads::Upload>, PortError>;
+    /// Every user with at least one upload on `day`, in id order.
+    async fn users(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Result<Vec<crate::domain::ids::UserId>, PortError>;
 }
 
 /// On-demand model invocation (Bedrock Runtime `InvokeModel`). The body is a manifest record's

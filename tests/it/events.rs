@@ -28,9 +28,11 @@ fn when_listing_events_should_find_one_for_every_entry_point() {
         vec![
             "eventbridge-batch-requested.json",
             "eventbridge-bedrock-state-change.json",
+            "eventbridge-s3-object-created.json",
             "intake-direct.json",
             "intake-http-api-v2.json",
             "intake-rest-v1.json",
+            "schedule-nightly-run.json",
             "sqs-batch-requested.json",
             "sqs-bedrock-state-change.json",
             "sqs-manifest-ready.json",
@@ -67,6 +69,24 @@ fn when_intake_events_are_parsed_should_be_told_apart_by_door() {
     assert!(matches!(
         IntakeEvent::from_value(load("intake-direct.json")),
         Ok(IntakeEvent::Direct(_))
+    ));
+    match IntakeEvent::from_value(load("eventbridge-s3-object-created.json")) {
+        Ok(IntakeEvent::ObjectCreated {
+            bucket, key, size, ..
+        }) => {
+            assert_eq!(bucket, "batch-orchestrator-local-uploads");
+            assert_eq!(key, "uploads/user-123/2026-11-28/receipt-001.png");
+            assert_eq!(size, 48213);
+        }
+        other => panic!("not an Object Created event: {other:?}"),
+    }
+    assert!(matches!(
+        IntakeEvent::from_value(load("schedule-nightly-run.json")),
+        Ok(IntakeEvent::Nightly(Some(d))) if d.to_string() == "2026-11-28"
+    ));
+    assert!(matches!(
+        IntakeEvent::from_value(serde_json::json!({"nightlyRun": {}})),
+        Ok(IntakeEvent::Nightly(None))
     ));
 }
 

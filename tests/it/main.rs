@@ -13,6 +13,7 @@ mod events;
 mod faults;
 mod hostile;
 mod intake;
+mod nightly;
 mod openapi;
 mod pipeline;
 mod pools;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use shared::app::cancel::cancel;
 use shared::app::intake::{accept, parse_payload, parse_request, Accepted, Caller, IntakeError};
 use shared::app::status::{job_status, list_jobs, list_results};
+use shared::app::uploads::{index_object_created, nightly, Indexed};
 use shared::app::Deps;
 use shared::domain::ids::{JobId, UserId};
 use shared::domain::status::IntentStatus;
@@ -26,6 +27,16 @@ pub enum IntakeEvent {
     HttpV2(Box<ApiGatewayV2httpRequest>),
     /// A trusted caller invoking the function with the payload object itself.
     Direct(Value),
+    /// S3 "Object Created" (EventBridge) for the uploads bucket: the uploads index.
+    ObjectCreated {
+        bucket: String,
+        key: String,
+        size: u64,
+        etag: String,
+    },
+    /// The nightly schedule: `{"nightlyRun": {"day": "YYYY-MM-DD"}}`; without a day, the day
+    /// before today (UTC).
+    Nightly(Option<chrono::NaiveDate>),
 }
 
 impl IntakeEvent {
@@ -46,11 +57,44 @@ impl IntakeEvent {
                 serde_json::from_value(event).map_err(malformed)?,
             )));
         }
+        if event.get("source").and_then(Value::as_str) == Some("aws.s3")
+            && event.get("detail-type").and_then(Value::as_str) == Some("Object Created")
+        {
+            let detail = &event["detail"];
+            let text = |v: &Value, field: &str| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    IntakeError::invalid(field, "is required in an S3 Object Created event")
+                })
+            };
+            // EventBridge carries the key as stored (not URL-encoded, unlike S3 notifications).
+            return Ok(Self::ObjectCreated {
+                bucket: text(&detail["bucket"]["name"], "detail.bucket.name")?,
+                key: text(&detail["object"]["key"], "detail.object.key")?,
+                size: detail["object"]["size"].as_u64().unwrap_or(0),
+                etag: detail["object"]["etag"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
+        }
+        if let Some(run) = event.get("nightlyRun") {
+            let day = match run.get("day") {
+                None | Some(Value::Null) => None,
+                Some(d) => Some(
+                    d.as_str()
+                        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                        .ok_or_else(|| {
+                            IntakeError::invalid("nightlyRun.day", "must be a date YYYY-MM-DD")
+                        })?,
+                ),
+            };
+            return Ok(Self::Nightly(day));
+        }
         Ok(Self::Direct(event))
     }
 
     fn is_http(&self) -> bool {
-        !matches!(self, Self::Direct(_))
+        matches!(self, Self::RestV1(_) | Self::HttpV2(_))
     }
 
     /// A query string parameter of an API request.
@@ -58,7 +102,7 @@ impl IntakeEvent {
         match self {
             Self::RestV1(r) => r.query_string_parameters.first(name).map(str::to_owned),
             Self::HttpV2(r) => r.query_string_parameters.first(name).map(str::to_owned),
-            Self::Direct(_) => None,
+            _ => None,
         }
     }
 
@@ -67,7 +111,7 @@ impl IntakeEvent {
         match self {
             Self::RestV1(r) => user_from_authorizer(Some(&r.request_context.authorizer)),
             Self::HttpV2(r) => user_from_authorizer(r.request_context.authorizer.as_ref()),
-            Self::Direct(_) => Err(IntakeError::invalid("event", "this route is an API route")),
+            _ => Err(IntakeError::invalid("event", "this route is an API route")),
         }
     }
 
@@ -82,7 +126,7 @@ impl IntakeEvent {
                 r.request_context.http.method.to_string(),
                 r.raw_path.clone().unwrap_or_default(),
             )),
-            Self::Direct(_) => None,
+            _ => None,
         }
     }
 }
@@ -329,9 +373,47 @@ async fn run(deps: &Deps, event: &IntakeEvent) -> Result<(u16, Value), IntakeErr
             }
             parse_payload(&deps.settings, &Caller::Trusted, payload, trace.as_deref())?
         }
+        IntakeEvent::ObjectCreated {
+            bucket,
+            key,
+            size,
+            etag,
+        } => {
+            return match index_object_created(deps, bucket, key, *size, etag).await {
+                Ok(Indexed::Recorded(u)) => Ok((
+                    200,
+                    json!({"indexed": true, "userId": u.user_id, "day": u.day, "key": u.key}),
+                )),
+                Ok(Indexed::Ignored(reason)) => {
+                    tracing::info!(bucket, key, reason, "object not indexed");
+                    Ok((200, json!({"indexed": false, "reason": reason})))
+                }
+                Err(e) => Err(stage_error(e)),
+            };
+        }
+        IntakeEvent::Nightly(day) => {
+            let day =
+                day.unwrap_or_else(|| deps.clock.now().date_naive().pred_opt().unwrap_or_default());
+            return match nightly(deps, day).await {
+                Ok(r) => Ok((
+                    200,
+                    json!({"day": day, "users": r.users, "created": r.created, "existing": r.existing, "refused": r.refused}),
+                )),
+                Err(e) => Err(stage_error(e)),
+            };
+        }
     };
     let accepted: Accepted = accept(deps, new).await?;
     Ok((202, serde_json::to_value(&accepted).unwrap_or_default()))
+}
+
+/// A stage failure of the index or the nightly run: retryable ones are 503 (the invoker's
+/// retry policy and DLQ take over), permanent ones are refused.
+fn stage_error(e: shared::app::StageError) -> IntakeError {
+    match e {
+        shared::app::StageError::Retryable(p) => IntakeError::Unavailable(p),
+        shared::app::StageError::Permanent(m) => IntakeError::invalid("event", m),
+    }
 }
 
 /// The one place errors become status codes and client messages. Internal errors are logged
@@ -362,8 +444,9 @@ fn error_body(err: &IntakeError) -> Value {
 
 /// Handles one invocation; the answer mirrors the door it came through.
 pub async fn handle(deps: &Deps, event: Value) -> Value {
+    let api = event.get("requestContext").is_some();
     let (status, body, http) = match IntakeEvent::from_value(event) {
-        Err(e) => (e.status_code(), error_body(&e), true),
+        Err(e) => (e.status_code(), error_body(&e), api),
         Ok(event) => {
             let http = event.is_http();
             match run(deps, &event).await {

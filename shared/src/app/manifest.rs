@@ -11,7 +11,7 @@ use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::{client_token, job_name};
 use crate::domain::ids::{IntentId, ObjectKey, RecordId};
 use crate::domain::intent::{
-    user_upload_prefix, BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart, PoolMember,
+    BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart, PoolMember,
 };
 use crate::domain::manifest::{
     check_image, claude_record, job_input_prefix, job_output_prefix, pad_record, part_file_name,
@@ -84,12 +84,7 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
     let keys = match &intent.selection {
         ImageSelection::Keys(keys) => keys.clone(),
         ImageSelection::Day(day) => {
-            let prefix = format!(
-                "{}{}/",
-                user_upload_prefix(&intent.user_id),
-                day.format("%Y-%m-%d")
-            );
-            deps.objects.list(&settings.uploads_bucket, &prefix).await?
+            super::uploads::resolve_day(deps, &intent.user_id, *day).await?
         }
         ImageSelection::Pool { .. } => unreachable!("handled above"),
     };

@@ -13,12 +13,13 @@ pub mod slots;
 pub mod status;
 pub mod submit;
 pub mod sweep;
+pub mod uploads;
 pub mod watch;
 
 use crate::domain::settings::Settings;
 use crate::ports::{
     BatchInference, Clock, EventBus, IntentStore, ObjectStore, OnDemandInference, PortError,
-    ResultStore, SlotStore,
+    ResultStore, SlotStore, UploadsIndex,
 };
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ pub struct Deps {
     pub bus: Arc<dyn EventBus>,
     pub bedrock: Arc<dyn BatchInference>,
     pub on_demand: Arc<dyn OnDemandInference>,
+    pub uploads: Arc<dyn UploadsIndex>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
 }

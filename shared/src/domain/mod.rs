@@ -9,3 +9,4 @@ pub mod manifest;
 pub mod results;
 pub mod settings;
 pub mod status;
+pub mod uploads;

@@ -153,6 +153,10 @@ impl AwsClients {
                 &config.event_bus_name,
             )),
             bedrock: Arc::new(bedrock::BedrockBatch::new(self.bedrock.clone())),
+            uploads: Arc::new(dynamodb::DynamoUploads::new(
+                self.dynamodb.clone(),
+                &config.uploads_table,
+            )),
             on_demand: Arc::new(bedrock_runtime::BedrockRuntime::new(
                 self.bedrock_runtime.clone(),
             )),

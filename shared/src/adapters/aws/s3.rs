@@ -126,18 +126,34 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn list(&self, bucket: &BucketName, prefix: &str) -> Result<Vec<ObjectKey>, PortError> {
+        self.list_range(bucket, prefix, None, None).await
+    }
+
+    async fn list_range(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+        after: Option<&str>,
+        through: Option<&str>,
+    ) -> Result<Vec<ObjectKey>, PortError> {
+        // S3 lists in UTF-8 byte order, the order `str` comparison uses.
         let mut pages = self
             .client
             .list_objects_v2()
             .bucket(bucket.as_str())
             .prefix(prefix)
+            .set_start_after(after.map(str::to_owned))
             .into_paginator()
             .send();
         let mut keys = Vec::new();
-        while let Some(page) = pages.next().await {
+        'pages: while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("ListObjectsV2", e))?;
             for obj in page.contents() {
-                if let Some(key) = obj.key().and_then(|k| ObjectKey::parse(k).ok()) {
+                let Some(raw) = obj.key() else { continue };
+                if through.is_some_and(|t| raw > t) {
+                    break 'pages; // the next shard's
+                }
+                if let Ok(key) = ObjectKey::parse(raw) {
                     keys.push(key);
                 }
             }

@@ -234,6 +234,20 @@ impl ObjectStore for Faulty<dyn ObjectStore> {
             .around("objects.list", self.inner.list(bucket, prefix))
             .await
     }
+    async fn list_range(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+        after: Option<&str>,
+        through: Option<&str>,
+    ) -> Result<Vec<ObjectKey>, PortError> {
+        self.plan
+            .around(
+                "objects.list",
+                self.inner.list_range(bucket, prefix, after, through),
+            )
+            .await
+    }
 }
 
 #[async_trait]
@@ -279,6 +293,7 @@ pub fn wrap_deps(deps: &crate::app::Deps, plan: &Arc<FaultPlan>) -> crate::app::
         bus: Faulty::wrap(deps.bus.clone(), plan.clone()),
         bedrock: Faulty::wrap(deps.bedrock.clone(), plan.clone()),
         on_demand: deps.on_demand.clone(),
+        uploads: deps.uploads.clone(),
         clock: deps.clock.clone(),
         settings: deps.settings.clone(),
     }

@@ -107,6 +107,20 @@ impl ObjectStore for FsObjectStore {
         out.sort();
         Ok(out)
     }
+
+    async fn list_range(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+        after: Option<&str>,
+        through: Option<&str>,
+    ) -> Result<Vec<ObjectKey>, PortError> {
+        let mut keys = self.list(bucket, prefix).await?;
+        keys.retain(|k| {
+            after.is_none_or(|a| k.as_str() > a) && through.is_none_or(|t| k.as_str() <= t)
+        });
+        Ok(keys)
+    }
 }
 
 #[cfg(test)]

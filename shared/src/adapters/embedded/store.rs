@@ -3,12 +3,15 @@
 //! version, and lookups by jobId and Bedrock job ARN through index tables.
 
 use super::db::{json_err, map_err, Db};
-use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId};
+use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId, UserId};
 use crate::domain::intent::BatchIntent;
 use crate::domain::results::ImageResult;
-use crate::ports::{Created, IntentStore, PortError, ResultStore, SlotStore, Updated};
+use crate::domain::uploads::Upload;
+use crate::ports::{
+    Created, IntentStore, PortError, ResultStore, SlotStore, Updated, UploadsIndex,
+};
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::sync::Arc;
 
@@ -36,6 +39,13 @@ CREATE TABLE IF NOT EXISTS slots (
     idx INTEGER NOT NULL,
     holder TEXT NOT NULL,
     PRIMARY KEY (pool, idx)
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    user_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (day, user_id, key)
 );
 CREATE TABLE IF NOT EXISTS results (
     intent_id TEXT NOT NULL,
@@ -358,6 +368,64 @@ impl SlotStore for SqliteStore {
             )
             .map_err(map_err)?;
             Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl UploadsIndex for SqliteStore {
+    async fn record(&self, upload: &Upload) -> Result<(), PortError> {
+        let body = serde_json::to_string(upload).map_err(json_err)?;
+        self.db.tx(|tx| {
+            tx.execute(
+                "INSERT INTO uploads (user_id, day, key, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(day, user_id, key) DO UPDATE SET body = excluded.body",
+                params![
+                    upload.user_id.as_str(),
+                    upload.day.to_string(),
+                    upload.key.as_str(),
+                    body
+                ],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    async fn uploads(&self, user: &UserId, day: NaiveDate) -> Result<Vec<Upload>, PortError> {
+        self.db.tx(|tx| {
+            let mut stmt = tx
+                .prepare("SELECT body FROM uploads WHERE day = ?1 AND user_id = ?2 ORDER BY key")
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![day.to_string(), user.as_str()], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(map_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(serde_json::from_str(&row.map_err(map_err)?).map_err(json_err)?);
+            }
+            Ok(out)
+        })
+    }
+
+    async fn users(&self, day: NaiveDate) -> Result<Vec<UserId>, PortError> {
+        self.db.tx(|tx| {
+            let mut stmt = tx
+                .prepare("SELECT DISTINCT user_id FROM uploads WHERE day = ?1 ORDER BY user_id")
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![day.to_string()], |r| r.get::<_, String>(0))
+                .map_err(map_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let raw = row.map_err(map_err)?;
+                out.push(
+                    UserId::parse(&raw)
+                        .map_err(|e| PortError::new(crate::ports::ErrorKind::Unexpected, e.rule))?,
+                );
+            }
+            Ok(out)
         })
     }
 }

@@ -1,0 +1,154 @@
+//! The uploads index and the nightly run.
+//!
+//! - **Indexing**: every S3 "Object Created" event of the uploads bucket (an intake source)
+//!   records (userId, day, key, size, etag). Recording is an upsert, so a duplicated or
+//!   replayed event changes nothing. Keys outside `uploads/{userId}/{day}/` are not receipts:
+//!   they are logged and ignored, never retried.
+//! - **Resolving a day**: the manifest builder asks the index; when it has nothing for the
+//!   (user, day) (uploads from before the index existed), it lists the prefix in shards, in
+//!   parallel, instead of one serial page walk.
+//! - **Nightly**: a schedule makes one intent per user with uploads that day, with an intentId
+//!   derived from (userId, day), through the same `accept` as every request: running it twice,
+//!   or replaying it, finds the intents it made (`cached`) and creates nothing.
+
+use super::intake::{accept, IntakeError};
+use super::{Deps, StageError};
+use crate::domain::ids::{BucketName, ObjectKey, TraceId, UserId};
+use crate::domain::intent::{user_upload_prefix, ImageSelection, NewIntent};
+use crate::domain::manifest::DEFAULT_PROMPT_VERSION;
+use crate::domain::uploads::{nightly_intent_id, Upload};
+use crate::ports::{ErrorKind, PortError};
+use chrono::NaiveDate;
+use futures::stream::{self, StreamExt};
+
+/// What indexing one object did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Indexed {
+    Recorded(Upload),
+    /// Not an upload of ours (another bucket, or a key outside the layout).
+    Ignored(String),
+}
+
+pub async fn index_object_created(
+    deps: &Deps,
+    bucket: &str,
+    key: &str,
+    size: u64,
+    etag: &str,
+) -> Result<Indexed, StageError> {
+    if bucket != deps.settings.uploads_bucket.as_str() {
+        return Ok(Indexed::Ignored(format!(
+            "bucket {bucket} is not the uploads bucket"
+        )));
+    }
+    let upload = match Upload::from_key(key, size, etag) {
+        Ok(u) => u,
+        Err(e) => return Ok(Indexed::Ignored(e.rule)),
+    };
+    deps.uploads.record(&upload).await?;
+    tracing::info!(user_id = %upload.user_id, day = %upload.day, key = %upload.key, "upload indexed");
+    Ok(Indexed::Recorded(upload))
+}
+
+/// The keys of a user's day: from the index, else a sharded listing of the prefix.
+pub async fn resolve_day(
+    deps: &Deps,
+    user: &UserId,
+    day: NaiveDate,
+) -> Result<Vec<ObjectKey>, StageError> {
+    let indexed = deps.uploads.uploads(user, day).await?;
+    if !indexed.is_empty() {
+        return Ok(indexed.into_iter().map(|u| u.key).collect());
+    }
+    let prefix = format!("{}{}/", user_upload_prefix(user), day.format("%Y-%m-%d"));
+    Ok(list_sharded(deps, &deps.settings.uploads_bucket, &prefix).await?)
+}
+
+/// Shard boundaries: the first character of the name after the prefix. Shard i holds the
+/// keys after boundary i-1 and up to boundary i, so every key is in exactly one shard.
+const SHARD_BOUNDARIES: &[&str] = &[
+    "0", "4", "8", "C", "G", "K", "O", "S", "W", "c", "g", "k", "o", "s", "w",
+];
+
+/// Shards listed at once.
+const LIST_CONCURRENCY: usize = 8;
+
+/// Lists `prefix` as parallel range walks; the keys come back in key order.
+pub async fn list_sharded(
+    deps: &Deps,
+    bucket: &BucketName,
+    prefix: &str,
+) -> Result<Vec<ObjectKey>, PortError> {
+    let bounds: Vec<String> = SHARD_BOUNDARIES
+        .iter()
+        .map(|b| format!("{prefix}{b}"))
+        .collect();
+    let ranges: Vec<(Option<String>, Option<String>)> = (0..=bounds.len())
+        .map(|i| {
+            (
+                i.checked_sub(1).map(|j| bounds[j].clone()),
+                bounds.get(i).cloned(),
+            )
+        })
+        .collect();
+    let shards: Vec<Result<Vec<ObjectKey>, PortError>> = stream::iter(ranges)
+        .map(|(after, through)| async move {
+            deps.objects
+                .list_range(bucket, prefix, after.as_deref(), through.as_deref())
+                .await
+        })
+        .buffered(LIST_CONCURRENCY)
+        .collect()
+        .await;
+    let mut keys = Vec::new();
+    for shard in shards {
+        keys.extend(shard?);
+    }
+    Ok(keys)
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NightlyReport {
+    pub users: usize,
+    pub created: usize,
+    pub existing: usize,
+    pub refused: usize,
+}
+
+/// One intent per user with uploads on `day`.
+pub async fn nightly(deps: &Deps, day: NaiveDate) -> Result<NightlyReport, StageError> {
+    let Some(model) = deps.settings.default_model().cloned() else {
+        return Err(StageError::Permanent("no model is configured".into()));
+    };
+    let mut report = NightlyReport::default();
+    for user in deps.uploads.users(day).await? {
+        report.users += 1;
+        let req = NewIntent {
+            intent_id: nightly_intent_id(&user, day),
+            user_id: user.clone(),
+            selection: ImageSelection::Day(day),
+            model_id: model.clone(),
+            prompt_version: DEFAULT_PROMPT_VERSION.to_owned(),
+            trace_id: TraceId::generate(),
+        };
+        match accept(deps, req).await {
+            Ok(a) if a.cached => report.existing += 1,
+            Ok(_) => report.created += 1,
+            // Only if the default model changed since the first run of this day: that day's
+            // intent stands as it was made.
+            Err(IntakeError::KeyReused(id)) => {
+                tracing::warn!(user_id = %user, intent_id = %id, "nightly intent exists with another payload; left as it is");
+                report.refused += 1;
+            }
+            Err(IntakeError::Unavailable(e)) => return Err(StageError::Retryable(e)),
+            Err(e) => {
+                return Err(StageError::Retryable(PortError::new(
+                    ErrorKind::Unexpected,
+                    e.to_string(),
+                )))
+            }
+        }
+    }
+    tracing::info!(day = %day, users = report.users, created = report.created, existing = report.existing, "nightly run done");
+    Ok(report)
+}

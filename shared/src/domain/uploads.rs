@@ -1,0 +1,91 @@
+//! The uploads index: what the upload pipeline stored, per user and day. It is filled from S3
+//! "Object Created" events (an intake source) and read by the manifest builder and the nightly
+//! run instead of listing S3 prefixes.
+
+use super::ids::{IdError, IntentId, ObjectKey, UserId};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One stored image. The layout `uploads/{userId}/{YYYY-MM-DD}/{name}` gives its user and day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Upload {
+    pub user_id: UserId,
+    pub day: NaiveDate,
+    pub key: ObjectKey,
+    pub size: u64,
+    pub etag: String,
+}
+
+impl Upload {
+    /// The upload a key names, if it follows the uploads layout.
+    pub fn from_key(key: &str, size: u64, etag: &str) -> Result<Self, IdError> {
+        let layout = || IdError {
+            rule: format!("key {key:?} is not uploads/{{userId}}/{{YYYY-MM-DD}}/{{name}}"),
+        };
+        let rest = key.strip_prefix("uploads/").ok_or_else(layout)?;
+        let mut parts = rest.splitn(3, '/');
+        let (Some(user), Some(day), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(layout());
+        };
+        if name.is_empty() || name.ends_with('/') {
+            return Err(layout());
+        }
+        let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| layout())?;
+        Ok(Self {
+            user_id: UserId::parse(user)?,
+            day,
+            key: ObjectKey::parse(key)?,
+            size,
+            etag: etag.trim_matches('"').to_owned(),
+        })
+    }
+}
+
+/// The nightly intent of one user and day: `nightly-{day}-{32 hex of sha256(userId)}`, so
+/// running the schedule twice (or replaying it) finds the intent it already made.
+pub fn nightly_intent_id(user: &UserId, day: NaiveDate) -> IntentId {
+    let hex = hex::encode(Sha256::digest(user.as_str().as_bytes()));
+    IntentId::parse(&format!(
+        "nightly-{}-{}",
+        day.format("%Y-%m-%d"),
+        &hex[..32]
+    ))
+    .unwrap_or_else(|e| unreachable!("a dated hex id is valid: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_key_follows_the_layout_should_give_user_and_day() {
+        let u = Upload::from_key("uploads/u-1/2026-11-28/a b.jpg", 10, "\"abc\"").expect("ok");
+        assert_eq!(u.user_id.as_str(), "u-1");
+        assert_eq!(u.day.to_string(), "2026-11-28");
+        assert_eq!(u.etag, "abc");
+        for bad in [
+            "other/u-1/2026-11-28/a.jpg",
+            "uploads/u-1/a.jpg",
+            "uploads/u-1/2026-13-01/a.jpg",
+            "uploads/u-1/2026-11-28/",
+            "uploads/../2026-11-28/a.jpg",
+        ] {
+            assert!(Upload::from_key(bad, 1, "e").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn when_deriving_nightly_ids_should_be_stable_per_user_and_day() {
+        let u = UserId::parse("u-1").expect("ok");
+        let d = NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+        assert_eq!(nightly_intent_id(&u, d), nightly_intent_id(&u, d));
+        assert_ne!(
+            nightly_intent_id(&u, d),
+            nightly_intent_id(&u, d.succ_opt().expect("d"))
+        );
+        let other = UserId::parse("u-2").expect("ok");
+        assert_ne!(nightly_intent_id(&u, d), nightly_intent_id(&other, d));
+    }
+}
