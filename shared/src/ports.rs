@@ -158,6 +158,14 @@ pub trait ObjectStore: Send + Sync {
     /// `ErrorKind::NotFound` when there is no such object.
     async fn get(&self, uri: &S3Uri) -> Result<Vec<u8>, PortError>;
     /// Every key under `prefix`, in lexical order.
+    /// The first `n` bytes of an object (fewer if it is shorter) and its whole size: enough
+    /// to sniff an image's type and dimensions without reading it.
+    async fn head(&self, uri: &S3Uri, n: usize) -> Result<(Vec<u8>, u64), PortError>;
+    /// A server-side copy (S3 CopyObject): the bytes never pass through the caller.
+    async fn copy(&self, from: &S3Uri, to: &S3Uri) -> Result<(), PortError>;
+    /// A streaming write: bytes go up as they come (S3 multipart in parts), and the object
+    /// appears whole on `finish`, or not at all.
+    async fn writer(&self, uri: &S3Uri) -> Result<Box<dyn ObjectWriter>, PortError>;
     async fn list(&self, bucket: &BucketName, prefix: &str) -> Result<Vec<ObjectKey>, PortError>;
     /// Keys under `prefix` that sort after `after` and no later than `through` (both
     /// optional), in key order: one shard of a parallel listing.
@@ -184,6 +192,16 @@ pub trait BatchInference: Send + Sync {
     async fn get_job(&self, arn: &BedrockJobArn) -> Result<JobInfo, PortError>;
     async fn stop_job(&self, arn: &BedrockJobArn) -> Result<(), PortError>;
     async fn list_jobs(&self, status: Option<BedrockJobStatus>) -> Result<Vec<JobInfo>, PortError>;
+}
+
+/// One object being written by [`ObjectStore::writer`].
+#[async_trait]
+pub trait ObjectWriter: Send {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), PortError>;
+    /// Makes the object visible; returns its size in bytes.
+    async fn finish(self: Box<Self>) -> Result<u64, PortError>;
+    /// Gives up: nothing becomes visible and nothing is left billed.
+    async fn abort(self: Box<Self>);
 }
 
 /// The uploads index (see `domain::uploads`). Recording is idempotent: the same key again

@@ -482,3 +482,109 @@ async fn when_records_run_on_demand_should_invoke_the_model_through_bedrock_runt
     assert_eq!(err.kind, shared::ports::ErrorKind::Validation, "{err}");
     let _ = (&env.bedrock, &env.clients);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_objects_stream_copy_and_index_on_aws_should_round_trip_through_the_sdk() {
+    use shared::ports::ObjectStore as _;
+    let Some(aws) = endpoint() else { return };
+    let env = setup(&aws, "objects", 3).await;
+    let bucket = env.stack.settings.manifests_bucket.clone();
+    let uri = |k: &str| S3Uri::object(&bucket, &ObjectKey::parse(k).expect("key"));
+
+    // 20 MiB through the streaming writer: three multipart parts, in uneven writes.
+    let body: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let mut w = env
+        .deps
+        .objects
+        .writer(&uri("big/part.jsonl"))
+        .await
+        .expect("writer");
+    for chunk in body.chunks(3 * 1024 * 1024 + 17) {
+        w.write(chunk).await.expect("write");
+    }
+    assert_eq!(w.finish().await.expect("finish"), body.len() as u64);
+    assert_eq!(
+        env.deps
+            .objects
+            .get(&uri("big/part.jsonl"))
+            .await
+            .expect("get"),
+        body
+    );
+    // A small one is a single put; an aborted one never appears.
+    let mut w = env
+        .deps
+        .objects
+        .writer(&uri("small.jsonl"))
+        .await
+        .expect("writer");
+    w.write(b"{}\n").await.expect("write");
+    w.finish().await.expect("finish");
+    let mut w = env
+        .deps
+        .objects
+        .writer(&uri("gone.jsonl"))
+        .await
+        .expect("writer");
+    w.write(&body[..9 * 1024 * 1024]).await.expect("write");
+    w.abort().await;
+    assert!(env.deps.objects.get(&uri("gone.jsonl")).await.is_err());
+
+    // Head: the first bytes and the whole size; copy: a key that needs encoding.
+    let (head, size) = env
+        .deps
+        .objects
+        .head(&uri("big/part.jsonl"), 16)
+        .await
+        .expect("head");
+    assert_eq!((head.as_slice(), size), (&body[..16], body.len() as u64));
+    env.deps
+        .objects
+        .copy(&uri("small.jsonl"), &uri("copies/a b+c%.jsonl"))
+        .await
+        .expect("copy");
+    assert_eq!(
+        env.deps
+            .objects
+            .get(&uri("copies/a b+c%.jsonl"))
+            .await
+            .expect("get"),
+        b"{}\n"
+    );
+
+    // The uploads index on DynamoDB: recording twice is recording once.
+    let up = shared::domain::uploads::Upload::from_key("uploads/u-1/2026-11-28/a.png", 5, "e")
+        .expect("upload");
+    env.deps.uploads.record(&up).await.expect("record");
+    env.deps.uploads.record(&up).await.expect("record again");
+    let day = up.day;
+    assert_eq!(
+        env.deps
+            .uploads
+            .uploads(&up.user_id, day)
+            .await
+            .expect("query"),
+        vec![up.clone()]
+    );
+    assert_eq!(
+        env.deps.uploads.users(day).await.expect("users"),
+        vec![up.user_id.clone()]
+    );
+
+    // The sharded listing over S3 finds every key once.
+    for name in ["0", "4", "4a", "Zz", "a", "~x"] {
+        env.deps
+            .objects
+            .put(&uri(&format!("shards/{name}")), b"x".to_vec())
+            .await
+            .expect("put");
+    }
+    let listed = shared::app::uploads::list_sharded(&env.deps, &bucket, "shards/")
+        .await
+        .expect("list");
+    let names: Vec<&str> = listed
+        .iter()
+        .map(|k| k.as_str().trim_start_matches("shards/"))
+        .collect();
+    assert_eq!(names, vec!["0", "4", "4a", "Zz", "a", "~x"]);
+}

@@ -9,18 +9,18 @@
 use super::outbox::{save, take_over, Saved};
 use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::{client_token, job_name};
-use crate::domain::ids::{IntentId, ObjectKey, RecordId};
+use crate::domain::ids::{IntentId, RecordId};
 use crate::domain::intent::{
     BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart, PoolMember,
 };
 use crate::domain::manifest::{
     check_image, claude_record, job_input_prefix, job_output_prefix, pad_record, part_file_name,
-    prompt,
+    prompt, Place, Splitter,
 };
 use crate::domain::results::ImageResult;
-use crate::domain::settings::{ModelFamily, Quotas};
+use crate::domain::settings::ModelFamily;
 use crate::domain::status::IntentStatus;
-use crate::ports::{ErrorKind, PortError};
+use crate::ports::{ErrorKind, ObjectWriter, PortError};
 use futures::stream::{self, StreamExt};
 
 /// How many images are fetched at once.
@@ -111,29 +111,31 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         return Ok(intent);
     }
 
-    // Fetch with bounded concurrency, keeping the client's order (it fixes the record ids).
-    let fetched: Vec<(usize, ObjectKey, Result<Vec<u8>, PortError>)> =
-        stream::iter(keys.into_iter().enumerate())
-            .map(|(i, key)| async move {
-                let uri = crate::domain::bedrock::S3Uri::object(&settings.uploads_bucket, &key);
-                let bytes = deps.objects.get(&uri).await;
-                (i, key, bytes)
-            })
-            .buffered(FETCH_CONCURRENCY)
-            .collect()
-            .await;
+    // Fetch with bounded concurrency, keeping the client's order (it fixes the record ids),
+    // and write each record as it comes: at most FETCH_CONCURRENCY images and one part's
+    // upload buffer are in memory, whatever the intent's size.
+    let mut fetched = stream::iter(keys.into_iter().enumerate())
+        .map(|(i, key)| async move {
+            let uri = crate::domain::bedrock::S3Uri::object(&settings.uploads_bucket, &key);
+            let bytes = deps.objects.get(&uri).await;
+            (i, key, bytes)
+        })
+        .buffered(FETCH_CONCURRENCY);
 
-    let mut images = Vec::with_capacity(fetched.len());
+    let mut images = Vec::new();
     let mut skipped = Vec::new();
-    let mut planner = Planner::new(&settings.quotas);
-    for (index, key, bytes) in fetched {
+    let mut out = ManifestWriter::new(deps, &intent.job_id);
+    while let Some((index, key, bytes)) = fetched.next().await {
         let record_id = RecordId::for_image(&intent.job_id, index);
         let checked = match bytes {
             Ok(bytes) => check_image(&bytes).map(|media| (media, bytes)),
             Err(e) if e.kind == ErrorKind::NotFound => {
                 Err("not found in the uploads bucket".to_string())
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                out.abort().await;
+                return Err(e.into());
+            }
         };
         let rejected = match checked {
             Ok((media, bytes)) => {
@@ -146,7 +148,8 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
                         settings.max_output_tokens,
                     ),
                 };
-                planner.push(line);
+                drop(bytes);
+                out.push(line.as_bytes()).await?;
                 None
             }
             Err(reason) => {
@@ -166,15 +169,14 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
             rejected,
         });
     }
+    let accepted = out.records();
+    let jobs = out.finish().await?;
     if !skipped.is_empty() {
         deps.results
             .put_results(&intent.intent_id, &skipped)
             .await?;
     }
-
-    let accepted = planner.records();
-    let planned = planner.finish();
-    if planned.is_empty() {
+    if jobs.is_empty() {
         intent.images = images;
         intent
             .fail(
@@ -184,7 +186,6 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     }
-    let jobs = write_jobs(deps, &intent.job_id, planned).await?;
     if accepted < settings.quotas.min_records_per_job {
         // Too small for a job of its own: the parts just written wait in the model's pool
         // (the reconciler seals pools, see `pool.rs`).
@@ -200,47 +201,124 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
     Ok(intent)
 }
 
-/// Writes every planned part under the intent's job folders; deterministic keys, so a replay
-/// rewrites the same objects.
-async fn write_jobs(
-    deps: &Deps,
-    job_id: &crate::domain::ids::JobId,
-    planned: Vec<Vec<PlannedPart>>,
-) -> Result<Vec<BatchJob>, StageError> {
-    let settings = &deps.settings;
-    let mut jobs = Vec::with_capacity(planned.len());
-    for (j, parts) in planned.into_iter().enumerate() {
-        let job_no = j as u32 + 1;
-        let input = job_input_prefix(&settings.manifests_bucket, job_id, job_no);
-        let mut written = Vec::with_capacity(parts.len());
-        for (p, part) in parts.into_iter().enumerate() {
-            let part_no = p as u32 + 1;
-            let uri = input.join(&part_file_name(part_no));
-            let records = part.records;
-            let bytes = part.body.len() as u64;
-            deps.objects.put(&uri, part.body.into_bytes()).await?;
-            written.push(ManifestPart {
+/// Streams records into parts under the intent's job folders, split by [`Splitter`]: each
+/// part is one streaming object write (multipart on S3), closed when the next record would
+/// pass a quota. Keys are deterministic, so a replay rewrites the same objects.
+struct ManifestWriter<'d> {
+    deps: &'d Deps,
+    job_id: crate::domain::ids::JobId,
+    splitter: Splitter,
+    jobs: Vec<BatchJob>,
+    open: Option<(Box<dyn ObjectWriter>, ManifestPart)>,
+}
+
+impl<'d> ManifestWriter<'d> {
+    fn new(deps: &'d Deps, job_id: &crate::domain::ids::JobId) -> Self {
+        Self {
+            deps,
+            job_id: job_id.clone(),
+            splitter: Splitter::new(&deps.settings.quotas),
+            jobs: Vec::new(),
+            open: None,
+        }
+    }
+
+    fn records(&self) -> u64 {
+        self.splitter.records
+    }
+
+    async fn push(&mut self, line: &[u8]) -> Result<(), StageError> {
+        let result = self.push_inner(line).await;
+        if result.is_err() {
+            self.abort_open().await;
+        }
+        result
+    }
+
+    async fn push_inner(&mut self, line: &[u8]) -> Result<(), StageError> {
+        let settings = &self.deps.settings;
+        match self.splitter.place(line.len() as u64) {
+            Place::Same => {}
+            Place::NewJob => {
+                self.close_part().await?;
+                let job_no = self.jobs.len() as u32 + 1;
+                self.jobs.push(BatchJob {
+                    job_no,
+                    attempt: 1,
+                    job_name: job_name(&self.job_id, job_no, 1),
+                    client_token: client_token(&self.job_id, job_no, 1),
+                    input: job_input_prefix(&settings.manifests_bucket, &self.job_id, job_no),
+                    output: job_output_prefix(&settings.outputs_bucket, &self.job_id, job_no),
+                    parts: Vec::new(),
+                    arn: None,
+                    status: None,
+                    failure_message: None,
+                    summary: None,
+                });
+                self.open_part().await?;
+            }
+            Place::NewPart => {
+                self.close_part().await?;
+                self.open_part().await?;
+            }
+        }
+        let (writer, part) = self
+            .open
+            .as_mut()
+            .ok_or_else(|| StageError::Permanent("no part is open".into()))?;
+        writer.write(line).await?;
+        part.records += 1;
+        part.bytes += line.len() as u64;
+        Ok(())
+    }
+
+    async fn open_part(&mut self) -> Result<(), StageError> {
+        let job = self
+            .jobs
+            .last()
+            .ok_or_else(|| StageError::Permanent("no job is open".into()))?;
+        let part_no = job.parts.len() as u32 + 1;
+        let uri = job.input.join(&part_file_name(part_no));
+        let writer = self.deps.objects.writer(&uri).await?;
+        self.open = Some((
+            writer,
+            ManifestPart {
                 part: part_no,
                 uri,
-                records,
-                bytes,
-            });
-        }
-        jobs.push(BatchJob {
-            job_no,
-            attempt: 1,
-            job_name: job_name(job_id, job_no, 1),
-            client_token: client_token(job_id, job_no, 1),
-            input,
-            output: job_output_prefix(&settings.outputs_bucket, job_id, job_no),
-            parts: written,
-            arn: None,
-            status: None,
-            failure_message: None,
-            summary: None,
-        });
+                records: 0,
+                bytes: 0,
+            },
+        ));
+        Ok(())
     }
-    Ok(jobs)
+
+    async fn close_part(&mut self) -> Result<(), StageError> {
+        if let Some((writer, part)) = self.open.take() {
+            writer.finish().await?;
+            if let Some(job) = self.jobs.last_mut() {
+                job.parts.push(part);
+            }
+        }
+        Ok(())
+    }
+
+    async fn abort_open(&mut self) {
+        if let Some((writer, _)) = self.open.take() {
+            writer.abort().await;
+        }
+    }
+
+    async fn abort(mut self) {
+        self.abort_open().await;
+    }
+
+    async fn finish(mut self) -> Result<Vec<BatchJob>, StageError> {
+        if let Err(e) = self.close_part().await {
+            self.abort_open().await;
+            return Err(e);
+        }
+        Ok(self.jobs)
+    }
 }
 
 /// A shared job's manifest: every member's records, read back from the parts the member
@@ -253,7 +331,7 @@ async fn build_shared(
     pad_to: u64,
 ) -> Result<BatchIntent, StageError> {
     let now = deps.clock.now();
-    let mut planner = Planner::new(&deps.settings.quotas);
+    let mut out = ManifestWriter::new(deps, &intent.job_id);
     let mut images = Vec::new();
     for member in members {
         let Some(m) = deps.store.get(&member.intent_id).await? else {
@@ -269,13 +347,19 @@ async fn build_shared(
         }
         let mut accepted = m.images.iter().filter(|i| i.rejected.is_none());
         for part in m.jobs.iter().flat_map(|j| j.parts.iter()) {
-            let body = deps.objects.get(&part.uri).await?;
+            let body = match deps.objects.get(&part.uri).await {
+                Ok(b) => b,
+                Err(e) => {
+                    out.abort().await;
+                    return Err(e.into());
+                }
+            };
             for line in String::from_utf8_lossy(&body).lines() {
                 if line.trim().is_empty() {
                     continue;
                 }
                 let Some(image) = accepted.next() else { break };
-                planner.push(format!("{line}\n"));
+                out.push(format!("{line}\n").as_bytes()).await?;
                 images.push(ImageEntry {
                     index: images.len(),
                     key: image.key.clone(),
@@ -286,100 +370,44 @@ async fn build_shared(
         }
     }
     if images.is_empty() {
+        out.abort().await;
         intent
             .fail("every member of the shared job was cancelled".into(), now)
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     }
-    for n in planner.records()..pad_to {
-        planner.push(pad_record(&intent.job_id, n));
+    for n in out.records()..pad_to {
+        out.push(pad_record(&intent.job_id, n).as_bytes()).await?;
     }
-    let jobs = write_jobs(deps, &intent.job_id, planner.finish()).await?;
+    let jobs = out.finish().await?;
     intent
         .record_manifest(images, jobs, now)
         .map_err(|e| StageError::Permanent(e.to_string()))?;
     Ok(intent)
 }
 
-#[derive(Debug, Default)]
-struct PlannedPart {
-    body: String,
-    records: u64,
-}
-
-/// Greedy split of records into parts (files) and jobs, never passing a quota: records and
-/// bytes per file, records and bytes per job.
-struct Planner<'q> {
-    quotas: &'q Quotas,
-    jobs: Vec<Vec<PlannedPart>>,
-    job_records: u64,
-    job_bytes: u64,
-}
-
-impl<'q> Planner<'q> {
-    fn new(quotas: &'q Quotas) -> Self {
-        Self {
-            quotas,
-            jobs: Vec::new(),
-            job_records: 0,
-            job_bytes: 0,
-        }
-    }
-
-    fn push(&mut self, line: String) {
-        let len = line.len() as u64;
-        let q = self.quotas;
-        let new_job = self.jobs.is_empty()
-            || self.job_records + 1 > q.max_records_per_job
-            || self.job_bytes + len > q.max_job_bytes;
-        if new_job {
-            self.jobs.push(vec![PlannedPart::default()]);
-            self.job_records = 0;
-            self.job_bytes = 0;
-        }
-        let parts = self.jobs.last_mut().expect("a job was just ensured");
-        let part = parts.last().expect("every job starts with a part");
-        if part.records > 0
-            && (part.records + 1 > q.max_records_per_file
-                || part.body.len() as u64 + len > q.max_file_bytes)
-        {
-            parts.push(PlannedPart::default());
-        }
-        let part = parts.last_mut().expect("a part was just ensured");
-        part.body.push_str(&line);
-        part.records += 1;
-        self.job_records += 1;
-        self.job_bytes += len;
-    }
-
-    /// Records pushed so far.
-    fn records(&self) -> u64 {
-        self.jobs.iter().flatten().map(|p| p.records).sum()
-    }
-
-    fn finish(self) -> Vec<Vec<PlannedPart>> {
-        self.jobs
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::domain::manifest::{Place, Splitter};
+    use crate::domain::settings::Quotas;
 
-    fn plan(quotas: &Quotas, lines: usize, line_len: usize) -> Vec<Vec<(u64, usize)>> {
-        let mut p = Planner::new(quotas);
+    /// (records, bytes) of every part of every job, for `lines` lines of `line_len` bytes.
+    fn plan(quotas: &Quotas, lines: u64, line_len: u64) -> Vec<Vec<(u64, u64)>> {
+        let mut s = Splitter::new(quotas);
+        let mut jobs: Vec<Vec<(u64, u64)>> = Vec::new();
         for _ in 0..lines {
-            p.push(format!("{}\n", "x".repeat(line_len - 1)));
+            match s.place(line_len) {
+                Place::NewJob => jobs.push(vec![(0, 0)]),
+                Place::NewPart => jobs.last_mut().expect("job").push((0, 0)),
+                Place::Same => {}
+            }
+            let part = jobs.last_mut().and_then(|j| j.last_mut()).expect("part");
+            part.0 += 1;
+            part.1 += line_len;
         }
-        p.finish()
-            .into_iter()
-            .map(|parts| {
-                parts
-                    .into_iter()
-                    .map(|pp| (pp.records, pp.body.len()))
-                    .collect()
-            })
-            .collect()
+        assert_eq!(s.jobs as usize, jobs.len());
+        assert_eq!(s.parts as usize, jobs.iter().map(Vec::len).sum::<usize>());
+        jobs
     }
 
     #[test]
@@ -389,8 +417,7 @@ mod tests {
             max_records_per_file: 2,
             ..Quotas::default()
         };
-        let jobs = plan(&q, 7, 10);
-        let shape: Vec<Vec<u64>> = jobs
+        let shape: Vec<Vec<u64>> = plan(&q, 7, 10)
             .iter()
             .map(|p| p.iter().map(|x| x.0).collect())
             .collect();
@@ -407,5 +434,41 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         assert!(jobs[0].iter().all(|(_, bytes)| *bytes <= 25));
         assert_eq!(jobs[0].iter().map(|x| x.0).sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn when_records_are_exactly_50000_should_make_one_job_and_50001_two() {
+        let q = Quotas::default();
+        let one = plan(&q, 50_000, 100);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0], vec![(50_000, 5_000_000)]);
+        let two = plan(&q, 50_001, 100);
+        assert_eq!(two.len(), 2);
+        assert_eq!((two[0][0].0, two[1][0].0), (50_000, 1));
+    }
+
+    #[test]
+    fn when_a_file_would_pass_its_byte_limit_by_one_should_start_a_new_part() {
+        // A 1 GB file, scaled down: the limit is 1,000 bytes and ten 100-byte lines fill it.
+        let q = Quotas {
+            max_file_bytes: 1_000,
+            max_job_bytes: 10_000,
+            ..Quotas::default()
+        };
+        assert_eq!(
+            plan(&q, 10, 100),
+            vec![vec![(10, 1_000)]],
+            "exactly at the limit"
+        );
+        let over = plan(&q, 11, 100);
+        assert_eq!(
+            over,
+            vec![vec![(10, 1_000), (1, 100)]],
+            "one byte-line over"
+        );
+        // And the job's byte limit starts a new job.
+        let jobs = plan(&q, 101, 100);
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[1], vec![(1, 100)]);
     }
 }

@@ -168,6 +168,83 @@ pub fn claude_record(
     line
 }
 
+/// Where the next record of a manifest goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// In the part being written.
+    Same,
+    /// In a new part of the same job.
+    NewPart,
+    /// In the first part of a new job.
+    NewJob,
+}
+
+/// Greedy split of records, in order, into parts (files) and jobs, never passing a quota:
+/// records and bytes per file, records and bytes per job. Pure counting: the manifest builder
+/// streams parts by it, and the planner benchmark runs it over millions of records.
+#[derive(Debug, Clone)]
+pub struct Splitter {
+    quotas: super::settings::Quotas,
+    started: bool,
+    part_records: u64,
+    part_bytes: u64,
+    job_records: u64,
+    job_bytes: u64,
+    pub jobs: u32,
+    pub parts: u32,
+    pub records: u64,
+}
+
+impl Splitter {
+    pub fn new(quotas: &super::settings::Quotas) -> Self {
+        Self {
+            quotas: quotas.clone(),
+            started: false,
+            part_records: 0,
+            part_bytes: 0,
+            job_records: 0,
+            job_bytes: 0,
+            jobs: 0,
+            parts: 0,
+            records: 0,
+        }
+    }
+
+    /// Places one record of `len` bytes (its line, newline included).
+    pub fn place(&mut self, len: u64) -> Place {
+        let q = &self.quotas;
+        let place = if !self.started
+            || self.job_records + 1 > q.max_records_per_job
+            || self.job_bytes + len > q.max_job_bytes
+        {
+            self.started = true;
+            self.jobs += 1;
+            self.parts += 1;
+            self.job_records = 0;
+            self.job_bytes = 0;
+            self.part_records = 0;
+            self.part_bytes = 0;
+            Place::NewJob
+        } else if self.part_records > 0
+            && (self.part_records + 1 > q.max_records_per_file
+                || self.part_bytes + len > q.max_file_bytes)
+        {
+            self.parts += 1;
+            self.part_records = 0;
+            self.part_bytes = 0;
+            Place::NewPart
+        } else {
+            Place::Same
+        };
+        self.part_records += 1;
+        self.part_bytes += len;
+        self.job_records += 1;
+        self.job_bytes += len;
+        self.records += 1;
+        place
+    }
+}
+
 /// Record ids of padding records start with this; their answers are dropped.
 pub const PAD_PREFIX: &str = "pad-";
 

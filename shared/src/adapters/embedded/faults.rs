@@ -234,6 +234,22 @@ impl ObjectStore for Faulty<dyn ObjectStore> {
             .around("objects.list", self.inner.list(bucket, prefix))
             .await
     }
+    async fn head(&self, uri: &S3Uri, n: usize) -> Result<(Vec<u8>, u64), PortError> {
+        self.plan
+            .around("objects.get", self.inner.head(uri, n))
+            .await
+    }
+    async fn copy(&self, from: &S3Uri, to: &S3Uri) -> Result<(), PortError> {
+        self.plan
+            .around("objects.put", self.inner.copy(from, to))
+            .await
+    }
+    async fn writer(&self, uri: &S3Uri) -> Result<Box<dyn crate::ports::ObjectWriter>, PortError> {
+        // The fault point is the open; a crash mid-object is the same as one before `finish`.
+        self.plan
+            .around("objects.put", self.inner.writer(uri))
+            .await
+    }
     async fn list_range(
         &self,
         bucket: &BucketName,

@@ -3,9 +3,10 @@
 
 use crate::domain::bedrock::S3Uri;
 use crate::domain::ids::{BucketName, ObjectKey};
-use crate::ports::{ErrorKind, ObjectStore, PortError};
+use crate::ports::{ErrorKind, ObjectStore, ObjectWriter, PortError};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[derive(Debug, Clone)]
 pub struct FsObjectStore {
@@ -29,6 +30,58 @@ impl FsObjectStore {
     }
 }
 
+/// A file written beside its final name and renamed into place on `finish`.
+struct FsWriter {
+    file: tokio::fs::File,
+    tmp: PathBuf,
+    path: PathBuf,
+    written: u64,
+}
+
+#[async_trait]
+impl ObjectWriter for FsWriter {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), PortError> {
+        self.file
+            .write_all(bytes)
+            .await
+            .map_err(|e| io_err("write", &self.tmp, e))?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<u64, PortError> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| io_err("flush", &self.tmp, e))?;
+        tokio::fs::rename(&self.tmp, &self.path)
+            .await
+            .map_err(|e| io_err("rename", &self.path, e))?;
+        Ok(self.written)
+    }
+
+    async fn abort(self: Box<Self>) {
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+impl FsObjectStore {
+    /// A hidden temporary file in the object's folder (listing skips it).
+    async fn temp_for(&self, uri: &S3Uri) -> Result<(PathBuf, PathBuf), PortError> {
+        let path = self.path_of(uri)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| io_err("create", &dir, e))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            uri.key.rsplit('/').next().unwrap_or("obj"),
+            uuid::Uuid::new_v4()
+        ));
+        Ok((tmp, path))
+    }
+}
+
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> PortError {
     let kind = if e.kind() == std::io::ErrorKind::NotFound {
         ErrorKind::NotFound
@@ -41,16 +94,7 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> PortError {
 #[async_trait]
 impl ObjectStore for FsObjectStore {
     async fn put(&self, uri: &S3Uri, bytes: Vec<u8>) -> Result<(), PortError> {
-        let path = self.path_of(uri)?;
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| io_err("create", &dir, e))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            uri.key.rsplit('/').next().unwrap_or("obj"),
-            uuid::Uuid::new_v4()
-        ));
+        let (tmp, path) = self.temp_for(uri).await?;
         tokio::fs::write(&tmp, bytes)
             .await
             .map_err(|e| io_err("write", &tmp, e))?;
@@ -64,6 +108,48 @@ impl ObjectStore for FsObjectStore {
         tokio::fs::read(&path)
             .await
             .map_err(|e| io_err("read", &path, e))
+    }
+
+    async fn head(&self, uri: &S3Uri, n: usize) -> Result<(Vec<u8>, u64), PortError> {
+        let path = self.path_of(uri)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| io_err("open", &path, e))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| io_err("stat", &path, e))?
+            .len();
+        let mut buf = Vec::with_capacity(n.min(size as usize));
+        file.take(n as u64)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| io_err("read", &path, e))?;
+        Ok((buf, size))
+    }
+
+    async fn copy(&self, from: &S3Uri, to: &S3Uri) -> Result<(), PortError> {
+        let src = self.path_of(from)?;
+        let (tmp, path) = self.temp_for(to).await?;
+        tokio::fs::copy(&src, &tmp)
+            .await
+            .map_err(|e| io_err("copy", &src, e))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| io_err("rename", &path, e))
+    }
+
+    async fn writer(&self, uri: &S3Uri) -> Result<Box<dyn ObjectWriter>, PortError> {
+        let (tmp, path) = self.temp_for(uri).await?;
+        let file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| io_err("create", &tmp, e))?;
+        Ok(Box::new(FsWriter {
+            file,
+            tmp,
+            path,
+            written: 0,
+        }))
     }
 
     async fn list(&self, bucket: &BucketName, prefix: &str) -> Result<Vec<ObjectKey>, PortError> {
