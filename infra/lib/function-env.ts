@@ -3,14 +3,22 @@
  * ENV_VARS (the Rust side reads them once at cold start and fails fast on a missing one).
  * The names appear here once; `test/env-vars.test.ts` checks them against the Rust table.
  *
+ * An optional variable the stack has no value for is left unset (the Rust side then uses its
+ * default): MODEL_PRICES is set only when the context gives `modelPrices`.
+ *
  * The log level is not among them: the functions read AWS_LAMBDA_LOG_LEVEL, which Lambda sets
  * from the function's logging config (applicationLogLevelV2).
  */
 import type { Settings } from './settings';
 
+/** Variables of ENV_VARS (all optional there) set only when the context configures them. */
+export const SET_ONLY_WHEN_CONFIGURED: readonly string[] = ['MODEL_PRICES'];
+
 export interface FunctionEnvInputs {
   readonly intentsTable: string;
   readonly resultsTable: string;
+  /** The uploads index (`pk`/`sk`): intake records S3 uploads in it, manifest-builder reads it. */
+  readonly uploadsTable: string;
   readonly eventBusName: string;
   readonly uploadsBucket: string;
   readonly manifestsBucket: string;
@@ -27,6 +35,7 @@ export function functionEnvironment(i: FunctionEnvInputs): Record<string, string
   return {
     INTENTS_TABLE: i.intentsTable,
     RESULTS_TABLE: i.resultsTable,
+    UPLOADS_TABLE: i.uploadsTable,
     EVENT_BUS_NAME: i.eventBusName,
     UPLOADS_BUCKET: i.uploadsBucket,
     MANIFESTS_BUCKET: i.manifestsBucket,
@@ -46,5 +55,10 @@ export function functionEnvironment(i: FunctionEnvInputs): Record<string, string
     MAX_FILE_BYTES: String(q.maxFileBytes),
     MAX_JOB_BYTES: String(q.maxJobBytes),
     MAX_CONCURRENT_JOBS: String(q.maxConcurrentJobs),
+    POOL_DEADLINE_SECS: String(s.poolDeadlineSecs),
+    BELOW_MINIMUM_POLICY: s.belowMinimumPolicy,
+    ON_DEMAND_CONCURRENCY: String(s.onDemandConcurrency),
+    MAX_RECORD_ATTEMPTS: String(s.maxRecordAttempts),
+    ...(s.modelPrices === undefined ? {} : { MODEL_PRICES: JSON.stringify(s.modelPrices) }),
   };
 }

@@ -1,9 +1,11 @@
 /**
- * cdk-nag acknowledgments, each for one named finding on one role, with the reason it is safe.
- * cdk-nag 3 has no bulk suppression: an `AwsSolutions-IAM5[Resource::…]` id names exactly one
- * wildcard resource, rendered the way cdk-nag renders it (so a new wildcard anywhere else still
- * fails the synth). Only object-level and job-level wildcards inside resources this stack owns
- * are acknowledged; no statement has Action "*" or Resource "*".
+ * cdk-nag acknowledgments, each for one named finding on one construct, with the reason it is
+ * safe. cdk-nag 3 has no bulk suppression: an `AwsSolutions-IAM5[Resource::…]` id names exactly
+ * one wildcard resource, rendered the way cdk-nag renders it (so a new wildcard anywhere else
+ * still fails the synth). Only object-level and job-level wildcards inside resources this stack
+ * owns are acknowledged; no statement has Action "*" or Resource "*". The one other finding is
+ * `AwsSolutions-SQS3` on the intake-events DLQ alone: a dead-letter queue of EventBridge targets,
+ * which cdk-nag does not recognize as a DLQ (it only sees queues named in a RedrivePolicy).
  */
 import { Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
@@ -45,6 +47,10 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     'A cross-region inference profile routes each request to the configured foundation model in any region of its geography, and Bedrock authorizes the call on that region\'s model ARN; the model id itself is fixed (only the region is a wildcard).';
 
   return [
+    [stack.intakeEventsDlq, [{
+      id: 'AwsSolutions-SQS3',
+      reason: 'This queue is itself a dead-letter queue: the DeadLetterConfig of the two EventBridge targets that invoke intake (S3 Object Created, nightly run). cdk-nag only recognizes queues named in another queue\'s RedrivePolicy as DLQs; a DLQ of a DLQ would only move the same dead letters once more.',
+    }]],
     [f.intake.role!, [
       jobs(`StopModelInvocationJob stops the running jobs of a batch its owner cancels (DELETE /api/batch/jobs/{jobId}); the ARNs come from the caller's own intent. ${JOB_ARNS}`),
     ]],
@@ -64,10 +70,12 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     [f['status-watcher'].role!, [
       objects(stack.outputsBucket, `The function reads each finished job's .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
       jobs(`StopModelInvocationJob stops a job whose state-change event names an intent that was cancelled before the job's ARN was recorded. ${JOB_ARNS}`),
+      ...anyRegionModels(`InvokeModel re-runs a finished job's retryable failures on-demand, on the model the job used. ${GEO_MODELS}`),
     ]],
     [f.reconciler.role!, [
       objects(stack.outputsBucket, `When a poll finds a job finished, the function reads its .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
       jobs(`GetModelInvocationJob is asked about every open job of the stack's intents. ${JOB_ARNS}`),
+      ...anyRegionModels(`InvokeModel runs the records of a pool below the job minimum on-demand at its deadline (policy on_demand), on the pool's model. ${GEO_MODELS}`),
     ]],
   ];
 }

@@ -16,6 +16,15 @@ export interface Quotas {
 
 export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
 
+/** What a pool below the job minimum does at its deadline (the Rust `BelowMinimum`). */
+export type BelowMinimumPolicy = 'wait' | 'pad' | 'on_demand';
+
+/** On-demand USD prices of a model per million tokens (the Rust `ModelPrice`, camelCase). */
+export interface ModelPrice {
+  readonly inputPerMtok: number;
+  readonly outputPerMtok: number;
+}
+
 export interface Settings {
   /** Deployment stage: part of the stack name and of the physical names (`batch-orchestrator-{stage}-…`). */
   readonly stage: string;
@@ -38,8 +47,28 @@ export interface Settings {
   readonly stuckAfterSecs: number;
   /** Minutes between the reconciler's scheduled passes (EventBridge rate, 1 to 1440). */
   readonly reconcileEveryMinutes: number;
+  /**
+   * When the nightly run fires (EventBridge schedule expression, UTC): it makes one intent per
+   * user with uploads on the previous UTC day. Default `cron(30 0 * * ? *)` (00:30 UTC).
+   */
+  readonly nightlyCron: string;
+  /** Whether the nightly schedule exists at all (default true). */
+  readonly nightlyEnabled: boolean;
   readonly intentTtlDays: number;
   readonly maxOutputTokens: number;
+  /** Seconds a below-minimum intent waits in its pool before `belowMinimumPolicy` applies. */
+  readonly poolDeadlineSecs: number;
+  /** At the pool deadline: keep waiting, pad the job up to the minimum, or run it on-demand. */
+  readonly belowMinimumPolicy: BelowMinimumPolicy;
+  /** On-demand InvokeModel calls in flight at once (the on_demand policy and record re-runs). */
+  readonly onDemandConcurrency: number;
+  /** Attempts per record, the batch job's included; retryable failures are re-run up to it. */
+  readonly maxRecordAttempts: number;
+  /**
+   * On-demand prices per model id, for cost estimates. Optional: when absent MODEL_PRICES is
+   * left unset and the functions use the Rust defaults; when set it replaces them entirely.
+   */
+  readonly modelPrices?: Readonly<Record<string, ModelPrice>>;
   /** Application log level of the functions (Lambda's advanced logging controls). */
   readonly logLevel: LogLevel;
   /** Build the Rust functions with cargo-lambda (needed to deploy); false synthesizes without building. */
@@ -62,8 +91,15 @@ export const CONTEXT_KEYS = [
   'outboxGraceSecs',
   'stuckAfterSecs',
   'reconcileEveryMinutes',
+  'nightlyCron',
+  'nightlyEnabled',
   'intentTtlDays',
   'maxOutputTokens',
+  'poolDeadlineSecs',
+  'belowMinimumPolicy',
+  'onDemandConcurrency',
+  'maxRecordAttempts',
+  'modelPrices',
   'logLevel',
   'bundle',
   'alarmTopicArn',
@@ -82,6 +118,23 @@ const QUOTA_KEYS: readonly (keyof Quotas)[] = [
 
 /** The reconciler's period when the context does not set one. */
 export const DEFAULT_RECONCILE_EVERY_MINUTES = 5;
+
+/** The nightly run's schedule when the context does not set one: 00:30 UTC every day. */
+export const DEFAULT_NIGHTLY_CRON = 'cron(30 0 * * ? *)';
+
+/**
+ * Defaults of the pool and on-demand settings when the context does not set them: the Rust
+ * `Settings::local` values (a test compares them), passed to the functions all the same.
+ */
+export const DEFAULT_POOL_DEADLINE_SECS = 6 * 3600;
+export const DEFAULT_BELOW_MINIMUM_POLICY: BelowMinimumPolicy = 'on_demand';
+export const DEFAULT_ON_DEMAND_CONCURRENCY = 4;
+export const DEFAULT_MAX_RECORD_ATTEMPTS = 3;
+
+/** The values the Rust `BelowMinimum::from_str` accepts. */
+export const BELOW_MINIMUM_POLICIES: readonly BelowMinimumPolicy[] = ['wait', 'pad', 'on_demand'];
+
+const MODEL_PRICE_KEYS: readonly (keyof ModelPrice)[] = ['inputPerMtok', 'outputPerMtok'];
 
 const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
 
@@ -159,6 +212,26 @@ function bool(key: string, v: unknown): boolean {
   throw new SettingsError(key, `must be true or false, got ${JSON.stringify(v)}`);
 }
 
+/** An optional boolean setting: its default when the context does not set it. */
+function optionalBool(read: ContextReader, key: ContextKey, fallback: boolean): boolean {
+  return present(read(key)) ? bool(key, read(key)) : fallback;
+}
+
+/**
+ * An EventBridge schedule expression, `cron(…)` or `rate(…)`: the shape is checked here (so a
+ * typo stops the synth naming the key), the fields by EventBridge at deploy.
+ */
+function scheduleExpression(read: ContextReader, key: ContextKey, fallback: string): string {
+  if (!present(read(key))) return fallback;
+  const v = read(key);
+  if (typeof v !== 'string') throw new SettingsError(key, `must be a string cron(…) or rate(…), got ${JSON.stringify(v)}`);
+  const expr = v.trim();
+  if (!/^(cron|rate)\(.*\S.*\)$/.test(expr)) {
+    throw new SettingsError(key, `must be an EventBridge schedule expression, cron(…) or rate(…), got ${JSON.stringify(v)}`);
+  }
+  return expr;
+}
+
 function quotas(read: ContextReader): Quotas {
   let raw = read('quotas');
   if (typeof raw === 'string') raw = parseJson('quotas', raw);
@@ -181,6 +254,53 @@ function quotas(read: ContextReader): Quotas {
     throw new SettingsError('quotas', 'maxFileBytes must not exceed maxJobBytes');
   }
   return q;
+}
+
+/** An optional integer setting: its default when the context does not set it. */
+function optionalInt(read: ContextReader, key: ContextKey, fallback: number, min: number, max?: number): number {
+  return present(read(key)) ? int(key, read(key), min, max) : fallback;
+}
+
+function belowMinimumPolicy(read: ContextReader): BelowMinimumPolicy {
+  if (!present(read('belowMinimumPolicy'))) return DEFAULT_BELOW_MINIMUM_POLICY;
+  const policy = str(read, 'belowMinimumPolicy').toLowerCase() as BelowMinimumPolicy;
+  if (!BELOW_MINIMUM_POLICIES.includes(policy)) {
+    throw new SettingsError('belowMinimumPolicy', `must be one of ${BELOW_MINIMUM_POLICIES.join(', ')}`);
+  }
+  return policy;
+}
+
+/**
+ * `{modelId: {inputPerMtok, outputPerMtok}}` from a JSON object (cdk.json) or a JSON string
+ * (`-c modelPrices='{…}'`); undefined when the context does not set it.
+ */
+function modelPrices(read: ContextReader): Record<string, ModelPrice> | undefined {
+  let raw = read('modelPrices');
+  if (!present(raw)) return undefined;
+  if (typeof raw === 'string') raw = parseJson('modelPrices', raw.trim());
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new SettingsError('modelPrices', 'must be an object {modelId: {inputPerMtok, outputPerMtok}}');
+  }
+  const entries = Object.entries(raw as Record<string, unknown>);
+  if (entries.length === 0) throw new SettingsError('modelPrices', 'must price at least one model (or be left out)');
+  return Object.fromEntries(entries.map(([model, price]) => {
+    const key = `modelPrices.${model}`;
+    if (!MODEL_ID.test(model)) throw new SettingsError('modelPrices', `${JSON.stringify(model)} is not a model id`);
+    if (typeof price !== 'object' || price === null || Array.isArray(price)) {
+      throw new SettingsError(key, `must be an object with ${MODEL_PRICE_KEYS.join(', ')}`);
+    }
+    const obj = price as Record<string, unknown>;
+    const unknown = Object.keys(obj).filter((k) => !(MODEL_PRICE_KEYS as readonly string[]).includes(k));
+    if (unknown.length > 0) throw new SettingsError(key, `unknown keys ${unknown.join(', ')}`);
+    const p = Object.fromEntries(MODEL_PRICE_KEYS.map((k) => {
+      // JSON numbers only: the Rust side reads them as f64 and refuses a quoted number.
+      if (typeof obj[k] !== 'number' || !Number.isFinite(obj[k]) || (obj[k] as number) < 0) {
+        throw new SettingsError(`${key}.${k}`, `must be a number of USD per million tokens, 0 or more, got ${JSON.stringify(obj[k])}`);
+      }
+      return [k, obj[k]];
+    })) as unknown as ModelPrice;
+    return [model, p];
+  }));
 }
 
 /** Builds and checks the settings; throws `SettingsError` naming the first bad key. */
@@ -222,8 +342,15 @@ export function readSettings(read: ContextReader): Settings {
     reconcileEveryMinutes: present(read('reconcileEveryMinutes'))
       ? int('reconcileEveryMinutes', read('reconcileEveryMinutes'), 1, 1440)
       : DEFAULT_RECONCILE_EVERY_MINUTES,
+    nightlyCron: scheduleExpression(read, 'nightlyCron', DEFAULT_NIGHTLY_CRON),
+    nightlyEnabled: optionalBool(read, 'nightlyEnabled', true),
     intentTtlDays: int('intentTtlDays', read('intentTtlDays'), 1),
     maxOutputTokens: int('maxOutputTokens', read('maxOutputTokens'), 1),
+    poolDeadlineSecs: optionalInt(read, 'poolDeadlineSecs', DEFAULT_POOL_DEADLINE_SECS, 1),
+    belowMinimumPolicy: belowMinimumPolicy(read),
+    onDemandConcurrency: optionalInt(read, 'onDemandConcurrency', DEFAULT_ON_DEMAND_CONCURRENCY, 1),
+    maxRecordAttempts: optionalInt(read, 'maxRecordAttempts', DEFAULT_MAX_RECORD_ATTEMPTS, 1),
+    modelPrices: modelPrices(read),
     logLevel,
     bundle: bool('bundle', read('bundle')),
     alarmTopicArn,

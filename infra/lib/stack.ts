@@ -1,8 +1,10 @@
 /**
- * The batch-orchestrator stack: intents and results tables, the three buckets, our event bus,
- * one SQS queue (+ DLQ) per consuming stage fed by the rules of `topology.ts`, the five Rust
- * functions with least-privilege roles (the reconciler on an EventBridge schedule), the
- * JWT-protected HTTP API, the Bedrock service role and the alarms. Everything tunable comes from `Settings` (CDK context), never from edits here.
+ * The batch-orchestrator stack: intents, results and uploads-index tables, the three buckets,
+ * our event bus, one SQS queue (+ DLQ) per consuming stage fed by the rules of `topology.ts`,
+ * the five Rust functions with least-privilege roles (the reconciler on an EventBridge schedule;
+ * intake also fed S3 Object Created events of the uploads bucket and the nightly schedule), the
+ * JWT-protected HTTP API, the Bedrock service role and the alarms. Everything tunable comes
+ * from `Settings` (CDK context), never from edits here.
  */
 import * as path from 'node:path';
 import { Annotations, CfnOutput, CfnRule, Duration, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
@@ -47,21 +49,29 @@ interface FunctionSpec {
   readonly memorySize: number;
   /** The queue it consumes, if it is an SQS consumer. */
   readonly queue?: QueueName;
+  /** Reserved concurrency, if the function must not run more than this many at once. */
+  readonly reservedConcurrency?: number;
+  /** Messages per invocation of an SQS consumer (default SQS_BATCH_SIZE). */
+  readonly batchSize?: number;
 }
 
 /**
  * One crate per function (`functions/{name}`, binary of the same name). Timeouts: intake answers
  * an HTTP API (which gives up after 30 s); manifest-builder fetches every image of a request and writes
  * the JSONL parts (memory holds a part, multipart-uploaded above 16 MiB); status-watcher ingests
- * every output line of a finished job; reconciler runs one scheduled pass (up to 200 intents per
- * status, one GetModelInvocationJob per open job, and the ingest of any job it finds finished).
+ * every output line of a finished job and re-runs its retryable failures on-demand (up to 1,000
+ * records, onDemandConcurrency at a time), so it takes one message per invocation (batch size 1:
+ * each terminal event gets the whole 15 minutes, Lambda's maximum); reconciler runs one scheduled
+ * pass (up to 200 intents per status, one GetModelInvocationJob per open job, the ingest of any
+ * job it finds finished, and the pools it seals, on-demand runs of below-minimum pools included).
  */
 export const FUNCTIONS: readonly FunctionSpec[] = [
-  { name: 'intake', description: 'HTTP API and direct-invoke intake of batch requests', timeout: Duration.seconds(29), memorySize: 256 },
+  { name: 'intake', description: 'HTTP API and direct-invoke intake of batch requests, S3 uploads index and nightly run', timeout: Duration.seconds(29), memorySize: 256 },
   { name: 'manifest-builder', description: 'Builds the Bedrock JSONL manifests of a requested batch', timeout: Duration.minutes(5), memorySize: 2048, queue: 'manifest-builder' },
   { name: 'submitter', description: 'Creates the Bedrock batch inference jobs of a manifest', timeout: Duration.minutes(1), memorySize: 256, queue: 'submitter' },
-  { name: 'status-watcher', description: 'Follows Bedrock job state changes and ingests results', timeout: Duration.minutes(5), memorySize: 1024, queue: 'status-watcher' },
-  { name: 'reconciler', description: 'Scheduled pass: polls Bedrock for open jobs, re-announces stuck intents, sweeps owed events', timeout: Duration.minutes(2), memorySize: 512 },
+  { name: 'status-watcher', description: 'Follows Bedrock job state changes, ingests results and re-runs retryable failures on-demand', timeout: Duration.minutes(15), memorySize: 1024, queue: 'status-watcher', batchSize: 1 },
+  // The pools' single sealer: one pass at a time (reserved concurrency 1).
+  { name: 'reconciler', description: 'Scheduled pass: polls Bedrock for open jobs, re-announces stuck intents, sweeps owed events, seals pools (below-minimum ones on-demand)', timeout: Duration.minutes(10), memorySize: 512, reservedConcurrency: 1 },
 ];
 
 /** The HTTP API's routes (all to intake, all behind the JWT authorizer), as intake's `run` dispatches them. */
@@ -82,6 +92,29 @@ export const MANIFEST_EXPIRY = Duration.days(30);
 export const OUTPUT_EXPIRY = Duration.days(365);
 export const ACCESS_LOG_EXPIRY = Duration.days(90);
 export const ABORT_MULTIPART_AFTER = Duration.days(7);
+/** How long a DLQ keeps a message (SQS's maximum): time to fix the cause and replay it. */
+export const DLQ_RETENTION = Duration.days(14);
+/** The key prefix of users' uploads (`uploads/{userId}/{YYYY-MM-DD}/{name}`, shared/src/domain/uploads.rs). */
+export const UPLOADS_PREFIX = 'uploads/';
+/**
+ * EventBridge's retry policy for intake's event sources (S3 Object Created, nightly): how often,
+ * and for how long, EventBridge retries delivering an event it could not hand to Lambda before
+ * it goes to the intake-events DLQ.
+ */
+export const INTAKE_EVENT_RETRY_ATTEMPTS = 8;
+export const INTAKE_EVENT_MAX_AGE = Duration.hours(2);
+/** The nightly schedule's input: no day, so intake runs the previous UTC day. */
+export const NIGHTLY_INPUT = { nightlyRun: {} } as const;
+
+/**
+ * How long a scheduled reconciler invocation may wait in Lambda's async queue: one period (at
+ * least Lambda's minimum of 60 s, at most its maximum of 6 h). With reserved concurrency 1 a
+ * pass due while another runs is throttled and retried by Lambda; beyond one period the next
+ * scheduled pass does the same work, so older ones are dropped rather than piling up.
+ */
+export function reconcilerMaxEventAge(reconcileEveryMinutes: number): Duration {
+  return Duration.seconds(Math.min(6 * 3600, Math.max(60, reconcileEveryMinutes * 60)));
+}
 
 export interface BatchOrchestratorStackProps extends StackProps {
   readonly settings: Settings;
@@ -97,6 +130,8 @@ export class BatchOrchestratorStack extends Stack {
   readonly settings: Settings;
   readonly intentsTable: dynamodb.Table;
   readonly resultsTable: dynamodb.Table;
+  /** The uploads index: PK `pk`, SK `sk` (see `DynamoUploads` in shared/src/adapters/aws/dynamodb.rs). */
+  readonly uploadsTable: dynamodb.Table;
   readonly uploadsBucket: s3.Bucket;
   readonly manifestsBucket: s3.Bucket;
   readonly outputsBucket: s3.Bucket;
@@ -106,6 +141,12 @@ export class BatchOrchestratorStack extends Stack {
   readonly functions: Record<FunctionName, lambda.Function>;
   /** The EventBridge schedule (default bus) that invokes the reconciler. */
   readonly reconcileRule: events.Rule;
+  /** S3 Object Created events of the uploads bucket (default bus) -> intake. */
+  readonly uploadsRule: events.Rule;
+  /** The nightly schedule (default bus) -> intake; absent when `nightlyEnabled` is false. */
+  readonly nightlyRule?: events.Rule;
+  /** Dead letters of intake's event sources: events EventBridge could not deliver to intake. */
+  readonly intakeEventsDlq: sqs.Queue;
   readonly api: apigw.HttpApi;
   readonly bedrockRole: iam.Role;
   /** `arn:…:bedrock:{region}:{account}:model-invocation-job/*`: every batch job of this account. */
@@ -159,6 +200,19 @@ export class BatchOrchestratorStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
+    // Uploads index: `pk = up#{day}#{userId}`, `sk = object key` (a user's uploads of a day) and
+    // `pk = day#{day}`, `sk = userId` (the users with uploads that day, for the nightly run).
+    // Plain puts and partition queries only: no GSI, no TTL.
+    this.uploadsTable = new dynamodb.Table(this, 'UploadsTable', {
+      tableName: `${prefix}-uploads`,
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
     // ---- Buckets -----------------------------------------------------------------------------
     // SSE-S3 throughout: Bedrock reads manifests and writes outputs with no KMS key grants, and
     // S3 server access logs cannot be delivered to a KMS-encrypted bucket.
@@ -184,6 +238,14 @@ export class BatchOrchestratorStack extends Stack {
         ],
       });
     this.uploadsBucket = dataBucket('UploadsBucket', 'uploads', []);
+    // S3 sends its events of the uploads bucket to EventBridge (the default bus), where the
+    // Object Created rule below hands them to intake. Set on the CloudFormation resource itself
+    // (NotificationConfiguration.EventBridgeConfiguration) rather than with the L2's
+    // `eventBridgeEnabled: true`, which does the same through a custom resource: a Node.js
+    // Lambda with a managed policy and s3:PutBucketNotification on Resource "*".
+    (this.uploadsBucket.node.defaultChild as s3.CfnBucket).notificationConfiguration = {
+      eventBridgeConfiguration: { eventBridgeEnabled: true },
+    };
     this.manifestsBucket = dataBucket('ManifestsBucket', 'manifests', [{ id: 'expire-manifests', expiration: MANIFEST_EXPIRY }]);
     this.outputsBucket = dataBucket('OutputsBucket', 'outputs', [{ id: 'expire-outputs', expiration: OUTPUT_EXPIRY }]);
 
@@ -202,7 +264,7 @@ export class BatchOrchestratorStack extends Stack {
     for (const name of QUEUES) {
       const dlq = new sqs.Queue(this, `${pascal(name)}Dlq`, {
         queueName: `${prefix}-${name}-dlq`,
-        retentionPeriod: Duration.days(14),
+        retentionPeriod: DLQ_RETENTION,
         encryption: sqs.QueueEncryption.SQS_MANAGED,
         enforceSSL: true,
       });
@@ -310,6 +372,7 @@ export class BatchOrchestratorStack extends Stack {
     const environment = functionEnvironment({
       intentsTable: this.intentsTable.tableName,
       resultsTable: this.resultsTable.tableName,
+      uploadsTable: this.uploadsTable.tableName,
       eventBusName: this.bus.eventBusName,
       uploadsBucket: this.uploadsBucket.bucketName,
       manifestsBucket: this.manifestsBucket.bucketName,
@@ -348,11 +411,12 @@ export class BatchOrchestratorStack extends Stack {
         applicationLogLevelV2: lambda.ApplicationLogLevel[settings.logLevel],
         systemLogLevelV2: lambda.SystemLogLevel.WARN,
         environment,
+        reservedConcurrentExecutions: spec.reservedConcurrency,
       });
       if (spec.queue !== undefined) {
         // Grants this function (only) sqs:ReceiveMessage/DeleteMessage/... on its own queue.
         fn.addEventSource(new SqsEventSource(queues[spec.queue].queue, {
-          batchSize: SQS_BATCH_SIZE,
+          batchSize: spec.batchSize ?? SQS_BATCH_SIZE,
           reportBatchItemFailures: true,
         }));
       }
@@ -363,15 +427,72 @@ export class BatchOrchestratorStack extends Stack {
 
     // ---- Reconciler schedule -------------------------------------------------------------------
     // Bedrock's state-change events are best effort: every reconcileEveryMinutes one pass asks
-    // Bedrock about the open jobs, re-announces stuck intents and sweeps owed events. The event
-    // content is ignored. A failed pass is not retried by Lambda (async retries off): the next
-    // scheduled pass is the retry, and the Errors alarm reports the failure.
-    functions.reconciler.configureAsyncInvoke({ retryAttempts: 0 });
+    // Bedrock about the open jobs, re-announces stuck intents, sweeps owed events and seals the
+    // pools (running below-minimum ones on-demand at their deadline). The event content is
+    // ignored. A failed pass is not retried by Lambda (async retries off): the next scheduled
+    // pass is the retry, and the Errors alarm reports the failure. Reserved concurrency 1 keeps
+    // it the pools' single sealer: a pass due while one still runs is throttled, not run beside it.
+    // A throttled invocation waits in Lambda's async queue at most one period (maxEventAge), so
+    // throttled passes do not pile up for the default 6 hours: the next scheduled one replaces them.
+    functions.reconciler.configureAsyncInvoke({
+      retryAttempts: 0,
+      maxEventAge: reconcilerMaxEventAge(settings.reconcileEveryMinutes),
+    });
     this.reconcileRule = new events.Rule(this, 'ReconcileScheduleRule', {
       description: `Runs the reconciler every ${settings.reconcileEveryMinutes} minute(s)`,
       schedule: events.Schedule.rate(Duration.minutes(settings.reconcileEveryMinutes)),
       targets: [new targets.LambdaFunction(functions.reconciler)],
     });
+
+    // ---- Intake's event sources: S3 uploads and the nightly run ------------------------------
+    // Both are EventBridge rules on the default bus targeting intake directly (not the Rust
+    // event->queue topology of topology.ts). EventBridge invokes Lambda asynchronously: the
+    // target's retry policy and DLQ cover only events EventBridge could not hand to Lambda
+    // (throttling, the Invoke call failing); once Lambda has accepted an event, a crash or
+    // timeout is retried by Lambda's own async retries (2 by default). Intake answers a failed
+    // index write or nightly run in its JSON (`{"statusCode":503,"error":"unavailable",…}` when
+    // retryable) rather than failing the invocation, so such an answer is retried by no one: the
+    // object stays out of the index (manifest-builder lists the user's day prefix only when the
+    // index has nothing for it), and a nightly run is made up by invoking intake with
+    // `{"nightlyRun": {"day": "YYYY-MM-DD"}}` (idempotent: intent ids derive from user and day).
+    this.intakeEventsDlq = new sqs.Queue(this, 'IntakeEventsDlq', {
+      queueName: `${prefix}-intake-events-dlq`,
+      retentionPeriod: DLQ_RETENTION,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    const intakeTarget = (event?: events.RuleTargetInput): targets.LambdaFunction =>
+      new targets.LambdaFunction(functions.intake, {
+        event,
+        retryAttempts: INTAKE_EVENT_RETRY_ATTEMPTS,
+        maxEventAge: INTAKE_EVENT_MAX_AGE,
+        deadLetterQueue: this.intakeEventsDlq,
+      });
+    // Intake records every new object under uploads/ in the uploads index (keys outside the
+    // uploads/{userId}/{day}/ layout are answered `indexed: false` and never retried).
+    this.uploadsRule = new events.Rule(this, 'UploadsObjectCreatedRule', {
+      description: `aws.s3 Object Created in the uploads bucket under ${UPLOADS_PREFIX} -> intake (uploads index)`,
+      eventBus: defaultBus,
+      eventPattern: {
+        source: ['aws.s3'],
+        detailType: ['Object Created'],
+        detail: {
+          bucket: { name: [this.uploadsBucket.bucketName] },
+          object: { key: events.Match.prefix(UPLOADS_PREFIX) },
+        },
+      },
+      targets: [intakeTarget()],
+    });
+    // The nightly run: one intent per user with uploads on the previous UTC day (no day in the
+    // input), through the same accept as POST; intent ids derive from (user, day), so a rerun or
+    // a retry creates nothing twice.
+    if (settings.nightlyEnabled) {
+      this.nightlyRule = new events.Rule(this, 'NightlyScheduleRule', {
+        description: `Runs intake's nightly run (${settings.nightlyCron}, UTC) for the previous UTC day`,
+        schedule: events.Schedule.expression(settings.nightlyCron),
+        targets: [intakeTarget(events.RuleTargetInput.fromObject(NIGHTLY_INPUT))],
+      });
+    }
 
     // ---- Routes --------------------------------------------------------------------------------
     // The user is the token's `sub` claim (intake reads it from the authorizer context).
@@ -402,6 +523,14 @@ export class BatchOrchestratorStack extends Stack {
       const a = new cloudwatch.Alarm(this, id, props);
       if (topic !== undefined) a.addAlarmAction(new cwActions.SnsAction(topic));
     };
+    alarm('IntakeEventsDlqAlarm', {
+      alarmDescription: 'An S3 upload or nightly-run event could not be delivered to intake: fix the cause, then re-send it (a nightly run by invoking intake with {"nightlyRun": {"day": "YYYY-MM-DD"}})',
+      metric: this.intakeEventsDlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
     for (const name of QUEUES) {
       alarm(`${pascal(name)}DlqAlarm`, {
         alarmDescription: `A message reached the ${name} DLQ: fix the cause, then replay it (batch-orchestrator dlq replay)`,
@@ -427,6 +556,7 @@ export class BatchOrchestratorStack extends Stack {
     new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint, description: 'Base URL of the HTTP API' });
     new CfnOutput(this, 'IntentsTableName', { value: this.intentsTable.tableName });
     new CfnOutput(this, 'ResultsTableName', { value: this.resultsTable.tableName });
+    new CfnOutput(this, 'UploadsTableName', { value: this.uploadsTable.tableName });
     new CfnOutput(this, 'EventBusName', { value: this.bus.eventBusName });
     new CfnOutput(this, 'UploadsBucketName', { value: this.uploadsBucket.bucketName });
 
@@ -494,6 +624,11 @@ export class BatchOrchestratorStack extends Stack {
     for (const [fn, names] of queries) {
       allow(fn, 'IntentIndexes', ['dynamodb:Query'], names.map(index));
     }
+    // Uploads index: intake records each uploaded object (two plain puts) and, in the nightly
+    // run, queries the `day#{day}` partition for the day's users; manifest-builder queries a
+    // `up#{day}#{userId}` partition to resolve a day's keys. No one else touches the table.
+    allow(f.intake, 'UploadsIndex', ['dynamodb:PutItem', 'dynamodb:Query'], [this.uploadsTable.tableArn]);
+    allow(f['manifest-builder'], 'UploadsIndex', ['dynamodb:Query'], [this.uploadsTable.tableArn]);
     // Result store: per-image results are upserted with BatchWriteItem (the only call the
     // result adapter makes; it is authorized as dynamodb:BatchWriteItem alone).
     for (const fn of [f['manifest-builder'], f['status-watcher'], f.reconciler]) {
@@ -532,5 +667,12 @@ export class BatchOrchestratorStack extends Stack {
     }
     // reconciler: asks Bedrock for the state of each open job.
     allow(f.reconciler, 'ReadBatchJobs', ['bedrock:GetModelInvocationJob'], [jobArns]);
+
+    // The on-demand path: status-watcher re-runs a finished job's retryable failures, and the
+    // reconciler runs below-minimum pools at their deadline (policy on_demand), one InvokeModel
+    // per record on the configured models only (the same ARNs as the Bedrock service role's).
+    for (const fn of [f['status-watcher'], f.reconciler]) {
+      allow(fn, 'InvokeConfiguredModels', ['bedrock:InvokeModel'], modelArns);
+    }
   }
 }

@@ -3,6 +3,7 @@
  * table is the single source of truth, read here from the source file.
  */
 import { Match } from 'aws-cdk-lib/assertions';
+import { SET_ONLY_WHEN_CONFIGURED } from '../lib/function-env';
 import { FUNCTIONS } from '../lib/stack';
 import { resourcesOf, synth } from './helpers';
 import { rustEnvVars } from './rust-source';
@@ -25,13 +26,41 @@ describe('function environment', () => {
       ['intake', 'manifest-builder', 'reconciler', 'status-watcher', 'submitter']);
   });
 
-  it.each(FUNCTIONS.map((f) => f.name))('when %s is synthesized its variables should equal the Rust ENV_VARS exactly', (name) => {
-    const id = stack.getLogicalId(stack.functions[name as keyof typeof stack.functions].node.defaultChild as any);
-    const vars = functions[id].Properties.Environment.Variables as Record<string, unknown>;
-    expect(Object.keys(vars).sort()).toEqual(rust.map((v) => v.name).sort());
-    for (const v of rust.filter((r) => r.required)) {
-      expect(vars[v.name]).toBeDefined();
-      expect(vars[v.name]).not.toEqual('');
+  it('when a variable is set only when configured should be an optional one of ENV_VARS', () => {
+    for (const name of SET_ONLY_WHEN_CONFIGURED) {
+      expect(rust.find((v) => v.name === name)).toEqual({ name, required: false });
+    }
+  });
+
+  it.each(FUNCTIONS.map((f) => f.name))(
+    'when %s is synthesized its variables should equal the Rust ENV_VARS, less those set only when configured',
+    (name) => {
+      const id = stack.getLogicalId(stack.functions[name as keyof typeof stack.functions].node.defaultChild as any);
+      const vars = functions[id].Properties.Environment.Variables as Record<string, unknown>;
+      expect(Object.keys(vars).sort()).toEqual(rust.map((v) => v.name).filter((n) => !SET_ONLY_WHEN_CONFIGURED.includes(n)).sort());
+      for (const v of rust.filter((r) => r.required)) {
+        expect(vars[v.name]).toBeDefined();
+        expect(vars[v.name]).not.toEqual('');
+      }
+    },
+  );
+
+  it('when every optional setting is configured should set every Rust ENV_VARS variable on every function', () => {
+    const { template: t } = synth({ modelPrices: { 'anthropic.claude-3-haiku-20240307-v1:0': { inputPerMtok: 0.25, outputPerMtok: 1.25 } } });
+    const fns = Object.values(resourcesOf(t, 'AWS::Lambda::Function'));
+    expect(fns).toHaveLength(FUNCTIONS.length);
+    for (const fn of fns) {
+      expect(Object.keys(fn.Properties.Environment.Variables).sort()).toEqual(rust.map((v) => v.name).sort());
+    }
+  });
+
+  it('when set should point every function\'s table variables at the stack\'s three tables', () => {
+    const ref = (c: { node: { defaultChild?: unknown } }) => ({ Ref: stack.getLogicalId(c.node.defaultChild as any) });
+    expect(rust).toContainEqual({ name: 'UPLOADS_TABLE', required: true });
+    for (const fn of Object.values(functions)) {
+      expect(fn.Properties.Environment.Variables.INTENTS_TABLE).toEqual(ref(stack.intentsTable));
+      expect(fn.Properties.Environment.Variables.RESULTS_TABLE).toEqual(ref(stack.resultsTable));
+      expect(fn.Properties.Environment.Variables.UPLOADS_TABLE).toEqual(ref(stack.uploadsTable));
     }
   });
 
@@ -51,9 +80,43 @@ describe('function environment', () => {
           MIN_RECORDS_PER_JOB: '100',
           MAX_JOB_BYTES: String(5 * 1024 ** 3),
           MAX_CONCURRENT_JOBS: '10',
+          POOL_DEADLINE_SECS: '21600',
+          BELOW_MINIMUM_POLICY: 'on_demand',
+          ON_DEMAND_CONCURRENCY: '4',
+          MAX_RECORD_ATTEMPTS: '3',
         }),
       },
     });
+    for (const fn of Object.values(functions)) {
+      expect(fn.Properties.Environment.Variables.MODEL_PRICES).toBeUndefined();
+    }
+  });
+
+  it('when context sets the pool and on-demand settings should pass them to every function', () => {
+    const prices = {
+      'anthropic.claude-3-haiku-20240307-v1:0': { inputPerMtok: 0.25, outputPerMtok: 1.25 },
+      'anthropic.claude-3-5-sonnet-20240620-v1:0': { inputPerMtok: 3, outputPerMtok: 15 },
+    };
+    const { template: t } = synth({
+      poolDeadlineSecs: '3600',
+      belowMinimumPolicy: 'pad',
+      onDemandConcurrency: 8,
+      maxRecordAttempts: '5',
+      modelPrices: JSON.stringify(prices),
+    });
+    t.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          POOL_DEADLINE_SECS: '3600',
+          BELOW_MINIMUM_POLICY: 'pad',
+          ON_DEMAND_CONCURRENCY: '8',
+          MAX_RECORD_ATTEMPTS: '5',
+        }),
+      },
+    });
+    for (const fn of Object.values(resourcesOf(t, 'AWS::Lambda::Function'))) {
+      expect(JSON.parse(fn.Properties.Environment.Variables.MODEL_PRICES)).toEqual(prices);
+    }
   });
 
   it('when context overrides settings should change the variables, not the code', () => {

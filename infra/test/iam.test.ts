@@ -119,16 +119,18 @@ describe('function roles', () => {
   const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
   const SQS = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
   const INTENTS = ['dynamodb:GetItem', 'dynamodb:PutItem'];
+  // intake's dynamodb:PutItem and dynamodb:Query also cover the uploads index (see UploadsIndex);
+  // manifest-builder's dynamodb:Query is the uploads index alone.
   const EXPECTED: Record<FunctionName, string[]> = {
     intake: [...LOGS, ...INTENTS, 'dynamodb:Query', 'events:PutEvents', 'bedrock:StopModelInvocationJob'],
-    'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:BatchWriteItem', 'events:PutEvents',
+    'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
     submitter: [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
       'bedrock:TagResource', 'bedrock:StopModelInvocationJob', 'iam:PassRole'],
     'status-watcher': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
-      's3:GetObject', 's3:ListBucket', 'bedrock:StopModelInvocationJob'],
+      's3:GetObject', 's3:ListBucket', 'bedrock:StopModelInvocationJob', 'bedrock:InvokeModel'],
     reconciler: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
-      's3:GetObject', 's3:ListBucket', 'bedrock:GetModelInvocationJob'],
+      's3:GetObject', 's3:ListBucket', 'bedrock:GetModelInvocationJob', 'bedrock:InvokeModel'],
   };
   /** The intents-table indexes each function may Query (none for the others). */
   const INDEXES: Partial<Record<FunctionName, string[]>> = {
@@ -154,21 +156,51 @@ describe('function roles', () => {
     }
   });
 
+  /** The functions that touch the uploads index, and how (none other may). */
+  const UPLOADS_INDEX: Partial<Record<FunctionName, string[]>> = {
+    intake: ['dynamodb:PutItem', 'dynamodb:Query'],
+    'manifest-builder': ['dynamodb:Query'],
+  };
+
   it('when a function touches DynamoDB should reach only its tables and the indexes its code queries', () => {
     const intents = arnOf(stack.intentsTable);
+    const uploads = arnOf(stack.uploadsTable);
     const index = (name: string) => ({ 'Fn::Join': ['', [intents, `/index/${name}`]] });
     for (const name of Object.keys(EXPECTED) as FunctionName[]) {
       const st = roleStatements(template, roleId(name));
       expect(bySid(st, 'IntentStore').Resource).toEqual(intents);
       const queried = st.filter((x) => asArray(x.Action).includes('dynamodb:Query'));
-      expect(queried.flatMap((q) => asArray(q.Resource as object | object[]))).toEqual((INDEXES[name] ?? []).map(index));
+      expect(queried.flatMap((q) => asArray(q.Resource as object | object[]))).toEqual([
+        ...(INDEXES[name] ?? []).map(index),
+        ...(UPLOADS_INDEX[name]?.includes('dynamodb:Query') ? [uploads] : []),
+      ]);
       for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:BatchWriteItem'))) {
         expect(s.Resource).toEqual(arnOf(stack.resultsTable));
       }
       // The results table is written only with BatchWriteItem: no role may PutItem there.
       for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:PutItem'))) {
-        expect(s.Resource).toEqual(intents);
+        expect([intents, uploads]).toContainEqual(s.Resource);
       }
+    }
+  });
+
+  it('when a function reaches the uploads index should be intake (PutItem, Query) and manifest-builder (Query) only, on the table itself', () => {
+    const uploads = arnOf(stack.uploadsTable);
+    for (const name of Object.keys(EXPECTED) as FunctionName[]) {
+      const st = roleStatements(template, roleId(name))
+        .filter((s) => asArray(s.Resource as object | object[]).some((r) => JSON.stringify(r).includes(id(stack.uploadsTable))));
+      const expected = UPLOADS_INDEX[name];
+      if (expected === undefined) {
+        expect([name, st]).toEqual([name, []]);
+        continue;
+      }
+      expect(st).toHaveLength(1);
+      expect(st[0]).toEqual({
+        Sid: 'UploadsIndex',
+        Effect: 'Allow',
+        Action: expected.length === 1 ? expected[0] : expected,
+        Resource: uploads,
+      });
     }
   });
 
@@ -236,19 +268,21 @@ describe('function roles', () => {
     });
   });
 
-  it('when status-watcher reads results should read outputs only, and on Bedrock only stop jobs (never read or create them)', () => {
+  it('when status-watcher reads results should read outputs only, and on Bedrock only stop jobs and invoke models (never read or create jobs)', () => {
     const st = roleStatements(template, roleId('status-watcher'));
     expect(bySid(st, 'ReadOutputs').Resource).toEqual(objectsOf(stack.outputsBucket));
     expect(bySid(st, 'ListOutputs').Resource).toEqual(arnOf(stack.outputsBucket));
     expect(bySid(st, 'StopBatchJobs')).toMatchObject({ Action: 'bedrock:StopModelInvocationJob', Resource: JOBS });
-    expect(roleActions(template, roleId('status-watcher')).filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:StopModelInvocationJob']);
+    expect(roleActions(template, roleId('status-watcher')).filter((a) => a.startsWith('bedrock:'))).toEqual([
+      'bedrock:InvokeModel', 'bedrock:StopModelInvocationJob',
+    ]);
   });
 
-  it('when reconciler polls should read job state (never create jobs) and read outputs only', () => {
+  it('when reconciler polls should read job state and invoke models (never create jobs) and read outputs only', () => {
     const st = roleStatements(template, roleId('reconciler'));
     expect(bySid(st, 'ReadBatchJobs')).toMatchObject({ Action: 'bedrock:GetModelInvocationJob', Resource: JOBS });
     const actions = roleActions(template, roleId('reconciler'));
-    expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:GetModelInvocationJob']);
+    expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:GetModelInvocationJob', 'bedrock:InvokeModel']);
     expect(actions).not.toContain('bedrock:CreateModelInvocationJob');
     expect(bySid(st, 'ReadOutputs').Resource).toEqual(objectsOf(stack.outputsBucket));
     expect(bySid(st, 'ListOutputs').Resource).toEqual(arnOf(stack.outputsBucket));
@@ -268,6 +302,33 @@ describe('function roles', () => {
     expect(holders('bedrock:CreateModelInvocationJob')).toEqual(['submitter']);
     expect(holders('bedrock:TagResource')).toEqual(['submitter']);
     expect(holders('bedrock:StopModelInvocationJob')).toEqual(['intake', 'submitter', 'status-watcher']);
+    expect(holders('bedrock:InvokeModel')).toEqual(['status-watcher', 'reconciler']);
+  });
+
+  it('when a function may invoke models on-demand should reach exactly the Bedrock role\'s model ARNs, in one statement', () => {
+    const models = allModelArns(stack.settings.modelIds, { partition: 'aws', region: REGION, account: ACCOUNT });
+    const roleModels = asArray(bySid(roleStatements(template, id(stack.bedrockRole)), 'InvokeConfiguredModels').Resource as string[]);
+    for (const name of ['status-watcher', 'reconciler'] as const) {
+      const invokes = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).includes('bedrock:InvokeModel'));
+      expect(invokes).toEqual([expect.objectContaining({ Sid: 'InvokeConfiguredModels', Action: 'bedrock:InvokeModel' })]);
+      expect(invokes[0].Condition).toBeUndefined();
+      expect([...asArray(invokes[0].Resource as string[])].sort()).toEqual([...models].sort());
+      expect([...asArray(invokes[0].Resource as string[])].sort()).toEqual([...roleModels].sort());
+    }
+  });
+
+  it('when a model id has a geo prefix should let status-watcher and reconciler invoke its profile and the model in any region', () => {
+    const { stack: s, template: t } = synth(
+      { modelIds: ['us.anthropic.claude-3-5-sonnet-20240620-v1:0'] },
+      { account: ACCOUNT, region: REGION },
+    );
+    for (const name of ['status-watcher', 'reconciler'] as const) {
+      const st = roleStatements(t, s.getLogicalId(s.functions[name].role!.node.defaultChild as any));
+      expect([...asArray(bySid(st, 'InvokeConfiguredModels').Resource as string[])].sort()).toEqual([
+        'arn:aws:bedrock:*::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0',
+        `arn:aws:bedrock:${REGION}:${ACCOUNT}:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0`,
+      ]);
+    }
   });
 
   it('when a function may stop jobs should reach this account and region\'s job ARNs only, in one statement', () => {

@@ -1,5 +1,6 @@
 /**
- * Reads the Rust sources the stack must agree with (env var names, routing rules, GSI names).
+ * Reads the Rust sources the stack must agree with (env var names, routing rules, GSI names,
+ * table keys).
  * Each parser fails loudly when it finds nothing, so a reformatted Rust file cannot make a
  * comparison pass vacuously.
  */
@@ -159,7 +160,8 @@ export function rustLocalGsis(): RustGsi[] {
 
 /**
  * Numeric defaults of `Settings::local` and `Quotas::default` (shared/src/domain/settings.rs),
- * by camelCase name: `max_images_per_intent: 1_000` -> maxImagesPerIntent = 1000.
+ * by camelCase name: `max_images_per_intent: 1_000` -> maxImagesPerIntent = 1000,
+ * `pool_deadline_secs: 6 * 3600` -> poolDeadlineSecs = 21600.
  */
 export function rustNumericDefaults(): Map<string, number> {
   const src = read('domain/settings.rs');
@@ -168,17 +170,44 @@ export function rustNumericDefaults(): Map<string, number> {
   const num = (expr: string): number => {
     const shift = /^(\d+)\s*<<\s*(\d+)$/.exec(expr);
     if (shift !== null) return Number(shift[1]) * 2 ** Number(shift[2]);
-    return Number(expr.replace(/_/g, ''));
+    return expr.split('*').reduce((product, factor) => product * Number(factor.trim().replace(/_/g, '')), 1);
   };
   for (const [start, what] of [
     [/impl Default for Quotas \{/, 'Quotas::default'],
     [/pub fn local\(stage: &str\) -> Self \{/, 'Settings::local'],
   ] as const) {
     const body = block(src, start, '\n    }\n', what);
-    for (const m of body.matchAll(/^\s+([a-z_]+): (\d[\d_]*|\d+\s*<<\s*\d+),\s*$/gm)) out.set(camel(m[1]), num(m[2]));
+    for (const m of body.matchAll(/^\s+([a-z_]+): (\d[\d_]*(?:\s*\*\s*\d[\d_]*)*|\d+\s*<<\s*\d+),\s*$/gm)) {
+      out.set(camel(m[1]), num(m[2]));
+    }
   }
   if (out.size === 0) throw new Error('no numeric defaults parsed from settings.rs');
   return out;
+}
+
+export interface RustBelowMinimum {
+  /** The values `BelowMinimum::from_str` accepts. */
+  readonly values: string[];
+  /** The value of `Settings::local`'s `below_minimum`. */
+  readonly default: string;
+}
+
+/**
+ * The below-minimum policies of shared/src/domain/settings.rs: the `"wait" => Ok(Self::Wait)`
+ * arms of `BelowMinimum::from_str`, and `below_minimum: BelowMinimum::OnDemand` of
+ * `Settings::local` resolved through those arms.
+ */
+export function rustBelowMinimum(): RustBelowMinimum {
+  const src = read('domain/settings.rs');
+  const fromStr = block(src, /impl std::str::FromStr for BelowMinimum \{/, '\n}\n', 'BelowMinimum::from_str');
+  const arms = [...fromStr.matchAll(/"([a-z_]+)" => Ok\(Self::(\w+)\)/g)].map((m) => ({ value: m[1], variant: m[2] }));
+  if (arms.length === 0) throw new Error('BelowMinimum::from_str parsed to nothing');
+  const local = block(src, /pub fn local\(stage: &str\) -> Self \{/, '\n    }\n', 'Settings::local');
+  const m = /below_minimum: BelowMinimum::(\w+),/.exec(local);
+  if (m === null) throw new Error('Settings::local sets no below_minimum');
+  const arm = arms.find((a) => a.variant === m[1]);
+  if (arm === undefined) throw new Error(`BelowMinimum::${m[1]} has no from_str arm`);
+  return { values: arms.map((a) => a.value), default: arm.value };
 }
 
 export interface RustRoute {
@@ -204,4 +233,18 @@ export function rustIntakeRoutes(): RustRoute[] {
   }
   if (routes.length === 0) throw new Error('no routes parsed from intake run()');
   return routes;
+}
+
+/**
+ * The key schema of the uploads table the local-AWS setup creates (`src/local_aws.rs`): the
+ * `.key_schema(key("pk", KeyType::Hash)?)` calls of the `create_table()` for
+ * `stack.uploads_table`, in order, as `[name, "HASH" | "RANGE"]`.
+ */
+export function rustLocalUploadsKeys(): Array<[string, string]> {
+  const src = fs.readFileSync(path.join(REPO_ROOT, 'src', 'local_aws.rs'), 'utf8');
+  const call = block(src, /\.table_name\(&stack\.uploads_table\)/, '.send()', 'the uploads create_table in local_aws.rs');
+  const keys = [...call.matchAll(/key_schema\(\s*key\(\s*"([^"]+)"\s*,\s*KeyType::(Hash|Range)\s*\)/g)]
+    .map((m): [string, string] => [m[1], m[2] === 'Hash' ? 'HASH' : 'RANGE']);
+  if (keys.length === 0) throw new Error('no key_schema(...) for the uploads table in src/local_aws.rs');
+  return keys;
 }

@@ -4,10 +4,17 @@
  */
 import { App } from 'aws-cdk-lib';
 import { buildApp } from '../lib/app';
-import { DEFAULT_RECONCILE_EVERY_MINUTES, readSettings, SettingsError } from '../lib/settings';
+import {
+  BELOW_MINIMUM_POLICIES,
+  DEFAULT_BELOW_MINIMUM_POLICY,
+  DEFAULT_NIGHTLY_CRON,
+  DEFAULT_RECONCILE_EVERY_MINUTES,
+  readSettings,
+  SettingsError,
+} from '../lib/settings';
 import { FUNCTIONS } from '../lib/stack';
 import { CDK_JSON_CONTEXT, synth } from './helpers';
-import { rustNumericDefaults } from './rust-source';
+import { rustBelowMinimum, rustNumericDefaults } from './rust-source';
 
 const read = (overrides: Record<string, unknown> = {}) =>
   readSettings((k) => (k in overrides ? overrides[k] : CDK_JSON_CONTEXT[k]));
@@ -29,7 +36,39 @@ describe('settings', () => {
     expect(s.maxImagesPerIntent).toBe(1000);
     expect(s.stuckAfterSecs).toBe(900);
     expect(s.reconcileEveryMinutes).toBe(5);
+    expect(s.poolDeadlineSecs).toBe(21600);
+    expect(s.belowMinimumPolicy).toBe('on_demand');
+    expect(s.onDemandConcurrency).toBe(4);
+    expect(s.maxRecordAttempts).toBe(3);
+    expect(s.modelPrices).toBeUndefined();
     expect(s.bundle).toBe(false);
+  });
+
+  it('when the pool and on-demand settings are absent should use their defaults, and take -c strings', () => {
+    const absent = read({ poolDeadlineSecs: undefined, belowMinimumPolicy: '', onDemandConcurrency: null, maxRecordAttempts: undefined });
+    expect([absent.poolDeadlineSecs, absent.belowMinimumPolicy, absent.onDemandConcurrency, absent.maxRecordAttempts])
+      .toEqual([21600, 'on_demand', 4, 3]);
+    const set = read({ poolDeadlineSecs: '3600', belowMinimumPolicy: ' Pad ', onDemandConcurrency: '8', maxRecordAttempts: 1 });
+    expect([set.poolDeadlineSecs, set.belowMinimumPolicy, set.onDemandConcurrency, set.maxRecordAttempts])
+      .toEqual([3600, 'pad', 8, 1]);
+    expect(read({ belowMinimumPolicy: 'wait' }).belowMinimumPolicy).toBe('wait');
+  });
+
+  it('when compared with BelowMinimum in Rust should accept the same policies and default to the same one', () => {
+    const rust = rustBelowMinimum();
+    expect([...BELOW_MINIMUM_POLICIES].sort()).toEqual([...rust.values].sort());
+    expect(DEFAULT_BELOW_MINIMUM_POLICY).toBe(rust.default);
+    expect(read().belowMinimumPolicy).toBe(rust.default);
+  });
+
+  it('when modelPrices is given as an object or a -c JSON string should keep it as given', () => {
+    const prices = {
+      'anthropic.claude-3-haiku-20240307-v1:0': { inputPerMtok: 0.25, outputPerMtok: 1.25 },
+      'us.anthropic.claude-3-5-sonnet-20240620-v1:0': { inputPerMtok: 3, outputPerMtok: 0 },
+    };
+    expect(read({ modelPrices: prices }).modelPrices).toEqual(prices);
+    expect(read({ modelPrices: JSON.stringify(prices) }).modelPrices).toEqual(prices);
+    expect(read({ modelPrices: '  ' }).modelPrices).toBeUndefined();
   });
 
   it('when reconcileEveryMinutes is absent should default to 5, and take a -c string', () => {
@@ -37,6 +76,18 @@ describe('settings', () => {
     expect(read({ reconcileEveryMinutes: undefined }).reconcileEveryMinutes).toBe(5);
     expect(read({ reconcileEveryMinutes: '15' }).reconcileEveryMinutes).toBe(15);
     expect(read({ reconcileEveryMinutes: 1440 }).reconcileEveryMinutes).toBe(1440);
+  });
+
+  it('when the nightly settings are absent should run nightly at 00:30 UTC, and take -c strings', () => {
+    expect(DEFAULT_NIGHTLY_CRON).toBe('cron(30 0 * * ? *)');
+    const absent = read({ nightlyCron: undefined, nightlyEnabled: undefined });
+    expect([absent.nightlyCron, absent.nightlyEnabled]).toEqual(['cron(30 0 * * ? *)', true]);
+    expect(read({ nightlyCron: '  ', nightlyEnabled: '' })).toMatchObject({ nightlyCron: 'cron(30 0 * * ? *)', nightlyEnabled: true });
+    expect(read({ nightlyCron: ' cron(0 3 * * ? *) ' }).nightlyCron).toBe('cron(0 3 * * ? *)');
+    expect(read({ nightlyCron: 'rate(1 day)' }).nightlyCron).toBe('rate(1 day)');
+    expect(read({ nightlyEnabled: 'false' }).nightlyEnabled).toBe(false);
+    expect(read({ nightlyEnabled: false }).nightlyEnabled).toBe(false);
+    expect(read({ nightlyEnabled: 'TRUE' }).nightlyEnabled).toBe(true);
   });
 
   it('when compared with Settings::local and Quotas::default in Rust should use the same defaults', () => {
@@ -50,6 +101,9 @@ describe('settings', () => {
       stuckAfterSecs: s.stuckAfterSecs,
       intentTtlDays: s.intentTtlDays,
       maxOutputTokens: s.maxOutputTokens,
+      poolDeadlineSecs: s.poolDeadlineSecs,
+      onDemandConcurrency: s.onDemandConcurrency,
+      maxRecordAttempts: s.maxRecordAttempts,
     };
     for (const [key, value] of Object.entries(ours)) {
       expect([key, rust.get(key)]).toEqual([key, value]);
@@ -88,6 +142,32 @@ describe('settings', () => {
     ['reconcileEveryMinutes', '2.5', /reconcileEveryMinutes/],
     ['reconcileEveryMinutes', 'often', /reconcileEveryMinutes/],
     ['reconcileEveryMinutes', 1441, /1 to 1440/],
+    ['nightlyCron', '30 0 * * ? *', /nightlyCron.*cron\(…\) or rate\(…\)/],
+    ['nightlyCron', 'at(2026-01-01T00:30:00)', /nightlyCron/],
+    ['nightlyCron', 'cron()', /nightlyCron/],
+    ['nightlyCron', 'cron(30 0 * * ? *', /nightlyCron/],
+    ['nightlyCron', 30, /nightlyCron/],
+    ['nightlyEnabled', 'sometimes', /nightlyEnabled/],
+    ['nightlyEnabled', 1, /nightlyEnabled/],
+    ['poolDeadlineSecs', 0, /poolDeadlineSecs/],
+    ['poolDeadlineSecs', '1.5', /poolDeadlineSecs/],
+    ['poolDeadlineSecs', 'six hours', /poolDeadlineSecs/],
+    ['belowMinimumPolicy', 'sometimes', /wait, pad, on_demand/],
+    ['belowMinimumPolicy', 'on-demand', /belowMinimumPolicy/],
+    ['belowMinimumPolicy', 3, /belowMinimumPolicy/],
+    ['onDemandConcurrency', 0, /onDemandConcurrency/],
+    ['onDemandConcurrency', '-4', /onDemandConcurrency/],
+    ['maxRecordAttempts', 0, /maxRecordAttempts/],
+    ['maxRecordAttempts', '2.5', /maxRecordAttempts/],
+    ['modelPrices', '{not json', /modelPrices.*not valid JSON/],
+    ['modelPrices', '[]', /modelPrices/],
+    ['modelPrices', {}, /at least one model/],
+    ['modelPrices', { 'has space': { inputPerMtok: 1, outputPerMtok: 1 } }, /not a model id/],
+    ['modelPrices', { 'a.b-v1:0': 1 }, /modelPrices\.a\.b-v1:0/],
+    ['modelPrices', { 'a.b-v1:0': { inputPerMtok: 1 } }, /modelPrices\.a\.b-v1:0\.outputPerMtok/],
+    ['modelPrices', { 'a.b-v1:0': { inputPerMtok: -1, outputPerMtok: 1 } }, /inputPerMtok/],
+    ['modelPrices', { 'a.b-v1:0': { inputPerMtok: '1', outputPerMtok: 1 } }, /inputPerMtok/],
+    ['modelPrices', { 'a.b-v1:0': { inputPerMtok: 1, outputPerMtok: 1, currency: 'EUR' } }, /unknown keys currency/],
   ])('when %s is %j should refuse it, naming the key', (key, value, message) => {
     expect(() => read({ [key]: value })).toThrow(SettingsError);
     expect(() => read({ [key]: value })).toThrow(message);

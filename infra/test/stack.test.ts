@@ -1,14 +1,24 @@
 /**
  * The resources themselves: tables (keys, GSIs, TTL, PITR), queues and their DLQs, event
- * source mappings, buckets, the HTTP API, functions, alarms and outputs.
+ * source mappings, buckets, the HTTP API, functions, intake's event sources (S3 uploads,
+ * nightly run), alarms and outputs.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
-import { API_ROUTES, FUNCTIONS, GSI, MAX_RECEIVE_COUNT, SQS_BATCH_SIZE, VISIBILITY_FACTOR } from '../lib/stack';
+import {
+  API_ROUTES,
+  FUNCTIONS,
+  GSI,
+  INTAKE_EVENT_MAX_AGE,
+  INTAKE_EVENT_RETRY_ATTEMPTS,
+  MAX_RECEIVE_COUNT,
+  SQS_BATCH_SIZE,
+  VISIBILITY_FACTOR,
+} from '../lib/stack';
 import { QUEUES } from '../lib/topology';
 import { resourcesOf, synth } from './helpers';
-import { rustGsiNames, rustIntakeRoutes, rustLocalGsis } from './rust-source';
+import { rustGsiNames, rustIntakeRoutes, rustLocalGsis, rustLocalUploadsKeys } from './rust-source';
 
 const { app, stack, template } = synth();
 const id = (c: { node: { defaultChild?: unknown } }): string => stack.getLogicalId(c.node.defaultChild as any);
@@ -73,8 +83,27 @@ describe('tables', () => {
     });
   });
 
-  it('when the stack is deleted should keep both tables', () => {
-    for (const t of [stack.intentsTable, stack.resultsTable]) {
+  it('when synthesized the uploads table should have PK pk and SK sk (strings), on demand, PITR, SSE, no GSI and no TTL', () => {
+    const table = resourcesOf(template, 'AWS::DynamoDB::Table')[id(stack.uploadsTable)].Properties;
+    expect(table).toEqual({
+      TableName: 'batch-orchestrator-dev-uploads',
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }],
+      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
+    template.resourceCountIs('AWS::DynamoDB::Table', 3);
+  });
+
+  it('when compared with the local-AWS mirror (src/local_aws.rs) the uploads table should have the same keys', () => {
+    const table = resourcesOf(template, 'AWS::DynamoDB::Table')[id(stack.uploadsTable)].Properties;
+    const rust = rustLocalUploadsKeys();
+    expect(table.KeySchema).toEqual(rust.map(([AttributeName, KeyType]) => ({ AttributeName, KeyType })));
+  });
+
+  it('when the stack is deleted should keep every table', () => {
+    for (const t of [stack.intentsTable, stack.resultsTable, stack.uploadsTable]) {
       expect(template.toJSON().Resources[id(t)].DeletionPolicy).toBe('Retain');
     }
   });
@@ -83,15 +112,27 @@ describe('tables', () => {
 describe('queues and event sources', () => {
   const queues = resourcesOf(template, 'AWS::SQS::Queue');
   const dlqIds = new Set(Object.values(queues).flatMap((q) => q.Properties.RedrivePolicy?.deadLetterTargetArn?.['Fn::GetAtt']?.[0] ?? []));
+  /** Queues only EventBridge targets dead-letter into (no queue redrives to them). */
+  const targetDlqIds = new Set(Object.values(resourcesOf(template, 'AWS::Events::Rule'))
+    .flatMap((r) => (r.Properties.Targets as any[]).flatMap((t) => t.DeadLetterConfig?.Arn?.['Fn::GetAtt']?.[0] ?? []))
+    .filter((q) => !dlqIds.has(q)));
 
-  it('when synthesized should have a queue and a DLQ per stage', () => {
-    expect(Object.keys(queues)).toHaveLength(QUEUES.length * 2);
+  it('when synthesized should have a queue and a DLQ per stage, and the intake-events DLQ', () => {
+    expect(Object.keys(queues)).toHaveLength(QUEUES.length * 2 + 1);
     expect(dlqIds.size).toBe(QUEUES.length);
+    expect([...targetDlqIds]).toEqual([id(stack.intakeEventsDlq)]);
+  });
+
+  it('when a queue is a DLQ should keep messages 14 days (SQS\'s maximum) and redrive nowhere', () => {
+    for (const q of [...dlqIds, ...targetDlqIds]) {
+      expect(queues[q].Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+      expect(queues[q].Properties.RedrivePolicy).toBeUndefined();
+    }
   });
 
   it('when a queue is not a DLQ should redrive to a DLQ after 5 receives', () => {
     for (const [logicalId, q] of Object.entries(queues)) {
-      if (dlqIds.has(logicalId)) continue;
+      if (dlqIds.has(logicalId) || targetDlqIds.has(logicalId)) continue;
       expect(q.Properties.RedrivePolicy).toEqual({
         deadLetterTargetArn: { 'Fn::GetAtt': [expect.any(String), 'Arn'] },
         maxReceiveCount: MAX_RECEIVE_COUNT,
@@ -120,12 +161,26 @@ describe('queues and event sources', () => {
     },
   );
 
-  it('when any event source mapping exists should report batch item failures with batches of 10', () => {
+  it('when status-watcher re-runs failures on-demand should have 15 minutes (Lambda\'s maximum), its queue hiding messages for 90 minutes', () => {
+    const fn = resourcesOf(template, 'AWS::Lambda::Function')[id(stack.functions['status-watcher'])].Properties;
+    expect(fn.Timeout).toBe(900);
+    expect(queues[id(stack.queues['status-watcher'].queue)].Properties.VisibilityTimeout).toBe(900 * VISIBILITY_FACTOR);
+  });
+
+  it('when status-watcher consumes its queue should take one message per invocation, so each terminal event gets the whole timeout', () => {
+    const mappings = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'))
+      .filter((m) => m.Properties.FunctionName.Ref === id(stack.functions['status-watcher']));
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0].Properties.BatchSize).toBe(1);
+  });
+
+  it('when any event source mapping exists should report batch item failures, with batches of 10 but status-watcher\'s 1', () => {
     const mappings = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'));
     expect(mappings).toHaveLength(3);
     for (const m of mappings) {
       expect(m.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
-      expect(m.Properties.BatchSize).toBe(SQS_BATCH_SIZE);
+      const sw = m.Properties.FunctionName.Ref === id(stack.functions['status-watcher']);
+      expect(m.Properties.BatchSize).toBe(sw ? 1 : SQS_BATCH_SIZE);
     }
   });
 
@@ -162,6 +217,14 @@ describe('buckets', () => {
         Condition: { Bool: { 'aws:SecureTransport': 'false' } },
       }));
     }
+  });
+
+  it('when objects are created in the uploads bucket should send its events to EventBridge, natively (no notifications custom resource)', () => {
+    expect(props(stack.uploadsBucket).NotificationConfiguration).toEqual({ EventBridgeConfiguration: { EventBridgeEnabled: true } });
+    for (const b of [stack.manifestsBucket, stack.outputsBucket, stack.accessLogsBucket]) {
+      expect(props(b).NotificationConfiguration).toBeUndefined();
+    }
+    template.resourceCountIs('Custom::S3BucketNotifications', 0);
   });
 
   it('when data buckets are synthesized should log access to the access-logs bucket', () => {
@@ -216,10 +279,12 @@ describe('functions', () => {
 
 describe('reconciler schedule', () => {
   const fnId = () => id(stack.functions.reconciler);
+  /** The schedule rules that invoke the reconciler (the other schedule is intake's nightly run). */
   const scheduled = () => Object.entries(resourcesOf(template, 'AWS::Events::Rule'))
-    .filter(([, r]) => r.Properties.ScheduleExpression !== undefined);
+    .filter(([, r]) => r.Properties.ScheduleExpression !== undefined)
+    .filter(([, r]) => (r.Properties.Targets as any[]).some((t) => t.Arn['Fn::GetAtt']?.[0] === fnId()));
 
-  it('when synthesized should have exactly one schedule rule, on the default bus, every reconcileEveryMinutes (5)', () => {
+  it('when synthesized should have exactly one schedule rule for it, on the default bus, every reconcileEveryMinutes (5)', () => {
     const rules = scheduled();
     expect(rules).toHaveLength(1);
     const [ruleId, rule] = rules[0];
@@ -234,7 +299,8 @@ describe('reconciler schedule', () => {
     const [ruleId, rule] = scheduled()[0];
     expect(rule.Properties.Targets).toEqual([expect.objectContaining({ Arn: { 'Fn::GetAtt': [fnId(), 'Arn'] } })]);
     const permissions = Object.values(resourcesOf(template, 'AWS::Lambda::Permission'))
-      .filter((p) => p.Properties.Principal === 'events.amazonaws.com');
+      .filter((p) => p.Properties.Principal === 'events.amazonaws.com')
+      .filter((p) => p.Properties.FunctionName['Fn::GetAtt'][0] === fnId());
     expect(permissions).toHaveLength(1);
     expect(permissions[0].Properties).toMatchObject({
       Action: 'lambda:InvokeFunction',
@@ -250,12 +316,41 @@ describe('reconciler schedule', () => {
     });
   });
 
-  it('when sized should run 2 minutes with 512 MB and consume no queue', () => {
+  it('when a pass is throttled (reserved concurrency 1) should wait in Lambda\'s queue one period at most, not 6 hours', () => {
+    const configs = Object.values(resourcesOf(template, 'AWS::Lambda::EventInvokeConfig'));
+    expect(configs).toHaveLength(1);
+    expect(configs[0].Properties).toEqual({
+      FunctionName: { Ref: fnId() },
+      Qualifier: '$LATEST',
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 5 * 60,
+    });
+    // One period, within Lambda's bounds (60 s to 6 h).
+    for (const [minutes, seconds] of [[1, 60], [30, 1800], [360, 21600], [1440, 21600]]) {
+      const { template: t } = synth({ reconcileEveryMinutes: minutes });
+      t.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: seconds });
+    }
+  });
+
+  it('when sized should run 10 minutes (on-demand runs happen inside a pass) with 512 MB and consume no queue', () => {
     const fn = resourcesOf(template, 'AWS::Lambda::Function')[fnId()].Properties;
-    expect(fn.Timeout).toBe(120);
+    expect(fn.Timeout).toBe(600);
     expect(fn.MemorySize).toBe(512);
     const mappings = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'));
     expect(mappings.filter((m) => m.Properties.FunctionName.Ref === fnId())).toHaveLength(0);
+  });
+
+  it('when sealing pools should be the single sealer: reserved concurrency 1, and the only function with a reservation', () => {
+    const fns = resourcesOf(template, 'AWS::Lambda::Function');
+    expect(fns[fnId()].Properties.ReservedConcurrentExecutions).toBe(1);
+    const reserved = Object.keys(fns).filter((k) => fns[k].Properties.ReservedConcurrentExecutions !== undefined);
+    expect(reserved).toEqual([fnId()]);
+  });
+
+  it('when described should mention sealing pools and the on-demand path', () => {
+    const fn = resourcesOf(template, 'AWS::Lambda::Function')[fnId()].Properties;
+    expect(fn.Description).toMatch(/seals pools/);
+    expect(fn.Description).toMatch(/on-demand/);
   });
 
   it('when reconcileEveryMinutes is set should use it as the rate', () => {
@@ -263,6 +358,108 @@ describe('reconciler schedule', () => {
     t.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 minute)' });
     const { template: t15 } = synth({ reconcileEveryMinutes: 15 });
     t15.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
+  });
+});
+
+describe('intake event sources (S3 uploads, nightly run)', () => {
+  const rules = () => resourcesOf(template, 'AWS::Events::Rule');
+  const intakeArn = () => ({ 'Fn::GetAtt': [id(stack.functions.intake), 'Arn'] });
+  const dlqArn = () => ({ 'Fn::GetAtt': [id(stack.intakeEventsDlq), 'Arn'] });
+  const retryPolicy = {
+    MaximumRetryAttempts: INTAKE_EVENT_RETRY_ATTEMPTS,
+    MaximumEventAgeInSeconds: INTAKE_EVENT_MAX_AGE.toSeconds(),
+  };
+
+  it('when retrying delivery should try 8 times over at most 2 hours', () => {
+    expect(retryPolicy).toEqual({ MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 7200 });
+  });
+
+  it('when an object is created under uploads/ in the uploads bucket should match it on the default bus', () => {
+    const rule = rules()[id(stack.uploadsRule)].Properties;
+    expect(rule.EventBusName).toBe('default');
+    expect(rule.State).toBe('ENABLED');
+    expect(rule.ScheduleExpression).toBeUndefined();
+    expect(rule.EventPattern).toEqual({
+      source: ['aws.s3'],
+      'detail-type': ['Object Created'],
+      detail: {
+        bucket: { name: [{ Ref: id(stack.uploadsBucket) }] },
+        object: { key: [{ prefix: 'uploads/' }] },
+      },
+    });
+  });
+
+  it('when an object is created should invoke intake with the event itself, retried, dead letters to the intake-events DLQ', () => {
+    const rule = rules()[id(stack.uploadsRule)].Properties;
+    expect(rule.Targets).toEqual([{
+      Id: expect.any(String),
+      Arn: intakeArn(),
+      RetryPolicy: retryPolicy,
+      DeadLetterConfig: { Arn: dlqArn() },
+    }]);
+  });
+
+  it('when the nightly schedule fires should run at 00:30 UTC on the default bus', () => {
+    const rule = rules()[id(stack.nightlyRule!)].Properties;
+    expect(rule.ScheduleExpression).toBe('cron(30 0 * * ? *)');
+    expect(rule.State).toBe('ENABLED');
+    expect(rule.EventBusName).toBeUndefined();
+    expect(rule.EventPattern).toBeUndefined();
+  });
+
+  it('when the nightly schedule fires should invoke intake with {"nightlyRun": {}} (the previous UTC day), retried, dead letters to the intake-events DLQ', () => {
+    const rule = rules()[id(stack.nightlyRule!)].Properties;
+    expect(rule.Targets).toEqual([{
+      Id: expect.any(String),
+      Arn: intakeArn(),
+      Input: JSON.stringify({ nightlyRun: {} }),
+      RetryPolicy: retryPolicy,
+      DeadLetterConfig: { Arn: dlqArn() },
+    }]);
+  });
+
+  it('when EventBridge invokes intake should be allowed from these two rules only', () => {
+    const permissions = Object.values(resourcesOf(template, 'AWS::Lambda::Permission'))
+      .filter((p) => p.Properties.Principal === 'events.amazonaws.com')
+      .filter((p) => p.Properties.FunctionName['Fn::GetAtt'][0] === id(stack.functions.intake));
+    expect(permissions.map((p) => p.Properties.SourceArn['Fn::GetAtt'][0]).sort())
+      .toEqual([id(stack.uploadsRule), id(stack.nightlyRule!)].sort());
+    for (const p of permissions) expect(p.Properties.Action).toBe('lambda:InvokeFunction');
+  });
+
+  it('when the intake-events DLQ is synthesized should be SSE-SQS, TLS only, 14 days, and alarm on a message', () => {
+    const q = resourcesOf(template, 'AWS::SQS::Queue')[id(stack.intakeEventsDlq)].Properties;
+    expect(q).toEqual({
+      QueueName: 'batch-orchestrator-dev-intake-events-dlq',
+      MessageRetentionPeriod: 14 * 24 * 3600,
+      SqsManagedSseEnabled: true,
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Namespace: 'AWS/SQS',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [id(stack.intakeEventsDlq), 'QueueName'] } }],
+      Threshold: 1,
+    });
+  });
+
+  it('when nightlyCron is set should use it as the schedule', () => {
+    const { stack: s, template: t } = synth({ nightlyCron: 'cron(0 3 * * ? *)' });
+    const rule = resourcesOf(t, 'AWS::Events::Rule')[s.getLogicalId(s.nightlyRule!.node.defaultChild as any)].Properties;
+    expect(rule.ScheduleExpression).toBe('cron(0 3 * * ? *)');
+  });
+
+  it('when nightlyEnabled is false should have no nightly rule, while S3 uploads are still indexed', () => {
+    const { stack: s, template: t } = synth({ nightlyEnabled: 'false' });
+    expect(s.nightlyRule).toBeUndefined();
+    const all = Object.values(resourcesOf(t, 'AWS::Events::Rule'));
+    expect(all.filter((r) => r.Properties.ScheduleExpression?.startsWith('cron('))).toEqual([]);
+    expect(all.filter((r) => JSON.stringify(r.Properties.Targets).includes('nightlyRun'))).toEqual([]);
+    expect(all.filter((r) => r.Properties.ScheduleExpression !== undefined)).toHaveLength(1);
+    const intakeId = s.getLogicalId(s.functions.intake.node.defaultChild as any);
+    const fromEvents = Object.values(resourcesOf(t, 'AWS::Lambda::Permission'))
+      .filter((p) => p.Properties.Principal === 'events.amazonaws.com' && p.Properties.FunctionName['Fn::GetAtt'][0] === intakeId);
+    expect(fromEvents.map((p) => p.Properties.SourceArn['Fn::GetAtt'][0]))
+      .toEqual([s.getLogicalId(s.uploadsRule.node.defaultChild as any)]);
   });
 });
 
@@ -369,7 +566,8 @@ describe('operations', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       });
     }
-    template.resourceCountIs('AWS::CloudWatch::Alarm', QUEUES.length + FUNCTIONS.length);
+    // One per stage DLQ, one for the intake-events DLQ, one per function.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', QUEUES.length + 1 + FUNCTIONS.length);
   });
 
   it('when an alarm topic is configured should notify it', () => {
@@ -383,6 +581,7 @@ describe('operations', () => {
     expect(outputs.ApiUrl.Value).toEqual({ 'Fn::GetAtt': [id(stack.api), 'ApiEndpoint'] });
     expect(outputs.IntentsTableName.Value).toEqual({ Ref: id(stack.intentsTable) });
     expect(outputs.ResultsTableName.Value).toEqual({ Ref: id(stack.resultsTable) });
+    expect(outputs.UploadsTableName.Value).toEqual({ Ref: id(stack.uploadsTable) });
     expect(outputs.EventBusName.Value).toEqual({ Ref: id(stack.bus) });
   });
 });

@@ -485,7 +485,6 @@ async fn when_records_run_on_demand_should_invoke_the_model_through_bedrock_runt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_objects_stream_copy_and_index_on_aws_should_round_trip_through_the_sdk() {
-    use shared::ports::ObjectStore as _;
     let Some(aws) = endpoint() else { return };
     let env = setup(&aws, "objects", 3).await;
     let bucket = env.stack.settings.manifests_bucket.clone();
