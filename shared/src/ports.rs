@@ -196,7 +196,7 @@ pub trait BatchInference: Send + Sync {
 
 /// One object being written by [`ObjectStore::writer`].
 #[async_trait]
-pub trait ObjectWriter: Send {
+pub trait ObjectWriter: Send + Sync {
     async fn write(&mut self, bytes: &[u8]) -> Result<(), PortError>;
     /// Makes the object visible; returns its size in bytes.
     async fn finish(self: Box<Self>) -> Result<u64, PortError>;

@@ -14,6 +14,7 @@ mod faults;
 mod hostile;
 mod intake;
 mod nightly;
+mod nova;
 mod openapi;
 mod pipeline;
 mod pools;

@@ -442,6 +442,26 @@ fn error_body(err: &IntakeError) -> Value {
     }
 }
 
+/// True for the asynchronous sources (S3 events, the nightly schedule): nobody reads their
+/// answer, so a retryable failure must fail the invocation for EventBridge's retry policy
+/// and dead-letter queue to take over.
+fn is_async_source(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some("aws.s3")
+        || event.get("nightlyRun").is_some()
+}
+
+/// The Lambda entry point: [`handle`], except that an asynchronous source's retryable
+/// failure (5xx) fails the invocation instead of answering it.
+pub async fn invoke(deps: &Deps, event: Value) -> Result<Value, String> {
+    let async_source = is_async_source(&event);
+    let answer = handle(deps, event).await;
+    let failed = answer["statusCode"].as_u64().is_some_and(|c| c >= 500);
+    if async_source && failed {
+        return Err(format!("retryable failure, to be retried: {answer}"));
+    }
+    Ok(answer)
+}
+
 /// Handles one invocation; the answer mirrors the door it came through.
 pub async fn handle(deps: &Deps, event: Value) -> Value {
     let api = event.get("requestContext").is_some();

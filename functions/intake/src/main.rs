@@ -5,7 +5,7 @@ use lambda_runtime::Error;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::adapters::aws::lambda::serve("intake", |deps, event: serde_json::Value| async move {
-        Ok(intake::handle(&deps, event).await)
+        intake::invoke(&deps, event).await.map_err(Error::from)
     })
     .await
 }

@@ -9,22 +9,25 @@
 use super::outbox::{save, take_over, Saved};
 use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::{client_token, job_name};
+use crate::domain::family::{self, ImageRef, ImageSource, RecordFamily};
 use crate::domain::ids::{IntentId, RecordId};
 use crate::domain::intent::{
     BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart, PoolMember,
 };
 use crate::domain::manifest::{
-    check_image, claude_record, job_input_prefix, job_output_prefix, pad_record, part_file_name,
-    prompt, Place, Splitter,
+    check_image_head, job_input_prefix, job_output_prefix, pad_record, part_file_name, prompt,
+    Place, Splitter,
 };
 use crate::domain::results::ImageResult;
-use crate::domain::settings::ModelFamily;
 use crate::domain::status::IntentStatus;
 use crate::ports::{ErrorKind, ObjectWriter, PortError};
 use futures::stream::{self, StreamExt};
 
 /// How many images are fetched at once.
 const FETCH_CONCURRENCY: usize = 8;
+/// Bytes read of an image an S3Location family references: enough for any header's
+/// dimensions (a JPEG's SOF comes after its EXIF block, at most 64 KiB).
+const HEAD_BYTES: usize = 128 * 1024;
 
 #[tracing::instrument(skip_all, fields(intent_id = %intent_id, job_id = %crate::domain::ids::JobId::for_intent(intent_id)))]
 pub async fn build_manifest(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, StageError> {
@@ -58,7 +61,7 @@ pub async fn build_manifest(deps: &Deps, intent_id: &IntentId) -> Result<Outcome
 async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchIntent, StageError> {
     let now = deps.clock.now();
     let settings = &deps.settings;
-    let Some(family) = ModelFamily::of(&intent.model_id) else {
+    let Some(family) = family::for_model(&intent.model_id) else {
         intent
             .fail(
                 format!("model {} has no record builder", intent.model_id),
@@ -79,7 +82,7 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
 
     if let ImageSelection::Pool { members, pad_to } = &intent.selection {
         let (members, pad_to) = (members.clone(), *pad_to);
-        return build_shared(deps, intent, &members, pad_to).await;
+        return build_shared(deps, intent, family, &members, pad_to).await;
     }
     let keys = match &intent.selection {
         ImageSelection::Keys(keys) => keys.clone(),
@@ -114,21 +117,29 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
     // Fetch with bounded concurrency, keeping the client's order (it fixes the record ids),
     // and write each record as it comes: at most FETCH_CONCURRENCY images and one part's
     // upload buffer are in memory, whatever the intent's size.
+    let source = family.image_source();
     let mut fetched = stream::iter(keys.into_iter().enumerate())
         .map(|(i, key)| async move {
             let uri = crate::domain::bedrock::S3Uri::object(&settings.uploads_bucket, &key);
-            let bytes = deps.objects.get(&uri).await;
-            (i, key, bytes)
+            let got = match source {
+                // Inline: the whole image. S3Location: its header and size only.
+                ImageSource::Inline => deps.objects.get(&uri).await.map(|b| {
+                    let size = b.len() as u64;
+                    (b, size)
+                }),
+                ImageSource::S3Location => deps.objects.head(&uri, HEAD_BYTES).await,
+            };
+            (i, key, uri, got)
         })
         .buffered(FETCH_CONCURRENCY);
 
     let mut images = Vec::new();
     let mut skipped = Vec::new();
     let mut out = ManifestWriter::new(deps, &intent.job_id);
-    while let Some((index, key, bytes)) = fetched.next().await {
+    while let Some((index, key, src, got)) = fetched.next().await {
         let record_id = RecordId::for_image(&intent.job_id, index);
-        let checked = match bytes {
-            Ok(bytes) => check_image(&bytes).map(|media| (media, bytes)),
+        let checked = match got {
+            Ok((bytes, size)) => check_image_head(&bytes, size).map(|media| (media, bytes)),
             Err(e) if e.kind == ErrorKind::NotFound => {
                 Err("not found in the uploads bucket".to_string())
             }
@@ -139,14 +150,30 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         };
         let rejected = match checked {
             Ok((media, bytes)) => {
-                let line = match family {
-                    ModelFamily::AnthropicClaude => claude_record(
+                let build = |image: ImageRef<'_>| {
+                    family.record(
                         &record_id,
                         media,
-                        &bytes,
+                        image,
                         prompt_text,
                         settings.max_output_tokens,
-                    ),
+                    )
+                };
+                let line = match source {
+                    ImageSource::Inline => build(ImageRef::Bytes(&bytes)),
+                    ImageSource::S3Location => {
+                        // Bedrock's same-folder rule: the image must sit in the folder the job
+                        // reads. Job folders have fixed-width names, so the record's length
+                        // (and so its place) does not depend on which job it lands in.
+                        let name = format!("images/{index:06}.{}", media.ext());
+                        let probe = build(ImageRef::S3(&out.next_input(0).join(&name)));
+                        let dest = out.next_input(probe.len() as u64).join(&name);
+                        if let Err(e) = deps.objects.copy(&src, &dest).await {
+                            out.abort().await;
+                            return Err(e.into());
+                        }
+                        build(ImageRef::S3(&dest))
+                    }
                 };
                 drop(bytes);
                 out.push(line.as_bytes()).await?;
@@ -225,6 +252,19 @@ impl<'d> ManifestWriter<'d> {
 
     fn records(&self) -> u64 {
         self.splitter.records
+    }
+
+    /// The input folder a record of `len` bytes would land in, without placing it.
+    fn next_input(&self, len: u64) -> crate::domain::bedrock::S3Uri {
+        let new_job = self.jobs.is_empty() || self.splitter.clone().place(len) == Place::NewJob;
+        match self.jobs.last() {
+            Some(job) if !new_job => job.input.clone(),
+            _ => job_input_prefix(
+                &self.deps.settings.manifests_bucket,
+                &self.job_id,
+                self.jobs.len() as u32 + 1,
+            ),
+        }
     }
 
     async fn push(&mut self, line: &[u8]) -> Result<(), StageError> {
@@ -321,12 +361,45 @@ impl<'d> ManifestWriter<'d> {
     }
 }
 
+/// A member's S3Location record, its images copied into the shared job's input folder (the
+/// one the record will land in) and its URIs pointed there.
+async fn relocate(
+    deps: &Deps,
+    out: &ManifestWriter<'_>,
+    line: &str,
+    record: &RecordId,
+) -> Result<String, StageError> {
+    let value: serde_json::Value = serde_json::from_str(line)
+        .map_err(|e| StageError::Permanent(format!("a member's record is not JSON: {e}")))?;
+    let input = out.next_input(line.len() as u64);
+    let mut moves = Vec::new();
+    for (n, raw) in family::s3_locations(&value["modelInput"])
+        .into_iter()
+        .enumerate()
+    {
+        let from = crate::domain::bedrock::S3Uri::parse(&raw)
+            .map_err(|e| StageError::Permanent(format!("bad s3Location {raw}: {e}")))?;
+        let ext = raw.rsplit('.').next().unwrap_or("img");
+        let to = input.join(&format!("images/{record}-{n}.{ext}"));
+        deps.objects.copy(&from, &to).await?;
+        moves.push((raw, to));
+    }
+    family::rewrite_s3_locations(line, |u| {
+        moves
+            .iter()
+            .find(|(raw, _)| *raw == u.to_string())
+            .map(|(_, to)| to.clone())
+    })
+    .map_err(|e| StageError::Permanent(format!("a member's record is not JSON: {e}")))
+}
+
 /// A shared job's manifest: every member's records, read back from the parts the member
 /// wrote when it was pooled, in member order; then padding, if the policy asked for it.
 /// A member cancelled since sealing is left out (its records are marked canceled).
 async fn build_shared(
     deps: &Deps,
     mut intent: BatchIntent,
+    family: &dyn RecordFamily,
     members: &[PoolMember],
     pad_to: u64,
 ) -> Result<BatchIntent, StageError> {
@@ -359,7 +432,22 @@ async fn build_shared(
                     continue;
                 }
                 let Some(image) = accepted.next() else { break };
-                out.push(format!("{line}\n").as_bytes()).await?;
+                let line = format!("{line}\n");
+                let line = match family.image_source() {
+                    ImageSource::Inline => line,
+                    // The member's images sit in its own job folder; the shared job may
+                    // only reference its own (the same-folder rule): copy and point there.
+                    ImageSource::S3Location => {
+                        match relocate(deps, &out, &line, &image.record_id).await {
+                            Ok(l) => l,
+                            Err(e) => {
+                                out.abort().await;
+                                return Err(e);
+                            }
+                        }
+                    }
+                };
+                out.push(line.as_bytes()).await?;
                 images.push(ImageEntry {
                     index: images.len(),
                     key: image.key.clone(),

@@ -107,6 +107,9 @@ pub async fn list_sharded(
     Ok(keys)
 }
 
+/// Users whose nightly intent is made at once.
+const NIGHTLY_CONCURRENCY: usize = 16;
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct NightlyReport {
     pub users: usize,
@@ -120,34 +123,45 @@ pub async fn nightly(deps: &Deps, day: NaiveDate) -> Result<NightlyReport, Stage
     let Some(model) = deps.settings.default_model().cloned() else {
         return Err(StageError::Permanent("no model is configured".into()));
     };
+    let users = deps.uploads.users(day).await?;
+    let outcomes: Vec<(UserId, Result<bool, IntakeError>)> = stream::iter(users)
+        .map(|user| {
+            let req = NewIntent {
+                intent_id: nightly_intent_id(&user, day),
+                user_id: user.clone(),
+                selection: ImageSelection::Day(day),
+                model_id: model.clone(),
+                prompt_version: DEFAULT_PROMPT_VERSION.to_owned(),
+                trace_id: TraceId::generate(),
+            };
+            async move { (user, accept(deps, req).await.map(|a| a.cached)) }
+        })
+        .buffer_unordered(NIGHTLY_CONCURRENCY)
+        .collect()
+        .await;
     let mut report = NightlyReport::default();
-    for user in deps.uploads.users(day).await? {
+    let mut retry = None;
+    for (user, outcome) in outcomes {
         report.users += 1;
-        let req = NewIntent {
-            intent_id: nightly_intent_id(&user, day),
-            user_id: user.clone(),
-            selection: ImageSelection::Day(day),
-            model_id: model.clone(),
-            prompt_version: DEFAULT_PROMPT_VERSION.to_owned(),
-            trace_id: TraceId::generate(),
-        };
-        match accept(deps, req).await {
-            Ok(a) if a.cached => report.existing += 1,
-            Ok(_) => report.created += 1,
+        match outcome {
+            Ok(true) => report.existing += 1,
+            Ok(false) => report.created += 1,
             // Only if the default model changed since the first run of this day: that day's
             // intent stands as it was made.
             Err(IntakeError::KeyReused(id)) => {
                 tracing::warn!(user_id = %user, intent_id = %id, "nightly intent exists with another payload; left as it is");
                 report.refused += 1;
             }
-            Err(IntakeError::Unavailable(e)) => return Err(StageError::Retryable(e)),
+            Err(IntakeError::Unavailable(e)) => retry = Some(e),
             Err(e) => {
-                return Err(StageError::Retryable(PortError::new(
-                    ErrorKind::Unexpected,
-                    e.to_string(),
-                )))
+                retry = Some(PortError::new(ErrorKind::Unexpected, e.to_string()));
             }
         }
+    }
+    // Every user was tried; a failed one makes the run fail so it is run again (what was
+    // made is found again, `cached`).
+    if let Some(e) = retry {
+        return Err(StageError::Retryable(e));
     }
     tracing::info!(day = %day, users = report.users, created = report.created, existing = report.existing, "nightly run done");
     Ok(report)

@@ -2,9 +2,7 @@
 //! which images are refused before they reach Bedrock.
 
 use super::bedrock::S3Uri;
-use super::ids::{BucketName, JobId, RecordId};
-use base64::Engine as _;
-use serde::Serialize;
+use super::ids::{BucketName, JobId};
 
 /// Versioned prompt templates; the version is part of the intent's payload.
 pub const DEFAULT_PROMPT_VERSION: &str = "receipt-v1";
@@ -47,6 +45,15 @@ impl MediaType {
             Some(Self::Webp)
         } else {
             None
+        }
+    }
+
+    pub fn ext(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Gif => "gif",
+            Self::Webp => "webp",
         }
     }
 
@@ -114,12 +121,18 @@ impl MediaType {
 
 /// Why an image cannot go into a manifest. Kept on the image as its per-image error.
 pub fn check_image(bytes: &[u8]) -> Result<MediaType, String> {
+    check_image_head(bytes, bytes.len() as u64)
+}
+
+/// As [`check_image`], from the first bytes of an object (enough for its header) and its
+/// whole size: what an S3Location family needs, without downloading the image.
+pub fn check_image_head(head: &[u8], size: u64) -> Result<MediaType, String> {
+    let bytes = head;
     let media = MediaType::sniff(bytes)
         .ok_or_else(|| "not a supported image (jpeg, png, gif or webp by content)".to_string())?;
-    if bytes.len() > MAX_IMAGE_BYTES {
+    if size > MAX_IMAGE_BYTES as u64 {
         return Err(format!(
-            "image is {} bytes; the limit is {MAX_IMAGE_BYTES} (3.75 MB)",
-            bytes.len()
+            "image is {size} bytes; the limit is {MAX_IMAGE_BYTES} (3.75 MB)"
         ));
     }
     match media.dimensions(bytes) {
@@ -129,43 +142,6 @@ pub fn check_image(bytes: &[u8]) -> Result<MediaType, String> {
         Some((0, _)) | Some((_, 0)) | None => Err("image header is corrupt or truncated".into()),
         Some(_) => Ok(media),
     }
-}
-
-#[derive(Serialize)]
-struct Record<'a, T: Serialize> {
-    #[serde(rename = "recordId")]
-    record_id: &'a str,
-    #[serde(rename = "modelInput")]
-    model_input: T,
-}
-
-/// One JSONL line (with its newline) for Claude's Messages API, the image inline as base64.
-pub fn claude_record(
-    record_id: &RecordId,
-    media: MediaType,
-    image: &[u8],
-    prompt: &str,
-    max_tokens: u32,
-) -> String {
-    let data = base64::engine::general_purpose::STANDARD.encode(image);
-    let body = serde_json::json!({
-        "anthropic_version": "bedrock-2023-05-31",
-        "max_tokens": max_tokens,
-        "messages": [{
-            "role": "user",
-            "content": [
-                {"type": "image", "source": {"type": "base64", "media_type": media.mime(), "data": data}},
-                {"type": "text", "text": prompt}
-            ]
-        }]
-    });
-    let mut line = serde_json::to_string(&Record {
-        record_id: record_id.as_str(),
-        model_input: body,
-    })
-    .unwrap_or_default();
-    line.push('\n');
-    line
 }
 
 /// Where the next record of a manifest goes.
@@ -257,11 +233,7 @@ pub fn pad_record(job: &JobId, n: u64) -> String {
         "messages": [{"role": "user", "content": [{"type": "text", "text": "ok"}]}]
     });
     let id = format!("{PAD_PREFIX}{}-{n:06}", &job.as_str()[3..]);
-    let mut line = serde_json::to_string(&Record {
-        record_id: &id,
-        model_input: body,
-    })
-    .unwrap_or_default();
+    let mut line = serde_json::json!({"recordId": id, "modelInput": body}).to_string();
     line.push('\n');
     line
 }
@@ -283,6 +255,7 @@ pub fn job_output_prefix(bucket: &BucketName, job: &JobId, job_no: u32) -> S3Uri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::RecordId;
 
     fn png(w: u32, h: u32) -> Vec<u8> {
         let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
@@ -341,7 +314,14 @@ mod tests {
     fn when_record_is_built_should_be_one_json_line_with_base64_image() {
         let job = JobId::for_intent(&super::super::ids::IntentId::parse("i").expect("valid"));
         let rid = RecordId::for_image(&job, 0);
-        let line = claude_record(&rid, MediaType::Png, b"abc", "read it", 256);
+        use crate::domain::family::{Claude, ImageRef, RecordFamily as _};
+        let line = Claude.record(
+            &rid,
+            MediaType::Png,
+            ImageRef::Bytes(b"abc"),
+            "read it",
+            256,
+        );
         assert!(line.ends_with('\n'));
         assert_eq!(line.matches('\n').count(), 1);
         let v: serde_json::Value = serde_json::from_str(line.trim_end()).expect("json");

@@ -3,6 +3,7 @@
 
 pub mod bedrock;
 pub mod events;
+pub mod family;
 pub mod ids;
 pub mod intent;
 pub mod manifest;

@@ -100,18 +100,13 @@ impl ImageResult {
             result.error_message = Some("output line has neither modelOutput nor error".into());
             return result;
         };
-        let text: String = output["content"]
-            .as_array()
-            .map(|blocks| {
-                blocks
-                    .iter()
-                    .filter_map(|b| b["text"].as_str())
-                    .collect::<Vec<_>>()
-                    .join("")
-            })
-            .unwrap_or_default();
-        result.input_tokens = output["usage"]["input_tokens"].as_u64().unwrap_or(0);
-        result.output_tokens = output["usage"]["output_tokens"].as_u64().unwrap_or(0);
+        let Some(answer) = super::family::read_any(output) else {
+            result.error_message = Some("modelOutput is in no known model's shape".into());
+            return result;
+        };
+        let text = answer.text;
+        result.input_tokens = answer.input_tokens;
+        result.output_tokens = answer.output_tokens;
         result.receipt = parse_receipt(&text);
         result.text = Some(text);
         result.status = ResultStatus::Succeeded;

@@ -30,31 +30,6 @@ impl Default for Quotas {
     }
 }
 
-/// How a model family wants its records built. Adding a family is a variant and a builder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelFamily {
-    /// Anthropic Claude Messages API: images inline as base64.
-    AnthropicClaude,
-}
-
-impl ModelFamily {
-    /// The family a Bedrock model id (or cross-region inference profile id) belongs to.
-    pub fn of(model: &ModelId) -> Option<Self> {
-        let id = model.as_str();
-        let base = id.split_once('.').map_or(id, |(head, rest)| {
-            // Inference profiles prefix a geography: `us.anthropic.claude-...`.
-            if head.len() <= 4 && rest.contains('.') {
-                rest
-            } else {
-                id
-            }
-        });
-        base.starts_with("anthropic.claude")
-            .then_some(Self::AnthropicClaude)
-    }
-}
-
 /// What happens at the pool deadline to small intents that still do not make a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -238,23 +213,6 @@ pub fn default_prices() -> std::collections::BTreeMap<String, ModelPrice> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn when_model_is_claude_or_profile_should_be_claude_family() {
-        for id in [
-            "anthropic.claude-3-haiku-20240307-v1:0",
-            "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
-        ] {
-            let m = ModelId::parse(id).expect("valid");
-            assert_eq!(
-                ModelFamily::of(&m),
-                Some(ModelFamily::AnthropicClaude),
-                "{id}"
-            );
-        }
-        let nova = ModelId::parse("amazon.nova-lite-v1:0").expect("valid");
-        assert_eq!(ModelFamily::of(&nova), None);
-    }
 
     #[test]
     fn when_estimating_cost_should_price_batch_at_the_discount() {

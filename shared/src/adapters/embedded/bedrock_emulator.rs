@@ -396,6 +396,29 @@ impl BedrockEmulator {
         Ok(files)
     }
 
+    /// Bedrock's same-folder rule for records that reference images in S3: each must sit in
+    /// the folder the job reads, and exist. The reason a record is refused, if it is.
+    async fn check_locations(&self, job: &Row, model_input: &serde_json::Value) -> Option<String> {
+        let input = S3Uri::parse(&job.input).ok()?;
+        let folder = input.key.trim_end_matches('/').to_owned() + "/";
+        for raw in crate::domain::family::s3_locations(model_input) {
+            let inside = S3Uri::parse(&raw)
+                .ok()
+                .filter(|u| u.bucket == input.bucket && u.key.starts_with(&folder));
+            let Some(uri) = inside else {
+                return Some(format!(
+                    "ValidationException: s3Location {raw} is not in the job's input folder {input}"
+                ));
+            };
+            if self.objects.head(&uri, 0).await.is_err() {
+                return Some(format!(
+                    "ValidationException: s3Location {raw} does not exist"
+                ));
+            }
+        }
+        None
+    }
+
     async fn validate(&self, job: &Row, q: &Quotas) -> Result<(), String> {
         let files = self.read_input(job).await?;
         let mut total = 0u64;
@@ -464,7 +487,12 @@ impl BedrockEmulator {
                     continue;
                 }
                 summary.processed_record_count += 1;
-                let line = if let Some((code, msg)) = opts.fail_records.get(&rec.record_id) {
+                let refused = self.check_locations(job, &rec.model_input).await;
+                let line = if let Some(msg) = refused {
+                    summary.error_record_count += 1;
+                    serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
+                        "error": {"errorCode": 400, "errorMessage": msg}})
+                } else if let Some((code, msg)) = opts.fail_records.get(&rec.record_id) {
                     summary.error_record_count += 1;
                     serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
                         "error": {"errorCode": code, "errorMessage": msg}})
@@ -525,16 +553,24 @@ pub fn emulated_output(model_id: &str, model_input: &serde_json::Value) -> serde
         "note": "emulated output from batch-orchestrator's Bedrock emulator, not a real model",
     })
     .to_string();
-    serde_json::json!({
-        "id": format!("msg_emulated_{}", &hex::encode(digest)[..24]),
-        "type": "message",
-        "role": "assistant",
-        "model": format!("{model_id} (emulated)"),
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
-        "stop_sequence": null,
-        "usage": {"input_tokens": 400 + input.len() as u64 / 750, "output_tokens": text.len() as u64 / 4},
-    })
+    let input_tokens = 400 + input.len() as u64 / 750;
+    let output_tokens = text.len() as u64 / 4;
+    let family = ModelId::parse(model_id)
+        .ok()
+        .and_then(|m| crate::domain::family::for_model(&m))
+        .unwrap_or(&crate::domain::family::Claude);
+    let mut answer = family.answer(&text, input_tokens, output_tokens);
+    if let Some(obj) = answer.as_object_mut() {
+        obj.insert(
+            "id".into(),
+            serde_json::Value::String(format!("msg_emulated_{}", &hex::encode(digest)[..24])),
+        );
+        obj.insert(
+            "model".into(),
+            serde_json::Value::String(format!("{model_id} (emulated)")),
+        );
+    }
+    answer
 }
 
 fn check_request(req: &CreateJobRequest) -> Result<(), PortError> {

@@ -1,0 +1,90 @@
+//! Amazon Nova (messages-v1): images referenced in S3 (`s3Location`) instead of inlined, so a
+//! record is a few hundred bytes whatever the image. Bedrock requires the referenced objects
+//! to sit in the folder the job reads, so the builder copies each image into
+//! `{job input}/images/` first (a server-side copy).
+
+use super::{line, ImageRef, ImageSource, ModelAnswer, RecordFamily};
+use crate::domain::ids::RecordId;
+use crate::domain::manifest::MediaType;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Nova;
+
+fn format(media: MediaType) -> &'static str {
+    match media {
+        MediaType::Jpeg => "jpeg",
+        MediaType::Png => "png",
+        MediaType::Gif => "gif",
+        MediaType::Webp => "webp",
+    }
+}
+
+impl RecordFamily for Nova {
+    fn name(&self) -> &'static str {
+        "nova"
+    }
+
+    fn serves(&self, base: &str) -> bool {
+        base.starts_with("amazon.nova")
+    }
+
+    fn image_source(&self) -> ImageSource {
+        ImageSource::S3Location
+    }
+
+    fn record(
+        &self,
+        record_id: &RecordId,
+        media: MediaType,
+        image: ImageRef<'_>,
+        prompt: &str,
+        max_tokens: u32,
+    ) -> String {
+        let ImageRef::S3(uri) = image else {
+            unreachable!("Nova references images in S3; the builder passes a location")
+        };
+        line(
+            record_id,
+            serde_json::json!({
+                "schemaVersion": "messages-v1",
+                "messages": [{
+                    "role": "user",
+                    "content": [
+                        {"image": {"format": format(media), "source": {"s3Location": {"uri": uri.to_string()}}}},
+                        {"text": prompt}
+                    ]
+                }],
+                "inferenceConfig": {"maxTokens": max_tokens}
+            }),
+        )
+    }
+
+    fn read_output(&self, output: &serde_json::Value) -> Option<ModelAnswer> {
+        let blocks = output
+            .get("output")?
+            .get("message")?
+            .get("content")?
+            .as_array()?;
+        Some(ModelAnswer {
+            text: blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(""),
+            input_tokens: output["usage"]["inputTokens"].as_u64().unwrap_or(0),
+            output_tokens: output["usage"]["outputTokens"].as_u64().unwrap_or(0),
+        })
+    }
+
+    fn answer(&self, text: &str, input_tokens: u64, output_tokens: u64) -> serde_json::Value {
+        serde_json::json!({
+            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+            "stopReason": "end_turn",
+            "usage": {
+                "inputTokens": input_tokens,
+                "outputTokens": output_tokens,
+                "totalTokens": input_tokens + output_tokens
+            }
+        })
+    }
+}
