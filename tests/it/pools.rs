@@ -205,19 +205,7 @@ async fn when_members_of_a_shared_job_cancel_should_discard_theirs_and_stop_only
     // The shared job never starts by itself: the emulator is not ticked until asked.
     send(&app, "x", 0..50).await;
     send(&app, "y", 50..100).await;
-    app.deliver(shared::topology::Queue::ManifestBuilder)
-        .await
-        .expect("deliver");
-    // Seal by size through the reconciler, then build and submit the shared job.
-    reconciler::handle(&app.deps, serde_json::json!({}))
-        .await
-        .expect("pass");
-    app.deliver(shared::topology::Queue::ManifestBuilder)
-        .await
-        .expect("deliver");
-    app.deliver(shared::topology::Queue::Submitter)
-        .await
-        .expect("deliver");
+    seal_and_submit(&app).await;
     let pool = &shared_jobs(&app)[0];
     assert_eq!(pool.status, IntentStatus::Submitted);
     let x = intent(&app, "x");
@@ -245,18 +233,7 @@ async fn when_members_of_a_shared_job_cancel_should_discard_theirs_and_stop_only
     // A second shared job whose members both cancel is stopped.
     send(&app, "v", 100..150).await;
     send(&app, "z", 150..200).await;
-    app.deliver(shared::topology::Queue::ManifestBuilder)
-        .await
-        .expect("deliver");
-    reconciler::handle(&app.deps, serde_json::json!({}))
-        .await
-        .expect("pass");
-    app.deliver(shared::topology::Queue::ManifestBuilder)
-        .await
-        .expect("deliver");
-    app.deliver(shared::topology::Queue::Submitter)
-        .await
-        .expect("deliver");
+    seal_and_submit(&app).await;
     cancel(&app, &intent(&app, "v")).await;
     cancel(&app, &intent(&app, "v")).await; // idempotent
     cancel(&app, &intent(&app, "z")).await;
@@ -271,6 +248,23 @@ async fn when_members_of_a_shared_job_cancel_should_discard_theirs_and_stop_only
     assert_eq!(second.status, IntentStatus::Stopped);
     for id in ["v", "z"] {
         assert_eq!(intent(&app, id).status, IntentStatus::Cancelled);
+    }
+}
+
+/// Pools what intake sent, seals it by size through the reconciler, then builds and submits
+/// the shared job (the emulator is not ticked, so it stays submitted).
+async fn seal_and_submit(app: &TestApp) {
+    app.deliver(shared::topology::Queue::ManifestBuilder)
+        .await
+        .expect("deliver");
+    reconciler::handle(&app.deps, serde_json::json!({}))
+        .await
+        .expect("pass");
+    for queue in [
+        shared::topology::Queue::ManifestBuilder,
+        shared::topology::Queue::Submitter,
+    ] {
+        app.deliver(queue).await.expect("deliver");
     }
 }
 

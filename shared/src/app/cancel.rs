@@ -40,7 +40,21 @@ pub async fn cancel(
                 continue;
             }
         }
-        if plan == Cancel::Cancelled {
+        carry_out(deps, &intent, plan).await?;
+        tracing::info!(intent_id = %intent.intent_id, job_id = %job_id, "cancel accepted");
+        return job_status(deps, caller, job_id).await;
+    }
+    Err(StageError::Retryable(PortError::new(
+        ErrorKind::Conflict,
+        "cancel kept losing races",
+    )))
+}
+
+/// What a cancel needs beyond its write: free the slots of a job never created, stop
+/// running jobs, or leave a shared job.
+async fn carry_out(deps: &Deps, intent: &BatchIntent, plan: Cancel) -> Result<(), StageError> {
+    match plan {
+        Cancel::Cancelled => {
             // A submitter may have taken a slot and died before creating its job.
             for job in &intent.jobs {
                 deps.slots
@@ -52,20 +66,14 @@ pub async fn cancel(
                     .await?;
             }
         }
-        if let Cancel::StopJobs(arns) = plan {
+        Cancel::StopJobs(arns) => {
             for arn in arns {
                 stop_job(deps, &arn).await?;
             }
-        } else if let Cancel::LeftSharedJob(shared) = plan {
-            leave_shared_job(deps, &intent, &shared).await?;
         }
-        tracing::info!(intent_id = %intent.intent_id, job_id = %job_id, "cancel accepted");
-        return job_status(deps, caller, job_id).await;
+        Cancel::LeftSharedJob(shared) => leave_shared_job(deps, intent, &shared).await?,
     }
-    Err(StageError::Retryable(PortError::new(
-        ErrorKind::Conflict,
-        "cancel kept losing races",
-    )))
+    Ok(())
 }
 
 /// A cancelled member of a shared job: its records are marked canceled (the job's answers
@@ -115,25 +123,7 @@ async fn leave_shared_job(
             }
         }
         tracing::info!(pool_intent = %pool.intent_id, "every member cancelled; cancelling the shared job");
-        match plan {
-            Cancel::StopJobs(arns) => {
-                for arn in arns {
-                    stop_job(deps, &arn).await?;
-                }
-            }
-            _ => {
-                for job in &pool.jobs {
-                    deps.slots
-                        .release(
-                            pool.model_id.as_str(),
-                            &job.client_token,
-                            deps.settings.quotas.max_concurrent_jobs,
-                        )
-                        .await?;
-                }
-            }
-        }
-        return Ok(());
+        return Box::pin(carry_out(deps, &pool, plan)).await;
     }
     Err(StageError::Retryable(PortError::new(
         ErrorKind::Conflict,

@@ -118,9 +118,14 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
     // and write each record as it comes: at most FETCH_CONCURRENCY images and one part's
     // upload buffer are in memory, whatever the intent's size.
     let source = family.image_source();
+    let job_id = intent.job_id.clone();
+    let job_id = &job_id;
+    // Fetch, check and (inline) encode run FETCH_CONCURRENCY at a time, ahead of the writer,
+    // keeping the client's order (it fixes the record ids).
     let mut fetched = stream::iter(keys.into_iter().enumerate())
-        .map(|(i, key)| async move {
+        .map(|(index, key)| async move {
             let uri = crate::domain::bedrock::S3Uri::object(&settings.uploads_bucket, &key);
+            let record_id = RecordId::for_image(job_id, index);
             let got = match source {
                 // Inline: the whole image. S3Location: its header and size only.
                 ImageSource::Inline => deps.objects.get(&uri).await.map(|b| {
@@ -129,57 +134,87 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
                 }),
                 ImageSource::S3Location => deps.objects.head(&uri, HEAD_BYTES).await,
             };
-            (i, key, uri, got)
+            let prepared = match got {
+                Ok((bytes, size)) => Ok(match check_image_head(&bytes, size) {
+                    Err(reason) => Prepared::Rejected(reason),
+                    Ok(media) if source == ImageSource::Inline => {
+                        // Encoding is CPU work: on the blocking pool it runs beside the
+                        // writer (and other encodes) instead of between its writes.
+                        let rid = record_id.clone();
+                        let max_tokens = settings.max_output_tokens;
+                        let encoded = tokio::task::spawn_blocking(move || {
+                            family.record(
+                                &rid,
+                                media,
+                                ImageRef::Bytes(&bytes),
+                                prompt_text,
+                                max_tokens,
+                            )
+                        })
+                        .await;
+                        match encoded {
+                            Ok(line) => Prepared::Line(line),
+                            Err(e) => Prepared::Failed(e.to_string()),
+                        }
+                    }
+                    Ok(media) => Prepared::Located(media),
+                }),
+                Err(e) if e.kind == ErrorKind::NotFound => Ok(Prepared::Rejected(
+                    "not found in the uploads bucket".to_string(),
+                )),
+                Err(e) => Err(e),
+            };
+            (index, key, uri, record_id, prepared)
         })
         .buffered(FETCH_CONCURRENCY);
 
     let mut images = Vec::new();
     let mut skipped = Vec::new();
     let mut out = ManifestWriter::new(deps, &intent.job_id);
-    while let Some((index, key, src, got)) = fetched.next().await {
-        let record_id = RecordId::for_image(&intent.job_id, index);
-        let checked = match got {
-            Ok((bytes, size)) => check_image_head(&bytes, size).map(|media| (media, bytes)),
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                Err("not found in the uploads bucket".to_string())
-            }
+    while let Some((index, key, src, record_id, prepared)) = fetched.next().await {
+        let prepared = match prepared {
+            Ok(p) => p,
             Err(e) => {
                 out.abort().await;
                 return Err(e.into());
             }
         };
-        let rejected = match checked {
-            Ok((media, bytes)) => {
-                let build = |image: ImageRef<'_>| {
+        let rejected = match prepared {
+            Prepared::Line(line) => {
+                out.push(line.as_bytes()).await?;
+                None
+            }
+            Prepared::Failed(why) => {
+                out.abort().await;
+                return Err(StageError::Retryable(PortError::new(
+                    ErrorKind::Unexpected,
+                    format!("encoding record {record_id} failed: {why}"),
+                )));
+            }
+            Prepared::Located(media) => {
+                // Bedrock's same-folder rule: the image must sit in the folder the job reads.
+                // Job folders have fixed-width names, so the record's length (and so its
+                // place) does not depend on which job it lands in.
+                let build = |dest: &crate::domain::bedrock::S3Uri| {
                     family.record(
                         &record_id,
                         media,
-                        image,
+                        ImageRef::S3(dest),
                         prompt_text,
                         settings.max_output_tokens,
                     )
                 };
-                let line = match source {
-                    ImageSource::Inline => build(ImageRef::Bytes(&bytes)),
-                    ImageSource::S3Location => {
-                        // Bedrock's same-folder rule: the image must sit in the folder the job
-                        // reads. Job folders have fixed-width names, so the record's length
-                        // (and so its place) does not depend on which job it lands in.
-                        let name = format!("images/{index:06}.{}", media.ext());
-                        let probe = build(ImageRef::S3(&out.next_input(0).join(&name)));
-                        let dest = out.next_input(probe.len() as u64).join(&name);
-                        if let Err(e) = deps.objects.copy(&src, &dest).await {
-                            out.abort().await;
-                            return Err(e.into());
-                        }
-                        build(ImageRef::S3(&dest))
-                    }
-                };
-                drop(bytes);
-                out.push(line.as_bytes()).await?;
+                let name = format!("images/{index:06}.{}", media.ext());
+                let probe = build(&out.next_input(0).join(&name));
+                let dest = out.next_input(probe.len() as u64).join(&name);
+                if let Err(e) = deps.objects.copy(&src, &dest).await {
+                    out.abort().await;
+                    return Err(e.into());
+                }
+                out.push(build(&dest).as_bytes()).await?;
                 None
             }
-            Err(reason) => {
+            Prepared::Rejected(reason) => {
                 skipped.push(ImageResult::skipped(
                     record_id.clone(),
                     index,
@@ -226,6 +261,18 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         .record_manifest(images, jobs, now)
         .map_err(|e| StageError::Permanent(e.to_string()))?;
     Ok(intent)
+}
+
+/// One image, ready for the writer.
+enum Prepared {
+    /// Its record line (inline families).
+    Line(String),
+    /// Checked; its record is built once its job folder is known (S3Location families).
+    Located(crate::domain::manifest::MediaType),
+    /// Why it is not in the manifest.
+    Rejected(String),
+    /// The encoding task died (a panic): retry the message.
+    Failed(String),
 }
 
 /// Streams records into parts under the intent's job folders, split by [`Splitter`]: each

@@ -1,7 +1,9 @@
 //! Pools: intents below Bedrock's minimum records per job wait here (status POOLED), per model
 //! and prompt, until a pass of the reconciler seals them:
-//! - **by size**: the oldest waiting intents whose records reach the minimum become one shared
-//!   job (an internal intent owned by `system.pool`), at most a job's worth of records;
+//! - **by size**: the waiting intents, oldest first, are packed into as few shared jobs as
+//!   the cap allows (a job's records, and the `max_images_per_intent` a shared job's intent
+//!   can list), each sealed once it holds the minimum; a shared job is an internal intent
+//!   owned by `system.pool`;
 //! - **by deadline**: what is left when the oldest has waited `pool_deadline_secs` follows the
 //!   below-minimum policy: `wait` (stay for the next window), `pad` (a shared job padded to
 //!   the minimum with tiny text records) or `on_demand` (InvokeModel record by record).
@@ -21,7 +23,7 @@ use super::outbox::{publish_owned, save, take_over, Saved};
 use super::{Deps, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{IntentId, RecordId};
-use crate::domain::intent::{pool_intent_id, BatchIntent, PoolMember};
+use crate::domain::intent::{pool_intent_id, BatchIntent, PoolMember, Refused};
 use crate::domain::results::{ImageResult, ResultStatus};
 use crate::domain::settings::BelowMinimum;
 use crate::domain::status::IntentStatus;
@@ -85,35 +87,28 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
     }
 
     let min = settings.quotas.min_records_per_job;
+    // A shared job's intent lists every record, so it holds at most max_images_per_intent.
     let cap = settings
         .quotas
         .max_records_per_job
         .min(settings.max_images_per_intent as u64)
         .max(min);
     for (_, members) in waiting {
-        // Greedy, oldest first: a group is sealed once it reaches the minimum.
-        let mut group: Vec<BatchIntent> = Vec::new();
-        let mut records = 0u64;
-        for m in members {
-            let r = m.pool.as_ref().map_or(0, |p| p.records);
-            if records + r > cap && !group.is_empty() {
-                // Cannot happen while each member is below the minimum and cap >= 2x min;
-                // kept so a small cap never builds an oversized job.
-                if records >= min {
-                    seal(deps, std::mem::take(&mut group), 0).await?;
-                    report.sealed_by_size += 1;
-                    crate::metrics::sealed("size");
-                }
-                records = 0;
-            }
-            records += r;
-            group.push(m);
-            if records >= min {
-                seal(deps, std::mem::take(&mut group), 0).await?;
-                report.sealed_by_size += 1;
-                crate::metrics::sealed("size");
-                records = 0;
-            }
+        // Oldest first, packed into as few shared jobs as the cap allows; a job is sealed
+        // once it holds the minimum. What is left waits, or meets the deadline.
+        let counts: Vec<u64> = members
+            .iter()
+            .map(|m| m.pool.as_ref().map_or(0, |p| p.records))
+            .collect();
+        let (groups, rest) = crate::domain::pool::pack(&counts, min, cap);
+        let mut members = members;
+        let group: Vec<BatchIntent> = members.split_off(rest);
+        let records: u64 = counts[rest..].iter().sum();
+        for range in groups.into_iter().rev() {
+            let sealed = members.split_off(range.start);
+            seal(deps, sealed, 0).await?;
+            report.sealed_by_size += 1;
+            crate::metrics::sealed("size");
         }
         if group.is_empty() {
             continue;
@@ -196,36 +191,28 @@ fn member_of(m: &BatchIntent) -> PoolMember {
 /// by another path) meanwhile.
 async fn claim(
     deps: &Deps,
-    mut m: BatchIntent,
+    m: BatchIntent,
     pool: &IntentId,
 ) -> Result<Option<BatchIntent>, StageError> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let expected = m.version;
-        let mut next = m.clone();
-        match next.seal_into(pool, deps.clock.now()) {
-            Ok(false) => return Ok(Some(m)),
-            Ok(true) => match save(deps, next, expected).await? {
-                Saved::Written(i) => return Ok(Some(*i)),
-                Saved::Stale(_) => {}
-            },
-            Err(_) => return Ok(None),
-        }
-        match deps.store.get(&m.intent_id).await? {
-            Some(fresh) => m = fresh,
-            None => return Ok(None),
-        }
-    }
-    Ok(None)
+    claim_with(deps, m, |next, now| next.seal_into(pool, now)).await
 }
 
-async fn claim_on_demand(
+/// Version-conditional claim of one member for the on-demand path.
+async fn claim_on_demand(deps: &Deps, m: BatchIntent) -> Result<Option<BatchIntent>, StageError> {
+    claim_with(deps, m, |next, now| next.take_on_demand(now)).await
+}
+
+/// Applies `take` (Ok(true): changed, Ok(false): already so, Err: refused) and saves it with a
+/// version check, re-reading on a lost race. The member as stored after, or None if refused.
+async fn claim_with(
     deps: &Deps,
     mut m: BatchIntent,
+    take: impl Fn(&mut BatchIntent, chrono::DateTime<chrono::Utc>) -> Result<bool, Refused>,
 ) -> Result<Option<BatchIntent>, StageError> {
     for _ in 0..MAX_CAS_ATTEMPTS {
         let expected = m.version;
         let mut next = m.clone();
-        match next.take_on_demand(deps.clock.now()) {
+        match take(&mut next, deps.clock.now()) {
             Ok(false) => return Ok(Some(m)),
             Ok(true) => match save(deps, next, expected).await? {
                 Saved::Written(i) => return Ok(Some(*i)),

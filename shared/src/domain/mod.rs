@@ -7,6 +7,7 @@ pub mod family;
 pub mod ids;
 pub mod intent;
 pub mod manifest;
+pub mod pool;
 pub mod results;
 pub mod settings;
 pub mod status;

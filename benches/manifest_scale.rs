@@ -1,0 +1,361 @@
+//! Manifest and planner figures at scale, each reported as a ratio measured side by side in
+//! the same run (`cargo bench --profile release --bench manifest_scale`):
+//!
+//! 1. the manifest builder in base64 mode (Claude) for N realistic images through the embedded
+//!    object store, against a raw copy of the same bytes through the same store;
+//! 2. the builder's peak RSS for 5,000 against 50,000 records (each in a child process of its
+//!    own, read from `/proc/self/status` VmHWM);
+//! 3. records per second in s3Location mode (Nova) at 50,000 records;
+//! 4. the pool packer and the splitter over 2,000,000 records from 100,000 intents: time, jobs
+//!    and parts, against the lower bounds the quotas set.
+//!
+//! `BO_BENCH_QUICK=1` shrinks every size tenfold (a smoke run).
+
+use batch_orchestrator::embedded::{Embedded, EmbeddedOptions};
+use serde_json::json;
+use shared::adapters::embedded::objects::FsObjectStore;
+use shared::app::manifest::build_manifest;
+use shared::domain::bedrock::S3Uri;
+use shared::domain::ids::{IntentId, ModelId, ObjectKey};
+use shared::domain::manifest::{Place, Splitter};
+use shared::domain::settings::Quotas;
+use shared::ports::{IntentStore as _, ObjectStore as _};
+use std::time::{Duration, Instant};
+
+const USER: &str = "bench-user";
+const NOVA: &str = "amazon.nova-lite-v1:0";
+
+fn quick() -> bool {
+    std::env::var_os("BO_BENCH_QUICK").is_some()
+}
+
+fn scaled(n: usize) -> usize {
+    if quick() {
+        (n / 10).max(1)
+    } else {
+        n
+    }
+}
+
+/// A PNG header (1200x1600, so it passes the checks) followed by `size` bytes in all of
+/// pseudo-random data: incompressible, like a photo.
+fn synthetic_png(size: usize, seed: u64) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
+    b.extend_from_slice(&1200u32.to_be_bytes());
+    b.extend_from_slice(&1600u32.to_be_bytes());
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    while b.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+    b.truncate(size);
+    b
+}
+
+fn key(i: usize) -> String {
+    format!("uploads/{USER}/2026-11-28/img-{i:06}.png")
+}
+
+async fn open(dir: &std::path::Path, max_images: usize) -> anyhow::Result<Embedded> {
+    let mut opts = EmbeddedOptions::new(dir);
+    opts.settings.max_images_per_intent = max_images;
+    opts.settings.quotas.min_records_per_job = 1;
+    opts.settings
+        .allowed_models
+        .push(ModelId::parse(NOVA).map_err(|e| anyhow::anyhow!("{e}"))?);
+    Embedded::open(opts)
+}
+
+/// Stores `n` images: `distinct` real files, the rest hard links to them (disk stays small,
+/// every key is its own object).
+async fn store_images(
+    app: &Embedded,
+    dir: &std::path::Path,
+    n: usize,
+    size: usize,
+    distinct: usize,
+) -> anyhow::Result<()> {
+    let fs = FsObjectStore::new(dir.join("s3"));
+    let bucket = &app.deps.settings.uploads_bucket;
+    for i in 0..n {
+        let uri = S3Uri::object(bucket, &ObjectKey::parse(&key(i))?);
+        if i < distinct {
+            app.objects.put(&uri, synthetic_png(size, i as u64)).await?;
+        } else {
+            let src = fs.path_of(&S3Uri::object(
+                bucket,
+                &ObjectKey::parse(&key(i % distinct))?,
+            ))?;
+            std::fs::hard_link(src, fs.path_of(&uri)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Records an intent over the first `n` images.
+async fn record(
+    app: &Embedded,
+    id: &str,
+    n: usize,
+    model: Option<&str>,
+) -> anyhow::Result<IntentId> {
+    let keys: Vec<String> = (0..n).map(key).collect();
+    let mut payload = json!({"intentId": id, "userId": USER, "images": keys});
+    if let Some(m) = model {
+        payload["modelId"] = json!(m);
+    }
+    let answer = app.intake(payload).await;
+    anyhow::ensure!(answer["statusCode"] == 202, "intake: {answer}");
+    IntentId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Builds the manifest of a recorded intent of `n` images; the build's time.
+async fn build_only(app: &Embedded, id: &IntentId, n: usize) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    build_manifest(&app.deps, id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let took = start.elapsed();
+    let intent = app
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("gone"))?;
+    let records: u64 = intent.jobs.iter().map(|j| j.records()).sum();
+    anyhow::ensure!(records == n as u64, "built {records} of {n} records");
+    Ok(took)
+}
+
+async fn build(
+    app: &Embedded,
+    id: &str,
+    n: usize,
+    model: Option<&str>,
+) -> anyhow::Result<Duration> {
+    let id = record(app, id, n, model).await?;
+    build_only(app, &id, n).await
+}
+
+/// The same bytes, read from the same store and written through the same streaming writer.
+async fn raw_copy(app: &Embedded, n: usize, round: usize) -> anyhow::Result<(Duration, u64)> {
+    let s = &app.deps.settings;
+    let start = Instant::now();
+    let out = S3Uri::object(
+        &s.manifests_bucket,
+        &ObjectKey::parse(&format!("raw/copy-{round}.bin"))?,
+    );
+    let mut w = app.objects.writer(&out).await?;
+    for i in 0..n {
+        let bytes = app
+            .objects
+            .get(&S3Uri::object(
+                &s.uploads_bucket,
+                &ObjectKey::parse(&key(i))?,
+            ))
+            .await?;
+        w.write(&bytes).await?;
+    }
+    let written = w.finish().await?;
+    Ok((start.elapsed(), written))
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Child mode: build one manifest of `n` records and print the peak RSS.
+async fn rss_child(n: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = open(dir.path(), n).await?;
+    store_images(&app, dir.path(), n, 40 * 1024, 64).await?;
+    let id = record(&app, "rss", n, None).await?;
+    let before = vm_hwm_kib();
+    // Reset the peak (Linux: `5` to clear_refs), so it is the build's own.
+    std::fs::write("/proc/self/clear_refs", "5")?;
+    build_only(&app, &id, n).await?;
+    println!("RSS {n} {} {}", vm_hwm_kib(), before);
+    Ok(())
+}
+
+fn rss_of(n: usize) -> anyhow::Result<(u64, u64)> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["--rss-child", &n.to_string()])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("RSS "))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "child said: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Ok((f[1], f[2]))
+}
+
+/// 2M records from 100k intents: packing the small ones into shared jobs, splitting every
+/// job into parts, for a record size of `line_bytes`.
+fn planner(line_bytes: u64, min: u64, cap: u64) -> (Duration, u64, u64, u64, u64, u64) {
+    let quotas = Quotas::default();
+    let intents = scaled(100_000);
+    // Record counts averaging 20: most below the minimum, one in 25 a big one (~250).
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    let mut counts: Vec<u64> = (0..intents)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 25 == 0 {
+                150 + x % 200
+            } else {
+                1 + x % 19
+            }
+        })
+        .collect();
+    let total: u64 = counts.iter().sum();
+    let target = scaled(2_000_000) as u64;
+    // Top up the last intents so the total is exactly the target.
+    let mut i = 0;
+    let mut sum = total;
+    while sum < target {
+        counts[i % intents] += 1;
+        sum += 1;
+        i += 7;
+    }
+    while sum > target {
+        let j = i % intents;
+        if counts[j] > 1 {
+            counts[j] -= 1;
+            sum -= 1;
+        }
+        i += 7;
+    }
+    let start = Instant::now();
+    let (small, big): (Vec<u64>, Vec<u64>) = counts.iter().partition(|&&c| c < min);
+    let (groups, rest) = shared::domain::pool::pack(&small, min, cap);
+    let mut jobs = 0u64;
+    let mut parts = 0u64;
+    let mut split = |records: u64| {
+        let mut s = Splitter::new(&quotas);
+        for _ in 0..records {
+            let _: Place = s.place(line_bytes);
+        }
+        jobs += u64::from(s.jobs);
+        parts += u64::from(s.parts);
+    };
+    for c in &big {
+        split(*c);
+    }
+    for g in &groups {
+        split(small[g.clone()].iter().sum());
+    }
+    let took = start.elapsed();
+    let waiting: u64 = small[rest..].iter().sum();
+    let bytes = target * line_bytes;
+    let lb_jobs =
+        (target.div_ceil(quotas.max_records_per_job)).max(bytes.div_ceil(quotas.max_job_bytes));
+    let lb_parts =
+        (target.div_ceil(quotas.max_records_per_file)).max(bytes.div_ceil(quotas.max_file_bytes));
+    (took, jobs, parts, lb_jobs, lb_parts, waiting)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--rss-child") {
+        let n: usize = args
+            .get(pos + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(5000);
+        return rss_child(n).await;
+    }
+
+    // 1. base64 manifest against a raw copy of the same bytes.
+    let n = scaled(300);
+    let size = 600 * 1024;
+    let dir = tempfile::tempdir()?;
+    let app = open(dir.path(), n).await?;
+    store_images(&app, dir.path(), n, size, n).await?;
+    let mut manifest = Vec::new();
+    let mut raw = Vec::new();
+    for round in 0..3 {
+        let (r, bytes) = raw_copy(&app, n, round).await?;
+        raw.push(r);
+        manifest.push(build(&app, &format!("b64-{round}"), n, None).await?);
+        anyhow::ensure!(bytes == (n * size) as u64);
+    }
+    manifest.sort();
+    raw.sort();
+    let (m, r) = (manifest[1], raw[1]);
+    println!(
+        "1. base64 manifest, {n} images of {} KiB ({} MiB): manifest {:.0} ms, raw copy {:.0} ms, ratio {:.2}x (target <= 1.3x); medians of 3",
+        size / 1024,
+        n * size / (1024 * 1024),
+        m.as_secs_f64() * 1e3,
+        r.as_secs_f64() * 1e3,
+        m.as_secs_f64() / r.as_secs_f64()
+    );
+    drop(app);
+    drop(dir);
+
+    // 2. Peak RSS, 5,000 against 50,000 records.
+    let (small, small_base) = rss_of(scaled(5_000))?;
+    let (large, large_base) = rss_of(scaled(50_000))?;
+    println!(
+        "2. peak RSS during the build: {} records {:.1} MiB, {} records {:.1} MiB, ratio {:.2}x (target <= 1.2x and <= 128 MiB); peak before the build (images stored, intent recorded) {:.1} / {:.1} MiB",
+        scaled(5_000),
+        small as f64 / 1024.0,
+        scaled(50_000),
+        large as f64 / 1024.0,
+        large as f64 / small as f64,
+        small_base as f64 / 1024.0,
+        large_base as f64 / 1024.0
+    );
+
+    // 3. s3Location records per second.
+    let n = scaled(50_000);
+    let dir = tempfile::tempdir()?;
+    let app = open(dir.path(), n).await?;
+    store_images(&app, dir.path(), n, 40 * 1024, 64).await?;
+    let took = build(&app, "nova", n, Some(NOVA)).await?;
+    println!(
+        "3. s3Location (Nova) manifest, {n} records: {:.2} s, {:.0} records/s (a header read and a server-side copy each)",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    drop(app);
+    drop(dir);
+
+    // 4. The planner.
+    for (label, line) in [
+        ("base64 (~400 KiB lines)", 400 * 1024),
+        ("s3Location (~600 B lines)", 600),
+    ] {
+        let (took, jobs, parts, lb_jobs, lb_parts, waiting) = planner(line, 100, 1_000);
+        println!(
+            "4. planner, {} records / {} intents, {label}: {:.1} ms; {jobs} jobs (lower bound {lb_jobs}), {parts} parts (lower bound {lb_parts}); {waiting} records left waiting",
+            scaled(2_000_000),
+            scaled(100_000),
+            took.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
