@@ -52,7 +52,7 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
       reason: 'This queue is itself a dead-letter queue: the DeadLetterConfig of the two EventBridge targets that invoke intake (S3 Object Created, nightly run). cdk-nag only recognizes queues named in another queue\'s RedrivePolicy as DLQs; a DLQ of a DLQ would only move the same dead letters once more.',
     }]],
     [f.intake.role!, [
-      jobs(`StopModelInvocationJob stops the running jobs of a batch its owner cancels (DELETE /api/batch/jobs/{jobId}); the ARNs come from the caller's own intent. ${JOB_ARNS}`),
+      jobs(`StopModelInvocationJob stops the running jobs of a batch its owner cancels (DELETE /api/batch/jobs/{jobId}), and those of a shared job once its last member is cancelled; the ARNs come from the intents themselves. ${JOB_ARNS}`),
     ]],
     [stack.bedrockRole, [
       objects(stack.manifestsBucket, `Bedrock reads every JSONL part of a job's input folder. ${MANIFEST_KEYS}`),
@@ -61,7 +61,7 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     ]],
     [f['manifest-builder'].role!, [
       objects(stack.uploadsBucket, 'Images are uploaded by users under uploads/{userId}/{day}/ after deploy; the function reads the ones a request names. The wildcard covers objects of the dedicated uploads bucket only.'),
-      objects(stack.manifestsBucket, `The function writes (and on failure aborts the multipart upload of) the parts. ${MANIFEST_KEYS}`),
+      objects(stack.manifestsBucket, `The function writes (and on failure aborts the multipart upload of) the parts and the s3Location images copied beside them, and for a shared job reads its members' parts and copies their images into its own folder. ${MANIFEST_KEYS}`),
     ]],
     [f.submitter.role!, [
       jobs(`CreateModelInvocationJob and TagResource act on the job being created, and StopModelInvocationJob stops a job it just created when the owner cancelled meanwhile. ${JOB_ARNS}`),
@@ -69,11 +69,13 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     ]],
     [f['status-watcher'].role!, [
       objects(stack.outputsBucket, `The function reads each finished job's .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
+      objects(stack.manifestsBucket, `The function reads a finished job's input parts to re-run its retryable failures on-demand (and InvokeModel reads an s3Location record's image there with its credentials). ${MANIFEST_KEYS}`),
       jobs(`StopModelInvocationJob stops a job whose state-change event names an intent that was cancelled before the job's ARN was recorded. ${JOB_ARNS}`),
       ...anyRegionModels(`InvokeModel re-runs a finished job's retryable failures on-demand, on the model the job used. ${GEO_MODELS}`),
     ]],
     [f.reconciler.role!, [
       objects(stack.outputsBucket, `When a poll finds a job finished, the function reads its .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
+      objects(stack.manifestsBucket, `The function reads a pooled member's parts to run it on-demand (policy on_demand) and a finished job's parts to re-run its retryable failures (and InvokeModel reads an s3Location record's image there with its credentials). ${MANIFEST_KEYS}`),
       jobs(`GetModelInvocationJob is asked about every open job of the stack's intents. ${JOB_ARNS}`),
       ...anyRegionModels(`InvokeModel runs the records of a pool below the job minimum on-demand at its deadline (policy on_demand), on the pool's model. ${GEO_MODELS}`),
     ]],

@@ -58,7 +58,8 @@ interface FunctionSpec {
 /**
  * One crate per function (`functions/{name}`, binary of the same name). Timeouts: intake answers
  * an HTTP API (which gives up after 30 s); manifest-builder fetches every image of a request and writes
- * the JSONL parts (memory holds a part, multipart-uploaded above 16 MiB); status-watcher ingests
+ * the JSONL parts (each streamed up as a multipart upload in 8 MiB parts, so memory holds one
+ * part's buffer, plus the images in flight); status-watcher ingests
  * every output line of a finished job and re-runs its retryable failures on-demand (up to 1,000
  * records, onDemandConcurrency at a time), so it takes one message per invocation (batch size 1:
  * each terminal event gets the whole 15 minutes, Lambda's maximum); reconciler runs one scheduled
@@ -92,6 +93,13 @@ export const MANIFEST_EXPIRY = Duration.days(30);
 export const OUTPUT_EXPIRY = Duration.days(365);
 export const ACCESS_LOG_EXPIRY = Duration.days(90);
 export const ABORT_MULTIPART_AFTER = Duration.days(7);
+/**
+ * The manifests bucket's incomplete multipart uploads: manifest-builder streams every part as
+ * a multipart upload and aborts it on failure, but an invocation that times out or crashes
+ * mid-part cannot. Nothing ever resumes an upload (a replay starts a new one for the same
+ * key), so a day-old incomplete upload is only billed storage.
+ */
+export const ABORT_MANIFEST_MULTIPART_AFTER = Duration.days(1);
 /** How long a DLQ keeps a message (SQS's maximum): time to fix the cause and replay it. */
 export const DLQ_RETENTION = Duration.days(14);
 /** The key prefix of users' uploads (`uploads/{userId}/{YYYY-MM-DD}/{name}`, shared/src/domain/uploads.rs). */
@@ -227,13 +235,16 @@ export class BatchOrchestratorStack extends Stack {
       ...secure,
       lifecycleRules: [{ id: 'expire-access-logs', expiration: ACCESS_LOG_EXPIRY, abortIncompleteMultipartUploadAfter: ABORT_MULTIPART_AFTER }],
     });
-    const dataBucket = (id: string, logPrefix: string, rules: s3.LifecycleRule[]): s3.Bucket =>
+    // One whole-bucket AbortIncompleteMultipartUpload rule per bucket (7 days, 1 on the
+    // manifests bucket), beside the bucket's own rules: a second whole-bucket abort rule with
+    // another age would only overlap it.
+    const dataBucket = (id: string, logPrefix: string, rules: s3.LifecycleRule[], abortMultipartAfter = ABORT_MULTIPART_AFTER): s3.Bucket =>
       new s3.Bucket(this, id, {
         ...secure,
         serverAccessLogsBucket: this.accessLogsBucket,
         serverAccessLogsPrefix: `${logPrefix}/`,
         lifecycleRules: [
-          { id: 'abort-incomplete-multipart', abortIncompleteMultipartUploadAfter: ABORT_MULTIPART_AFTER },
+          { id: 'abort-incomplete-multipart', abortIncompleteMultipartUploadAfter: abortMultipartAfter },
           ...rules,
         ],
       });
@@ -246,7 +257,14 @@ export class BatchOrchestratorStack extends Stack {
     (this.uploadsBucket.node.defaultChild as s3.CfnBucket).notificationConfiguration = {
       eventBridgeConfiguration: { eventBridgeEnabled: true },
     };
-    this.manifestsBucket = dataBucket('ManifestsBucket', 'manifests', [{ id: 'expire-manifests', expiration: MANIFEST_EXPIRY }]);
+    // Manifest parts are streamed up as multipart uploads (S3Writer): incomplete ones are
+    // aborted after a day (ABORT_MANIFEST_MULTIPART_AFTER), the parts expire after 30 days.
+    this.manifestsBucket = dataBucket(
+      'ManifestsBucket',
+      'manifests',
+      [{ id: 'expire-manifests', expiration: MANIFEST_EXPIRY }],
+      ABORT_MANIFEST_MULTIPART_AFTER,
+    );
     this.outputsBucket = dataBucket('OutputsBucket', 'outputs', [{ id: 'expire-outputs', expiration: OUTPUT_EXPIRY }]);
 
     // ---- Bus, queues, rules ------------------------------------------------------------------
@@ -586,8 +604,20 @@ export class BatchOrchestratorStack extends Stack {
 
   /**
    * Each function's role gets the actions its code calls, on its own resources only. DynamoDB
-   * has no TransactWriteItems IAM action: the Puts inside a transaction are authorized as
-   * dynamodb:PutItem (and a BatchWriteItem as dynamodb:BatchWriteItem).
+   * has no TransactWriteItems IAM action: the intent store's update transaction holds Put items
+   * only (the intent, with its version condition, and one job-ARN pointer per job), so it is
+   * authorized as dynamodb:PutItem alone (no UpdateItem, no ConditionCheckItem); a
+   * BatchWriteItem is authorized as dynamodb:BatchWriteItem.
+   *
+   * What each function reaches (the use case its crate calls, and what that calls in turn):
+   * - intake: app::intake::accept, app::status (job_status, list_jobs, list_results),
+   *   app::cancel (cancel, leave_shared_job), app::uploads (index_object_created, nightly);
+   * - manifest-builder: app::manifest::build_manifest (build_shared and relocate for a shared job);
+   * - submitter: app::submit::submit_jobs;
+   * - status-watcher: app::watch::apply_state_change (ingest, rerun_retryable,
+   *   route_to_members, pool::finish_members);
+   * - reconciler: app::reconcile::reconcile (watch::apply_job_status as above, pool::pool_pass,
+   *   sweep::sweep_outboxes).
    */
   private grantLeastPrivilege(jobArns: string, modelArns: string[]): void {
     const f = this.functions;
@@ -597,24 +627,27 @@ export class BatchOrchestratorStack extends Stack {
       fn.addToRolePolicy(new iam.PolicyStatement({ sid, actions, resources, conditions }));
     };
 
-    // Intent store: GetItem (consistent reads, and the job-ARN pointer items), PutItem
-    // (conditional create, and the Puts of the update transaction, e.g. intake's cancel).
+    // Intent store: GetItem (consistent reads, the job-ARN pointer items, the slot items),
+    // PutItem (conditional create, e.g. the reconciler's shared-job intent; the Puts of the
+    // update transaction; a slot's conditional put). Every function saves through the outbox,
+    // so every function publishes to our bus.
     for (const fn of [f.intake, f['manifest-builder'], f.submitter, f['status-watcher'], f.reconciler]) {
       allow(fn, 'IntentStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], [intents]);
       this.bus.grantPutEventsTo(fn);
     }
     // DeleteItem, on the table only (no index): releases a per-model concurrency slot (item
     // `slot#<modelId>#<n>`, taken with a conditional PutItem before a job is created) with a
-    // conditional delete. submitter (Bedrock refused the job), status-watcher (the job ended)
-    // and reconciler (applies terminal statuses through the same path); intake and
-    // manifest-builder never delete an item.
-    for (const fn of [f.submitter, f['status-watcher'], f.reconciler]) {
+    // conditional delete. intake (cancel before submission frees any slot a dead submitter
+    // took; the last member leaving a shared job frees the shared job's), submitter (Bedrock
+    // refused the job), status-watcher (the job ended) and reconciler (applies terminal
+    // statuses through the same path); manifest-builder never deletes an item.
+    for (const fn of [f.intake, f.submitter, f['status-watcher'], f.reconciler]) {
       allow(fn, 'ReleaseSlots', ['dynamodb:DeleteItem'], [intents]);
     }
     // Query, only on the indexes each function's code reads: byJobId (lookups by our jobId),
     // byUserCreated (intake's list of the caller's jobs), byStatusUpdated (the reconciler's
-    // open and stuck intents; submitter and status-watcher, when a slot frees, wake the oldest
-    // intent waiting for one), byOutbox (the reconciler's outbox sweep).
+    // open, stuck and pooled intents; submitter and status-watcher, when a slot frees, wake
+    // the oldest intent waiting for one), byOutbox (the reconciler's outbox sweep).
     const queries: Array<[lambda.Function, string[]]> = [
       [f.intake, [GSI.byJobId, GSI.byUserCreated]],
       [f.submitter, [GSI.byStatusUpdated]],
@@ -629,17 +662,37 @@ export class BatchOrchestratorStack extends Stack {
     // `up#{day}#{userId}` partition to resolve a day's keys. No one else touches the table.
     allow(f.intake, 'UploadsIndex', ['dynamodb:PutItem', 'dynamodb:Query'], [this.uploadsTable.tableArn]);
     allow(f['manifest-builder'], 'UploadsIndex', ['dynamodb:Query'], [this.uploadsTable.tableArn]);
-    // Result store: per-image results are upserted with BatchWriteItem (the only call the
-    // result adapter makes; it is authorized as dynamodb:BatchWriteItem alone).
-    for (const fn of [f['manifest-builder'], f['status-watcher'], f.reconciler]) {
-      allow(fn, 'ResultStore', ['dynamodb:BatchWriteItem'], [this.resultsTable.tableArn]);
+    // Result store: results are upserted with BatchWriteItem (put_results) and read with a
+    // Query on the table's own key (list_results); no PutItem, no index.
+    // - intake writes the `canceled` results of a member leaving a shared job, and reads a
+    //   job's results for GET /api/batch/jobs/{jobId}/results;
+    // - manifest-builder writes the `skipped` results of rejected images (it reads none);
+    // - status-watcher writes ingested (and re-run) results, to a shared job's members too, and
+    //   reads a member's results to count them when the shared job ends (pool::finish_members);
+    // - reconciler does the same when a poll finds a job finished, and in the pool pass reads
+    //   a member's results (on-demand runs resume after the records that succeeded; finishing
+    //   members) and writes its on-demand results.
+    const results: Array<[lambda.Function, string[]]> = [
+      [f.intake, ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
+      [f['manifest-builder'], ['dynamodb:BatchWriteItem']],
+      [f['status-watcher'], ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
+      [f.reconciler, ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
+    ];
+    for (const [fn, actions] of results) {
+      allow(fn, 'ResultStore', actions, [this.resultsTable.tableArn]);
     }
 
-    // manifest-builder: lists and reads the uploaded images, writes the JSONL parts (multipart
-    // above 16 MiB: Create/UploadPart/Complete are s3:PutObject, the clean-up is Abort).
+    // manifest-builder: reads the uploaded images (GetObject; `head` is a ranged GetObject; the
+    // source of the server-side copy of an s3Location image), lists a day's prefix by range
+    // (ListObjectsV2 with StartAfter: s3:ListBucket, which also makes a missing image a 404);
+    // writes the JSONL parts as streaming multipart uploads (Create/UploadPart/Complete are
+    // s3:PutObject, the clean-up is Abort) and receives the copied images (PutObject); and for
+    // a shared job reads its members' parts back, copying their images into its own folder
+    // (GetObject on the manifests bucket: the copy source and the parts).
     allow(f['manifest-builder'], 'ReadUploads', ['s3:GetObject'], [this.uploadsBucket.arnForObjects('*')]);
     allow(f['manifest-builder'], 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
     allow(f['manifest-builder'], 'WriteManifests', ['s3:PutObject', 's3:AbortMultipartUpload'], [this.manifestsBucket.arnForObjects('*')]);
+    allow(f['manifest-builder'], 'ReadManifests', ['s3:GetObject'], [this.manifestsBucket.arnForObjects('*')]);
 
     // submitter: creates its jobs (CreateModelInvocationJob is its only Bedrock call), tagging
     // them on create (authorized as bedrock:TagResource), and hands Bedrock exactly the service role.
@@ -650,9 +703,10 @@ export class BatchOrchestratorStack extends Stack {
     });
 
     // StopModelInvocationJob, by the three functions whose code stops jobs: intake (the owner
-    // cancels a running batch), submitter (a job it just created for an intent cancelled
-    // meanwhile) and status-watcher (a job whose intent was cancelled before its ARN was
-    // recorded). Job ARNs of this account and region only; nobody else may stop a job.
+    // cancels a running batch; the last member to leave a shared job stops the shared job's),
+    // submitter (a job it just created for an intent cancelled meanwhile) and status-watcher (a
+    // job whose intent was cancelled before its ARN was recorded). Job ARNs of this account
+    // and region only; nobody else may stop a job.
     for (const fn of [f.intake, f.submitter, f['status-watcher']]) {
       allow(fn, 'StopBatchJobs', ['bedrock:StopModelInvocationJob'], [jobArns]);
     }
@@ -664,6 +718,15 @@ export class BatchOrchestratorStack extends Stack {
     for (const fn of [f['status-watcher'], f.reconciler]) {
       allow(fn, 'ReadOutputs', ['s3:GetObject'], [this.outputsBucket.arnForObjects('*')]);
       allow(fn, 'ListOutputs', ['s3:ListBucket'], [this.outputsBucket.bucketArn]);
+    }
+    // ... and read manifest parts back for the on-demand path: status-watcher re-runs a
+    // finished job's retryable failures (their modelInput comes from the job's input parts),
+    // the reconciler runs a below-minimum pool's members (their parts) and re-runs like the
+    // watcher. An s3Location record's InvokeModel also reads its image, copied into the
+    // manifests bucket, with the caller's credentials. A missing part is an error either way
+    // (no 404 handling), so no ListBucket on this bucket.
+    for (const fn of [f['status-watcher'], f.reconciler]) {
+      allow(fn, 'ReadManifests', ['s3:GetObject'], [this.manifestsBucket.arnForObjects('*')]);
     }
     // reconciler: asks Bedrock for the state of each open job.
     allow(f.reconciler, 'ReadBatchJobs', ['bedrock:GetModelInvocationJob'], [jobArns]);

@@ -120,9 +120,11 @@ describe('function roles', () => {
   const SQS = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
   const INTENTS = ['dynamodb:GetItem', 'dynamodb:PutItem'];
   // intake's dynamodb:PutItem and dynamodb:Query also cover the uploads index (see UploadsIndex);
-  // manifest-builder's dynamodb:Query is the uploads index alone.
+  // manifest-builder's dynamodb:Query is the uploads index alone. dynamodb:Query also covers the
+  // results table for intake, status-watcher and reconciler (see RESULTS below).
   const EXPECTED: Record<FunctionName, string[]> = {
-    intake: [...LOGS, ...INTENTS, 'dynamodb:Query', 'events:PutEvents', 'bedrock:StopModelInvocationJob'],
+    intake: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
+      'bedrock:StopModelInvocationJob'],
     'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
     submitter: [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
@@ -131,6 +133,46 @@ describe('function roles', () => {
       's3:GetObject', 's3:ListBucket', 'bedrock:StopModelInvocationJob', 'bedrock:InvokeModel'],
     reconciler: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:GetObject', 's3:ListBucket', 'bedrock:GetModelInvocationJob', 'bedrock:InvokeModel'],
+  };
+  /** The results-table actions of each function, in one ResultStore statement (none for the others). */
+  const RESULTS: Partial<Record<FunctionName, string[]>> = {
+    // canceled results of a member leaving a shared job; GET /api/batch/jobs/{jobId}/results
+    intake: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
+    // skipped results of rejected images
+    'manifest-builder': ['dynamodb:BatchWriteItem'],
+    // ingest (and re-runs, routed to a shared job's members); counting a member's results
+    'status-watcher': ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
+    // the same, plus the pool pass's on-demand runs (resumed after the records that succeeded)
+    reconciler: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
+  };
+  /**
+   * Every S3 statement of each function, as [Sid, actions, bucket, objects?] (none for the
+   * others): the buckets and keys its code reads and writes, and nothing else.
+   */
+  type S3Grant = [string, string[], 'uploads' | 'manifests' | 'outputs', 'objects' | 'bucket'];
+  const S3: Partial<Record<FunctionName, S3Grant[]>> = {
+    'manifest-builder': [
+      // get (inline images), head (ranged GetObject), the source of the s3Location image copy
+      ['ReadUploads', ['s3:GetObject'], 'uploads', 'objects'],
+      // list_range (ListObjectsV2 + StartAfter) of a day's prefix; a missing image is a 404
+      ['ListUploads', ['s3:ListBucket'], 'uploads', 'bucket'],
+      // the streaming multipart part writes (and their abort), the copied images
+      ['WriteManifests', ['s3:AbortMultipartUpload', 's3:PutObject'], 'manifests', 'objects'],
+      // a shared job reads its members' parts and copies (relocates) their images
+      ['ReadManifests', ['s3:GetObject'], 'manifests', 'objects'],
+    ],
+    'status-watcher': [
+      ['ReadOutputs', ['s3:GetObject'], 'outputs', 'objects'],
+      ['ListOutputs', ['s3:ListBucket'], 'outputs', 'bucket'],
+      // re-runs read the job's input parts (rerun_retryable)
+      ['ReadManifests', ['s3:GetObject'], 'manifests', 'objects'],
+    ],
+    reconciler: [
+      ['ReadOutputs', ['s3:GetObject'], 'outputs', 'objects'],
+      ['ListOutputs', ['s3:ListBucket'], 'outputs', 'bucket'],
+      // a pooled member run on-demand, and re-runs, read manifest parts
+      ['ReadManifests', ['s3:GetObject'], 'manifests', 'objects'],
+    ],
   };
   /** The intents-table indexes each function may Query (none for the others). */
   const INDEXES: Partial<Record<FunctionName, string[]>> = {
@@ -173,6 +215,7 @@ describe('function roles', () => {
       expect(queried.flatMap((q) => asArray(q.Resource as object | object[]))).toEqual([
         ...(INDEXES[name] ?? []).map(index),
         ...(UPLOADS_INDEX[name]?.includes('dynamodb:Query') ? [uploads] : []),
+        ...(RESULTS[name]?.includes('dynamodb:Query') ? [arnOf(stack.resultsTable)] : []),
       ]);
       for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:BatchWriteItem'))) {
         expect(s.Resource).toEqual(arnOf(stack.resultsTable));
@@ -204,10 +247,12 @@ describe('function roles', () => {
     }
   });
 
-  it('when a function may delete items should be submitter, status-watcher and reconciler only, on the intents table only (slot release)', () => {
+  it('when a function may delete items should be intake, submitter, status-watcher and reconciler only, on the intents table only (slot release)', () => {
     const deleters = Object.keys(EXPECTED).filter((name) =>
       roleActions(template, roleId(name as FunctionName)).includes('dynamodb:DeleteItem'));
-    expect(deleters).toEqual(['submitter', 'status-watcher', 'reconciler']);
+    // intake: cancel frees the slot a dead submitter may have taken, and the last member
+    // leaving a shared job frees the shared job's (app::cancel).
+    expect(deleters).toEqual(['intake', 'submitter', 'status-watcher', 'reconciler']);
     for (const name of deleters as FunctionName[]) {
       const st = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).includes('dynamodb:DeleteItem'));
       expect(st).toEqual([expect.objectContaining({ Sid: 'ReleaseSlots', Action: 'dynamodb:DeleteItem', Resource: arnOf(stack.intentsTable) })]);
@@ -223,12 +268,15 @@ describe('function roles', () => {
     expect(queries('submitter')).toEqual([
       expect.objectContaining({ Sid: 'IntentIndexes', Action: 'dynamodb:Query', Resource: index('byStatusUpdated') }),
     ]);
+    // status-watcher's other Query is the results table's own key (counting a shared job's
+    // members' results), never an index.
     expect(queries('status-watcher')).toEqual([
       expect.objectContaining({ Sid: 'IntentIndexes', Action: 'dynamodb:Query', Resource: ['byJobId', 'byStatusUpdated'].map(index) }),
+      expect.objectContaining({ Sid: 'ResultStore', Resource: arnOf(stack.resultsTable) }),
     ]);
   });
 
-  it('when manifest-builder reaches S3 should read uploads and write manifests only', () => {
+  it('when manifest-builder reaches S3 should read and list uploads, and read and write manifests only', () => {
     const st = roleStatements(template, roleId('manifest-builder'));
     expect(bySid(st, 'ReadUploads').Resource).toEqual(objectsOf(stack.uploadsBucket));
     expect(bySid(st, 'ListUploads').Resource).toEqual(arnOf(stack.uploadsBucket));
@@ -236,9 +284,57 @@ describe('function roles', () => {
       Action: ['s3:AbortMultipartUpload', 's3:PutObject'].sort(),
       Resource: objectsOf(stack.manifestsBucket),
     });
+    expect(bySid(st, 'ReadManifests')).toMatchObject({ Action: 's3:GetObject', Resource: objectsOf(stack.manifestsBucket) });
   });
 
-  it('when intake serves the API should query byJobId and byUserCreated only, and only stop jobs on Bedrock', () => {
+  it('when a function reaches S3 should hold exactly the statements its code needs, on its buckets only', () => {
+    const buckets = { uploads: stack.uploadsBucket, manifests: stack.manifestsBucket, outputs: stack.outputsBucket };
+    for (const name of Object.keys(EXPECTED) as FunctionName[]) {
+      const st = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).some((a) => a.startsWith('s3:')));
+      const expected = (S3[name] ?? []).map(([sid, actions, bucket, what]) => ({
+        Sid: sid,
+        Effect: 'Allow',
+        Action: actions.length === 1 ? actions[0] : actions,
+        Resource: what === 'objects' ? objectsOf(buckets[bucket]) : arnOf(buckets[bucket]),
+      }));
+      expect([name, st]).toEqual([name, expected]);
+    }
+  });
+
+  it('when a copy moves an image should allow GetObject on the source bucket and PutObject on the destination (CopyObject)', () => {
+    // uploads -> manifests (an s3Location image of a request), manifests -> manifests (a
+    // shared job relocating its members' images): manifest-builder is the only copier.
+    const actionsOn = (name: FunctionName, resource: unknown) => roleStatements(template, roleId(name))
+      .filter((s) => JSON.stringify(s.Resource) === JSON.stringify(resource))
+      .flatMap((s) => asArray(s.Action));
+    expect(actionsOn('manifest-builder', objectsOf(stack.uploadsBucket))).toEqual(['s3:GetObject']);
+    expect(actionsOn('manifest-builder', objectsOf(stack.manifestsBucket)).sort())
+      .toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject']);
+    for (const name of ['intake', 'submitter', 'status-watcher', 'reconciler'] as const) {
+      const writes = roleActions(template, roleId(name)).filter((a) => a === 's3:PutObject' || a === 's3:AbortMultipartUpload');
+      expect([name, writes]).toEqual([name, []]);
+    }
+  });
+
+  it('when a function reaches the results table should hold exactly its result actions, in one statement', () => {
+    for (const name of Object.keys(EXPECTED) as FunctionName[]) {
+      const st = roleStatements(template, roleId(name))
+        .filter((s) => asArray(s.Resource as object | object[]).some((r) => JSON.stringify(r).includes(id(stack.resultsTable))));
+      const expected = RESULTS[name];
+      if (expected === undefined) {
+        expect([name, st]).toEqual([name, []]);
+        continue;
+      }
+      expect(st).toEqual([{
+        Sid: 'ResultStore',
+        Effect: 'Allow',
+        Action: expected.length === 1 ? expected[0] : expected,
+        Resource: arnOf(stack.resultsTable),
+      }]);
+    }
+  });
+
+  it('when intake serves the API should query byJobId, byUserCreated and the results table only, and only stop jobs on Bedrock', () => {
     const st = roleStatements(template, roleId('intake'));
     const intents = arnOf(stack.intentsTable);
     expect(bySid(st, 'IntentIndexes')).toMatchObject({
@@ -249,7 +345,11 @@ describe('function roles', () => {
     const actions = roleActions(template, roleId('intake'));
     expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:StopModelInvocationJob']);
     expect(actions.filter((a) => a.startsWith('s3:') || a.startsWith('sqs:') || a.startsWith('iam:'))).toEqual([]);
-    expect(actions).not.toContain('dynamodb:BatchWriteItem');
+    // GET …/results lists a job's results; leaving a shared job writes `canceled` results.
+    expect(bySid(st, 'ResultStore')).toMatchObject({
+      Action: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
+      Resource: arnOf(stack.resultsTable),
+    });
   });
 
   it('when submitter creates jobs should be limited to job ARNs and the configured models, and pass only the Bedrock role to Bedrock', () => {
@@ -268,24 +368,29 @@ describe('function roles', () => {
     });
   });
 
-  it('when status-watcher reads results should read outputs only, and on Bedrock only stop jobs and invoke models (never read or create jobs)', () => {
+  it('when status-watcher reads results should read outputs and manifest parts only, and on Bedrock only stop jobs and invoke models (never read or create jobs)', () => {
     const st = roleStatements(template, roleId('status-watcher'));
     expect(bySid(st, 'ReadOutputs').Resource).toEqual(objectsOf(stack.outputsBucket));
     expect(bySid(st, 'ListOutputs').Resource).toEqual(arnOf(stack.outputsBucket));
+    // re-runs read the finished job's input parts
+    expect(bySid(st, 'ReadManifests')).toMatchObject({ Action: 's3:GetObject', Resource: objectsOf(stack.manifestsBucket) });
     expect(bySid(st, 'StopBatchJobs')).toMatchObject({ Action: 'bedrock:StopModelInvocationJob', Resource: JOBS });
     expect(roleActions(template, roleId('status-watcher')).filter((a) => a.startsWith('bedrock:'))).toEqual([
       'bedrock:InvokeModel', 'bedrock:StopModelInvocationJob',
     ]);
   });
 
-  it('when reconciler polls should read job state and invoke models (never create jobs) and read outputs only', () => {
+  it('when reconciler polls should read job state and invoke models (never create or stop jobs) and read outputs and manifest parts only', () => {
     const st = roleStatements(template, roleId('reconciler'));
     expect(bySid(st, 'ReadBatchJobs')).toMatchObject({ Action: 'bedrock:GetModelInvocationJob', Resource: JOBS });
     const actions = roleActions(template, roleId('reconciler'));
     expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:GetModelInvocationJob', 'bedrock:InvokeModel']);
     expect(actions).not.toContain('bedrock:CreateModelInvocationJob');
+    expect(actions).not.toContain('bedrock:StopModelInvocationJob');
     expect(bySid(st, 'ReadOutputs').Resource).toEqual(objectsOf(stack.outputsBucket));
     expect(bySid(st, 'ListOutputs').Resource).toEqual(arnOf(stack.outputsBucket));
+    // the pool pass runs a member's parts on-demand; re-runs read a job's parts
+    expect(bySid(st, 'ReadManifests')).toMatchObject({ Action: 's3:GetObject', Resource: objectsOf(stack.manifestsBucket) });
     expect(actions.filter((a) => a.startsWith('sqs:'))).toEqual([]);
   });
 

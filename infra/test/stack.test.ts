@@ -237,10 +237,25 @@ describe('buckets', () => {
     const rules = (b: { node: { defaultChild?: unknown } }) => props(b).LifecycleConfiguration.Rules as any[];
     expect(rules(stack.manifestsBucket)).toContainEqual(expect.objectContaining({ ExpirationInDays: 30, Status: 'Enabled' }));
     expect(rules(stack.outputsBucket)).toContainEqual(expect.objectContaining({ ExpirationInDays: 365, Status: 'Enabled' }));
-    for (const b of [stack.uploadsBucket, stack.manifestsBucket, stack.outputsBucket, stack.accessLogsBucket]) {
+    for (const b of [stack.uploadsBucket, stack.outputsBucket, stack.accessLogsBucket]) {
       expect(rules(b)).toContainEqual(expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }));
     }
     expect(rules(stack.uploadsBucket).some((r) => r.ExpirationInDays !== undefined)).toBe(false);
+  });
+
+  it('when manifest parts are streamed as multipart uploads should abort incomplete ones on the manifests bucket after 1 day, keeping its expiry', () => {
+    const rules = props(stack.manifestsBucket).LifecycleConfiguration.Rules as any[];
+    expect(rules).toEqual([
+      { Id: 'abort-incomplete-multipart', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' },
+      { Id: 'expire-manifests', ExpirationInDays: 30, Status: 'Enabled' },
+    ]);
+    // One whole-bucket abort rule: no overlapping 7-day rule beside the 1-day one.
+    expect(rules.filter((r) => r.AbortIncompleteMultipartUpload !== undefined)).toHaveLength(1);
+    // The other data buckets keep their 7 days.
+    for (const b of [stack.uploadsBucket, stack.outputsBucket]) {
+      const abort = (props(b).LifecycleConfiguration.Rules as any[]).filter((r) => r.AbortIncompleteMultipartUpload !== undefined);
+      expect(abort).toEqual([expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } })]);
+    }
   });
 });
 
