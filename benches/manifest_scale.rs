@@ -213,7 +213,7 @@ fn rss_of(n: usize) -> anyhow::Result<(u64, u64)> {
 
 /// 2M records from 100k intents: packing the small ones into shared jobs, splitting every
 /// job into parts, for a record size of `line_bytes`.
-fn planner(line_bytes: u64, min: u64, cap: u64) -> (Duration, u64, u64, u64, u64, u64) {
+fn planner(line_bytes: u64, pool_below: u64) -> (Duration, u64, u64, u64, u64, u64) {
     let quotas = Quotas::default();
     let intents = scaled(100_000);
     // Record counts averaging 20: most below the minimum, one in 25 a big one (~250).
@@ -249,8 +249,14 @@ fn planner(line_bytes: u64, min: u64, cap: u64) -> (Duration, u64, u64, u64, u64
         i += 7;
     }
     let start = Instant::now();
-    let (small, big): (Vec<u64>, Vec<u64>) = counts.iter().partition(|&&c| c < min);
-    let (groups, rest) = shared::domain::pool::pack(&small, min, cap);
+    let min = quotas.min_records_per_job;
+    let (small, big): (Vec<u64>, Vec<u64>) = counts.iter().partition(|&&c| c < pool_below.max(min));
+    let (groups, rest) = shared::domain::pool::pack(
+        &small,
+        min,
+        quotas.max_records_per_job,
+        shared::domain::pool::MAX_MEMBERS,
+    );
     let mut jobs = 0u64;
     let mut parts = 0u64;
     let mut split = |records: u64| {
@@ -344,18 +350,20 @@ async fn main() -> anyhow::Result<()> {
     drop(app);
     drop(dir);
 
-    // 4. The planner.
-    for (label, line) in [
-        ("base64 (~400 KiB lines)", 400 * 1024),
-        ("s3Location (~600 B lines)", 600),
-    ] {
-        let (took, jobs, parts, lb_jobs, lb_parts, waiting) = planner(line, 100, 1_000);
-        println!(
-            "4. planner, {} records / {} intents, {label}: {:.1} ms; {jobs} jobs (lower bound {lb_jobs}), {parts} parts (lower bound {lb_parts}); {waiting} records left waiting",
-            scaled(2_000_000),
-            scaled(100_000),
-            took.as_secs_f64() * 1e3
-        );
+    // 4. The planner, pooling below the minimum (the default) and below 10,000 records.
+    for pool_below in [100, 10_000] {
+        for (label, line) in [
+            ("base64 (~400 KiB lines)", 400 * 1024),
+            ("s3Location (~600 B lines)", 600),
+        ] {
+            let (took, jobs, parts, lb_jobs, lb_parts, waiting) = planner(line, pool_below);
+            println!(
+                "4. planner, {} records / {} intents, pooled below {pool_below}, {label}: {:.1} ms; {jobs} jobs (lower bound {lb_jobs}), {parts} parts (lower bound {lb_parts}); {waiting} records left waiting",
+                scaled(2_000_000),
+                scaled(100_000),
+                took.as_secs_f64() * 1e3
+            );
+        }
     }
     Ok(())
 }

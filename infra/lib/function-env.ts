@@ -56,6 +56,7 @@ export function functionEnvironment(i: FunctionEnvInputs): Record<string, string
     MAX_JOB_BYTES: String(q.maxJobBytes),
     MAX_CONCURRENT_JOBS: String(q.maxConcurrentJobs),
     POOL_DEADLINE_SECS: String(s.poolDeadlineSecs),
+    POOL_BELOW_RECORDS: String(s.poolBelowRecords),
     BELOW_MINIMUM_POLICY: s.belowMinimumPolicy,
     ON_DEMAND_CONCURRENCY: String(s.onDemandConcurrency),
     MAX_RECORD_ATTEMPTS: String(s.maxRecordAttempts),

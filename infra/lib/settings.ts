@@ -58,6 +58,8 @@ export interface Settings {
   readonly maxOutputTokens: number;
   /** Seconds a below-minimum intent waits in its pool before `belowMinimumPolicy` applies. */
   readonly poolDeadlineSecs: number;
+  /** Intents with fewer records are pooled into shared jobs; 0 = the job minimum. */
+  readonly poolBelowRecords: number;
   /** At the pool deadline: keep waiting, pad the job up to the minimum, or run it on-demand. */
   readonly belowMinimumPolicy: BelowMinimumPolicy;
   /** On-demand InvokeModel calls in flight at once (the on_demand policy and record re-runs). */
@@ -96,6 +98,7 @@ export const CONTEXT_KEYS = [
   'intentTtlDays',
   'maxOutputTokens',
   'poolDeadlineSecs',
+  'poolBelowRecords',
   'belowMinimumPolicy',
   'onDemandConcurrency',
   'maxRecordAttempts',
@@ -127,6 +130,7 @@ export const DEFAULT_NIGHTLY_CRON = 'cron(30 0 * * ? *)';
  * `Settings::local` values (a test compares them), passed to the functions all the same.
  */
 export const DEFAULT_POOL_DEADLINE_SECS = 6 * 3600;
+export const DEFAULT_POOL_BELOW_RECORDS = 0;
 export const DEFAULT_BELOW_MINIMUM_POLICY: BelowMinimumPolicy = 'on_demand';
 export const DEFAULT_ON_DEMAND_CONCURRENCY = 4;
 export const DEFAULT_MAX_RECORD_ATTEMPTS = 3;
@@ -347,6 +351,7 @@ export function readSettings(read: ContextReader): Settings {
     intentTtlDays: int('intentTtlDays', read('intentTtlDays'), 1),
     maxOutputTokens: int('maxOutputTokens', read('maxOutputTokens'), 1),
     poolDeadlineSecs: optionalInt(read, 'poolDeadlineSecs', DEFAULT_POOL_DEADLINE_SECS, 1),
+    poolBelowRecords: optionalInt(read, 'poolBelowRecords', DEFAULT_POOL_BELOW_RECORDS, 0),
     belowMinimumPolicy: belowMinimumPolicy(read),
     onDemandConcurrency: optionalInt(read, 'onDemandConcurrency', DEFAULT_ON_DEMAND_CONCURRENCY, 1),
     maxRecordAttempts: optionalInt(read, 'maxRecordAttempts', DEFAULT_MAX_RECORD_ATTEMPTS, 1),

@@ -102,6 +102,7 @@ describe('settings', () => {
       intentTtlDays: s.intentTtlDays,
       maxOutputTokens: s.maxOutputTokens,
       poolDeadlineSecs: s.poolDeadlineSecs,
+      poolBelowRecords: s.poolBelowRecords,
       onDemandConcurrency: s.onDemandConcurrency,
       maxRecordAttempts: s.maxRecordAttempts,
     };
@@ -150,6 +151,8 @@ describe('settings', () => {
     ['nightlyEnabled', 'sometimes', /nightlyEnabled/],
     ['nightlyEnabled', 1, /nightlyEnabled/],
     ['poolDeadlineSecs', 0, /poolDeadlineSecs/],
+    ['poolBelowRecords', -1, /poolBelowRecords/],
+    ['poolBelowRecords', 'many', /poolBelowRecords/],
     ['poolDeadlineSecs', '1.5', /poolDeadlineSecs/],
     ['poolDeadlineSecs', 'six hours', /poolDeadlineSecs/],
     ['belowMinimumPolicy', 'sometimes', /wait, pad, on_demand/],

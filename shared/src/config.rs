@@ -30,6 +30,7 @@ pub const MAX_FILE_BYTES: &str = "MAX_FILE_BYTES";
 pub const MAX_JOB_BYTES: &str = "MAX_JOB_BYTES";
 pub const MAX_CONCURRENT_JOBS: &str = "MAX_CONCURRENT_JOBS";
 pub const POOL_DEADLINE_SECS: &str = "POOL_DEADLINE_SECS";
+pub const POOL_BELOW_RECORDS: &str = "POOL_BELOW_RECORDS";
 pub const BELOW_MINIMUM_POLICY: &str = "BELOW_MINIMUM_POLICY";
 pub const ON_DEMAND_CONCURRENCY: &str = "ON_DEMAND_CONCURRENCY";
 pub const MAX_RECORD_ATTEMPTS: &str = "MAX_RECORD_ATTEMPTS";
@@ -41,6 +42,11 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
         POOL_DEADLINE_SECS,
         false,
         "seconds a below-minimum intent waits in its pool before the policy applies (default 21600)",
+    ),
+    (
+        POOL_BELOW_RECORDS,
+        false,
+        "intents with fewer records are pooled into shared jobs; 0 = the job minimum (default 0)",
     ),
     (
         BELOW_MINIMUM_POLICY,
@@ -276,6 +282,7 @@ impl FunctionConfig {
                 estimate_overhead_secs: local.estimate_overhead_secs,
                 estimate_secs_per_image: local.estimate_secs_per_image,
                 pool_deadline_secs: number(env, POOL_DEADLINE_SECS, local.pool_deadline_secs)?,
+                pool_below_records: number(env, POOL_BELOW_RECORDS, local.pool_below_records)?,
                 below_minimum: match env.get(BELOW_MINIMUM_POLICY).map(|v| v.trim()) {
                     None | Some("") => local.below_minimum,
                     Some(v) => v.parse().map_err(|problem| ConfigError {

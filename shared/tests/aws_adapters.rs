@@ -164,6 +164,7 @@ mod dynamodb {
             status: None,
             failure_message: None,
             summary: None,
+            record_map: None,
         };
         next.jobs.push(job);
         let rule = mock!(Client::transact_write_items)

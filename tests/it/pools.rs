@@ -54,6 +54,21 @@ fn shared_jobs(app: &TestApp) -> Vec<shared::domain::intent::BatchIntent> {
         .collect()
 }
 
+/// Lines of a shared job's record maps (one per record it carries for a member).
+async fn map_lines(app: &TestApp, pool: &shared::domain::intent::BatchIntent) -> usize {
+    use shared::ports::ObjectStore as _;
+    let mut n = 0;
+    for job in &pool.jobs {
+        let uri = job
+            .record_map
+            .as_ref()
+            .expect("a shared job has a record map");
+        let body = app.objects.get(uri).await.expect("record map");
+        n += String::from_utf8(body).expect("utf8").lines().count();
+    }
+    n
+}
+
 fn pass_deadline(app: &TestApp) {
     let clock = app.manual_clock().expect("manual clock");
     clock.advance(Duration::seconds(app.deps.settings.pool_deadline_secs + 1));
@@ -102,6 +117,11 @@ async fn when_small_intents_reach_the_minimum_should_seal_one_shared_job_mapping
         panic!("a pool's selection")
     };
     assert_eq!(members.len(), 3);
+    assert!(
+        pool.images.is_empty(),
+        "a shared job's records live in its record map"
+    );
+    assert_eq!(map_lines(&app, pool).await, 120);
 
     // Every record of the shared job maps back to exactly one (intent, image).
     let mut seen = HashSet::new();
@@ -136,6 +156,33 @@ async fn when_small_intents_reach_the_minimum_should_seal_one_shared_job_mapping
 }
 
 #[tokio::test]
+async fn when_pooling_below_a_higher_threshold_should_share_a_job_above_the_minimum() {
+    let app = app_with(|o| {
+        o.settings.quotas.min_records_per_job = 100;
+        o.settings.pool_below_records = 200;
+        o.emulator.quotas = o.settings.quotas.clone();
+    })
+    .await;
+    for i in 0..150 {
+        app.upload(&key(i), batch_orchestrator::samples::receipt_png(i + 10))
+            .await
+            .expect("upload");
+    }
+    let answer = send(&app, "mid", 0..150).await;
+    assert_eq!(answer["estimatedPath"], "pool");
+    run(&app).await;
+    let mid = intent(&app, "mid");
+    assert_eq!(mid.path(), ProcessingPath::SharedJob, "150 < 200: pooled");
+    assert_eq!(mid.status, IntentStatus::Completed);
+    assert_eq!(results(&app, &mid).await.len(), 150);
+    assert_eq!(
+        shared_jobs(&app).len(),
+        1,
+        "sealed at once: 150 >= the minimum"
+    );
+}
+
+#[tokio::test]
 async fn when_the_deadline_passes_under_policy_wait_should_keep_waiting() {
     let app = pool_app(30, BelowMinimum::Wait).await;
     send(&app, "w", 0..30).await;
@@ -159,7 +206,11 @@ async fn when_the_deadline_passes_under_policy_pad_should_pad_a_shared_job_to_th
     let pools = shared_jobs(&app);
     assert_eq!(pools.len(), 1, "sealed by deadline");
     assert_eq!(pools[0].jobs[0].records(), 100, "30 records + 70 padding");
-    assert_eq!(pools[0].images.len(), 30, "padding is no image");
+    assert_eq!(
+        map_lines(&app, &pools[0]).await,
+        30,
+        "padding maps to no image"
+    );
     let p = intent(&app, "p");
     assert_eq!(p.status, IntentStatus::Completed);
     let rs = results(&app, &p).await;

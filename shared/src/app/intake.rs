@@ -331,7 +331,7 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
             (*old, true)
         }
     };
-    let pooled = images > 0 && (images as u64) < deps.settings.quotas.min_records_per_job;
+    let pooled = images > 0 && (images as u64) < deps.settings.pool_threshold();
     Ok(Accepted {
         status_url: format!(
             "{}/api/batch/jobs/{}",

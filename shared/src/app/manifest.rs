@@ -12,7 +12,7 @@ use crate::domain::bedrock::{client_token, job_name};
 use crate::domain::family::{self, ImageRef, ImageSource, RecordFamily};
 use crate::domain::ids::{IntentId, RecordId};
 use crate::domain::intent::{
-    BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart, PoolMember,
+    BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart, MappedRecord, PoolMember,
 };
 use crate::domain::manifest::{
     check_image_head, job_input_prefix, job_output_prefix, pad_record, part_file_name, prompt,
@@ -248,9 +248,10 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     }
-    if accepted < settings.quotas.min_records_per_job {
-        // Too small for a job of its own: the parts just written wait in the model's pool
-        // (the reconciler seals pools, see `pool.rs`).
+    if accepted < settings.pool_threshold() {
+        // Too small for a job of its own (below the job minimum, or below the configured
+        // pooling threshold): the parts just written wait in the model's pool (the
+        // reconciler seals pools, see `pool.rs`).
         crate::metrics::count(crate::metrics::INTENTS_POOLED, 1);
         intent
             .record_pooled(images, jobs, now)
@@ -341,6 +342,7 @@ impl<'d> ManifestWriter<'d> {
                     status: None,
                     failure_message: None,
                     summary: None,
+                    record_map: None,
                 });
                 self.open_part().await?;
             }
@@ -452,7 +454,8 @@ async fn build_shared(
 ) -> Result<BatchIntent, StageError> {
     let now = deps.clock.now();
     let mut out = ManifestWriter::new(deps, &intent.job_id);
-    let mut images = Vec::new();
+    // (job number, record) of every member record, in manifest order.
+    let mut map: Vec<(u32, MappedRecord)> = Vec::new();
     for member in members {
         let Some(m) = deps.store.get(&member.intent_id).await? else {
             continue;
@@ -495,16 +498,19 @@ async fn build_shared(
                     }
                 };
                 out.push(line.as_bytes()).await?;
-                images.push(ImageEntry {
-                    index: images.len(),
-                    key: image.key.clone(),
-                    record_id: image.record_id.clone(),
-                    rejected: None,
-                });
+                map.push((
+                    out.jobs.len() as u32,
+                    MappedRecord {
+                        record_id: image.record_id.clone(),
+                        intent_id: m.intent_id.clone(),
+                        index: image.index,
+                        key: image.key.clone(),
+                    },
+                ));
             }
         }
     }
-    if images.is_empty() {
+    if map.is_empty() {
         out.abort().await;
         intent
             .fail("every member of the shared job was cancelled".into(), now)
@@ -514,11 +520,41 @@ async fn build_shared(
     for n in out.records()..pad_to {
         out.push(pad_record(&intent.job_id, n).as_bytes()).await?;
     }
-    let jobs = out.finish().await?;
+    let mut jobs = out.finish().await?;
+    // Each job's record map, beside (not in) its input folder.
+    for job in &mut jobs {
+        let uri = record_map_uri(&deps.settings.manifests_bucket, &intent.job_id, job.job_no);
+        let mut body = Vec::new();
+        for (_, record) in map.iter().filter(|(j, _)| *j == job.job_no) {
+            serde_json::to_writer(&mut body, record).map_err(|e| {
+                StageError::Permanent(format!("cannot encode a record map line: {e}"))
+            })?;
+            body.push(b'\n');
+        }
+        deps.objects.put(&uri, body).await?;
+        job.record_map = Some(uri);
+    }
+    // The shared job's intent lists no images: its records are in the maps.
     intent
-        .record_manifest(images, jobs, now)
+        .record_manifest(Vec::new(), jobs, now)
         .map_err(|e| StageError::Permanent(e.to_string()))?;
     Ok(intent)
+}
+
+/// Where a shared job's record map lives: `manifests/{jobId}/records/j001.jsonl`, outside the
+/// job's input folder (Bedrock reads every `.jsonl` there).
+pub fn record_map_uri(
+    bucket: &crate::domain::ids::BucketName,
+    job_id: &crate::domain::ids::JobId,
+    job_no: u32,
+) -> crate::domain::bedrock::S3Uri {
+    crate::domain::bedrock::S3Uri::object(
+        bucket,
+        &crate::domain::ids::ObjectKey::parse(&format!(
+            "manifests/{job_id}/records/j{job_no:03}.jsonl"
+        ))
+        .unwrap_or_else(|e| unreachable!("a derived key is valid: {e}")),
+    )
 }
 
 #[cfg(test)]

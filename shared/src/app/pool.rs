@@ -1,9 +1,9 @@
 //! Pools: intents below Bedrock's minimum records per job wait here (status POOLED), per model
 //! and prompt, until a pass of the reconciler seals them:
 //! - **by size**: the waiting intents, oldest first, are packed into as few shared jobs as
-//!   the cap allows (a job's records, and the `max_images_per_intent` a shared job's intent
-//!   can list), each sealed once it holds the minimum; a shared job is an internal intent
-//!   owned by `system.pool`;
+//!   the caps allow (a job's records; 1,000 intents, which its intent lists), each sealed once
+//!   it holds the minimum; a shared job is an internal intent owned by `system.pool`, and
+//!   its records are listed in a record map in S3;
 //! - **by deadline**: what is left when the oldest has waited `pool_deadline_secs` follows the
 //!   below-minimum policy: `wait` (stay for the next window), `pad` (a shared job padded to
 //!   the minimum with tiny text records) or `on_demand` (InvokeModel record by record).
@@ -87,12 +87,9 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
     }
 
     let min = settings.quotas.min_records_per_job;
-    // A shared job's intent lists every record, so it holds at most max_images_per_intent.
-    let cap = settings
-        .quotas
-        .max_records_per_job
-        .min(settings.max_images_per_intent as u64)
-        .max(min);
+    // A shared job takes up to a job's records (its record list lives in S3, not in its
+    // intent) and at most MAX_MEMBERS intents (its intent lists them).
+    let cap = settings.quotas.max_records_per_job.max(min);
     for (_, members) in waiting {
         // Oldest first, packed into as few shared jobs as the cap allows; a job is sealed
         // once it holds the minimum. What is left waits, or meets the deadline.
@@ -100,7 +97,8 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
             .iter()
             .map(|m| m.pool.as_ref().map_or(0, |p| p.records))
             .collect();
-        let (groups, rest) = crate::domain::pool::pack(&counts, min, cap);
+        let (groups, rest) =
+            crate::domain::pool::pack(&counts, min, cap, crate::domain::pool::MAX_MEMBERS);
         let mut members = members;
         let group: Vec<BatchIntent> = members.split_off(rest);
         let records: u64 = counts[rest..].iter().sum();

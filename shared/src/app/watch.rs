@@ -11,8 +11,8 @@ use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::{
     output_file_name, JobStateChange, ManifestSummary, OutputLine, SUMMARY_FILE,
 };
-use crate::domain::ids::{BedrockJobArn, JobId};
-use crate::domain::intent::{BatchIntent, BatchJob};
+use crate::domain::ids::{BedrockJobArn, JobId, ObjectKey, RecordId};
+use crate::domain::intent::{BatchIntent, BatchJob, MappedRecord};
 use crate::domain::manifest::PAD_PREFIX;
 use crate::domain::results::ImageResult;
 use crate::domain::status::{BedrockJobStatus, IntentStatus};
@@ -183,6 +183,8 @@ async fn ingest(
     arn: &BedrockJobArn,
 ) -> Result<ManifestSummary, StageError> {
     let out_dir = job.output.join(arn.job_suffix());
+    // Whose each record of this job is: the intent's own images, or a shared job's map.
+    let expected = job_records(deps, intent, job).await?;
     let mut results = Vec::new();
     let mut seen = HashSet::new();
     for part in &job.parts {
@@ -202,34 +204,31 @@ async fn ingest(
                 tracing::warn!(file = %uri, line = n + 1, "unparseable output line skipped");
                 continue;
             };
-            let Some(image) = parsed.record_id().and_then(|r| intent.image_for(&r)) else {
+            let Some((record_id, index, key)) = expected.get(&parsed.record_id) else {
                 if parsed.record_id.starts_with(PAD_PREFIX) {
                     continue; // padding: its answer is dropped
                 }
                 tracing::warn!(file = %uri, record_id = %parsed.record_id, "output line for an unknown record");
                 continue;
             };
-            if seen.insert(image.index) {
+            if seen.insert(parsed.record_id.clone()) {
                 results.push(ImageResult::from_output(
                     &parsed,
-                    image.record_id.clone(),
-                    image.index,
-                    image.key.clone(),
+                    record_id.clone(),
+                    *index,
+                    key.clone(),
                 ));
             }
         }
     }
-    let in_job: HashSet<usize> = job_record_indexes(intent, job);
-    for image in intent
-        .images
+    let mut missing: Vec<&(RecordId, usize, ObjectKey)> = expected
         .iter()
-        .filter(|i| in_job.contains(&i.index) && !seen.contains(&i.index))
-    {
-        results.push(ImageResult::missing(
-            image.record_id.clone(),
-            image.index,
-            image.key.clone(),
-        ));
+        .filter(|(rid, _)| !seen.contains(*rid))
+        .map(|(_, v)| v)
+        .collect();
+    missing.sort_by(|a, b| a.0.cmp(&b.0));
+    for (record_id, index, key) in missing {
+        results.push(ImageResult::missing(record_id.clone(), *index, key.clone()));
     }
     let owner_cancelled = intent.cancel_requested_at.is_some();
     let rerun = !owner_cancelled && rerun_retryable(deps, intent, job, &mut results).await?;
@@ -355,6 +354,41 @@ async fn route_to_members(
         }
     }
     Ok(())
+}
+
+/// Every record `job` was given, by record id: (record id, image index, key). An intent's
+/// own job takes its accepted images in order; a shared job's come from its record map (the
+/// index is the member's).
+async fn job_records(
+    deps: &Deps,
+    intent: &BatchIntent,
+    job: &BatchJob,
+) -> Result<HashMap<String, (RecordId, usize, ObjectKey)>, StageError> {
+    let Some(map) = &job.record_map else {
+        let in_job = job_record_indexes(intent, job);
+        return Ok(intent
+            .images
+            .iter()
+            .filter(|i| in_job.contains(&i.index))
+            .map(|i| {
+                (
+                    i.record_id.to_string(),
+                    (i.record_id.clone(), i.index, i.key.clone()),
+                )
+            })
+            .collect());
+    };
+    let body = deps.objects.get(map).await?;
+    let mut out = HashMap::new();
+    for line in String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
+        let r: MappedRecord = serde_json::from_str(line)
+            .map_err(|e| StageError::Permanent(format!("record map {map} has a bad line: {e}")))?;
+        out.insert(r.record_id.to_string(), (r.record_id, r.index, r.key));
+    }
+    Ok(out)
 }
 
 /// The image indexes whose records went into `job`: the accepted images, in order, split as

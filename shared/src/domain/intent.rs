@@ -162,6 +162,20 @@ pub struct BatchJob {
     pub failure_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<ManifestSummary>,
+    /// A shared job's records, each with its (member, image): a JSON-lines object in S3, so
+    /// the job's intent need not list them (a DynamoDB item holds at most 400 KB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_map: Option<S3Uri>,
+}
+
+/// One line of a shared job's record map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappedRecord {
+    pub record_id: RecordId,
+    pub intent_id: IntentId,
+    pub index: usize,
+    pub key: ObjectKey,
 }
 
 impl BatchJob {
@@ -713,6 +727,7 @@ mod tests {
             status: None,
             failure_message: None,
             summary: None,
+            record_map: None,
         }
     }
 
