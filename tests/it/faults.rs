@@ -96,3 +96,61 @@ async fn when_a_crash_hits_any_step_should_end_as_the_clean_run_does() {
         "too few points reached: {occurrences:?}"
     );
 }
+
+/// A crash at any store write, the watcher's terminal write among them, after records were
+/// re-run on-demand: the replay finds the stored re-runs and pays for none of them again.
+#[tokio::test]
+async fn when_a_crash_follows_on_demand_reruns_should_not_run_them_again() {
+    async fn run_rerun(plan: Arc<FaultPlan>) -> TestApp {
+        let app = app_with(|o| o.faults = Some(plan.clone())).await;
+        // Two of three records fail retryably in the batch job; their re-runs succeed.
+        app.emulator.set_options(|o| {
+            for i in [1, 2] {
+                let rid = shared::domain::ids::RecordId::for_image(
+                    &shared::domain::ids::JobId::for_intent(
+                        &shared::domain::ids::IntentId::parse(SAMPLE_INTENT).expect("id"),
+                    ),
+                    i,
+                );
+                o.fail_records
+                    .insert(rid.to_string(), (503, "ServiceUnavailable".into()));
+            }
+        });
+        for _ in 0..5 {
+            if status(&app.intake(event("intake-direct.json")).await) == 202 {
+                break;
+            }
+        }
+        run(&app).await;
+        app
+    }
+    let clean_plan = FaultPlan::record();
+    let clean = run_rerun(clean_plan.clone()).await;
+    let updates = clean_plan
+        .trace()
+        .iter()
+        .filter(|p| p.as_str() == "store.update:before")
+        .count();
+    let truth = &intents(&clean)[0];
+    assert_eq!(
+        truth.status,
+        IntentStatus::Completed,
+        "re-runs answered both"
+    );
+    assert_eq!(clean.runtime.calls(), 2);
+    for nth in 1..=updates {
+        let plan = FaultPlan::crash_at("store.update:before", nth);
+        let app = run_rerun(plan.clone()).await;
+        let ctx = format!("crash at store.update #{nth}");
+        assert!(plan.fired(), "{ctx}");
+        let intent = &intents(&app)[0];
+        assert_eq!(intent.status, truth.status, "{ctx}");
+        assert_eq!(intent.counts, truth.counts, "{ctx}");
+        assert_eq!(app.runtime.calls(), 2, "{ctx}: re-runs paid for twice");
+        let rs = results(&app, intent).await;
+        assert!(
+            rs.iter().all(|r| r.status == ResultStatus::Succeeded),
+            "{ctx}"
+        );
+    }
+}

@@ -372,3 +372,58 @@ async fn when_records_fail_retryably_should_rerun_them_on_demand_but_never_valid
     let c = i.counts.expect("counts");
     assert_eq!((c.success_record_count, c.error_record_count), (2, 1));
 }
+
+#[tokio::test]
+async fn when_a_member_cancels_before_the_manifest_should_pad_the_shared_job_to_the_minimum() {
+    let app = pool_app(100, BelowMinimum::Wait).await;
+    send(&app, "a", 0..60).await;
+    send(&app, "b", 60..100).await;
+    app.deliver(shared::topology::Queue::ManifestBuilder)
+        .await
+        .expect("deliver");
+    reconciler::handle(&app.deps, serde_json::json!({}))
+        .await
+        .expect("seal");
+    // b leaves before the shared job's manifest: 60 records, under Bedrock's minimum.
+    let view = cancel(&app, &intent(&app, "b")).await;
+    assert_eq!(view.status, IntentStatus::Cancelled);
+    run(&app).await;
+    let pool = &shared_jobs(&app)[0];
+    assert_eq!(pool.status, IntentStatus::Completed);
+    assert_eq!(pool.jobs[0].records(), 100, "60 records + 40 padding");
+    assert_eq!(map_lines(&app, pool).await, 60);
+    assert_eq!(intent(&app, "a").status, IntentStatus::Completed);
+    let b = results(&app, &intent(&app, "b")).await;
+    assert!(b.iter().all(|r| r.status == ResultStatus::Canceled));
+}
+
+#[tokio::test]
+async fn when_a_client_takes_a_reserved_intent_id_should_refuse_it() {
+    let app = app().await;
+    for id in ["pool-0123", "nightly-2026-11-28-abc"] {
+        let answer = app.intake(direct(id, &SAMPLE_KEYS[..1])).await;
+        assert_eq!(status(&answer), 400, "{answer}");
+        assert_eq!(body(&answer)["field"], "intentId");
+    }
+    assert!(intents(&app).is_empty(), "nothing written");
+}
+
+#[tokio::test]
+async fn when_a_job_expires_and_every_record_is_rerun_should_end_completed() {
+    let app = app_with(|o| o.emulator.expire_scheduled = true).await;
+    app.intake(event("intake-direct.json")).await;
+    run(&app).await;
+    let i = &intents(&app)[0];
+    assert_eq!(
+        i.jobs[0].status,
+        Some(shared::domain::status::BedrockJobStatus::Expired)
+    );
+    let rs = results(&app, i).await;
+    assert!(
+        rs.iter()
+            .all(|r| r.status == ResultStatus::Succeeded && r.attempts == 2),
+        "{rs:?}"
+    );
+    assert_eq!(i.status, IntentStatus::Completed, "every record answered");
+    assert_eq!(app.runtime.calls(), 3);
+}

@@ -31,6 +31,16 @@ pub async fn cancel(
         let mut next = intent.clone();
         let plan = match next.cancel(deps.clock.now()) {
             Ok(plan) => plan,
+            // Already cancelled: finish what a failed first try may have left undone (all
+            // of it idempotent), then answer as it stands.
+            Err(_) if intent.status == IntentStatus::Cancelled => {
+                let plan = match intent.pool.as_ref().and_then(|p| p.sealed_into.clone()) {
+                    Some(shared) => Cancel::LeftSharedJob(shared),
+                    None => Cancel::Cancelled,
+                };
+                carry_out(deps, &intent, plan).await?;
+                return job_status(deps, caller, job_id).await;
+            }
             // Already finished: cancelling is a no-op.
             Err(_) => return job_status(deps, caller, job_id).await,
         };
@@ -103,11 +113,13 @@ async fn leave_shared_job(
             return Ok(());
         };
         for m in members {
-            let still_wanted = deps
-                .store
-                .get(&m.intent_id)
-                .await?
-                .is_some_and(|i| i.status != IntentStatus::Cancelled);
+            // A member the shared job holds that still waits for it.
+            let still_wanted = deps.store.get(&m.intent_id).await?.is_some_and(|i| {
+                i.status == IntentStatus::Pooled
+                    && i.pool
+                        .as_ref()
+                        .is_some_and(|p| p.sealed_into.as_ref() == Some(shared))
+            });
             if still_wanted {
                 return Ok(());
             }

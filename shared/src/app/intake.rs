@@ -28,6 +28,10 @@ pub enum Caller {
     Trusted,
 }
 
+/// Intent ids the service makes itself: shared jobs' and nightly runs'. A client's intent
+/// may not take one (it would collide with, or pre-empt, the service's own).
+pub const RESERVED_INTENT_PREFIXES: &[&str] = &["pool-", "nightly-"];
+
 /// The 202 answer. Field names are the predecessor's client contract.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -186,6 +190,15 @@ fn validate(
 ) -> Result<NewIntent, IntakeError> {
     let intent_id = IntentId::parse(&payload.intent_id)
         .map_err(|e| IntakeError::invalid("intentId", e.rule))?;
+    if let Some(prefix) = RESERVED_INTENT_PREFIXES
+        .iter()
+        .find(|p| intent_id.as_str().starts_with(*p))
+    {
+        return Err(IntakeError::invalid(
+            "intentId",
+            format!("must not start with `{prefix}` (reserved for shared and nightly jobs)"),
+        ));
+    }
     let user_id = match caller {
         Caller::User(user) => user.clone(),
         Caller::Trusted => {

@@ -420,26 +420,39 @@ async fn relocate(
 ) -> Result<String, StageError> {
     let value: serde_json::Value = serde_json::from_str(line)
         .map_err(|e| StageError::Permanent(format!("a member's record is not JSON: {e}")))?;
-    let input = out.next_input(line.len() as u64);
-    let mut moves = Vec::new();
-    for (n, raw) in family::s3_locations(&value["modelInput"])
-        .into_iter()
-        .enumerate()
-    {
+    let sources = family::s3_locations(&value["modelInput"]);
+    type Moves = Vec<(String, crate::domain::bedrock::S3Uri)>;
+    let rewrite = |input: &crate::domain::bedrock::S3Uri| -> Result<(String, Moves), StageError> {
+        let moves: Moves = sources
+            .iter()
+            .enumerate()
+            .map(|(n, raw)| {
+                let ext = raw.rsplit('.').next().unwrap_or("img");
+                (
+                    raw.clone(),
+                    input.join(&format!("images/{record}-{n}.{ext}")),
+                )
+            })
+            .collect();
+        let line = family::rewrite_s3_locations(line, |u| {
+            moves
+                .iter()
+                .find(|(raw, _)| *raw == u.to_string())
+                .map(|(_, to)| to.clone())
+        })
+        .map_err(|e| StageError::Permanent(format!("a member's record is not JSON: {e}")))?;
+        Ok((line, moves))
+    };
+    // The rewritten line's length decides its job; job folders have fixed-width names, so a
+    // second rewrite for that job's folder has the same length.
+    let (probe, _) = rewrite(&out.next_input(0))?;
+    let (line, moves) = rewrite(&out.next_input(probe.len() as u64))?;
+    for (raw, to) in moves {
         let from = crate::domain::bedrock::S3Uri::parse(&raw)
             .map_err(|e| StageError::Permanent(format!("bad s3Location {raw}: {e}")))?;
-        let ext = raw.rsplit('.').next().unwrap_or("img");
-        let to = input.join(&format!("images/{record}-{n}.{ext}"));
         deps.objects.copy(&from, &to).await?;
-        moves.push((raw, to));
     }
-    family::rewrite_s3_locations(line, |u| {
-        moves
-            .iter()
-            .find(|(raw, _)| *raw == u.to_string())
-            .map(|(_, to)| to.clone())
-    })
-    .map_err(|e| StageError::Permanent(format!("a member's record is not JSON: {e}")))
+    Ok(line)
 }
 
 /// A shared job's manifest: every member's records, read back from the parts the member
@@ -517,6 +530,19 @@ async fn build_shared(
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     }
+    // Members cancelled since sealing can leave a job under Bedrock's minimum, which Bedrock
+    // would refuse: pad it up (cheap), whatever the policy.
+    let min = deps.settings.quotas.min_records_per_job;
+    let pad_to = if out.records() < min {
+        tracing::info!(
+            records = out.records(),
+            min,
+            "shared job below the minimum after cancels; padding it"
+        );
+        pad_to.max(min)
+    } else {
+        pad_to
+    };
     for n in out.records()..pad_to {
         out.push(pad_record(&intent.job_id, n).as_bytes()).await?;
     }

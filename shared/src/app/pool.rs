@@ -12,11 +12,13 @@
 //! one (member intentId, image); when it ends, each member gets its own results, counts and
 //! terminal status (see `finish_members`).
 //!
-//! Replay and races: a member is claimed with a version-conditional write naming the shared
-//! job, so no member is ever in two jobs or in a job and on-demand. A sealer that dies between
-//! claiming and creating the shared job's intent leaves claimed members behind; the next pass
-//! creates the intent from them (the id is the one they name, the create is conditional). A
-//! member on-demand resumes where it stopped: records with a success are not run again.
+//! Replay and races: the shared job's intent is written first (planned members, not yet
+//! announced), then each member is claimed with a version-conditional write naming it, so no
+//! member is ever in two jobs or in a job and on-demand; then the job is announced. A sealer
+//! that dies part-way leaves unclaimed members in the pool (sealed again later, into a job
+//! with a new id: the id hashes the sealing time) and an unannounced job, which the next pass
+//! (or the outbox sweep) announces; its manifest takes only the members it holds. A member
+//! on-demand resumes where it stopped: records with a success are not run again.
 
 use super::on_demand::{self, Pending};
 use super::outbox::{publish_owned, save, take_over, Saved};
@@ -38,6 +40,8 @@ pub struct PoolReport {
     pub on_demand_intents: usize,
     pub waiting: usize,
     pub resumed: usize,
+    /// Pools or members a step failed for; the next pass tries them again.
+    pub failed: usize,
 }
 
 /// One pass over every pooled intent (oldest first, at most `limit`).
@@ -62,8 +66,14 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
         if let Some(p) = state.sealed_into {
             claimed.entry(p).or_default().push(m);
         } else if state.on_demand {
-            run_member_on_demand(deps, m).await?;
-            report.resumed += 1;
+            let id = m.intent_id.clone();
+            match run_member_on_demand(deps, m).await {
+                Ok(()) => report.resumed += 1,
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!(intent_id = %id, error = %e, "on-demand run failed; the next pass resumes it");
+                }
+            }
         } else {
             waiting
                 .entry((m.model_id.to_string(), m.prompt_version.clone()))
@@ -72,17 +82,23 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
         }
     }
     for (pool_id, members) in claimed {
-        match deps.store.get(&pool_id).await? {
-            None => {
+        let outcome = match deps.store.get(&pool_id).await {
+            // Claimed into a job that is not there: only an intent lost from the store.
+            Ok(None) => {
                 let pad_to = pad_target(deps, &members);
-                create_shared(deps, pool_id, &members, pad_to).await?;
-                report.resumed += 1;
+                create_shared(deps, pool_id.clone(), &members, pad_to).await
             }
-            Some(p) if p.status.is_terminal() => {
-                finish_members(deps, &p).await?;
-                report.resumed += 1;
+            // Its watcher died before ending every member.
+            Ok(Some(p)) if p.status.is_terminal() => finish_members(deps, &p).await,
+            Ok(Some(p)) => take_over(deps, &p).await.map(|_| ()),
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
+            Ok(()) => report.resumed += 1,
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!(pool_intent = %pool_id, error = %e, "pool pass could not resume a shared job");
             }
-            Some(_) => {}
         }
     }
 
@@ -132,9 +148,20 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
             }
             BelowMinimum::OnDemand => {
                 for m in group {
-                    if let Some(m) = claim_on_demand(deps, m).await? {
-                        run_member_on_demand(deps, m).await?;
-                        report.on_demand_intents += 1;
+                    let id = m.intent_id.clone();
+                    let run = async {
+                        match claim_on_demand(deps, m).await? {
+                            Some(m) => run_member_on_demand(deps, m).await.map(|()| true),
+                            None => Ok(false),
+                        }
+                    };
+                    match run.await {
+                        Ok(true) => report.on_demand_intents += 1,
+                        Ok(false) => {}
+                        Err(e) => {
+                            report.failed += 1;
+                            tracing::warn!(intent_id = %id, error = %e, "on-demand run failed; the next pass resumes it");
+                        }
                     }
                 }
             }
@@ -158,23 +185,48 @@ fn pad_target(deps: &Deps, members: &[BatchIntent]) -> u64 {
     }
 }
 
-/// Claims every member of `group` for one shared job, then creates its intent.
+/// Seals `group` into one shared job: its intent is written first (with the planned members,
+/// not yet announced), then each member is claimed for it, then it is announced. A crash
+/// between leaves members unclaimed (they stay in the pool and are sealed again) or claimed
+/// into a job that exists; the job's manifest takes only the members it holds.
 async fn seal(deps: &Deps, group: Vec<BatchIntent>, pad_to: u64) -> Result<(), StageError> {
     let Some(first) = group.first() else {
         return Ok(());
     };
     let planned: Vec<PoolMember> = group.iter().map(member_of).collect();
-    let pool_id = pool_intent_id(&first.model_id, &planned);
-    let mut claimed = Vec::with_capacity(group.len());
+    let now = deps.clock.now();
+    let pool_id = pool_intent_id(&first.model_id, &planned, now);
+    let shared = BatchIntent::new_pool(
+        pool_id.clone(),
+        first.model_id.clone(),
+        first.prompt_version.clone(),
+        planned,
+        pad_to,
+        now,
+        deps.settings.intent_ttl_days,
+    );
+    let created = match deps.store.create(&shared).await? {
+        Created::New => Some(shared),
+        Created::Existing(_) => None,
+    };
+    let mut claimed = 0;
     for m in group {
-        if let Some(m) = claim(deps, m, &pool_id).await? {
-            claimed.push(m);
+        if claim(deps, m, &pool_id).await?.is_some() {
+            claimed += 1;
         }
     }
-    if claimed.is_empty() {
-        return Ok(());
+    tracing::info!(pool_intent = %pool_id, members = claimed, pad_to, "shared job sealed");
+    match created {
+        Some(shared) => {
+            publish_owned(deps, shared).await?;
+        }
+        None => {
+            if let Some(old) = deps.store.get(&pool_id).await? {
+                take_over(deps, &old).await?;
+            }
+        }
     }
-    create_shared(deps, pool_id, &claimed, pad_to).await
+    Ok(())
 }
 
 fn member_of(m: &BatchIntent) -> PoolMember {
@@ -290,6 +342,15 @@ async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageEr
         }
     }
     let results = on_demand::run(deps, &m.model_id, pending).await;
+    // Cancelled while it ran: its answers are dropped (its status says so).
+    let live = deps
+        .store
+        .get(&m.intent_id)
+        .await?
+        .is_some_and(|i| i.status == IntentStatus::Pooled);
+    if !live {
+        return Ok(());
+    }
     deps.results.put_results(&m.intent_id, &results).await?;
     finish_member(deps, &m.intent_id, None).await
 }
@@ -318,6 +379,12 @@ async fn finish_member(
         };
         if m.status != IntentStatus::Pooled {
             return Ok(());
+        }
+        let held = m.pool.as_ref().and_then(|p| p.sealed_into.as_ref());
+        if let Some(s) = shared {
+            if held != Some(&s.intent_id) {
+                return Ok(()); // planned for this job but never claimed by it
+            }
         }
         let results = all_results(deps, member).await?;
         let mut counts = ManifestSummary {

@@ -86,7 +86,14 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
             }
         }
     }
-    report.pools = super::pool::pool_pass(deps, limit).await?;
+    // A pool pass that fails must not keep the outbox sweep from running.
+    match super::pool::pool_pass(deps, limit).await {
+        Ok(p) => report.pools = p,
+        Err(e) => {
+            report.failed += 1;
+            tracing::warn!(error = %e, "pool pass failed; the next pass tries again");
+        }
+    }
     report.swept = sweep_outboxes(deps, limit).await?;
     Ok(report)
 }

@@ -11,7 +11,7 @@ use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::{
     output_file_name, JobStateChange, ManifestSummary, OutputLine, SUMMARY_FILE,
 };
-use crate::domain::ids::{BedrockJobArn, JobId, ObjectKey, RecordId};
+use crate::domain::ids::{BedrockJobArn, IntentId, JobId, ObjectKey, RecordId};
 use crate::domain::intent::{BatchIntent, BatchJob, MappedRecord};
 use crate::domain::manifest::PAD_PREFIX;
 use crate::domain::results::ImageResult;
@@ -281,18 +281,39 @@ async fn rerun_retryable(
     results: &mut [ImageResult],
 ) -> Result<bool, StageError> {
     let max = deps.settings.max_record_attempts;
-    let wanted: HashMap<String, usize> = results
+    let mut candidates: Vec<usize> = results
         .iter()
         .enumerate()
         .filter(|(_, r)| r.is_retryable_failure() && r.attempts < max)
-        .map(|(i, r)| (r.record_id.to_string(), i))
+        .map(|(i, _)| i)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(false);
+    }
+    // A replay of this job's end (a redelivery, or the reconciler racing the watcher) finds
+    // what earlier re-runs stored: those stand, and are not paid for again.
+    let stored = stored_results(deps, intent, candidates.iter().map(|&i| &results[i])).await?;
+    let mut replayed = false;
+    candidates.retain(|&i| match stored.get(&results[i].record_id) {
+        // Its owner left the shared job: its answer is dropped, so it is not paid for.
+        Some(prev) if prev.status == crate::domain::results::ResultStatus::Canceled => false,
+        Some(prev) if prev.attempts > results[i].attempts => {
+            results[i] = prev.clone();
+            replayed = true;
+            results[i].is_retryable_failure() && results[i].attempts < max
+        }
+        _ => true,
+    });
+    let wanted: HashMap<String, usize> = candidates
+        .iter()
+        .map(|&i| (results[i].record_id.to_string(), i))
         .collect();
     if wanted.is_empty() {
-        return Ok(false);
+        return Ok(replayed);
     }
     if wanted.len() > ON_DEMAND_RETRY_LIMIT {
         tracing::warn!(intent_id = %intent.intent_id, failed = wanted.len(), limit = ON_DEMAND_RETRY_LIMIT, "too many retryable failures to re-run on-demand; left failed");
-        return Ok(false);
+        return Ok(replayed);
     }
     let mut pending = Vec::with_capacity(wanted.len());
     for part in &job.parts {
@@ -314,12 +335,57 @@ async fn rerun_retryable(
     }
     crate::metrics::count(crate::metrics::RECORDS_RETRIED, pending.len() as u64);
     tracing::info!(intent_id = %intent.intent_id, records = pending.len(), "re-running retryable failures on-demand");
-    let (slots, records): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
-    let rerun = super::on_demand::run(deps, &intent.model_id, records).await;
-    for (i, r) in slots.into_iter().zip(rerun) {
-        results[i] = r;
+    // In chunks, each stored as soon as it is done: a crash or timeout part-way loses at
+    // most one chunk's calls, and the replay starts after what was stored.
+    for chunk in pending.chunks(RERUN_CHUNK) {
+        let (slots, records): (Vec<usize>, Vec<_>) = chunk.iter().cloned().unzip();
+        let rerun = super::on_demand::run(deps, &intent.model_id, records).await;
+        if intent.is_pool_job() {
+            route_to_members(deps, intent, rerun.clone()).await?;
+        } else {
+            deps.results.put_results(&intent.intent_id, &rerun).await?;
+        }
+        for (i, r) in slots.into_iter().zip(rerun) {
+            results[i] = r;
+        }
     }
     Ok(true)
+}
+
+/// Records re-run per stored chunk.
+const RERUN_CHUNK: usize = 50;
+
+/// The stored results of these records, by record id (a shared job's are its members').
+async fn stored_results<'r>(
+    deps: &Deps,
+    intent: &BatchIntent,
+    records: impl Iterator<Item = &'r ImageResult>,
+) -> Result<HashMap<RecordId, ImageResult>, StageError> {
+    let mut owners: HashSet<IntentId> = HashSet::new();
+    let members: HashMap<JobId, IntentId> = match &intent.selection {
+        crate::domain::intent::ImageSelection::Pool { members, .. } => members
+            .iter()
+            .map(|m| (m.job_id.clone(), m.intent_id.clone()))
+            .collect(),
+        _ => HashMap::new(),
+    };
+    for r in records {
+        let owner = if intent.is_pool_job() {
+            r.record_id
+                .owner()
+                .and_then(|(job, _)| members.get(&job).cloned())
+        } else {
+            Some(intent.intent_id.clone())
+        };
+        owners.extend(owner);
+    }
+    let mut out = HashMap::new();
+    for owner in owners {
+        for r in super::pool::all_results(deps, &owner).await? {
+            out.insert(r.record_id.clone(), r);
+        }
+    }
+    Ok(out)
 }
 
 /// A shared job's results go to its members, each under its own image index. A member
@@ -340,6 +406,12 @@ async fn route_to_members(
     let crate::domain::intent::ImageSelection::Pool { members, .. } = &shared.selection else {
         return Ok(());
     };
+    let ours = |m: &BatchIntent| {
+        m.status == IntentStatus::Pooled
+            && m.pool
+                .as_ref()
+                .is_some_and(|p| p.sealed_into.as_ref() == Some(&shared.intent_id))
+    };
     for member in members {
         let Some(rows) = by_job.remove(&member.job_id) else {
             continue;
@@ -348,9 +420,29 @@ async fn route_to_members(
             .store
             .get(&member.intent_id)
             .await?
-            .is_some_and(|m| m.status == IntentStatus::Pooled);
-        if live {
-            deps.results.put_results(&member.intent_id, &rows).await?;
+            .is_some_and(|m| ours(&m));
+        if !live {
+            continue;
+        }
+        deps.results.put_results(&member.intent_id, &rows).await?;
+        // A cancel that landed while these were written marked the member's records
+        // canceled first; put that back, so a cancelled member's answers stay discarded.
+        if let Some(m) = deps.store.get(&member.intent_id).await? {
+            if m.status == IntentStatus::Cancelled {
+                let canceled: Vec<ImageResult> = rows
+                    .iter()
+                    .map(|r| {
+                        ImageResult::canceled(
+                            r.record_id.clone(),
+                            r.image_index,
+                            r.image_key.clone(),
+                        )
+                    })
+                    .collect();
+                deps.results
+                    .put_results(&member.intent_id, &canceled)
+                    .await?;
+            }
         }
     }
     Ok(())

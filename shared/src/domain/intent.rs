@@ -263,10 +263,16 @@ pub enum Refused {
     NotPooled,
 }
 
-/// `pool-` and 24 hex digits of sha256(model, member intent ids in order).
-pub fn pool_intent_id(model: &ModelId, members: &[PoolMember]) -> IntentId {
+/// `pool-` and 24 hex digits of sha256(model, the sealing time, member intent ids in order):
+/// the same set sealed again later (its first job failed to take its members) is a new job.
+pub fn pool_intent_id(
+    model: &ModelId,
+    members: &[PoolMember],
+    sealed_at: DateTime<Utc>,
+) -> IntentId {
     let mut h = Sha256::new();
     h.update(model.as_str().as_bytes());
+    h.update(sealed_at.timestamp_micros().to_be_bytes());
     for m in members {
         h.update([0]);
         h.update(m.intent_id.as_str().as_bytes());
@@ -469,6 +475,11 @@ impl BatchIntent {
                 expected: to,
             });
         }
+        if to.is_terminal() {
+            // The store forgets an intent its TTL after it ended, not after it began (a
+            // pooled intent can wait long before it ends).
+            self.expires_at = now + (self.expires_at - self.created_at);
+        }
         self.status = to;
         self.updated_at = now;
         Ok(())
@@ -571,12 +582,21 @@ impl BatchIntent {
         if let Some(mut target) = target.filter(|t| self.status.can_advance_to(*t)) {
             if target.is_terminal() {
                 let mut total = ManifestSummary::default();
-                for s in self.jobs.iter().filter_map(|j| j.summary.as_ref()) {
-                    total.add(s);
+                for j in &self.jobs {
+                    match &j.summary {
+                        Some(s) => total.add(s),
+                        // A job that ended with no outputs (Failed) still had its records.
+                        None => total.add(&ManifestSummary {
+                            total_record_count: j.records(),
+                            ..ManifestSummary::default()
+                        }),
+                    }
                 }
                 // Every record ended with an answer (some after on-demand re-runs): the
-                // intent is complete even if a job was only partially so.
-                if target == IntentStatus::PartiallyCompleted
+                // intent is complete even if a job was only partially so, stopped by
+                // someone other than its owner, or expired.
+                if target != IntentStatus::Completed
+                    && self.cancel_requested_at.is_none()
                     && total.total_record_count > 0
                     && total.success_record_count == total.total_record_count
                 {
