@@ -268,7 +268,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn show(app: &Embedded, intent: BatchIntent) -> anyhow::Result<()> {
-    println!("{}", report::intent_summary(&intent));
+    let shared = match intent.pool.as_ref().and_then(|p| p.sealed_into.as_ref()) {
+        Some(id) => app.deps.store.get(id).await?,
+        None => None,
+    };
+    println!("{}", report::intent_summary(&intent, shared.as_ref()));
     let results = app
         .deps
         .results
@@ -336,17 +340,27 @@ async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot reset {}", dir.display()))?;
     }
     let mut opts = EmbeddedOptions::new(&dir);
-    // Bedrock refuses jobs under its minimum (100 by default); the demo's handful of receipts
-    // would need pooling, so the emulator's minimum is lowered to what the demo sends.
-    let min = cli.min_records.min(images as u64);
+    // Bedrock refuses jobs under its minimum (100 by default). The demo's handful of receipts
+    // is pooled like any small batch; it does not wait hours for the pool's deadline, and
+    // takes the `pad` policy so it still shows a batch job end to end.
+    let min = cli.min_records;
     opts.settings.quotas.min_records_per_job = min;
     opts.emulator.quotas = opts.settings.quotas.clone();
+    let pooled = (images as u64) < min;
+    if pooled {
+        opts.settings.pool_deadline_secs = 0;
+        opts.settings.below_minimum = shared::domain::settings::BelowMinimum::Pad;
+    }
     let app = Embedded::open(opts)?;
 
     println!("batch-orchestrator demo (embedded backend: SQLite + local files + Bedrock emulator)");
     println!("data: {}", dir.display());
-    if min < 100 {
-        println!("note: emulator minimum records per job set to {min} (real Bedrock: 100)");
+    if pooled {
+        println!(
+            "note: {images} receipts are below Bedrock's minimum of {min} records per job, so they are \
+             pooled; the demo's pool deadline is now and its policy `pad`: one shared batch job \
+             padded to {min} records"
+        );
     }
     let user = "demo-user";
     let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
@@ -406,8 +420,16 @@ async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
                         detail["detail"]["status"].as_str().unwrap_or("?")
                     )
                 } else {
+                    let whose = if detail["detail"]["intentId"]
+                        .as_str()
+                        .is_some_and(|i| i.starts_with("pool-"))
+                    {
+                        "shared job"
+                    } else {
+                        "intent"
+                    };
                     format!(
-                        "event    {detail_type:<21} intent {}",
+                        "event    {detail_type:<21} {whose} {}",
                         detail["detail"]["status"].as_str().unwrap_or("?")
                     )
                 };

@@ -4,15 +4,31 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Table};
 use shared::domain::intent::BatchIntent;
 use shared::domain::results::{ImageResult, ResultStatus};
 
-pub fn intent_summary(intent: &BatchIntent) -> String {
+/// An intent's summary; `shared` is the shared job it ran in, if it was pooled.
+pub fn intent_summary(intent: &BatchIntent, shared: Option<&BatchIntent>) -> String {
     let mut lines = vec![
         format!("intent   {}", intent.intent_id),
         format!("job      {}", intent.job_id),
         format!("user     {}", intent.user_id),
         format!("status   {}", intent.status),
         format!("model    {}", intent.model_id),
+        format!("path     {:?}", intent.path()),
     ];
-    for job in &intent.jobs {
+    // A pooled intent's own planned job only held its records until they were shared.
+    let jobs = match (&intent.pool, shared) {
+        (Some(_), Some(s)) => {
+            lines.push(format!(
+                "shared   {} ({}), {} records with padding",
+                s.intent_id,
+                s.status,
+                s.jobs.iter().map(|j| j.records()).sum::<u64>()
+            ));
+            &s.jobs
+        }
+        (Some(_), None) => &Vec::new(),
+        (None, _) => &intent.jobs,
+    };
+    for job in jobs {
         lines.push(format!(
             "bedrock  job {} {} {} ({} records in {} part(s))",
             job.job_no,
