@@ -29,6 +29,13 @@ struct Cli {
     /// Minimum records per Bedrock job the emulator enforces (Bedrock's default quota is 100).
     #[arg(long, global = true, default_value_t = 100)]
     min_records: u64,
+    /// Seconds a batch below the minimum waits in its pool before the policy applies (the
+    /// service's default is 6 hours; a local run wants its answer sooner).
+    #[arg(long, global = true, default_value_t = 60)]
+    pool_deadline_secs: i64,
+    /// What a pool below the minimum does at its deadline: wait, pad or on_demand.
+    #[arg(long, global = true, default_value = "on_demand")]
+    below_minimum: shared::domain::settings::BelowMinimum,
     #[command(subcommand)]
     command: Command,
 }
@@ -158,6 +165,8 @@ fn init_tracing() {
 fn options(cli: &Cli) -> EmbeddedOptions {
     let mut opts = EmbeddedOptions::new(&cli.data_dir);
     opts.settings.quotas.min_records_per_job = cli.min_records;
+    opts.settings.pool_deadline_secs = cli.pool_deadline_secs;
+    opts.settings.below_minimum = cli.below_minimum;
     opts.emulator.quotas = opts.settings.quotas.clone();
     opts
 }
