@@ -158,6 +158,9 @@ pub trait ObjectStore: Send + Sync {
     /// `ErrorKind::NotFound` when there is no such object.
     async fn get(&self, uri: &S3Uri) -> Result<Vec<u8>, PortError>;
     /// Every key under `prefix`, in lexical order.
+    /// An object's lines as they arrive, never the whole object in memory (manifest and
+    /// output parts run to a gigabyte). Lines come without their newline.
+    async fn lines(&self, uri: &S3Uri) -> Result<LineStream, PortError>;
     /// The first `n` bytes of an object (fewer if it is shorter) and its whole size: enough
     /// to sniff an image's type and dimensions without reading it.
     async fn head(&self, uri: &S3Uri, n: usize) -> Result<(Vec<u8>, u64), PortError>;
@@ -192,6 +195,37 @@ pub trait BatchInference: Send + Sync {
     async fn get_job(&self, arn: &BedrockJobArn) -> Result<JobInfo, PortError>;
     async fn stop_job(&self, arn: &BedrockJobArn) -> Result<(), PortError>;
     async fn list_jobs(&self, status: Option<BedrockJobStatus>) -> Result<Vec<JobInfo>, PortError>;
+}
+
+/// The lines of an object, read as they arrive.
+pub type LineStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<String, PortError>> + Send>>;
+
+/// Lines from any async reader (a file, an S3 body); the first error ends the stream.
+pub fn line_stream<R>(reader: R, what: String) -> LineStream
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+{
+    use tokio::io::AsyncBufReadExt as _;
+    let lines = tokio::io::BufReader::with_capacity(256 * 1024, reader).lines();
+    Box::pin(futures::stream::unfold(Some(lines), move |state| {
+        let what = what.clone();
+        async move {
+            let mut lines = state?;
+            match lines.next_line().await {
+                Ok(Some(line)) => Some((Ok(line), Some(lines))),
+                Ok(None) => None,
+                Err(e) => Some((
+                    Err(PortError::with_source(
+                        ErrorKind::Transient,
+                        format!("reading {what}"),
+                        e,
+                    )),
+                    None,
+                )),
+            }
+        }
+    }))
 }
 
 /// One object being written by [`ObjectStore::writer`].

@@ -529,6 +529,25 @@ async fn when_objects_stream_copy_and_index_on_aws_should_round_trip_through_the
     w.abort().await;
     assert!(env.deps.objects.get(&uri("gone.jsonl")).await.is_err());
 
+    // Lines stream from the S3 body.
+    env.deps
+        .objects
+        .put(&uri("lines.jsonl"), b"{\"a\":1}\n{\"b\":2}".to_vec())
+        .await
+        .expect("put");
+    let lines: Vec<String> = futures::StreamExt::collect::<Vec<_>>(
+        env.deps
+            .objects
+            .lines(&uri("lines.jsonl"))
+            .await
+            .expect("lines"),
+    )
+    .await
+    .into_iter()
+    .map(|l| l.expect("line"))
+    .collect();
+    assert_eq!(lines, vec!["{\"a\":1}", "{\"b\":2}"]);
+
     // Head: the first bytes and the whole size; copy: a key that needs encoding.
     let (head, size) = env
         .deps

@@ -483,14 +483,22 @@ async fn build_shared(
         }
         let mut accepted = m.images.iter().filter(|i| i.rejected.is_none());
         for part in m.jobs.iter().flat_map(|j| j.parts.iter()) {
-            let body = match deps.objects.get(&part.uri).await {
-                Ok(b) => b,
+            // Line by line: a member's part is never in memory whole.
+            let mut lines = match deps.objects.lines(&part.uri).await {
+                Ok(l) => l,
                 Err(e) => {
                     out.abort().await;
                     return Err(e.into());
                 }
             };
-            for line in String::from_utf8_lossy(&body).lines() {
+            while let Some(line) = lines.next().await {
+                let line = match line {
+                    Ok(l) => l,
+                    Err(e) => {
+                        out.abort().await;
+                        return Err(e.into());
+                    }
+                };
                 if line.trim().is_empty() {
                     continue;
                 }

@@ -13,6 +13,9 @@ use crate::ports::ErrorKind;
 use futures::stream::{self, StreamExt};
 use std::time::Duration;
 
+/// Records run, and stored, at a time by the callers that read inputs from parts.
+pub const CHUNK: usize = 50;
+
 /// One record to run.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -80,16 +83,38 @@ async fn run_one(deps: &Deps, model: &ModelId, rec: Pending, max: u32) -> ImageR
     }
 }
 
-/// The `modelInput` of every record line in `body` (a manifest part) that `wanted` accepts.
-pub fn inputs_in(
-    body: &[u8],
+/// The record id and `modelInput` of one manifest line, if `wanted` accepts its record id.
+/// The id is read first, without building the (possibly megabytes of) input.
+pub fn input_of(
+    line: &str,
+    wanted: impl FnOnce(&str) -> bool,
+) -> Option<(String, serde_json::Value)> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "recordId", borrow)]
+        record_id: std::borrow::Cow<'a, str>,
+    }
+    let head: Head<'_> = serde_json::from_str(line).ok()?;
+    if !wanted(&head.record_id) {
+        return None;
+    }
+    let full: OutputLine = serde_json::from_str(line).ok()?;
+    full.model_input.map(|m| (full.record_id, m))
+}
+
+/// Every `(record id, modelInput)` of a manifest part that `wanted` accepts, read line by line.
+pub async fn inputs_of(
+    deps: &Deps,
+    part: &crate::domain::bedrock::S3Uri,
     mut wanted: impl FnMut(&str) -> bool,
-) -> Vec<(String, serde_json::Value)> {
-    String::from_utf8_lossy(body)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| serde_json::from_str::<OutputLine>(l).ok())
-        .filter(|l| wanted(&l.record_id))
-        .filter_map(|l| l.model_input.map(|m| (l.record_id, m)))
-        .collect()
+) -> Result<Vec<(String, serde_json::Value)>, crate::ports::PortError> {
+    use futures::StreamExt as _;
+    let mut lines = deps.objects.lines(part).await?;
+    let mut out = Vec::new();
+    while let Some(line) = lines.next().await {
+        if let Some(found) = input_of(&line?, &mut wanted) {
+            out.push(found);
+        }
+    }
+    Ok(out)
 }

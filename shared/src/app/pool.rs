@@ -31,6 +31,7 @@ use crate::domain::settings::BelowMinimum;
 use crate::domain::status::IntentStatus;
 use crate::ports::Created;
 use chrono::Duration;
+use futures::StreamExt as _;
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -319,16 +320,21 @@ async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageEr
         .filter(|r| r.status == ResultStatus::Succeeded)
         .map(|r| (r.record_id.clone(), r))
         .collect();
+    // The member's parts, line by line, run and stored CHUNK records at a time: memory holds
+    // one chunk's inputs, and a crash loses at most one chunk's calls.
     let mut pending = Vec::new();
     for part in m.jobs.iter().flat_map(|j| j.parts.iter()) {
-        let body = deps.objects.get(&part.uri).await?;
-        for (rid, input) in on_demand::inputs_in(&body, |_| true) {
+        let mut lines = deps.objects.lines(&part.uri).await?;
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            let wanted =
+                |rid: &str| RecordId::parse(rid).is_ok_and(|r| !succeeded.contains_key(&r));
+            let Some((rid, input)) = on_demand::input_of(&line, wanted) else {
+                continue;
+            };
             let Ok(record_id) = RecordId::parse(&rid) else {
                 continue;
             };
-            if succeeded.contains_key(&record_id) {
-                continue;
-            }
             let Some(image) = m.image_for(&record_id) else {
                 continue;
             };
@@ -339,20 +345,34 @@ async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageEr
                 model_input: input,
                 attempts: 0,
             });
+            if pending.len() == on_demand::CHUNK && !run_chunk(deps, &m, &mut pending).await? {
+                return Ok(()); // cancelled meanwhile
+            }
         }
     }
-    let results = on_demand::run(deps, &m.model_id, pending).await;
-    // Cancelled while it ran: its answers are dropped (its status says so).
+    if !run_chunk(deps, &m, &mut pending).await? {
+        return Ok(());
+    }
+    finish_member(deps, &m.intent_id, None).await
+}
+
+/// Runs and stores one chunk of a member's records; false if the member was cancelled while
+/// it ran (its answers are dropped, as its status says).
+async fn run_chunk(
+    deps: &Deps,
+    m: &BatchIntent,
+    pending: &mut Vec<Pending>,
+) -> Result<bool, StageError> {
+    let results = on_demand::run(deps, &m.model_id, std::mem::take(pending)).await;
     let live = deps
         .store
         .get(&m.intent_id)
         .await?
         .is_some_and(|i| i.status == IntentStatus::Pooled);
-    if !live {
-        return Ok(());
+    if live && !results.is_empty() {
+        deps.results.put_results(&m.intent_id, &results).await?;
     }
-    deps.results.put_results(&m.intent_id, &results).await?;
-    finish_member(deps, &m.intent_id, None).await
+    Ok(live)
 }
 
 /// Ends every member of a finished shared job (idempotent: an ended member is left as is).

@@ -17,6 +17,7 @@ use crate::domain::manifest::PAD_PREFIX;
 use crate::domain::results::ImageResult;
 use crate::domain::status::{BedrockJobStatus, IntentStatus};
 use crate::ports::{ErrorKind, PortError};
+use futures::StreamExt as _;
 use std::collections::{HashMap, HashSet};
 
 #[tracing::instrument(skip_all, fields(
@@ -190,18 +191,22 @@ async fn ingest(
     for part in &job.parts {
         let name = part.uri.key.rsplit('/').next().unwrap_or_default();
         let uri = out_dir.join(&output_file_name(name));
-        let body = match deps.objects.get(&uri).await {
-            Ok(b) => b,
+        // Line by line: an output part echoes every input, so it is as large as the manifest.
+        let mut lines = match deps.objects.lines(&uri).await {
+            Ok(l) => l,
             // Stopped/Expired jobs may not have reached every part.
             Err(e) if e.kind == ErrorKind::NotFound => continue,
             Err(e) => return Err(e.into()),
         };
-        for (n, line) in String::from_utf8_lossy(&body).lines().enumerate() {
+        let mut n = 0usize;
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            n += 1;
             if line.trim().is_empty() {
                 continue;
             }
-            let Ok(parsed) = OutputLine::parse(line) else {
-                tracing::warn!(file = %uri, line = n + 1, "unparseable output line skipped");
+            let Ok(parsed) = OutputLine::parse(&line) else {
+                tracing::warn!(file = %uri, line = n, "unparseable output line skipped");
                 continue;
             };
             let Some((record_id, index, key)) = expected.get(&parsed.record_id) else {
@@ -315,11 +320,23 @@ async fn rerun_retryable(
         tracing::warn!(intent_id = %intent.intent_id, failed = wanted.len(), limit = ON_DEMAND_RETRY_LIMIT, "too many retryable failures to re-run on-demand; left failed");
         return Ok(replayed);
     }
-    let mut pending = Vec::with_capacity(wanted.len());
+    crate::metrics::count(crate::metrics::RECORDS_RETRIED, wanted.len() as u64);
+    tracing::info!(intent_id = %intent.intent_id, records = wanted.len(), "re-running retryable failures on-demand");
+    // The job's input parts, line by line; the wanted records run and are stored CHUNK at a
+    // time: memory holds one chunk's inputs, a crash or timeout loses at most one chunk's
+    // calls, and the replay starts after what was stored.
+    let mut pending: Vec<(usize, super::on_demand::Pending)> = Vec::new();
     for part in &job.parts {
-        let body = deps.objects.get(&part.uri).await?;
-        for (rid, input) in super::on_demand::inputs_in(&body, |r| wanted.contains_key(r)) {
-            let Some(&i) = wanted.get(&rid) else { continue };
+        let mut lines = deps.objects.lines(&part.uri).await?;
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            let Some((rid, input)) = super::on_demand::input_of(&line, |r| wanted.contains_key(r))
+            else {
+                continue;
+            };
+            let Some(&i) = wanted.get(&rid) else {
+                continue;
+            };
             let r = &results[i];
             pending.push((
                 i,
@@ -331,29 +348,37 @@ async fn rerun_retryable(
                     attempts: r.attempts.max(1),
                 },
             ));
+            if pending.len() == super::on_demand::CHUNK {
+                rerun_chunk(deps, intent, results, std::mem::take(&mut pending)).await?;
+            }
         }
     }
-    crate::metrics::count(crate::metrics::RECORDS_RETRIED, pending.len() as u64);
-    tracing::info!(intent_id = %intent.intent_id, records = pending.len(), "re-running retryable failures on-demand");
-    // In chunks, each stored as soon as it is done: a crash or timeout part-way loses at
-    // most one chunk's calls, and the replay starts after what was stored.
-    for chunk in pending.chunks(RERUN_CHUNK) {
-        let (slots, records): (Vec<usize>, Vec<_>) = chunk.iter().cloned().unzip();
-        let rerun = super::on_demand::run(deps, &intent.model_id, records).await;
-        if intent.is_pool_job() {
-            route_to_members(deps, intent, rerun.clone()).await?;
-        } else {
-            deps.results.put_results(&intent.intent_id, &rerun).await?;
-        }
-        for (i, r) in slots.into_iter().zip(rerun) {
-            results[i] = r;
-        }
-    }
+    rerun_chunk(deps, intent, results, pending).await?;
     Ok(true)
 }
 
-/// Records re-run per stored chunk.
-const RERUN_CHUNK: usize = 50;
+/// Runs one chunk of re-runs, stores it, and puts it in `results`.
+async fn rerun_chunk(
+    deps: &Deps,
+    intent: &BatchIntent,
+    results: &mut [ImageResult],
+    chunk: Vec<(usize, super::on_demand::Pending)>,
+) -> Result<(), StageError> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let (slots, records): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
+    let rerun = super::on_demand::run(deps, &intent.model_id, records).await;
+    if intent.is_pool_job() {
+        route_to_members(deps, intent, rerun.clone()).await?;
+    } else {
+        deps.results.put_results(&intent.intent_id, &rerun).await?;
+    }
+    for (i, r) in slots.into_iter().zip(rerun) {
+        results[i] = r;
+    }
+    Ok(())
+}
 
 /// The stored results of these records, by record id (a shared job's are its members').
 async fn stored_results<'r>(

@@ -238,6 +238,21 @@ fn copy_source(uri: &S3Uri) -> String {
 
 #[async_trait]
 impl ObjectStore for S3ObjectStore {
+    async fn lines(&self, uri: &S3Uri) -> Result<crate::ports::LineStream, PortError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(uri.bucket.as_str())
+            .key(&uri.key)
+            .send()
+            .await
+            .map_err(|e| classify("GetObject", e))?;
+        Ok(crate::ports::line_stream(
+            out.body.into_async_read(),
+            uri.to_string(),
+        ))
+    }
+
     async fn head(&self, uri: &S3Uri, n: usize) -> Result<(Vec<u8>, u64), PortError> {
         let out = self
             .client

@@ -234,6 +234,9 @@ impl ObjectStore for Faulty<dyn ObjectStore> {
             .around("objects.list", self.inner.list(bucket, prefix))
             .await
     }
+    async fn lines(&self, uri: &S3Uri) -> Result<crate::ports::LineStream, PortError> {
+        self.plan.around("objects.get", self.inner.lines(uri)).await
+    }
     async fn head(&self, uri: &S3Uri, n: usize) -> Result<(Vec<u8>, u64), PortError> {
         self.plan
             .around("objects.get", self.inner.head(uri, n))

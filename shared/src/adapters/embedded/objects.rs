@@ -110,6 +110,14 @@ impl ObjectStore for FsObjectStore {
             .map_err(|e| io_err("read", &path, e))
     }
 
+    async fn lines(&self, uri: &S3Uri) -> Result<crate::ports::LineStream, PortError> {
+        let path = self.path_of(uri)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| io_err("open", &path, e))?;
+        Ok(crate::ports::line_stream(file, uri.to_string()))
+    }
+
     async fn head(&self, uri: &S3Uri, n: usize) -> Result<(Vec<u8>, u64), PortError> {
         let path = self.path_of(uri)?;
         let file = tokio::fs::File::open(&path)
@@ -212,6 +220,35 @@ impl ObjectStore for FsObjectStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn when_reading_lines_should_stream_each_one_including_long_and_unterminated() {
+        use futures::StreamExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsObjectStore::new(dir.path());
+        let uri = S3Uri::parse("s3://bucket/p.jsonl").expect("valid");
+        let long = "x".repeat(3 * 1024 * 1024); // longer than the reader's buffer
+        let mut w = store.writer(&uri).await.expect("writer");
+        w.write(format!("a\n{long}\n\nlast").as_bytes())
+            .await
+            .expect("write");
+        w.finish().await.expect("finish");
+        let lines: Vec<String> = store
+            .lines(&uri)
+            .await
+            .expect("lines")
+            .map(|l| l.expect("line"))
+            .collect()
+            .await;
+        assert_eq!(
+            lines,
+            vec!["a".to_string(), long, String::new(), "last".into()]
+        );
+        let missing = store
+            .lines(&S3Uri::parse("s3://bucket/nope").expect("valid"))
+            .await;
+        assert_eq!(missing.err().expect("missing").kind, ErrorKind::NotFound);
+    }
 
     #[tokio::test]
     async fn when_object_is_put_should_get_and_list_it() {
