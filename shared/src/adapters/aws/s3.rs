@@ -288,6 +288,9 @@ impl ObjectStore for S3ObjectStore {
         self.client
             .copy_object()
             .copy_source(copy_source(from))
+            // The copy carries no tags: copying them would need s3:GetObjectTagging on the
+            // uploads bucket, and Bedrock needs none.
+            .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
             .bucket(to.bucket.as_str())
             .key(&to.key)
             .send()
