@@ -427,3 +427,42 @@ async fn when_a_job_expires_and_every_record_is_rerun_should_end_completed() {
     assert_eq!(i.status, IntentStatus::Completed, "every record answered");
     assert_eq!(app.runtime.calls(), 3);
 }
+
+#[tokio::test]
+async fn when_a_busy_night_pools_many_intents_should_seal_them_all_in_one_pass() {
+    let app = pool_app(260, BelowMinimum::Wait).await;
+    for i in 0..260 {
+        send(&app, &format!("small-{i}"), i..i + 1).await;
+    }
+    // Drain the manifest builder: 260 intents of one record each, all POOLED.
+    while app
+        .deliver(shared::topology::Queue::ManifestBuilder)
+        .await
+        .expect("deliver")
+        .0
+        > 0
+    {}
+    let pooled = intents(&app)
+        .iter()
+        .filter(|i| i.status == IntentStatus::Pooled)
+        .count();
+    assert_eq!(pooled, 260);
+    // One scheduled pass reads past the 200-intent window of the other checks.
+    reconciler::handle(&app.deps, serde_json::json!({}))
+        .await
+        .expect("pass");
+    let unclaimed = intents(&app)
+        .iter()
+        .filter(|i| i.pool.as_ref().is_some_and(|p| p.sealed_into.is_none()))
+        .count();
+    assert_eq!(unclaimed, 0, "every waiting intent was sealed");
+    let pools = shared_jobs(&app);
+    assert_eq!(pools.len(), 1, "260 records, one shared job");
+    run(&app).await;
+    assert_eq!(shared_jobs(&app)[0].status, IntentStatus::Completed);
+    let done = intents(&app)
+        .iter()
+        .filter(|i| !i.is_pool_job() && i.status == IntentStatus::Completed)
+        .count();
+    assert_eq!(done, 260);
+}

@@ -45,6 +45,17 @@ pub struct PoolReport {
     pub failed: usize,
 }
 
+impl PoolReport {
+    pub fn add(&mut self, other: &PoolReport) {
+        self.sealed_by_size += other.sealed_by_size;
+        self.sealed_by_deadline += other.sealed_by_deadline;
+        self.on_demand_intents += other.on_demand_intents;
+        self.waiting = other.waiting;
+        self.resumed += other.resumed;
+        self.failed += other.failed;
+    }
+}
+
 /// One pass over every pooled intent (oldest first, at most `limit`).
 pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageError> {
     let now = deps.clock.now();

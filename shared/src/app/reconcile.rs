@@ -26,6 +26,13 @@ pub struct ReconcileReport {
     pub pools: super::pool::PoolReport,
 }
 
+/// Pooled intents read per pool round.
+const POOL_WINDOW: usize = 5_000;
+/// Pool rounds per reconciler pass, at most.
+const POOL_ROUNDS: usize = 50;
+/// Wall-clock time a pass spends starting new pool rounds (the function has 10 minutes).
+const POOL_BUDGET: std::time::Duration = std::time::Duration::from_secs(240);
+
 pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, StageError> {
     let mut report = ReconcileReport::default();
     let now = deps.clock.now();
@@ -86,12 +93,24 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
             }
         }
     }
-    // A pool pass that fails must not keep the outbox sweep from running.
-    match super::pool::pool_pass(deps, limit).await {
-        Ok(p) => report.pools = p,
-        Err(e) => {
-            report.failed += 1;
-            tracing::warn!(error = %e, "pool pass failed; the next pass tries again");
+    // Pools: a busy night pools tens of thousands of intents, so a pass reads them in large
+    // windows and goes round again while it is still sealing, within a time budget. A pool
+    // pass that fails must not keep the outbox sweep from running.
+    let started = std::time::Instant::now();
+    for _ in 0..POOL_ROUNDS {
+        match super::pool::pool_pass(deps, POOL_WINDOW).await {
+            Ok(p) => {
+                let progressed = p.sealed_by_size + p.sealed_by_deadline + p.on_demand_intents;
+                report.pools.add(&p);
+                if progressed == 0 || started.elapsed() > POOL_BUDGET {
+                    break;
+                }
+            }
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!(error = %e, "pool pass failed; the next pass tries again");
+                break;
+            }
         }
     }
     report.swept = sweep_outboxes(deps, limit).await?;
