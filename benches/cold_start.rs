@@ -117,6 +117,7 @@ async fn run_once(bin: &std::path::Path, payload: Value) -> anyhow::Result<Sampl
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ("INTENTS_TABLE", "intents".into()),
         ("RESULTS_TABLE", "results".into()),
+        ("UPLOADS_TABLE", "uploads".into()),
         ("EVENT_BUS_NAME", "bus".into()),
         ("UPLOADS_BUCKET", "bench-uploads".into()),
         ("MANIFESTS_BUCKET", "bench-manifests".into()),
