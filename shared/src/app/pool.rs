@@ -206,21 +206,8 @@ async fn seal(deps: &Deps, group: Vec<BatchIntent>, pad_to: u64) -> Result<(), S
         return Ok(());
     };
     let planned: Vec<PoolMember> = group.iter().map(member_of).collect();
-    let now = deps.clock.now();
-    let pool_id = pool_intent_id(&first.model_id, &planned, now);
-    let shared = BatchIntent::new_pool(
-        pool_id.clone(),
-        first.model_id.clone(),
-        first.prompt_version.clone(),
-        planned,
-        pad_to,
-        now,
-        deps.settings.intent_ttl_days,
-    );
-    let created = match deps.store.create(&shared).await? {
-        Created::New => Some(shared),
-        Created::Existing(_) => None,
-    };
+    let pool_id = pool_intent_id(&first.model_id, &planned, deps.clock.now());
+    let created = write_shared(deps, &pool_id, &group, pad_to).await?;
     let mut claimed = 0;
     for m in group {
         if claim(deps, m, &pool_id).await?.is_some() {
@@ -228,12 +215,48 @@ async fn seal(deps: &Deps, group: Vec<BatchIntent>, pad_to: u64) -> Result<(), S
         }
     }
     tracing::info!(pool_intent = %pool_id, members = claimed, pad_to, "shared job sealed");
+    announce(deps, &pool_id, created).await
+}
+
+/// Writes a shared job's intent over `members` (conditional create); the intent if this call
+/// wrote it, None if it was there already.
+async fn write_shared(
+    deps: &Deps,
+    pool_id: &IntentId,
+    members: &[BatchIntent],
+    pad_to: u64,
+) -> Result<Option<BatchIntent>, StageError> {
+    let Some(first) = members.first() else {
+        return Ok(None);
+    };
+    let shared = BatchIntent::new_pool(
+        pool_id.clone(),
+        first.model_id.clone(),
+        first.prompt_version.clone(),
+        members.iter().map(member_of).collect(),
+        pad_to,
+        deps.clock.now(),
+        deps.settings.intent_ttl_days,
+    );
+    Ok(match deps.store.create(&shared).await? {
+        Created::New => Some(shared),
+        Created::Existing(_) => None,
+    })
+}
+
+/// Publishes a shared job's BATCH_REQUESTED: the writer publishes what it wrote; otherwise an
+/// orphaned outbox is taken over (a young one belongs to its writer).
+async fn announce(
+    deps: &Deps,
+    pool_id: &IntentId,
+    created: Option<BatchIntent>,
+) -> Result<(), StageError> {
     match created {
         Some(shared) => {
             publish_owned(deps, shared).await?;
         }
         None => {
-            if let Some(old) = deps.store.get(&pool_id).await? {
+            if let Some(old) = deps.store.get(pool_id).await? {
                 take_over(deps, &old).await?;
             }
         }
@@ -298,28 +321,8 @@ async fn create_shared(
     members: &[BatchIntent],
     pad_to: u64,
 ) -> Result<(), StageError> {
-    let Some(first) = members.first() else {
-        return Ok(());
-    };
-    let shared = BatchIntent::new_pool(
-        pool_id,
-        first.model_id.clone(),
-        first.prompt_version.clone(),
-        members.iter().map(member_of).collect(),
-        pad_to,
-        deps.clock.now(),
-        deps.settings.intent_ttl_days,
-    );
-    match deps.store.create(&shared).await? {
-        Created::New => {
-            tracing::info!(pool_intent = %shared.intent_id, members = members.len(), pad_to, "shared job sealed");
-            publish_owned(deps, shared).await?;
-        }
-        Created::Existing(old) => {
-            take_over(deps, &old).await?;
-        }
-    }
-    Ok(())
+    let created = write_shared(deps, &pool_id, members, pad_to).await?;
+    announce(deps, &pool_id, created).await
 }
 
 /// Runs a member's records on-demand (skipping any that already succeeded), stores their

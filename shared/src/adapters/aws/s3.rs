@@ -24,73 +24,6 @@ impl S3ObjectStore {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
-
-    async fn put_multipart(&self, uri: &S3Uri, bytes: Vec<u8>) -> Result<(), PortError> {
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(uri.bucket.as_str())
-            .key(&uri.key)
-            .send()
-            .await
-            .map_err(|e| classify("CreateMultipartUpload", e))?;
-        let upload_id = created.upload_id.ok_or_else(|| {
-            PortError::new(
-                ErrorKind::Unexpected,
-                "CreateMultipartUpload returned no upload id",
-            )
-        })?;
-        let result = async {
-            let mut parts = Vec::new();
-            for (i, chunk) in bytes.chunks(PART_SIZE).enumerate() {
-                let number = i as i32 + 1;
-                let out = self
-                    .client
-                    .upload_part()
-                    .bucket(uri.bucket.as_str())
-                    .key(&uri.key)
-                    .upload_id(&upload_id)
-                    .part_number(number)
-                    .body(ByteStream::from(chunk.to_vec()))
-                    .send()
-                    .await
-                    .map_err(|e| classify("UploadPart", e))?;
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(out.e_tag)
-                        .build(),
-                );
-            }
-            self.client
-                .complete_multipart_upload()
-                .bucket(uri.bucket.as_str())
-                .key(&uri.key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| classify("CompleteMultipartUpload", e))?;
-            Ok::<(), PortError>(())
-        }
-        .await;
-        if result.is_err() {
-            // Do not leave billed, invisible parts behind.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(uri.bucket.as_str())
-                .key(&uri.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        result
-    }
 }
 
 /// A streaming upload: bytes are buffered up to one part (8 MiB), then sent as multipart
@@ -312,7 +245,11 @@ impl ObjectStore for S3ObjectStore {
 
     async fn put(&self, uri: &S3Uri, bytes: Vec<u8>) -> Result<(), PortError> {
         if bytes.len() > MULTIPART_THRESHOLD {
-            return self.put_multipart(uri, bytes).await;
+            // The streaming writer's multipart path: 8 MiB parts, aborted on failure.
+            let mut w = self.writer(uri).await?;
+            w.write(&bytes).await?;
+            w.finish().await?;
+            return Ok(());
         }
         self.client
             .put_object()
