@@ -41,6 +41,9 @@ pub struct EmbeddedOptions {
     pub faults: Option<Arc<FaultPlan>>,
     /// Run the reconciler whenever the pipeline is otherwise idle, as its schedule would.
     pub reconcile_when_idle: bool,
+    /// Make the store's secondary indexes see each write this much later, as DynamoDB's
+    /// eventually consistent GSIs may (`--index-lag-ms`; tests).
+    pub index_lag: Option<Duration>,
 }
 
 impl EmbeddedOptions {
@@ -55,6 +58,7 @@ impl EmbeddedOptions {
             manual_clock: false,
             faults: None,
             reconcile_when_idle: true,
+            index_lag: None,
         }
     }
 }
@@ -137,7 +141,10 @@ impl Embedded {
             (Arc::new(SystemClock), RunClock::System)
         };
         let db = Db::open(&opts.data_dir.join("state.db"))?;
-        let store = Arc::new(SqliteStore::new(db.clone())?);
+        let store = Arc::new(match opts.index_lag {
+            Some(lag) => SqliteStore::with_index_lag(db.clone(), lag, clock.clone())?,
+            None => SqliteStore::new(db.clone())?,
+        });
         let bus = Arc::new(SqliteBus::new(db, clock.clone(), opts.bus)?);
         let objects = Arc::new(FsObjectStore::new(opts.data_dir.join("s3")));
         let emulator = Arc::new(BedrockEmulator::new(
@@ -322,7 +329,9 @@ impl Embedded {
                 .await?
                 .first()
                 .and_then(|i| i.outbox.as_ref().map(|o| o.staged_at + grace));
-            let Some(wake) = [retry_at, outbox_at].into_iter().flatten().min() else {
+            // A lagging index shows what it hides now at this time: a later pass sees it.
+            let index_at = self.store.index_catches_up_at()?;
+            let Some(wake) = [retry_at, outbox_at, index_at].into_iter().flatten().min() else {
                 return Ok(n + 1);
             };
             match &self.clock {

@@ -36,6 +36,10 @@ struct Cli {
     /// What a pool below the minimum does at its deadline: wait, pad or on_demand.
     #[arg(long, global = true, default_value = "on_demand")]
     below_minimum: shared::domain::settings::BelowMinimum,
+    /// Make the store's secondary indexes (a user's list, intents by status, owed outboxes) see
+    /// each write this many milliseconds late, as DynamoDB's GSIs may. 0: at once.
+    #[arg(long, global = true, env = "BO_INDEX_LAG_MS", default_value_t = 0)]
+    index_lag_ms: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -168,6 +172,8 @@ fn options(cli: &Cli) -> EmbeddedOptions {
     opts.settings.pool_deadline_secs = cli.pool_deadline_secs;
     opts.settings.below_minimum = cli.below_minimum;
     opts.emulator.quotas = opts.settings.quotas.clone();
+    opts.index_lag =
+        (cli.index_lag_ms > 0).then(|| chrono::Duration::milliseconds(cli.index_lag_ms as i64));
     opts
 }
 

@@ -95,28 +95,35 @@ pub trait IntentStore: Send + Sync {
         intent: &BatchIntent,
         expected_version: u64,
     ) -> Result<Updated, PortError>;
+    /// Strongly consistent.
     async fn get(&self, id: &IntentId) -> Result<Option<BatchIntent>, PortError>;
+    /// Strongly consistent (a pointer item written before the intent): the `statusUrl` of a
+    /// 202 answers at once.
     async fn get_by_job_id(&self, id: &JobId) -> Result<Option<BatchIntent>, PortError>;
+    /// Strongly consistent (a pointer item written with the ARN).
     async fn get_by_bedrock_arn(
         &self,
         arn: &BedrockJobArn,
     ) -> Result<Option<BatchIntent>, PortError>;
     /// A user's intents, newest first, strictly after `after` = (createdAt, intentId) of the
-    /// last one of the previous page.
+    /// last one of the previous page. An index read: it may lag behind writes (miss a new
+    /// intent, or show an older version of one).
     async fn list_by_user(
         &self,
         user: &crate::domain::ids::UserId,
         after: Option<(DateTime<Utc>, IntentId)>,
         limit: usize,
     ) -> Result<Vec<BatchIntent>, PortError>;
-    /// Intents in `status` last changed at or before `updated_before`, oldest first.
+    /// Intents in `status` last changed at or before `updated_before`, oldest first. An index
+    /// read that may miss recent writes; each intent returned is re-read and still matches.
     async fn list_by_status(
         &self,
         status: crate::domain::status::IntentStatus,
         updated_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<BatchIntent>, PortError>;
-    /// Intents whose outbox was staged before `before`, oldest first.
+    /// Intents whose outbox was staged before `before`, oldest first. An index read that may
+    /// miss recent writes; each intent returned is re-read and still owes its outbox.
     async fn list_pending_outbox(
         &self,
         before: DateTime<Utc>,
@@ -149,6 +156,8 @@ pub trait SlotStore: Send + Sync {
     async fn acquire(&self, pool: &str, holder: &str, cap: u32) -> Result<bool, PortError>;
     /// Frees `holder`'s slot, if it has one.
     async fn release(&self, pool: &str, holder: &str, cap: u32) -> Result<(), PortError>;
+    /// How many of the pool's `cap` slots are taken (strongly consistent).
+    async fn held(&self, pool: &str, cap: u32) -> Result<u32, PortError>;
 }
 
 /// S3, in the operations the stages use.

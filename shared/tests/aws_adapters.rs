@@ -108,9 +108,79 @@ mod dynamodb {
                     })
             })
             .then_output(|| PutItemOutput::builder().build());
-        let s = store(mock_client!(aws_sdk_dynamodb, [&rule]));
+        let pointer = job_pointer_rule();
+        let s = store(mock_client!(aws_sdk_dynamodb, [&pointer, &rule]));
         assert_eq!(s.create(&intent()).await.expect("created"), Created::New);
+        assert_eq!(pointer.num_calls(), 1, "the jobId pointer is put first");
         assert_eq!(rule.num_calls(), 1);
+    }
+
+    /// The unconditional put of `job#{jobId}` -> intent-1 that precedes every create.
+    fn job_pointer_rule() -> aws_smithy_mocks::Rule {
+        let job = intent().job_id;
+        mock!(Client::put_item)
+            .match_requests(move |r| {
+                r.condition_expression().is_none()
+                    && r.item().is_some_and(|i| {
+                        i.get("intentId").and_then(|v| v.as_s().ok()) == Some(&format!("job#{job}"))
+                            && i.get("ownerIntentId")
+                                .and_then(|v| v.as_s().ok())
+                                .map(String::as_str)
+                                == Some("intent-1")
+                            && !i.contains_key("jobId")
+                            && i.contains_key("expiresAt")
+                    })
+            })
+            .then_output(|| PutItemOutput::builder().build())
+    }
+
+    #[tokio::test]
+    async fn when_looking_up_a_job_id_should_read_its_pointer_consistently_not_the_index() {
+        use aws_sdk_dynamodb::operation::query::QueryOutput;
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let stored = intent();
+        let item = intent_item(&stored).expect("item");
+        let pointer_key = format!("job#{}", stored.job_id);
+        let pointer = mock!(Client::get_item)
+            .match_requests(move |r| {
+                r.consistent_read() == Some(true)
+                    && r.key()
+                        .and_then(|k| k.get("intentId"))
+                        .and_then(|v| v.as_s().ok())
+                        == Some(&pointer_key)
+            })
+            .then_output(|| {
+                GetItemOutput::builder()
+                    .item("ownerIntentId", AttributeValue::S("intent-1".into()))
+                    .build()
+            });
+        let get = mock!(Client::get_item)
+            .match_requests(|r| {
+                r.consistent_read() == Some(true)
+                    && r.key()
+                        .and_then(|k| k.get("intentId"))
+                        .and_then(|v| v.as_s().ok())
+                        == Some(&"intent-1".to_string())
+            })
+            .then_output(move || {
+                GetItemOutput::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+            });
+        let query = mock!(Client::query).then_output(|| QueryOutput::builder().build());
+        let s = store(mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&pointer, &get, &query]
+        ));
+        let found = s.get_by_job_id(&stored.job_id).await.expect("read");
+        assert_eq!(found, Some(stored));
+        assert_eq!(pointer.num_calls(), 1);
+        assert_eq!(
+            query.num_calls(),
+            0,
+            "the eventually consistent GSI is not read"
+        );
     }
 
     #[tokio::test]
@@ -136,10 +206,11 @@ mod dynamodb {
             )
         });
         let get = mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
+        let pointer = job_pointer_rule();
         let s = store(mock_client!(
             aws_sdk_dynamodb,
             RuleMode::MatchAny,
-            [&put, &get]
+            [&pointer, &put, &get]
         ));
         match s.create(&old).await.expect("answer") {
             Created::Existing(found) => assert_eq!(*found, old),

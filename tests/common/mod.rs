@@ -29,11 +29,17 @@ impl std::ops::Deref for TestApp {
     }
 }
 
-/// A fresh backend with a manual clock, a job minimum of 1 and the sample images uploaded.
+/// How late the store's secondary indexes see a write in every cross-stage test: DynamoDB's
+/// GSIs are eventually consistent, so the pipeline must be right while they lag.
+pub const INDEX_LAG: chrono::Duration = chrono::Duration::seconds(2);
+
+/// A fresh backend with a manual clock, a job minimum of 1, indexes that lag by
+/// [`INDEX_LAG`], and the sample images uploaded.
 pub async fn app_with(configure: impl FnOnce(&mut EmbeddedOptions)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = EmbeddedOptions::new(dir.path());
     opts.manual_clock = true;
+    opts.index_lag = Some(INDEX_LAG);
     opts.settings.quotas.min_records_per_job = 1;
     opts.emulator.quotas = opts.settings.quotas.clone();
     configure(&mut opts);
@@ -101,4 +107,15 @@ pub async fn run(app: &Embedded) {
     app.run_until_idle(10_000, |_| {})
         .await
         .expect("pipeline goes idle");
+}
+
+/// One scheduled reconciler pass, as its schedule (every 5 minutes) would run it: later than
+/// any index lag, so the manual clock moves past [`INDEX_LAG`] first.
+pub async fn scheduled_pass(app: &Embedded) -> Value {
+    if let Some(clock) = app.manual_clock() {
+        clock.advance(INDEX_LAG);
+    }
+    reconciler::handle(&app.deps, serde_json::json!({}))
+        .await
+        .expect("reconciler pass")
 }

@@ -171,6 +171,10 @@ async fn when_bedrock_events_are_duplicated_reordered_and_dropped_should_never_r
             delivered_total += 1;
         }
 
+        // The reconciler runs on a schedule (every 5 minutes), long after a GSI caught up.
+        if let Some(clock) = app.manual_clock() {
+            clock.advance(INDEX_LAG);
+        }
         reconcile(&app.deps, 100).await.expect("reconcile");
         let end = app.deps.store.get(&id).await.expect("get").expect("stored");
         let results = results(&app, &end).await;

@@ -496,3 +496,44 @@ async fn when_a_day_holds_more_images_than_an_intent_takes_should_fail_with_the_
         "failed cleanly, not retried into the DLQ"
     );
 }
+
+#[tokio::test]
+async fn when_the_index_lags_should_answer_the_status_url_at_once_and_list_the_jobs_later() {
+    use batch_orchestrator::local_aws::http_api_event;
+    // An index an hour behind: only a consistent lookup finds a job this early.
+    let lag = chrono::Duration::hours(1);
+    let app = app_with(|o| o.index_lag = Some(lag)).await;
+    let list = || http_api_event("GET", "/api/batch/jobs", Some(SAMPLE_USER), "");
+    for n in 0..100 {
+        let request = json!({"intentId": format!("lagging-{n}"), "images": [SAMPLE_KEYS[n % 3]]});
+        let post = http_api_event(
+            "POST",
+            "/api/batch/jobs",
+            Some(SAMPLE_USER),
+            &request.to_string(),
+        );
+        let accepted = body(&app.intake(post).await);
+        let url = accepted["statusUrl"].as_str().expect("statusUrl");
+        let path = &url[url.find("/api/").expect("path")..];
+        let answer = app
+            .intake(http_api_event("GET", path, Some(SAMPLE_USER), ""))
+            .await;
+        assert_eq!(
+            status(&answer),
+            200,
+            "GET {path} right after its 202: {answer}"
+        );
+        assert_eq!(body(&answer)["jobId"], accepted["jobId"]);
+        assert_eq!(body(&answer)["status"], "REQUESTED");
+    }
+    let early = body(&app.intake(list()).await);
+    assert_eq!(early["jobs"], json!([]), "the index really lags: {early}");
+
+    app.manual_clock().expect("manual clock").advance(lag);
+    let caught_up = body(&app.intake(list()).await);
+    assert_eq!(
+        caught_up["jobs"].as_array().expect("jobs").len(),
+        20,
+        "{caught_up}"
+    );
+}

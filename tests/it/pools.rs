@@ -308,9 +308,7 @@ async fn seal_and_submit(app: &TestApp) {
     app.deliver(shared::topology::Queue::ManifestBuilder)
         .await
         .expect("deliver");
-    reconciler::handle(&app.deps, serde_json::json!({}))
-        .await
-        .expect("pass");
+    scheduled_pass(app).await;
     for queue in [
         shared::topology::Queue::ManifestBuilder,
         shared::topology::Queue::Submitter,
@@ -381,9 +379,7 @@ async fn when_a_member_cancels_before_the_manifest_should_pad_the_shared_job_to_
     app.deliver(shared::topology::Queue::ManifestBuilder)
         .await
         .expect("deliver");
-    reconciler::handle(&app.deps, serde_json::json!({}))
-        .await
-        .expect("seal");
+    scheduled_pass(&app).await;
     // b leaves before the shared job's manifest: 60 records, under Bedrock's minimum.
     let view = cancel(&app, &intent(&app, "b")).await;
     assert_eq!(view.status, IntentStatus::Cancelled);
@@ -448,9 +444,7 @@ async fn when_a_busy_night_pools_many_intents_should_seal_them_all_in_one_pass()
         .count();
     assert_eq!(pooled, 260);
     // One scheduled pass reads past the 200-intent window of the other checks.
-    reconciler::handle(&app.deps, serde_json::json!({}))
-        .await
-        .expect("pass");
+    scheduled_pass(&app).await;
     let unclaimed = intents(&app)
         .iter()
         .filter(|i| i.pool.as_ref().is_some_and(|p| p.sealed_into.is_none()))

@@ -61,6 +61,9 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
     let now = deps.clock.now();
     let settings = &deps.settings;
     let mut report = PoolReport::default();
+    // Index read (byStatusUpdated, may lag). Safe: every intent named is re-read and kept only
+    // while still POOLED, sealing claims members with version-conditional writes, and an
+    // intent the index does not show yet is sealed by a later pass (pools wait for hours).
     let pooled = deps
         .store
         .list_by_status(IntentStatus::Pooled, now, limit)

@@ -37,6 +37,9 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     let mut report = ReconcileReport::default();
     let now = deps.clock.now();
     for status in [IntentStatus::Submitted, IntentStatus::InProgress] {
+        // Index read (byStatusUpdated, may lag). Safe: what is applied comes from Bedrock
+        // (GetModelInvocationJob) through the watcher's forward-only, version-conditional
+        // path, so a stale or missing entry costs at most one pass.
         for intent in deps.store.list_by_status(status, now, limit).await? {
             for job in intent
                 .jobs
@@ -75,6 +78,8 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     }
     let stuck_before = now - Duration::seconds(deps.settings.stuck_after_secs);
     for status in [IntentStatus::Requested, IntentStatus::ManifestReady] {
+        // Index read (may lag). Safe: the store re-reads each intent (its current status and
+        // outbox decide), reannounce is version-conditional and repeats an idempotent stage.
         for intent in deps
             .store
             .list_by_status(status, stuck_before, limit)
@@ -93,6 +98,7 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
             }
         }
     }
+    report.reannounced += wake_waiting(deps, now, limit).await?;
     // Pools: a busy night pools tens of thousands of intents, so a pass reads them in large
     // windows and goes round again while it is still sealing, within a time budget. A pool
     // pass that fails must not keep the outbox sweep from running.
@@ -115,4 +121,27 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     }
     report.swept = sweep_outboxes(deps, limit).await?;
     Ok(report)
+}
+
+/// Intents waiting for a job slot while their model has a free one: the wake of the job that
+/// freed it read a lagging index (or died). Wakes as many as there are free slots.
+async fn wake_waiting(
+    deps: &Deps,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: usize,
+) -> Result<usize, StageError> {
+    // Index read (may lag). Safe: each intent is re-read; one not shown yet waits a pass more.
+    let models: std::collections::BTreeSet<_> = deps
+        .store
+        .list_by_status(IntentStatus::ManifestReady, now, limit)
+        .await?
+        .into_iter()
+        .filter(|i| i.waiting_for_slot_since.is_some() && i.outbox.is_none())
+        .map(|i| i.model_id)
+        .collect();
+    let mut woken = 0;
+    for model in &models {
+        woken += super::slots::wake_while_free(deps, model).await?;
+    }
+    Ok(woken)
 }

@@ -1,8 +1,9 @@
 //! Concurrency slots: at most `max_concurrent_jobs` submitted + in-progress Bedrock jobs per
 //! model. A submitter that finds every slot taken leaves its intent MANIFEST_READY and lets
 //! its message go (so waiting never burns the queue's receive count into the DLQ); whoever
-//! frees a slot wakes the oldest waiting intent of that model by announcing it again. The
-//! reconciler's stuck-intent pass is the safety net if a wake is lost.
+//! frees a slot wakes the oldest waiting intent of that model by announcing it again. A wake
+//! can be lost (it reads a lagging index, or dies): each reconciler pass wakes waiting intents
+//! while their model has free slots ([`wake_while_free`]).
 
 use super::outbox::{save, Saved};
 use super::{Deps, StageError};
@@ -17,12 +18,32 @@ pub async fn release_and_wake(
 ) -> Result<(), StageError> {
     let cap = deps.settings.quotas.max_concurrent_jobs;
     deps.slots.release(model.as_str(), holder, cap).await?;
-    wake_one(deps, model).await
+    wake_one(deps, model).await.map(|_| ())
+}
+
+/// Wakes waiting intents of `model`, oldest first, as many as it has free slots. Returns how
+/// many it woke. One woken too many finds no slot and waits again.
+pub async fn wake_while_free(deps: &Deps, model: &ModelId) -> Result<usize, StageError> {
+    let cap = deps.settings.quotas.max_concurrent_jobs;
+    let free = cap.saturating_sub(deps.slots.held(model.as_str(), cap).await?);
+    let mut woken = 0;
+    for _ in 0..free {
+        if !wake_one(deps, model).await? {
+            break;
+        }
+        woken += 1;
+    }
+    Ok(woken)
 }
 
 /// Announces again the MANIFEST_READY intent of `model` that has waited longest for a slot.
-pub async fn wake_one(deps: &Deps, model: &ModelId) -> Result<(), StageError> {
+/// False if none was waiting (as far as the index shows).
+pub async fn wake_one(deps: &Deps, model: &ModelId) -> Result<bool, StageError> {
     let now = deps.clock.now();
+    // Index read (byStatusUpdated, may lag). Safe: the store re-reads every intent it names
+    // and keeps only those still MANIFEST_READY, and the reannounce below is a version-
+    // conditional write; an intent the index does not show yet is woken by the next freed
+    // slot, or re-announced by the reconciler as stuck.
     let mut waiting: Vec<_> = deps
         .store
         .list_by_status(IntentStatus::ManifestReady, now, 200)
@@ -40,9 +61,9 @@ pub async fn wake_one(deps: &Deps, model: &ModelId) -> Result<(), StageError> {
         if next.reannounce(now).is_ok() {
             if let Saved::Written(i) = save(deps, next, expected).await? {
                 tracing::info!(intent_id = %i.intent_id, "woke an intent waiting for a job slot");
-                return Ok(());
+                return Ok(true);
             }
         }
     }
-    Ok(())
+    Ok(false)
 }

@@ -248,6 +248,9 @@ pub async fn list_jobs(
     // Filtering by status happens after the query, so keep reading pages until this one is
     // full or the user's intents run out (bounded: each read is one index page).
     for _ in 0..20 {
+        // Index read (byUserCreated, may lag): the list may miss an intent for a moment after
+        // its 202, or show an older status; it only reads, and the API documents it. A job's
+        // own route (`statusUrl`) is the consistent read.
         let batch = deps
             .store
             .list_by_user(caller, after.clone(), limit)

@@ -10,6 +10,9 @@ use chrono::Duration;
 /// Publishes every orphaned outbox, at most `limit`. Returns how many it published.
 pub async fn sweep_outboxes(deps: &Deps, limit: usize) -> Result<usize, StageError> {
     let before = deps.clock.now() - Duration::seconds(deps.settings.outbox_grace_secs);
+    // Index read (byOutbox, may lag). Safe: each intent named is re-read and kept only if its
+    // outbox is still owed, the take-over is version-conditional, and an outbox the index does
+    // not show yet is swept on a later pass (its writer normally publishes it first anyway).
     let stuck = deps.store.list_pending_outbox(before, limit).await?;
     let mut published = 0;
     for intent in &stuck {

@@ -6,7 +6,7 @@
 //!
 //! | attribute | use |
 //! | --- | --- |
-//! | `jobId` | GSI `byJobId` (the status API looks up by our jobId) |
+//! | `jobId` | GSI `byJobId` (operators, and intents written before job pointers) |
 //! | `userId`, `createdAt` | GSI `byUserCreated` (a user's intents, newest first) |
 //! | `outboxPending` = "1", `outboxStagedAt` | sparse GSI `byOutbox`: the sweep finds owed events |
 //! | `expiresAt` | TTL (epoch seconds) |
@@ -18,6 +18,14 @@
 //! real intentId). It is written in the same transaction as the intent and read with a
 //! strongly consistent GetItem, so a Bedrock event that follows the write always finds it;
 //! `bedrockJobArn` on the pointer also feeds the GSI `byBedrockJobArn` for operators.
+//!
+//! Job ids: a GSI is eventually consistent, so right after the 202 a `GET {statusUrl}` through
+//! `byJobId` could answer 404 for the caller's own new job. So intake first puts a pointer item
+//! `intentId = "job#{jobId}"` with `ownerIntentId` (the jobId is derived from the intentId, so
+//! a retry or a racer puts the same item: an unconditional put is idempotent), then creates the
+//! intent; the status route reads pointer and intent with strongly consistent GetItems. The
+//! pointer carries the intent's first `expiresAt`; once it is gone (or for an intent written
+//! before pointers existed) the lookup falls back to `byJobId`, long consistent by then.
 //!
 //! Concurrency slots live in the intents table too: `intentId = "slot#{pool}#{n}"` with a
 //! `holder`, taken with a conditional put and freed with a conditional delete.
@@ -51,6 +59,7 @@ pub const GSI_BY_OUTBOX: &str = "byOutbox";
 pub const GSI_BY_BEDROCK_JOB_ARN: &str = "byBedrockJobArn";
 pub const GSI_BY_STATUS_UPDATED: &str = "byStatusUpdated";
 const ARN_POINTER_PREFIX: &str = "bedrock-job#";
+const JOB_POINTER_PREFIX: &str = "job#";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -116,6 +125,29 @@ fn pointer_item(arn: &BedrockJobArn, owner: &IntentId) -> Item {
         ("ownerIntentId".into(), s(owner.as_str())),
         ("bedrockJobArn".into(), s(arn.as_str())),
     ])
+}
+
+/// The jobId pointer: no `jobId` attribute of its own, so it stays out of `byJobId`.
+fn job_pointer_item(intent: &BatchIntent) -> Item {
+    Item::from([
+        (
+            "intentId".into(),
+            s(format!("{JOB_POINTER_PREFIX}{}", intent.job_id)),
+        ),
+        ("ownerIntentId".into(), s(intent.intent_id.as_str())),
+        (
+            "expiresAt".into(),
+            AttributeValue::N(intent.expires_at.timestamp().to_string()),
+        ),
+    ])
+}
+
+fn owner_of(pointer: &Item) -> Result<IntentId, PortError> {
+    let owner = pointer
+        .get("ownerIntentId")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| unexpected("pointer has no ownerIntentId"))?;
+    IntentId::parse(owner).map_err(|e| unexpected(e.rule))
 }
 
 impl DynamoStore {
@@ -194,6 +226,16 @@ impl DynamoStore {
 #[async_trait]
 impl IntentStore for DynamoStore {
     async fn create(&self, intent: &BatchIntent) -> Result<Created, PortError> {
+        // The pointer first: once the intent exists (and so once a 202 names its statusUrl),
+        // its jobId resolves with consistent reads. A crash in between leaves a pointer to
+        // nothing, which reads as 404 until a retry creates the intent.
+        self.client
+            .put_item()
+            .table_name(&self.intents_table)
+            .set_item(Some(job_pointer_item(intent)))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem", e))?;
         let result = self
             .client
             .put_item()
@@ -281,7 +323,11 @@ impl IntentStore for DynamoStore {
     }
 
     async fn get_by_job_id(&self, id: &JobId) -> Result<Option<BatchIntent>, PortError> {
-        // The GSI is eventually consistent: re-read the item it names for the current version.
+        if let Some(pointer) = self.get_item(&format!("{JOB_POINTER_PREFIX}{id}")).await? {
+            return self.get(&owner_of(&pointer)?).await;
+        }
+        // No pointer: an intent from before pointers, or one whose pointer's TTL passed. The
+        // GSI has long caught up with either; re-read the item it names for the current version.
         match self.query_one(GSI_BY_JOB_ID, "jobId", id.as_str()).await? {
             Some(found) => self.get(&found.intent_id).await,
             None => Ok(None),
@@ -295,12 +341,7 @@ impl IntentStore for DynamoStore {
         let Some(pointer) = self.get_item(&format!("{ARN_POINTER_PREFIX}{arn}")).await? else {
             return Ok(None);
         };
-        let owner = pointer
-            .get("ownerIntentId")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| unexpected("job pointer has no ownerIntentId"))?;
-        let owner = IntentId::parse(owner).map_err(|e| unexpected(e.rule))?;
-        self.get(&owner).await
+        self.get(&owner_of(&pointer)?).await
     }
 
     async fn list_by_user(
@@ -547,6 +588,14 @@ impl SlotStore for DynamoStore {
         }
         Ok(())
     }
+
+    async fn held(&self, pool: &str, cap: u32) -> Result<u32, PortError> {
+        let mut held = 0;
+        for idx in 0..cap {
+            held += u32::from(self.get_item(&slot_key(pool, idx)).await?.is_some());
+        }
+        Ok(held)
+    }
 }
 
 /// The uploads index: its own table, PK `pk`, SK `sk`, two item kinds:
@@ -582,6 +631,9 @@ impl DynamoUploads {
                 .table_name(&self.table)
                 .key_condition_expression("pk = :p")
                 .expression_attribute_values(":p", s(pk))
+                // A base-table query can be consistent (a GSI cannot): the nightly run sees
+                // every upload indexed before it.
+                .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await

@@ -217,6 +217,11 @@ impl SlotStore for Faulty<dyn SlotStore> {
             .around("slots.release", self.inner.release(pool, holder, cap))
             .await
     }
+    async fn held(&self, pool: &str, cap: u32) -> Result<u32, PortError> {
+        self.plan
+            .around("slots.held", self.inner.held(pool, cap))
+            .await
+    }
 }
 
 #[async_trait]

@@ -1,6 +1,11 @@
 //! The embedded intent store and result store, in SQLite. The conditions match the DynamoDB
 //! adapter's: create only if absent (returning the old item), update only at the expected
-//! version, and lookups by jobId and Bedrock job ARN through index tables.
+//! version, and lookups by jobId and Bedrock job ARN through pointer tables written in the
+//! same transaction (consistent, like the DynamoDB pointer items).
+//!
+//! The secondary-index reads (a user's list, intents by status, owed outboxes) can be made to
+//! lag like a DynamoDB GSI ([`SqliteStore::with_index_lag`]): each write is then seen by them
+//! only `delay` later, until then they see the previous version (or nothing, for a new intent).
 
 use super::db::{json_err, map_err, Db};
 use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId, UserId};
@@ -8,10 +13,10 @@ use crate::domain::intent::BatchIntent;
 use crate::domain::results::ImageResult;
 use crate::domain::uploads::Upload;
 use crate::ports::{
-    Created, IntentStore, PortError, ResultStore, SlotStore, Updated, UploadsIndex,
+    Clock, Created, IntentStore, PortError, ResultStore, SlotStore, Updated, UploadsIndex,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::sync::Arc;
 
@@ -30,6 +35,39 @@ CREATE TABLE IF NOT EXISTS intents (
 CREATE INDEX IF NOT EXISTS intents_by_user ON intents(user_id, created_at);
 CREATE INDEX IF NOT EXISTS intents_by_status ON intents(status, updated_at);
 CREATE INDEX IF NOT EXISTS intents_by_outbox ON intents(outbox_staged_at) WHERE outbox_staged_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS job_pointers (
+    job_id TEXT PRIMARY KEY,
+    intent_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS index_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    intent_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    outbox_staged_at TEXT,
+    body TEXT NOT NULL,
+    visible_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS index_log_by_visible ON index_log(visible_at);
+CREATE TABLE IF NOT EXISTS index_rows (
+    intent_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    outbox_staged_at TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS index_rows_by_job ON index_rows(job_id);
+CREATE INDEX IF NOT EXISTS index_rows_by_user ON index_rows(user_id, created_at);
+CREATE INDEX IF NOT EXISTS index_rows_by_status ON index_rows(status, updated_at);
+CREATE INDEX IF NOT EXISTS index_rows_by_outbox ON index_rows(outbox_staged_at) WHERE outbox_staged_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS intent_jobs (
     bedrock_job_arn TEXT PRIMARY KEY,
     intent_id TEXT NOT NULL
@@ -58,12 +96,142 @@ CREATE TABLE IF NOT EXISTS results (
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     db: Arc<Db>,
+    lag: Option<IndexLag>,
+}
+
+/// How late the secondary indexes see a write, on `clock`.
+#[derive(Debug, Clone)]
+struct IndexLag {
+    delay: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteStore {
     pub fn new(db: Arc<Db>) -> Result<Self, PortError> {
         db.execute_batch(SCHEMA)?;
-        Ok(Self { db })
+        Ok(Self { db, lag: None })
+    }
+
+    /// A store whose index reads see each write only `delay` after it (on `clock`), as a
+    /// DynamoDB GSI may: tests and `--index-lag-ms` run the pipeline against it.
+    pub fn with_index_lag(
+        db: Arc<Db>,
+        delay: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, PortError> {
+        let mut store = Self::new(db)?;
+        // Intents written before the lag was turned on are already indexed.
+        store.db.execute_batch(
+            "INSERT OR IGNORE INTO index_rows (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body)
+             SELECT intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body FROM intents",
+        )?;
+        store.lag = Some(IndexLag { delay, clock });
+        Ok(store)
+    }
+
+    /// The rows the secondary indexes see now, as an SQL source named `idx`: the table itself,
+    /// or with a lag, the index's own copy, first brought up to every logged write whose time
+    /// has come (newer versions win, as a GSI converges on the item's last write).
+    fn index_source(&self, tx: &Transaction<'_>) -> Result<&'static str, PortError> {
+        let Some(lag) = &self.lag else {
+            return Ok("intents AS idx");
+        };
+        let now = ts(lag.clock.now());
+        tx.execute(
+            "INSERT INTO index_rows (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body)
+             SELECT intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body
+             FROM index_log WHERE visible_at <= ?1 ORDER BY seq
+             ON CONFLICT(intent_id) DO UPDATE SET job_id = excluded.job_id, user_id = excluded.user_id,
+               status = excluded.status, version = excluded.version, created_at = excluded.created_at,
+               updated_at = excluded.updated_at, outbox_staged_at = excluded.outbox_staged_at, body = excluded.body
+             WHERE excluded.version > index_rows.version",
+            [&now],
+        )
+        .map_err(map_err)?;
+        tx.execute("DELETE FROM index_log WHERE visible_at <= ?1", [&now])
+            .map_err(map_err)?;
+        Ok("index_rows AS idx")
+    }
+
+    /// Logs a write for the lagging indexes (nothing without a lag).
+    fn log_for_index(
+        &self,
+        tx: &Transaction<'_>,
+        intent: &BatchIntent,
+        body: &str,
+    ) -> Result<(), PortError> {
+        let Some(lag) = &self.lag else {
+            return Ok(());
+        };
+        tx.execute(
+            "INSERT INTO index_log (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body, visible_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                intent.intent_id.as_str(),
+                intent.job_id.as_str(),
+                intent.user_id.as_str(),
+                intent.status.as_str(),
+                intent.version as i64,
+                ts(intent.created_at),
+                ts(intent.updated_at),
+                intent.outbox.as_ref().map(|o| ts(o.staged_at)),
+                body,
+                ts(lag.clock.now() + lag.delay)
+            ],
+        )
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// When the lagging indexes next catch up with a write they do not see yet (the embedded
+    /// runner wakes then, as a later scheduled pass would).
+    pub fn index_catches_up_at(&self) -> Result<Option<DateTime<Utc>>, PortError> {
+        let Some(lag) = &self.lag else {
+            return Ok(None);
+        };
+        let next: Option<String> = self.db.tx(|tx| {
+            tx.query_row(
+                "SELECT MIN(visible_at) FROM index_log WHERE visible_at > ?1",
+                [ts(lag.clock.now())],
+                |r| r.get(0),
+            )
+            .map_err(map_err)
+        })?;
+        Ok(next
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)))
+    }
+
+    /// Index queries name intents; like the DynamoDB adapter, re-read each one (the index row
+    /// may be an old version) and keep those that still match.
+    fn query_index(
+        &self,
+        tx: &Transaction<'_>,
+        sql_after_from: &str,
+        args: &[&dyn rusqlite::ToSql],
+        keep: impl Fn(&BatchIntent) -> bool,
+    ) -> Result<Vec<BatchIntent>, PortError> {
+        let sql = format!(
+            "SELECT idx.intent_id FROM {} {sql_after_from}",
+            self.index_source(tx)?
+        );
+        let mut stmt = tx.prepare(&sql).map_err(map_err)?;
+        let ids = stmt
+            .query_map(args, |r| r.get::<_, String>(0))
+            .map_err(map_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(current) =
+                read_one(tx, "SELECT body FROM intents WHERE intent_id = ?1", &id)?
+            {
+                if keep(&current) {
+                    out.push(current);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every intent, newest first (for the CLI and tests).
@@ -131,7 +299,14 @@ impl IntentStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             if inserted == 1 {
+                // The jobId pointer, in the same transaction: the statusUrl answers at once.
+                tx.execute(
+                    "INSERT OR IGNORE INTO job_pointers (job_id, intent_id) VALUES (?1, ?2)",
+                    params![intent.job_id.as_str(), intent.intent_id.as_str()],
+                )
+                .map_err(map_err)?;
                 index_jobs(tx, intent)?;
+                self.log_for_index(tx, intent, &body)?;
                 return Ok(Created::New);
             }
             let old = read_one(tx, "SELECT body FROM intents WHERE intent_id = ?1", intent.intent_id.as_str())?
@@ -164,6 +339,7 @@ impl IntentStore for SqliteStore {
                 .map_err(map_err)?;
             if changed == 1 {
                 index_jobs(tx, intent)?;
+                self.log_for_index(tx, intent, &body)?;
                 return Ok(Updated::Written);
             }
             let current = read_one(
@@ -193,11 +369,20 @@ impl IntentStore for SqliteStore {
 
     async fn get_by_job_id(&self, id: &JobId) -> Result<Option<BatchIntent>, PortError> {
         self.db.tx(|tx| {
-            read_one(
-                tx,
-                "SELECT body FROM intents WHERE job_id = ?1",
-                id.as_str(),
-            )
+            let owner: Option<String> = tx
+                .query_row(
+                    "SELECT intent_id FROM job_pointers WHERE job_id = ?1",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(map_err)?;
+            if let Some(owner) = owner {
+                return read_one(tx, "SELECT body FROM intents WHERE intent_id = ?1", &owner);
+            }
+            // No pointer (a data dir from before pointers): the jobId index, which may lag.
+            let found = self.query_index(tx, "WHERE idx.job_id = ?1", &[&id.as_str()], |_| true)?;
+            Ok(found.into_iter().next())
         })
     }
 
@@ -225,13 +410,14 @@ impl IntentStore for SqliteStore {
             // Past any timestamp this store writes.
             None => ("9999".to_owned(), String::new()),
         };
+        // Like the GSI's projection, the list answers with the indexed (maybe older) bodies.
         self.db.tx(|tx| {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT body FROM intents WHERE user_id = ?1 AND (created_at, intent_id) < (?2, ?3)
-                     ORDER BY created_at DESC, intent_id DESC LIMIT ?4",
-                )
-                .map_err(map_err)?;
+            let sql = format!(
+                "SELECT idx.body FROM {} WHERE idx.user_id = ?1 AND (idx.created_at, idx.intent_id) < (?2, ?3)
+                 ORDER BY idx.created_at DESC, idx.intent_id DESC LIMIT ?4",
+                self.index_source(tx)?
+            );
+            let mut stmt = tx.prepare(&sql).map_err(map_err)?;
             let rows = stmt
                 .query_map(params![user.as_str(), after_ts, after_id, limit as i64], |r| r.get::<_, String>(0))
                 .map_err(map_err)?;
@@ -247,14 +433,12 @@ impl IntentStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<BatchIntent>, PortError> {
         self.db.tx(|tx| {
-            let mut stmt = tx
-                .prepare("SELECT body FROM intents WHERE status = ?1 AND updated_at <= ?2 ORDER BY updated_at LIMIT ?3")
-                .map_err(map_err)?;
-            let rows = stmt
-                .query_map(params![status.as_str(), ts(updated_before), limit as i64], |r| r.get::<_, String>(0))
-                .map_err(map_err)?;
-            rows.map(|r| r.map_err(map_err).and_then(|b| serde_json::from_str(&b).map_err(json_err)))
-                .collect()
+            self.query_index(
+                tx,
+                "WHERE idx.status = ?1 AND idx.updated_at <= ?2 ORDER BY idx.updated_at LIMIT ?3",
+                &[&status.as_str(), &ts(updated_before), &(limit as i64)],
+                |i| i.status == status,
+            )
         })
     }
 
@@ -264,17 +448,13 @@ impl IntentStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<BatchIntent>, PortError> {
         self.db.tx(|tx| {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT body FROM intents WHERE outbox_staged_at IS NOT NULL AND outbox_staged_at <= ?1
-                     ORDER BY outbox_staged_at LIMIT ?2",
-                )
-                .map_err(map_err)?;
-            let rows = stmt
-                .query_map(params![ts(before), limit as i64], |r| r.get::<_, String>(0))
-                .map_err(map_err)?;
-            rows.map(|r| r.map_err(map_err).and_then(|b| serde_json::from_str(&b).map_err(json_err)))
-                .collect()
+            self.query_index(
+                tx,
+                "WHERE idx.outbox_staged_at IS NOT NULL AND idx.outbox_staged_at <= ?1
+                 ORDER BY idx.outbox_staged_at LIMIT ?2",
+                &[&ts(before), &(limit as i64)],
+                |i| i.outbox.is_some(),
+            )
         })
     }
 }
@@ -368,6 +548,17 @@ impl SlotStore for SqliteStore {
             )
             .map_err(map_err)?;
             Ok(())
+        })
+    }
+
+    async fn held(&self, pool: &str, cap: u32) -> Result<u32, PortError> {
+        self.db.tx(|tx| {
+            tx.query_row(
+                "SELECT COUNT(*) FROM slots WHERE pool = ?1 AND idx < ?2",
+                params![pool, cap],
+                |r| r.get(0),
+            )
+            .map_err(map_err)
         })
     }
 }
