@@ -18,7 +18,16 @@ export BO_REQUIRE_AWS_TESTS=1
 .venv/bin/openapi-spec-validator openapi.json
 
 # Benches are built by clippy --all-targets in CI, and run on purpose (see README), not here.
-cargo test --workspace --lib --bins --tests
+# Every feature: the AWS edge (`aws`) is tested through the real SDK against moto.
+cargo test --workspace --all-features --lib --bins --tests
+
+# The embedded-only build the README's demo command makes (no AWS SDK): its unit tests, then
+# the demo itself, which fails unless its batch ends COMPLETED.
+cargo test -p batch-orchestrator --lib --bins
+demo_dir=$(mktemp -d)
+cargo run --quiet -- --data-dir "$demo_dir" demo > "$demo_dir/demo.log"
+grep -E "^(pipeline idle|Bedrock jobs created)" "$demo_dir/demo.log"
+rm -rf "$demo_dir"
 
 (
   cd infra

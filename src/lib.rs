@@ -3,6 +3,8 @@
 
 pub mod bedrock_server;
 pub mod embedded;
+pub mod http_api;
+#[cfg(feature = "aws")]
 pub mod local_aws;
 pub mod report;
 pub mod samples;

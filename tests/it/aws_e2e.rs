@@ -6,8 +6,9 @@
 //! say so and pass only if `BO_REQUIRE_AWS_TESTS` is unset (CI sets it).
 
 use batch_orchestrator::bedrock_server;
+use batch_orchestrator::http_api::intake_router;
 use batch_orchestrator::local_aws::{
-    create_resources, intake_router, local_clients, valid_prefix, Driver, LocalStack,
+    create_resources, local_clients, valid_prefix, Driver, LocalStack,
 };
 use batch_orchestrator::samples::receipt_png;
 use serde_json::{json, Value};
@@ -400,7 +401,7 @@ async fn when_1000_identical_intakes_storm_dynamodb_should_make_one_intent_one_e
             let env = env.clone();
             let body = body.clone();
             tokio::spawn(async move {
-                let ev = batch_orchestrator::local_aws::http_api_event(
+                let ev = batch_orchestrator::http_api::http_api_event(
                     "POST",
                     "/api/batch/jobs",
                     Some("user-1"),

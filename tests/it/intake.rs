@@ -499,7 +499,7 @@ async fn when_a_day_holds_more_images_than_an_intent_takes_should_fail_with_the_
 
 #[tokio::test]
 async fn when_the_index_lags_should_answer_the_status_url_at_once_and_list_the_jobs_later() {
-    use batch_orchestrator::local_aws::http_api_event;
+    use batch_orchestrator::http_api::http_api_event;
     // An index an hour behind: only a consistent lookup finds a job this early.
     let lag = chrono::Duration::hours(1);
     let app = app_with(|o| o.index_lag = Some(lag)).await;

@@ -6,6 +6,7 @@
 mod common;
 
 mod authz;
+#[cfg(feature = "aws")]
 mod aws_e2e;
 mod chaos;
 mod docs;
