@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context as _};
 use batch_orchestrator::embedded::{Embedded, EmbeddedOptions};
-use batch_orchestrator::{report, samples};
+use batch_orchestrator::{progress, report, samples};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use shared::domain::ids::{IntentId, JobId, UserId};
@@ -55,13 +55,15 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         images: usize,
     },
-    /// Store image files in the uploads bucket under uploads/{user}/{day}/.
+    /// Store image files (or every file of a folder) in the uploads bucket under
+    /// uploads/{user}/{day}/.
     Upload {
         #[arg(long)]
         user: String,
         /// YYYY-MM-DD; defaults to today.
         #[arg(long)]
         day: Option<String>,
+        /// Image files, or folders whose files (directly inside) are uploaded.
         files: Vec<PathBuf>,
     },
     /// Record a batch intent (as a trusted direct invoke) and print the 202 answer.
@@ -192,7 +194,9 @@ async fn main() -> anyhow::Result<()> {
             let day = day
                 .clone()
                 .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string());
-            for file in files {
+            let files = expand_folders(files)?;
+            let bar = progress::bar(files.len() as u64, "uploading");
+            for file in &files {
                 let bytes = std::fs::read(file)
                     .with_context(|| format!("cannot read {}", file.display()))?;
                 let name = file
@@ -202,8 +206,10 @@ async fn main() -> anyhow::Result<()> {
                 let key = app
                     .upload(&format!("{}{day}/{name}", user_upload_prefix(&user)), bytes)
                     .await?;
-                println!("{key}");
+                bar.suspend(|| println!("{key}"));
+                bar.inc(1);
             }
+            bar.finish_and_clear();
             Ok(())
         }
         Command::Submit {
@@ -243,7 +249,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run => {
             let app = Embedded::open(options(&cli))?;
-            let steps = app.run_until_idle(100_000, |_| {}).await?;
+            let spinner = progress::spinner();
+            let mut totals = progress::PipelineTotals::default();
+            let steps = app
+                .run_until_idle(100_000, |step| {
+                    totals.add(step);
+                    spinner.set_message(totals.line());
+                })
+                .await?;
+            spinner.finish_and_clear();
             println!("idle after {steps} steps");
             Ok(())
         }
@@ -521,8 +535,14 @@ async fn serve(cli: &Cli, port: u16) -> anyhow::Result<()> {
     let app = Arc::new(Embedded::open(opts)?);
     let runner = app.clone();
     tokio::spawn(async move {
+        let spinner = progress::spinner();
+        let mut totals = progress::PipelineTotals::default();
         loop {
-            if let Err(e) = runner.run_until_idle(100_000, |_| {}).await {
+            let run = runner.run_until_idle(100_000, |step| {
+                totals.add(step);
+                spinner.set_message(totals.line());
+            });
+            if let Err(e) = run.await {
                 tracing::warn!(error = %e, "pipeline pass failed");
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -560,4 +580,29 @@ async fn serve(cli: &Cli, port: u16) -> anyhow::Result<()> {
     println!("batch-orchestrator API on http://127.0.0.1:{port}/api/batch/jobs (embedded backend, data in {})", cli.data_dir.display());
     axum::serve(listener, router).await?;
     Ok(())
+}
+
+/// The files to upload: each file named, and the files directly inside each folder named (in
+/// name order; hidden files and subfolders are left out).
+fn expand_folders(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot read folder {}", path.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with('.'))
+            })
+            .collect();
+        inside.sort();
+        files.extend(inside);
+    }
+    Ok(files)
 }
