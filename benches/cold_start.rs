@@ -128,7 +128,7 @@ async fn run_once(bin: &std::path::Path, payload: Value) -> anyhow::Result<Sampl
         ),
         (
             "ALLOWED_MODEL_IDS",
-            "anthropic.claude-3-haiku-20240307-v1:0".into(),
+            "us.anthropic.claude-haiku-4-5-20251001-v1:0".into(),
         ),
         ("API_BASE_URL", "https://api.example.com".into()),
     ] {

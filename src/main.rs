@@ -29,16 +29,18 @@ struct Cli {
         default_value = ".batch-orchestrator"
     )]
     data_dir: PathBuf,
-    /// Minimum records per Bedrock job the emulator enforces (Bedrock's default quota is 100).
-    #[arg(long, global = true, default_value_t = 100)]
-    min_records: u64,
-    /// Seconds a batch below the minimum waits in its pool before the policy applies (the
-    /// service's default is 6 hours; a local run wants its answer sooner).
-    #[arg(long, global = true, default_value_t = 60)]
-    pool_deadline_secs: i64,
-    /// What a pool below the minimum does at its deadline: wait, pad or on_demand.
-    #[arg(long, global = true, default_value = "on_demand")]
-    below_minimum: shared::domain::settings::BelowMinimum,
+    /// Minimum records per Bedrock job, which the emulator enforces too (overrides
+    /// MIN_RECORDS_PER_JOB; Bedrock's default quota is 100).
+    #[arg(long, global = true)]
+    min_records: Option<u64>,
+    /// Seconds a batch below the minimum waits in its pool before the policy applies
+    /// (overrides POOL_DEADLINE_SECS; a local run's default is 60 s, the service's 6 hours).
+    #[arg(long, global = true)]
+    pool_deadline_secs: Option<i64>,
+    /// What a pool below the minimum does at its deadline: wait, pad or on_demand (overrides
+    /// BELOW_MINIMUM_POLICY).
+    #[arg(long, global = true)]
+    below_minimum: Option<shared::domain::settings::BelowMinimum>,
     /// Make the store's secondary indexes (a user's list, intents by status, owed outboxes) see
     /// each write this many milliseconds late, as DynamoDB's GSIs may. 0: at once.
     #[arg(long, global = true, env = "BO_INDEX_LAG_MS", default_value_t = 0)]
@@ -171,15 +173,32 @@ fn init_tracing() {
         .init();
 }
 
-fn options(cli: &Cli) -> EmbeddedOptions {
-    let mut opts = EmbeddedOptions::new(&cli.data_dir);
-    opts.settings.quotas.min_records_per_job = cli.min_records;
-    opts.settings.pool_deadline_secs = cli.pool_deadline_secs;
-    opts.settings.below_minimum = cli.below_minimum;
+/// The embedded backend's options in `dir`: the local settings, then the environment the
+/// Lambdas read (ALLOWED_MODEL_IDS, the quotas, the pool, prices, …; the same variables and
+/// defaults), then the flags given.
+fn options_in(cli: &Cli, dir: &std::path::Path) -> anyhow::Result<EmbeddedOptions> {
+    let mut opts = EmbeddedOptions::new(dir);
+    // A local run wants a small pool's answer in a minute, not the service's 6 hours.
+    opts.settings.pool_deadline_secs = 60;
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    opts.settings = shared::config::settings_from_map(&env, opts.settings)?;
+    if let Some(min) = cli.min_records {
+        opts.settings.quotas.min_records_per_job = min;
+    }
+    if let Some(secs) = cli.pool_deadline_secs {
+        opts.settings.pool_deadline_secs = secs;
+    }
+    if let Some(policy) = cli.below_minimum {
+        opts.settings.below_minimum = policy;
+    }
     opts.emulator.quotas = opts.settings.quotas.clone();
     opts.index_lag =
         (cli.index_lag_ms > 0).then(|| chrono::Duration::milliseconds(cli.index_lag_ms as i64));
-    opts
+    Ok(opts)
+}
+
+fn options(cli: &Cli) -> anyhow::Result<EmbeddedOptions> {
+    options_in(cli, &cli.data_dir)
 }
 
 #[tokio::main]
@@ -189,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
     match &cli.command {
         Command::Demo { images } => demo(&cli, *images).await,
         Command::Upload { user, day, files } => {
-            let app = Embedded::open(options(&cli))?;
+            let app = Embedded::open(options(&cli)?)?;
             let user = UserId::parse(user).map_err(|e| anyhow::anyhow!("--user: {e}"))?;
             let day = day
                 .clone()
@@ -220,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
             model,
             wait,
         } => {
-            let app = Embedded::open(options(&cli))?;
+            let app = Embedded::open(options(&cli)?)?;
             let mut payload = json!({"intentId": intent, "userId": user});
             if !images.is_empty() {
                 payload["images"] = json!(images);
@@ -248,7 +267,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run => {
-            let app = Embedded::open(options(&cli))?;
+            let app = Embedded::open(options(&cli)?)?;
             let spinner = progress::spinner();
             let mut totals = progress::PipelineTotals::default();
             let steps = app
@@ -262,7 +281,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { id } => {
-            let app = Embedded::open(options(&cli))?;
+            let app = Embedded::open(options(&cli)?)?;
             let intent = match JobId::parse(id) {
                 Ok(job) => app.deps.store.get_by_job_id(&job).await?,
                 Err(_) => {
@@ -304,7 +323,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             aws_commands::bedrock_emulator(
                 &cli.data_dir,
-                cli.min_records,
+                cli.min_records.unwrap_or(100),
                 endpoint,
                 *port,
                 *tick_ms,
@@ -312,7 +331,9 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         #[cfg(not(feature = "aws"))]
-        Command::ReplayDlq { .. } | Command::LocalAwsSetup { .. } | Command::BedrockEmulator { .. } => {
+        Command::ReplayDlq { .. }
+        | Command::LocalAwsSetup { .. }
+        | Command::BedrockEmulator { .. } => {
             bail!(
                 "this command talks to AWS, and this build left the AWS SDK out (the demo and the \
                  embedded commands need none of it). Build it in: \
@@ -347,7 +368,7 @@ fn parse_queue(name: &str) -> anyhow::Result<Queue> {
 }
 
 fn dlq(cli: &Cli, action: &DlqAction) -> anyhow::Result<()> {
-    let app = Embedded::open(options(cli))?;
+    let app = Embedded::open(options(cli)?)?;
     match action {
         DlqAction::List { queue } => {
             let queue = queue.as_deref().map(parse_queue).transpose()?;
@@ -394,13 +415,11 @@ async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot reset {}", dir.display()))?;
     }
-    let mut opts = EmbeddedOptions::new(&dir);
+    let mut opts = options_in(cli, &dir)?;
     // Bedrock refuses jobs under its minimum (100 by default). The demo's handful of receipts
     // is pooled like any small batch; it does not wait hours for the pool's deadline, and
     // takes the `pad` policy so it still shows a batch job end to end.
-    let min = cli.min_records;
-    opts.settings.quotas.min_records_per_job = min;
-    opts.emulator.quotas = opts.settings.quotas.clone();
+    let min = opts.settings.quotas.min_records_per_job;
     let pooled = (images as u64) < min;
     if pooled {
         opts.settings.pool_deadline_secs = 0;
@@ -530,7 +549,7 @@ async fn serve(cli: &Cli, port: u16) -> anyhow::Result<()> {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    let mut opts = options(cli);
+    let mut opts = options(cli)?;
     opts.settings.api_base_url = format!("http://127.0.0.1:{port}");
     let app = Arc::new(Embedded::open(opts)?);
     let runner = app.clone();

@@ -5,7 +5,7 @@
 
 use crate::domain::ids::{BucketName, ModelId};
 use crate::domain::settings::{Quotas, Settings};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub const INTENTS_TABLE: &str = "INTENTS_TABLE";
 pub const RESULTS_TABLE: &str = "RESULTS_TABLE";
@@ -35,6 +35,7 @@ pub const BELOW_MINIMUM_POLICY: &str = "BELOW_MINIMUM_POLICY";
 pub const ON_DEMAND_CONCURRENCY: &str = "ON_DEMAND_CONCURRENCY";
 pub const MAX_RECORD_ATTEMPTS: &str = "MAX_RECORD_ATTEMPTS";
 pub const MODEL_PRICES: &str = "MODEL_PRICES";
+pub const MODEL_FAMILIES: &str = "MODEL_FAMILIES";
 
 /// (name, required, meaning) of every variable the functions read.
 pub const ENV_VARS: &[(&str, bool, &str)] = &[
@@ -62,6 +63,11 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
         MAX_RECORD_ATTEMPTS,
         false,
         "attempts per record, the batch job's included; retryable failures re-run up to it (default 3)",
+    ),
+    (
+        MODEL_FAMILIES,
+        false,
+        "JSON {modelIdOrArn: family} for models whose id does not name their family (application inference profiles): claude or nova",
     ),
     (
         MODEL_PRICES,
@@ -194,62 +200,21 @@ impl FunctionConfig {
         Self::from_map(&std::env::vars().collect())
     }
 
-    /// Reads from any map (tests pass their own).
+    /// Reads from any map (tests pass their own). The Lambdas' required variables first, then
+    /// every setting through [`settings_from_map`], the one path the CLI reads too.
     pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let required = |var: &'static str| -> Result<String, ConfigError> {
-            env.get(var)
-                .filter(|v| !v.trim().is_empty())
-                .cloned()
-                .ok_or(ConfigError {
-                    var,
-                    problem: "is required".into(),
-                })
+            present(env, var).map(str::to_owned).ok_or(ConfigError {
+                var,
+                problem: "is required".into(),
+            })
         };
-        fn number<T: std::str::FromStr>(
-            env: &HashMap<String, String>,
-            var: &'static str,
-            default: T,
-        ) -> Result<T, ConfigError> {
-            match env.get(var).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| ConfigError {
-                    var,
-                    problem: format!("must be a number, got {v:?}"),
-                }),
-            }
-        }
         let bucket = |var: &'static str| -> Result<BucketName, ConfigError> {
             BucketName::parse(&required(var)?).map_err(|e| ConfigError {
                 var,
                 problem: e.rule,
             })
         };
-        let models = required(ALLOWED_MODEL_IDS)?
-            .split(',')
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(|m| {
-                ModelId::parse(m).map_err(|e| ConfigError {
-                    var: ALLOWED_MODEL_IDS,
-                    problem: e.rule,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if models.is_empty() {
-            return Err(ConfigError {
-                var: ALLOWED_MODEL_IDS,
-                problem: "must name at least one model".into(),
-            });
-        }
-        let defaults = Quotas::default();
-        let local = Settings::local("config");
-        let job_timeout_hours = number(env, JOB_TIMEOUT_HOURS, 24u32)?;
-        if !(24..=168).contains(&job_timeout_hours) {
-            return Err(ConfigError {
-                var: JOB_TIMEOUT_HOURS,
-                problem: "must be 24 to 168".into(),
-            });
-        }
         let role = required(BEDROCK_ROLE_ARN)?;
         if !role.starts_with("arn:aws") || !role.contains(":role/") {
             return Err(ConfigError {
@@ -257,86 +222,159 @@ impl FunctionConfig {
                 problem: "must be an IAM role ARN".into(),
             });
         }
+        required(ALLOWED_MODEL_IDS)?;
+        let base = Settings {
+            api_base_url: required(API_BASE_URL)?,
+            uploads_bucket: bucket(UPLOADS_BUCKET)?,
+            manifests_bucket: bucket(MANIFESTS_BUCKET)?,
+            outputs_bucket: bucket(OUTPUTS_BUCKET)?,
+            bedrock_role_arn: role,
+            ..Settings::local("config")
+        };
         Ok(Self {
             intents_table: required(INTENTS_TABLE)?,
             results_table: required(RESULTS_TABLE)?,
             uploads_table: required(UPLOADS_TABLE)?,
             event_bus_name: required(EVENT_BUS_NAME)?,
-            settings: Settings {
-                api_base_url: required(API_BASE_URL)?,
-                uploads_bucket: bucket(UPLOADS_BUCKET)?,
-                manifests_bucket: bucket(MANIFESTS_BUCKET)?,
-                outputs_bucket: bucket(OUTPUTS_BUCKET)?,
-                bedrock_role_arn: role,
-                allowed_models: models,
-                max_images_per_intent: number(
-                    env,
-                    MAX_IMAGES_PER_INTENT,
-                    local.max_images_per_intent,
-                )?,
-                job_timeout_hours,
-                outbox_grace_secs: number(env, OUTBOX_GRACE_SECS, local.outbox_grace_secs)?,
-                stuck_after_secs: number(env, STUCK_AFTER_SECS, local.stuck_after_secs)?,
-                intent_ttl_days: number(env, INTENT_TTL_DAYS, local.intent_ttl_days)?,
-                max_output_tokens: number(env, MAX_OUTPUT_TOKENS, local.max_output_tokens)?,
-                estimate_overhead_secs: local.estimate_overhead_secs,
-                estimate_secs_per_image: local.estimate_secs_per_image,
-                pool_deadline_secs: number(env, POOL_DEADLINE_SECS, local.pool_deadline_secs)?,
-                pool_below_records: number(env, POOL_BELOW_RECORDS, local.pool_below_records)?,
-                below_minimum: match env.get(BELOW_MINIMUM_POLICY).map(|v| v.trim()) {
-                    None | Some("") => local.below_minimum,
-                    Some(v) => v.parse().map_err(|problem| ConfigError {
-                        var: BELOW_MINIMUM_POLICY,
-                        problem,
-                    })?,
-                },
-                on_demand_concurrency: number(
-                    env,
-                    ON_DEMAND_CONCURRENCY,
-                    local.on_demand_concurrency,
-                )?
-                .max(1),
-                max_record_attempts: number(env, MAX_RECORD_ATTEMPTS, local.max_record_attempts)?
-                    .max(1),
-                prices: match env.get(MODEL_PRICES) {
-                    Some(raw) => serde_json::from_str(raw).map_err(|e| ConfigError {
-                        var: MODEL_PRICES,
-                        problem: format!(
-                            "must be JSON {{modelId: {{inputPerMtok, outputPerMtok}}}}: {e}"
-                        ),
-                    })?,
-                    None => local.prices.clone(),
-                },
-                batch_discount: local.batch_discount,
-                estimate_input_tokens_per_image: local.estimate_input_tokens_per_image,
-                estimate_output_tokens_per_image: local.estimate_output_tokens_per_image,
-                quotas: Quotas {
-                    min_records_per_job: number(
-                        env,
-                        MIN_RECORDS_PER_JOB,
-                        defaults.min_records_per_job,
-                    )?,
-                    max_records_per_job: number(
-                        env,
-                        MAX_RECORDS_PER_JOB,
-                        defaults.max_records_per_job,
-                    )?,
-                    max_records_per_file: number(
-                        env,
-                        MAX_RECORDS_PER_FILE,
-                        defaults.max_records_per_file,
-                    )?,
-                    max_file_bytes: number(env, MAX_FILE_BYTES, defaults.max_file_bytes)?,
-                    max_job_bytes: number(env, MAX_JOB_BYTES, defaults.max_job_bytes)?,
-                    max_concurrent_jobs: number(
-                        env,
-                        MAX_CONCURRENT_JOBS,
-                        defaults.max_concurrent_jobs,
-                    )?,
-                },
-            },
+            settings: settings_from_map(env, base)?,
         })
     }
+}
+
+/// A variable's value, if it is set and not blank.
+fn present<'a>(env: &'a HashMap<String, String>, var: &str) -> Option<&'a str> {
+    env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn number<T: std::str::FromStr>(
+    env: &HashMap<String, String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match present(env, var) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| ConfigError {
+            var,
+            problem: format!("must be a number, got {v:?}"),
+        }),
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(
+    env: &HashMap<String, String>,
+    var: &'static str,
+    shape: &str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match present(env, var) {
+        None => Ok(default),
+        Some(raw) => serde_json::from_str(raw).map_err(|e| ConfigError {
+            var,
+            problem: format!("must be JSON {shape}: {e}"),
+        }),
+    }
+}
+
+/// The settings read from the environment, each over `base`'s value when unset: models,
+/// quotas, pool, policy, prices and limits. The Lambdas (through [`FunctionConfig`]) and the
+/// CLI and `serve` (over their local settings) read them here, with the same defaults.
+pub fn settings_from_map(
+    env: &HashMap<String, String>,
+    base: Settings,
+) -> Result<Settings, ConfigError> {
+    let job_timeout_hours = number(env, JOB_TIMEOUT_HOURS, base.job_timeout_hours)?;
+    if !(24..=168).contains(&job_timeout_hours) {
+        return Err(ConfigError {
+            var: JOB_TIMEOUT_HOURS,
+            problem: "must be 24 to 168".into(),
+        });
+    }
+    let settings = Settings {
+        allowed_models: models(env, base.allowed_models.clone())?,
+        model_families: families(env, base.model_families.clone())?,
+        max_images_per_intent: number(env, MAX_IMAGES_PER_INTENT, base.max_images_per_intent)?,
+        job_timeout_hours,
+        outbox_grace_secs: number(env, OUTBOX_GRACE_SECS, base.outbox_grace_secs)?,
+        stuck_after_secs: number(env, STUCK_AFTER_SECS, base.stuck_after_secs)?,
+        intent_ttl_days: number(env, INTENT_TTL_DAYS, base.intent_ttl_days)?,
+        max_output_tokens: number(env, MAX_OUTPUT_TOKENS, base.max_output_tokens)?,
+        pool_deadline_secs: number(env, POOL_DEADLINE_SECS, base.pool_deadline_secs)?,
+        pool_below_records: number(env, POOL_BELOW_RECORDS, base.pool_below_records)?,
+        below_minimum: match present(env, BELOW_MINIMUM_POLICY) {
+            None => base.below_minimum,
+            Some(v) => v.parse().map_err(|problem| ConfigError {
+                var: BELOW_MINIMUM_POLICY,
+                problem,
+            })?,
+        },
+        on_demand_concurrency: number(env, ON_DEMAND_CONCURRENCY, base.on_demand_concurrency)?
+            .max(1),
+        max_record_attempts: number(env, MAX_RECORD_ATTEMPTS, base.max_record_attempts)?.max(1),
+        prices: json(
+            env,
+            MODEL_PRICES,
+            "{modelId: {inputPerMtok, outputPerMtok}}",
+            base.prices.clone(),
+        )?,
+        quotas: quotas(env, &base.quotas)?,
+        ..base
+    };
+    Ok(settings)
+}
+
+fn models(
+    env: &HashMap<String, String>,
+    default: Vec<ModelId>,
+) -> Result<Vec<ModelId>, ConfigError> {
+    let Some(raw) = env.get(ALLOWED_MODEL_IDS) else {
+        return Ok(default);
+    };
+    let models = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            let id = ModelId::parse(m).map_err(|e| ConfigError {
+                var: ALLOWED_MODEL_IDS,
+                problem: e.rule,
+            })?;
+            Ok(id)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if models.is_empty() {
+        return Err(ConfigError {
+            var: ALLOWED_MODEL_IDS,
+            problem: "must name at least one model".into(),
+        });
+    }
+    Ok(models)
+}
+
+fn families(
+    env: &HashMap<String, String>,
+    default: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let families: BTreeMap<String, String> =
+        json(env, MODEL_FAMILIES, "{modelIdOrArn: family}", default)?;
+    let known = crate::domain::family::family_names();
+    match families.iter().find(|(_, f)| !known.contains(&f.as_str())) {
+        Some((model, f)) => Err(ConfigError {
+            var: MODEL_FAMILIES,
+            problem: format!("{model}: unknown family {f:?}; families are {known:?}"),
+        }),
+        None => Ok(families),
+    }
+}
+
+fn quotas(env: &HashMap<String, String>, base: &Quotas) -> Result<Quotas, ConfigError> {
+    Ok(Quotas {
+        min_records_per_job: number(env, MIN_RECORDS_PER_JOB, base.min_records_per_job)?,
+        max_records_per_job: number(env, MAX_RECORDS_PER_JOB, base.max_records_per_job)?,
+        max_records_per_file: number(env, MAX_RECORDS_PER_FILE, base.max_records_per_file)?,
+        max_file_bytes: number(env, MAX_FILE_BYTES, base.max_file_bytes)?,
+        max_job_bytes: number(env, MAX_JOB_BYTES, base.max_job_bytes)?,
+        max_concurrent_jobs: number(env, MAX_CONCURRENT_JOBS, base.max_concurrent_jobs)?,
+    })
 }
 
 #[cfg(test)]
@@ -355,7 +393,7 @@ mod tests {
             (BEDROCK_ROLE_ARN, "arn:aws:iam::123456789012:role/bedrock"),
             (
                 ALLOWED_MODEL_IDS,
-                "anthropic.claude-3-haiku-20240307-v1:0, anthropic.claude-3-5-sonnet-20240620-v1:0",
+                "us.anthropic.claude-haiku-4-5-20251001-v1:0, amazon.nova-lite-v1:0",
             ),
             (API_BASE_URL, "https://api.example.com"),
             (MIN_RECORDS_PER_JOB, "1000"),

@@ -58,7 +58,7 @@ fn intent() -> BatchIntent {
             selection: ImageSelection::Keys(vec![
                 ObjectKey::parse("uploads/user-1/a.png").expect("key")
             ]),
-            model_id: ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0").expect("id"),
+            model_id: ModelId::parse("us.anthropic.claude-haiku-4-5-20251001-v1:0").expect("id"),
             prompt_version: "receipt-v1".into(),
             trace_id: TraceId::parse("trace-1").expect("id"),
         },
@@ -623,7 +623,7 @@ mod bedrock {
             job_name: "bo-0123456789abcdef01234567-p1-a1".into(),
             client_request_token: "bo0123456789abcdef01234567p1a1".into(),
             role_arn: "arn:aws:iam::123456789012:role/bedrock".into(),
-            model_id: ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0").expect("id"),
+            model_id: ModelId::parse("us.anthropic.claude-haiku-4-5-20251001-v1:0").expect("id"),
             input: S3Uri::parse("s3://manifests-bucket/manifests/bj-x/j001/").expect("uri"),
             output: S3Uri::parse("s3://outputs-bucket/outputs/bj-x/j001/").expect("uri"),
             timeout_hours: 24,
@@ -695,7 +695,7 @@ mod bedrock {
                 GetModelInvocationJobOutput::builder()
                     .job_arn(arn().as_str())
                     .job_name("bo-x")
-                    .model_id("anthropic.claude-3-haiku-20240307-v1:0")
+                    .model_id("us.anthropic.claude-haiku-4-5-20251001-v1:0")
                     .role_arn("arn:aws:iam::123456789012:role/bedrock")
                     .status(ModelInvocationJobStatus::PartiallyCompleted)
                     .message("some records failed")

@@ -87,7 +87,7 @@ add("userId with slash", d(userId="user-123/../x"), "userId")
 add("userId traversal", d(userId=".."), "userId")
 # Unknown values and fields.
 add("unknown model", d(modelId="openai.gpt-4"), "modelId")
-add("model lookalike", d(modelId="anthropic.claude-3-haiku-20240307-v1:0 "), "modelId")
+add("model lookalike", d(modelId="us.anthropic.claude-haiku-4-5-20251001-v1:0 "), "modelId")
 add("unknown prompt", d(promptVersion="v2"), "promptVersion")
 add("unknown field", d(priority="high"), "priority")
 add("callback url field", d(callbackUrl="http://169.254.169.254/"), "callbackUrl")

@@ -97,7 +97,7 @@ async fn when_bedrock_events_are_duplicated_reordered_and_dropped_should_never_r
             match truth {
                 Truth::PartiallyCompleted => {
                     o.fail_records.insert(
-                        intent.images[0].record_id.to_string(),
+                        shared::domain::manifest::image_record_id(intent.images[0].index),
                         (500, "ModelErrorException".into()),
                     );
                 }

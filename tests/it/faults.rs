@@ -106,14 +106,9 @@ async fn when_a_crash_follows_on_demand_reruns_should_not_run_them_again() {
         // Two of three records fail retryably in the batch job; their re-runs succeed.
         app.emulator.set_options(|o| {
             for i in [1, 2] {
-                let rid = shared::domain::ids::RecordId::for_image(
-                    &shared::domain::ids::JobId::for_intent(
-                        &shared::domain::ids::IntentId::parse(SAMPLE_INTENT).expect("id"),
-                    ),
-                    i,
-                );
+                let rid = shared::domain::manifest::image_record_id(i);
                 o.fail_records
-                    .insert(rid.to_string(), (503, "ServiceUnavailable".into()));
+                    .insert(rid, (503, "ServiceUnavailable".into()));
             }
         });
         for _ in 0..5 {

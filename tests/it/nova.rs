@@ -113,7 +113,7 @@ async fn when_a_record_references_an_image_outside_the_job_folder_should_fail_it
     let job = shared::domain::ids::JobId::for_intent(&IntentId::parse("hand").expect("id"));
     let input = shared::domain::manifest::job_input_prefix(&s.manifests_bucket, &job, 1);
     let outside = format!("s3://{}/{}", s.uploads_bucket, SAMPLE_KEYS[0]);
-    let line = json!({"recordId": "r-000001", "modelInput": {"schemaVersion": "messages-v1",
+    let line = json!({"recordId": "REC00000001", "modelInput": {"schemaVersion": "messages-v1",
         "messages": [{"role": "user", "content": [
             {"image": {"format": "png", "source": {"s3Location": {"uri": outside}}}},
             {"text": "read"}]}]}});
@@ -186,4 +186,43 @@ async fn when_small_nova_intents_pool_should_move_their_images_into_the_shared_j
         assert_eq!(rs.len(), 2);
         assert!(rs.iter().all(|r| r.status == ResultStatus::Succeeded));
     }
+}
+
+#[tokio::test]
+async fn when_a_record_id_is_not_11_alphanumerics_should_fail_the_job_at_validation() {
+    // The user guide's record template: "recordId": "11 character alphanumeric string".
+    let app = nova_app(1).await;
+    let s = &app.deps.settings;
+    let job = shared::domain::ids::JobId::for_intent(&IntentId::parse("hand-2").expect("id"));
+    let input = shared::domain::manifest::job_input_prefix(&s.manifests_bucket, &job, 1);
+    let line = json!({"recordId": "bj-0123-000001", "modelInput": {"schemaVersion": "messages-v1",
+        "messages": [{"role": "user", "content": [{"text": "read"}]}]}});
+    app.objects
+        .put(
+            &input.join("part-00001.jsonl"),
+            format!("{line}\n").into_bytes(),
+        )
+        .await
+        .expect("put");
+    let arn = app
+        .emulator
+        .create_job(&CreateJobRequest {
+            job_name: job_name(&job, 1, 1),
+            client_request_token: client_token(&job, 1, 1),
+            role_arn: s.bedrock_role_arn.clone(),
+            model_id: ModelId::parse(NOVA).expect("model"),
+            input,
+            output: shared::domain::manifest::job_output_prefix(&s.outputs_bucket, &job, 1),
+            timeout_hours: 24,
+            tags: vec![],
+        })
+        .await
+        .expect("create");
+    for _ in 0..10 {
+        app.emulator.tick().await.expect("tick");
+    }
+    let info = app.emulator.get_job(&arn).await.expect("job");
+    assert_eq!(info.status, BedrockJobStatus::Failed);
+    let why = info.failure_message.unwrap_or_default();
+    assert!(why.contains("11 character alphanumeric"), "{why}");
 }

@@ -6,6 +6,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::json;
 use shared::domain::bedrock::{client_token, job_name, CreateJobRequest, S3Uri};
 use shared::domain::events::Envelope;
+use shared::domain::manifest::image_record_id;
 use shared::domain::manifest::{job_input_prefix, job_output_prefix};
 use shared::domain::results::ResultStatus;
 use shared::domain::status::{BedrockJobStatus, IntentStatus};
@@ -33,7 +34,12 @@ async fn when_sample_sqs_events_reach_each_handler_should_advance_one_stage_each
         .map(|l| serde_json::from_str(l).expect("JSONL"))
         .collect();
     assert_eq!(lines.len(), 3);
-    assert_eq!(lines[0]["recordId"], intent.images[0].record_id.as_str());
+    // Bedrock's record template: "11 character alphanumeric string", the image's index.
+    assert_eq!(lines[0]["recordId"], "REC00000000");
+    for line in &lines {
+        let id = line["recordId"].as_str().expect("recordId");
+        assert!(shared::domain::manifest::is_bedrock_record_id(id), "{id}");
+    }
     assert_eq!(
         lines[2]["modelInput"]["messages"][0]["content"][0]["source"]["media_type"],
         "image/png"
@@ -360,9 +366,10 @@ async fn when_records_fail_or_go_missing_should_account_for_every_image() {
     app.intake(event("intake-direct.json")).await;
     app.deliver(Queue::ManifestBuilder).await.expect("deliver");
     let intent = &intents(&app)[0];
+    // The emulator fails records by their id in the manifest.
     let (r1, r2) = (
-        intent.images[1].record_id.to_string(),
-        intent.images[2].record_id.to_string(),
+        image_record_id(intent.images[1].index),
+        image_record_id(intent.images[2].index),
     );
     app.emulator.set_options(|o| {
         o.fail_records

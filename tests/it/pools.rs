@@ -335,7 +335,12 @@ async fn when_records_fail_retryably_should_rerun_them_on_demand_but_never_valid
         .await
         .expect("deliver");
     let i = &intents(&app)[0];
-    let ids: Vec<String> = i.images.iter().map(|im| im.record_id.to_string()).collect();
+    // The emulator fails records by their id in the manifest.
+    let ids: Vec<String> = i
+        .images
+        .iter()
+        .map(|im| shared::domain::manifest::image_record_id(im.index))
+        .collect();
     app.emulator.set_options(|o| {
         o.fail_records
             .insert(ids[0].clone(), (500, "InternalServerException".into()));

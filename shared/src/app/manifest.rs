@@ -15,8 +15,8 @@ use crate::domain::intent::{
     BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart, MappedRecord, PoolMember,
 };
 use crate::domain::manifest::{
-    check_image_head, job_input_prefix, job_output_prefix, pad_record, part_file_name, prompt,
-    Place, Splitter,
+    check_image_head, image_record_id, job_input_prefix, job_output_prefix, pad_record,
+    part_file_name, prompt, shared_record_id, with_record_id, Place, Splitter,
 };
 use crate::domain::results::ImageResult;
 use crate::domain::status::IntentStatus;
@@ -61,7 +61,7 @@ pub async fn build_manifest(deps: &Deps, intent_id: &IntentId) -> Result<Outcome
 async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchIntent, StageError> {
     let now = deps.clock.now();
     let settings = &deps.settings;
-    let Some(family) = family::for_model(&intent.model_id) else {
+    let Some(family) = family::for_model_in(&intent.model_id, &deps.settings.model_families) else {
         intent
             .fail(
                 format!("model {} has no record builder", intent.model_id),
@@ -140,7 +140,7 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
                     Ok(media) if source == ImageSource::Inline => {
                         // Encoding is CPU work: on the blocking pool it runs beside the
                         // writer (and other encodes) instead of between its writes.
-                        let rid = record_id.clone();
+                        let rid = image_record_id(index);
                         let max_tokens = settings.max_output_tokens;
                         let encoded = tokio::task::spawn_blocking(move || {
                             family.record(
@@ -197,7 +197,7 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
                 // place) does not depend on which job it lands in.
                 let build = |dest: &crate::domain::bedrock::S3Uri| {
                     family.record(
-                        &record_id,
+                        &image_record_id(index),
                         media,
                         ImageRef::S3(dest),
                         prompt_text,
@@ -503,7 +503,18 @@ async fn build_shared(
                     continue;
                 }
                 let Some(image) = accepted.next() else { break };
-                let line = format!("{line}\n");
+                // Record ids are unique within a job, not across members: each record gets
+                // the shared job's own id, and the record map says whose it is.
+                let shared_id = shared_record_id(map.len() as u64);
+                let line = match with_record_id(&format!("{line}\n"), &shared_id) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        out.abort().await;
+                        return Err(StageError::Permanent(format!(
+                            "a member's record is not JSON: {e}"
+                        )));
+                    }
+                };
                 let line = match family.image_source() {
                     ImageSource::Inline => line,
                     // The member's images sit in its own job folder; the shared job may
@@ -522,6 +533,7 @@ async fn build_shared(
                 map.push((
                     out.jobs.len() as u32,
                     MappedRecord {
+                        bedrock_record_id: Some(shared_id),
                         record_id: image.record_id.clone(),
                         intent_id: m.intent_id.clone(),
                         index: image.index,
@@ -552,7 +564,7 @@ async fn build_shared(
         pad_to
     };
     for n in out.records()..pad_to {
-        out.push(pad_record(&intent.job_id, n).as_bytes()).await?;
+        out.push(pad_record(family, n).as_bytes()).await?;
     }
     let mut jobs = out.finish().await?;
     // Each job's record map, beside (not in) its input folder.

@@ -26,6 +26,7 @@ use super::{Deps, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{IntentId, RecordId};
 use crate::domain::intent::{pool_intent_id, BatchIntent, PoolMember, Refused};
+use crate::domain::manifest::image_index_of;
 use crate::domain::results::{ImageResult, ResultStatus};
 use crate::domain::settings::BelowMinimum;
 use crate::domain::status::IntentStatus;
@@ -344,17 +345,21 @@ async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageEr
         let mut lines = deps.objects.lines(&part.uri).await?;
         while let Some(line) = lines.next().await {
             let line = line?;
+            // A member's own part: its lines carry `REC{image index}` (parts written before
+            // Bedrock-format record ids carry the record id itself).
+            let image_of = |rid: &str| match image_index_of(rid) {
+                Some(index) => m.images.iter().find(|i| i.index == index),
+                None => RecordId::parse(rid).ok().and_then(|r| m.image_for(&r)),
+            };
             let wanted =
-                |rid: &str| RecordId::parse(rid).is_ok_and(|r| !succeeded.contains_key(&r));
+                |rid: &str| image_of(rid).is_some_and(|i| !succeeded.contains_key(&i.record_id));
             let Some((rid, input)) = on_demand::input_of(&line, wanted) else {
                 continue;
             };
-            let Ok(record_id) = RecordId::parse(&rid) else {
+            let Some(image) = image_of(&rid) else {
                 continue;
             };
-            let Some(image) = m.image_for(&record_id) else {
-                continue;
-            };
+            let record_id = image.record_id.clone();
             pending.push(Pending {
                 record_id,
                 index: image.index,

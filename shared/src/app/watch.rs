@@ -13,7 +13,7 @@ use crate::domain::bedrock::{
 };
 use crate::domain::ids::{BedrockJobArn, IntentId, JobId, ObjectKey, RecordId};
 use crate::domain::intent::{BatchIntent, BatchJob, MappedRecord};
-use crate::domain::manifest::PAD_PREFIX;
+use crate::domain::manifest::{image_record_id, PAD_PREFIX};
 use crate::domain::results::ImageResult;
 use crate::domain::status::{BedrockJobStatus, IntentStatus};
 use crate::ports::{ErrorKind, PortError};
@@ -236,7 +236,12 @@ async fn ingest(
         results.push(ImageResult::missing(record_id.clone(), *index, key.clone()));
     }
     let owner_cancelled = intent.cancel_requested_at.is_some();
-    let rerun = !owner_cancelled && rerun_retryable(deps, intent, job, &mut results).await?;
+    let line_ids: HashMap<RecordId, String> = expected
+        .iter()
+        .map(|(line_id, (rid, _, _))| (rid.clone(), line_id.clone()))
+        .collect();
+    let rerun =
+        !owner_cancelled && rerun_retryable(deps, intent, job, &line_ids, &mut results).await?;
     if intent.is_pool_job() {
         route_to_members(deps, intent, results.clone()).await?;
     } else {
@@ -283,6 +288,7 @@ async fn rerun_retryable(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,
+    line_ids: &HashMap<RecordId, String>,
     results: &mut [ImageResult],
 ) -> Result<bool, StageError> {
     let max = deps.settings.max_record_attempts;
@@ -309,9 +315,14 @@ async fn rerun_retryable(
         }
         _ => true,
     });
+    // By the id the record has in the job's input lines.
     let wanted: HashMap<String, usize> = candidates
         .iter()
-        .map(|&i| (results[i].record_id.to_string(), i))
+        .filter_map(|&i| {
+            line_ids
+                .get(&results[i].record_id)
+                .map(|id| (id.clone(), i))
+        })
         .collect();
     if wanted.is_empty() {
         return Ok(replayed);
@@ -473,9 +484,9 @@ async fn route_to_members(
     Ok(())
 }
 
-/// Every record `job` was given, by record id: (record id, image index, key). An intent's
-/// own job takes its accepted images in order; a shared job's come from its record map (the
-/// index is the member's).
+/// Every record `job` was given, by its Bedrock record id (the id in the manifest line): (our
+/// record id, image index, key). An intent's own job takes its accepted images in order, each
+/// as `REC{index}`; a shared job's come from its record map (the index is the member's).
 async fn job_records(
     deps: &Deps,
     intent: &BatchIntent,
@@ -489,7 +500,7 @@ async fn job_records(
             .filter(|i| in_job.contains(&i.index))
             .map(|i| {
                 (
-                    i.record_id.to_string(),
+                    image_record_id(i.index),
                     (i.record_id.clone(), i.index, i.key.clone()),
                 )
             })
@@ -503,7 +514,11 @@ async fn job_records(
     {
         let r: MappedRecord = serde_json::from_str(line)
             .map_err(|e| StageError::Permanent(format!("record map {map} has a bad line: {e}")))?;
-        out.insert(r.record_id.to_string(), (r.record_id, r.index, r.key));
+        // Maps from before Bedrock-format record ids kept the member's own id in the line.
+        let line_id = r
+            .bedrock_record_id
+            .unwrap_or_else(|| r.record_id.to_string());
+        out.insert(line_id, (r.record_id, r.index, r.key));
     }
     Ok(out)
 }

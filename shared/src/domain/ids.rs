@@ -213,7 +213,7 @@ impl BucketName {
 
 string_id!(
     /// A model id or inference profile id as Bedrock names it, e.g.
-    /// `anthropic.claude-3-haiku-20240307-v1:0`: 1-256 ASCII letters, digits and `.-_:/`.
+    /// `anthropic.claude-haiku-4-5-20251001-v1:0`, a profile id (`us.…`) or an ARN: 1-256 ASCII letters, digits and `.-_:/`.
     ModelId
 );
 impl ModelId {

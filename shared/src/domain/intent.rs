@@ -172,6 +172,10 @@ pub struct BatchJob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MappedRecord {
+    /// The record's id in the shared job's manifest (`SHR…`). None in maps written before
+    /// record ids were Bedrock's 11 characters (the lines then kept the member's record id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bedrock_record_id: Option<String>,
     pub record_id: RecordId,
     pub intent_id: IntentId,
     pub index: usize,
@@ -719,7 +723,7 @@ mod tests {
             selection: ImageSelection::Keys(vec![
                 ObjectKey::parse("uploads/u-1/a.jpg").expect("valid")
             ]),
-            model_id: ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0").expect("valid"),
+            model_id: ModelId::parse("us.anthropic.claude-haiku-4-5-20251001-v1:0").expect("valid"),
             prompt_version: "receipt-v1".into(),
             trace_id: TraceId::parse("t").expect("valid"),
         };

@@ -221,21 +221,69 @@ impl Splitter {
     }
 }
 
+/// Bedrock's record ids. The user guide's record template is
+/// `{"recordId": "11 character alphanumeric string", "modelInput": {...}}` ("Format and upload
+/// your batch inference data", Amazon Bedrock User Guide), and AWS's own samples generate
+/// exactly that (`REC` + 8 digits); no looser rule is published, so ours are 11 ASCII letters
+/// and digits, unique within a job, and map back to our own [`RecordId`](super::ids::RecordId)s:
+/// - `REC{image index:08}`: an intent's own record (the intent lists its images by index);
+/// - `SHR{n:08}`: the n-th record of a shared job (its record map says whose it is);
+/// - `PAD{n:08}`: padding (its answer is dropped).
+pub const BEDROCK_RECORD_ID_LEN: usize = 11;
+const IMAGE_PREFIX: &str = "REC";
+const SHARED_PREFIX: &str = "SHR";
 /// Record ids of padding records start with this; their answers are dropped.
-pub const PAD_PREFIX: &str = "pad-";
+pub const PAD_PREFIX: &str = "PAD";
 
-/// A padding record (below-minimum policy `pad`): the smallest valid Claude request, one
-/// output token, so a shared job reaches Bedrock's minimum record count.
-pub fn pad_record(job: &JobId, n: u64) -> String {
-    let body = serde_json::json!({
-        "anthropic_version": "bedrock-2023-05-31",
-        "max_tokens": 1,
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "ok"}]}]
-    });
-    let id = format!("{PAD_PREFIX}{}-{n:06}", &job.as_str()[3..]);
-    let mut line = serde_json::json!({"recordId": id, "modelInput": body}).to_string();
-    line.push('\n');
-    line
+/// True for a record id Bedrock's template allows: 11 ASCII letters and digits.
+pub fn is_bedrock_record_id(id: &str) -> bool {
+    id.len() == BEDROCK_RECORD_ID_LEN && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The Bedrock record id of an intent's image `index` (below 10^8: a job holds 50,000).
+pub fn image_record_id(index: usize) -> String {
+    format!("{IMAGE_PREFIX}{index:08}")
+}
+
+/// The image index an intent's own record id stands for.
+pub fn image_index_of(record_id: &str) -> Option<usize> {
+    let digits = record_id.strip_prefix(IMAGE_PREFIX)?;
+    (is_bedrock_record_id(record_id) && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// The Bedrock record id of a shared job's `n`-th record.
+pub fn shared_record_id(n: u64) -> String {
+    format!("{SHARED_PREFIX}{n:08}")
+}
+
+/// A padding record (below-minimum policy `pad`, or a shared job that cancels took under the
+/// minimum): the family's smallest valid request, one output token.
+pub fn pad_record(family: &dyn super::family::RecordFamily, n: u64) -> String {
+    super::family::line(&format!("{PAD_PREFIX}{n:08}"), family.pad_input())
+}
+
+/// `line` (one JSONL record, newline included) with its `recordId` replaced by `id`. Our own
+/// lines start `{"recordId":"…",`, so the id is swapped without parsing a line that may carry
+/// megabytes of base64; any other line is parsed and written again.
+pub fn with_record_id(line: &str, id: &str) -> Result<String, serde_json::Error> {
+    const HEAD: &str = "{\"recordId\":\"";
+    if let Some(rest) = line.strip_prefix(HEAD) {
+        if let Some(end) = rest.find('"') {
+            if rest[..end]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Ok(format!("{HEAD}{id}{}", &rest[end..]));
+            }
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_str(line)?;
+    value["recordId"] = serde_json::Value::String(id.to_owned());
+    let mut out = value.to_string();
+    out.push('\n');
+    Ok(out)
 }
 
 /// Where job `job_no` of an intent reads its input: a folder, so one job can read many parts.
@@ -255,7 +303,6 @@ pub fn job_output_prefix(bucket: &BucketName, job: &JobId, job_no: u32) -> S3Uri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::RecordId;
 
     fn png(w: u32, h: u32) -> Vec<u8> {
         let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
@@ -312,8 +359,7 @@ mod tests {
 
     #[test]
     fn when_record_is_built_should_be_one_json_line_with_base64_image() {
-        let job = JobId::for_intent(&super::super::ids::IntentId::parse("i").expect("valid"));
-        let rid = RecordId::for_image(&job, 0);
+        let rid = image_record_id(0);
         use crate::domain::family::{Claude, ImageRef, RecordFamily as _};
         let line = Claude.record(
             &rid,
@@ -326,9 +372,42 @@ mod tests {
         assert_eq!(line.matches('\n').count(), 1);
         let v: serde_json::Value = serde_json::from_str(line.trim_end()).expect("json");
         assert_eq!(v["recordId"], rid.as_str());
+        assert!(is_bedrock_record_id(&rid), "{rid}");
         let img = &v["modelInput"]["messages"][0]["content"][0]["source"];
         assert_eq!(img["data"], "YWJj");
         assert_eq!(img["media_type"], "image/png");
         assert_eq!(v["modelInput"]["anthropic_version"], "bedrock-2023-05-31");
+    }
+
+    #[test]
+    fn when_naming_records_should_use_bedrocks_11_alphanumerics_and_map_back() {
+        for id in [
+            image_record_id(0),
+            image_record_id(49_999),
+            shared_record_id(12),
+            format!("{PAD_PREFIX}{:08}", 3),
+        ] {
+            assert!(is_bedrock_record_id(&id), "{id}");
+        }
+        assert_eq!(image_index_of(&image_record_id(4_321)), Some(4_321));
+        assert_eq!(image_index_of(&shared_record_id(4)), None);
+        assert_eq!(image_index_of("bj-000000000000000000000001-000007"), None);
+        assert!(!is_bedrock_record_id("bj-000000000000000000000001-000007"));
+        assert!(!is_bedrock_record_id("REC0000001-"));
+    }
+
+    #[test]
+    fn when_swapping_a_record_id_should_keep_the_rest_of_the_line() {
+        let line = "{\"recordId\":\"REC00000001\",\"modelInput\":{\"x\":\"\\\"y\"}}\n";
+        let swapped = with_record_id(line, "SHR00000009").expect("json");
+        let v: serde_json::Value = serde_json::from_str(&swapped).expect("json");
+        assert_eq!(v["recordId"], "SHR00000009");
+        assert_eq!(v["modelInput"]["x"], "\"y");
+        assert!(swapped.ends_with('\n'));
+        let other = "{\"modelInput\":{},\"recordId\":\"old\"}";
+        let v: serde_json::Value =
+            serde_json::from_str(&with_record_id(other, "SHR00000001").expect("json"))
+                .expect("json");
+        assert_eq!(v["recordId"], "SHR00000001");
     }
 }

@@ -2,6 +2,7 @@
 //! Nothing in here imports an AWS or Lambda crate.
 
 pub mod bedrock;
+pub mod catalog;
 pub mod events;
 pub mod family;
 pub mod ids;

@@ -1,6 +1,7 @@
 //! Typed settings shared by every stage. Reading them from the environment is the job of each
 //! binary's config; this is only the shape and its defaults (from bedrock-batch-facts.md).
 
+use super::catalog::{CATALOG, DEFAULT_MODELS};
 use super::ids::{BucketName, ModelId};
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +85,9 @@ pub struct Settings {
     pub bedrock_role_arn: String,
     /// Models a client may ask for; the first is the default.
     pub allowed_models: Vec<ModelId>,
+    /// Model id or ARN -> record family (`claude`, `nova`), for models whose id does not say
+    /// it: application inference profiles. Others are told from the id.
+    pub model_families: std::collections::BTreeMap<String, String>,
     pub max_images_per_intent: usize,
     /// `timeoutDurationInHours`, 24..=168.
     pub job_timeout_hours: u32,
@@ -137,12 +141,11 @@ impl Settings {
             manifests_bucket: bucket("manifests"),
             outputs_bucket: bucket("outputs"),
             bedrock_role_arn: "arn:aws:iam::000000000000:role/batch-orchestrator-bedrock".into(),
-            allowed_models: vec![
-                ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0")
-                    .unwrap_or_else(|e| panic!("{e}")),
-                ModelId::parse("anthropic.claude-3-5-sonnet-20240620-v1:0")
-                    .unwrap_or_else(|e| panic!("{e}")),
-            ],
+            allowed_models: DEFAULT_MODELS
+                .iter()
+                .map(|m| ModelId::parse(m).unwrap_or_else(|e| panic!("{e}")))
+                .collect(),
+            model_families: std::collections::BTreeMap::new(),
             // The intent item holds every image's key and record id, and a DynamoDB item is at
             // most 400 KB: 1,000 images of ~150 bytes each stay well inside it.
             max_images_per_intent: 1_000,
@@ -171,11 +174,8 @@ impl Settings {
     /// Cost of `images` images on `model`, batch against on-demand; None without a price.
     pub fn estimate_cost(&self, model: &ModelId, images: usize) -> Option<CostEstimate> {
         let price = self.prices.get(model.as_str()).or_else(|| {
-            // An inference profile (`us.anthropic...`) costs what its model costs.
-            model
-                .as_str()
-                .split_once('.')
-                .and_then(|(_, base)| self.prices.get(base))
+            // An inference profile (`us.anthropic...`, or its ARN) costs what its model costs.
+            super::family::base_model_id(model).and_then(|base| self.prices.get(base))
         })?;
         let n = images as f64;
         let on_demand = n
@@ -200,25 +200,21 @@ impl Settings {
     }
 }
 
-/// On-demand list prices (USD per million tokens, us-east-1) of the default models, as
+/// On-demand list prices (USD per million tokens, us-east-1) of the catalog's models, as
 /// published when this was written: check them, and set `MODEL_PRICES` for yours.
 pub fn default_prices() -> std::collections::BTreeMap<String, ModelPrice> {
-    [
-        ("anthropic.claude-3-haiku-20240307-v1:0", 0.25, 1.25),
-        ("anthropic.claude-3-5-sonnet-20240620-v1:0", 3.0, 15.0),
-        ("anthropic.claude-3-5-haiku-20241022-v1:0", 0.8, 4.0),
-    ]
-    .into_iter()
-    .map(|(m, i, o)| {
-        (
-            m.to_owned(),
-            ModelPrice {
-                input_per_mtok: i,
-                output_per_mtok: o,
-            },
-        )
-    })
-    .collect()
+    CATALOG
+        .iter()
+        .map(|m| {
+            (
+                m.id.to_owned(),
+                ModelPrice {
+                    input_per_mtok: m.input_per_mtok,
+                    output_per_mtok: m.output_per_mtok,
+                },
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -228,13 +224,19 @@ mod tests {
     #[test]
     fn when_estimating_cost_should_price_batch_at_the_discount() {
         let s = Settings::local("test");
-        let haiku = ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0").expect("valid");
+        let haiku = ModelId::parse("anthropic.claude-haiku-4-5-20251001-v1:0").expect("valid");
         let c = s.estimate_cost(&haiku, 1000).expect("priced");
-        // 1000 x (1600 x 0.25 + 300 x 1.25) / 1e6 = 0.775
-        assert!((c.on_demand_usd - 0.775).abs() < 1e-9, "{c:?}");
-        assert!((c.batch_usd - 0.3875).abs() < 1e-9, "{c:?}");
-        let profile = ModelId::parse("us.anthropic.claude-3-haiku-20240307-v1:0").expect("ok");
-        assert_eq!(s.estimate_cost(&profile, 1000), Some(c));
+        // 1000 x (1600 x 1.0 + 300 x 5.0) / 1e6 = 3.1
+        assert!((c.on_demand_usd - 3.1).abs() < 1e-9, "{c:?}");
+        assert!((c.batch_usd - 1.55).abs() < 1e-9, "{c:?}");
+        for profile in [
+            "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+            "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.anthropic.claude-haiku-4-5-20251001-v1:0",
+        ] {
+            let profile = ModelId::parse(profile).expect("ok");
+            assert_eq!(s.estimate_cost(&profile, 1000), Some(c), "{profile}");
+        }
         let unpriced = ModelId::parse("anthropic.claude-9-v1:0").expect("valid");
         assert_eq!(s.estimate_cost(&unpriced, 1), None);
     }

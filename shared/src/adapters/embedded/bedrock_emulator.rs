@@ -380,12 +380,21 @@ impl BedrockEmulator {
                     .filter(|m| m.is_object())
                     .cloned()
                     .ok_or_else(|| format!("{key} line {}: modelInput must be an object", n + 1))?;
-                // Bedrock fills a missing recordId in.
-                let record_id = value
-                    .get("recordId")
-                    .and_then(|r| r.as_str())
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("auto{:011}", records.len() + 1));
+                // Bedrock fills a missing recordId in. A present one follows the user guide's
+                // record template: "11 character alphanumeric string".
+                let record_id = match value.get("recordId") {
+                    None => format!("AUTO{:07}", records.len() + 1),
+                    Some(r) => r
+                        .as_str()
+                        .filter(|id| crate::domain::manifest::is_bedrock_record_id(id))
+                        .map(str::to_owned)
+                        .ok_or_else(|| {
+                            format!(
+                                "{key} line {}: recordId {r} is not an 11 character alphanumeric string",
+                                n + 1
+                            )
+                        })?,
+                };
                 records.push(InputRecord {
                     record_id,
                     model_input,
@@ -555,10 +564,15 @@ pub fn emulated_output(model_id: &str, model_input: &serde_json::Value) -> serde
     .to_string();
     let input_tokens = 400 + input.len() as u64 / 750;
     let output_tokens = text.len() as u64 / 4;
+    // An application inference profile's id names no model: answer in the request's shape.
     let family = ModelId::parse(model_id)
         .ok()
         .and_then(|m| crate::domain::family::for_model(&m))
-        .unwrap_or(&crate::domain::family::Claude);
+        .unwrap_or(if model_input.get("schemaVersion").is_some() {
+            &crate::domain::family::Nova
+        } else {
+            &crate::domain::family::Claude
+        });
     let mut answer = family.answer(&text, input_tokens, output_tokens);
     if let Some(obj) = answer.as_object_mut() {
         obj.insert(

@@ -1,7 +1,6 @@
 //! Anthropic Claude (Messages API): images inline as base64.
 
 use super::{ImageRef, ImageSource, ModelAnswer, RecordFamily};
-use crate::domain::ids::RecordId;
 use crate::domain::manifest::MediaType;
 
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +21,7 @@ impl RecordFamily for Claude {
 
     fn record(
         &self,
-        record_id: &RecordId,
+        record_id: &str,
         media: MediaType,
         image: ImageRef<'_>,
         prompt: &str,
@@ -38,7 +37,7 @@ impl RecordFamily for Claude {
         let encoded_len = bytes.len().div_ceil(3) * 4;
         let mut line = String::with_capacity(encoded_len + prompt.len() + 320);
         line.push_str("{\"recordId\":\"");
-        line.push_str(record_id.as_str());
+        line.push_str(record_id);
         line.push_str(
             "\",\"modelInput\":{\"anthropic_version\":\"bedrock-2023-05-31\",\"max_tokens\":",
         );
@@ -76,6 +75,14 @@ impl RecordFamily for Claude {
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         })
     }
+
+    fn pad_input(&self) -> serde_json::Value {
+        serde_json::json!({
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": 1,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "ok"}]}]
+        })
+    }
 }
 
 #[cfg(test)]
@@ -85,13 +92,13 @@ mod tests {
 
     #[test]
     fn when_writing_a_record_by_hand_should_equal_the_serde_built_one() {
-        let rid = RecordId::parse("bj-000000000000000000000001-000007").expect("id");
+        let rid = "REC00000007";
         let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
         let prompt = "Reply with \"JSON\"\nonly — ünïcode";
-        let line = Claude.record(&rid, MediaType::Jpeg, ImageRef::Bytes(&bytes), prompt, 512);
+        let line = Claude.record(rid, MediaType::Jpeg, ImageRef::Bytes(&bytes), prompt, 512);
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
         let got: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
-        let want = serde_json::json!({"recordId": rid.as_str(), "modelInput": {
+        let want = serde_json::json!({"recordId": rid, "modelInput": {
             "anthropic_version": "bedrock-2023-05-31",
             "max_tokens": 512,
             "messages": [{"role": "user", "content": [

@@ -4,7 +4,6 @@
 //! `{job input}/images/` first (a server-side copy).
 
 use super::{line, ImageRef, ImageSource, ModelAnswer, RecordFamily};
-use crate::domain::ids::RecordId;
 use crate::domain::manifest::MediaType;
 
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +33,7 @@ impl RecordFamily for Nova {
 
     fn record(
         &self,
-        record_id: &RecordId,
+        record_id: &str,
         media: MediaType,
         image: ImageRef<'_>,
         prompt: &str,
@@ -85,6 +84,14 @@ impl RecordFamily for Nova {
                 "outputTokens": output_tokens,
                 "totalTokens": input_tokens + output_tokens
             }
+        })
+    }
+
+    fn pad_input(&self) -> serde_json::Value {
+        serde_json::json!({
+            "schemaVersion": "messages-v1",
+            "messages": [{"role": "user", "content": [{"text": "ok"}]}],
+            "inferenceConfig": {"maxTokens": 1}
         })
     }
 }
