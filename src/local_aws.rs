@@ -233,7 +233,7 @@ pub async fn create_resources(
                 stack.bus.as_str()
             };
             let rule_name = format!("{}-{}", stack.prefix, rule.name);
-            let pattern = json!({"source": [rule.source], "detail-type": rule.detail_types});
+            let pattern = rule.pattern();
             c.eventbridge
                 .put_rule()
                 .name(&rule_name)

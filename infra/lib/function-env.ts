@@ -4,7 +4,8 @@
  * The names appear here once; `test/env-vars.test.ts` checks them against the Rust table.
  *
  * An optional variable the stack has no value for is left unset (the Rust side then uses its
- * default): MODEL_PRICES is set only when the context gives `modelPrices`.
+ * default): MODEL_PRICES is set only when the context gives `modelPrices`, MODEL_FAMILIES only
+ * when it gives `modelFamilies`.
  *
  * The log level is not among them: the functions read AWS_LAMBDA_LOG_LEVEL, which Lambda sets
  * from the function's logging config (applicationLogLevelV2).
@@ -12,7 +13,7 @@
 import type { Settings } from './settings';
 
 /** Variables of ENV_VARS (all optional there) set only when the context configures them. */
-export const SET_ONLY_WHEN_CONFIGURED: readonly string[] = ['MODEL_PRICES'];
+export const SET_ONLY_WHEN_CONFIGURED: readonly string[] = ['MODEL_PRICES', 'MODEL_FAMILIES'];
 
 export interface FunctionEnvInputs {
   readonly intentsTable: string;
@@ -61,5 +62,10 @@ export function functionEnvironment(i: FunctionEnvInputs): Record<string, string
     ON_DEMAND_CONCURRENCY: String(s.onDemandConcurrency),
     MAX_RECORD_ATTEMPTS: String(s.maxRecordAttempts),
     ...(s.modelPrices === undefined ? {} : { MODEL_PRICES: JSON.stringify(s.modelPrices) }),
+    ...(s.modelFamilies === undefined ? {} : {
+      MODEL_FAMILIES: JSON.stringify(Object.fromEntries(
+        Object.entries(s.modelFamilies).map(([arn, m]) => [arn, m.family]),
+      )),
+    }),
   };
 }

@@ -19,6 +19,19 @@ export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
 /** What a pool below the job minimum does at its deadline (the Rust `BelowMinimum`). */
 export type BelowMinimumPolicy = 'wait' | 'pad' | 'on_demand';
 
+/** The record families the Rust side builds (`shared/src/domain/family/`). */
+export const FAMILIES = ['claude', 'nova'] as const;
+export type Family = (typeof FAMILIES)[number];
+
+/**
+ * A model whose id does not name its model: an application inference profile ARN. The family
+ * builds its records (MODEL_FAMILIES); the foundation model is what IAM must also allow.
+ */
+export interface ConfiguredModel {
+  readonly family: Family;
+  readonly foundationModel: string;
+}
+
 /** On-demand USD prices of a model per million tokens (the Rust `ModelPrice`, camelCase). */
 export interface ModelPrice {
   readonly inputPerMtok: number;
@@ -71,6 +84,11 @@ export interface Settings {
    * left unset and the functions use the Rust defaults; when set it replaces them entirely.
    */
   readonly modelPrices?: Readonly<Record<string, ModelPrice>>;
+  /**
+   * Application inference profiles among `modelIds`: ARN -> {family, foundationModel}.
+   * Optional: when absent MODEL_FAMILIES is left unset.
+   */
+  readonly modelFamilies?: Readonly<Record<string, ConfiguredModel>>;
   /** Application log level of the functions (Lambda's advanced logging controls). */
   readonly logLevel: LogLevel;
   /** Build the Rust functions with cargo-lambda (needed to deploy); false synthesizes without building. */
@@ -103,6 +121,7 @@ export const CONTEXT_KEYS = [
   'onDemandConcurrency',
   'maxRecordAttempts',
   'modelPrices',
+  'modelFamilies',
   'logLevel',
   'bundle',
   'alarmTopicArn',
@@ -307,6 +326,53 @@ function modelPrices(read: ContextReader): Record<string, ModelPrice> | undefine
   }));
 }
 
+/** `{applicationProfileArn: {family, foundationModel}}`; undefined when not set. */
+function modelFamilies(read: ContextReader): Record<string, ConfiguredModel> | undefined {
+  let raw = read('modelFamilies');
+  if (!present(raw)) return undefined;
+  if (typeof raw === 'string') raw = parseJson('modelFamilies', raw.trim());
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new SettingsError('modelFamilies', 'must be an object {applicationProfileArn: {family, foundationModel}}');
+  }
+  return Object.fromEntries(Object.entries(raw as Record<string, unknown>).map(([arn, v]) => {
+    const key = `modelFamilies.${arn}`;
+    const o = (v ?? {}) as Record<string, unknown>;
+    if (!/^arn:aws[a-z-]*:bedrock:[a-z0-9-]+:\d{12}:application-inference-profile\/[a-z0-9]+$/.test(arn)) {
+      throw new SettingsError('modelFamilies', `${JSON.stringify(arn)} is not an application inference profile ARN`);
+    }
+    if (!(FAMILIES as readonly unknown[]).includes(o.family)) {
+      throw new SettingsError(`${key}.family`, `must be one of ${FAMILIES.join(', ')}`);
+    }
+    if (typeof o.foundationModel !== 'string' || !MODEL_ID.test(o.foundationModel) || o.foundationModel.includes(':inference')) {
+      throw new SettingsError(`${key}.foundationModel`, 'must be the foundation model id the profile routes to');
+    }
+    return [arn, { family: o.family as Family, foundationModel: o.foundationModel }];
+  }));
+}
+
+/** Placeholder values cdk.json ships with: fine for a synth, never for a deploy. */
+const PLACEHOLDER = /example/i;
+
+/**
+ * A bundled synth (`-c bundle=true`, what `npm run deploy` does) must not deploy the shipped
+ * placeholders: a JWT issuer and audience nobody's tokens carry, and alarms that notify no
+ * one. Throws naming every key still to set.
+ */
+export function checkDeployable(s: Settings): void {
+  const missing: string[] = [];
+  if (PLACEHOLDER.test(s.jwtIssuer)) missing.push('jwtIssuer (your token issuer, e.g. a Cognito user pool URL)');
+  if (s.jwtAudience.length === 0 || s.jwtAudience.some((a) => PLACEHOLDER.test(a))) {
+    missing.push('jwtAudience (your app client ids)');
+  }
+  if (s.alarmTopicArn === undefined) missing.push('alarmTopicArn (the SNS topic the 9 alarms notify)');
+  if (missing.length > 0) {
+    throw new SettingsError(
+      missing[0].split(' ')[0],
+      `a bundled (deployable) synth needs real values; set with -c key=value or in cdk.json: ${missing.join('; ')}`,
+    );
+  }
+}
+
 /** Builds and checks the settings; throws `SettingsError` naming the first bad key. */
 export function readSettings(read: ContextReader): Settings {
   const stage = str(read, 'stage');
@@ -329,7 +395,7 @@ export function readSettings(read: ContextReader): Settings {
   if (alarmTopicArn !== undefined && !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/.test(alarmTopicArn)) {
     throw new SettingsError('alarmTopicArn', 'must be an SNS topic ARN');
   }
-  return {
+  const settings: Settings = {
     stage,
     modelIds,
     jwtIssuer,
@@ -356,8 +422,11 @@ export function readSettings(read: ContextReader): Settings {
     onDemandConcurrency: optionalInt(read, 'onDemandConcurrency', DEFAULT_ON_DEMAND_CONCURRENCY, 1),
     maxRecordAttempts: optionalInt(read, 'maxRecordAttempts', DEFAULT_MAX_RECORD_ATTEMPTS, 1),
     modelPrices: modelPrices(read),
+    modelFamilies: modelFamilies(read),
     logLevel,
     bundle: bool('bundle', read('bundle')),
     alarmTopicArn,
   };
+  if (settings.bundle) checkDeployable(settings);
+  return settings;
 }

@@ -19,6 +19,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -55,6 +56,9 @@ interface FunctionSpec {
   readonly batchSize?: number;
 }
 
+/** The tag on every Bedrock job this stack creates (`shared/src/app/submit.rs`, STACK_TAG). */
+export const STACK_TAG = 'batch-orchestrator-stack';
+
 /**
  * One crate per function (`functions/{name}`, binary of the same name). Timeouts: intake answers
  * an HTTP API (which gives up after 30 s); manifest-builder fetches every image of a request and writes
@@ -68,7 +72,9 @@ interface FunctionSpec {
  */
 export const FUNCTIONS: readonly FunctionSpec[] = [
   { name: 'intake', description: 'HTTP API and direct-invoke intake of batch requests, S3 uploads index and nightly run', timeout: Duration.seconds(29), memorySize: 256 },
-  { name: 'manifest-builder', description: 'Builds the Bedrock JSONL manifests of a requested batch', timeout: Duration.minutes(5), memorySize: 2048, queue: 'manifest-builder' },
+  // One message per invocation: a large request can take most of the 5 minutes, and a timeout
+  // would fail (and spend the receive count of) every message of its batch.
+  { name: 'manifest-builder', description: 'Builds the Bedrock JSONL manifests of a requested batch', timeout: Duration.minutes(5), memorySize: 2048, queue: 'manifest-builder', batchSize: 1 },
   { name: 'submitter', description: 'Creates the Bedrock batch inference jobs of a manifest', timeout: Duration.minutes(1), memorySize: 256, queue: 'submitter' },
   { name: 'status-watcher', description: 'Follows Bedrock job state changes, ingests results and re-runs retryable failures on-demand', timeout: Duration.minutes(15), memorySize: 1024, queue: 'status-watcher', batchSize: 1 },
   // The pools' single sealer: one pass at a time (reserved concurrency 1).
@@ -205,6 +211,10 @@ export class BatchOrchestratorStack extends Stack {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      // Results expire with their intent: each is written with `expiresAt` = intentTtlDays
+      // after the write (results are written at the job's end, and the intent's TTL counts
+      // from its end too).
+      timeToLiveAttribute: 'expiresAt',
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
@@ -304,7 +314,11 @@ export class BatchOrchestratorStack extends Stack {
       new events.Rule(this, `${pascal(rule.name)}Rule`, {
         description: `${rule.source} ${rule.detailTypes.join(', ')} -> ${rule.target} queue`,
         eventBus: rule.defaultBus ? defaultBus : this.bus,
-        eventPattern: { source: [rule.source], detailType: [...rule.detailTypes] },
+        eventPattern: {
+          source: [rule.source],
+          detailType: [...rule.detailTypes],
+          ...(rule.jobNamePrefix === undefined ? {} : { detail: { batchJobName: events.Match.prefix(rule.jobNamePrefix) } }),
+        },
         // An event EventBridge cannot deliver (after its retries) lands in the stage's DLQ in
         // the same shape as a delivered one, so the DLQ replay moves it back like any other.
         targets: [new targets.SqsQueue(queue, { deadLetterQueue: dlq })],
@@ -352,7 +366,7 @@ export class BatchOrchestratorStack extends Stack {
       partition: this.partition,
       region: this.region,
       account: this.account,
-    });
+    }, settings.modelFamilies);
     this.batchJobArns = jobArns;
     this.modelArns = modelArns;
     this.bedrockRole = new iam.Role(this, 'BedrockBatchRole', {
@@ -379,6 +393,13 @@ export class BatchOrchestratorStack extends Stack {
       sid: 'WriteOutputs',
       actions: ['s3:PutObject'],
       resources: [this.outputsBucket.arnForObjects('*')],
+    }));
+    // The policy Bedrock documents for the service role grants s3:ListBucket on the output
+    // bucket as well as the input (user guide, batch-iam-sr).
+    this.bedrockRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'ListOutputs',
+      actions: ['s3:ListBucket'],
+      resources: [this.outputsBucket.bucketArn],
     }));
     this.bedrockRole.addToPolicy(new iam.PolicyStatement({
       sid: 'InvokeConfiguredModels',
@@ -466,13 +487,12 @@ export class BatchOrchestratorStack extends Stack {
     // Both are EventBridge rules on the default bus targeting intake directly (not the Rust
     // event->queue topology of topology.ts). EventBridge invokes Lambda asynchronously: the
     // target's retry policy and DLQ cover only events EventBridge could not hand to Lambda
-    // (throttling, the Invoke call failing); once Lambda has accepted an event, a crash or
-    // timeout is retried by Lambda's own async retries (2 by default). Intake answers a failed
-    // index write or nightly run in its JSON (`{"statusCode":503,"error":"unavailable",…}` when
-    // retryable) rather than failing the invocation, so such an answer is retried by no one: the
-    // object stays out of the index (manifest-builder lists the user's day prefix only when the
-    // index has nothing for it), and a nightly run is made up by invoking intake with
-    // `{"nightlyRun": {"day": "YYYY-MM-DD"}}` (idempotent: intent ids derive from user and day).
+    // (throttling, the Invoke call failing). Once Lambda has accepted an event, intake fails
+    // the invocation on a retryable error (the store or S3 unavailable), Lambda retries it
+    // twice, and then hands it to intake's on-failure destination, the same intake-events DLQ
+    // (a destination record: the original event is its `requestPayload`; re-invoke intake with
+    // it). Without the destination Lambda would drop it. Both are idempotent: an upload is a
+    // plain put of the same index item, and nightly intent ids derive from (user, day).
     this.intakeEventsDlq = new sqs.Queue(this, 'IntakeEventsDlq', {
       queueName: `${prefix}-intake-events-dlq`,
       retentionPeriod: DLQ_RETENTION,
@@ -488,6 +508,10 @@ export class BatchOrchestratorStack extends Stack {
       });
     // Intake records every new object under uploads/ in the uploads index (keys outside the
     // uploads/{userId}/{day}/ layout are answered `indexed: false` and never retried).
+    functions.intake.configureAsyncInvoke({
+      retryAttempts: 2,
+      onFailure: new destinations.SqsDestination(this.intakeEventsDlq),
+    });
     this.uploadsRule = new events.Rule(this, 'UploadsObjectCreatedRule', {
       description: `aws.s3 Object Created in the uploads bucket under ${UPLOADS_PREFIX} -> intake (uploads index)`,
       eventBus: defaultBus,
@@ -542,7 +566,7 @@ export class BatchOrchestratorStack extends Stack {
       if (topic !== undefined) a.addAlarmAction(new cwActions.SnsAction(topic));
     };
     alarm('IntakeEventsDlqAlarm', {
-      alarmDescription: 'An S3 upload or nightly-run event could not be delivered to intake: fix the cause, then re-send it (a nightly run by invoking intake with {"nightlyRun": {"day": "YYYY-MM-DD"}})',
+      alarmDescription: 'An S3 upload or nightly-run event failed in intake after its retries (a Lambda destination record: the event is its requestPayload) or could not be delivered to it: fix the cause, then re-invoke intake with the event (a nightly run with {"nightlyRun": {"day": "YYYY-MM-DD"}})',
       metric: this.intakeEventsDlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
       threshold: 1,
       evaluationPeriods: 1,
@@ -621,6 +645,11 @@ export class BatchOrchestratorStack extends Stack {
    */
   private grantLeastPrivilege(jobArns: string, modelArns: string[]): void {
     const f = this.functions;
+    // Every job the submitter creates carries this tag, valued with this stack's manifests
+    // bucket (`shared/src/app/submit.rs`, STACK_TAG): get, stop and tag act on those jobs
+    // only (the model-invocation-job resource supports aws:ResourceTag, Service
+    // Authorization Reference for Amazon Bedrock).
+    const ours = { StringEquals: { [`aws:ResourceTag/${STACK_TAG}`]: this.manifestsBucket.bucketName } };
     const intents = this.intentsTable.tableArn;
     const index = (name: string): string => `${intents}/index/${name}`;
     const allow = (fn: lambda.Function, sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>): void => {
@@ -641,8 +670,11 @@ export class BatchOrchestratorStack extends Stack {
     // took; the last member leaving a shared job frees the shared job's), submitter (Bedrock
     // refused the job), status-watcher (the job ended) and reconciler (applies terminal
     // statuses through the same path); manifest-builder never deletes an item.
+    // Only slot items: `dynamodb:LeadingKeys` limits the partition keys it may delete.
     for (const fn of [f.intake, f.submitter, f['status-watcher'], f.reconciler]) {
-      allow(fn, 'ReleaseSlots', ['dynamodb:DeleteItem'], [intents]);
+      allow(fn, 'ReleaseSlots', ['dynamodb:DeleteItem'], [intents], {
+        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['slot#*'] },
+      });
     }
     // Query, only on the indexes each function's code reads: byJobId (lookups by our jobId),
     // byUserCreated (intake's list of the caller's jobs), byStatusUpdated (the reconciler's
@@ -697,7 +729,9 @@ export class BatchOrchestratorStack extends Stack {
     // submitter: creates its jobs (CreateModelInvocationJob is its only Bedrock call), tagging
     // them on create (authorized as bedrock:TagResource), and hands Bedrock exactly the service role.
     allow(f.submitter, 'CreateBatchJobs', ['bedrock:CreateModelInvocationJob'], [jobArns, ...modelArns]);
-    allow(f.submitter, 'TagBatchJobs', ['bedrock:TagResource'], [jobArns]);
+    allow(f.submitter, 'TagBatchJobs', ['bedrock:TagResource'], [jobArns], {
+      StringEquals: { [`aws:RequestTag/${STACK_TAG}`]: this.manifestsBucket.bucketName },
+    });
     allow(f.submitter, 'PassBedrockRole', ['iam:PassRole'], [this.bedrockRole.roleArn], {
       StringEquals: { 'iam:PassedToService': 'bedrock.amazonaws.com' },
     });
@@ -708,7 +742,7 @@ export class BatchOrchestratorStack extends Stack {
     // job whose intent was cancelled before its ARN was recorded). Job ARNs of this account
     // and region only; nobody else may stop a job.
     for (const fn of [f.intake, f.submitter, f['status-watcher']]) {
-      allow(fn, 'StopBatchJobs', ['bedrock:StopModelInvocationJob'], [jobArns]);
+      allow(fn, 'StopBatchJobs', ['bedrock:StopModelInvocationJob'], [jobArns], ours);
     }
 
     // status-watcher and reconciler: read the outputs and manifest.json.out of finished jobs
@@ -729,7 +763,7 @@ export class BatchOrchestratorStack extends Stack {
       allow(fn, 'ReadManifests', ['s3:GetObject'], [this.manifestsBucket.arnForObjects('*')]);
     }
     // reconciler: asks Bedrock for the state of each open job.
-    allow(f.reconciler, 'ReadBatchJobs', ['bedrock:GetModelInvocationJob'], [jobArns]);
+    allow(f.reconciler, 'ReadBatchJobs', ['bedrock:GetModelInvocationJob'], [jobArns], ours);
 
     // The on-demand path: status-watcher re-runs a finished job's retryable failures, and the
     // reconciler runs below-minimum pools at their deadline (policy on_demand), one InvokeModel

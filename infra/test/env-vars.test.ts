@@ -46,11 +46,27 @@ describe('function environment', () => {
   );
 
   it('when every optional setting is configured should set every Rust ENV_VARS variable on every function', () => {
-    const { template: t } = synth({ modelPrices: { 'anthropic.claude-3-haiku-20240307-v1:0': { inputPerMtok: 0.25, outputPerMtok: 1.25 } } });
+    const app = `arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3`;
+    const { template: t } = synth({
+      modelIds: ['us.anthropic.claude-haiku-4-5-20251001-v1:0', app],
+      modelPrices: { 'anthropic.claude-haiku-4-5-20251001-v1:0': { inputPerMtok: 1, outputPerMtok: 5 } },
+      modelFamilies: { [app]: { family: 'nova', foundationModel: 'amazon.nova-lite-v1:0' } },
+    });
     const fns = Object.values(resourcesOf(t, 'AWS::Lambda::Function'));
     expect(fns).toHaveLength(FUNCTIONS.length);
     for (const fn of fns) {
       expect(Object.keys(fn.Properties.Environment.Variables).sort()).toEqual(rust.map((v) => v.name).sort());
+    }
+  });
+
+  it('when an application inference profile is configured should hand its family to the functions (MODEL_FAMILIES)', () => {
+    const app = 'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3';
+    const { template: t } = synth({
+      modelIds: ['us.anthropic.claude-haiku-4-5-20251001-v1:0', app],
+      modelFamilies: { [app]: { family: 'nova', foundationModel: 'amazon.nova-lite-v1:0' } },
+    });
+    for (const fn of Object.values(resourcesOf(t, 'AWS::Lambda::Function'))) {
+      expect(JSON.parse(fn.Properties.Environment.Variables.MODEL_FAMILIES)).toEqual({ [app]: 'nova' });
     }
   });
 
@@ -75,7 +91,7 @@ describe('function environment', () => {
     template.allResourcesProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({
-          ALLOWED_MODEL_IDS: 'anthropic.claude-3-haiku-20240307-v1:0,anthropic.claude-3-5-sonnet-20240620-v1:0',
+          ALLOWED_MODEL_IDS: 'us.anthropic.claude-haiku-4-5-20251001-v1:0,us.amazon.nova-lite-v1:0',
           JOB_TIMEOUT_HOURS: '24',
           MIN_RECORDS_PER_JOB: '100',
           MAX_JOB_BYTES: String(5 * 1024 ** 3),

@@ -68,28 +68,34 @@ describe('Bedrock service role', () => {
     }]);
   });
 
-  it('when a job runs should read manifests, write outputs and invoke only the configured models', () => {
+  it('when a job runs should read manifests, write and list outputs, and invoke only the configured models', () => {
     const st = roleStatements(template, id(stack.bedrockRole));
     expect(bySid(st, 'ReadManifests')).toMatchObject({ Action: 's3:GetObject', Resource: objectsOf(stack.manifestsBucket) });
     expect(bySid(st, 'ListManifests')).toMatchObject({ Action: 's3:ListBucket', Resource: arnOf(stack.manifestsBucket) });
     expect(bySid(st, 'WriteOutputs')).toMatchObject({ Action: 's3:PutObject', Resource: objectsOf(stack.outputsBucket) });
+    // AWS's documented service-role policy lists the output bucket too (batch-iam-sr).
+    expect(bySid(st, 'ListOutputs')).toMatchObject({ Action: 's3:ListBucket', Resource: arnOf(stack.outputsBucket) });
     expect(bySid(st, 'InvokeConfiguredModels')).toMatchObject({ Action: 'bedrock:InvokeModel' });
+    // The cdk.json defaults: the catalog's models through us. system inference profiles.
     expect([...asArray(bySid(st, 'InvokeConfiguredModels').Resource as string[])].sort()).toEqual([
-      `arn:aws:bedrock:${REGION}::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0`,
-      `arn:aws:bedrock:${REGION}::foundation-model/anthropic.claude-3-haiku-20240307-v1:0`,
+      'arn:aws:bedrock:*::foundation-model/amazon.nova-lite-v1:0',
+      'arn:aws:bedrock:*::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0',
+      `arn:aws:bedrock:${REGION}:${ACCOUNT}:inference-profile/us.amazon.nova-lite-v1:0`,
+      `arn:aws:bedrock:${REGION}:${ACCOUNT}:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0`,
     ]);
     expect(roleActions(template, id(stack.bedrockRole))).toEqual(['bedrock:InvokeModel', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
   });
 
   it('when a model id has a geo prefix should allow its inference profile and the model in any region', () => {
     const { stack: s, template: t } = synth(
-      { modelIds: ['us.anthropic.claude-3-5-sonnet-20240620-v1:0'] },
+      { modelIds: ['global.anthropic.claude-sonnet-4-5-20250929-v1:0'] },
       { account: ACCOUNT, region: REGION },
     );
     const st = roleStatements(t, s.getLogicalId(s.bedrockRole.node.defaultChild as any));
+    // `bedrock:*::` also matches the Region-less ARN a global profile is authorized on.
     expect([...(bySid(st, 'InvokeConfiguredModels').Resource as string[])].sort()).toEqual([
-      'arn:aws:bedrock:*::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0',
-      `arn:aws:bedrock:${REGION}:${ACCOUNT}:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0`,
+      'arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0',
+      `arn:aws:bedrock:${REGION}:${ACCOUNT}:inference-profile/global.anthropic.claude-sonnet-4-5-20250929-v1:0`,
     ]);
   });
 });
@@ -100,14 +106,27 @@ describe('model ARNs', () => {
     expect(modelArns('amazon.nova-pro-v1:0', p)).toEqual(['arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-pro-v1:0']);
   });
   it('when the id is a geographic profile should be the profile plus the model in any region', () => {
-    expect(splitGeoPrefix('eu.anthropic.claude-3-haiku-20240307-v1:0')).toEqual(['eu', 'anthropic.claude-3-haiku-20240307-v1:0']);
+    expect(splitGeoPrefix('eu.anthropic.claude-haiku-4-5-20251001-v1:0')).toEqual(['eu', 'anthropic.claude-haiku-4-5-20251001-v1:0']);
+    for (const geo of ['us', 'us-gov', 'eu', 'apac', 'jp', 'au', 'ca', 'global']) {
+      expect(splitGeoPrefix(`${geo}.amazon.nova-lite-v1:0`)).toEqual([geo, 'amazon.nova-lite-v1:0']);
+    }
     expect(modelArns('apac.amazon.nova-pro-v1:0', p)).toEqual([
       `arn:aws:bedrock:eu-west-1:${ACCOUNT}:inference-profile/apac.amazon.nova-pro-v1:0`,
       'arn:aws:bedrock:*::foundation-model/amazon.nova-pro-v1:0',
     ]);
   });
-  it('when the id is already an ARN should use it as is', () => {
+  it('when the id is a system inference-profile ARN should be the profile plus its model in any region', () => {
+    const arn = `arn:aws:bedrock:eu-west-1:${ACCOUNT}:inference-profile/eu.anthropic.claude-haiku-4-5-20251001-v1:0`;
+    expect(modelArns(arn, p)).toEqual([arn, 'arn:aws:bedrock:*::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0']);
+  });
+  it('when the id is an application profile should be the profile plus the configured model, and refuse one without configuration', () => {
     const arn = `arn:aws:bedrock:eu-west-1:${ACCOUNT}:application-inference-profile/abc123`;
+    expect(modelArns(arn, p, { [arn]: { family: 'nova', foundationModel: 'amazon.nova-lite-v1:0' } }))
+      .toEqual([arn, 'arn:aws:bedrock:*::foundation-model/amazon.nova-lite-v1:0']);
+    expect(() => modelArns(arn, p)).toThrow(/modelFamilies/);
+  });
+  it('when the id is a foundation-model ARN should use it as is', () => {
+    const arn = 'arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-pro-v1:0';
     expect(modelArns(arn, p)).toEqual([arn]);
   });
   it('when two ids share a model should list each ARN once', () => {
@@ -116,6 +135,7 @@ describe('model ARNs', () => {
 });
 
 describe('function roles', () => {
+  const OURS = { StringEquals: { 'aws:ResourceTag/batch-orchestrator-stack': { Ref: id(stack.manifestsBucket) } } };
   const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
   const SQS = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
   const INTENTS = ['dynamodb:GetItem', 'dynamodb:PutItem'];
@@ -123,8 +143,9 @@ describe('function roles', () => {
   // manifest-builder's dynamodb:Query is the uploads index alone. dynamodb:Query also covers the
   // results table for intake, status-watcher and reconciler (see RESULTS below).
   const EXPECTED: Record<FunctionName, string[]> = {
+    // sqs: the on-failure destination of intake's async invocations (the intake-events DLQ).
     intake: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
-      'bedrock:StopModelInvocationJob'],
+      'bedrock:StopModelInvocationJob', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
     'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
     submitter: [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
@@ -256,7 +277,8 @@ describe('function roles', () => {
     for (const name of deleters as FunctionName[]) {
       const st = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).includes('dynamodb:DeleteItem'));
       expect(st).toEqual([expect.objectContaining({ Sid: 'ReleaseSlots', Action: 'dynamodb:DeleteItem', Resource: arnOf(stack.intentsTable) })]);
-      expect(st[0].Condition).toBeUndefined();
+      // Only slot items (`slot#<model>#<n>`), never an intent or a pointer.
+      expect(st[0].Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['slot#*'] } });
     }
   });
 
@@ -344,7 +366,12 @@ describe('function roles', () => {
     expect(bySid(st, 'StopBatchJobs')).toMatchObject({ Action: 'bedrock:StopModelInvocationJob', Resource: JOBS });
     const actions = roleActions(template, roleId('intake'));
     expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:StopModelInvocationJob']);
-    expect(actions.filter((a) => a.startsWith('s3:') || a.startsWith('sqs:') || a.startsWith('iam:'))).toEqual([]);
+    expect(actions.filter((a) => a.startsWith('s3:') || a.startsWith('iam:'))).toEqual([]);
+    // Its only queue is the on-failure destination of its async invocations.
+    const dlq = { 'Fn::GetAtt': [id(stack.intakeEventsDlq), 'Arn'] };
+    for (const s of st.filter((x) => asArray(x.Action).some((a: string) => a.startsWith('sqs:')))) {
+      expect(s.Resource).toEqual(dlq);
+    }
     // GET …/results lists a job's results; leaving a shared job writes `canceled` results.
     expect(bySid(st, 'ResultStore')).toMatchObject({
       Action: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
@@ -440,8 +467,16 @@ describe('function roles', () => {
     for (const name of ['intake', 'submitter', 'status-watcher'] as const) {
       const stops = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).includes('bedrock:StopModelInvocationJob'));
       expect(stops).toEqual([expect.objectContaining({ Sid: 'StopBatchJobs', Action: 'bedrock:StopModelInvocationJob', Resource: JOBS })]);
-      expect(stops[0].Condition).toBeUndefined();
+      // Only jobs this stack tagged at creation.
+      expect(stops[0].Condition).toEqual(OURS);
     }
+  });
+
+  it('when a function reads or tags jobs should act only on jobs carrying this stack\'s tag', () => {
+    const read = bySid(roleStatements(template, roleId('reconciler')), 'ReadBatchJobs');
+    expect(read.Condition).toEqual(OURS);
+    const tag = bySid(roleStatements(template, roleId('submitter')), 'TagBatchJobs');
+    expect(tag.Condition).toEqual({ StringEquals: { 'aws:RequestTag/batch-orchestrator-stack': { Ref: id(stack.manifestsBucket) } } });
   });
 
   it('when consuming should reach only its own queue', () => {

@@ -73,6 +73,7 @@ export interface RustRule {
   readonly name: string;
   readonly source: string;
   readonly detailTypes: string[];
+  readonly jobNamePrefix: string | undefined;
   readonly target: string;
   readonly defaultBus: boolean;
 }
@@ -111,6 +112,10 @@ export function rustRules(): RustRule[] {
         .map((s) => s.trim())
         .filter((s) => s !== '')
         .map(value),
+      jobNamePrefix: (() => {
+        const m = field(/job_name_prefix:\s*(None|Some\(([^)]*)\))/, 'job_name_prefix');
+        return m[1] === 'None' ? undefined : value(m[2]);
+      })(),
       target: queue,
       defaultBus: field(/default_bus:\s*(true|false)/, 'default_bus')[1] === 'true',
     };

@@ -23,7 +23,8 @@ describe('settings', () => {
   it('when reading cdk.json should give the Rust defaults', () => {
     const s = read();
     expect(s.stage).toBe('dev');
-    expect(s.modelIds[0]).toBe('anthropic.claude-3-haiku-20240307-v1:0');
+    // The catalog's default model (shared/src/domain/catalog.rs), through the us. profile.
+    expect(s.modelIds).toEqual(['us.anthropic.claude-haiku-4-5-20251001-v1:0', 'us.amazon.nova-lite-v1:0']);
     expect(s.quotas).toEqual({
       minRecordsPerJob: 100,
       maxRecordsPerJob: 50000,
@@ -111,6 +112,34 @@ describe('settings', () => {
     }
   });
 
+  it('when a bundled (deployable) synth keeps the placeholders should refuse, naming what to set', () => {
+    // cdk.json ships a placeholder issuer and audience and no alarm topic: fine to synth and
+    // test, never to deploy.
+    expect(() => read({ bundle: true })).toThrow(/jwtIssuer.*jwtAudience.*alarmTopicArn/);
+    expect(() => read({
+      bundle: true,
+      jwtIssuer: 'https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123',
+      jwtAudience: ['4k1b2c3d4e5f6g7h8i9j0'],
+    })).toThrow(/alarmTopicArn/);
+    const ok = read({
+      bundle: true,
+      jwtIssuer: 'https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123',
+      jwtAudience: ['4k1b2c3d4e5f6g7h8i9j0'],
+      alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:alarms',
+    });
+    expect(ok.bundle).toBe(true);
+    expect(read().bundle).toBe(false);
+  });
+
+  it('when an application inference profile is configured should need its family and foundation model', () => {
+    const app = 'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3';
+    expect(read({ modelFamilies: { [app]: { family: 'nova', foundationModel: 'amazon.nova-lite-v1:0' } } }).modelFamilies)
+      .toEqual({ [app]: { family: 'nova', foundationModel: 'amazon.nova-lite-v1:0' } });
+    expect(() => read({ modelFamilies: { [app]: { family: 'llama', foundationModel: 'x.y' } } })).toThrow(/family/);
+    expect(() => read({ modelFamilies: { 'us.amazon.nova-lite-v1:0': { family: 'nova', foundationModel: 'x.y' } } }))
+      .toThrow(/application inference profile/);
+  });
+
   it('when given as -c strings should parse lists, numbers, JSON objects and booleans', () => {
     const s = read({
       modelIds: 'a.b-v1:0, us.anthropic.c-v1:0',
@@ -118,6 +147,8 @@ describe('settings', () => {
       apiThrottleRate: '7',
       quotas: JSON.stringify({ ...(CDK_JSON_CONTEXT.quotas as object), maxConcurrentJobs: 20 }),
       bundle: 'true',
+      jwtIssuer: 'https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123',
+      alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:alarms',
     });
     expect(s.modelIds).toEqual(['a.b-v1:0', 'us.anthropic.c-v1:0']);
     expect(s.jwtAudience).toEqual(['x', 'y']);

@@ -35,6 +35,13 @@ describe('tables', () => {
     });
   });
 
+  it('when synthesized the results table should expire results with their intents (TTL expiresAt)', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      TableName: 'batch-orchestrator-dev-results',
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    });
+  });
+
   const intentsGsis = () => {
     const table = resourcesOf(template, 'AWS::DynamoDB::Table')[id(stack.intentsTable)].Properties;
     return { table, gsis: Object.fromEntries(table.GlobalSecondaryIndexes.map((g: any) => [g.IndexName, g])) as Record<string, any> };
@@ -174,14 +181,21 @@ describe('queues and event sources', () => {
     expect(mappings[0].Properties.BatchSize).toBe(1);
   });
 
-  it('when any event source mapping exists should report batch item failures, with batches of 10 but status-watcher\'s 1', () => {
+  it('when any event source mapping exists should report batch item failures, with batches of 10 but status-watcher\'s and manifest-builder\'s 1', () => {
     const mappings = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'));
     expect(mappings).toHaveLength(3);
+    const heavy = [id(stack.functions['status-watcher']), id(stack.functions['manifest-builder'])];
     for (const m of mappings) {
       expect(m.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
-      const sw = m.Properties.FunctionName.Ref === id(stack.functions['status-watcher']);
-      expect(m.Properties.BatchSize).toBe(sw ? 1 : SQS_BATCH_SIZE);
+      expect(m.Properties.BatchSize).toBe(heavy.includes(m.Properties.FunctionName.Ref) ? 1 : SQS_BATCH_SIZE);
     }
+  });
+
+  it('when manifest-builder consumes its queue should take one message per invocation, so a long build cannot time out (and spend) its neighbours', () => {
+    const mappings = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'))
+      .filter((m) => m.Properties.FunctionName.Ref === id(stack.functions['manifest-builder']));
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0].Properties.BatchSize).toBe(1);
   });
 
   it('when wired should map each consumer to its own queue only', () => {
@@ -332,7 +346,8 @@ describe('reconciler schedule', () => {
   });
 
   it('when a pass is throttled (reserved concurrency 1) should wait in Lambda\'s queue one period at most, not 6 hours', () => {
-    const configs = Object.values(resourcesOf(template, 'AWS::Lambda::EventInvokeConfig'));
+    const configs = Object.values(resourcesOf(template, 'AWS::Lambda::EventInvokeConfig'))
+      .filter((c) => c.Properties.FunctionName.Ref === fnId());
     expect(configs).toHaveLength(1);
     expect(configs[0].Properties).toEqual({
       FunctionName: { Ref: fnId() },
@@ -384,6 +399,16 @@ describe('intake event sources (S3 uploads, nightly run)', () => {
     MaximumRetryAttempts: INTAKE_EVENT_RETRY_ATTEMPTS,
     MaximumEventAgeInSeconds: INTAKE_EVENT_MAX_AGE.toSeconds(),
   };
+
+  it('when intake fails an async event after Lambda\'s retries should hand it to the intake-events DLQ, not drop it', () => {
+    const configs = Object.values(resourcesOf(template, 'AWS::Lambda::EventInvokeConfig'))
+      .filter((c) => c.Properties.FunctionName.Ref === id(stack.functions.intake));
+    expect(configs).toHaveLength(1);
+    expect(configs[0].Properties).toMatchObject({
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: dlqArn() } },
+    });
+  });
 
   it('when retrying delivery should try 8 times over at most 2 hours', () => {
     expect(retryPolicy).toEqual({ MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 7200 });

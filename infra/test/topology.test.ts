@@ -5,7 +5,7 @@
  * invoke a function directly (reconciler schedule, S3 uploads and nightly run -> intake) are
  * recognized here and checked in stack.test.ts.
  */
-import { QUEUES, RULES } from '../lib/topology';
+import { QUEUES, RULES, eventPattern } from '../lib/topology';
 import { resourcesOf, synth } from './helpers';
 import { rustQueueNames, rustRules } from './rust-source';
 
@@ -15,6 +15,15 @@ describe('routing rules', () => {
   it('when compared with topology.rs RULES should be the same rules', () => {
     const ts = RULES.map((r) => ({ ...r, detailTypes: [...r.detailTypes] }));
     expect(ts).toEqual(rustRules());
+  });
+
+  it('when Bedrock reports a job should route only ours (batchJobName prefix bo-) to the watcher', () => {
+    const bedrock = RULES.find((r) => r.defaultBus)!;
+    expect(eventPattern(bedrock)).toEqual({
+      source: ['aws.bedrock'],
+      'detail-type': ['Batch Inference Job State Change'],
+      detail: { batchJobName: [{ prefix: 'bo-' }] },
+    });
   });
 
   it('when compared with topology.rs Queue::name should name the same queues', () => {
@@ -62,8 +71,7 @@ describe('routing rules', () => {
       const queueId = stack.getLogicalId(queue.node.defaultChild as any);
       const dlqId = stack.getLogicalId(dlq.node.defaultChild as any);
       const matching = rules.filter((r) =>
-        JSON.stringify(r.Properties.EventPattern) ===
-        JSON.stringify({ source: [spec.source], 'detail-type': [...spec.detailTypes] }));
+        JSON.stringify(r.Properties.EventPattern) === JSON.stringify(eventPattern(spec)));
       expect(matching).toHaveLength(1);
       const rule = matching[0].Properties;
       expect(rule.EventBusName).toEqual(spec.defaultBus ? 'default' : { Ref: busId });

@@ -18,7 +18,7 @@ use shared::domain::ids::{BedrockJobArn, IntentId, ModelId, ObjectKey, TraceId, 
 use shared::domain::intent::{BatchIntent, ImageSelection, NewIntent};
 use shared::domain::status::BedrockJobStatus;
 use shared::ports::{
-    BatchInference, Created, ErrorKind, EventBus, IntentStore, ObjectStore, Updated,
+    BatchInference, Created, ErrorKind, EventBus, IntentStore, ObjectStore, ResultStore, Updated,
 };
 
 fn json_error(status: u16, code: &str, extra: serde_json::Value) -> HttpResponse {
@@ -132,6 +132,44 @@ mod dynamodb {
                     })
             })
             .then_output(|| PutItemOutput::builder().build())
+    }
+
+    #[tokio::test]
+    async fn when_storing_results_should_give_each_an_expiry_like_its_intents() {
+        use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+        let days = 7;
+        let want = (Utc::now() + chrono::Duration::days(days)).timestamp();
+        let rule = mock!(Client::batch_write_item)
+            .match_requests(move |r| {
+                r.request_items()
+                    .and_then(|m| m.get("results"))
+                    .is_some_and(|writes| {
+                        !writes.is_empty()
+                            && writes.iter().all(|w| {
+                                w.put_request()
+                                    .and_then(|p| p.item().get("expiresAt"))
+                                    .and_then(|v| v.as_n().ok())
+                                    .and_then(|n| n.parse::<i64>().ok())
+                                    .is_some_and(|t| (t - want).abs() < 60)
+                            })
+                    })
+            })
+            .then_output(|| BatchWriteItemOutput::builder().build());
+        let s = store(mock_client!(aws_sdk_dynamodb, [&rule])).with_results_ttl_days(days);
+        let result = shared::domain::results::ImageResult::skipped(
+            shared::domain::ids::RecordId::parse("r-1").expect("id"),
+            0,
+            ObjectKey::parse("uploads/u/2026-11-28/a.png").expect("key"),
+            "not an image",
+        );
+        s.put_results(&IntentId::parse("intent-1").expect("id"), &[result])
+            .await
+            .expect("stored");
+        assert_eq!(
+            rule.num_calls(),
+            1,
+            "expiresAt within a minute of now + {days} days"
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,9 @@ use crate::domain::ids::IntentId;
 use crate::domain::status::IntentStatus;
 use crate::ports::{ErrorKind, PortError};
 
+/// The tag every job this stack creates carries, valued with the stack's manifests bucket.
+pub const STACK_TAG: &str = "batch-orchestrator-stack";
+
 #[tracing::instrument(skip_all, fields(intent_id = %intent_id, job_id = %crate::domain::ids::JobId::for_intent(intent_id)))]
 pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, StageError> {
     // A job this call created whose ARN it could not record yet.
@@ -48,6 +51,9 @@ pub async fn submit_jobs(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, S
             tags: vec![
                 ("intentId".into(), intent.intent_id.to_string()),
                 ("jobId".into(), intent.job_id.to_string()),
+                // The stack's functions may get, stop and tag only jobs carrying this tag
+                // (IAM `aws:ResourceTag/batch-orchestrator-stack` = the manifests bucket).
+                (STACK_TAG.into(), deps.settings.manifests_bucket.to_string()),
             ],
         };
         let now = deps.clock.now();

@@ -70,10 +70,14 @@ impl fmt::Display for S3Uri {
     }
 }
 
+/// Every job this service names starts with this: the Bedrock rule matches only these
+/// (`detail.batchJobName` prefix), so other applications' jobs never reach the watcher.
+pub const JOB_NAME_PREFIX: &str = "bo-";
+
 /// The deterministic job name for part `part` of an intent, attempt `attempt`:
 /// `bo-{24 hex}-p{part}-a{attempt}`, inside Bedrock's 63-character job name grammar.
 pub fn job_name(job: &JobId, part: u32, attempt: u32) -> String {
-    format!("bo-{}-p{part}-a{attempt}", job.hex())
+    format!("{JOB_NAME_PREFIX}{}-p{part}-a{attempt}", job.hex())
 }
 
 /// The deterministic `clientRequestToken`: `bo{24 hex}p{part}a{attempt}` matches

@@ -30,7 +30,9 @@
 //! Concurrency slots live in the intents table too: `intentId = "slot#{pool}#{n}"` with a
 //! `holder`, taken with a conditional put and freed with a conditional delete.
 //!
-//! Results table: PK `intentId`, SK `recordId`, `body` = the result JSON.
+//! Results table: PK `intentId`, SK `recordId`, `body` = the result JSON, `expiresAt` (TTL):
+//! `intent_ttl_days` after the write. Results are written at a job's end, and the intent's own
+//! TTL counts from its end, so results expire with their intent.
 //!
 //! Uploads table: see [`DynamoUploads`].
 
@@ -68,6 +70,8 @@ pub struct DynamoStore {
     client: Client,
     intents_table: String,
     results_table: String,
+    /// Days a result lives after it is written (the results table's TTL).
+    results_ttl_days: i64,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -160,7 +164,14 @@ impl DynamoStore {
             client,
             intents_table: intents_table.into(),
             results_table: results_table.into(),
+            results_ttl_days: 30,
         }
+    }
+
+    /// Results expire this many days after they are written (the intents' TTL, `INTENT_TTL_DAYS`).
+    pub fn with_results_ttl_days(mut self, days: i64) -> Self {
+        self.results_ttl_days = days;
+        self
     }
 
     async fn get_item(&self, key: &str) -> Result<Option<Item>, PortError> {
@@ -426,6 +437,9 @@ impl ResultStore for DynamoStore {
         intent: &IntentId,
         results: &[ImageResult],
     ) -> Result<(), PortError> {
+        let expires_at = (Utc::now() + chrono::Duration::days(self.results_ttl_days))
+            .timestamp()
+            .to_string();
         for chunk in results.chunks(BATCH_WRITE_MAX) {
             let mut requests = Vec::with_capacity(chunk.len());
             for r in chunk {
@@ -436,6 +450,7 @@ impl ResultStore for DynamoStore {
                     .item("intentId", s(intent.as_str()))
                     .item("recordId", s(r.record_id.as_str()))
                     .item("body", s(body))
+                    .item("expiresAt", AttributeValue::N(expires_at.clone()))
                     .build()
                     .map_err(|e| {
                         PortError::with_source(ErrorKind::Unexpected, "build PutRequest", e)

@@ -138,11 +138,14 @@ impl AwsClients {
     /// The ports wired to these clients, as every function uses them.
     pub fn deps(&self, config: &crate::config::FunctionConfig) -> crate::app::Deps {
         use std::sync::Arc;
-        let store = Arc::new(dynamodb::DynamoStore::new(
-            self.dynamodb.clone(),
-            &config.intents_table,
-            &config.results_table,
-        ));
+        let store = Arc::new(
+            dynamodb::DynamoStore::new(
+                self.dynamodb.clone(),
+                &config.intents_table,
+                &config.results_table,
+            )
+            .with_results_ttl_days(config.settings.intent_ttl_days),
+        );
         crate::app::Deps {
             store: store.clone(),
             results: store.clone(),

@@ -311,22 +311,23 @@ impl EventBus for SqliteBus {
         } else {
             1
         };
-        let bodies: Vec<(String, String, String)> = events
+        let bodies: Vec<(&Envelope, String)> = events
             .iter()
             .map(|e| {
                 serde_json::to_string(e)
-                    .map(|b| (e.source.clone(), e.detail_type.clone(), b))
+                    .map(|b| (e, b))
                     .map_err(super::db::json_err)
             })
             .collect::<Result<_, _>>()?;
         self.db.tx(|tx| {
-            for (source, detail_type, body) in &bodies {
+            for (e, body) in &bodies {
+                let (source, detail_type) = (&e.source, &e.detail_type);
                 tx.execute(
                     "INSERT INTO bus_archive (source, detail_type, body) VALUES (?1, ?2, ?3)",
                     params![source, detail_type, body],
                 )
                 .map_err(map_err)?;
-                for queue in targets(source, detail_type) {
+                for queue in targets(source, detail_type, &e.detail) {
                     for _ in 0..copies {
                         tx.execute(
                             "INSERT INTO bus_messages (message_id, queue, body, visible_at) VALUES (?1, ?2, ?3, ?4)",
