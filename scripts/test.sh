@@ -4,7 +4,8 @@
 #    input, and the AWS-edge tests through the real SDK against moto server and the Bedrock
 #    emulator (moto is installed pinned into .venv, started on 127.0.0.1 on a free port, and
 #    stopped after);
-#  - the CDK app in infra/: assertion tests with cdk-nag, then a synth (no AWS account).
+#  - the CDK app in infra/: assertion tests with cdk-nag, then a synth (no AWS account), and
+#    cfn-lint and checkov on the synthesized template (scripts/lint-template.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +37,5 @@ rm -rf "$demo_dir"
   npm run --silent synth > /dev/null
   echo "infra: cdk synth ok"
 )
+# The synthesized template, held by tools we did not write (pinned, offline).
+scripts/lint-template.sh infra/cdk.out/BatchOrchestrator-dev.template.json
