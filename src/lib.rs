@@ -9,3 +9,4 @@ pub mod local_aws;
 pub mod progress;
 pub mod report;
 pub mod samples;
+pub mod serve;

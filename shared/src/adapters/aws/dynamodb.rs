@@ -34,16 +34,17 @@
 //! `intent_ttl_days` after the write. Results are written at a job's end, and the intent's own
 //! TTL counts from its end, so results expire with their intent.
 //!
-//! Uploads table: see [`DynamoUploads`].
+//! Uploads table: see [`DynamoUploads`] (`dynamodb/uploads.rs`).
+
+mod slots;
+mod uploads;
+pub use uploads::DynamoUploads;
 
 use super::classify;
-use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId, UserId};
+use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId};
 use crate::domain::intent::BatchIntent;
 use crate::domain::results::ImageResult;
-use crate::domain::uploads::Upload;
-use crate::ports::{
-    Created, ErrorKind, IntentStore, PortError, ResultStore, SlotStore, Updated, UploadsIndex,
-};
+use crate::ports::{Created, ErrorKind, IntentStore, PortError, ResultStore, Updated};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -52,7 +53,7 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::HashMap;
 
 pub const GSI_BY_JOB_ID: &str = "byJobId";
@@ -525,200 +526,5 @@ impl ResultStore for DynamoStore {
                 return Ok(out);
             }
         }
-    }
-}
-
-fn slot_key(pool: &str, idx: u32) -> String {
-    format!("slot#{pool}#{idx}")
-}
-
-#[async_trait]
-impl SlotStore for DynamoStore {
-    async fn acquire(&self, pool: &str, holder: &str, cap: u32) -> Result<bool, PortError> {
-        // Already holding one (a retry after a crash)? Strongly consistent reads, so a holder
-        // never takes a second slot.
-        for idx in 0..cap {
-            if let Some(item) = self.get_item(&slot_key(pool, idx)).await? {
-                if item
-                    .get("holder")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some(holder)
-                {
-                    return Ok(true);
-                }
-            }
-        }
-        for idx in 0..cap {
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.intents_table)
-                .item("intentId", s(slot_key(pool, idx)))
-                .item("holder", s(holder))
-                .condition_expression("attribute_not_exists(intentId) OR holder = :h")
-                .expression_attribute_values(":h", s(holder))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(true),
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(PutItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(classify("PutItem", e)),
-            }
-        }
-        Ok(false)
-    }
-
-    async fn release(&self, pool: &str, holder: &str, cap: u32) -> Result<(), PortError> {
-        use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-        for idx in 0..cap {
-            let result = self
-                .client
-                .delete_item()
-                .table_name(&self.intents_table)
-                .key("intentId", s(slot_key(pool, idx)))
-                .condition_expression("holder = :h")
-                .expression_attribute_values(":h", s(holder))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(DeleteItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(classify("DeleteItem", e)),
-            }
-        }
-        Ok(())
-    }
-
-    async fn held(&self, pool: &str, cap: u32) -> Result<u32, PortError> {
-        let mut held = 0;
-        for idx in 0..cap {
-            held += u32::from(self.get_item(&slot_key(pool, idx)).await?.is_some());
-        }
-        Ok(held)
-    }
-}
-
-/// The uploads index: its own table, PK `pk`, SK `sk`, two item kinds:
-///
-/// | pk | sk | use |
-/// | --- | --- | --- |
-/// | `up#{day}#{userId}` | the object key | a user's uploads of a day, in key order (`body` = the upload) |
-/// | `day#{day}` | userId | the users with uploads that day (the nightly run) |
-///
-/// Both are plain puts of the same values, so recording twice is recording once.
-#[derive(Debug, Clone)]
-pub struct DynamoUploads {
-    client: Client,
-    table: String,
-}
-
-impl DynamoUploads {
-    pub fn new(client: Client, table: &str) -> Self {
-        Self {
-            client,
-            table: table.to_owned(),
-        }
-    }
-
-    /// Every item of partition `pk`, in sort-key order.
-    async fn partition(&self, pk: &str) -> Result<Vec<Item>, PortError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :p")
-                .expression_attribute_values(":p", s(pk))
-                // A base-table query can be consistent (a GSI cannot): the nightly run sees
-                // every upload indexed before it.
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Query", e))?;
-            out.extend(page.items().iter().cloned());
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl UploadsIndex for DynamoUploads {
-    async fn record(&self, upload: &Upload) -> Result<(), PortError> {
-        let body = serde_json::to_string(upload)
-            .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "encode upload", e))?;
-        let day = upload.day.format("%Y-%m-%d").to_string();
-        let items = [
-            Item::from([
-                ("pk".into(), s(format!("up#{day}#{}", upload.user_id))),
-                ("sk".into(), s(upload.key.as_str())),
-                ("body".into(), s(body)),
-            ]),
-            Item::from([
-                ("pk".into(), s(format!("day#{day}"))),
-                ("sk".into(), s(upload.user_id.as_str())),
-            ]),
-        ];
-        for item in items {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(|e| classify("PutItem", e))?;
-        }
-        Ok(())
-    }
-
-    async fn uploads(&self, user: &UserId, day: NaiveDate) -> Result<Vec<Upload>, PortError> {
-        let pk = format!("up#{}#{user}", day.format("%Y-%m-%d"));
-        self.partition(&pk)
-            .await?
-            .iter()
-            .map(|item| {
-                let body = item
-                    .get("body")
-                    .and_then(|v| v.as_s().ok())
-                    .ok_or_else(|| unexpected("upload item has no body"))?;
-                serde_json::from_str(body)
-                    .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "decode upload", e))
-            })
-            .collect()
-    }
-
-    async fn users(&self, day: NaiveDate) -> Result<Vec<UserId>, PortError> {
-        let pk = format!("day#{}", day.format("%Y-%m-%d"));
-        self.partition(&pk)
-            .await?
-            .iter()
-            .map(|item| {
-                let raw = item
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .ok_or_else(|| unexpected("day item has no sk"))?;
-                UserId::parse(raw).map_err(|e| unexpected(e.rule))
-            })
-            .collect()
     }
 }

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod clock;
 pub mod db;
 pub mod faults;
+mod index_lag;
 pub mod objects;
 pub mod runtime_emulator;
 pub mod store;

@@ -8,6 +8,7 @@
 //! only `delay` later, until then they see the previous version (or nothing, for a new intent).
 
 use super::db::{json_err, map_err, Db};
+use super::index_lag::IndexLag;
 use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId, UserId};
 use crate::domain::intent::BatchIntent;
 use crate::domain::results::ImageResult;
@@ -39,35 +40,6 @@ CREATE TABLE IF NOT EXISTS job_pointers (
     job_id TEXT PRIMARY KEY,
     intent_id TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS index_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    intent_id TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    outbox_staged_at TEXT,
-    body TEXT NOT NULL,
-    visible_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS index_log_by_visible ON index_log(visible_at);
-CREATE TABLE IF NOT EXISTS index_rows (
-    intent_id TEXT PRIMARY KEY,
-    job_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    outbox_staged_at TEXT,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS index_rows_by_job ON index_rows(job_id);
-CREATE INDEX IF NOT EXISTS index_rows_by_user ON index_rows(user_id, created_at);
-CREATE INDEX IF NOT EXISTS index_rows_by_status ON index_rows(status, updated_at);
-CREATE INDEX IF NOT EXISTS index_rows_by_outbox ON index_rows(outbox_staged_at) WHERE outbox_staged_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS intent_jobs (
     bedrock_job_arn TEXT PRIMARY KEY,
     intent_id TEXT NOT NULL
@@ -99,13 +71,6 @@ pub struct SqliteStore {
     lag: Option<IndexLag>,
 }
 
-/// How late the secondary indexes see a write, on `clock`.
-#[derive(Debug, Clone)]
-struct IndexLag {
-    delay: Duration,
-    clock: Arc<dyn Clock>,
-}
-
 impl SqliteStore {
     pub fn new(db: Arc<Db>) -> Result<Self, PortError> {
         db.execute_batch(SCHEMA)?;
@@ -119,38 +84,19 @@ impl SqliteStore {
         delay: Duration,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, PortError> {
-        let mut store = Self::new(db)?;
-        // Intents written before the lag was turned on are already indexed.
-        store.db.execute_batch(
-            "INSERT OR IGNORE INTO index_rows (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body)
-             SELECT intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body FROM intents",
-        )?;
-        store.lag = Some(IndexLag { delay, clock });
-        Ok(store)
+        let store = Self::new(db)?;
+        Ok(Self {
+            lag: Some(IndexLag::start(&store.db, delay, clock)?),
+            ..store
+        })
     }
 
-    /// The rows the secondary indexes see now, as an SQL source named `idx`: the table itself,
-    /// or with a lag, the index's own copy, first brought up to every logged write whose time
-    /// has come (newer versions win, as a GSI converges on the item's last write).
+    /// The rows the secondary indexes see now, as an SQL source named `idx`.
     fn index_source(&self, tx: &Transaction<'_>) -> Result<&'static str, PortError> {
-        let Some(lag) = &self.lag else {
-            return Ok("intents AS idx");
-        };
-        let now = ts(lag.clock.now());
-        tx.execute(
-            "INSERT INTO index_rows (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body)
-             SELECT intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body
-             FROM index_log WHERE visible_at <= ?1 ORDER BY seq
-             ON CONFLICT(intent_id) DO UPDATE SET job_id = excluded.job_id, user_id = excluded.user_id,
-               status = excluded.status, version = excluded.version, created_at = excluded.created_at,
-               updated_at = excluded.updated_at, outbox_staged_at = excluded.outbox_staged_at, body = excluded.body
-             WHERE excluded.version > index_rows.version",
-            [&now],
-        )
-        .map_err(map_err)?;
-        tx.execute("DELETE FROM index_log WHERE visible_at <= ?1", [&now])
-            .map_err(map_err)?;
-        Ok("index_rows AS idx")
+        match &self.lag {
+            None => Ok("intents AS idx"),
+            Some(lag) => lag.source(tx),
+        }
     }
 
     /// Logs a write for the lagging indexes (nothing without a lag).
@@ -160,46 +106,19 @@ impl SqliteStore {
         intent: &BatchIntent,
         body: &str,
     ) -> Result<(), PortError> {
-        let Some(lag) = &self.lag else {
-            return Ok(());
-        };
-        tx.execute(
-            "INSERT INTO index_log (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body, visible_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                intent.intent_id.as_str(),
-                intent.job_id.as_str(),
-                intent.user_id.as_str(),
-                intent.status.as_str(),
-                intent.version as i64,
-                ts(intent.created_at),
-                ts(intent.updated_at),
-                intent.outbox.as_ref().map(|o| ts(o.staged_at)),
-                body,
-                ts(lag.clock.now() + lag.delay)
-            ],
-        )
-        .map_err(map_err)?;
-        Ok(())
+        match &self.lag {
+            None => Ok(()),
+            Some(lag) => lag.log(tx, intent, body),
+        }
     }
 
     /// When the lagging indexes next catch up with a write they do not see yet (the embedded
     /// runner wakes then, as a later scheduled pass would).
     pub fn index_catches_up_at(&self) -> Result<Option<DateTime<Utc>>, PortError> {
-        let Some(lag) = &self.lag else {
-            return Ok(None);
-        };
-        let next: Option<String> = self.db.tx(|tx| {
-            tx.query_row(
-                "SELECT MIN(visible_at) FROM index_log WHERE visible_at > ?1",
-                [ts(lag.clock.now())],
-                |r| r.get(0),
-            )
-            .map_err(map_err)
-        })?;
-        Ok(next
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc)))
+        match &self.lag {
+            None => Ok(None),
+            Some(lag) => self.db.tx(|tx| lag.catches_up_at(tx)),
+        }
     }
 
     /// Index queries name intents; like the DynamoDB adapter, re-read each one (the index row
@@ -252,7 +171,7 @@ impl SqliteStore {
     }
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
