@@ -106,17 +106,19 @@ async fn when_the_model_is_nova_should_reference_images_copied_into_the_job_fold
     );
 }
 
-#[tokio::test]
-async fn when_a_record_references_an_image_outside_the_job_folder_should_fail_it() {
-    let app = nova_app(1).await;
+/// Writes `line` as the one-line manifest of a hand-made Nova job named after `intent`, creates
+/// the job on the emulator and runs it to its end: (the job's ARN, its output folder).
+async fn run_hand_made_job(
+    app: &TestApp,
+    intent: &str,
+    line: &serde_json::Value,
+) -> (
+    shared::domain::ids::BedrockJobArn,
+    shared::domain::bedrock::S3Uri,
+) {
     let s = &app.deps.settings;
-    let job = shared::domain::ids::JobId::for_intent(&IntentId::parse("hand").expect("id"));
+    let job = shared::domain::ids::JobId::for_intent(&IntentId::parse(intent).expect("id"));
     let input = shared::domain::manifest::job_input_prefix(&s.manifests_bucket, &job, 1);
-    let outside = format!("s3://{}/{}", s.uploads_bucket, SAMPLE_KEYS[0]);
-    let line = json!({"recordId": "REC00000001", "modelInput": {"schemaVersion": "messages-v1",
-        "messages": [{"role": "user", "content": [
-            {"image": {"format": "png", "source": {"s3Location": {"uri": outside}}}},
-            {"text": "read"}]}]}});
     app.objects
         .put(
             &input.join("part-00001.jsonl"),
@@ -124,6 +126,7 @@ async fn when_a_record_references_an_image_outside_the_job_folder_should_fail_it
         )
         .await
         .expect("put");
+    let output = shared::domain::manifest::job_output_prefix(&s.outputs_bucket, &job, 1);
     let arn = app
         .emulator
         .create_job(&CreateJobRequest {
@@ -131,8 +134,8 @@ async fn when_a_record_references_an_image_outside_the_job_folder_should_fail_it
             client_request_token: client_token(&job, 1, 1),
             role_arn: s.bedrock_role_arn.clone(),
             model_id: ModelId::parse(NOVA).expect("model"),
-            input: input.clone(),
-            output: shared::domain::manifest::job_output_prefix(&s.outputs_bucket, &job, 1),
+            input,
+            output: output.clone(),
             timeout_hours: 24,
             tags: vec![],
         })
@@ -141,11 +144,22 @@ async fn when_a_record_references_an_image_outside_the_job_folder_should_fail_it
     for _ in 0..10 {
         app.emulator.tick().await.expect("tick");
     }
+    (arn, output)
+}
+
+#[tokio::test]
+async fn when_a_record_references_an_image_outside_the_job_folder_should_fail_it() {
+    let app = nova_app(1).await;
+    let s = &app.deps.settings;
+    let outside = format!("s3://{}/{}", s.uploads_bucket, SAMPLE_KEYS[0]);
+    let line = json!({"recordId": "REC00000001", "modelInput": {"schemaVersion": "messages-v1",
+        "messages": [{"role": "user", "content": [
+            {"image": {"format": "png", "source": {"s3Location": {"uri": outside}}}},
+            {"text": "read"}]}]}});
+    let (arn, output) = run_hand_made_job(&app, "hand", &line).await;
     let info = app.emulator.get_job(&arn).await.expect("job");
     assert_eq!(info.status, BedrockJobStatus::PartiallyCompleted);
-    let out = shared::domain::manifest::job_output_prefix(&s.outputs_bucket, &job, 1)
-        .join(arn.job_suffix())
-        .join("part-00001.jsonl.out");
+    let out = output.join(arn.job_suffix()).join("part-00001.jsonl.out");
     let line = &lines(&app, &out).await[0];
     assert_eq!(line["error"]["errorCode"], 400);
     assert!(line["error"]["errorMessage"]
@@ -192,35 +206,9 @@ async fn when_small_nova_intents_pool_should_move_their_images_into_the_shared_j
 async fn when_a_record_id_is_not_11_alphanumerics_should_fail_the_job_at_validation() {
     // The user guide's record template: "recordId": "11 character alphanumeric string".
     let app = nova_app(1).await;
-    let s = &app.deps.settings;
-    let job = shared::domain::ids::JobId::for_intent(&IntentId::parse("hand-2").expect("id"));
-    let input = shared::domain::manifest::job_input_prefix(&s.manifests_bucket, &job, 1);
     let line = json!({"recordId": "bj-0123-000001", "modelInput": {"schemaVersion": "messages-v1",
         "messages": [{"role": "user", "content": [{"text": "read"}]}]}});
-    app.objects
-        .put(
-            &input.join("part-00001.jsonl"),
-            format!("{line}\n").into_bytes(),
-        )
-        .await
-        .expect("put");
-    let arn = app
-        .emulator
-        .create_job(&CreateJobRequest {
-            job_name: job_name(&job, 1, 1),
-            client_request_token: client_token(&job, 1, 1),
-            role_arn: s.bedrock_role_arn.clone(),
-            model_id: ModelId::parse(NOVA).expect("model"),
-            input,
-            output: shared::domain::manifest::job_output_prefix(&s.outputs_bucket, &job, 1),
-            timeout_hours: 24,
-            tags: vec![],
-        })
-        .await
-        .expect("create");
-    for _ in 0..10 {
-        app.emulator.tick().await.expect("tick");
-    }
+    let (arn, _) = run_hand_made_job(&app, "hand-2", &line).await;
     let info = app.emulator.get_job(&arn).await.expect("job");
     assert_eq!(info.status, BedrockJobStatus::Failed);
     let why = info.failure_message.unwrap_or_default();
