@@ -26,7 +26,7 @@ cargo test --workspace --all-features --lib --bins --tests
 # the demo itself, which fails unless its batch ends COMPLETED.
 cargo test -p batch-orchestrator --lib --bins
 demo_dir=$(mktemp -d)
-cargo run --quiet -- --data-dir "$demo_dir" demo > "$demo_dir/demo.log"
+cargo run --quiet -p batch-orchestrator -- --data-dir "$demo_dir" demo > "$demo_dir/demo.log"
 grep -E "^(pipeline idle|Bedrock jobs created)" "$demo_dir/demo.log"
 rm -rf "$demo_dir"
 

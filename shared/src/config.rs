@@ -326,7 +326,7 @@ fn models(
     env: &HashMap<String, String>,
     default: Vec<ModelId>,
 ) -> Result<Vec<ModelId>, ConfigError> {
-    let Some(raw) = env.get(ALLOWED_MODEL_IDS) else {
+    let Some(raw) = present(env, ALLOWED_MODEL_IDS) else {
         return Ok(default);
     };
     let models = raw

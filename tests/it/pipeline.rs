@@ -641,3 +641,55 @@ async fn when_two_submitters_race_for_the_last_slot_should_start_one_job() {
     );
     assert_eq!(app.emulator.job_count().expect("jobs"), 1);
 }
+
+#[tokio::test]
+async fn when_a_job_from_before_bedrock_record_ids_ends_should_still_join_every_line() {
+    // A job submitted before record ids were Bedrock's 11 characters answers with our own
+    // record ids (`bj-…-000001`) in its output lines: each must still join its image.
+    let app = app_with(|o| o.emulator.emit_events = false).await;
+    app.intake(event("intake-direct.json")).await;
+    app.deliver(Queue::ManifestBuilder).await.expect("manifest");
+    app.deliver(Queue::Submitter).await.expect("submit");
+    let intent = intents(&app).remove(0);
+    let job = &intent.jobs[0];
+    let arn = job.arn.clone().expect("arn");
+    for _ in 0..10 {
+        app.emulator.tick().await.expect("tick");
+    }
+    assert_eq!(
+        app.emulator.get_job(&arn).await.expect("job").status,
+        BedrockJobStatus::Completed
+    );
+    let out = job
+        .output
+        .join(arn.job_suffix())
+        .join("part-00001.jsonl.out");
+    let mut text = String::from_utf8(app.objects.get(&out).await.expect("output")).expect("utf8");
+    for image in &intent.images {
+        text = text.replace(&image_record_id(image.index), image.record_id.as_str());
+    }
+    app.objects
+        .put(&out, text.into_bytes())
+        .await
+        .expect("rewrite");
+
+    let mut envelope: Envelope =
+        serde_json::from_value(event("eventbridge-bedrock-state-change.json")).expect("envelope");
+    envelope.detail["batchJobArn"] = json!(arn.as_str());
+    envelope.detail["batchJobName"] = json!(job.job_name);
+    envelope.detail["status"] = json!("Completed");
+    envelope.resources = vec![arn.to_string()];
+    app.bus.publish(&[envelope]).await.expect("publish");
+    run(&app).await;
+
+    let done = intents(&app).remove(0);
+    assert_eq!(done.status, IntentStatus::Completed);
+    let rows = results(&app, &done).await;
+    assert_eq!(rows.len(), 3);
+    // Answered by the batch job itself: none went missing and was re-run on-demand.
+    assert!(
+        rows.iter()
+            .all(|r| r.status == ResultStatus::Succeeded && r.attempts == 1),
+        "{rows:?}"
+    );
+}

@@ -98,7 +98,14 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
             }
         }
     }
-    report.reannounced += wake_waiting(deps, now, limit).await?;
+    // Like the pool pass below: a failure here must not keep the sweep from running.
+    match wake_waiting(deps, now, limit).await {
+        Ok(woken) => report.reannounced += woken,
+        Err(e) => {
+            report.failed += 1;
+            tracing::warn!(error = %e, "waking intents waiting for a slot failed; the next pass tries again");
+        }
+    }
     // Pools: a busy night pools tens of thousands of intents, so a pass reads them in large
     // windows and goes round again while it is still sealing, within a time budget. A pool
     // pass that fails must not keep the outbox sweep from running.

@@ -186,6 +186,12 @@ async fn ingest(
     let out_dir = job.output.join(arn.job_suffix());
     // Whose each record of this job is: the intent's own images, or a shared job's map.
     let expected = job_records(deps, intent, job).await?;
+    // Manifests written before record ids were Bedrock's 11 characters carry our own record
+    // id in each line: map those to the line id the record has now.
+    let legacy: HashMap<String, &String> = expected
+        .iter()
+        .map(|(line_id, (rid, _, _))| (rid.to_string(), line_id))
+        .collect();
     let mut results = Vec::new();
     let mut seen = HashSet::new();
     for part in &job.parts {
@@ -209,14 +215,19 @@ async fn ingest(
                 tracing::warn!(file = %uri, line = n, "unparseable output line skipped");
                 continue;
             };
-            let Some((record_id, index, key)) = expected.get(&parsed.record_id) else {
-                if parsed.record_id.starts_with(PAD_PREFIX) {
+            let line_id = legacy
+                .get(&parsed.record_id)
+                .map(|id| (*id).clone())
+                .unwrap_or_else(|| parsed.record_id.clone());
+            let Some((record_id, index, key)) = expected.get(&line_id) else {
+                if parsed.record_id.starts_with(PAD_PREFIX) || parsed.record_id.starts_with("pad-")
+                {
                     continue; // padding: its answer is dropped
                 }
                 tracing::warn!(file = %uri, record_id = %parsed.record_id, "output line for an unknown record");
                 continue;
             };
-            if seen.insert(parsed.record_id.clone()) {
+            if seen.insert(line_id) {
                 results.push(ImageResult::from_output(
                     &parsed,
                     record_id.clone(),
@@ -315,7 +326,15 @@ async fn rerun_retryable(
         }
         _ => true,
     });
-    // By the id the record has in the job's input lines.
+    if candidates.is_empty() {
+        return Ok(replayed);
+    }
+    if candidates.len() > ON_DEMAND_RETRY_LIMIT {
+        tracing::warn!(intent_id = %intent.intent_id, failed = candidates.len(), limit = ON_DEMAND_RETRY_LIMIT, "too many retryable failures to re-run on-demand; left failed");
+        return Ok(replayed);
+    }
+    // By the id the record has in the job's input lines, and by our own record id, which a
+    // manifest written before record ids were Bedrock's 11 characters carries instead.
     let wanted: HashMap<String, usize> = candidates
         .iter()
         .filter_map(|&i| {
@@ -323,16 +342,14 @@ async fn rerun_retryable(
                 .get(&results[i].record_id)
                 .map(|id| (id.clone(), i))
         })
+        .chain(
+            candidates
+                .iter()
+                .map(|&i| (results[i].record_id.to_string(), i)),
+        )
         .collect();
-    if wanted.is_empty() {
-        return Ok(replayed);
-    }
-    if wanted.len() > ON_DEMAND_RETRY_LIMIT {
-        tracing::warn!(intent_id = %intent.intent_id, failed = wanted.len(), limit = ON_DEMAND_RETRY_LIMIT, "too many retryable failures to re-run on-demand; left failed");
-        return Ok(replayed);
-    }
-    crate::metrics::count(crate::metrics::RECORDS_RETRIED, wanted.len() as u64);
-    tracing::info!(intent_id = %intent.intent_id, records = wanted.len(), "re-running retryable failures on-demand");
+    crate::metrics::count(crate::metrics::RECORDS_RETRIED, candidates.len() as u64);
+    tracing::info!(intent_id = %intent.intent_id, records = candidates.len(), "re-running retryable failures on-demand");
     // The job's input parts, line by line; the wanted records run and are stored CHUNK at a
     // time: memory holds one chunk's inputs, a crash or timeout loses at most one chunk's
     // calls, and the replay starts after what was stored.

@@ -144,7 +144,12 @@ impl AwsClients {
                 &config.intents_table,
                 &config.results_table,
             )
-            .with_results_ttl_days(config.settings.intent_ttl_days),
+            // An intent's TTL counts from its end; its other jobs end within their timeout
+            // (`timeoutDurationInHours`, at most 7 days) of the first one's results.
+            .with_results_ttl_days(
+                config.settings.intent_ttl_days
+                    + (i64::from(config.settings.job_timeout_hours) + 23) / 24,
+            ),
         );
         crate::app::Deps {
             store: store.clone(),

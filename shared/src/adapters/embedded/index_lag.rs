@@ -52,7 +52,8 @@ pub(super) struct IndexLag {
 }
 
 impl IndexLag {
-    /// Creates the index tables; intents written before the lag was on are indexed already.
+    /// Creates the index tables; intents written while the lag was off (before, or in an
+    /// earlier run of the same data dir) are indexed already, at their current version.
     pub(super) fn start(
         db: &Db,
         delay: Duration,
@@ -60,8 +61,12 @@ impl IndexLag {
     ) -> Result<Self, PortError> {
         db.execute_batch(SCHEMA)?;
         db.execute_batch(
-            "INSERT OR IGNORE INTO index_rows (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body)
-             SELECT intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body FROM intents",
+            "INSERT INTO index_rows (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body)
+             SELECT intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body FROM intents WHERE true
+             ON CONFLICT(intent_id) DO UPDATE SET job_id = excluded.job_id, user_id = excluded.user_id,
+               status = excluded.status, version = excluded.version, created_at = excluded.created_at,
+               updated_at = excluded.updated_at, outbox_staged_at = excluded.outbox_staged_at, body = excluded.body
+             WHERE excluded.version > index_rows.version",
         )?;
         Ok(Self { delay, clock })
     }
