@@ -44,6 +44,21 @@ CREATE INDEX IF NOT EXISTS index_rows_by_status ON index_rows(status, updated_at
 CREATE INDEX IF NOT EXISTS index_rows_by_outbox ON index_rows(outbox_staged_at) WHERE outbox_staged_at IS NOT NULL;
 ";
 
+/// Copies intents' index columns from `source` (a table and its clause) into the index's copy;
+/// an older version never replaces a newer one. (The clause needs a WHERE: SQLite would read a
+/// bare `ON` as a join constraint.)
+fn upsert_rows(source: &str) -> String {
+    format!(
+        "INSERT INTO index_rows (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body)
+         SELECT intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body
+         FROM {source}
+         ON CONFLICT(intent_id) DO UPDATE SET job_id = excluded.job_id, user_id = excluded.user_id,
+           status = excluded.status, version = excluded.version, created_at = excluded.created_at,
+           updated_at = excluded.updated_at, outbox_staged_at = excluded.outbox_staged_at, body = excluded.body
+         WHERE excluded.version > index_rows.version"
+    )
+}
+
 /// How late the secondary indexes see a write, on `clock`.
 #[derive(Debug, Clone)]
 pub(super) struct IndexLag {
@@ -60,14 +75,7 @@ impl IndexLag {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, PortError> {
         db.execute_batch(SCHEMA)?;
-        db.execute_batch(
-            "INSERT INTO index_rows (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body)
-             SELECT intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body FROM intents WHERE true
-             ON CONFLICT(intent_id) DO UPDATE SET job_id = excluded.job_id, user_id = excluded.user_id,
-               status = excluded.status, version = excluded.version, created_at = excluded.created_at,
-               updated_at = excluded.updated_at, outbox_staged_at = excluded.outbox_staged_at, body = excluded.body
-             WHERE excluded.version > index_rows.version",
-        )?;
+        db.execute_batch(&upsert_rows("intents WHERE true"))?;
         Ok(Self { delay, clock })
     }
 
@@ -75,13 +83,7 @@ impl IndexLag {
     pub(super) fn source(&self, tx: &Transaction<'_>) -> Result<&'static str, PortError> {
         let now = ts(self.clock.now());
         tx.execute(
-            "INSERT INTO index_rows (intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body)
-             SELECT intent_id, job_id, user_id, status, version, created_at, updated_at, outbox_staged_at, body
-             FROM index_log WHERE visible_at <= ?1 ORDER BY seq
-             ON CONFLICT(intent_id) DO UPDATE SET job_id = excluded.job_id, user_id = excluded.user_id,
-               status = excluded.status, version = excluded.version, created_at = excluded.created_at,
-               updated_at = excluded.updated_at, outbox_staged_at = excluded.outbox_staged_at, body = excluded.body
-             WHERE excluded.version > index_rows.version",
+            &upsert_rows("index_log WHERE visible_at <= ?1 ORDER BY seq"),
             [&now],
         )
         .map_err(map_err)?;
