@@ -401,13 +401,23 @@ async fn when_1000_identical_intakes_storm_dynamodb_should_make_one_intent_one_e
             let env = env.clone();
             let body = body.clone();
             tokio::spawn(async move {
-                let ev = batch_orchestrator::http_api::http_api_event(
-                    "POST",
-                    "/api/batch/jobs",
-                    Some("user-1"),
-                    &body,
-                );
-                intake::handle(&env.deps, ev).await
+                // The client contract: a 503 (the store briefly unavailable, which moto can be
+                // under 1,000 concurrent callers) is retried with the same intentId.
+                let mut answer = Value::Null;
+                for attempt in 0..5u64 {
+                    let ev = batch_orchestrator::http_api::http_api_event(
+                        "POST",
+                        "/api/batch/jobs",
+                        Some("user-1"),
+                        &body,
+                    );
+                    answer = intake::handle(&env.deps, ev).await;
+                    if answer["statusCode"] != 503 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                }
+                answer
             })
         })
         .collect();
