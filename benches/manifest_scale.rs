@@ -6,8 +6,8 @@
 //! 2. the builder's peak RSS for 5,000 against 50,000 records (each in a child process of its
 //!    own, read from `/proc/self/status` VmHWM);
 //! 3. records per second in s3Location mode (Nova) at 50,000 records;
-//! 4. the pool packer and the splitter over 2,000,000 records from 100,000 intents: time, jobs
-//!    and parts, against the lower bounds the quotas set.
+//!
+//! The planner over a whole night is `cargo bench --bench night`.
 //!
 //! `BO_BENCH_QUICK=1` shrinks every size tenfold (a smoke run).
 
@@ -17,8 +17,6 @@ use shared::adapters::embedded::objects::FsObjectStore;
 use shared::app::manifest::build_manifest;
 use shared::domain::bedrock::S3Uri;
 use shared::domain::ids::{IntentId, ModelId, ObjectKey};
-use shared::domain::manifest::{Place, Splitter};
-use shared::domain::settings::Quotas;
 use shared::ports::{IntentStore as _, ObjectStore as _};
 use std::time::{Duration, Instant};
 
@@ -65,6 +63,8 @@ async fn open(dir: &std::path::Path, max_images: usize) -> anyhow::Result<Embedd
     let mut opts = EmbeddedOptions::new(dir);
     opts.settings.max_images_per_intent = max_images;
     opts.settings.quotas.min_records_per_job = 1;
+    // Jobs of its own at every size, so both sizes build the same way.
+    opts.settings.pool_below_records = 0;
     opts.settings
         .allowed_models
         .push(ModelId::parse(NOVA).map_err(|e| anyhow::anyhow!("{e}"))?);
@@ -211,78 +211,6 @@ fn rss_of(n: usize) -> anyhow::Result<(u64, u64)> {
     Ok((f[1], f[2]))
 }
 
-/// 2M records from 100k intents: packing the small ones into shared jobs, splitting every
-/// job into parts, for a record size of `line_bytes`.
-fn planner(line_bytes: u64, pool_below: u64) -> (Duration, u64, u64, u64, u64, u64) {
-    let quotas = Quotas::default();
-    let intents = scaled(100_000);
-    // Record counts averaging 20: most below the minimum, one in 25 a big one (~250).
-    let mut x: u64 = 0x9E3779B97F4A7C15;
-    let mut counts: Vec<u64> = (0..intents)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if i % 25 == 0 {
-                150 + x % 200
-            } else {
-                1 + x % 19
-            }
-        })
-        .collect();
-    let total: u64 = counts.iter().sum();
-    let target = scaled(2_000_000) as u64;
-    // Top up the last intents so the total is exactly the target.
-    let mut i = 0;
-    let mut sum = total;
-    while sum < target {
-        counts[i % intents] += 1;
-        sum += 1;
-        i += 7;
-    }
-    while sum > target {
-        let j = i % intents;
-        if counts[j] > 1 {
-            counts[j] -= 1;
-            sum -= 1;
-        }
-        i += 7;
-    }
-    let start = Instant::now();
-    let min = quotas.min_records_per_job;
-    let (small, big): (Vec<u64>, Vec<u64>) = counts.iter().partition(|&&c| c < pool_below.max(min));
-    let (groups, rest) = shared::domain::pool::pack(
-        &small,
-        min,
-        quotas.max_records_per_job,
-        shared::domain::pool::MAX_MEMBERS,
-    );
-    let mut jobs = 0u64;
-    let mut parts = 0u64;
-    let mut split = |records: u64| {
-        let mut s = Splitter::new(&quotas);
-        for _ in 0..records {
-            let _: Place = s.place(line_bytes);
-        }
-        jobs += u64::from(s.jobs);
-        parts += u64::from(s.parts);
-    };
-    for c in &big {
-        split(*c);
-    }
-    for g in &groups {
-        split(small[g.clone()].iter().sum());
-    }
-    let took = start.elapsed();
-    let waiting: u64 = small[rest..].iter().sum();
-    let bytes = target * line_bytes;
-    let lb_jobs =
-        (target.div_ceil(quotas.max_records_per_job)).max(bytes.div_ceil(quotas.max_job_bytes));
-    let lb_parts =
-        (target.div_ceil(quotas.max_records_per_file)).max(bytes.div_ceil(quotas.max_file_bytes));
-    (took, jobs, parts, lb_jobs, lb_parts, waiting)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -350,20 +278,5 @@ async fn main() -> anyhow::Result<()> {
     drop(app);
     drop(dir);
 
-    // 4. The planner, pooling below the minimum (the default) and below 10,000 records.
-    for pool_below in [100, 10_000] {
-        for (label, line) in [
-            ("base64 (~400 KiB lines)", 400 * 1024),
-            ("s3Location (~600 B lines)", 600),
-        ] {
-            let (took, jobs, parts, lb_jobs, lb_parts, waiting) = planner(line, pool_below);
-            println!(
-                "4. planner, {} records / {} intents, pooled below {pool_below}, {label}: {:.1} ms; {jobs} jobs (lower bound {lb_jobs}), {parts} parts (lower bound {lb_parts}); {waiting} records left waiting",
-                scaled(2_000_000),
-                scaled(100_000),
-                took.as_secs_f64() * 1e3
-            );
-        }
-    }
     Ok(())
 }

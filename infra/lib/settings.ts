@@ -149,7 +149,7 @@ export const DEFAULT_NIGHTLY_CRON = 'cron(30 0 * * ? *)';
  * `Settings::local` values (a test compares them), passed to the functions all the same.
  */
 export const DEFAULT_POOL_DEADLINE_SECS = 6 * 3600;
-export const DEFAULT_POOL_BELOW_RECORDS = 0;
+export const DEFAULT_POOL_BELOW_RECORDS = 10000;
 export const DEFAULT_BELOW_MINIMUM_POLICY: BelowMinimumPolicy = 'on_demand';
 export const DEFAULT_ON_DEMAND_CONCURRENCY = 4;
 export const DEFAULT_MAX_RECORD_ATTEMPTS = 3;

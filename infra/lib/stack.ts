@@ -762,6 +762,14 @@ export class BatchOrchestratorStack extends Stack {
     for (const fn of [f['status-watcher'], f.reconciler]) {
       allow(fn, 'ReadManifests', ['s3:GetObject'], [this.manifestsBucket.arnForObjects('*')]);
     }
+    // Long lists outside the intent item (shared/src/app/lists.rs), all under
+    // `manifests/{jobId}/lists/`: intake writes a request's keys past 1,000 (streaming, so
+    // multipart) and, cancelling a pooled member, reads its images list and its shared job's
+    // members list; the reconciler writes a shared job's members list when it seals one.
+    const lists = [this.manifestsBucket.arnForObjects('manifests/*/lists/*')];
+    allow(f.intake, 'WriteLists', ['s3:PutObject', 's3:AbortMultipartUpload'], lists);
+    allow(f.intake, 'ReadLists', ['s3:GetObject'], lists);
+    allow(f.reconciler, 'WriteLists', ['s3:PutObject', 's3:AbortMultipartUpload'], lists);
     // reconciler: asks Bedrock for the state of each open job.
     allow(f.reconciler, 'ReadBatchJobs', ['bedrock:GetModelInvocationJob'], [jobArns], ours);
 

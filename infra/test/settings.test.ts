@@ -34,7 +34,7 @@ describe('settings', () => {
       maxConcurrentJobs: 10,
     });
     expect(s.jobTimeoutHours).toBe(24);
-    expect(s.maxImagesPerIntent).toBe(1000);
+    expect(s.maxImagesPerIntent).toBe(50000);
     expect(s.stuckAfterSecs).toBe(900);
     expect(s.reconcileEveryMinutes).toBe(5);
     expect(s.poolDeadlineSecs).toBe(21600);

@@ -274,6 +274,7 @@ mod dynamodb {
             failure_message: None,
             summary: None,
             record_map: None,
+            pad_records: 0,
         };
         next.jobs.push(job);
         let rule = mock!(Client::transact_write_items)

@@ -33,7 +33,7 @@ impl std::ops::Deref for TestApp {
 /// GSIs are eventually consistent, so the pipeline must be right while they lag.
 pub const INDEX_LAG: chrono::Duration = chrono::Duration::seconds(2);
 
-/// A fresh backend with a manual clock, a job minimum of 1, indexes that lag by
+/// A fresh backend with a manual clock, a job minimum of 1 (and pooling only below it), indexes that lag by
 /// [`INDEX_LAG`], and the sample images uploaded.
 pub async fn app_with(configure: impl FnOnce(&mut EmbeddedOptions)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -41,6 +41,7 @@ pub async fn app_with(configure: impl FnOnce(&mut EmbeddedOptions)) -> TestApp {
     opts.manual_clock = true;
     opts.index_lag = Some(INDEX_LAG);
     opts.settings.quotas.min_records_per_job = 1;
+    opts.settings.pool_below_records = 0;
     opts.emulator.quotas = opts.settings.quotas.clone();
     configure(&mut opts);
     let app = Embedded::open(opts).expect("embedded backend");

@@ -60,7 +60,7 @@ add("promptVersion number", d(promptVersion=-5), "promptVersion")
 add("intentId 10k chars", d(intentId="x" * 10_000), "intentId")
 add("userId 10k chars", d(userId="u" * 10_000), "userId")
 add("key over 1024 bytes", d(images=["uploads/user-123/" + "k" * 1100]), "images[0]")
-add("5001 images", d(images=[f"uploads/user-123/d/{i}.png" for i in range(5001)]), "images")
+add("50001 images", d(images=[f"uploads/user-123/d/{i}.png" for i in range(50001)]), "images")
 add("modelId 300 chars", d(modelId="m" * 300), "modelId")
 # Control characters, confusables, odd unicode.
 for name, v in [("NUL", "a\u0000b"), ("newline", "a\nb"), ("tab", "a\tb"), ("DEL", "a\u007fb"), ("bell", "\u0007x")]:

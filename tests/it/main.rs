@@ -19,3 +19,4 @@ mod nova;
 mod openapi;
 mod pipeline;
 mod pools;
+mod scale;

@@ -23,6 +23,7 @@ pub async fn handle(deps: &Deps, _event: Value) -> Result<Value, shared::app::St
         failed = r.failed,
         pools_sealed_by_size = r.pools.sealed_by_size,
         pools_sealed_by_deadline = r.pools.sealed_by_deadline,
+        pools_sealed_idle_slot = r.pools.sealed_idle,
         pooled_on_demand = r.pools.on_demand_intents,
         pooled_waiting = r.pools.waiting,
         "reconcile pass done"
@@ -33,7 +34,7 @@ pub async fn handle(deps: &Deps, _event: Value) -> Result<Value, shared::app::St
         "reannounced": r.reannounced,
         "swept": r.swept,
         "failed": r.failed,
-        "poolsSealed": r.pools.sealed_by_size + r.pools.sealed_by_deadline,
+        "poolsSealed": r.pools.sealed_by_size + r.pools.sealed_by_deadline + r.pools.sealed_idle,
         "pooledOnDemand": r.pools.on_demand_intents,
         "pooledResumed": r.pools.resumed,
         "pooledWaiting": r.pools.waiting,

@@ -94,8 +94,8 @@ async fn leave_shared_job(
     member: &BatchIntent,
     shared: &IntentId,
 ) -> Result<(), StageError> {
-    let canceled: Vec<ImageResult> = member
-        .images
+    let canceled: Vec<ImageResult> = super::lists::images(deps, member)
+        .await?
         .iter()
         .filter(|i| i.rejected.is_none())
         .map(|i| ImageResult::canceled(i.record_id.clone(), i.index, i.key.clone()))
@@ -109,10 +109,10 @@ async fn leave_shared_job(
             // member, which is no longer POOLED.
             return Ok(());
         };
-        let ImageSelection::Pool { members, .. } = &pool.selection else {
+        if !matches!(pool.selection, ImageSelection::Pool { .. }) {
             return Ok(());
-        };
-        for m in members {
+        }
+        for m in super::lists::members(deps, &pool).await? {
             // A member the shared job holds that still waits for it.
             let still_wanted = deps.store.get(&m.intent_id).await?.is_some_and(|i| {
                 i.status == IntentStatus::Pooled

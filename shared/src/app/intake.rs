@@ -322,7 +322,10 @@ fn validate(
 pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError> {
     let images = req.selection.len_hint();
     let hash = req.payload_hash();
-    let intent = BatchIntent::new(req, deps.clock.now(), deps.settings.intent_ttl_days);
+    let mut intent = BatchIntent::new(req, deps.clock.now(), deps.settings.intent_ttl_days);
+    // Over INLINE_LIST keys, the keys go to their list first (the hash is the request's).
+    let selection = std::mem::replace(&mut intent.selection, ImageSelection::Keys(Vec::new()));
+    intent.selection = super::lists::keep_keys(deps, &intent.job_id, &hash, selection).await?;
     let (stored, cached) = match deps
         .store
         .create(&intent)

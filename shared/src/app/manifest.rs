@@ -80,36 +80,23 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         return Ok(intent);
     };
 
-    if let ImageSelection::Pool { members, pad_to } = &intent.selection {
-        let (members, pad_to) = (members.clone(), *pad_to);
-        return build_shared(deps, intent, family, &members, pad_to).await;
+    if let ImageSelection::Pool { .. } = &intent.selection {
+        let members = super::lists::members(deps, &intent).await?;
+        return build_shared(deps, intent, family, &members).await;
     }
-    let keys = match &intent.selection {
-        ImageSelection::Keys(keys) => keys.clone(),
+    // A day's uploads have no cap of ours: the images list moves out of the intent item
+    // past INLINE_LIST, and the records split into as many jobs as Bedrock's quotas need.
+    let (keys, expected) = match &intent.selection {
         ImageSelection::Day(day) => {
-            super::uploads::resolve_day(deps, &intent.user_id, *day).await?
+            let keys = super::uploads::resolve_day(deps, &intent.user_id, *day).await?;
+            let n = keys.len();
+            (stream::iter(keys.into_iter().map(Ok)).boxed(), n)
         }
-        ImageSelection::Pool { .. } => unreachable!("handled above"),
+        other => (super::lists::keys(deps, other).await?, other.len_hint()),
     };
-    if keys.is_empty() {
+    if expected == 0 {
         intent
             .fail("no images found for this request".into(), now)
-            .map_err(|e| StageError::Permanent(e.to_string()))?;
-        return Ok(intent);
-    }
-    // A day's uploads are not bounded at intake. The intent item holds every image, and a
-    // DynamoDB item is at most 400 KB, so an oversized day fails with a clear reason instead
-    // of failing its write again and again into the DLQ.
-    if keys.len() > settings.max_images_per_intent {
-        intent
-            .fail(
-                format!(
-                    "{} images found; one intent takes at most {} (send explicit keys in several intents)",
-                    keys.len(),
-                    settings.max_images_per_intent
-                ),
-                now,
-            )
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     }
@@ -122,8 +109,10 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
     let job_id = &job_id;
     // Fetch, check and (inline) encode run FETCH_CONCURRENCY at a time, ahead of the writer,
     // keeping the client's order (it fixes the record ids).
-    let mut fetched = stream::iter(keys.into_iter().enumerate())
+    let mut fetched = keys
+        .enumerate()
         .map(|(index, key)| async move {
+            let key = key?;
             let uri = crate::domain::bedrock::S3Uri::object(&settings.uploads_bucket, &key);
             let record_id = RecordId::for_image(job_id, index);
             let got = match source {
@@ -164,19 +153,20 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
                 )),
                 Err(e) => Err(e),
             };
-            (index, key, uri, record_id, prepared)
+            Ok::<_, StageError>((index, key, uri, record_id, prepared?))
         })
         .buffered(FETCH_CONCURRENCY);
 
-    let mut images = Vec::new();
+    let mut images = ImageSink::open(deps, &intent.job_id, expected).await?;
     let mut skipped = Vec::new();
-    let mut out = ManifestWriter::new(deps, &intent.job_id);
-    while let Some((index, key, src, record_id, prepared)) = fetched.next().await {
-        let prepared = match prepared {
+    let mut out = ManifestWriter::new(deps, &intent.job_id, expected as u64);
+    while let Some(item) = fetched.next().await {
+        let (index, key, src, record_id, prepared) = match item {
             Ok(p) => p,
             Err(e) => {
                 out.abort().await;
-                return Err(e.into());
+                images.abort().await;
+                return Err(e);
             }
         };
         let rejected = match prepared {
@@ -224,15 +214,23 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
                 Some(reason)
             }
         };
-        images.push(ImageEntry {
+        let entry = ImageEntry {
             index,
             key,
             record_id,
             rejected,
-        });
+        };
+        if let Err(e) = images.push(entry).await {
+            out.abort().await;
+            return Err(e);
+        }
     }
     let accepted = out.records();
-    let jobs = out.finish().await?;
+    // An intent with jobs of its own pads a short last job; a pooled one's records are
+    // re-read into a shared job, which pads its own.
+    let own = settings.runs_alone(accepted, out.splitter.bytes);
+    let jobs = out.finish(own.then_some(family)).await?;
+    let images = images.finish(&mut intent).await?;
     if !skipped.is_empty() {
         deps.results
             .put_results(&intent.intent_id, &skipped)
@@ -248,7 +246,7 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     }
-    if accepted < settings.pool_threshold() {
+    if !own {
         // Too small for a job of its own (below the job minimum, or below the configured
         // pooling threshold): the parts just written wait in the model's pool (the
         // reconciler seals pools, see `pool.rs`).
@@ -262,6 +260,77 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         .record_manifest(images, jobs, now)
         .map_err(|e| StageError::Permanent(e.to_string()))?;
     Ok(intent)
+}
+
+/// Where the manifest builder keeps the intent's images: in the intent up to
+/// [`INLINE_LIST`](crate::domain::intent::INLINE_LIST), else streamed to its list.
+enum ImageSink {
+    Inline(Vec<ImageEntry>),
+    Listed {
+        writer: super::lists::ListWriter,
+        uri: crate::domain::bedrock::S3Uri,
+        rejected: usize,
+    },
+}
+
+impl ImageSink {
+    async fn open(
+        deps: &Deps,
+        job_id: &crate::domain::ids::JobId,
+        expected: usize,
+    ) -> Result<Self, StageError> {
+        if expected <= crate::domain::intent::INLINE_LIST {
+            return Ok(Self::Inline(Vec::with_capacity(expected)));
+        }
+        let uri = super::lists::list_uri(deps, job_id, "images");
+        Ok(Self::Listed {
+            writer: super::lists::ListWriter::open(deps, &uri).await?,
+            uri,
+            rejected: 0,
+        })
+    }
+
+    async fn push(&mut self, entry: ImageEntry) -> Result<(), StageError> {
+        match self {
+            Self::Inline(v) => {
+                v.push(entry);
+                Ok(())
+            }
+            Self::Listed {
+                writer, rejected, ..
+            } => {
+                *rejected += usize::from(entry.rejected.is_some());
+                writer.push(&entry).await
+            }
+        }
+    }
+
+    async fn abort(self) {
+        if let Self::Listed { writer, .. } = self {
+            writer.abort().await;
+        }
+    }
+
+    /// The images to keep in the intent (none when listed; the intent then names the list).
+    async fn finish(self, intent: &mut BatchIntent) -> Result<Vec<ImageEntry>, StageError> {
+        match self {
+            Self::Inline(v) => Ok(v),
+            Self::Listed {
+                writer,
+                uri,
+                rejected,
+            } => {
+                let count = writer.count;
+                writer.finish().await?;
+                intent.image_list = Some(crate::domain::intent::ImageList {
+                    uri,
+                    count,
+                    rejected,
+                });
+                Ok(Vec::new())
+            }
+        }
+    }
 }
 
 /// One image, ready for the writer.
@@ -288,11 +357,12 @@ struct ManifestWriter<'d> {
 }
 
 impl<'d> ManifestWriter<'d> {
-    fn new(deps: &'d Deps, job_id: &crate::domain::ids::JobId) -> Self {
+    /// A writer for about `expected` records, split as [`Splitter::balanced`] says.
+    fn new(deps: &'d Deps, job_id: &crate::domain::ids::JobId, expected: u64) -> Self {
         Self {
             deps,
             job_id: job_id.clone(),
-            splitter: Splitter::new(&deps.settings.quotas),
+            splitter: Splitter::balanced(&deps.settings.quotas, expected),
             jobs: Vec::new(),
             open: None,
         }
@@ -304,7 +374,7 @@ impl<'d> ManifestWriter<'d> {
 
     /// The input folder a record of `len` bytes would land in, without placing it.
     fn next_input(&self, len: u64) -> crate::domain::bedrock::S3Uri {
-        let new_job = self.jobs.is_empty() || self.splitter.clone().place(len) == Place::NewJob;
+        let new_job = self.jobs.is_empty() || self.splitter.peek(len) == Place::NewJob;
         match self.jobs.last() {
             Some(job) if !new_job => job.input.clone(),
             _ => job_input_prefix(
@@ -343,6 +413,7 @@ impl<'d> ManifestWriter<'d> {
                     failure_message: None,
                     summary: None,
                     record_map: None,
+                    pad_records: 0,
                 });
                 self.open_part().await?;
             }
@@ -401,12 +472,42 @@ impl<'d> ManifestWriter<'d> {
         self.abort_open().await;
     }
 
-    async fn finish(mut self) -> Result<Vec<BatchJob>, StageError> {
-        if let Err(e) = self.close_part().await {
+    /// Closes the last part; with `pad`, first pads the last job up to the minimum with the
+    /// family's pad records (see `domain::plan`).
+    async fn finish(mut self, pad: Option<&dyn RecordFamily>) -> Result<Vec<BatchJob>, StageError> {
+        let padded = match pad {
+            Some(family) => self.pad_tail(family).await,
+            None => Ok(()),
+        };
+        if let Err(e) = padded.and(self.close_part().await) {
             self.abort_open().await;
             return Err(e);
         }
         Ok(self.jobs)
+    }
+
+    async fn pad_tail(&mut self, family: &dyn RecordFamily) -> Result<(), StageError> {
+        let needed = self.splitter.pads_needed();
+        for n in 0..needed {
+            let line = pad_record(family, n);
+            if self.splitter.peek(line.len() as u64) == Place::NewJob {
+                return Err(StageError::Permanent(
+                    crate::domain::plan::NoRoomToPad {
+                        records: self.splitter.job_records(),
+                        min: self.deps.settings.quotas.min_records_per_job,
+                    }
+                    .to_string(),
+                ));
+            }
+            self.push_inner(line.as_bytes()).await?;
+        }
+        if let Some(job) = self.jobs.last_mut() {
+            job.pad_records += needed;
+        }
+        if needed > 0 {
+            tracing::info!(job_id = %self.job_id, pads = needed, "last job padded up to the minimum");
+        }
+        Ok(())
     }
 }
 
@@ -463,10 +564,10 @@ async fn build_shared(
     mut intent: BatchIntent,
     family: &dyn RecordFamily,
     members: &[PoolMember],
-    pad_to: u64,
 ) -> Result<BatchIntent, StageError> {
     let now = deps.clock.now();
-    let mut out = ManifestWriter::new(deps, &intent.job_id);
+    let expected = members.iter().map(|m| m.records).sum();
+    let mut out = ManifestWriter::new(deps, &intent.job_id, expected);
     // (job number, record) of every member record, in manifest order.
     let mut map: Vec<(u32, MappedRecord)> = Vec::new();
     for member in members {
@@ -481,7 +582,8 @@ async fn build_shared(
             tracing::info!(member = %m.intent_id, status = %m.status, "member left the shared job before its manifest");
             continue;
         }
-        let mut accepted = m.images.iter().filter(|i| i.rejected.is_none());
+        let member_images = super::lists::images(deps, &m).await?;
+        let mut accepted = member_images.iter().filter(|i| i.rejected.is_none());
         for part in m.jobs.iter().flat_map(|j| j.parts.iter()) {
             // Line by line: a member's part is never in memory whole.
             let mut lines = match deps.objects.lines(&part.uri).await {
@@ -550,23 +652,10 @@ async fn build_shared(
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         return Ok(intent);
     }
-    // Members cancelled since sealing can leave a job under Bedrock's minimum, which Bedrock
-    // would refuse: pad it up (cheap), whatever the policy.
-    let min = deps.settings.quotas.min_records_per_job;
-    let pad_to = if out.records() < min {
-        tracing::info!(
-            records = out.records(),
-            min,
-            "shared job below the minimum after cancels; padding it"
-        );
-        pad_to.max(min)
-    } else {
-        pad_to
-    };
-    for n in out.records()..pad_to {
-        out.push(pad_record(family, n).as_bytes()).await?;
-    }
-    let mut jobs = out.finish().await?;
+    // A shared job always pads a short last job: members cancelled since sealing, a byte
+    // split, or the policy `pad` (its `pad_to` is the minimum) can leave it under Bedrock's
+    // minimum, which Bedrock would refuse.
+    let mut jobs = out.finish(Some(family)).await?;
     // Each job's record map, beside (not in) its input folder.
     for job in &mut jobs {
         let uri = record_map_uri(&deps.settings.manifests_bucket, &intent.job_id, job.job_no);
@@ -601,91 +690,4 @@ pub fn record_map_uri(
         ))
         .unwrap_or_else(|e| unreachable!("a derived key is valid: {e}")),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::domain::manifest::{Place, Splitter};
-    use crate::domain::settings::Quotas;
-
-    /// (records, bytes) of every part of every job, for `lines` lines of `line_len` bytes.
-    fn plan(quotas: &Quotas, lines: u64, line_len: u64) -> Vec<Vec<(u64, u64)>> {
-        let mut s = Splitter::new(quotas);
-        let mut jobs: Vec<Vec<(u64, u64)>> = Vec::new();
-        for _ in 0..lines {
-            match s.place(line_len) {
-                Place::NewJob => jobs.push(vec![(0, 0)]),
-                Place::NewPart => jobs.last_mut().expect("job").push((0, 0)),
-                Place::Same => {}
-            }
-            let part = jobs.last_mut().and_then(|j| j.last_mut()).expect("part");
-            part.0 += 1;
-            part.1 += line_len;
-        }
-        assert_eq!(s.jobs as usize, jobs.len());
-        assert_eq!(s.parts as usize, jobs.iter().map(Vec::len).sum::<usize>());
-        jobs
-    }
-
-    #[test]
-    fn when_records_exceed_job_quota_should_split_into_jobs() {
-        let q = Quotas {
-            max_records_per_job: 3,
-            max_records_per_file: 2,
-            ..Quotas::default()
-        };
-        let shape: Vec<Vec<u64>> = plan(&q, 7, 10)
-            .iter()
-            .map(|p| p.iter().map(|x| x.0).collect())
-            .collect();
-        assert_eq!(shape, vec![vec![2, 1], vec![2, 1], vec![1]]);
-    }
-
-    #[test]
-    fn when_bytes_exceed_file_quota_should_start_a_new_part() {
-        let q = Quotas {
-            max_file_bytes: 25,
-            ..Quotas::default()
-        };
-        let jobs = plan(&q, 5, 10);
-        assert_eq!(jobs.len(), 1);
-        assert!(jobs[0].iter().all(|(_, bytes)| *bytes <= 25));
-        assert_eq!(jobs[0].iter().map(|x| x.0).sum::<u64>(), 5);
-    }
-
-    #[test]
-    fn when_records_are_exactly_50000_should_make_one_job_and_50001_two() {
-        let q = Quotas::default();
-        let one = plan(&q, 50_000, 100);
-        assert_eq!(one.len(), 1);
-        assert_eq!(one[0], vec![(50_000, 5_000_000)]);
-        let two = plan(&q, 50_001, 100);
-        assert_eq!(two.len(), 2);
-        assert_eq!((two[0][0].0, two[1][0].0), (50_000, 1));
-    }
-
-    #[test]
-    fn when_a_file_would_pass_its_byte_limit_by_one_should_start_a_new_part() {
-        // A 1 GB file, scaled down: the limit is 1,000 bytes and ten 100-byte lines fill it.
-        let q = Quotas {
-            max_file_bytes: 1_000,
-            max_job_bytes: 10_000,
-            ..Quotas::default()
-        };
-        assert_eq!(
-            plan(&q, 10, 100),
-            vec![vec![(10, 1_000)]],
-            "exactly at the limit"
-        );
-        let over = plan(&q, 11, 100);
-        assert_eq!(
-            over,
-            vec![vec![(10, 1_000), (1, 100)]],
-            "one byte-line over"
-        );
-        // And the job's byte limit starts a new job.
-        let jobs = plan(&q, 101, 100);
-        assert_eq!(jobs.len(), 2);
-        assert_eq!(jobs[1], vec![(1, 100)]);
-    }
 }

@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod intake;
+pub mod lists;
 pub mod manifest;
 pub mod on_demand;
 pub mod outbox;

@@ -24,9 +24,10 @@ use super::on_demand::{self, Pending};
 use super::outbox::{publish_owned, save, take_over, Saved};
 use super::{Deps, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::ManifestSummary;
-use crate::domain::ids::{IntentId, RecordId};
-use crate::domain::intent::{pool_intent_id, BatchIntent, PoolMember, Refused};
+use crate::domain::ids::{IntentId, JobId, RecordId};
+use crate::domain::intent::{pool_intent_id, BatchIntent, ImageSelection, PoolMember, Refused};
 use crate::domain::manifest::image_index_of;
+use crate::domain::pool::Waiting;
 use crate::domain::results::{ImageResult, ResultStatus};
 use crate::domain::settings::BelowMinimum;
 use crate::domain::status::IntentStatus;
@@ -39,6 +40,8 @@ use std::collections::{BTreeMap, HashMap};
 pub struct PoolReport {
     pub sealed_by_size: usize,
     pub sealed_by_deadline: usize,
+    /// Part-full jobs sealed because their model had an idle slot.
+    pub sealed_idle: usize,
     pub on_demand_intents: usize,
     pub waiting: usize,
     pub resumed: usize,
@@ -50,6 +53,7 @@ impl PoolReport {
     pub fn add(&mut self, other: &PoolReport) {
         self.sealed_by_size += other.sealed_by_size;
         self.sealed_by_deadline += other.sealed_by_deadline;
+        self.sealed_idle += other.sealed_idle;
         self.on_demand_intents += other.on_demand_intents;
         self.waiting = other.waiting;
         self.resumed += other.resumed;
@@ -69,6 +73,8 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
         .store
         .list_by_status(IntentStatus::Pooled, now, limit)
         .await?;
+    // A full window may not be the whole pool: its rest is then no pool's real rest.
+    let whole_pool = pooled.len() < limit;
 
     // Claimed members whose shared job may not exist (a sealer died), or has ended (a
     // watcher died before finishing them); and on-demand runs to resume.
@@ -119,21 +125,30 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
     }
 
     let min = settings.quotas.min_records_per_job;
-    // A shared job takes up to a job's records (its record list lives in S3, not in its
-    // intent) and at most MAX_MEMBERS intents (its intent lists them).
-    let cap = settings.quotas.max_records_per_job.max(min);
-    for (_, members) in waiting {
-        // Oldest first, packed into as few shared jobs as the cap allows; a job is sealed
-        // once it holds the minimum. What is left waits, or meets the deadline.
-        let counts: Vec<u64> = members
+    let cap = settings.quotas.max_concurrent_jobs;
+    for ((model, _), members) in waiting {
+        // Oldest first: every full job is sealed now; the rest waits to fill (see
+        // `domain::pool` for the rule and its figures).
+        let counts: Vec<Waiting> = members
             .iter()
-            .map(|m| m.pool.as_ref().map_or(0, |p| p.records))
+            .map(|m| {
+                m.pool.as_ref().map_or(
+                    Waiting {
+                        records: 0,
+                        bytes: 0,
+                    },
+                    |p| Waiting {
+                        records: p.records,
+                        bytes: p.bytes,
+                    },
+                )
+            })
             .collect();
-        let (groups, rest) =
-            crate::domain::pool::pack(&counts, min, cap, crate::domain::pool::MAX_MEMBERS);
+        let (groups, rest) = crate::domain::pool::pack(&counts, settings.pool_capacity());
         let mut members = members;
         let group: Vec<BatchIntent> = members.split_off(rest);
-        let records: u64 = counts[rest..].iter().sum();
+        let records: u64 = counts[rest..].iter().map(|w| w.records).sum();
+        let sealed_now = groups.len() as u32;
         for range in groups.into_iter().rev() {
             let sealed = members.split_off(range.start);
             seal(deps, sealed, 0).await?;
@@ -143,6 +158,15 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
         if group.is_empty() {
             continue;
         }
+        // An idle slot: a job that starts now delays nothing, so the rest need not wait.
+        let idle_slot =
+            whole_pool && records >= min && deps.slots.held(&model, cap).await? + sealed_now < cap;
+        if idle_slot {
+            seal(deps, group, 0).await?;
+            report.sealed_idle += 1;
+            crate::metrics::sealed("idle_slot");
+            continue;
+        }
         let oldest = group
             .iter()
             .filter_map(|m| m.pool.as_ref().map(|p| p.since))
@@ -150,6 +174,12 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
             .unwrap_or(now);
         if now - oldest < Duration::seconds(settings.pool_deadline_secs) {
             report.waiting += group.len();
+            continue;
+        }
+        if records >= min {
+            seal(deps, group, 0).await?;
+            report.sealed_by_deadline += 1;
+            crate::metrics::sealed("deadline");
             continue;
         }
         match settings.below_minimum {
@@ -233,12 +263,28 @@ async fn write_shared(
     let Some(first) = members.first() else {
         return Ok(None);
     };
+    let listed: Vec<PoolMember> = members.iter().map(member_of).collect();
+    let records = listed.iter().map(|m| m.records).sum();
+    let member_count = listed.len();
+    // Past INLINE_LIST members, the list goes to S3 first (its key is the shared job's).
+    let (members, member_list) = if member_count > crate::domain::intent::INLINE_LIST {
+        let uri = super::lists::list_uri(deps, &JobId::for_intent(pool_id), "members");
+        super::lists::put(deps, &uri, &listed).await?;
+        (Vec::new(), Some(uri))
+    } else {
+        (listed, None)
+    };
     let shared = BatchIntent::new_pool(
         pool_id.clone(),
         first.model_id.clone(),
         first.prompt_version.clone(),
-        members.iter().map(member_of).collect(),
-        pad_to,
+        ImageSelection::Pool {
+            members,
+            pad_to,
+            member_list,
+            records,
+            member_count,
+        },
         deps.clock.now(),
         deps.settings.intent_ttl_days,
     );
@@ -340,6 +386,7 @@ async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageEr
         .collect();
     // The member's parts, line by line, run and stored CHUNK records at a time: memory holds
     // one chunk's inputs, and a crash loses at most one chunk's calls.
+    let images = super::lists::images(deps, &m).await?;
     let mut pending = Vec::new();
     for part in m.jobs.iter().flat_map(|j| j.parts.iter()) {
         let mut lines = deps.objects.lines(&part.uri).await?;
@@ -348,8 +395,10 @@ async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageEr
             // A member's own part: its lines carry `REC{image index}` (parts written before
             // Bedrock-format record ids carry the record id itself).
             let image_of = |rid: &str| match image_index_of(rid) {
-                Some(index) => m.images.iter().find(|i| i.index == index),
-                None => RecordId::parse(rid).ok().and_then(|r| m.image_for(&r)),
+                Some(index) => images.get(index).filter(|i| i.index == index),
+                None => RecordId::parse(rid)
+                    .ok()
+                    .and_then(|r| images.iter().find(|i| i.record_id == r)),
             };
             let wanted =
                 |rid: &str| image_of(rid).is_some_and(|i| !succeeded.contains_key(&i.record_id));
@@ -399,10 +448,7 @@ async fn run_chunk(
 
 /// Ends every member of a finished shared job (idempotent: an ended member is left as is).
 pub async fn finish_members(deps: &Deps, shared: &BatchIntent) -> Result<(), StageError> {
-    let crate::domain::intent::ImageSelection::Pool { members, .. } = &shared.selection else {
-        return Ok(());
-    };
-    for member in members {
+    for member in super::lists::members(deps, shared).await? {
         finish_member(deps, &member.intent_id, Some(shared)).await?;
     }
     Ok(())

@@ -26,8 +26,9 @@ pub struct ReconcileReport {
     pub pools: super::pool::PoolReport,
 }
 
-/// Pooled intents read per pool round.
-const POOL_WINDOW: usize = 5_000;
+/// Pooled intents read per pool round (a night of 100,000 users pools most of them; a round
+/// that sees the whole pool may seal its part-full rest on an idle slot).
+const POOL_WINDOW: usize = 10_000;
 /// Pool rounds per reconciler pass, at most.
 const POOL_ROUNDS: usize = 50;
 /// Wall-clock time a pass spends starting new pool rounds (the function has 10 minutes).
@@ -113,7 +114,8 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     for _ in 0..POOL_ROUNDS {
         match super::pool::pool_pass(deps, POOL_WINDOW).await {
             Ok(p) => {
-                let progressed = p.sealed_by_size + p.sealed_by_deadline + p.on_demand_intents;
+                let progressed =
+                    p.sealed_by_size + p.sealed_by_deadline + p.sealed_idle + p.on_demand_intents;
                 report.pools.add(&p);
                 if progressed == 0 || started.elapsed() > POOL_BUDGET {
                     break;

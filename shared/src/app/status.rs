@@ -5,7 +5,7 @@ use super::StageError;
 use crate::app::Deps;
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{JobId, UserId};
-use crate::domain::intent::{BatchIntent, ImageSelection, ProcessingPath};
+use crate::domain::intent::{BatchIntent, ProcessingPath};
 use crate::domain::settings::{BelowMinimum, CostEstimate};
 use crate::domain::status::IntentStatus;
 use chrono::{DateTime, Utc};
@@ -160,12 +160,9 @@ fn job_views(jobs: &[crate::domain::intent::BatchJob]) -> Vec<BedrockJobView> {
 
 async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
     let settings = &deps.settings;
-    let total = intent.images.len().max(intent.selection.len_hint()) as u64;
-    let skipped = intent
-        .images
-        .iter()
-        .filter(|i| i.rejected.is_some())
-        .count() as u64;
+    let (images, skipped) = intent.image_counts();
+    let total = images.max(intent.selection.len_hint()) as u64;
+    let skipped = skipped as u64;
     let (succeeded, failed) = match &intent.counts {
         Some(c) => (
             c.success_record_count,
@@ -185,10 +182,7 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
                 None => None,
                 Some(id) => deps.store.get(id).await?.map(|s| SharedJobView {
                     status: s.status,
-                    members: match &s.selection {
-                        ImageSelection::Pool { members, .. } => members.len(),
-                        _ => 0,
-                    },
+                    members: s.selection.member_count(),
                     bedrock_jobs: job_views(&s.jobs),
                 }),
             };

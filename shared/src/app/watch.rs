@@ -268,24 +268,27 @@ async fn ingest(
     };
     // Without a readable summary, or once records were re-run, the counts come from the
     // results themselves.
-    Ok(summary.filter(|_| !rerun).unwrap_or_else(|| {
-        let ok = results
-            .iter()
-            .filter(|r| r.status == crate::domain::results::ResultStatus::Succeeded)
-            .count() as u64;
-        let processed = results
-            .iter()
-            .filter(|r| r.error_code.as_deref() != Some("no_output"))
-            .count() as u64;
-        ManifestSummary {
-            total_record_count: job.records(),
-            processed_record_count: processed,
-            success_record_count: ok,
-            error_record_count: processed.saturating_sub(ok),
-            input_token_count: results.iter().map(|r| r.input_tokens).sum(),
-            output_token_count: results.iter().map(|r| r.output_tokens).sum(),
-        }
-    }))
+    // Bedrock's summary counts pad records too, so a padded job's counts are derived.
+    Ok(summary
+        .filter(|_| !rerun && job.pad_records == 0)
+        .unwrap_or_else(|| {
+            let ok = results
+                .iter()
+                .filter(|r| r.status == crate::domain::results::ResultStatus::Succeeded)
+                .count() as u64;
+            let processed = results
+                .iter()
+                .filter(|r| r.error_code.as_deref() != Some("no_output"))
+                .count() as u64;
+            ManifestSummary {
+                total_record_count: job.records().saturating_sub(job.pad_records),
+                processed_record_count: processed,
+                success_record_count: ok,
+                error_record_count: processed.saturating_sub(ok),
+                input_token_count: results.iter().map(|r| r.input_tokens).sum(),
+                output_token_count: results.iter().map(|r| r.output_tokens).sum(),
+            }
+        }))
 }
 
 /// Most records re-run on-demand after one job; beyond it the failures stay failed (a
@@ -415,13 +418,11 @@ async fn stored_results<'r>(
     records: impl Iterator<Item = &'r ImageResult>,
 ) -> Result<HashMap<RecordId, ImageResult>, StageError> {
     let mut owners: HashSet<IntentId> = HashSet::new();
-    let members: HashMap<JobId, IntentId> = match &intent.selection {
-        crate::domain::intent::ImageSelection::Pool { members, .. } => members
-            .iter()
-            .map(|m| (m.job_id.clone(), m.intent_id.clone()))
-            .collect(),
-        _ => HashMap::new(),
-    };
+    let members: HashMap<JobId, IntentId> = super::lists::members(deps, intent)
+        .await?
+        .into_iter()
+        .map(|m| (m.job_id, m.intent_id))
+        .collect();
     for r in records {
         let owner = if intent.is_pool_job() {
             r.record_id
@@ -456,9 +457,7 @@ async fn route_to_members(
         r.image_index = index;
         by_job.entry(job).or_default().push(r);
     }
-    let crate::domain::intent::ImageSelection::Pool { members, .. } = &shared.selection else {
-        return Ok(());
-    };
+    let members = super::lists::members(deps, shared).await?;
     let ours = |m: &BatchIntent| {
         m.status == IntentStatus::Pooled
             && m.pool
@@ -510,27 +509,21 @@ async fn job_records(
     job: &BatchJob,
 ) -> Result<HashMap<String, (RecordId, usize, ObjectKey)>, StageError> {
     let Some(map) = &job.record_map else {
-        let in_job = job_record_indexes(intent, job);
-        return Ok(intent
-            .images
-            .iter()
-            .filter(|i| in_job.contains(&i.index))
-            .map(|i| {
-                (
-                    image_record_id(i.index),
-                    (i.record_id.clone(), i.index, i.key.clone()),
-                )
-            })
+        let (before, taken) = job_record_range(intent, job);
+        let images = super::lists::images(deps, intent).await?;
+        return Ok(images
+            .into_iter()
+            .filter(|i| i.rejected.is_none())
+            .skip(before)
+            .take(taken)
+            .map(|i| (image_record_id(i.index), (i.record_id, i.index, i.key)))
             .collect());
     };
-    let body = deps.objects.get(map).await?;
     let mut out = HashMap::new();
-    for line in String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| !l.is_empty())
-    {
-        let r: MappedRecord = serde_json::from_str(line)
-            .map_err(|e| StageError::Permanent(format!("record map {map} has a bad line: {e}")))?;
+    // Line by line: a shared job's map has a line for each of its (up to 50,000) records.
+    let mut records = super::lists::read::<MappedRecord>(deps, map).await?;
+    while let Some(r) = records.next().await {
+        let r = r?;
         // Maps from before Bedrock-format record ids kept the member's own id in the line.
         let line_id = r
             .bedrock_record_id
@@ -540,21 +533,17 @@ async fn job_records(
     Ok(out)
 }
 
-/// The image indexes whose records went into `job`: the accepted images, in order, split as
-/// the planner split them (each job takes the next `records()` accepted images).
-fn job_record_indexes(intent: &BatchIntent, job: &BatchJob) -> HashSet<usize> {
+/// Which of the intent's accepted images, in order, went into `job`: (how many went into the
+/// jobs before it, how many into it), as the planner split them (pads not counted).
+fn job_record_range(intent: &BatchIntent, job: &BatchJob) -> (usize, usize) {
     let before: u64 = intent
         .jobs
         .iter()
         .filter(|j| j.job_no < job.job_no)
-        .map(|j| j.records())
+        .map(|j| j.records().saturating_sub(j.pad_records))
         .sum();
-    intent
-        .images
-        .iter()
-        .filter(|i| i.rejected.is_none())
-        .skip(before as usize)
-        .take(job.records() as usize)
-        .map(|i| i.index)
-        .collect()
+    (
+        before as usize,
+        job.records().saturating_sub(job.pad_records) as usize,
+    )
 }

@@ -159,8 +159,28 @@ pub struct RecordError {
 }
 
 impl OutputLine {
+    /// An output line as ingestion needs it. The echoed `modelInput` (the whole request, base64
+    /// image included: most of the line's bytes) is skipped, never built, so ingestion scans
+    /// each byte once and holds no copy of it.
     pub fn parse(line: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(line)
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer {
+            record_id: String,
+            #[serde(default, rename = "modelInput")]
+            _model_input: Option<serde::de::IgnoredAny>,
+            #[serde(default)]
+            model_output: Option<serde_json::Value>,
+            #[serde(default)]
+            error: Option<RecordError>,
+        }
+        let a: Answer = serde_json::from_str(line)?;
+        Ok(Self {
+            record_id: a.record_id,
+            model_input: None,
+            model_output: a.model_output,
+            error: a.error,
+        })
     }
 
     pub fn record_id(&self) -> Option<RecordId> {

@@ -17,6 +17,10 @@ use sha2::{Digest, Sha256};
 pub enum ImageSelection {
     /// Explicit keys in the uploads bucket, in the client's order (which fixes record ids).
     Keys(Vec<ObjectKey>),
+    /// Explicit keys, more than [`INLINE_LIST`]: kept one per line in a JSON-lines object in
+    /// the manifests bucket, so the intent item stays small (DynamoDB holds 400 KB an item).
+    #[serde(rename_all = "camelCase")]
+    KeyList { list: S3Uri, count: usize },
     /// Every image the user uploaded that day: `uploads/{userId}/{day}/`, resolved by the
     /// manifest builder.
     Day(NaiveDate),
@@ -25,22 +29,63 @@ pub enum ImageSelection {
     /// line maps back to exactly one (member intentId, image).
     #[serde(rename_all = "camelCase")]
     Pool {
+        /// The members, when at most [`INLINE_LIST`]; else empty and listed in `member_list`.
         members: Vec<PoolMember>,
         /// When set, the manifest is padded with tiny text records up to this many records
         /// (the `pad` below-minimum policy); their answers are dropped.
         #[serde(default)]
         pad_to: u64,
+        /// More than [`INLINE_LIST`] members: a JSON-lines object, one member a line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member_list: Option<S3Uri>,
+        /// The members' records, whichever way they are listed.
+        #[serde(default)]
+        records: u64,
+        /// How many members, whichever way they are listed.
+        #[serde(default)]
+        member_count: usize,
     },
 }
 
 impl ImageSelection {
+    /// A shared job's members, whichever way they are listed (0 for any other selection).
+    pub fn member_count(&self) -> usize {
+        match self {
+            Self::Pool {
+                members,
+                member_count,
+                ..
+            } => (*member_count).max(members.len()),
+            _ => 0,
+        }
+    }
+
     pub fn len_hint(&self) -> usize {
         match self {
             Self::Keys(k) => k.len(),
+            Self::KeyList { count, .. } => *count,
             Self::Day(_) => 0,
-            Self::Pool { members, .. } => members.iter().map(|m| m.records as usize).sum(),
+            Self::Pool {
+                members, records, ..
+            } => (*records as usize).max(members.iter().map(|m| m.records as usize).sum()),
         }
     }
+}
+
+/// Most entries a list keeps inside the intent item (keys, images, members); a longer one
+/// lives in a JSON-lines object beside the manifests. 1,000 entries of ~150 bytes stay well
+/// inside DynamoDB's 400 KB item.
+pub const INLINE_LIST: usize = 1_000;
+
+/// An intent's images kept outside its item: a JSON-lines object of [`ImageEntry`]s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageList {
+    pub uri: S3Uri,
+    pub count: usize,
+    /// How many of them were rejected (they have a `skipped` result).
+    #[serde(default)]
+    pub rejected: usize,
 }
 
 /// One small intent inside a shared job.
@@ -60,6 +105,9 @@ pub struct PoolState {
     pub since: DateTime<Utc>,
     /// Its accepted records (the rest were rejected images).
     pub records: u64,
+    /// The bytes of its manifest lines (0 in items written before it was kept).
+    #[serde(default)]
+    pub bytes: u64,
     /// The shared job's intent, once sealed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_into: Option<IntentId>,
@@ -166,6 +214,14 @@ pub struct BatchJob {
     /// the job's intent need not list them (a DynamoDB item holds at most 400 KB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_map: Option<S3Uri>,
+    /// Pad records at the end of its last part (counted in the parts' records), which bring
+    /// a short last job up to Bedrock's minimum; their answers are dropped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pad_records: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One line of a shared job's record map.
@@ -214,8 +270,11 @@ pub struct BatchIntent {
     pub updated_at: DateTime<Utc>,
     /// When the store may forget a finished intent (DynamoDB TTL).
     pub expires_at: DateTime<Utc>,
+    /// Its images, when at most [`INLINE_LIST`]; else empty and listed in `image_list`.
     #[serde(default)]
     pub images: Vec<ImageEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_list: Option<ImageList>,
     #[serde(default)]
     pub jobs: Vec<BatchJob>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -304,6 +363,7 @@ impl BatchIntent {
             updated_at: now,
             expires_at: now + Duration::days(ttl_days),
             images: Vec::new(),
+            image_list: None,
             jobs: Vec::new(),
             counts: None,
             failure_message: None,
@@ -323,8 +383,7 @@ impl BatchIntent {
         id: IntentId,
         model_id: ModelId,
         prompt_version: String,
-        members: Vec<PoolMember>,
-        pad_to: u64,
+        selection: ImageSelection,
         now: DateTime<Utc>,
         ttl_days: i64,
     ) -> Self {
@@ -336,7 +395,7 @@ impl BatchIntent {
             NewIntent {
                 intent_id: id,
                 user_id,
-                selection: ImageSelection::Pool { members, pad_to },
+                selection,
                 model_id,
                 prompt_version,
                 trace_id,
@@ -372,11 +431,17 @@ impl BatchIntent {
     ) -> Result<(), Refused> {
         self.require(IntentStatus::Requested)?;
         let records = jobs.iter().map(BatchJob::records).sum();
+        let bytes = jobs
+            .iter()
+            .flat_map(|j| j.parts.iter())
+            .map(|p| p.bytes)
+            .sum();
         self.images = images;
         self.jobs = jobs;
         self.pool = Some(PoolState {
             since: now,
             records,
+            bytes,
             sealed_into: None,
             on_demand: false,
         });
@@ -591,7 +656,7 @@ impl BatchIntent {
                         Some(s) => total.add(s),
                         // A job that ended with no outputs (Failed) still had its records.
                         None => total.add(&ManifestSummary {
-                            total_record_count: j.records(),
+                            total_record_count: j.records().saturating_sub(j.pad_records),
                             ..ManifestSummary::default()
                         }),
                     }
@@ -693,6 +758,17 @@ impl BatchIntent {
 
     /// The image a record id belongs to, if it is this intent's (or, for a shared job's
     /// intent, one of its members').
+    /// How many images it has, and how many of them were rejected, wherever they are listed.
+    pub fn image_counts(&self) -> (usize, usize) {
+        match &self.image_list {
+            Some(list) => (list.count, list.rejected),
+            None => (
+                self.images.len(),
+                self.images.iter().filter(|i| i.rejected.is_some()).count(),
+            ),
+        }
+    }
+
     pub fn image_for(&self, record: &RecordId) -> Option<&ImageEntry> {
         let (job, index) = record.owner()?;
         if job != self.job_id {
@@ -752,6 +828,7 @@ mod tests {
             failure_message: None,
             summary: None,
             record_map: None,
+            pad_records: 0,
         }
     }
 

@@ -106,9 +106,10 @@ pub struct Settings {
     pub quotas: Quotas,
     /// Seconds a small intent waits in its pool before the below-minimum policy applies.
     pub pool_deadline_secs: i64,
-    /// Intents with fewer accepted records than this are pooled into shared jobs; 0 means the
-    /// job minimum. Raising it (say to 10,000) packs a busy night into far fewer, fuller jobs,
-    /// which matters under the per-model cap on concurrent jobs.
+    /// Intents with fewer accepted records than this (and under the same share of a job's
+    /// bytes) are pooled into shared jobs; 0 means the job minimum. The default, 10,000 (a
+    /// fifth of a job), packs a busy night into about as few jobs as the quotas allow, which
+    /// matters under the per-model cap on concurrent jobs (see `domain::pool`).
     pub pool_below_records: u64,
     pub below_minimum: BelowMinimum,
     /// On-demand invocations in flight at once (policy `on_demand` and record re-runs).
@@ -146,9 +147,9 @@ impl Settings {
                 .map(|m| ModelId::parse(m).unwrap_or_else(|e| panic!("{e}")))
                 .collect(),
             model_families: std::collections::BTreeMap::new(),
-            // The intent item holds every image's key and record id, and a DynamoDB item is at
-            // most 400 KB: 1,000 images of ~150 bytes each stay well inside it.
-            max_images_per_intent: 1_000,
+            // Bedrock's records per job: a request of more is better sent as several. Long
+            // lists live outside the intent item (see `app::lists`), so this is no store cap.
+            max_images_per_intent: 50_000,
             job_timeout_hours: 24,
             outbox_grace_secs: 30,
             stuck_after_secs: 900,
@@ -158,7 +159,7 @@ impl Settings {
             estimate_secs_per_image: 0.5,
             quotas: Quotas::default(),
             pool_deadline_secs: 6 * 3600,
-            pool_below_records: 0,
+            pool_below_records: 10_000,
             below_minimum: BelowMinimum::OnDemand,
             on_demand_concurrency: 4,
             max_record_attempts: 3,
@@ -192,7 +193,31 @@ impl Settings {
     /// Below this many records an intent is pooled: `pool_below_records`, never under the
     /// job minimum.
     pub fn pool_threshold(&self) -> u64 {
-        self.pool_below_records.max(self.quotas.min_records_per_job)
+        let q = &self.quotas;
+        self.pool_below_records
+            .min(q.max_records_per_job)
+            .max(q.min_records_per_job)
+    }
+
+    /// True when an intent of `records` accepted records in `bytes` of manifest lines runs in
+    /// jobs of its own: it reaches the pool threshold by records, or the same share of a
+    /// job by bytes (and the minimum either way).
+    pub fn runs_alone(&self, records: u64, bytes: u64) -> bool {
+        let q = &self.quotas;
+        let threshold = self.pool_threshold();
+        let share_of_bytes = (u128::from(q.max_job_bytes) * u128::from(threshold))
+            / u128::from(q.max_records_per_job.max(1));
+        records >= threshold
+            || (records >= q.min_records_per_job && u128::from(bytes) >= share_of_bytes)
+    }
+
+    /// What one shared job may take when the pool packs it: a job's records, and 99% of its
+    /// bytes (a member's lines are rewritten with the shared job's record ids and folders).
+    pub fn pool_capacity(&self) -> super::pool::Capacity {
+        super::pool::Capacity {
+            records: self.quotas.max_records_per_job,
+            bytes: self.quotas.max_job_bytes / 100 * 99,
+        }
     }
 
     pub fn estimated_duration_secs(&self, images: usize) -> u64 {
