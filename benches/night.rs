@@ -192,11 +192,12 @@ fn report(label: &str, settings: &Settings, n: &Night) -> (u64, f64) {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--ingest-child") {
-        let lines = args
-            .get(pos + 1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(50_000);
-        return ingest::child(lines);
+        let arg = |i: usize, default: usize| {
+            args.get(pos + i)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(default)
+        };
+        return ingest::child(arg(1, 50_000), arg(2, 75));
     }
     let users = if quick() { 10_000 } else { 100_000 };
     let counts = zipf_counts(users, 2_000, 1.6, &mut Rng(0x5EED));

@@ -34,7 +34,7 @@ struct Cli {
     #[arg(long, global = true)]
     min_records: Option<u64>,
     /// Seconds a batch below the minimum waits in its pool before the policy applies
-    /// (overrides POOL_DEADLINE_SECS; a local run's default is 60 s, the service's 6 hours).
+    /// (overrides POOL_DEADLINE_SECS; the default is the service's, 6 hours).
     #[arg(long, global = true)]
     pool_deadline_secs: Option<i64>,
     /// What a pool below the minimum does at its deadline: wait, pad or on_demand (overrides
@@ -177,9 +177,9 @@ fn init_tracing() {
 /// Lambdas read (ALLOWED_MODEL_IDS, the quotas, the pool, prices, …; the same variables and
 /// defaults), then the flags given.
 fn options_in(cli: &Cli, dir: &std::path::Path) -> anyhow::Result<EmbeddedOptions> {
+    // One settings path: the Lambdas' defaults, then the same environment variables they
+    // read (shared::config), then the flags given.
     let mut opts = EmbeddedOptions::new(dir);
-    // A local run wants a small pool's answer in a minute, not the service's 6 hours.
-    opts.settings.pool_deadline_secs = 60;
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     opts.settings = shared::config::settings_from_map(&env, opts.settings)?;
     if let Some(min) = cli.min_records {

@@ -39,11 +39,11 @@ fn vm_hwm_kib() -> u64 {
 
 /// One output line's text before and after its record id: a real Claude record (the family's
 /// own encoder) with a model output appended.
-fn line_template(model: &ModelId) -> anyhow::Result<(String, String)> {
+fn line_template(model: &ModelId, image_kib: usize) -> anyhow::Result<(String, String)> {
     let family = family::for_model(model).ok_or_else(|| err("no family"))?;
     let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    while jpeg.len() < 75 * 1024 {
+    while jpeg.len() < image_kib * 1024 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -75,7 +75,7 @@ fn line_template(model: &ModelId) -> anyhow::Result<(String, String)> {
 }
 
 /// An intent of `lines` images with one job, submitted, and its output part written.
-async fn fixture(app: &Embedded, lines: usize) -> anyhow::Result<u64> {
+async fn fixture(app: &Embedded, lines: usize, image_kib: usize) -> anyhow::Result<u64> {
     let deps = &app.deps;
     let model = deps
         .settings
@@ -121,7 +121,7 @@ async fn fixture(app: &Embedded, lines: usize) -> anyhow::Result<u64> {
         1,
     );
     let part = input.join("part-00001.jsonl");
-    let (head, tail) = line_template(&model)?;
+    let (head, tail) = line_template(&model, image_kib)?;
     let out_uri: S3Uri = output
         .join(BedrockJobArn::parse(ARN).map_err(err)?.job_suffix())
         .join(&output_file_name("part-00001.jsonl"));
@@ -172,15 +172,16 @@ async fn fixture(app: &Embedded, lines: usize) -> anyhow::Result<u64> {
     Ok(bytes)
 }
 
-/// Child mode: ingest one output of `lines` lines; prints `INGEST lines bytes secs rss_kib`.
-pub fn child(lines: usize) -> anyhow::Result<()> {
+/// Child mode: ingest one output of `lines` lines of `image_kib` KiB images; prints
+/// `INGEST lines bytes secs rss_kib`.
+pub fn child(lines: usize, image_kib: usize) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
         let app = Embedded::open(EmbeddedOptions::new(dir.path()))?;
-        let bytes = fixture(&app, lines).await?;
+        let bytes = fixture(&app, lines, image_kib).await?;
         std::fs::write("/proc/self/clear_refs", "5")?;
         let start = Instant::now();
         let arn = BedrockJobArn::parse(ARN).map_err(err)?;
@@ -207,14 +208,16 @@ pub fn child(lines: usize) -> anyhow::Result<()> {
     })
 }
 
-/// Runs the child at a tenth of `lines` and at `lines`, and prints both side by side.
+/// Runs the child for a tenth of `lines` and for `lines`, with images of 75 KiB (100 KB of
+/// base64: `lines` = 50,000 is a 5 GB job) and of a quarter of that, side by side: RSS
+/// follows the number of records, not the output's size.
 pub fn report(lines: usize) -> anyhow::Result<()> {
     println!("Results ingestion (status watcher, one core), side by side:\n");
-    println!("| output lines | output size | time | MB/s per core | peak RSS |");
-    println!("| --- | --- | --- | --- | --- |");
-    for n in [lines / 10, lines] {
+    println!("| output lines | image | output size | time | MB/s per core | peak RSS |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (n, kib) in [(lines / 10, 75), (lines, 19), (lines, 75)] {
         let out = std::process::Command::new(std::env::current_exe()?)
-            .args(["--ingest-child", &n.to_string()])
+            .args(["--ingest-child", &n.to_string(), &kib.to_string()])
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let f: Vec<f64> = text
@@ -232,7 +235,7 @@ pub fn report(lines: usize) -> anyhow::Result<()> {
             .collect();
         let (bytes, secs, rss) = (f[1], f[2], f[3]);
         println!(
-            "| {n} | {:.2} GB | {secs:.1} s | {:.0} | {:.1} MiB |",
+            "| {n} | {kib} KiB | {:.2} GB | {secs:.1} s | {:.0} | {:.1} MiB |",
             bytes / 1e9,
             bytes / 1e6 / secs,
             rss / 1024.0

@@ -33,6 +33,10 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     reason,
   });
   const jobs = (reason: string): Acknowledged => ({ id: iam5Finding(stack, stack.batchJobArns), reason });
+  const lists = (reason: string): Acknowledged => ({
+    id: iam5Finding(stack, stack.manifestsBucket.arnForObjects('manifests/*/lists/*')),
+    reason,
+  });
   // Cross-region inference profiles only: `arn:…:bedrock:*::foundation-model/{id}`.
   const anyRegionModels = (reason: string): Acknowledged[] =>
     stack.modelArns.filter((a) => a.includes('*')).map((a) => ({ id: iam5Finding(stack, a), reason }));
@@ -43,6 +47,8 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     'Bedrock writes outputs under {outputUri}/{bedrock job id}/, an id Bedrock assigns at job creation; the wildcard covers objects of the dedicated outputs bucket only.';
   const JOB_ARNS =
     'Batch job ARNs end in a 12-character id Bedrock assigns at CreateModelInvocationJob, so they cannot be named in advance; the wildcard is limited to model-invocation-job resources of this account and region.';
+  const LIST_KEYS =
+    'Long lists are kept at manifests/{jobId}/lists/{name}.jsonl (shared/src/app/lists.rs), a jobId made per request after deploy; the wildcard covers only the lists folders of the dedicated manifests bucket, never its manifests or images.';
   const GEO_MODELS =
     'A cross-region inference profile routes each request to the configured foundation model in any region of its geography, and Bedrock authorizes the call on that region\'s model ARN; the model id itself is fixed (only the region is a wildcard).';
 
@@ -52,6 +58,7 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
       reason: 'This queue is itself a dead-letter queue: the DeadLetterConfig of the two EventBridge targets that invoke intake (S3 Object Created, nightly run). cdk-nag only recognizes queues named in another queue\'s RedrivePolicy as DLQs; a DLQ of a DLQ would only move the same dead letters once more.',
     }]],
     [f.intake.role!, [
+      lists(`The function writes a request's keys past 1,000 to its list before recording the intent, and a member leaving a shared job reads its images list and the shared job's members list. ${LIST_KEYS}`),
       jobs(`StopModelInvocationJob stops the running jobs of a batch its owner cancels (DELETE /api/batch/jobs/{jobId}), and those of a shared job once its last member is cancelled; the ARNs come from the intents themselves. ${JOB_ARNS}`),
     ]],
     [stack.bedrockRole, [
@@ -76,6 +83,7 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     [f.reconciler.role!, [
       objects(stack.outputsBucket, `When a poll finds a job finished, the function reads its .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
       objects(stack.manifestsBucket, `The function reads a pooled member's parts to run it on-demand (policy on_demand) and a finished job's parts to re-run its retryable failures (and InvokeModel reads an s3Location record's image there with its credentials). ${MANIFEST_KEYS}`),
+      lists(`Sealing a shared job of more than 1,000 members writes its members list before its intent. ${LIST_KEYS}`),
       jobs(`GetModelInvocationJob is asked about every open job of the stack's intents. ${JOB_ARNS}`),
       ...anyRegionModels(`InvokeModel runs the records of a pool below the job minimum on-demand at its deadline (policy on_demand), on the pool's model. ${GEO_MODELS}`),
     ]],

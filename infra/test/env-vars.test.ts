@@ -97,7 +97,7 @@ describe('function environment', () => {
           MAX_JOB_BYTES: String(5 * 1024 ** 3),
           MAX_CONCURRENT_JOBS: '10',
           POOL_DEADLINE_SECS: '21600',
-          POOL_BELOW_RECORDS: '0',
+          POOL_BELOW_RECORDS: '10000',
           BELOW_MINIMUM_POLICY: 'on_demand',
           ON_DEMAND_CONCURRENCY: '4',
           MAX_RECORD_ATTEMPTS: '3',
@@ -116,7 +116,7 @@ describe('function environment', () => {
     };
     const { template: t } = synth({
       poolDeadlineSecs: '3600',
-      poolBelowRecords: '10000',
+      poolBelowRecords: '5000',
       belowMinimumPolicy: 'pad',
       onDemandConcurrency: 8,
       maxRecordAttempts: '5',
@@ -126,7 +126,7 @@ describe('function environment', () => {
       Environment: {
         Variables: Match.objectLike({
           POOL_DEADLINE_SECS: '3600',
-          POOL_BELOW_RECORDS: '10000',
+          POOL_BELOW_RECORDS: '5000',
           BELOW_MINIMUM_POLICY: 'pad',
           ON_DEMAND_CONCURRENCY: '8',
           MAX_RECORD_ATTEMPTS: '5',

@@ -13,6 +13,8 @@ const { stack, template } = synth({}, { account: ACCOUNT, region: REGION });
 const id = (c: { node: { defaultChild?: unknown } }): string => stack.getLogicalId(c.node.defaultChild as any);
 const arnOf = (c: { node: { defaultChild?: unknown } }) => ({ 'Fn::GetAtt': [id(c), 'Arn'] });
 const objectsOf = (c: { node: { defaultChild?: unknown } }) => ({ 'Fn::Join': ['', [arnOf(c), '/*']] });
+/** The long lists beside the manifests (shared/src/app/lists.rs): `manifests/{jobId}/lists/`. */
+const listsOf = (c: { node: { defaultChild?: unknown } }) => ({ 'Fn::Join': ['', [arnOf(c), '/manifests/*/lists/*']] });
 const JOBS = `arn:aws:bedrock:${REGION}:${ACCOUNT}:model-invocation-job/*`;
 const roleId = (name: FunctionName): string => id(stack.functions[name].role!);
 const bySid = (statements: Statement[], sid: string): Statement => {
@@ -145,7 +147,8 @@ describe('function roles', () => {
   const EXPECTED: Record<FunctionName, string[]> = {
     // sqs: the on-failure destination of intake's async invocations (the intake-events DLQ).
     intake: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
-      'bedrock:StopModelInvocationJob', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+      'bedrock:StopModelInvocationJob', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage',
+      's3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'],
     'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
     submitter: [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
@@ -153,7 +156,7 @@ describe('function roles', () => {
     'status-watcher': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:GetObject', 's3:ListBucket', 'bedrock:StopModelInvocationJob', 'bedrock:InvokeModel'],
     reconciler: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
-      's3:GetObject', 's3:ListBucket', 'bedrock:GetModelInvocationJob', 'bedrock:InvokeModel'],
+      's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'bedrock:GetModelInvocationJob', 'bedrock:InvokeModel'],
   };
   /** The results-table actions of each function, in one ResultStore statement (none for the others). */
   const RESULTS: Partial<Record<FunctionName, string[]>> = {
@@ -170,8 +173,14 @@ describe('function roles', () => {
    * Every S3 statement of each function, as [Sid, actions, bucket, objects?] (none for the
    * others): the buckets and keys its code reads and writes, and nothing else.
    */
-  type S3Grant = [string, string[], 'uploads' | 'manifests' | 'outputs', 'objects' | 'bucket'];
+  type S3Grant = [string, string[], 'uploads' | 'manifests' | 'outputs', 'objects' | 'bucket' | 'lists'];
   const S3: Partial<Record<FunctionName, S3Grant[]>> = {
+    intake: [
+      // a request's keys past 1,000 (keep_keys, streaming); a member leaving a shared job
+      // reads its images list and the shared job's members list
+      ['WriteLists', ['s3:AbortMultipartUpload', 's3:PutObject'], 'manifests', 'lists'],
+      ['ReadLists', ['s3:GetObject'], 'manifests', 'lists'],
+    ],
     'manifest-builder': [
       // get (inline images), head (ranged GetObject), the source of the s3Location image copy
       ['ReadUploads', ['s3:GetObject'], 'uploads', 'objects'],
@@ -193,6 +202,8 @@ describe('function roles', () => {
       ['ListOutputs', ['s3:ListBucket'], 'outputs', 'bucket'],
       // a pooled member run on-demand, and re-runs, read manifest parts
       ['ReadManifests', ['s3:GetObject'], 'manifests', 'objects'],
+      // a shared job's members list past 1,000, written when it is sealed
+      ['WriteLists', ['s3:AbortMultipartUpload', 's3:PutObject'], 'manifests', 'lists'],
     ],
   };
   /** The intents-table indexes each function may Query (none for the others). */
@@ -317,7 +328,7 @@ describe('function roles', () => {
         Sid: sid,
         Effect: 'Allow',
         Action: actions.length === 1 ? actions[0] : actions,
-        Resource: what === 'objects' ? objectsOf(buckets[bucket]) : arnOf(buckets[bucket]),
+        Resource: what === 'objects' ? objectsOf(buckets[bucket]) : what === 'lists' ? listsOf(buckets[bucket]) : arnOf(buckets[bucket]),
       }));
       expect([name, st]).toEqual([name, expected]);
     }
@@ -332,9 +343,13 @@ describe('function roles', () => {
     expect(actionsOn('manifest-builder', objectsOf(stack.uploadsBucket))).toEqual(['s3:GetObject']);
     expect(actionsOn('manifest-builder', objectsOf(stack.manifestsBucket)).sort())
       .toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject']);
+    // The others write no image: intake and the reconciler write only the lists.
     for (const name of ['intake', 'submitter', 'status-watcher', 'reconciler'] as const) {
-      const writes = roleActions(template, roleId(name)).filter((a) => a === 's3:PutObject' || a === 's3:AbortMultipartUpload');
-      expect([name, writes]).toEqual([name, []]);
+      const writes = roleStatements(template, roleId(name))
+        .filter((s) => asArray(s.Action).some((a) => a === 's3:PutObject' || a === 's3:AbortMultipartUpload'))
+        .map((s) => s.Resource);
+      const lists = name === 'intake' || name === 'reconciler' ? [listsOf(stack.manifestsBucket)] : [];
+      expect([name, writes]).toEqual([name, lists]);
     }
   });
 
@@ -366,7 +381,11 @@ describe('function roles', () => {
     expect(bySid(st, 'StopBatchJobs')).toMatchObject({ Action: 'bedrock:StopModelInvocationJob', Resource: JOBS });
     const actions = roleActions(template, roleId('intake'));
     expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:StopModelInvocationJob']);
-    expect(actions.filter((a) => a.startsWith('s3:') || a.startsWith('iam:'))).toEqual([]);
+    expect(actions.filter((a) => a.startsWith('iam:'))).toEqual([]);
+    // S3 only on the long lists (a request's keys, a leaving member's images and members).
+    for (const s of st.filter((x) => asArray(x.Action).some((a: string) => a.startsWith('s3:')))) {
+      expect(s.Resource).toEqual(listsOf(stack.manifestsBucket));
+    }
     // Its only queue is the on-failure destination of its async invocations.
     const dlq = { 'Fn::GetAtt': [id(stack.intakeEventsDlq), 'Arn'] };
     for (const s of st.filter((x) => asArray(x.Action).some((a: string) => a.startsWith('sqs:')))) {

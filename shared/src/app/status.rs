@@ -77,7 +77,11 @@ pub struct SharedJobView {
 #[serde(rename_all = "camelCase")]
 pub struct BedrockJobView {
     pub job_no: u32,
+    /// Records Bedrock runs, pad records included.
     pub records: u64,
+    /// Pad records bringing a short last job up to Bedrock's minimum.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pad_records: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Each input file of the job (Bedrock reports progress per job, not per file).
@@ -138,11 +142,16 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, crate::domain::ids::Int
     serde_json::from_slice(&raw).map_err(|_| BadCursor)
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 fn job_views(jobs: &[crate::domain::intent::BatchJob]) -> Vec<BedrockJobView> {
     jobs.iter()
         .map(|j| BedrockJobView {
             job_no: j.job_no,
             records: j.records(),
+            pad_records: j.pad_records,
             status: j.status.map(|s| s.as_str().to_owned()),
             parts: j
                 .parts
