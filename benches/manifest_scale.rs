@@ -1,8 +1,8 @@
 //! Manifest and planner figures at scale, each reported as a ratio measured side by side in
 //! the same run (`cargo bench --profile release --bench manifest_scale`):
 //!
-//! 1. the manifest builder in base64 mode (Claude) for N realistic images through the embedded
-//!    object store, against a raw copy of the same bytes through the same store;
+//! 1. the manifest builder in base64 mode (Claude) for N photos already normalized at upload,
+//!    through the embedded object store, against a raw copy of the same bytes;
 //! 2. the builder's peak RSS for 5,000 against 50,000 records (each built in a fresh child
 //!    process after another stored its images and recorded its request; `/proc/self/status`
 //!    VmHWM);
@@ -18,6 +18,7 @@ use shared::adapters::embedded::objects::FsObjectStore;
 use shared::app::manifest::build_manifest;
 use shared::domain::bedrock::S3Uri;
 use shared::domain::ids::{IntentId, ModelId, ObjectKey};
+use shared::domain::normalize::{normalize, Target, QUALITY};
 use shared::ports::{IntentStore as _, ObjectStore as _};
 use std::time::{Duration, Instant};
 
@@ -36,28 +37,8 @@ fn scaled(n: usize) -> usize {
     }
 }
 
-/// A PNG header (1200x1600, so it passes the checks) followed by `size` bytes in all of
-/// pseudo-random data: incompressible, like a photo.
-fn synthetic_png(size: usize, seed: u64) -> Vec<u8> {
-    let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
-    b.extend_from_slice(&1200u32.to_be_bytes());
-    b.extend_from_slice(&1600u32.to_be_bytes());
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407)
-        | 1;
-    while b.len() < size {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b.extend_from_slice(&x.to_le_bytes());
-    }
-    b.truncate(size);
-    b
-}
-
 fn key(i: usize) -> String {
-    format!("uploads/{USER}/2026-11-28/img-{i:06}.png")
+    format!("uploads/{USER}/2026-11-28/img-{i:06}.jpg")
 }
 
 async fn open(dir: &std::path::Path, max_images: usize) -> anyhow::Result<Embedded> {
@@ -72,27 +53,47 @@ async fn open(dir: &std::path::Path, max_images: usize) -> anyhow::Result<Embedd
     Embedded::open(opts)
 }
 
-/// Stores `n` images: `distinct` real files, the rest hard links to them (disk stays small,
-/// every key is its own object).
+/// Stores `n` images as a night finds them: `distinct` real photos of `side` (width, height)
+/// and their normalized copies (made at upload, for both families' sizes), the rest hard
+/// links to them (disk stays small, every key is its own object).
 async fn store_images(
     app: &Embedded,
     dir: &std::path::Path,
     n: usize,
-    size: usize,
+    side: (u16, u16),
     distinct: usize,
 ) -> anyhow::Result<()> {
     let fs = FsObjectStore::new(dir.join("s3"));
     let bucket = &app.deps.settings.uploads_bucket;
     for i in 0..n {
-        let uri = S3Uri::object(bucket, &ObjectKey::parse(&key(i))?);
+        let k = ObjectKey::parse(&key(i))?;
+        let mut uris = vec![S3Uri::object(bucket, &k)];
+        for edge in [1568, 1800] {
+            uris.push(shared::app::normalized::normalized_uri(&app.deps, &k, edge));
+        }
         if i < distinct {
-            app.objects.put(&uri, synthetic_png(size, i as u64)).await?;
+            let photo = batch_orchestrator::samples::phone_jpeg(side.0, side.1, 1, 90, i as u64);
+            let target = Target {
+                long_edge: 1568,
+                quality: QUALITY,
+            };
+            let small = normalize(&photo, target).map_err(|e| anyhow::anyhow!("{e}"))?;
+            app.objects.put(&uris[0], photo).await?;
+            for uri in &uris[1..] {
+                app.objects.put(uri, small.jpeg.clone()).await?;
+            }
         } else {
-            let src = fs.path_of(&S3Uri::object(
-                bucket,
-                &ObjectKey::parse(&key(i % distinct))?,
-            ))?;
-            std::fs::hard_link(src, fs.path_of(&uri)?)?;
+            let k0 = ObjectKey::parse(&key(i % distinct))?;
+            let srcs = [
+                S3Uri::object(bucket, &k0),
+                shared::app::normalized::normalized_uri(&app.deps, &k0, 1568),
+                shared::app::normalized::normalized_uri(&app.deps, &k0, 1800),
+            ];
+            for (src, uri) in srcs.iter().zip(&uris) {
+                let dest = fs.path_of(uri)?;
+                std::fs::create_dir_all(dest.parent().ok_or_else(|| anyhow::anyhow!("root"))?)?;
+                std::fs::hard_link(fs.path_of(src)?, dest)?;
+            }
         }
     }
     Ok(())
@@ -142,7 +143,8 @@ async fn build(
     build_only(app, &id, n).await
 }
 
-/// The same bytes, read from the same store and written through the same streaming writer.
+/// The same bytes (the normalized copies the manifest reads), read from the same store and
+/// written through the same streaming writer.
 async fn raw_copy(app: &Embedded, n: usize, round: usize) -> anyhow::Result<(Duration, u64)> {
     let s = &app.deps.settings;
     let start = Instant::now();
@@ -154,9 +156,10 @@ async fn raw_copy(app: &Embedded, n: usize, round: usize) -> anyhow::Result<(Dur
     for i in 0..n {
         let bytes = app
             .objects
-            .get(&S3Uri::object(
-                &s.uploads_bucket,
+            .get(&shared::app::normalized::normalized_uri(
+                &app.deps,
                 &ObjectKey::parse(&key(i))?,
+                1568,
             ))
             .await?;
         w.write(&bytes).await?;
@@ -179,7 +182,7 @@ fn vm_hwm_kib() -> u64 {
 /// Child mode, first half: store `n` images in `dir` and record an intent over them.
 async fn rss_prepare(n: usize, dir: &std::path::Path) -> anyhow::Result<()> {
     let app = open(dir, n).await?;
-    store_images(&app, dir, n, 40 * 1024, 64).await?;
+    store_images(&app, dir, n, (400, 600), 64).await?;
     record(&app, "rss", n, None).await?;
     Ok(())
 }
@@ -243,27 +246,27 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    // 1. base64 manifest against a raw copy of the same bytes.
+    // 1. base64 manifest against a raw copy of the same (normalized) bytes.
     let n = scaled(300);
-    let size = 600 * 1024;
     let dir = tempfile::tempdir()?;
     let app = open(dir.path(), n).await?;
-    store_images(&app, dir.path(), n, size, n).await?;
+    store_images(&app, dir.path(), n, (1176, 1568), n).await?;
     let mut manifest = Vec::new();
     let mut raw = Vec::new();
+    let mut bytes = 0;
     for round in 0..3 {
-        let (r, bytes) = raw_copy(&app, n, round).await?;
+        let (r, b) = raw_copy(&app, n, round).await?;
         raw.push(r);
+        bytes = b;
         manifest.push(build(&app, &format!("b64-{round}"), n, None).await?);
-        anyhow::ensure!(bytes == (n * size) as u64);
     }
     manifest.sort();
     raw.sort();
     let (m, r) = (manifest[1], raw[1]);
     println!(
-        "1. base64 manifest, {n} images of {} KiB ({} MiB): manifest {:.0} ms, raw copy {:.0} ms, ratio {:.2}x (target <= 1.3x); medians of 3",
-        size / 1024,
-        n * size / (1024 * 1024),
+        "1. base64 manifest, {n} normalized photos of {} KiB ({} MiB): manifest {:.0} ms, raw copy {:.0} ms, ratio {:.2}x (target <= 1.3x); medians of 3",
+        bytes / n as u64 / 1024,
+        bytes / (1024 * 1024),
         m.as_secs_f64() * 1e3,
         r.as_secs_f64() * 1e3,
         m.as_secs_f64() / r.as_secs_f64()
@@ -289,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
     let n = scaled(50_000);
     let dir = tempfile::tempdir()?;
     let app = open(dir.path(), n).await?;
-    store_images(&app, dir.path(), n, 40 * 1024, 64).await?;
+    store_images(&app, dir.path(), n, (400, 600), 64).await?;
     let took = build(&app, "nova", n, Some(NOVA)).await?;
     println!(
         "3. s3Location (Nova) manifest, {n} records: {:.2} s, {:.0} records/s (a header read and a server-side copy each)",

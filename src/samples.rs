@@ -1,5 +1,7 @@
-//! Sample receipt images for the demo: small grayscale PNGs drawn like a till receipt (a
-//! header band, item lines of varying length, a total line), different for every index.
+//! Sample receipt images: small grayscale PNGs drawn like a till receipt (a header band, item
+//! lines of varying length, a total line), different for every index, for the demo; and
+//! phone-like photos of a receipt (12 and 50 MP JPEGs with sensor noise and an EXIF
+//! orientation, a screenshot PNG, a WebP) for the normalization tests and benchmark.
 
 use sha2::{Digest, Sha256};
 
@@ -46,6 +48,106 @@ pub fn receipt_png(index: usize) -> Vec<u8> {
     out
 }
 
+/// A receipt as a phone stores it: the sensor's `width` x `height` pixels (landscape when
+/// `orientation` is 6: the receipt lies on its side, and the tag says to turn it 90 degrees
+/// clockwise), white paper with dark print lines down the receipt and sensor noise, encoded
+/// at `quality` with an EXIF block holding the orientation and a GPS tag.
+pub fn phone_jpeg(width: u16, height: u16, orientation: u16, quality: u8, seed: u64) -> Vec<u8> {
+    let (w, h) = (usize::from(width), usize::from(height));
+    let mut px = vec![0u8; w * h * 3];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    // Print lines run across the receipt: along y in the stored (sideways) image when it is
+    // turned, along x otherwise.
+    let sideways = orientation == 6;
+    // Upright, the receipt is a strip of paper down the middle of the frame (40% of its
+    // width, 90% of its height) on a smooth table, printed with ~60 lines of text.
+    let (uw, uh) = if sideways { (h, w) } else { (w, h) };
+    let line = (uh / 180).max(1);
+    for (i, p) in px.chunks_exact_mut(3).enumerate() {
+        let (col, row) = (i % w, i / w);
+        // Upright coordinates: a 90-degree turn clockwise when stored sideways.
+        let (ux, uy) = if sideways {
+            (uw - 1 - row, col)
+        } else {
+            (col, row)
+        };
+        let on_paper = ux > uw * 3 / 10 && ux < uw * 7 / 10 && uy > uh / 20 && uy < uh * 19 / 20;
+        let ink = on_paper && (uy / line) % 3 == 0 && (ux / (line * 2)) % 7 != 0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let noise = (x & 0x03) as u8;
+        let rgb = if ink {
+            [50, 48, 45]
+        } else if on_paper {
+            [236, 234, 228]
+        } else {
+            let shade = 90 + (ux * 60 / uw.max(1)) as u8;
+            [shade, shade / 4 * 3, shade / 2]
+        };
+        p.copy_from_slice(&rgb.map(|c| c.saturating_add(noise)));
+    }
+    let mut out = Vec::new();
+    let mut e = jpeg_encoder::Encoder::new(&mut out, quality);
+    e.add_app_segment(1, &exif_block(orientation))
+        .expect("an APP1 segment under 64 KiB");
+    e.encode(&px, width, height, jpeg_encoder::ColorType::Rgb)
+        .expect("pixels match the size");
+    out
+}
+
+/// An EXIF APP1 payload: Orientation in IFD0, and a GPS IFD with a latitude reference (the
+/// metadata a normalized copy must not keep).
+fn exif_block(orientation: u16) -> Vec<u8> {
+    let mut b = b"Exif\0\0MM\0\x2a\0\0\0\x08".to_vec();
+    let entry = |b: &mut Vec<u8>, tag: u16, kind: u16, value: [u8; 4]| {
+        b.extend_from_slice(&tag.to_be_bytes());
+        b.extend_from_slice(&kind.to_be_bytes());
+        b.extend_from_slice(&1u32.to_be_bytes());
+        b.extend_from_slice(&value);
+    };
+    b.extend_from_slice(&2u16.to_be_bytes());
+    let o = orientation.to_be_bytes();
+    entry(&mut b, 0x0112, 3, [o[0], o[1], 0, 0]);
+    entry(&mut b, 0x8825, 4, 38u32.to_be_bytes()); // GPS IFD at offset 38
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&1u16.to_be_bytes());
+    entry(&mut b, 0x0001, 2, *b"N\0\0\0"); // GPSLatitudeRef
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b
+}
+
+/// A phone screenshot of a receipt app: a `width` x `height` PNG.
+pub fn screenshot_png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        let ink = (y / 40) % 2 == 0 && x % 300 > 40;
+        image::Rgb(if ink { [30, 30, 30] } else { [250, 250, 250] })
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("PNG into memory");
+    out
+}
+
+/// A photo saved as WebP (lossless: the encoder `image` ships), `width` x `height`, noisy.
+pub fn photo_webp(width: u32, height: u32, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let img = image::RgbImage::from_fn(width, height, |_, y| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let base = if (y / 24) % 3 == 0 { 40 } else { 225 };
+        image::Rgb([base + (x & 0x07) as u8; 3])
+    });
+    let mut out = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut out),
+        image::ImageFormat::WebP,
+    )
+    .expect("WebP into memory");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,8 +156,11 @@ mod tests {
     fn when_receipt_is_drawn_should_be_a_valid_png_that_passes_image_checks() {
         let a = receipt_png(1);
         assert!(a.starts_with(b"\x89PNG"));
-        let media = shared::domain::manifest::check_image(&a).expect("acceptable image");
-        assert_eq!(media.dimensions(&a), Some((WIDTH, HEIGHT)));
+        shared::domain::manifest::check_image(&a).expect("acceptable image");
+        assert_eq!(
+            shared::domain::normalize::dimensions(&a),
+            Some((WIDTH, HEIGHT))
+        );
         assert_ne!(a, receipt_png(2));
         assert_eq!(a, receipt_png(1));
     }

@@ -33,6 +33,10 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     reason,
   });
   const jobs = (reason: string): Acknowledged => ({ id: iam5Finding(stack, stack.batchJobArns), reason });
+  const normalizedCopies = (reason: string): Acknowledged => ({
+    id: iam5Finding(stack, stack.uploadsBucket.arnForObjects('normalized/*')),
+    reason,
+  });
   const lists = (reason: string): Acknowledged => ({
     id: iam5Finding(stack, stack.manifestsBucket.arnForObjects('manifests/*/lists/*')),
     reason,
@@ -58,6 +62,8 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
       reason: 'This queue is itself a dead-letter queue: the DeadLetterConfig of the two EventBridge targets that invoke intake (S3 Object Created, nightly run). cdk-nag only recognizes queues named in another queue\'s RedrivePolicy as DLQs; a DLQ of a DLQ would only move the same dead letters once more.',
     }]],
     [f.intake.role!, [
+      objects(stack.uploadsBucket, 'Each uploaded image (uploads/{userId}/{day}/, named by users after deploy) is read once to normalize it, and its normalized copy is read back. The wildcard covers objects of the dedicated uploads bucket only.'),
+      normalizedCopies('The function writes the normalized copy of each upload at normalized/{long edge}/{key}.jpg, keys made by users after deploy; the wildcard covers only that folder, never an original.'),
       lists(`The function writes a request's keys past 1,000 to its list before recording the intent, and a member leaving a shared job reads its images list and the shared job's members list. ${LIST_KEYS}`),
       jobs(`StopModelInvocationJob stops the running jobs of a batch its owner cancels (DELETE /api/batch/jobs/{jobId}), and those of a shared job once its last member is cancelled; the ARNs come from the intents themselves. ${JOB_ARNS}`),
     ]],
@@ -68,6 +74,7 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     ]],
     [f['manifest-builder'].role!, [
       objects(stack.uploadsBucket, 'Images are uploaded by users under uploads/{userId}/{day}/ after deploy; the function reads the ones a request names. The wildcard covers objects of the dedicated uploads bucket only.'),
+      normalizedCopies('The function writes the normalized copy of an image not normalized at upload, at normalized/{long edge}/{key}.jpg; the wildcard covers only that folder, never an original.'),
       objects(stack.manifestsBucket, `The function writes (and on failure aborts the multipart upload of) the parts and the s3Location images copied beside them, and for a shared job reads its members' parts and copies their images into its own folder. ${MANIFEST_KEYS}`),
     ]],
     [f.submitter.role!, [

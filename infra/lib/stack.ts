@@ -71,7 +71,7 @@ export const STACK_TAG = 'batch-orchestrator-stack';
  * job it finds finished, and the pools it seals, on-demand runs of below-minimum pools included).
  */
 export const FUNCTIONS: readonly FunctionSpec[] = [
-  { name: 'intake', description: 'HTTP API and direct-invoke intake of batch requests, S3 uploads index and nightly run', timeout: Duration.seconds(29), memorySize: 256 },
+  { name: 'intake', description: 'HTTP API and direct-invoke intake of batch requests, S3 uploads index and nightly run', timeout: Duration.seconds(29), memorySize: 1024 },
   // One message per invocation: a large request can take most of the 5 minutes, and a timeout
   // would fail (and spend the receive count of) every message of its batch.
   { name: 'manifest-builder', description: 'Builds the Bedrock JSONL manifests of a requested batch', timeout: Duration.minutes(5), memorySize: 2048, queue: 'manifest-builder', batchSize: 1 },
@@ -725,6 +725,15 @@ export class BatchOrchestratorStack extends Stack {
     allow(f['manifest-builder'], 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
     allow(f['manifest-builder'], 'WriteManifests', ['s3:PutObject', 's3:AbortMultipartUpload'], [this.manifestsBucket.arnForObjects('*')]);
     allow(f['manifest-builder'], 'ReadManifests', ['s3:GetObject'], [this.manifestsBucket.arnForObjects('*')]);
+    // Normalized copies of the uploads (shared/src/app/normalized.rs): intake makes one at
+    // upload (reading the original; ListBucket makes a copy not made yet a 404, not a 403),
+    // the manifest builder makes any still missing. Only under `normalized/`: no function
+    // writes over an original.
+    const normalized = [this.uploadsBucket.arnForObjects('normalized/*')];
+    allow(f.intake, 'ReadUploads', ['s3:GetObject'], [this.uploadsBucket.arnForObjects('*')]);
+    allow(f.intake, 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
+    allow(f.intake, 'WriteNormalized', ['s3:PutObject'], normalized);
+    allow(f['manifest-builder'], 'WriteNormalized', ['s3:PutObject'], normalized);
 
     // submitter: creates its jobs (CreateModelInvocationJob is its only Bedrock call), tagging
     // them on create (authorized as bedrock:TagResource), and hands Bedrock exactly the service role.

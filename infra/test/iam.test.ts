@@ -15,6 +15,8 @@ const arnOf = (c: { node: { defaultChild?: unknown } }) => ({ 'Fn::GetAtt': [id(
 const objectsOf = (c: { node: { defaultChild?: unknown } }) => ({ 'Fn::Join': ['', [arnOf(c), '/*']] });
 /** The long lists beside the manifests (shared/src/app/lists.rs): `manifests/{jobId}/lists/`. */
 const listsOf = (c: { node: { defaultChild?: unknown } }) => ({ 'Fn::Join': ['', [arnOf(c), '/manifests/*/lists/*']] });
+/** The normalized copies of the uploads (shared/src/app/normalized.rs): `normalized/`. */
+const normalizedOf = (c: { node: { defaultChild?: unknown } }) => ({ 'Fn::Join': ['', [arnOf(c), '/normalized/*']] });
 const JOBS = `arn:aws:bedrock:${REGION}:${ACCOUNT}:model-invocation-job/*`;
 const roleId = (name: FunctionName): string => id(stack.functions[name].role!);
 const bySid = (statements: Statement[], sid: string): Statement => {
@@ -148,7 +150,7 @@ describe('function roles', () => {
     // sqs: the on-failure destination of intake's async invocations (the intake-events DLQ).
     intake: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       'bedrock:StopModelInvocationJob', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage',
-      's3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'],
+      's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
     'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
     submitter: [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
@@ -173,11 +175,15 @@ describe('function roles', () => {
    * Every S3 statement of each function, as [Sid, actions, bucket, objects?] (none for the
    * others): the buckets and keys its code reads and writes, and nothing else.
    */
-  type S3Grant = [string, string[], 'uploads' | 'manifests' | 'outputs', 'objects' | 'bucket' | 'lists'];
+  type S3Grant = [string, string[], 'uploads' | 'manifests' | 'outputs', 'objects' | 'bucket' | 'lists' | 'normalized'];
   const S3: Partial<Record<FunctionName, S3Grant[]>> = {
     intake: [
       // a request's keys past 1,000 (keep_keys, streaming); a member leaving a shared job
       // reads its images list and the shared job's members list
+      // normalizing each upload: read the original (and a copy made already), write the copy
+      ['ReadUploads', ['s3:GetObject'], 'uploads', 'objects'],
+      ['ListUploads', ['s3:ListBucket'], 'uploads', 'bucket'],
+      ['WriteNormalized', ['s3:PutObject'], 'uploads', 'normalized'],
       ['WriteLists', ['s3:AbortMultipartUpload', 's3:PutObject'], 'manifests', 'lists'],
       ['ReadLists', ['s3:GetObject'], 'manifests', 'lists'],
     ],
@@ -190,6 +196,8 @@ describe('function roles', () => {
       ['WriteManifests', ['s3:AbortMultipartUpload', 's3:PutObject'], 'manifests', 'objects'],
       // a shared job reads its members' parts and copies (relocates) their images
       ['ReadManifests', ['s3:GetObject'], 'manifests', 'objects'],
+      // the normalized copy of an image not normalized at upload
+      ['WriteNormalized', ['s3:PutObject'], 'uploads', 'normalized'],
     ],
     'status-watcher': [
       ['ReadOutputs', ['s3:GetObject'], 'outputs', 'objects'],
@@ -328,7 +336,8 @@ describe('function roles', () => {
         Sid: sid,
         Effect: 'Allow',
         Action: actions.length === 1 ? actions[0] : actions,
-        Resource: what === 'objects' ? objectsOf(buckets[bucket]) : what === 'lists' ? listsOf(buckets[bucket]) : arnOf(buckets[bucket]),
+        Resource: what === 'objects' ? objectsOf(buckets[bucket]) : what === 'lists' ? listsOf(buckets[bucket])
+          : what === 'normalized' ? normalizedOf(buckets[bucket]) : arnOf(buckets[bucket]),
       }));
       expect([name, st]).toEqual([name, expected]);
     }
@@ -343,12 +352,13 @@ describe('function roles', () => {
     expect(actionsOn('manifest-builder', objectsOf(stack.uploadsBucket))).toEqual(['s3:GetObject']);
     expect(actionsOn('manifest-builder', objectsOf(stack.manifestsBucket)).sort())
       .toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject']);
-    // The others write no image: intake and the reconciler write only the lists.
+    // The others copy no image: intake writes normalized copies and lists, the reconciler lists.
     for (const name of ['intake', 'submitter', 'status-watcher', 'reconciler'] as const) {
       const writes = roleStatements(template, roleId(name))
         .filter((s) => asArray(s.Action).some((a) => a === 's3:PutObject' || a === 's3:AbortMultipartUpload'))
         .map((s) => s.Resource);
-      const lists = name === 'intake' || name === 'reconciler' ? [listsOf(stack.manifestsBucket)] : [];
+      const lists = name === 'intake' ? [normalizedOf(stack.uploadsBucket), listsOf(stack.manifestsBucket)]
+        : name === 'reconciler' ? [listsOf(stack.manifestsBucket)] : [];
       expect([name, writes]).toEqual([name, lists]);
     }
   });
@@ -382,9 +392,12 @@ describe('function roles', () => {
     const actions = roleActions(template, roleId('intake'));
     expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:StopModelInvocationJob']);
     expect(actions.filter((a) => a.startsWith('iam:'))).toEqual([]);
-    // S3 only on the long lists (a request's keys, a leaving member's images and members).
+    // S3 only on the long lists (a request's keys, a leaving member's images and members)
+    // and the uploads it normalizes.
+    const allowed = [listsOf(stack.manifestsBucket), objectsOf(stack.uploadsBucket), arnOf(stack.uploadsBucket),
+      normalizedOf(stack.uploadsBucket)].map((r) => JSON.stringify(r));
     for (const s of st.filter((x) => asArray(x.Action).some((a: string) => a.startsWith('s3:')))) {
-      expect(s.Resource).toEqual(listsOf(stack.manifestsBucket));
+      expect(allowed).toContain(JSON.stringify(s.Resource));
     }
     // Its only queue is the on-failure destination of its async invocations.
     const dlq = { 'Fn::GetAtt': [id(stack.intakeEventsDlq), 'Arn'] };

@@ -16,6 +16,7 @@ pub const RECORDS_SUCCEEDED: &str = "records_succeeded";
 pub const RECORDS_FAILED: &str = "records_failed";
 pub const STAGE_SECONDS: &str = "stage_seconds";
 pub const INTENTS_POOLED: &str = "intents_pooled";
+pub const IMAGES_NORMALIZED: &str = "images_normalized";
 pub const POOLS_SEALED: &str = "pools_sealed";
 pub const RECORDS_ON_DEMAND: &str = "records_on_demand";
 pub const RECORDS_RETRIED: &str = "records_retried";

@@ -17,6 +17,7 @@ mod intake;
 mod nightly;
 mod nova;
 mod openapi;
+mod photos;
 mod pipeline;
 mod pools;
 mod scale;

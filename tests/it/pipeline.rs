@@ -40,9 +40,10 @@ async fn when_sample_sqs_events_reach_each_handler_should_advance_one_stage_each
         let id = line["recordId"].as_str().expect("recordId");
         assert!(shared::domain::manifest::is_bedrock_record_id(id), "{id}");
     }
+    // The uploads were PNGs; records carry their normalized copies (JPEG, no metadata).
     assert_eq!(
         lines[2]["modelInput"]["messages"][0]["content"][0]["source"]["media_type"],
-        "image/png"
+        "image/jpeg"
     );
 
     // The same message again rewrites nothing and fails nothing.

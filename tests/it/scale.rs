@@ -15,24 +15,28 @@ fn body_size(intent: &BatchIntent) -> usize {
     serde_json::to_vec(intent).expect("intent JSON").len()
 }
 
-/// Stores one image and `n - 1` hard links to it under `key(i)`: every key is its own
-/// object, and the disk holds one image.
+/// Uploads one image (normalized at upload, as every upload is) and makes `n - 1` hard links
+/// to it and to its normalized copy under `key(i)`: every key is its own object, normalized
+/// as a night finds it, and the disk holds one image.
 async fn store_many(app: &TestApp, n: usize, key: impl Fn(usize) -> String) {
     let first = app
         .upload(&key(0), batch_orchestrator::samples::receipt_png(7))
         .await
         .expect("upload");
     let bucket = &app.deps.settings.uploads_bucket;
-    let path = |k: &shared::domain::ids::ObjectKey| {
-        let uri = shared::domain::bedrock::S3Uri::object(bucket, k);
-        app.objects.path_of(&uri).expect("path")
+    let paths = |k: &shared::domain::ids::ObjectKey| {
+        let original = shared::domain::bedrock::S3Uri::object(bucket, k);
+        let copy = shared::app::normalized::normalized_uri(&app.deps, k, 1568);
+        [original, copy].map(|u| app.objects.path_of(&u).expect("path"))
     };
-    let src = path(&first);
+    let srcs = paths(&first);
+    assert!(srcs[1].exists(), "normalized at upload");
     for i in 1..n {
         let k = shared::domain::ids::ObjectKey::parse(&key(i)).expect("key");
-        let dest = path(&k);
-        std::fs::create_dir_all(dest.parent().expect("dir")).expect("mkdir");
-        std::fs::hard_link(&src, dest).expect("link");
+        for (src, dest) in srcs.iter().zip(paths(&k)) {
+            std::fs::create_dir_all(dest.parent().expect("dir")).expect("mkdir");
+            std::fs::hard_link(src, dest).expect("link");
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! same objects with the same bytes; once the intent is past REQUESTED a replay writes
 //! nothing (it only takes over an orphaned outbox).
 
+use super::normalized::Got;
 use super::outbox::{save, take_over, Saved};
 use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
 use crate::domain::bedrock::{client_token, job_name};
@@ -15,19 +16,16 @@ use crate::domain::intent::{
     BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart, MappedRecord, PoolMember,
 };
 use crate::domain::manifest::{
-    check_image_head, image_record_id, job_input_prefix, job_output_prefix, pad_record,
-    part_file_name, prompt, shared_record_id, with_record_id, Place, Splitter,
+    check_image, image_record_id, job_input_prefix, job_output_prefix, pad_record, part_file_name,
+    prompt, shared_record_id, with_record_id, Place, Splitter,
 };
 use crate::domain::results::ImageResult;
 use crate::domain::status::IntentStatus;
 use crate::ports::{ErrorKind, ObjectWriter, PortError};
 use futures::stream::{self, StreamExt};
 
-/// How many images are fetched at once.
+/// How many images are fetched (and normalized, if not yet) at once.
 const FETCH_CONCURRENCY: usize = 8;
-/// Bytes read of an image an S3Location family references: enough for any header's
-/// dimensions (a JPEG's SOF comes after its EXIF block, at most 64 KiB).
-const HEAD_BYTES: usize = 128 * 1024;
 
 #[tracing::instrument(skip_all, fields(intent_id = %intent_id, job_id = %crate::domain::ids::JobId::for_intent(intent_id)))]
 pub async fn build_manifest(deps: &Deps, intent_id: &IntentId) -> Result<Outcome, StageError> {
@@ -104,7 +102,6 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
     // Fetch with bounded concurrency, keeping the client's order (it fixes the record ids),
     // and write each record as it comes: at most FETCH_CONCURRENCY images and one part's
     // upload buffer are in memory, whatever the intent's size.
-    let source = family.image_source();
     let job_id = intent.job_id.clone();
     let job_id = &job_id;
     // Fetch, check and (inline) encode run FETCH_CONCURRENCY at a time, ahead of the writer,
@@ -113,47 +110,9 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         .enumerate()
         .map(|(index, key)| async move {
             let key = key?;
-            let uri = crate::domain::bedrock::S3Uri::object(&settings.uploads_bucket, &key);
             let record_id = RecordId::for_image(job_id, index);
-            let got = match source {
-                // Inline: the whole image. S3Location: its header and size only.
-                ImageSource::Inline => deps.objects.get(&uri).await.map(|b| {
-                    let size = b.len() as u64;
-                    (b, size)
-                }),
-                ImageSource::S3Location => deps.objects.head(&uri, HEAD_BYTES).await,
-            };
-            let prepared = match got {
-                Ok((bytes, size)) => Ok(match check_image_head(&bytes, size) {
-                    Err(reason) => Prepared::Rejected(reason),
-                    Ok(media) if source == ImageSource::Inline => {
-                        // Encoding is CPU work: on the blocking pool it runs beside the
-                        // writer (and other encodes) instead of between its writes.
-                        let rid = image_record_id(index);
-                        let max_tokens = settings.max_output_tokens;
-                        let encoded = tokio::task::spawn_blocking(move || {
-                            family.record(
-                                &rid,
-                                media,
-                                ImageRef::Bytes(&bytes),
-                                prompt_text,
-                                max_tokens,
-                            )
-                        })
-                        .await;
-                        match encoded {
-                            Ok(line) => Prepared::Line(line),
-                            Err(e) => Prepared::Failed(e.to_string()),
-                        }
-                    }
-                    Ok(media) => Prepared::Located(media),
-                }),
-                Err(e) if e.kind == ErrorKind::NotFound => Ok(Prepared::Rejected(
-                    "not found in the uploads bucket".to_string(),
-                )),
-                Err(e) => Err(e),
-            };
-            Ok::<_, StageError>((index, key, uri, record_id, prepared?))
+            let (src, prepared) = prepare(deps, family, &key, index, prompt_text).await?;
+            Ok::<_, StageError>((index, key, src, record_id, prepared))
         })
         .buffered(FETCH_CONCURRENCY);
 
@@ -331,6 +290,50 @@ impl ImageSink {
             }
         }
     }
+}
+
+/// One image, normalized (see `app::normalized`) and checked, and for an inline family
+/// encoded into its record: where its normalized copy is, and what the writer does with it.
+async fn prepare(
+    deps: &Deps,
+    family: &'static dyn RecordFamily,
+    key: &crate::domain::ids::ObjectKey,
+    index: usize,
+    prompt_text: &'static str,
+) -> Result<(crate::domain::bedrock::S3Uri, Prepared), StageError> {
+    let original = crate::domain::bedrock::S3Uri::object(&deps.settings.uploads_bucket, key);
+    let (jpeg, uri) =
+        match super::normalized::get_or_make(deps, key, family.image_long_edge()).await? {
+            Got::Ready { jpeg, uri } => (jpeg, uri),
+            Got::Skipped(reason) => return Ok((original, Prepared::Rejected(reason))),
+            Got::Missing => {
+                let why = "not found in the uploads bucket".to_string();
+                return Ok((original, Prepared::Rejected(why)));
+            }
+        };
+    // Bedrock's limits apply to what it is sent: the normalized copy.
+    let media = match check_image(&jpeg) {
+        Ok(m) => m,
+        Err(reason) => return Ok((uri, Prepared::Rejected(reason))),
+    };
+    if family.image_source() == ImageSource::S3Location {
+        return Ok((uri, Prepared::Located(media)));
+    }
+    // Encoding is CPU work: on the blocking pool it runs beside the writer (and other
+    // encodes) instead of between its writes.
+    let rid = image_record_id(index);
+    let max_tokens = deps.settings.max_output_tokens;
+    let encoded = tokio::task::spawn_blocking(move || {
+        family.record(&rid, media, ImageRef::Bytes(&jpeg), prompt_text, max_tokens)
+    })
+    .await;
+    Ok((
+        uri,
+        match encoded {
+            Ok(line) => Prepared::Line(line),
+            Err(e) => Prepared::Failed(e.to_string()),
+        },
+    ))
 }
 
 /// One image, ready for the writer.

@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod intake;
 pub mod lists;
 pub mod manifest;
+pub mod normalized;
 pub mod on_demand;
 pub mod outbox;
 pub mod pool;

@@ -47,7 +47,31 @@ pub async fn index_object_created(
     };
     deps.uploads.record(&upload).await?;
     tracing::info!(user_id = %upload.user_id, day = %upload.day, key = %upload.key, "upload indexed");
+    normalize_at_upload(deps, &upload.key).await?;
     Ok(Indexed::Recorded(upload))
+}
+
+/// Normalizes a new upload for the default model's family (see `app::normalized`), so the
+/// nightly manifest reads a small, upright copy. An image that cannot be normalized is only
+/// logged here: its request skips it with the reason.
+async fn normalize_at_upload(deps: &Deps, key: &ObjectKey) -> Result<(), StageError> {
+    let settings = &deps.settings;
+    let Some(family) = settings
+        .default_model()
+        .and_then(|m| crate::domain::family::for_model_in(m, &settings.model_families))
+    else {
+        return Ok(());
+    };
+    match super::normalized::get_or_make(deps, key, family.image_long_edge()).await? {
+        super::normalized::Got::Skipped(reason) => {
+            tracing::warn!(key = %key, reason, "upload cannot be normalized; requests will skip it");
+        }
+        super::normalized::Got::Missing => {
+            tracing::info!(key = %key, "upload deleted before it was normalized");
+        }
+        super::normalized::Got::Ready { .. } => {}
+    }
+    Ok(())
 }
 
 /// The keys of a user's day: from the index, else a sharded listing of the prefix.

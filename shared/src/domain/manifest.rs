@@ -65,77 +65,21 @@ impl MediaType {
             Self::Webp => "image/webp",
         }
     }
-
-    /// Width and height from the header, where the format puts them in a fixed place
-    /// (PNG IHDR, GIF logical screen) or a short scan finds them (JPEG SOFn, WebP VP8/VP8L/VP8X).
-    pub fn dimensions(self, b: &[u8]) -> Option<(u32, u32)> {
-        let be32 = |i: usize| {
-            b.get(i..i + 4)
-                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-        };
-        let le16 = |i: usize| {
-            b.get(i..i + 2)
-                .map(|s| u32::from(u16::from_le_bytes([s[0], s[1]])))
-        };
-        let be16 = |i: usize| {
-            b.get(i..i + 2)
-                .map(|s| u32::from(u16::from_be_bytes([s[0], s[1]])))
-        };
-        let le24 = |i: usize| {
-            b.get(i..i + 3)
-                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], 0]))
-        };
-        match self {
-            Self::Png => Some((be32(16)?, be32(20)?)),
-            Self::Gif => Some((le16(6)?, le16(8)?)),
-            Self::Jpeg => {
-                let mut i = 2;
-                while i + 9 < b.len() {
-                    if b[i] != 0xFF {
-                        return None;
-                    }
-                    let marker = b[i + 1];
-                    let len = be16(i + 2)? as usize;
-                    let is_sof =
-                        matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
-                    if is_sof {
-                        return Some((be16(i + 7)?, be16(i + 5)?));
-                    }
-                    i += 2 + len;
-                }
-                None
-            }
-            Self::Webp => match b.get(12..16)? {
-                b"VP8 " => Some((le16(26)? & 0x3FFF, le16(28)? & 0x3FFF)),
-                b"VP8L" => {
-                    let bits =
-                        u32::from_le_bytes([*b.get(21)?, *b.get(22)?, *b.get(23)?, *b.get(24)?]);
-                    Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
-                }
-                b"VP8X" => Some((le24(24)? + 1, le24(27)? + 1)),
-                _ => None,
-            },
-        }
-    }
 }
 
-/// Why an image cannot go into a manifest. Kept on the image as its per-image error.
+/// Why an image cannot go into a manifest, checked on what Bedrock is sent (the normalized
+/// copy): its type by content, its size (3.75 MB) and its sides (8000 px), the dimensions read
+/// by the decoders' own header parsers ([`super::normalize::dimensions`]).
 pub fn check_image(bytes: &[u8]) -> Result<MediaType, String> {
-    check_image_head(bytes, bytes.len() as u64)
-}
-
-/// As [`check_image`], from the first bytes of an object (enough for its header) and its
-/// whole size: what an S3Location family needs, without downloading the image.
-pub fn check_image_head(head: &[u8], size: u64) -> Result<MediaType, String> {
-    let bytes = head;
     let media = MediaType::sniff(bytes)
         .ok_or_else(|| "not a supported image (jpeg, png, gif or webp by content)".to_string())?;
-    if size > MAX_IMAGE_BYTES as u64 {
+    let size = bytes.len();
+    if size > MAX_IMAGE_BYTES {
         return Err(format!(
             "image is {size} bytes; the limit is {MAX_IMAGE_BYTES} (3.75 MB)"
         ));
     }
-    match media.dimensions(bytes) {
+    match super::normalize::dimensions(bytes) {
         Some((w, h)) if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE => Err(format!(
             "image is {w}x{h} px; the limit is {MAX_IMAGE_SIDE} px a side"
         )),
@@ -229,12 +173,13 @@ pub fn job_output_prefix(bucket: &BucketName, job: &JobId, job_no: u32) -> S3Uri
 mod tests {
     use super::*;
 
+    /// A real (encoded) PNG of `w`x`h`.
     fn png(w: u32, h: u32) -> Vec<u8> {
-        let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-        b.extend_from_slice(&w.to_be_bytes());
-        b.extend_from_slice(&h.to_be_bytes());
-        b.extend_from_slice(&[8, 2, 0, 0, 0]);
-        b
+        let img = image::RgbImage::new(w, h);
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .expect("png");
+        out
     }
 
     #[test]
@@ -273,13 +218,18 @@ mod tests {
     }
 
     #[test]
-    fn when_jpeg_has_sof_should_read_dimensions() {
-        // SOI, APP0 (len 4), SOF0 (len 11): precision 8, height 300, width 200.
-        let jpeg = [
-            0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0, 0xFF, 0xC0, 0, 11, 8, 0x01, 0x2C, 0x00, 0xC8, 3, 0,
-            0, 0,
-        ];
-        assert_eq!(MediaType::Jpeg.dimensions(&jpeg), Some((200, 300)));
+    fn when_jpeg_has_a_header_should_read_its_dimensions_with_the_decoder() {
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 80)
+            .encode(
+                &[0u8; 200 * 300 * 3],
+                200,
+                300,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .expect("encode");
+        assert_eq!(super::super::normalize::dimensions(&jpeg), Some((200, 300)));
+        assert_eq!(check_image(&jpeg), Ok(MediaType::Jpeg));
     }
 
     #[test]

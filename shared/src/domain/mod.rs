@@ -8,6 +8,7 @@ pub mod family;
 pub mod ids;
 pub mod intent;
 pub mod manifest;
+pub mod normalize;
 pub mod plan;
 pub mod pool;
 pub mod results;

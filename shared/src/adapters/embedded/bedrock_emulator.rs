@@ -428,6 +428,24 @@ impl BedrockEmulator {
         None
     }
 
+    /// A record's image tokens, as Bedrock would count them from the pixels it is sent, or why
+    /// it refuses the record (an image over its limits, an s3Location outside the job's folder).
+    async fn image_tokens(
+        &self,
+        job: &Row,
+        model_input: &serde_json::Value,
+    ) -> Result<u64, String> {
+        if let Some(msg) = self.check_locations(job, model_input).await {
+            return Err(msg);
+        }
+        let mut images = super::vision::inline_images(model_input);
+        for raw in crate::domain::family::s3_locations(model_input) {
+            let uri = S3Uri::parse(&raw).map_err(|e| e.rule)?;
+            images.push(self.objects.get(&uri).await.map_err(|e| e.to_string())?);
+        }
+        images.iter().map(|b| super::vision::image_tokens(b)).sum()
+    }
+
     async fn validate(&self, job: &Row, q: &Quotas) -> Result<(), String> {
         let files = self.read_input(job).await?;
         let mut total = 0u64;
@@ -496,8 +514,8 @@ impl BedrockEmulator {
                     continue;
                 }
                 summary.processed_record_count += 1;
-                let refused = self.check_locations(job, &rec.model_input).await;
-                let line = if let Some(msg) = refused {
+                let tokens = self.image_tokens(job, &rec.model_input).await;
+                let line = if let Err(msg) = tokens {
                     summary.error_record_count += 1;
                     serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
                         "error": {"errorCode": 400, "errorMessage": msg}})
@@ -506,7 +524,10 @@ impl BedrockEmulator {
                     serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
                         "error": {"errorCode": code, "errorMessage": msg}})
                 } else {
-                    let output = emulated_output(&job.model_id, &rec.model_input);
+                    let input_tokens = tokens.unwrap_or_default()
+                        + super::vision::text_chars(&rec.model_input) as u64 / 4;
+                    let output =
+                        emulated_output_with(&job.model_id, &rec.model_input, input_tokens);
                     summary.success_record_count += 1;
                     summary.input_token_count +=
                         output["usage"]["input_tokens"].as_u64().unwrap_or(0);
@@ -531,6 +552,20 @@ impl BedrockEmulator {
 /// A deterministic Claude Messages response whose text is receipt JSON derived from a hash of
 /// the input. Every answer says it is emulated.
 pub fn emulated_output(model_id: &str, model_input: &serde_json::Value) -> serde_json::Value {
+    emulated_output_with(
+        model_id,
+        model_input,
+        super::vision::input_tokens(model_input),
+    )
+}
+
+/// [`emulated_output`] with the input tokens already counted (the batch emulator counts an
+/// s3Location image's pixels too).
+pub fn emulated_output_with(
+    model_id: &str,
+    model_input: &serde_json::Value,
+    input_tokens: u64,
+) -> serde_json::Value {
     let input = model_input.to_string();
     let digest = Sha256::digest(input.as_bytes());
     let n = u64::from_be_bytes([
@@ -562,7 +597,6 @@ pub fn emulated_output(model_id: &str, model_input: &serde_json::Value) -> serde
         "note": "emulated output from batch-orchestrator's Bedrock emulator, not a real model",
     })
     .to_string();
-    let input_tokens = 400 + input.len() as u64 / 750;
     let output_tokens = text.len() as u64 / 4;
     // An application inference profile's id names no model: answer in the request's shape.
     let family = ModelId::parse(model_id)

@@ -10,3 +10,4 @@ mod index_lag;
 pub mod objects;
 pub mod runtime_emulator;
 pub mod store;
+pub mod vision;

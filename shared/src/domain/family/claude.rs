@@ -19,6 +19,12 @@ impl RecordFamily for Claude {
         ImageSource::Inline
     }
 
+    /// Claude resizes any image whose long edge is over 1568 px before reading it (Anthropic,
+    /// "Vision", image size; image-facts.md), so more pixels buy nothing.
+    fn image_long_edge(&self) -> u32 {
+        1568
+    }
+
     fn record(
         &self,
         record_id: &str,

@@ -43,6 +43,9 @@ pub trait RecordFamily: Send + Sync + std::fmt::Debug {
     /// True for the model ids (without a geography prefix) this family builds records for.
     fn serves(&self, base_model_id: &str) -> bool;
     fn image_source(&self) -> ImageSource;
+    /// The long edge, in pixels, images are normalized to for this family's models: the most
+    /// the model reads (a larger image only costs bytes), see `domain::normalize`.
+    fn image_long_edge(&self) -> u32;
     /// One JSONL line, newline included, with Bedrock record id `record_id` (11
     /// alphanumerics, see [`crate::domain::manifest::image_record_id`]). `image` is `Bytes` for
     /// an inline family and `S3` for an S3Location one.

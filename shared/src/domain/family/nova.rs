@@ -31,6 +31,14 @@ impl RecordFamily for Nova {
         ImageSource::S3Location
     }
 
+    /// Nova rescales each image to the closest of its aspect ratios, so that one side is about
+    /// 896 px; its largest listed resolution is 1.8K x 900 (Amazon Nova User Guide, "Image
+    /// understanding", image size information and image-to-tokens table). 1800 px keeps every
+    /// pixel it reads for a receipt as tall as 1:2.
+    fn image_long_edge(&self) -> u32 {
+        1800
+    }
+
     fn record(
         &self,
         record_id: &str,

@@ -1,0 +1,290 @@
+//! Normalizing an uploaded image, once: decoded (JPEG, PNG, WebP, the first frame of a GIF),
+//! turned upright by its EXIF orientation, shrunk to the model family's best size (never
+//! enlarged), and re-encoded as a JPEG with no metadata (no GPS, no device data). Pure: bytes
+//! in, bytes out; the stages decide where the result lives (see `app::normalized`).
+//!
+//! Refused before any pixel buffer is allocated, each with a reason kept on the image: not an
+//! image, HEIC (no maintained pure-Rust decoder builds here; libheif is a system library the
+//! README does not install), a header claiming more pixels than the cap (a decompression
+//! bomb: a PNG of 60000x60000 is a few dozen bytes), and a corrupt or truncated file.
+//!
+//! Peak memory: a JPEG is decoded at the smallest DCT scale (1/1, 1/2, 1/4, 1/8) that still
+//! covers the target, so its buffer is under (2 x target)^2 x 3 bytes (29 MB at 1568 px) for
+//! any size of photo; PNG, GIF and WebP have no scaled decode, so their pixel cap is lower
+//! ([`MAX_DECODED_PIXELS`], at most 4 bytes a pixel: 160 MB) and the decoder's allocation
+//! limit enforces it too. The resized copy and the JPEG add at most 10 MB at 1568 px.
+
+use super::manifest::MediaType;
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use std::io::Cursor;
+
+/// JPEG quality of a normalized image. Measured on receipts (docs in the README): at 85 a
+/// 1568 px receipt keeps small print legible and is ~40% smaller than at 95, while below ~80
+/// ringing appears around thin strokes.
+pub const QUALITY: u8 = 85;
+/// A JPEG header may claim at most this many pixels (decoded scaled, it costs far less): a
+/// 200 MP phone mode passes, a 60000x60000 bomb does not.
+pub const MAX_JPEG_PIXELS: u64 = 256_000_000;
+/// PNG, GIF and WebP are decoded whole: at most this many pixels (a 12 MP WebP and a phone
+/// screenshot pass).
+pub const MAX_DECODED_PIXELS: u64 = 40_000_000;
+
+/// What to make of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The long edge at most (never enlarged).
+    pub long_edge: u32,
+    pub quality: u8,
+}
+
+/// A normalized image: an upright JPEG with no metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    pub jpeg: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Why an image is skipped; the text is the per-image reason a client sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    #[error("not a supported image (jpeg, png, gif or webp by content)")]
+    NotImage,
+    #[error("HEIC images are not supported yet; export the photo as JPEG (on iPhone: Settings > Camera > Formats > Most Compatible)")]
+    Heic,
+    #[error("image header claims {width}x{height} px, over the cap of {cap} pixels (a decompression bomb or not a photo)")]
+    TooManyPixels { width: u32, height: u32, cap: u64 },
+    #[error("image is corrupt or truncated: {0}")]
+    Corrupt(String),
+}
+
+/// True for an ISO-BMFF file of the HEIF family (HEIC, the iPhone default).
+pub fn is_heic(bytes: &[u8]) -> bool {
+    bytes.get(4..8) == Some(b"ftyp")
+        && matches!(
+            bytes.get(8..12),
+            Some(b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1")
+        )
+}
+
+/// Normalizes `bytes` for `target`; see the module's rules.
+pub fn normalize(bytes: &[u8], target: Target) -> Result<Normalized, Skip> {
+    let media = match MediaType::sniff(bytes) {
+        Some(m) => m,
+        None if is_heic(bytes) => return Err(Skip::Heic),
+        None => return Err(Skip::NotImage),
+    };
+    let (pixels, width, height) = match media {
+        MediaType::Jpeg => decode_jpeg(bytes, target)?,
+        other => decode_other(bytes, other)?,
+    };
+    let (w, h) = fit(width, height, target.long_edge);
+    let resized = if (w, h) == (width, height) {
+        pixels
+    } else {
+        resize(pixels, (width, height), (w, h))?
+    };
+    let (upright, w, h) = orient(resized, w, h, orientation(bytes))?;
+    let jpeg = encode(&upright, w, h, target.quality)?;
+    Ok(Normalized {
+        jpeg,
+        width: w,
+        height: h,
+    })
+}
+
+/// Width and height from an image's header, read by the decoders themselves (nothing is
+/// decoded): JPEG by `jpeg-decoder`, the others by `image`.
+pub fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    match MediaType::sniff(bytes)? {
+        MediaType::Jpeg => {
+            let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+            d.read_info().ok()?;
+            d.info().map(|i| (u32::from(i.width), u32::from(i.height)))
+        }
+        other => {
+            let format = image_format(other);
+            image::ImageReader::with_format(Cursor::new(bytes), format)
+                .into_dimensions()
+                .ok()
+        }
+    }
+}
+
+fn image_format(media: MediaType) -> image::ImageFormat {
+    match media {
+        MediaType::Png => image::ImageFormat::Png,
+        MediaType::Gif => image::ImageFormat::Gif,
+        MediaType::Webp => image::ImageFormat::WebP,
+        MediaType::Jpeg => image::ImageFormat::Jpeg,
+    }
+}
+
+/// The size that fits `long_edge`, keeping the aspect ratio; never larger than the original.
+pub fn fit(width: u32, height: u32, long_edge: u32) -> (u32, u32) {
+    let long = width.max(height);
+    if long <= long_edge || long == 0 {
+        return (width, height);
+    }
+    let scale = |side: u32| {
+        ((u64::from(side) * u64::from(long_edge) + u64::from(long) / 2) / u64::from(long)).max(1)
+            as u32
+    };
+    (scale(width), scale(height))
+}
+
+fn check_pixels(width: u32, height: u32, cap: u64) -> Result<(), Skip> {
+    if width == 0 || height == 0 {
+        return Err(Skip::Corrupt(format!("header says {width}x{height} px")));
+    }
+    if u64::from(width) * u64::from(height) > cap {
+        return Err(Skip::TooManyPixels { width, height, cap });
+    }
+    Ok(())
+}
+
+/// A JPEG, decoded at the smallest DCT scale that still covers the target: RGB pixels.
+fn decode_jpeg(bytes: &[u8], target: Target) -> Result<(Vec<u8>, u32, u32), Skip> {
+    let corrupt = |e: jpeg_decoder::Error| Skip::Corrupt(e.to_string());
+    if !jpeg_complete(bytes) {
+        return Err(Skip::Corrupt(
+            "the JPEG ends before its image data does".into(),
+        ));
+    }
+    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    d.read_info().map_err(corrupt)?;
+    let info = d
+        .info()
+        .ok_or_else(|| Skip::Corrupt("no JPEG header".into()))?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    check_pixels(w, h, MAX_JPEG_PIXELS)?;
+    let (tw, th) = fit(w, h, target.long_edge);
+    let (sw, sh) = d.scale(tw as u16, th as u16).map_err(corrupt)?;
+    let raw = d.decode().map_err(corrupt)?;
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    let rgb = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => raw,
+        jpeg_decoder::PixelFormat::L8 => raw.iter().flat_map(|&g| [g, g, g]).collect(),
+        jpeg_decoder::PixelFormat::L16 => raw
+            .chunks_exact(2)
+            .flat_map(|g| [g[0], g[0], g[0]])
+            .collect(),
+        jpeg_decoder::PixelFormat::CMYK32 => raw
+            .chunks_exact(4)
+            .flat_map(|p| {
+                let k = u16::from(p[3]);
+                [p[0], p[1], p[2]].map(|c| ((u16::from(c) * k) / 255) as u8)
+            })
+            .collect(),
+    };
+    if rgb.len() < (sw * sh * 3) as usize {
+        return Err(Skip::Corrupt("fewer pixels than the header says".into()));
+    }
+    Ok((rgb, sw, sh))
+}
+
+/// True when a JPEG's entropy-coded data ends with an EOI marker: a truncated upload (the
+/// usual corrupt photo) does not, though decoders would fill it in with grey.
+fn jpeg_complete(b: &[u8]) -> bool {
+    // Walk the segments to the first SOS, then scan its data for EOI (0xFF is always
+    // followed by 0x00 or a restart marker inside entropy-coded data).
+    let mut i = 2;
+    while i + 4 <= b.len() {
+        if b[i] != 0xFF {
+            return false;
+        }
+        let marker = b[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
+        i += 2 + len;
+        if marker == 0xDA {
+            break;
+        }
+    }
+    b.get(i..)
+        .is_some_and(|rest| rest.windows(2).any(|w| w == [0xFF, 0xD9]))
+}
+
+/// PNG, GIF (first frame) or WebP, decoded whole within the allocation limit: RGB pixels.
+fn decode_other(bytes: &[u8], media: MediaType) -> Result<(Vec<u8>, u32, u32), Skip> {
+    let format = image_format(media);
+    let corrupt = |e: image::ImageError| Skip::Corrupt(e.to_string());
+    let reader = || image::ImageReader::with_format(Cursor::new(bytes), format);
+    let (w, h) = reader().into_dimensions().map_err(corrupt)?;
+    check_pixels(w, h, MAX_DECODED_PIXELS)?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(MAX_DECODED_PIXELS * 4 + (16 << 20));
+    let mut r = reader();
+    r.limits(limits);
+    let img = r.decode().map_err(corrupt)?.into_rgb8();
+    let (w, h) = img.dimensions();
+    Ok((img.into_raw(), w, h))
+}
+
+fn resize(pixels: Vec<u8>, from: (u32, u32), to: (u32, u32)) -> Result<Vec<u8>, Skip> {
+    let err = |e: &dyn std::fmt::Display| Skip::Corrupt(format!("cannot resize: {e}"));
+    let src = Image::from_vec_u8(from.0, from.1, pixels, PixelType::U8x3).map_err(|e| err(&e))?;
+    let mut dst = Image::new(to.0, to.1, PixelType::U8x3);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| err(&e))?;
+    Ok(dst.into_vec())
+}
+
+/// The EXIF Orientation tag (1 to 8; 1 when absent or unreadable).
+pub fn orientation(bytes: &[u8]) -> u32 {
+    exif::Reader::new()
+        .read_from_container(&mut Cursor::new(bytes))
+        .ok()
+        .and_then(|e| {
+            e.get_field(exif::Tag::Orientation, exif::In::PRIMARY)?
+                .value
+                .get_uint(0)
+        })
+        .filter(|o| (1..=8).contains(o))
+        .unwrap_or(1)
+}
+
+/// Applies an EXIF orientation to RGB pixels: the displayed (upright) image.
+fn orient(pixels: Vec<u8>, w: u32, h: u32, orientation: u32) -> Result<(Vec<u8>, u32, u32), Skip> {
+    use image::imageops;
+    if orientation == 1 {
+        return Ok((pixels, w, h));
+    }
+    let img = image::RgbImage::from_raw(w, h, pixels)
+        .ok_or_else(|| Skip::Corrupt("fewer pixels than the header says".into()))?;
+    let out = match orientation {
+        2 => imageops::flip_horizontal(&img),
+        3 => imageops::rotate180(&img),
+        4 => imageops::flip_vertical(&img),
+        5 => imageops::flip_horizontal(&imageops::rotate90(&img)),
+        6 => imageops::rotate90(&img),
+        7 => imageops::flip_horizontal(&imageops::rotate270(&img)),
+        8 => imageops::rotate270(&img),
+        _ => img,
+    };
+    let (w, h) = out.dimensions();
+    Ok((out.into_raw(), w, h))
+}
+
+fn encode(pixels: &[u8], w: u32, h: u32, quality: u8) -> Result<Vec<u8>, Skip> {
+    let mut out = Vec::with_capacity(pixels.len() / 10);
+    let side = |v: u32| {
+        u16::try_from(v).map_err(|_| Skip::Corrupt(format!("{v} px is too wide to encode")))
+    };
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(pixels, side(w)?, side(h)?, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| Skip::Corrupt(format!("cannot encode: {e}")))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+#[path = "normalize_tests.rs"]
+mod tests;

@@ -1,0 +1,146 @@
+//! Real phone photos, as a new user uploads them: a 12 MP JPEG stored sideways with EXIF
+//! orientation 6, a 50 MP JPEG, a screenshot PNG and a 12 MP WebP all succeed; a PNG whose
+//! header claims 60000x60000 and a truncated JPEG are skipped with a reason; every manifest
+//! line is at most 600,000 bytes, and the 12 MP photo reaches the model upright.
+
+use crate::common::*;
+use base64::Engine as _;
+use batch_orchestrator::samples::{phone_jpeg, photo_webp, screenshot_png};
+use shared::domain::results::ResultStatus;
+use shared::domain::status::IntentStatus;
+use shared::ports::ObjectStore as _;
+
+const DAY: &str = "2026-11-26";
+
+fn key(name: &str) -> String {
+    format!("uploads/{SAMPLE_USER}/{DAY}/{name}")
+}
+
+/// A PNG whose header claims `w`x`h` (valid chunks, almost no data): a decompression bomb.
+fn bomb_png(w: u32, h: u32) -> Vec<u8> {
+    let crc = |bytes: &[u8]| {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ (0xEDB8_8320 & 0u32.wrapping_sub(crc & 1));
+            }
+        }
+        !crc
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (&b"IHDR"[..], &ihdr[..]),
+        (b"IDAT", &b"\x78\x9c\x03\x00\x00\x00\x00\x01"[..]),
+        (b"IEND", b""),
+    ] {
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(data);
+        b.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        b.extend_from_slice(&chunk);
+        b.extend_from_slice(&crc(&chunk).to_be_bytes());
+    }
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_user_uploads_phone_photos_should_run_the_good_ones_upright_and_skip_the_bad_with_a_reason(
+) {
+    let app = app().await;
+    let twelve = phone_jpeg(4032, 3024, 6, 92, 1);
+    let truncated = phone_jpeg(1200, 900, 1, 90, 2);
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("a-12mp.jpg", twelve),
+        ("b-50mp.jpg", phone_jpeg(8160, 6120, 1, 95, 3)),
+        ("c-screenshot.png", screenshot_png(1170, 2532)),
+        ("d-12mp.webp", photo_webp(4000, 3000, 4)),
+        ("e-bomb.png", bomb_png(60_000, 60_000)),
+        ("f-truncated.jpg", truncated[..truncated.len() / 2].to_vec()),
+    ];
+    assert!(
+        files[1].1.len() > 3_932_160,
+        "the 50 MP photo is over Bedrock's 3.75 MB"
+    );
+    for (name, bytes) in files {
+        app.upload(&key(name), bytes).await.expect("upload");
+    }
+    let answer = app
+        .intake(serde_json::json!({"intentId": "photos", "userId": SAMPLE_USER, "day": DAY}))
+        .await;
+    assert_eq!(status(&answer), 202, "{answer}");
+    run(&app).await;
+
+    let intent = intents(&app)
+        .into_iter()
+        .find(|i| i.intent_id.as_str() == "photos")
+        .expect("intent");
+    assert_eq!(
+        intent.status,
+        IntentStatus::Completed,
+        "{:?}",
+        intent.failure_message
+    );
+    let results = results(&app, &intent).await;
+    let by_key = |name: &str| {
+        results
+            .iter()
+            .find(|r| r.image_key.as_str() == key(name))
+            .unwrap_or_else(|| panic!("no result for {name}"))
+    };
+    for name in [
+        "a-12mp.jpg",
+        "b-50mp.jpg",
+        "c-screenshot.png",
+        "d-12mp.webp",
+    ] {
+        assert_eq!(by_key(name).status, ResultStatus::Succeeded, "{name}");
+    }
+    let reason = |name: &str| {
+        let r = by_key(name);
+        assert_eq!(r.status, ResultStatus::Skipped, "{name}");
+        r.error_message.clone().unwrap_or_default()
+    };
+    assert!(
+        reason("e-bomb.png").contains("60000x60000"),
+        "{}",
+        reason("e-bomb.png")
+    );
+    assert!(
+        reason("f-truncated.jpg").contains("truncated"),
+        "{}",
+        reason("f-truncated.jpg")
+    );
+
+    // Every manifest line within 600,000 bytes; the 12 MP photo (index 0) upright.
+    let mut first_image = None;
+    for part in intent.jobs.iter().flat_map(|j| j.parts.iter()) {
+        let body = app.objects.get(&part.uri).await.expect("part");
+        for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(line).expect("json");
+            assert!(
+                line.len() <= 600_000,
+                "{}: a line of {} bytes",
+                v["recordId"],
+                line.len()
+            );
+            if v["recordId"] == "REC00000000" {
+                let data = v["modelInput"]["messages"][0]["content"][0]["source"]["data"]
+                    .as_str()
+                    .expect("inline image")
+                    .to_owned();
+                first_image = Some(data);
+            }
+        }
+    }
+    let jpeg = base64::engine::general_purpose::STANDARD
+        .decode(first_image.expect("the 12 MP photo's record"))
+        .expect("base64");
+    let (w, h) = shared::domain::normalize::dimensions(&jpeg).expect("dims");
+    assert!(h > w, "upright: {w}x{h}");
+    assert_eq!(h, 1568, "long edge at Claude's 1568 px");
+    assert_eq!(shared::domain::normalize::orientation(&jpeg), 1);
+}
