@@ -12,7 +12,7 @@
 //! `BO_BENCH_QUICK=1` runs each kind 3 times instead of 10.
 
 use batch_orchestrator::samples::{phone_jpeg, photo_webp, screenshot_png};
-use shared::domain::normalize::{normalize, Target, QUALITY};
+use shared::domain::normalize::{normalize, normalize_with, JpegDecode, Target, QUALITY};
 use std::time::Instant;
 
 const CLAUDE: Target = Target {
@@ -129,10 +129,26 @@ fn main() -> anyhow::Result<()> {
             rss / 1024.0
         );
     }
+    println!(
+        "\nDecoding the 12 MP JPEG at a DCT scale against whole (the rest of the path the same):\n"
+    );
+    println!("| JPEG decode | ms per photo | photos/s per core |");
+    println!("| --- | --- | --- |");
+    let photo = phone_jpeg(4032, 3024, 6, 92, 1);
+    for (label, how) in [
+        ("1/2 DCT-scaled (normalize)", JpegDecode::Scaled),
+        ("whole", JpegDecode::Full),
+    ] {
+        let start = Instant::now();
+        for _ in 0..runs {
+            normalize_with(&photo, CLAUDE, how).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let each = start.elapsed().as_secs_f64() / runs as f64;
+        println!("| {label} | {:.0} | {:.1} |", each * 1e3, 1.0 / each);
+    }
     println!("\nJPEG quality of the normalized 12 MP photo (1568 px):\n");
     println!("| quality | bytes | record | PSNR against q100 |");
     println!("| --- | --- | --- | --- |");
-    let photo = phone_jpeg(4032, 3024, 6, 92, 1);
     let at = |quality: u8| {
         normalize(
             &photo,

@@ -57,6 +57,13 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         images: usize,
     },
+    /// Write phone-like sample photos to a folder, to try normalization with: a 12 MP JPEG
+    /// stored sideways (EXIF orientation 6), a 50 MP JPEG, a screenshot PNG, a 12 MP WebP, and
+    /// two bad files (a PNG whose header claims 60000x60000, a truncated JPEG).
+    SamplePhotos {
+        /// The folder to write them to (made if missing).
+        dir: PathBuf,
+    },
     /// Store image files (or every file of a folder) in the uploads bucket under
     /// uploads/{user}/{day}/.
     Upload {
@@ -207,6 +214,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Command::Demo { images } => demo(&cli, *images).await,
+        Command::SamplePhotos { dir } => {
+            for path in batch_orchestrator::samples::write_phone_samples(dir)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         Command::Upload { user, day, files } => {
             let app = Embedded::open(options(&cli)?)?;
             let user = UserId::parse(user).map_err(|e| anyhow::anyhow!("--user: {e}"))?;

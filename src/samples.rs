@@ -148,6 +148,64 @@ pub fn photo_webp(width: u32, height: u32, seed: u64) -> Vec<u8> {
     out
 }
 
+/// A PNG whose (valid) header claims `w`x`h` pixels over a few dozen bytes: a decompression
+/// bomb, which normalization refuses before allocating anything.
+pub fn bomb_png(w: u32, h: u32) -> Vec<u8> {
+    let crc = |bytes: &[u8]| {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ (0xEDB8_8320 & 0u32.wrapping_sub(crc & 1));
+            }
+        }
+        !crc
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (&b"IHDR"[..], &ihdr[..]),
+        (b"IDAT", &b"\x78\x9c\x03\x00\x00\x00\x00\x01"[..]),
+        (b"IEND", b""),
+    ] {
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(data);
+        b.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        b.extend_from_slice(&chunk);
+        b.extend_from_slice(&crc(&chunk).to_be_bytes());
+    }
+    b
+}
+
+/// The phone-like samples, by file name: four good photos and two bad files.
+pub fn phone_samples() -> Vec<(&'static str, Vec<u8>)> {
+    let truncated = phone_jpeg(1200, 900, 1, 90, 2);
+    vec![
+        ("a-12mp.jpg", phone_jpeg(4032, 3024, 6, 92, 1)),
+        ("b-50mp.jpg", phone_jpeg(8160, 6120, 1, 95, 3)),
+        ("c-screenshot.png", screenshot_png(1170, 2532)),
+        ("d-12mp.webp", photo_webp(4000, 3000, 4)),
+        ("e-bomb.png", bomb_png(60_000, 60_000)),
+        ("f-truncated.jpg", truncated[..truncated.len() / 2].to_vec()),
+    ]
+}
+
+/// Writes [`phone_samples`] into `dir`; returns the paths written.
+pub fn write_phone_samples(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    phone_samples()
+        .into_iter()
+        .map(|(name, bytes)| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes)?;
+            Ok(path)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

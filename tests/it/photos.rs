@@ -5,7 +5,6 @@
 
 use crate::common::*;
 use base64::Engine as _;
-use batch_orchestrator::samples::{phone_jpeg, photo_webp, screenshot_png};
 use shared::domain::results::ResultStatus;
 use shared::domain::status::IntentStatus;
 use shared::ports::ObjectStore as _;
@@ -16,51 +15,11 @@ fn key(name: &str) -> String {
     format!("uploads/{SAMPLE_USER}/{DAY}/{name}")
 }
 
-/// A PNG whose header claims `w`x`h` (valid chunks, almost no data): a decompression bomb.
-fn bomb_png(w: u32, h: u32) -> Vec<u8> {
-    let crc = |bytes: &[u8]| {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = (crc >> 1) ^ (0xEDB8_8320 & 0u32.wrapping_sub(crc & 1));
-            }
-        }
-        !crc
-    };
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, data) in [
-        (&b"IHDR"[..], &ihdr[..]),
-        (b"IDAT", &b"\x78\x9c\x03\x00\x00\x00\x00\x01"[..]),
-        (b"IEND", b""),
-    ] {
-        let mut chunk = kind.to_vec();
-        chunk.extend_from_slice(data);
-        b.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        b.extend_from_slice(&chunk);
-        b.extend_from_slice(&crc(&chunk).to_be_bytes());
-    }
-    b
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_a_user_uploads_phone_photos_should_run_the_good_ones_upright_and_skip_the_bad_with_a_reason(
 ) {
     let app = app().await;
-    let twelve = phone_jpeg(4032, 3024, 6, 92, 1);
-    let truncated = phone_jpeg(1200, 900, 1, 90, 2);
-    let files: Vec<(&str, Vec<u8>)> = vec![
-        ("a-12mp.jpg", twelve),
-        ("b-50mp.jpg", phone_jpeg(8160, 6120, 1, 95, 3)),
-        ("c-screenshot.png", screenshot_png(1170, 2532)),
-        ("d-12mp.webp", photo_webp(4000, 3000, 4)),
-        ("e-bomb.png", bomb_png(60_000, 60_000)),
-        ("f-truncated.jpg", truncated[..truncated.len() / 2].to_vec()),
-    ];
+    let files = batch_orchestrator::samples::phone_samples();
     assert!(
         files[1].1.len() > 3_932_160,
         "the 50 MP photo is over Bedrock's 3.75 MB"

@@ -68,15 +68,32 @@ pub fn is_heic(bytes: &[u8]) -> bool {
         )
 }
 
+/// How a JPEG is decoded: at the smallest DCT scale that covers the target (what
+/// [`normalize`] does), or whole (the benchmark's comparison).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JpegDecode {
+    Scaled,
+    Full,
+}
+
 /// Normalizes `bytes` for `target`; see the module's rules.
 pub fn normalize(bytes: &[u8], target: Target) -> Result<Normalized, Skip> {
+    normalize_with(bytes, target, JpegDecode::Scaled)
+}
+
+/// [`normalize`], choosing how a JPEG is decoded.
+pub fn normalize_with(
+    bytes: &[u8],
+    target: Target,
+    decode: JpegDecode,
+) -> Result<Normalized, Skip> {
     let media = match MediaType::sniff(bytes) {
         Some(m) => m,
         None if is_heic(bytes) => return Err(Skip::Heic),
         None => return Err(Skip::NotImage),
     };
     let (pixels, width, height) = match media {
-        MediaType::Jpeg => decode_jpeg(bytes, target)?,
+        MediaType::Jpeg => decode_jpeg(bytes, target, decode)?,
         other => decode_other(bytes, other)?,
     };
     let (w, h) = fit(width, height, target.long_edge);
@@ -145,7 +162,11 @@ fn check_pixels(width: u32, height: u32, cap: u64) -> Result<(), Skip> {
 }
 
 /// A JPEG, decoded at the smallest DCT scale that still covers the target: RGB pixels.
-fn decode_jpeg(bytes: &[u8], target: Target) -> Result<(Vec<u8>, u32, u32), Skip> {
+fn decode_jpeg(
+    bytes: &[u8],
+    target: Target,
+    decode: JpegDecode,
+) -> Result<(Vec<u8>, u32, u32), Skip> {
     let corrupt = |e: jpeg_decoder::Error| Skip::Corrupt(e.to_string());
     if !jpeg_complete(bytes) {
         return Err(Skip::Corrupt(
@@ -159,7 +180,10 @@ fn decode_jpeg(bytes: &[u8], target: Target) -> Result<(Vec<u8>, u32, u32), Skip
         .ok_or_else(|| Skip::Corrupt("no JPEG header".into()))?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
     check_pixels(w, h, MAX_JPEG_PIXELS)?;
-    let (tw, th) = fit(w, h, target.long_edge);
+    let (tw, th) = match decode {
+        JpegDecode::Scaled => fit(w, h, target.long_edge),
+        JpegDecode::Full => (w, h),
+    };
     let (sw, sh) = d.scale(tw as u16, th as u16).map_err(corrupt)?;
     let raw = d.decode().map_err(corrupt)?;
     let (sw, sh) = (u32::from(sw), u32::from(sh));
