@@ -12,6 +12,10 @@
 //!
 //! `BO_BENCH_QUICK=1` shrinks every size tenfold (a smoke run).
 
+#[path = "support/rss.rs"]
+mod rss;
+use rss::vm_hwm_kib;
+
 use batch_orchestrator::embedded::{Embedded, EmbeddedOptions};
 use serde_json::json;
 use shared::adapters::embedded::objects::FsObjectStore;
@@ -166,17 +170,6 @@ async fn raw_copy(app: &Embedded, n: usize, round: usize) -> anyhow::Result<(Dur
     }
     let written = w.finish().await?;
     Ok((start.elapsed(), written))
-}
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Child mode, first half: store `n` images in `dir` and record an intent over them.

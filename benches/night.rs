@@ -26,6 +26,8 @@
 
 #[path = "night/ingest.rs"]
 mod ingest;
+#[path = "support/rss.rs"]
+mod rss;
 
 use shared::domain::ids::ModelId;
 use shared::domain::plan::{plan, PlannedJob};

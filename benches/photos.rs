@@ -11,6 +11,10 @@
 //!
 //! `BO_BENCH_QUICK=1` runs each kind 3 times instead of 10.
 
+#[path = "support/rss.rs"]
+mod rss;
+use rss::vm_hwm_kib;
+
 use batch_orchestrator::samples::{phone_jpeg, photo_webp, screenshot_png};
 use shared::domain::normalize::{normalize, normalize_with, JpegDecode, Target, QUALITY};
 use std::time::Instant;
@@ -36,17 +40,6 @@ fn kinds() -> [Kind; 4] {
         ("1170x2532 PNG screenshot", || screenshot_png(1170, 2532)),
         ("12 MP WebP", || photo_webp(4000, 3000, 3)),
     ]
-}
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn record_bytes(image: usize) -> usize {

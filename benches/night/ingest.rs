@@ -7,6 +7,7 @@
 //! echoed (a 75 KB image, so 100 KB of base64: 50,000 lines are a 5 GB job, the byte quota)
 //! and a `modelOutput` with a receipt's JSON answer and its usage.
 
+use crate::rss::vm_hwm_kib;
 use batch_orchestrator::embedded::{Embedded, EmbeddedOptions};
 use shared::domain::bedrock::{output_file_name, S3Uri};
 use shared::domain::family::{self, ImageRef};
@@ -24,17 +25,6 @@ const ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/i
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{e}")
-}
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// One output line's text before and after its record id: a real Claude record (the family's

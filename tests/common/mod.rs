@@ -110,6 +110,32 @@ pub async fn results(app: &Embedded, intent: &BatchIntent) -> Vec<ImageResult> {
         .expect("results")
 }
 
+/// The intent `id`.
+pub fn intent_named(app: &Embedded, id: &str) -> BatchIntent {
+    intents(app)
+        .into_iter()
+        .find(|i| i.intent_id.as_str() == id)
+        .unwrap_or_else(|| panic!("no intent {id}"))
+}
+
+/// Requests [`SAMPLE_USER`]'s uploads of `day` as intent `id`, runs the pipeline until idle
+/// and returns the intent, which must have completed.
+pub async fn run_day(app: &Embedded, id: &str, day: &str) -> BatchIntent {
+    let answer = app
+        .intake(serde_json::json!({"intentId": id, "userId": SAMPLE_USER, "day": day}))
+        .await;
+    assert_eq!(status(&answer), 202, "{answer}");
+    run(app).await;
+    let intent = intent_named(app, id);
+    assert_eq!(
+        intent.status,
+        shared::domain::status::IntentStatus::Completed,
+        "{:?}",
+        intent.failure_message
+    );
+    intent
+}
+
 pub async fn run(app: &Embedded) {
     app.run_until_idle(10_000, |_| {})
         .await

@@ -66,6 +66,8 @@ async fn setup(aws: &str, name: &str, max_receive_count: u32) -> Env {
     ));
     let mut stack = LocalStack::named(&prefix);
     stack.settings.quotas.min_records_per_job = 1;
+    // Jobs of their own from the minimum (the tests' few images), as tests/common sets it.
+    stack.settings.pool_below_records = 0;
     // The Bedrock emulator: its own state, reading and writing S3 and publishing to the
     // default bus on moto, through the same adapters the functions use.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

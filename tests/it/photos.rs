@@ -6,7 +6,6 @@
 use crate::common::*;
 use base64::Engine as _;
 use shared::domain::results::ResultStatus;
-use shared::domain::status::IntentStatus;
 use shared::ports::ObjectStore as _;
 
 const DAY: &str = "2026-11-26";
@@ -27,22 +26,7 @@ async fn when_a_user_uploads_phone_photos_should_run_the_good_ones_upright_and_s
     for (name, bytes) in files {
         app.upload(&key(name), bytes).await.expect("upload");
     }
-    let answer = app
-        .intake(serde_json::json!({"intentId": "photos", "userId": SAMPLE_USER, "day": DAY}))
-        .await;
-    assert_eq!(status(&answer), 202, "{answer}");
-    run(&app).await;
-
-    let intent = intents(&app)
-        .into_iter()
-        .find(|i| i.intent_id.as_str() == "photos")
-        .expect("intent");
-    assert_eq!(
-        intent.status,
-        IntentStatus::Completed,
-        "{:?}",
-        intent.failure_message
-    );
+    let intent = run_day(&app, "photos", DAY).await;
     let results = results(&app, &intent).await;
     let by_key = |name: &str| {
         results

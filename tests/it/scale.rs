@@ -69,23 +69,7 @@ async fn when_130_images_meet_a_cap_of_110_and_a_minimum_of_100_should_all_succe
             .await
             .expect("upload");
     }
-    let answer = app
-        .intake(
-            serde_json::json!({"intentId": "day-130", "userId": SAMPLE_USER, "day": "2026-11-29"}),
-        )
-        .await;
-    assert_eq!(status(&answer), 202, "{answer}");
-    run(&app).await;
-    let intent = intents(&app)
-        .into_iter()
-        .find(|i| i.intent_id.as_str() == "day-130")
-        .expect("intent");
-    assert_eq!(
-        intent.status,
-        IntentStatus::Completed,
-        "{:?}",
-        intent.failure_message
-    );
+    let intent = run_day(&app, "day-130", "2026-11-29").await;
     let counts = intent.counts.as_ref().expect("counts");
     assert_eq!(counts.success_record_count, 130, "every image, no pad");
     assert_eq!(counts.total_record_count, 130);

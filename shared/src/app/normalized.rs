@@ -7,7 +7,9 @@
 //! `normalized/{long edge}/{original key}.jpg` (outside `uploads/`, so writing it raises no
 //! upload event). Normalizing is deterministic, so a replay (a redelivered event, a second
 //! manifest build) writes the same bytes to the same key; the original is never changed. A
-//! re-upload under the same key raises a new event, which normalizes it again.
+//! re-upload under the same key raises a new event, which makes the copy again from the new
+//! original ([`make`], never the cached copy). The manifest builder uses a copy only while its
+//! original is still there: a deleted upload is `not found`, as it was before copies existed.
 
 use super::{Deps, StageError};
 use crate::domain::bedrock::S3Uri;
@@ -35,15 +37,27 @@ pub fn normalized_uri(deps: &Deps, key: &ObjectKey, long_edge: u32) -> S3Uri {
     )
 }
 
-/// The copy of `key` normalized to `long_edge`: read if it is there, else made from the
-/// original (on the blocking pool: it is CPU work) and stored.
+/// The copy of `key` normalized to `long_edge`, while the original exists: read if it is
+/// there, else made from the original and stored.
 pub async fn get_or_make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result<Got, StageError> {
-    let uri = normalized_uri(deps, key, long_edge);
-    match deps.objects.get(&uri).await {
-        Ok(jpeg) => return Ok(Got::Ready { jpeg, uri }),
-        Err(e) if e.kind == ErrorKind::NotFound => {}
+    let original = S3Uri::object(&deps.settings.uploads_bucket, key);
+    match deps.objects.head(&original, 0).await {
+        Ok(_) => {}
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(Got::Missing),
         Err(e) => return Err(e.into()),
     }
+    let uri = normalized_uri(deps, key, long_edge);
+    match deps.objects.get(&uri).await {
+        Ok(jpeg) => Ok(Got::Ready { jpeg, uri }),
+        Err(e) if e.kind == ErrorKind::NotFound => make(deps, key, long_edge).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Makes the copy of `key` normalized to `long_edge` from the original (on the blocking pool:
+/// it is CPU work) and stores it, over any older copy.
+pub async fn make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result<Got, StageError> {
+    let uri = normalized_uri(deps, key, long_edge);
     let original = S3Uri::object(&deps.settings.uploads_bucket, key);
     let bytes = match deps.objects.get(&original).await {
         Ok(b) => b,

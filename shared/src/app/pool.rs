@@ -61,8 +61,15 @@ impl PoolReport {
     }
 }
 
-/// One pass over every pooled intent (oldest first, at most `limit`).
-pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageError> {
+/// One pass over every pooled intent (oldest first, at most `limit`). `idle_seals`: whether
+/// this pass may seal a part-full rest on an idle slot (the reconciler allows it in its first
+/// round only, so one pass seals at most one such job per pool: shared jobs sealed earlier in
+/// the pass hold no slot yet).
+pub async fn pool_pass(
+    deps: &Deps,
+    limit: usize,
+    idle_seals: bool,
+) -> Result<PoolReport, StageError> {
     let now = deps.clock.now();
     let settings = &deps.settings;
     let mut report = PoolReport::default();
@@ -74,7 +81,7 @@ pub async fn pool_pass(deps: &Deps, limit: usize) -> Result<PoolReport, StageErr
         .list_by_status(IntentStatus::Pooled, now, limit)
         .await?;
     // A full window may not be the whole pool: its rest is then no pool's real rest.
-    let whole_pool = pooled.len() < limit;
+    let whole_pool = idle_seals && pooled.len() < limit;
 
     // Claimed members whose shared job may not exist (a sealer died), or has ended (a
     // watcher died before finishing them); and on-demand runs to resume.

@@ -111,8 +111,8 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     // windows and goes round again while it is still sealing, within a time budget. A pool
     // pass that fails must not keep the outbox sweep from running.
     let started = std::time::Instant::now();
-    for _ in 0..POOL_ROUNDS {
-        match super::pool::pool_pass(deps, POOL_WINDOW).await {
+    for round in 0..POOL_ROUNDS {
+        match super::pool::pool_pass(deps, POOL_WINDOW, round == 0).await {
             Ok(p) => {
                 let progressed =
                     p.sealed_by_size + p.sealed_by_deadline + p.sealed_idle + p.on_demand_intents;

@@ -62,7 +62,8 @@ async fn normalize_at_upload(deps: &Deps, key: &ObjectKey) -> Result<(), StageEr
     else {
         return Ok(());
     };
-    match super::normalized::get_or_make(deps, key, family.image_long_edge()).await? {
+    // Always from the original: a re-upload under the same key replaces its copy.
+    match super::normalized::make(deps, key, family.image_long_edge()).await? {
         super::normalized::Got::Skipped(reason) => {
             tracing::warn!(key = %key, reason, "upload cannot be normalized; requests will skip it");
         }

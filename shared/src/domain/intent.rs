@@ -756,8 +756,6 @@ impl BatchIntent {
         self.jobs.iter().find(|j| j.arn.as_ref() == Some(arn))
     }
 
-    /// The image a record id belongs to, if it is this intent's (or, for a shared job's
-    /// intent, one of its members').
     /// How many images it has, and how many of them were rejected, wherever they are listed.
     pub fn image_counts(&self) -> (usize, usize) {
         match &self.image_list {
@@ -767,16 +765,6 @@ impl BatchIntent {
                 self.images.iter().filter(|i| i.rejected.is_some()).count(),
             ),
         }
-    }
-
-    pub fn image_for(&self, record: &RecordId) -> Option<&ImageEntry> {
-        let (job, index) = record.owner()?;
-        if job != self.job_id {
-            return self.images.iter().find(|i| &i.record_id == record);
-        }
-        self.images
-            .get(index)
-            .filter(|img| &img.record_id == record)
     }
 
     /// True when the outbox was staged long enough ago that its writer has crashed or given

@@ -179,7 +179,14 @@ fn decode_jpeg(
         .info()
         .ok_or_else(|| Skip::Corrupt("no JPEG header".into()))?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
-    check_pixels(w, h, MAX_JPEG_PIXELS)?;
+    // A progressive JPEG keeps every coefficient at full size whatever the scale (2 bytes a
+    // sample), so it gets the cap of a whole decode.
+    let cap = if info.coding_process == jpeg_decoder::CodingProcess::DctProgressive {
+        MAX_DECODED_PIXELS
+    } else {
+        MAX_JPEG_PIXELS
+    };
+    check_pixels(w, h, cap)?;
     let (tw, th) = match decode {
         JpegDecode::Scaled => fit(w, h, target.long_edge),
         JpegDecode::Full => (w, h),
@@ -220,7 +227,11 @@ fn jpeg_complete(b: &[u8]) -> bool {
         }
         let marker = b[i + 1];
         if marker == 0xFF {
-            i += 1;
+            i += 1; // a fill byte
+            continue;
+        }
+        if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
+            i += 2; // a marker with no length (TEM, RSTn)
             continue;
         }
         let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
@@ -233,7 +244,8 @@ fn jpeg_complete(b: &[u8]) -> bool {
         .is_some_and(|rest| rest.windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
-/// PNG, GIF (first frame) or WebP, decoded whole within the allocation limit: RGB pixels.
+/// PNG, GIF (first frame) or WebP, decoded whole within the allocation limit: RGB pixels,
+/// transparency flattened onto white.
 fn decode_other(bytes: &[u8], media: MediaType) -> Result<(Vec<u8>, u32, u32), Skip> {
     let format = image_format(media);
     let corrupt = |e: image::ImageError| Skip::Corrupt(e.to_string());
@@ -246,9 +258,22 @@ fn decode_other(bytes: &[u8], media: MediaType) -> Result<(Vec<u8>, u32, u32), S
     limits.max_alloc = Some(MAX_DECODED_PIXELS * 4 + (16 << 20));
     let mut r = reader();
     r.limits(limits);
-    let img = r.decode().map_err(corrupt)?.into_rgb8();
-    let (w, h) = img.dimensions();
-    Ok((img.into_raw(), w, h))
+    let img = r.decode().map_err(corrupt)?;
+    let (w, h) = (img.width(), img.height());
+    if !img.color().has_alpha() {
+        return Ok((img.into_rgb8().into_raw(), w, h));
+    }
+    // Transparent areas (a screenshot's, a sticker's) onto white paper, not black: dark print
+    // on them stays readable.
+    let rgba = img.into_rgba8().into_raw();
+    let rgb = rgba
+        .chunks_exact(4)
+        .flat_map(|p| {
+            let a = u16::from(p[3]);
+            [p[0], p[1], p[2]].map(|c| ((u16::from(c) * a + 255 * (255 - a)) / 255) as u8)
+        })
+        .collect();
+    Ok((rgb, w, h))
 }
 
 fn resize(pixels: Vec<u8>, from: (u32, u32), to: (u32, u32)) -> Result<Vec<u8>, Skip> {

@@ -145,3 +145,33 @@ fn when_a_png_is_a_screenshot_should_shrink_it_to_the_target() {
     let n = normalize(&png, CLAUDE).expect("normalized");
     assert_eq!((n.width, n.height), (725, 1568));
 }
+
+#[test]
+fn when_a_png_is_transparent_should_flatten_it_onto_white() {
+    let img = image::RgbaImage::from_fn(40, 20, |x, _| {
+        if x < 20 {
+            image::Rgba([0, 0, 0, 0]) // transparent
+        } else {
+            image::Rgba([0, 0, 0, 255]) // black print
+        }
+    });
+    let mut png = Vec::new();
+    img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+    let n = normalize(&png, CLAUDE).expect("normalized");
+    let px = jpeg_decoder::Decoder::new(Cursor::new(&n.jpeg))
+        .decode()
+        .expect("decode");
+    assert!(px[10 * 40 * 3 + 5 * 3] > 240, "transparent became white");
+    assert!(px[10 * 40 * 3 + 35 * 3] < 20, "print stayed black");
+}
+
+#[test]
+fn when_a_jpeg_has_restart_markers_should_still_find_its_end() {
+    // SOI, a length-less RST0 before the frame, then a real image's segments.
+    let full = jpeg(64, 48, None);
+    let mut odd = vec![0xFF, 0xD8, 0xFF, 0xD0];
+    odd.extend_from_slice(&full[2..]);
+    assert!(jpeg_complete(&odd));
+    assert!(!jpeg_complete(&full[..full.len() - 2]));
+}

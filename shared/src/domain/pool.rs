@@ -46,6 +46,11 @@ pub fn pack(waiting: &[Waiting], cap: Capacity) -> (Vec<Range<usize>>, usize) {
         records += w.records;
         bytes += w.bytes;
     }
+    // A rest that is exactly a job's worth is full too.
+    if start < waiting.len() && (records >= cap.records || bytes >= cap.bytes) {
+        groups.push(start..waiting.len());
+        start = waiting.len();
+    }
     (groups, start)
 }
 
@@ -77,6 +82,15 @@ mod tests {
         // Under a job's worth, nothing is sealed by size, whatever the minimum.
         assert_eq!(pack(&recs(&[60, 40]), cap), (vec![], 0));
         assert_eq!(pack(&[], cap), (vec![], 0));
+    }
+
+    #[test]
+    fn when_the_rest_is_exactly_a_job_should_seal_it_too() {
+        let cap = Capacity {
+            records: 100,
+            bytes: BIG,
+        };
+        assert_eq!(pack(&recs(&[60, 40]), cap), (vec![0..2], 2));
     }
 
     #[test]

@@ -391,7 +391,9 @@ impl IntentStore for DynamoStore {
         updated_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<BatchIntent>, PortError> {
-        let out = self
+        // Page by page up to `limit` (a page is at most 1 MB): a caller that gets fewer than
+        // it asked for has seen every such intent (the pool pass relies on it).
+        let mut pages = self
             .client
             .query()
             .table_name(&self.intents_table)
@@ -401,10 +403,18 @@ impl IntentStore for DynamoStore {
             .expression_attribute_values(":s", s(status.as_str()))
             .expression_attribute_values(":before", s(ts(updated_before)))
             .limit(limit.min(1000) as i32)
-            .send()
-            .await
-            .map_err(|e| classify("Query", e))?;
-        self.reread(out.items(), |i| i.status == status).await
+            .into_paginator()
+            .send();
+        let mut items = Vec::new();
+        while items.len() < limit {
+            let Some(page) = pages.next().await else {
+                break;
+            };
+            let page = page.map_err(|e| classify("Query", e))?;
+            items.extend(page.items().iter().cloned());
+        }
+        items.truncate(limit);
+        self.reread(&items, |i| i.status == status).await
     }
 
     async fn list_pending_outbox(
