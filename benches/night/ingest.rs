@@ -13,7 +13,7 @@ use shared::domain::bedrock::{output_file_name, S3Uri};
 use shared::domain::family::{self, ImageRef};
 use shared::domain::ids::{BedrockJobArn, IntentId, ModelId, ObjectKey, RecordId, TraceId, UserId};
 use shared::domain::intent::{
-    BatchIntent, ImageEntry, ImageList, ImageSelection, ManifestPart, NewIntent,
+    BatchIntent, BatchJob, ImageEntry, ImageList, ImageSelection, ManifestPart, NewIntent,
 };
 use shared::domain::manifest::{image_record_id, prompt, MediaType, DEFAULT_PROMPT_VERSION};
 use shared::domain::status::BedrockJobStatus;
@@ -100,19 +100,11 @@ async fn fixture(app: &Embedded, lines: usize, image_kib: usize) -> anyhow::Resu
     shared::app::lists::put(deps, &list, &images)
         .await
         .map_err(err)?;
-    let input = shared::domain::manifest::job_input_prefix(
-        &deps.settings.manifests_bucket,
-        &intent.job_id,
-        1,
-    );
-    let output = shared::domain::manifest::job_output_prefix(
-        &deps.settings.outputs_bucket,
-        &intent.job_id,
-        1,
-    );
-    let part = input.join("part-00001.jsonl");
+    let s = &deps.settings;
+    let mut job = BatchJob::planned(&intent.job_id, 1, &s.manifests_bucket, &s.outputs_bucket);
     let (head, tail) = line_template(&model, image_kib)?;
-    let out_uri: S3Uri = output
+    let out_uri: S3Uri = job
+        .output
         .join(BedrockJobArn::parse(ARN).map_err(err)?.job_suffix())
         .join(&output_file_name("part-00001.jsonl"));
     let path = app.objects.path_of(&out_uri)?;
@@ -125,27 +117,12 @@ async fn fixture(app: &Embedded, lines: usize, image_kib: usize) -> anyhow::Resu
     }
     w.flush()?;
     let bytes = std::fs::metadata(&path)?.len();
-    let mut job = shared::domain::intent::BatchJob {
-        job_no: 1,
-        attempt: 1,
-        job_name: shared::domain::bedrock::job_name(&intent.job_id, 1, 1),
-        client_token: shared::domain::bedrock::client_token(&intent.job_id, 1, 1),
-        input,
-        output,
-        parts: vec![ManifestPart {
-            part: 1,
-            uri: part,
-            records: lines as u64,
-            bytes,
-        }],
-        arn: None,
-        status: None,
-        failure_message: None,
-        summary: None,
-        record_map: None,
-        pad_records: 0,
-    };
-    job.status = None;
+    job.parts = vec![ManifestPart {
+        part: 1,
+        uri: job.input.join("part-00001.jsonl"),
+        records: lines as u64,
+        bytes,
+    }];
     intent
         .record_manifest(Vec::new(), vec![job], now)
         .map_err(err)?;

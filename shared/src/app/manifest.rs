@@ -9,15 +9,14 @@
 use super::normalized::Got;
 use super::outbox::{save, take_over, Saved};
 use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
-use crate::domain::bedrock::{client_token, job_name};
 use crate::domain::family::{self, ImageRef, ImageSource, RecordFamily};
 use crate::domain::ids::{IntentId, RecordId};
 use crate::domain::intent::{
     BatchIntent, BatchJob, ImageEntry, ImageSelection, ManifestPart, MappedRecord, PoolMember,
 };
 use crate::domain::manifest::{
-    check_image, image_record_id, job_input_prefix, job_output_prefix, pad_record, part_file_name,
-    prompt, shared_record_id, with_record_id, Place, Splitter,
+    check_image, image_record_id, job_input_prefix, pad_record, part_file_name, prompt,
+    shared_record_id, with_record_id, Place, Splitter,
 };
 use crate::domain::results::ImageResult;
 use crate::domain::status::IntentStatus;
@@ -403,21 +402,12 @@ impl<'d> ManifestWriter<'d> {
             Place::NewJob => {
                 self.close_part().await?;
                 let job_no = self.jobs.len() as u32 + 1;
-                self.jobs.push(BatchJob {
+                self.jobs.push(BatchJob::planned(
+                    &self.job_id,
                     job_no,
-                    attempt: 1,
-                    job_name: job_name(&self.job_id, job_no, 1),
-                    client_token: client_token(&self.job_id, job_no, 1),
-                    input: job_input_prefix(&settings.manifests_bucket, &self.job_id, job_no),
-                    output: job_output_prefix(&settings.outputs_bucket, &self.job_id, job_no),
-                    parts: Vec::new(),
-                    arn: None,
-                    status: None,
-                    failure_message: None,
-                    summary: None,
-                    record_map: None,
-                    pad_records: 0,
-                });
+                    &settings.manifests_bucket,
+                    &settings.outputs_bucket,
+                ));
                 self.open_part().await?;
             }
             Place::NewPart => {

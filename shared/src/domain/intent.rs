@@ -239,6 +239,31 @@ pub struct MappedRecord {
 }
 
 impl BatchJob {
+    /// Job `job_no` of an intent as the planner opens it: first attempt, no parts yet, its
+    /// name, token and folders derived from the jobId (so a replay plans the same job).
+    pub fn planned(
+        job_id: &JobId,
+        job_no: u32,
+        manifests: &super::ids::BucketName,
+        outputs: &super::ids::BucketName,
+    ) -> Self {
+        Self {
+            job_no,
+            attempt: 1,
+            job_name: super::bedrock::job_name(job_id, job_no, 1),
+            client_token: super::bedrock::client_token(job_id, job_no, 1),
+            input: super::manifest::job_input_prefix(manifests, job_id, job_no),
+            output: super::manifest::job_output_prefix(outputs, job_id, job_no),
+            parts: Vec::new(),
+            arn: None,
+            status: None,
+            failure_message: None,
+            summary: None,
+            record_map: None,
+            pad_records: 0,
+        }
+    }
+
     pub fn records(&self) -> u64 {
         self.parts.iter().map(|p| p.records).sum()
     }
