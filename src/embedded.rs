@@ -4,7 +4,6 @@
 //! in `batchItemFailures` are deleted.
 
 use anyhow::Context as _;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::Duration;
 use sha2::Digest as _;
 use shared::adapters::embedded::bedrock_emulator::{BedrockEmulator, EmulatorOptions};
@@ -241,17 +240,11 @@ impl Embedded {
         if messages.is_empty() {
             return Ok((0, 0));
         }
-        let event = SqsEvent {
-            records: messages
+        let event = shared::adapters::sqs_edge::sqs_event(
+            messages
                 .iter()
-                .map(|m| SqsMessage {
-                    message_id: Some(m.message_id.clone()),
-                    body: Some(m.body.clone()),
-                    event_source: Some("aws:sqs".into()),
-                    ..Default::default()
-                })
-                .collect(),
-        };
+                .map(|m| (Some(m.message_id.clone()), None, Some(m.body.clone()))),
+        );
         let response = match queue {
             Queue::ManifestBuilder => manifest_builder::handle(&self.deps, event).await,
             Queue::Submitter => submitter::handle(&self.deps, event).await,

@@ -1,12 +1,10 @@
-//! The HTTP side of intake on localhost: an HTTP request as the HTTP API v2 event API Gateway
-//! would send, and a router that hands it to the intake handler. `serve` and the tests use it;
-//! it needs no AWS SDK.
+//! HTTP API v2 events as API Gateway would send them to the intake Lambda, with the caller in
+//! the JWT authorizer's claims: the tests and benches drive the Lambda door with them.
 
 use serde_json::{json, Value};
-use shared::app::Deps;
 
-/// Turns an HTTP request into the HTTP API v2 event API Gateway would send, with the caller
-/// from an `x-user` header standing in for the JWT authorizer's `sub` claim.
+/// The HTTP API v2 event API Gateway would send for a request, with `user` as the JWT
+/// authorizer's `sub` claim (none: no authorizer context).
 pub fn http_api_event(method: &str, path: &str, user: Option<&str>, body: &str) -> Value {
     http_api_event_with_query(method, path, user, &std::collections::BTreeMap::new(), body)
 }
@@ -19,7 +17,10 @@ pub fn http_api_event_with_query(
     query: &std::collections::BTreeMap<String, String>,
     body: &str,
 ) -> Value {
-    let raw_query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let raw_query: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
     let authorizer = user.map(|u| json!({"jwt": {"claims": {"sub": u}, "scopes": null}}));
     json!({
         "version": "2.0",
@@ -43,32 +44,7 @@ pub fn http_api_event_with_query(
     })
 }
 
-/// The intake handler behind a local HTTP server: `POST /api/batch/jobs`.
-pub fn intake_router(deps: Deps) -> axum::Router {
-    use axum::http::{HeaderMap, StatusCode};
-    use axum::routing::post;
-    let deps = std::sync::Arc::new(deps);
-    axum::Router::new().route(
-        "/api/batch/jobs",
-        post(move |headers: HeaderMap, body: String| {
-            let deps = deps.clone();
-            async move {
-                let user = headers.get("x-user").and_then(|v| v.to_str().ok());
-                let answer = intake::handle(
-                    &deps,
-                    http_api_event("POST", "/api/batch/jobs", user, &body),
-                )
-                .await;
-                let status = answer["statusCode"]
-                    .as_u64()
-                    .and_then(|s| StatusCode::from_u16(s as u16).ok());
-                let body = answer["body"].as_str().unwrap_or_default().to_owned();
-                (
-                    status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                    [("content-type", "application/json")],
-                    body,
-                )
-            }
-        }),
-    )
+/// A query component, percent-encoded as a browser would.
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -4,7 +4,6 @@
 //! `SqsEvent`, and an HTTP front that turns requests into HTTP API v2 events for intake.
 
 use anyhow::Context as _;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
@@ -311,18 +310,13 @@ impl Driver {
             if messages.is_empty() {
                 continue;
             }
-            let event = SqsEvent {
-                records: messages
-                    .iter()
-                    .map(|m| SqsMessage {
-                        message_id: m.message_id.clone(),
-                        receipt_handle: m.receipt_handle.clone(),
-                        body: m.body.clone(),
-                        event_source: Some("aws:sqs".into()),
-                        ..Default::default()
-                    })
-                    .collect(),
-            };
+            let event = shared::adapters::sqs_edge::sqs_event(messages.iter().map(|m| {
+                (
+                    m.message_id.clone(),
+                    m.receipt_handle.clone(),
+                    m.body.clone(),
+                )
+            }));
             let mut failed: HashSet<String> = HashSet::new();
             for _ in 0..if self.duplicate { 2 } else { 1 } {
                 let resp = match queue {

@@ -97,11 +97,20 @@ enum Command {
     /// Show an intent (by jobId or intentId) and its per-image results.
     Status { id: String },
     /// Serve the HTTP API (`/api/batch/jobs…`) on localhost over the embedded backend, and run
-    /// the pipeline in the background. The caller is the `x-user` header (local only: it stands
-    /// in for the JWT authorizer's `sub` claim).
+    /// the pipeline in the background. Callers send `Authorization: Bearer <token>` (see
+    /// `token`), verified as API Gateway's JWT authorizer would.
     Serve {
         #[arg(long, default_value_t = 8080)]
         port: u16,
+    },
+    /// Print a bearer token for `serve`, signed with the key in the data dir.
+    Token {
+        /// The user the token names (its `sub` claim).
+        #[arg(long)]
+        user: String,
+        /// Seconds until it expires.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_secs: u64,
     },
     /// Inspect or replay the embedded backend's dead-letter queues.
     Dlq {
@@ -311,6 +320,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Dlq { action } => dlq(&cli, action),
         Command::Serve { port } => serve(&cli, *port).await,
+        Command::Token { user, ttl_secs } => {
+            let user = shared::domain::ids::UserId::parse(user)
+                .map_err(|e| anyhow::anyhow!("--user: {e}"))?;
+            let key = intake::LocalKey::load_or_create(&cli.data_dir)?;
+            println!("{}", key.sign(&user, *ttl_secs)?);
+            Ok(())
+        }
         #[cfg(feature = "aws")]
         Command::ReplayDlq {
             dlq,

@@ -152,3 +152,17 @@ pub async fn scheduled_pass(app: &Embedded) -> Value {
         .await
         .expect("reconciler pass")
 }
+
+/// Sets an HTTP API v2 event's query as API Gateway does: `rawQueryString` (what the router
+/// reads) and the parsed `queryStringParameters`, from a JSON object of strings.
+pub fn set_query(event: &mut Value, query: Value) {
+    let mut url = reqwest::Url::parse("http://localhost/").expect("url");
+    if let Some(pairs) = query.as_object() {
+        let mut out = url.query_pairs_mut();
+        for (k, v) in pairs {
+            out.append_pair(k, v.as_str().unwrap_or_default());
+        }
+    }
+    event["rawQueryString"] = serde_json::json!(url.query().unwrap_or_default());
+    event["queryStringParameters"] = query;
+}

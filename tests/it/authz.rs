@@ -15,7 +15,7 @@ fn api(method: &str, path: &str, user: &str, query: Value, body: Option<Value>) 
     ev["requestContext"]["http"]["method"] = json!(method);
     ev["requestContext"]["http"]["path"] = json!(path);
     ev["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": user}, "scopes": null}});
-    ev["queryStringParameters"] = query;
+    set_query(&mut ev, query);
     ev["body"] = body.map(|b| json!(b.to_string())).unwrap_or(Value::Null);
     ev
 }

@@ -6,7 +6,6 @@
 //! say so and pass only if `BO_REQUIRE_AWS_TESTS` is unset (CI sets it).
 
 use batch_orchestrator::bedrock_server;
-use batch_orchestrator::http_api::intake_router;
 use batch_orchestrator::local_aws::{
     create_resources, local_clients, valid_prefix, Driver, LocalStack,
 };
@@ -19,7 +18,7 @@ use shared::adapters::embedded::clock::SystemClock;
 use shared::adapters::embedded::db::Db;
 use shared::app::Deps;
 use shared::domain::bedrock::S3Uri;
-use shared::domain::ids::{IntentId, ObjectKey};
+use shared::domain::ids::{IntentId, ObjectKey, UserId};
 use shared::domain::status::IntentStatus;
 use shared::topology::Queue;
 use std::sync::Arc;
@@ -32,6 +31,8 @@ struct Env {
     api: String,
     bedrock: String,
     http: reqwest::Client,
+    key: Arc<intake::LocalKey>,
+    _key_dir: tempfile::TempDir,
 }
 
 fn endpoint() -> Option<String> {
@@ -99,7 +100,13 @@ async fn setup(aws: &str, name: &str, max_receive_count: u32) -> Env {
         emulator,
         Duration::from_millis(100),
     ));
-    let api = serve(intake_router(deps.clone())).await;
+    let key_dir = tempfile::tempdir().expect("key dir");
+    let key = Arc::new(intake::LocalKey::load_or_create(key_dir.path()).expect("key"));
+    let api = serve(intake::router(
+        deps.clone(),
+        intake::Auth::LocalJwt(key.clone()),
+    ))
+    .await;
     Env {
         stack,
         clients,
@@ -107,6 +114,8 @@ async fn setup(aws: &str, name: &str, max_receive_count: u32) -> Env {
         api,
         bedrock,
         http: reqwest::Client::new(),
+        key,
+        _key_dir: key_dir,
     }
 }
 
@@ -133,7 +142,11 @@ impl Env {
         let resp = self
             .http
             .post(format!("{}/api/batch/jobs", self.api))
-            .header("x-user", user)
+            .bearer_auth(
+                self.key
+                    .sign(&UserId::parse(user).expect("user"), 600)
+                    .expect("token"),
+            )
             .body(body.to_string())
             .send()
             .await

@@ -5,7 +5,7 @@
 //! `BO_CHAOS_SEED` replays from it and `BO_CHAOS_SCHEDULES` sets how many to explore.
 
 use crate::common::*;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -29,13 +29,11 @@ fn envelope(arn: &str, name: &str, status: BedrockJobStatus) -> Envelope {
 }
 
 fn sqs(env: &Envelope, n: usize) -> SqsEvent {
-    SqsEvent {
-        records: vec![SqsMessage {
-            message_id: Some(format!("chaos-{n}")),
-            body: Some(serde_json::to_string(env).expect("json")),
-            ..Default::default()
-        }],
-    }
+    shared::adapters::sqs_edge::sqs_event([(
+        Some(format!("chaos-{n}")),
+        None,
+        Some(serde_json::to_string(env).expect("json")),
+    )])
 }
 
 /// What the job really does.

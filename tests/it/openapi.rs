@@ -32,7 +32,7 @@ fn api(method: &str, path: &str, user: Option<&str>, query: Value, body: Option<
         Some(u) => json!({"jwt": {"claims": {"sub": u}, "scopes": null}}),
         None => Value::Null,
     };
-    ev["queryStringParameters"] = query;
+    set_query(&mut ev, query);
     ev["body"] = body.map(|b| json!(b.to_string())).unwrap_or(Value::Null);
     ev
 }

@@ -55,15 +55,15 @@ where
                 // Both kinds go back to the queue: retryable ones succeed later, permanent ones
                 // reach the DLQ after maxReceiveCount, where an operator can look and replay.
                 tracing::error!(stage, message_id = %id, retryable = e.is_retryable(), error = %e, "message failed");
-                failures.push(BatchItemFailure {
-                    item_identifier: id,
-                });
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failures.push(failure);
             }
         }
     }
-    SqsBatchResponse {
-        batch_item_failures: failures,
-    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
 }
 
 /// The domain event in an envelope, or a permanent error naming what is wrong with it.
@@ -85,4 +85,24 @@ pub fn expect_domain_event(
             envelope.detail_type, envelope.source
         ))),
     }
+}
+
+/// The SQS event Lambda would deliver for these messages: (messageId, receiptHandle, body).
+/// The embedded backend and the local AWS driver hand the handlers the same shape.
+pub fn sqs_event(
+    messages: impl IntoIterator<Item = (Option<String>, Option<String>, Option<String>)>,
+) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = messages
+        .into_iter()
+        .map(|(message_id, receipt_handle, body)| {
+            let mut m = aws_lambda_events::event::sqs::SqsMessage::default();
+            m.message_id = message_id;
+            m.receipt_handle = receipt_handle;
+            m.body = body;
+            m.event_source = Some("aws:sqs".into());
+            m
+        })
+        .collect();
+    event
 }

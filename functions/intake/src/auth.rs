@@ -1,0 +1,234 @@
+//! Who is calling. Deployed, API Gateway's JWT authorizer has verified the token and intake
+//! reads its `sub` claim from the request context. Locally (`serve`), intake verifies a JWT
+//! itself, signed with a key kept in the data dir, so local auth behaves like the deployed one:
+//! a missing, expired or tampered token is a 401.
+
+use lambda_http::request::RequestContext;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::app::intake::IntakeError;
+use shared::domain::ids::UserId;
+use std::path::Path;
+
+/// The claim that names the caller in a JWT / Cognito authorizer.
+pub const USER_CLAIM: &str = "sub";
+
+/// The issuer of locally signed tokens (checked on the way in).
+pub const LOCAL_ISSUER: &str = "batch-orchestrator-local";
+
+/// How the router learns the caller.
+#[derive(Clone)]
+pub enum Auth {
+    /// API Gateway verified the token; the claims are in the Lambda request context.
+    Authorizer,
+    /// `serve`: a bearer JWT verified here with a local HS256 key.
+    LocalJwt(std::sync::Arc<LocalKey>),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Authorizer => f.write_str("Authorizer"),
+            Self::LocalJwt(_) => f.write_str("LocalJwt"),
+        }
+    }
+}
+
+impl Auth {
+    /// The caller of a request, or a 401 naming what is missing.
+    pub fn caller(&self, parts: &axum::http::request::Parts) -> Result<UserId, IntakeError> {
+        match self {
+            Self::Authorizer => {
+                let context = parts.extensions.get::<RequestContext>();
+                user_from_authorizer(context.and_then(RequestContext::authorizer))
+            }
+            Self::LocalJwt(key) => {
+                let header = parts
+                    .headers
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        IntakeError::Unauthorized(
+                            "an `Authorization: Bearer` token is required".into(),
+                        )
+                    })?;
+                let token = header
+                    .strip_prefix("Bearer ")
+                    .or_else(|| header.strip_prefix("bearer "))
+                    .ok_or_else(|| {
+                        IntakeError::Unauthorized(
+                            "the Authorization header must be `Bearer <token>`".into(),
+                        )
+                    })?;
+                key.verify(token.trim())
+            }
+        }
+    }
+}
+
+/// The caller's id from an authorizer: JWT claims (HTTP API), or Cognito user-pool claims
+/// (REST API, under `claims`), or a Lambda authorizer's context.
+pub fn user_from_authorizer(
+    auth: Option<&aws_lambda_events::apigw::ApiGatewayRequestAuthorizer>,
+) -> Result<UserId, IntakeError> {
+    let claim = auth.and_then(|a| {
+        a.jwt
+            .as_ref()
+            .and_then(|j| j.claims.get(USER_CLAIM).cloned())
+            .or_else(|| {
+                a.fields
+                    .get("claims")
+                    .and_then(|c| c.get(USER_CLAIM))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .or_else(|| {
+                a.fields
+                    .get(USER_CLAIM)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+    });
+    let raw = claim.ok_or_else(|| {
+        IntakeError::Unauthorized(format!("no `{USER_CLAIM}` claim from the authorizer"))
+    })?;
+    UserId::parse(&raw).map_err(|e| {
+        IntakeError::Unauthorized(format!(
+            "the `{USER_CLAIM}` claim is not a valid user id: {e}"
+        ))
+    })
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iss: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// The local signing key: 32 random bytes in `{data_dir}/jwt.key`, made on first use.
+pub struct LocalKey {
+    secret: Vec<u8>,
+}
+
+impl LocalKey {
+    /// Reads the key from `data_dir`, making it (mode 0600) the first time.
+    pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
+        let path = data_dir.join("jwt.key");
+        match std::fs::read(&path) {
+            Ok(secret) if secret.len() >= 32 => return Ok(Self { secret }),
+            Ok(_) | Err(_) => {}
+        }
+        std::fs::create_dir_all(data_dir)?;
+        let secret: Vec<u8> = (0..2)
+            .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
+            .collect();
+        write_private(&path, &secret)?;
+        Ok(Self { secret })
+    }
+
+    /// A token for `user`, valid for `ttl_secs`.
+    pub fn sign(&self, user: &UserId, ttl_secs: u64) -> Result<String, IntakeError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: user.to_string(),
+            iss: LOCAL_ISSUER.into(),
+            iat: now,
+            exp: now + ttl_secs,
+        };
+        self.encode(&claims)
+            .map_err(|e| IntakeError::Unauthorized(format!("could not sign a token: {e}")))
+    }
+
+    fn encode(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        let key = jsonwebtoken::EncodingKey::from_secret(&self.secret)?;
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        jsonwebtoken::encode(&header, claims, &key)
+    }
+
+    /// The caller named by a valid token: HS256 only, signature, `exp` and `iss` checked.
+    pub fn verify(&self, token: &str) -> Result<UserId, IntakeError> {
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_issuer(&[LOCAL_ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let data = jsonwebtoken::DecodingKey::from_secret(&self.secret)
+            .and_then(|key| jsonwebtoken::decode::<Claims>(token, &key, &validation))
+            .map_err(|e| {
+                IntakeError::Unauthorized(format!("the bearer token is not valid ({e})"))
+            })?;
+        UserId::parse(&data.claims.sub).map_err(|e| {
+            IntakeError::Unauthorized(format!("the token's `sub` is not a valid user id: {e}"))
+        })
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_token_verifies_and_a_tampered_one_does_not() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = LocalKey::load_or_create(dir.path()).expect("key");
+        let user = UserId::parse("u1").expect("user");
+        let token = key.sign(&user, 60).expect("token");
+        assert_eq!(key.verify(&token).expect("valid"), user);
+        // The same key is read back from the data dir.
+        let again = LocalKey::load_or_create(dir.path()).expect("key");
+        assert_eq!(again.verify(&token).expect("valid"), user);
+
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[1] = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            br#"{"sub":"u2","iss":"batch-orchestrator-local","iat":0,"exp":99999999999}"#,
+        );
+        let tampered = parts.join(".");
+        assert!(matches!(
+            key.verify(&tampered),
+            Err(IntakeError::Unauthorized(_))
+        ));
+        let other =
+            LocalKey::load_or_create(tempfile::tempdir().expect("dir").path()).expect("key");
+        assert!(matches!(
+            other.verify(&token),
+            Err(IntakeError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = LocalKey::load_or_create(dir.path()).expect("key");
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: "u1".into(),
+            iss: LOCAL_ISSUER.into(),
+            iat: now - 7200,
+            exp: now - 3600,
+        };
+        let token = key.encode(&claims).expect("token");
+        assert!(matches!(
+            key.verify(&token),
+            Err(IntakeError::Unauthorized(_))
+        ));
+    }
+}
