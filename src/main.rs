@@ -94,8 +94,14 @@ enum Command {
     },
     /// Deliver queued messages and advance Bedrock jobs until nothing is left to do.
     Run,
-    /// Show an intent (by jobId or intentId) and its per-image results.
-    Status { id: String },
+    /// Show an intent (by jobId, or by intentId with the user who sent it) and its per-image
+    /// results.
+    Status {
+        id: String,
+        /// The user whose intentId `id` is (intentIds are scoped per user).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Serve the HTTP API (`/api/batch/jobs…`) on localhost over the embedded backend, and run
     /// the pipeline in the background. Callers send `Authorization: Bearer <token>` (see
     /// `token`), verified as API Gateway's JWT authorizer would.
@@ -302,13 +308,18 @@ async fn main() -> anyhow::Result<()> {
             println!("idle after {steps} steps");
             Ok(())
         }
-        Command::Status { id } => {
+        Command::Status { id, user } => {
             let app = Embedded::open(options(&cli)?)?;
             let intent = match JobId::parse(id) {
                 Ok(job) => app.deps.store.get_by_job_id(&job).await?,
                 Err(_) => {
-                    let intent = IntentId::parse(id)
+                    let mut intent = IntentId::parse(id)
                         .map_err(|e| anyhow::anyhow!("not a jobId or intentId: {e}"))?;
+                    if let Some(user) = user {
+                        let user =
+                            UserId::parse(user).map_err(|e| anyhow::anyhow!("--user: {e}"))?;
+                        intent = IntentId::scoped(&user, &intent);
+                    }
                     app.deps.store.get(&intent).await?
                 }
             };
@@ -506,7 +517,10 @@ async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
         again["body"].as_str().unwrap_or("")
     );
 
-    let id = IntentId::parse(&intent_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let id = IntentId::scoped(
+        &UserId::parse(user).map_err(|e| anyhow::anyhow!("{e}"))?,
+        &IntentId::parse(&intent_id).map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
     let mut seen = 0;
     let mut step_no = 0;
     let mut progress = Vec::new();

@@ -7,7 +7,7 @@ use shared::domain::results::{ImageResult, ResultStatus};
 /// An intent's summary; `shared` is the shared job it ran in, if it was pooled.
 pub fn intent_summary(intent: &BatchIntent, shared: Option<&BatchIntent>) -> String {
     let mut lines = vec![
-        format!("intent   {}", intent.intent_id),
+        format!("intent   {}", intent.client_id()),
         format!("job      {}", intent.job_id),
         format!("user     {}", intent.user_id),
         format!("status   {}", intent.status),

@@ -76,6 +76,7 @@ async fn fixture(app: &Embedded, lines: usize, image_kib: usize) -> anyhow::Resu
     let mut intent = BatchIntent::new(
         NewIntent {
             intent_id: IntentId::parse("ingest-bench").map_err(err)?,
+            client_intent_id: None,
             user_id: UserId::parse("bench-user").map_err(err)?,
             selection: ImageSelection::Day(now.date_naive()),
             model_id: model.clone(),

@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn when_bedrock_reports_a_job_should_route_only_ours_to_the_watcher() {
         let ours =
-            json!({"batchJobName": "bo-e2f6304060e729bef2159eae-p1-a1", "status": "Completed"});
+            json!({"batchJobName": "bo-3ae489935892792f79a38850-p1-a1", "status": "Completed"});
         let theirs = json!({"batchJobName": "nightly-embeddings-7", "status": "Completed"});
         let nameless = json!({"status": "Completed"});
         let route = |detail: &serde_json::Value| {

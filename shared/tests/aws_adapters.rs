@@ -54,6 +54,7 @@ fn intent() -> BatchIntent {
     BatchIntent::new(
         NewIntent {
             intent_id: IntentId::parse("intent-1").expect("id"),
+            client_intent_id: None,
             user_id: UserId::parse("user-1").expect("id"),
             selection: ImageSelection::Keys(vec![
                 ObjectKey::parse("uploads/user-1/a.png").expect("key")

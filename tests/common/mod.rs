@@ -114,7 +114,7 @@ pub async fn results(app: &Embedded, intent: &BatchIntent) -> Vec<ImageResult> {
 pub fn intent_named(app: &Embedded, id: &str) -> BatchIntent {
     intents(app)
         .into_iter()
-        .find(|i| i.intent_id.as_str() == id)
+        .find(|i| i.client_id().as_str() == id)
         .unwrap_or_else(|| panic!("no intent {id}"))
 }
 
@@ -165,4 +165,13 @@ pub fn set_query(event: &mut Value, query: Value) {
     }
     event["rawQueryString"] = serde_json::json!(url.query().unwrap_or_default());
     event["queryStringParameters"] = query;
+}
+
+/// The key [`SAMPLE_USER`]'s intent `id` is stored under (keys are scoped per user).
+pub fn stored_key(id: &str) -> shared::domain::ids::IntentId {
+    use shared::domain::ids::{IntentId, UserId};
+    IntentId::scoped(
+        &UserId::parse(SAMPLE_USER).expect("user"),
+        &IntentId::parse(id).expect("intent id"),
+    )
 }

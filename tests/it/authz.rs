@@ -97,7 +97,7 @@ async fn when_another_user_tries_should_not_read_list_cancel_or_include_anything
     run(&app).await;
     let owner = intents(&app)
         .into_iter()
-        .find(|i| i.intent_id.as_str() == "owner-1")
+        .find(|i| i.client_id().as_str() == "owner-1")
         .expect("owner's");
     assert_eq!(
         owner.status,
@@ -324,4 +324,119 @@ async fn when_cancel_lands_while_the_submitter_creates_should_stop_the_new_job()
         matches!(status, shared::domain::status::BedrockJobStatus::Stopped),
         "the orphan job must be stopped, is {status}"
     );
+}
+
+/// Another user's keys: the same file names under their own upload prefix.
+fn keys_of(user: &str) -> Vec<String> {
+    SAMPLE_KEYS
+        .iter()
+        .map(|k| k.replacen(SAMPLE_USER, user, 1))
+        .collect()
+}
+
+#[tokio::test]
+async fn when_two_users_send_the_same_intent_id_should_make_two_independent_intents() {
+    let app = app().await;
+    let other = "user-456";
+    let other_keys = keys_of(other);
+    let other_keys: Vec<&str> = other_keys.iter().map(String::as_str).collect();
+    let mine = create(&app, SAMPLE_USER, "photos-1", &SAMPLE_KEYS).await;
+    // The other user's request with the same intentId and a different payload is not a 409:
+    // it is their own intent, and the answer says nothing about the first user's.
+    let answer = app
+        .intake(api(
+            "POST",
+            "/api/batch/jobs",
+            other,
+            Value::Null,
+            Some(json!({"intentId": "photos-1", "images": other_keys})),
+        ))
+        .await;
+    assert_eq!(status(&answer), 202, "{answer}");
+    let theirs = body(&answer);
+    assert_ne!(theirs["jobId"], json!(mine), "{theirs}");
+    assert_eq!(theirs["intentId"], json!("photos-1"));
+    assert_eq!(
+        theirs["cached"],
+        json!(false),
+        "not a replay of another user's"
+    );
+    assert_eq!(intents(&app).len(), 2, "two intents");
+
+    // A replay is recognised for its own user only.
+    let replay = app
+        .intake(api(
+            "POST",
+            "/api/batch/jobs",
+            other,
+            Value::Null,
+            Some(json!({"intentId": "photos-1", "images": other_keys})),
+        ))
+        .await;
+    assert_eq!(body(&replay)["jobId"], theirs["jobId"]);
+    assert_eq!(body(&replay)["cached"], json!(true));
+    assert_eq!(intents(&app).len(), 2, "the replay made nothing");
+    // Each user sees only their own job under that intentId.
+    let view = body(
+        &app.intake(api(
+            "GET",
+            &format!("/api/batch/jobs/{mine}"),
+            SAMPLE_USER,
+            Value::Null,
+            None,
+        ))
+        .await,
+    );
+    assert_eq!(view["intentId"], json!("photos-1"), "{view}");
+    assert_eq!(view["images"], json!(3), "{view}");
+}
+
+#[tokio::test]
+async fn when_an_item_predates_scoped_keys_should_replay_it_for_its_owner_only() {
+    use shared::app::intake::{parse_request, Caller};
+    use shared::domain::ids::{IntentId, UserId};
+    use shared::domain::intent::BatchIntent;
+    let app = app().await;
+    // An item as written before keys were scoped: stored under the bare intentId.
+    let user = UserId::parse(SAMPLE_USER).expect("user");
+    let request = json!({"intentId": "legacy-1", "images": SAMPLE_KEYS}).to_string();
+    let mut old = parse_request(
+        &app.deps.settings,
+        &Caller::User(user),
+        request.as_bytes(),
+        None,
+    )
+    .expect("valid");
+    old.intent_id = IntentId::parse("legacy-1").expect("id");
+    old.client_intent_id = None;
+    let old = BatchIntent::new(old, app.deps.clock.now(), 30);
+    app.deps.store.create(&old).await.expect("stored");
+
+    let replay = body(
+        &app.intake(api(
+            "POST",
+            "/api/batch/jobs",
+            SAMPLE_USER,
+            Value::Null,
+            Some(json!({"intentId": "legacy-1", "images": SAMPLE_KEYS})),
+        ))
+        .await,
+    );
+    assert_eq!(replay["jobId"], json!(old.job_id.to_string()), "{replay}");
+    assert_eq!(replay["cached"], json!(true));
+    assert_eq!(intents(&app).len(), 1, "no second intent, so no second job");
+
+    let other_keys = keys_of("user-456");
+    let answer = app
+        .intake(api(
+            "POST",
+            "/api/batch/jobs",
+            "user-456",
+            Value::Null,
+            Some(json!({"intentId": "legacy-1", "images": other_keys})),
+        ))
+        .await;
+    assert_eq!(status(&answer), 202, "{answer}");
+    assert_ne!(body(&answer)["jobId"], json!(old.job_id.to_string()));
+    assert_eq!(intents(&app).len(), 2, "another user's intent of its own");
 }

@@ -156,7 +156,7 @@ impl Env {
     }
 
     async fn status(&self, intent: &str) -> IntentStatus {
-        let id = IntentId::parse(intent).expect("id");
+        let id = stored_key(intent);
         self.deps
             .store
             .get(&id)
@@ -196,6 +196,14 @@ impl Env {
 /// A condition the driver loop waits for.
 trait AsyncFnCheck {
     async fn check(&self, env: &Env) -> bool;
+}
+
+/// The key user-1's intent `id` is stored under (keys are scoped per user).
+fn stored_key(id: &str) -> IntentId {
+    IntentId::scoped(
+        &UserId::parse("user-1").expect("user"),
+        &IntentId::parse(id).expect("id"),
+    )
 }
 
 struct AllTerminal(Vec<String>);
@@ -260,7 +268,7 @@ async fn when_intents_flow_through_aws_services_should_complete_once_each_despit
         let intent = env
             .deps
             .store
-            .get(&IntentId::parse(id).expect("id"))
+            .get(&stored_key(id))
             .await
             .expect("get")
             .expect("stored");

@@ -13,7 +13,6 @@ use serde_json::json;
 use shared::app::reconcile::reconcile;
 use shared::domain::bedrock::ManifestSummary;
 use shared::domain::events::Envelope;
-use shared::domain::ids::IntentId;
 use shared::domain::status::{BedrockJobStatus, IntentStatus};
 use shared::ports::BatchInference as _;
 use shared::topology::Queue;
@@ -78,7 +77,7 @@ async fn when_bedrock_events_are_duplicated_reordered_and_dropped_should_never_r
         assert_eq!(status(&answer), 202, "{}", ctx("intake"));
         app.deliver(Queue::ManifestBuilder).await.expect("manifest");
         app.deliver(Queue::Submitter).await.expect("submit");
-        let id = IntentId::parse(&intent_id).expect("id");
+        let id = stored_key(&intent_id);
         let intent = app.deps.store.get(&id).await.expect("get").expect("stored");
         assert_eq!(
             intent.status,

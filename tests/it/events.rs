@@ -125,7 +125,7 @@ fn when_sqs_events_are_parsed_should_carry_an_eventbridge_envelope_each() {
                 .expect("valid detail");
             assert_eq!(
                 ours.detail.job_id.as_str(),
-                "bj-e2f6304060e729bef2159eae",
+                "bj-3ae489935892792f79a38850",
                 "{file}"
             );
         }

@@ -17,10 +17,10 @@ async fn when_each_sample_door_is_used_should_answer_202_with_the_contract_field
         assert_eq!(status(&answer), 202, "{file}: {answer}");
         let b = body(&answer);
         assert_eq!(b["intentId"], SAMPLE_INTENT, "{file}");
-        assert_eq!(b["jobId"], "bj-e2f6304060e729bef2159eae", "{file}");
+        assert_eq!(b["jobId"], "bj-3ae489935892792f79a38850", "{file}");
         assert_eq!(b["cached"], false, "{file}");
         assert_eq!(
-            b["statusUrl"], "http://127.0.0.1:8080/api/batch/jobs/bj-e2f6304060e729bef2159eae",
+            b["statusUrl"], "http://127.0.0.1:8080/api/batch/jobs/bj-3ae489935892792f79a38850",
             "{file}"
         );
         assert!(

@@ -166,7 +166,7 @@ async fn when_the_index_has_nothing_should_list_the_prefix_in_shards_and_miss_no
     run(&app).await;
     let i = intents(&app)
         .into_iter()
-        .find(|i| i.intent_id.as_str() == "fallback")
+        .find(|i| i.client_id().as_str() == "fallback")
         .expect("intent");
     assert_eq!(i.images.len(), names.len());
     assert_eq!(i.status, IntentStatus::Completed);

@@ -193,7 +193,7 @@ async fn when_small_nova_intents_pool_should_move_their_images_into_the_shared_j
     for id in ["n-a", "n-b"] {
         let i = all
             .iter()
-            .find(|i| i.intent_id.as_str() == id)
+            .find(|i| i.client_id().as_str() == id)
             .expect("member");
         assert_eq!(i.status, IntentStatus::Completed, "{id}");
         let rs = results(&app, i).await;

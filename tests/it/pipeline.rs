@@ -63,7 +63,7 @@ async fn when_sample_sqs_events_reach_each_handler_should_advance_one_stage_each
         "a replayed submit makes no second job"
     );
     let jobs = app.emulator.list_jobs(None).await.expect("jobs");
-    assert_eq!(jobs[0].job_name, "bo-e2f6304060e729bef2159eae-p1-a1");
+    assert_eq!(jobs[0].job_name, "bo-3ae489935892792f79a38850-p1-a1");
 
     // The sample Bedrock event names a job no intent owns: ignored, not failed.
     let resp = status_watcher::handle(&app.deps, sqs("sqs-bedrock-state-change.json")).await;
@@ -117,7 +117,7 @@ async fn when_the_pipeline_runs_should_complete_with_counts_results_and_events()
         if source == "batch-orchestrator" {
             let env: Envelope = serde_json::from_str(&body).expect("envelope");
             let detail = env.domain_event().expect("ours").expect("valid").detail;
-            assert_eq!(detail.intent_id.as_str(), SAMPLE_INTENT);
+            assert_eq!(detail.intent_id, stored_key(SAMPLE_INTENT));
             assert_eq!(detail.job_id, intent.job_id);
             assert_eq!(detail.trace_id, intent.trace_id);
         }
@@ -618,10 +618,7 @@ async fn when_two_submitters_race_for_the_last_slot_should_start_one_job() {
     app.deliver(Queue::ManifestBuilder)
         .await
         .expect("manifests");
-    let (a, b) = (
-        shared::domain::ids::IntentId::parse("race-a").expect("id"),
-        shared::domain::ids::IntentId::parse("race-b").expect("id"),
-    );
+    let (a, b) = (stored_key("race-a"), stored_key("race-b"));
     let (ra, rb) = tokio::join!(
         shared::app::submit::submit_jobs(&app.deps, &a),
         shared::app::submit::submit_jobs(&app.deps, &b)

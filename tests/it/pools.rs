@@ -43,7 +43,7 @@ async fn send(app: &TestApp, id: &str, range: std::ops::Range<usize>) -> serde_j
 fn intent(app: &TestApp, id: &str) -> shared::domain::intent::BatchIntent {
     intents(app)
         .into_iter()
-        .find(|i| i.intent_id.as_str() == id)
+        .find(|i| i.client_id().as_str() == id)
         .unwrap_or_else(|| panic!("no intent {id}"))
 }
 
@@ -293,7 +293,7 @@ async fn when_members_of_a_shared_job_cancel_should_discard_theirs_and_stop_only
         .into_iter()
         .find(|p| {
             matches!(&p.selection, ImageSelection::Pool { members, .. }
-                if members.iter().any(|m| m.intent_id.as_str() == "v"))
+                if members.iter().any(|m| m.intent_id == stored_key("v")))
         })
         .expect("v's shared job");
     assert_eq!(second.status, IntentStatus::Stopped);

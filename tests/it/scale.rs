@@ -107,7 +107,7 @@ async fn when_a_request_names_50000_images_should_accept_it_and_build_one_job_wi
         .intake(serde_json::json!({"intentId": "fifty-k", "userId": SAMPLE_USER, "images": keys}))
         .await;
     assert_eq!(status(&answer), 202, "{answer}");
-    let id = shared::domain::ids::IntentId::parse("fifty-k").expect("id");
+    let id = stored_key("fifty-k");
     let stored = app.store.get(&id).await.expect("get").expect("intent");
     assert!(
         matches!(

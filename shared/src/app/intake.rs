@@ -16,8 +16,11 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// Largest request body accepted (API Gateway itself stops at 10 MB).
-pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// Largest request body accepted: API Gateway's own payload limit, 10 MB ("Payload size",
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>). Above
+/// it the router answers a JSON 413. Deployed, a Lambda's synchronous invoke payload (6 MB,
+/// <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>) binds first.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,13 +307,50 @@ fn validate(
         .and_then(|t| TraceId::parse(t).ok())
         .unwrap_or_else(TraceId::generate);
     Ok(NewIntent {
-        intent_id,
+        intent_id: IntentId::scoped(&user_id, &intent_id),
+        client_intent_id: Some(intent_id),
         user_id,
         selection,
         model_id,
         prompt_version,
         trace_id,
     })
+}
+
+/// The stored intent a request replays: the same intentId, hash and user. A different payload
+/// under the same key is refused (409), naming only the caller's own intentId.
+async fn replayed(
+    deps: &Deps,
+    old: BatchIntent,
+    intent: &BatchIntent,
+    hash: &str,
+) -> Result<BatchIntent, IntakeError> {
+    if old.payload_hash != hash || old.user_id != intent.user_id {
+        tracing::warn!("intentId reused with a different payload");
+        return Err(IntakeError::KeyReused(intent.client_id().to_string()));
+    }
+    crate::metrics::count(crate::metrics::INTENTS_DUPLICATE, 1);
+    take_over(deps, &old).await?;
+    Ok(old)
+}
+
+/// Migration: an item written before keys were scoped per user is stored under the client's
+/// bare intentId. A replay of it from the same user is still that intent (so no second job);
+/// another user's item under that key is none of this caller's business. Items expire after
+/// `INTENT_TTL_DAYS`, after which this lookup finds nothing and can be removed.
+async fn legacy_replay(
+    deps: &Deps,
+    intent: &BatchIntent,
+) -> Result<Option<BatchIntent>, IntakeError> {
+    let Some(client) = &intent.client_intent_id else {
+        return Ok(None);
+    };
+    let old = deps
+        .store
+        .get(client)
+        .await
+        .map_err(IntakeError::Unavailable)?;
+    Ok(old.filter(|old| old.client_intent_id.is_none() && old.user_id == intent.user_id))
 }
 
 /// Records the intent (once) and announces it. See the module docs for replays.
@@ -326,26 +366,21 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
     // Over INLINE_LIST keys, the keys go to their list first (the hash is the request's).
     let selection = std::mem::replace(&mut intent.selection, ImageSelection::Keys(Vec::new()));
     intent.selection = super::lists::keep_keys(deps, &intent.job_id, &hash, selection).await?;
-    let (stored, cached) = match deps
-        .store
-        .create(&intent)
-        .await
-        .map_err(IntakeError::Unavailable)?
-    {
-        Created::New => {
-            crate::metrics::count(crate::metrics::INTENTS_ACCEPTED, 1);
-            tracing::info!(job_id = %intent.job_id, "intent recorded");
-            (publish_owned(deps, intent).await?, false)
-        }
-        Created::Existing(old) => {
-            if old.payload_hash != hash || old.user_id != intent.user_id {
-                tracing::warn!("intentId reused with a different payload");
-                return Err(IntakeError::KeyReused(intent.intent_id.to_string()));
+    let (stored, cached) = match legacy_replay(deps, &intent).await? {
+        Some(old) => (replayed(deps, old, &intent, &hash).await?, true),
+        None => match deps
+            .store
+            .create(&intent)
+            .await
+            .map_err(IntakeError::Unavailable)?
+        {
+            Created::New => {
+                crate::metrics::count(crate::metrics::INTENTS_ACCEPTED, 1);
+                tracing::info!(job_id = %intent.job_id, "intent recorded");
+                (publish_owned(deps, intent).await?, false)
             }
-            crate::metrics::count(crate::metrics::INTENTS_DUPLICATE, 1);
-            take_over(deps, &old).await?;
-            (*old, true)
-        }
+            Created::Existing(old) => (replayed(deps, *old, &intent, &hash).await?, true),
+        },
     };
     let pooled = images > 0 && (images as u64) < deps.settings.pool_threshold();
     Ok(Accepted {
@@ -355,7 +390,7 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
             stored.job_id
         ),
         job_id: stored.job_id.to_string(),
-        intent_id: stored.intent_id.to_string(),
+        intent_id: stored.client_id().to_string(),
         estimated_duration: deps.settings.estimated_duration_secs(images)
             + if pooled {
                 deps.settings.pool_deadline_secs.max(0) as u64

@@ -207,7 +207,7 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
     };
     Ok(JobView {
         job_id: intent.job_id.to_string(),
-        intent_id: intent.intent_id.to_string(),
+        intent_id: intent.client_id().to_string(),
         status: intent.status,
         created_at: intent.created_at,
         updated_at: intent.updated_at,

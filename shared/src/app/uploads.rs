@@ -153,6 +153,7 @@ pub async fn nightly(deps: &Deps, day: NaiveDate) -> Result<NightlyReport, Stage
         .map(|user| {
             let req = NewIntent {
                 intent_id: nightly_intent_id(&user, day),
+                client_intent_id: None,
                 user_id: user.clone(),
                 selection: ImageSelection::Day(day),
                 model_id: model.clone(),

@@ -87,6 +87,15 @@ impl IntentId {
         check_charset(s, 1, 128, "-_.:", "intentId")?;
         Ok(Self(s.to_owned()))
     }
+
+    /// The key a client's intentId is stored under: scoped to its user, as payment APIs scope
+    /// idempotency keys per account. The same intentId from two users is two intents, and one
+    /// user can neither see nor take another's key. `u-` and 32 hex digits of
+    /// SHA-256(user, intentId), so it is itself a valid intentId and never a service-made one.
+    pub fn scoped(user: &UserId, client: &IntentId) -> Self {
+        let digest = Sha256::digest(format!("scoped:{}\n{}", user.as_str(), client.as_str()));
+        Self(format!("u-{}", &hex::encode(digest)[..32]))
+    }
 }
 
 string_id!(
@@ -318,6 +327,18 @@ mod tests {
     #[test]
     fn when_record_id_is_derived_should_map_back_to_its_image() {
         let job = JobId::for_intent(&IntentId::parse("abc").expect("valid"));
+        let (u1, u2) = (
+            UserId::parse("u1").expect("u"),
+            UserId::parse("u2").expect("u"),
+        );
+        let key = IntentId::parse("photos-1").expect("valid");
+        let scoped = IntentId::scoped(&u1, &key);
+        assert_eq!(scoped, IntentId::scoped(&u1, &key), "stable");
+        assert_ne!(scoped, IntentId::scoped(&u2, &key), "per user");
+        assert!(
+            IntentId::parse(scoped.as_str()).is_ok(),
+            "a valid id itself"
+        );
         let r = RecordId::for_image(&job, 42);
         assert!(r.as_str().len() <= 64);
         assert_eq!(RecordId::parse(r.as_str()).expect("valid"), r);

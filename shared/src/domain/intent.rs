@@ -145,7 +145,11 @@ pub fn user_upload_prefix(user: &UserId) -> String {
 /// The validated request, before it is stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewIntent {
+    /// The stored key: [`IntentId::scoped`] for a client's request, the service's own id for
+    /// shared and nightly intents.
     pub intent_id: IntentId,
+    /// The intentId the client sent (None for the service's own intents).
+    pub client_intent_id: Option<IntentId>,
     pub user_id: UserId,
     pub selection: ImageSelection,
     pub model_id: ModelId,
@@ -280,7 +284,12 @@ pub struct Outbox {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchIntent {
+    /// The stored key (see [`NewIntent::intent_id`]).
     pub intent_id: IntentId,
+    /// The intentId the client sent; absent for the service's own intents and for items
+    /// written before keys were scoped per user (their key is the client's intentId).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_intent_id: Option<IntentId>,
     pub job_id: JobId,
     pub user_id: UserId,
     pub selection: ImageSelection,
@@ -371,11 +380,17 @@ pub fn pool_intent_id(
 }
 
 impl BatchIntent {
+    /// The intentId as its client knows it.
+    pub fn client_id(&self) -> &IntentId {
+        self.client_intent_id.as_ref().unwrap_or(&self.intent_id)
+    }
+
     pub fn new(req: NewIntent, now: DateTime<Utc>, ttl_days: i64) -> Self {
         let payload_hash = req.payload_hash();
         let mut intent = Self {
             job_id: JobId::for_intent(&req.intent_id),
             intent_id: req.intent_id,
+            client_intent_id: req.client_intent_id,
             user_id: req.user_id,
             selection: req.selection,
             model_id: req.model_id,
@@ -419,6 +434,7 @@ impl BatchIntent {
         Self::new(
             NewIntent {
                 intent_id: id,
+                client_intent_id: None,
                 user_id,
                 selection,
                 model_id,
@@ -808,6 +824,7 @@ mod tests {
     fn new_intent() -> BatchIntent {
         let req = NewIntent {
             intent_id: IntentId::parse("i-1").expect("valid"),
+            client_intent_id: None,
             user_id: UserId::parse("u-1").expect("valid"),
             selection: ImageSelection::Keys(vec![
                 ObjectKey::parse("uploads/u-1/a.jpg").expect("valid")
@@ -861,6 +878,7 @@ mod tests {
         a.model_id = ModelId::parse("other").expect("valid");
         let req = NewIntent {
             intent_id: a.intent_id.clone(),
+            client_intent_id: None,
             user_id: a.user_id.clone(),
             selection: a.selection.clone(),
             model_id: a.model_id.clone(),
