@@ -4,6 +4,7 @@
 #    input, and the AWS-edge tests through the real SDK against moto server and the Bedrock
 #    emulator (moto is installed pinned into .venv, started on 127.0.0.1 on a free port, and
 #    stopped after);
+#  - the HTTP API held to openapi.json by schemathesis against `serve` (scripts/api-fuzz.sh);
 #  - the CDK app in infra/: assertion tests with cdk-nag, then a synth (no AWS account), and
 #    cfn-lint and checkov on the synthesized template (scripts/lint-template.sh).
 set -euo pipefail
@@ -29,6 +30,10 @@ demo_dir=$(mktemp -d)
 cargo run --quiet -p batch-orchestrator -- --data-dir "$demo_dir" demo > "$demo_dir/demo.log"
 grep -E "^(pipeline idle|Bedrock jobs created)" "$demo_dir/demo.log"
 rm -rf "$demo_dir"
+
+# The HTTP API against its OpenAPI document: schemathesis (pinned) against `serve`, --checks
+# all, a fixed seed then a fresh one; both must find nothing.
+scripts/api-fuzz.sh target/debug/batch-orchestrator
 
 (
   cd infra

@@ -80,7 +80,9 @@ for name, k in [("dotdot", "uploads/user-123/../user-999/a.png"), ("leading dotd
                 ("prefix only", "uploads/user-123/"), ("trailing dotdot", "uploads/user-123/.."),
                 ("encoded traversal is literal but outside", "uploads/user-999/%2e%2e/a.png"),
                 ("url", "s3://bucket/uploads/user-123/a.png")]:
-    add(f"key {name}", d(images=[k]), "images[0]")
+    # A well-formed key under another user's prefix is not the caller's: 403, not 400.
+    foreign = name in ("other user", "prefix lookalike", "encoded traversal is literal but outside")
+    add(f"key {name}", d(images=[k]), "images[0]", status=403 if foreign else 400)
 add("duplicate keys", d(images=[K, K]), "images[1]")
 add("duplicate later", d(images=[K, "uploads/user-123/b.png", K]), "images[2]")
 add("userId with slash", d(userId="user-123/../x"), "userId")
@@ -117,9 +119,9 @@ add("base64 of not JSON", None, "body", door="http-v2", b64=b"intentId=1")
 add("base64 of bad key", None, "images[0]", door="http-v2", b64=json.dumps({"intentId": "i-1", "images": ["../x"]}).encode())
 add("REST malformed JSON", None, "body", door="rest-v1", raw="{")
 add("REST unknown field", None, "extra", door="rest-v1", raw=json.dumps({"intentId": "i-1", "images": [K], "extra": 1}))
-add("REST other user's key", None, "images[0]", door="rest-v1", raw=json.dumps({"intentId": "i-1", "images": ["uploads/user-999/a.png"]}))
+add("REST other user's key", None, "images[0]", door="rest-v1", status=403, raw=json.dumps({"intentId": "i-1", "images": ["uploads/user-999/a.png"]}))
 add("REST invalid UTF-8 via base64", None, "body", door="rest-v1", b64=b"\xc3\x28")
-add("body userId cannot widen access", None, "images[0]", door="http-v2",
+add("body userId cannot widen access", None, "images[0]", door="http-v2", status=403,
     raw=json.dumps({"intentId": "i-1", "userId": "user-999", "images": ["uploads/user-999/a.png"]}))
 
 for f in os.listdir(HERE):

@@ -80,7 +80,7 @@ async fn when_another_user_tries_should_not_read_list_cancel_or_include_anything
             Some(json!({"intentId": "m-1", "images": [SAMPLE_KEYS[0]]})),
         ))
         .await;
-    assert_eq!(status(&include), 400);
+    assert_eq!(status(&include), 403, "another user's key is forbidden");
     assert_eq!(body(&include)["field"], "images[0]");
     // A userId in the body does not help when claims are present.
     let spoof = app
@@ -92,7 +92,7 @@ async fn when_another_user_tries_should_not_read_list_cancel_or_include_anything
             Some(json!({"intentId": "m-2", "userId": SAMPLE_USER, "images": [SAMPLE_KEYS[0]]})),
         ))
         .await;
-    assert_eq!(status(&spoof), 400, "{spoof}");
+    assert_eq!(status(&spoof), 403, "{spoof}");
 
     run(&app).await;
     let owner = intents(&app)

@@ -101,7 +101,7 @@ async fn when_claims_are_present_should_ignore_the_body_user_id() {
     })
     .to_string());
     let answer = app.intake(ev).await;
-    assert_eq!(status(&answer), 400);
+    assert_eq!(status(&answer), 403, "another user's key is forbidden");
     assert_eq!(body(&answer)["field"], "images[0]");
 }
 
@@ -200,11 +200,6 @@ async fn when_input_is_bad_should_answer_400_naming_the_field_and_write_nothing(
             "images[0]",
         ),
         (
-            "other user's prefix",
-            json!({"intentId": "i", "userId": "user-123", "images": ["uploads/user-999/a.png"]}),
-            "images[0]",
-        ),
-        (
             "prefix only",
             json!({"intentId": "i", "userId": "user-123", "images": ["uploads/user-123/"]}),
             "images[0]",
@@ -241,6 +236,14 @@ async fn when_input_is_bad_should_answer_400_naming_the_field_and_write_nothing(
         ),
         ("not an object", json!(["intentId"]), "body"),
     ];
+    // A well-formed key under another user's prefix is not the caller's: 403, naming it.
+    let answer = app
+        .intake(
+            json!({"intentId": "i", "userId": "user-123", "images": ["uploads/user-999/a.png"]}),
+        )
+        .await;
+    assert_eq!(status(&answer), 403, "{answer}");
+    assert_eq!(answer["field"], "images[0]", "{answer}");
     for (name, payload, field) in &cases {
         let answer = app.intake(payload.clone()).await;
         assert_eq!(status(&answer), 400, "{name}: {answer}");

@@ -37,6 +37,36 @@ fn api(method: &str, path: &str, user: Option<&str>, query: Value, body: Option<
     ev
 }
 
+/// The documented response for a code, with a `$ref` to `components/responses` resolved.
+fn response(doc: &Value, path: &str, method: &str, code: &str) -> Value {
+    let r = &doc["paths"][path][method]["responses"][code];
+    match r["$ref"].as_str() {
+        Some(name) => doc["components"]["responses"]
+            [name.trim_start_matches("#/components/responses/")]
+        .clone(),
+        None => r.clone(),
+    }
+}
+
+/// The answer is documented for its code and validates against the documented schema.
+fn check_answer(doc: &Value, path: &str, method: &str, answer: &Value) {
+    let code = status(answer).to_string();
+    let documented = response(doc, path, method, &code);
+    assert!(
+        documented.is_object(),
+        "{method} {path} answered {code}, undocumented: {answer}"
+    );
+    let schema = &documented["content"]["application/json"]["schema"];
+    let errors: Vec<String> = validator(doc, schema)
+        .iter_errors(&body(answer))
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {code}: {errors:?} in {answer}"
+    );
+}
+
 #[tokio::test]
 async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_shapes() {
     let doc = doc();
@@ -110,6 +140,28 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
         ),
         (
             "/api/batch/jobs",
+            "post",
+            api(
+                "POST",
+                "/api/batch/jobs",
+                u,
+                Value::Null,
+                Some(create("doc-4", &["uploads/user-999/a.png"])),
+            ),
+        ),
+        (
+            "/api/batch/jobs",
+            "post",
+            api(
+                "POST",
+                "/api/batch/jobs",
+                u,
+                Value::Null,
+                Some(json!({"intentId": "doc-5", "images": ["x".repeat(11 * 1024 * 1024)]})),
+            ),
+        ),
+        (
+            "/api/batch/jobs",
             "get",
             api("GET", "/api/batch/jobs", u, json!({"limit": "1"}), None),
         ),
@@ -166,6 +218,11 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
         (
             "/api/batch/jobs/{jobId}/results",
             "get",
+            api("GET", &results_path, u, json!({"cursor": ""}), None),
+        ),
+        (
+            "/api/batch/jobs/{jobId}/results",
+            "get",
             api("GET", &format!("{missing}/results"), u, Value::Null, None),
         ),
         (
@@ -178,7 +235,8 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
     for (path, method, request) in cases {
         let answer = app.intake(request).await;
         let code = status(&answer).to_string();
-        let documented = &doc["paths"][path][method]["responses"][&code];
+        let documented = response(&doc, path, method, &code);
+        let documented = &documented;
         assert!(
             documented.is_object(),
             "{method} {path} answered {code}, which the document does not list: {answer}"
@@ -207,16 +265,44 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
         ))
         .await;
     assert_eq!(status(&answer), 503);
-    let errors: Vec<String> = validator(
-        &doc,
-        &doc["paths"]["/api/batch/jobs"]["post"]["responses"]["503"]["content"]["application/json"]
-            ["schema"],
-    )
-    .iter_errors(&body(&answer))
-    .map(|e| e.to_string())
-    .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    check_answer(&doc, "/api/batch/jobs", "post", &answer);
     seen.insert(("/api/batch/jobs".into(), "post".into(), "503".into()));
+    // 503 on the reads: the store is unreachable.
+    for (path, method, request, point) in [
+        (
+            "/api/batch/jobs",
+            "get",
+            api("GET", "/api/batch/jobs", u, Value::Null, None),
+            "store.list_by_user",
+        ),
+        (
+            "/api/batch/jobs/{jobId}",
+            "get",
+            api("GET", &job_path, u, Value::Null, None),
+            "store.get_by_job_id",
+        ),
+        (
+            "/api/batch/jobs/{jobId}",
+            "delete",
+            api("DELETE", &job_path, u, Value::Null, None),
+            "store.get_by_job_id",
+        ),
+        (
+            "/api/batch/jobs/{jobId}/results",
+            "get",
+            api("GET", &results_path, u, Value::Null, None),
+            "store.get_by_job_id",
+        ),
+    ] {
+        let plan =
+            shared::adapters::embedded::faults::FaultPlan::crash_at(&format!("{point}:before"), 1);
+        let broken = app_with(|o| o.faults = Some(plan)).await;
+        let answer = broken.intake(request).await;
+        assert_eq!(status(&answer), 503, "{method} {path}: {answer}");
+        assert_eq!(answer["headers"]["retry-after"], json!("5"), "{answer}");
+        check_answer(&doc, path, method, &answer);
+        seen.insert((path.into(), method.into(), "503".into()));
+    }
 
     // Every documented (path, method, code) was produced.
     let mut documented = BTreeSet::new();
@@ -241,6 +327,27 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
         .intake(api("PUT", "/api/batch/jobs", u, Value::Null, None))
         .await;
     assert_eq!(status(&answer), 405);
+    assert_eq!(
+        answer["headers"]["allow"],
+        json!("GET,HEAD,POST"),
+        "{answer}"
+    );
+    assert_eq!(body(&answer)["error"], json!("method_not_allowed"));
+    let answer = app
+        .intake(api("PATCH", &job_path, u, Value::Null, None))
+        .await;
+    assert_eq!(status(&answer), 405);
+    assert_eq!(
+        answer["headers"]["allow"],
+        json!("GET,HEAD,DELETE"),
+        "{answer}"
+    );
+    // An undocumented path is a JSON 404.
+    let answer = app
+        .intake(api("GET", "/api/other", u, Value::Null, None))
+        .await;
+    assert_eq!(status(&answer), 404);
+    assert_eq!(body(&answer)["error"], json!("not_found"));
 }
 
 #[test]

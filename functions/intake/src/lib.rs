@@ -23,6 +23,7 @@ pub(crate) fn error_body(err: &IntakeError) -> Value {
     match err {
         IntakeError::Invalid { .. } => shared::metrics::rejected("validation"),
         IntakeError::Unauthorized(_) => shared::metrics::rejected("unauthorized"),
+        IntakeError::Forbidden { .. } => shared::metrics::rejected("forbidden"),
         IntakeError::KeyReused(_) => shared::metrics::rejected("intent_id_reused"),
         IntakeError::Unavailable(_) => shared::metrics::rejected("unavailable"),
     }
@@ -31,6 +32,9 @@ pub(crate) fn error_body(err: &IntakeError) -> Value {
             json!({"error": "validation_failed", "field": field, "message": format!("{field}: {message}")})
         }
         IntakeError::Unauthorized(m) => json!({"error": "unauthorized", "message": m}),
+        IntakeError::Forbidden { field, message } => {
+            json!({"error": "forbidden", "field": field, "message": format!("{field}: {message}")})
+        }
         IntakeError::KeyReused(id) => json!({
             "error": "intent_id_reused",
             "field": "intentId",

@@ -244,9 +244,9 @@ impl Params {
     fn limit(&self, default: usize, max: usize) -> Result<usize, IntakeError> {
         match self.get("limit") {
             None => Ok(default),
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
+            Some(raw) => (!raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| raw.parse::<usize>().ok())
+                .flatten()
                 .filter(|n| (1..=max).contains(n))
                 .ok_or_else(|| {
                     IntakeError::invalid("limit", format!("must be a whole number from 1 to {max}"))
@@ -254,9 +254,9 @@ impl Params {
         }
     }
 
-    /// `cursor`, if given; an empty one means the first page.
+    /// `cursor`, if given (an empty one is refused, as the document's pattern says).
     fn cursor(&self) -> Option<&str> {
-        self.get("cursor").filter(|c| !c.is_empty())
+        self.get("cursor")
     }
 }
 

@@ -62,6 +62,10 @@ pub enum IntakeError {
     /// 401: no usable identity.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// 403: a well-formed field names something that is not the caller's (another user's
+    /// upload prefix).
+    #[error("{field}: {message}")]
+    Forbidden { field: String, message: String },
     /// 409: the intentId was used before for a different request.
     #[error("intentId {0} was already used for a different request")]
     KeyReused(String),
@@ -83,6 +87,7 @@ impl IntakeError {
         match self {
             Self::Invalid { .. } => 400,
             Self::Unauthorized(_) => 401,
+            Self::Forbidden { .. } => 403,
             Self::KeyReused(_) => 409,
             Self::Unavailable(_) => 503,
         }
@@ -105,16 +110,26 @@ impl From<StageError> for IntakeError {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Payload {
     intent_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     user_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     images: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     day: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     model_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     prompt_version: Option<String>,
+}
+
+/// An optional field that, when given, has its type: `null` is refused like any other wrong
+/// type (the OpenAPI document does not allow it), not taken as "absent".
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Parses and validates a request body into a [`NewIntent`]. Every error names the field.
@@ -185,6 +200,21 @@ fn payload_error(e: serde_path_to_error::Error<serde_json::Error>) -> IntakeErro
     }
 }
 
+/// A calendar date written exactly `YYYY-MM-DD` (chrono alone would take `2026-1-5`).
+fn parse_day(raw: &str) -> Option<NaiveDate> {
+    let shape = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    shape
+        .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
+        .flatten()
+}
+
 fn validate(
     settings: &Settings,
     caller: &Caller,
@@ -229,8 +259,8 @@ fn validate(
         }
         (None, None) => return Err(IntakeError::invalid("images", "is required (or give day)")),
         (None, Some(day)) => {
-            let day = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-                .map_err(|_| IntakeError::invalid("day", "must be a date as YYYY-MM-DD"))?;
+            let day = parse_day(&day)
+                .ok_or_else(|| IntakeError::invalid("day", "must be a date as YYYY-MM-DD"))?;
             ImageSelection::Day(day)
         }
         (Some(images), None) => {
@@ -253,11 +283,17 @@ fn validate(
                 let field = format!("images[{i}]");
                 let key =
                     ObjectKey::parse(raw).map_err(|e| IntakeError::invalid(&field, e.rule))?;
-                if !raw.starts_with(&prefix) || raw.len() == prefix.len() {
+                if !raw.starts_with("uploads/") || raw.split('/').count() < 3 {
                     return Err(IntakeError::invalid(
                         &field,
-                        format!("must be an object under your upload prefix {prefix}"),
+                        format!("must be an upload key, uploads/{{userId}}/{{name}} ({prefix}…)"),
                     ));
+                }
+                if !raw.starts_with(&prefix) {
+                    return Err(IntakeError::Forbidden {
+                        field,
+                        message: format!("must be an object under your upload prefix {prefix}"),
+                    });
                 }
                 if let Some(first) = seen.insert(raw.as_str(), i) {
                     return Err(IntakeError::invalid(

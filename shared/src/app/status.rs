@@ -125,21 +125,25 @@ pub struct JobPage {
 
 /// A malformed cursor: the client must start again without one.
 #[derive(Debug, thiserror::Error)]
-#[error("cursor is not one this API issued")]
+#[error("must be the nextCursor of a previous page")]
 pub struct BadCursor;
 
+/// The list's cursor: a keyset position, `{createdAt as Unix microseconds}.{intent key}`. Any
+/// string of that shape is a position (the jobs created before it), so the API takes exactly
+/// what its OpenAPI pattern describes.
 fn encode_cursor(created: DateTime<Utc>, intent: &crate::domain::ids::IntentId) -> String {
-    use base64::Engine as _;
-    let raw = serde_json::json!([created, intent]).to_string();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    format!("{}.{}", created.timestamp_micros().max(0), intent)
 }
 
 fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, crate::domain::ids::IntentId), BadCursor> {
-    use base64::Engine as _;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| BadCursor)?;
-    serde_json::from_slice(&raw).map_err(|_| BadCursor)
+    let (micros, key) = cursor.split_once('.').ok_or(BadCursor)?;
+    if micros.is_empty() || micros.len() > 16 || !micros.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadCursor);
+    }
+    let micros: i64 = micros.parse().map_err(|_| BadCursor)?;
+    let created = DateTime::<Utc>::from_timestamp_micros(micros).ok_or(BadCursor)?;
+    let key = crate::domain::ids::IntentId::parse(key).map_err(|_| BadCursor)?;
+    Ok((created, key))
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -300,26 +304,16 @@ pub async fn list_results(
     limit: usize,
     cursor: Option<&str>,
 ) -> Result<Option<Result<ResultPage, BadCursor>>, StageError> {
-    use base64::Engine as _;
     let Some(intent) = deps.store.get_by_job_id(job_id).await? else {
         return Ok(None);
     };
     if &intent.user_id != caller {
         return Ok(None);
     }
-    let after = match cursor {
-        None => None,
-        Some(c) => {
-            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| crate::domain::ids::RecordId::parse(&s).ok());
-            match decoded {
-                Some(r) => Some(r),
-                None => return Ok(Some(Err(BadCursor))),
-            }
-        }
+    // The results' cursor is the last recordId of the page before: any recordId is a position.
+    let after = match cursor.map(crate::domain::ids::RecordId::parse).transpose() {
+        Ok(after) => after,
+        Err(_) => return Ok(Some(Err(BadCursor))),
     };
     let results = deps
         .results
@@ -328,7 +322,7 @@ pub async fn list_results(
     let next_cursor = (results.len() == limit)
         .then(|| results.last())
         .flatten()
-        .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.record_id.as_str()));
+        .map(|r| r.record_id.to_string());
     Ok(Some(Ok(ResultPage {
         job_id: job_id.to_string(),
         results,
