@@ -81,7 +81,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
   { name: 'reconciler', description: 'Scheduled pass: polls Bedrock for open jobs, re-announces stuck intents, sweeps owed events, seals pools (below-minimum ones on-demand)', timeout: Duration.minutes(10), memorySize: 512, reservedConcurrency: 1 },
 ];
 
-/** The HTTP API's routes (all to intake, all behind the JWT authorizer), as intake's `run` dispatches them. */
+/** The HTTP API's routes (all to intake, all behind the JWT authorizer), as intake's router serves them. */
 export const API_ROUTES = {
   '/api/batch/jobs': [apigw.HttpMethod.POST, apigw.HttpMethod.GET],
   '/api/batch/jobs/{jobId}': [apigw.HttpMethod.GET, apigw.HttpMethod.DELETE],

@@ -21,3 +21,4 @@ mod photos;
 mod pipeline;
 mod pools;
 mod scale;
+mod serve_api;
