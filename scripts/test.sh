@@ -19,7 +19,7 @@ export BO_REQUIRE_AWS_TESTS=1
 .venv/bin/pip install --quiet --disable-pip-version-check "openapi-spec-validator==0.9.0"
 .venv/bin/openapi-spec-validator openapi.json
 
-# Benches are built by clippy --all-targets in CI, and run on purpose (see README), not here.
+# Benches are built by clippy --all-targets in CI, and run on purpose (see docs/performance.md), not here.
 # Every feature: the AWS edge (`aws`) is tested through the real SDK against moto.
 cargo test --workspace --all-features --lib --bins --tests
 

@@ -21,7 +21,7 @@ pub const POOLS_SEALED: &str = "pools_sealed";
 pub const RECORDS_ON_DEMAND: &str = "records_on_demand";
 pub const RECORDS_RETRIED: &str = "records_retried";
 
-/// (name, unit, meaning) of every metric, for the README.
+/// (name, unit, meaning) of every metric, for docs/operations.md.
 pub const METRICS: &[(&str, &str, &str)] = &[
     (INTENTS_ACCEPTED, "Count", "new intents recorded by intake"),
     (INTENTS_DUPLICATE, "Count", "requests answered from an existing intent (cached: true)"),

@@ -251,7 +251,7 @@ async fn when_intents_flow_through_aws_services_should_complete_once_each_despit
             json!({"intentId": "x", "images": ["uploads/user-2/a.png"]}),
         )
         .await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 403, "another user's key: {body}");
     assert_eq!(body["field"], "images[0]");
 
     let driver = Driver::new(env.deps.clone(), &env.clients, &env.stack, true)

@@ -292,7 +292,7 @@ async fn ingest(
 }
 
 /// Most records re-run on-demand after one job; beyond it the failures stay failed (a
-/// follow-up batch job for them is future work, see the README's known limits).
+/// follow-up batch job for them is future work, see docs/architecture.md, known limits).
 pub const ON_DEMAND_RETRY_LIMIT: usize = 1_000;
 
 /// Re-runs, on-demand, every record that failed with a retryable error (throttling, 5xx,

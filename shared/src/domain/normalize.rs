@@ -19,7 +19,7 @@ use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use std::io::Cursor;
 
-/// JPEG quality of a normalized image. Measured on receipts (docs in the README): at 85 a
+/// JPEG quality of a normalized image. Measured on receipts (docs/performance.md): at 85 a
 /// 1568 px receipt keeps small print legible and is ~40% smaller than at 95, while below ~80
 /// ringing appears around thin strokes.
 pub const QUALITY: u8 = 85;
