@@ -103,8 +103,33 @@ async fn run_once(bin: &std::path::Path, payload: Value) -> anyhow::Result<Sampl
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut cmd = tokio::process::Command::new("/usr/bin/time");
-    cmd.arg("-v").arg(bin).env_clear();
-    for (k, v) in [
+    cmd.arg("-v").arg(bin).env_clear().envs(lambda_env(addr));
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let started = Instant::now();
+    let child = cmd.spawn()?;
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await??;
+    server.abort();
+    let first = rt
+        .first_next
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ok_or_else(|| anyhow::anyhow!("{} never called /next", bin.display()))?;
+    let rss_kib = peak_rss_kib(&String::from_utf8_lossy(&out.stderr))?;
+    anyhow::ensure!(
+        rt.errors.load(Ordering::SeqCst) == 0,
+        "{} reported errors",
+        bin.display()
+    );
+    Ok(Sample {
+        init: first - started,
+        rss_kib,
+        answered: rt.answered.load(Ordering::SeqCst),
+    })
+}
+
+/// What Lambda sets for a function, and the variables our functions require.
+fn lambda_env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {
+    vec![
         ("AWS_LAMBDA_RUNTIME_API", addr.to_string()),
         ("AWS_LAMBDA_FUNCTION_NAME", "bench".into()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
@@ -131,38 +156,19 @@ async fn run_once(bin: &std::path::Path, payload: Value) -> anyhow::Result<Sampl
             "us.anthropic.claude-haiku-4-5-20251001-v1:0".into(),
         ),
         ("API_BASE_URL", "https://api.example.com".into()),
-    ] {
-        cmd.env(k, v);
-    }
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let started = Instant::now();
-    let child = cmd.spawn()?;
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await??;
-    server.abort();
-    let first = rt
-        .first_next
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .ok_or_else(|| anyhow::anyhow!("{} never called /next", bin.display()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let rss_kib = stderr
+    ]
+}
+
+/// `/usr/bin/time -v`'s maximum resident set size.
+fn peak_rss_kib(stderr: &str) -> anyhow::Result<u64> {
+    stderr
         .lines()
         .find_map(|l| {
             l.trim()
                 .strip_prefix("Maximum resident set size (kbytes): ")
         })
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no RSS in /usr/bin/time output: {stderr}"))?;
-    anyhow::ensure!(
-        rt.errors.load(Ordering::SeqCst) == 0,
-        "{} reported errors",
-        bin.display()
-    );
-    Ok(Sample {
-        init: first - started,
-        rss_kib,
-        answered: rt.answered.load(Ordering::SeqCst),
-    })
+        .ok_or_else(|| anyhow::anyhow!("no RSS in /usr/bin/time output: {stderr}"))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -125,6 +125,56 @@ pub async fn create_resources(
     max_receive_count: u32,
     visibility_secs: u32,
 ) -> anyhow::Result<()> {
+    create_tables(c, stack).await?;
+    for bucket in [
+        &stack.settings.uploads_bucket,
+        &stack.settings.manifests_bucket,
+        &stack.settings.outputs_bucket,
+    ] {
+        c.s3.create_bucket()
+            .bucket(bucket.as_str())
+            .send()
+            .await
+            .with_context(|| format!("create bucket {bucket}"))?;
+    }
+    c.eventbridge
+        .create_event_bus()
+        .name(&stack.bus)
+        .send()
+        .await
+        .context("create bus")?;
+    for (queue, name, dlq) in &stack.queues {
+        let dlq_url = c
+            .sqs
+            .create_queue()
+            .queue_name(dlq)
+            .send()
+            .await?
+            .queue_url
+            .context("dlq url")?;
+        let dlq_arn = queue_arn(c, &dlq_url).await?;
+        let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string()}).to_string();
+        let url = c
+            .sqs
+            .create_queue()
+            .queue_name(name)
+            .attributes(QueueAttributeName::RedrivePolicy, redrive)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_secs.to_string(),
+            )
+            .send()
+            .await?
+            .queue_url
+            .context("queue url")?;
+        let arn = queue_arn(c, &url).await?;
+        route_rules(c, stack, *queue, &arn).await?;
+    }
+    Ok(())
+}
+
+/// The intents (with its GSIs and TTL), results and uploads tables.
+async fn create_tables(c: &AwsClients, stack: &LocalStack) -> anyhow::Result<()> {
     c.dynamodb
         .create_table()
         .table_name(&stack.intents_table)
@@ -183,78 +233,45 @@ pub async fn create_resources(
         .send()
         .await
         .context("create uploads table")?;
-    for bucket in [
-        &stack.settings.uploads_bucket,
-        &stack.settings.manifests_bucket,
-        &stack.settings.outputs_bucket,
-    ] {
-        c.s3.create_bucket()
-            .bucket(bucket.as_str())
+    Ok(())
+}
+
+/// The EventBridge rules that feed `queue`, each with the queue as its target.
+async fn route_rules(
+    c: &AwsClients,
+    stack: &LocalStack,
+    queue: Queue,
+    arn: &str,
+) -> anyhow::Result<()> {
+    for rule in RULES.iter().filter(|r| r.target == queue) {
+        let bus = if rule.default_bus {
+            "default"
+        } else {
+            stack.bus.as_str()
+        };
+        let rule_name = format!("{}-{}", stack.prefix, rule.name);
+        let pattern = rule.pattern();
+        c.eventbridge
+            .put_rule()
+            .name(&rule_name)
+            .event_bus_name(bus)
+            .event_pattern(pattern.to_string())
             .send()
             .await
-            .with_context(|| format!("create bucket {bucket}"))?;
-    }
-    c.eventbridge
-        .create_event_bus()
-        .name(&stack.bus)
-        .send()
-        .await
-        .context("create bus")?;
-    for (queue, name, dlq) in &stack.queues {
-        let dlq_url = c
-            .sqs
-            .create_queue()
-            .queue_name(dlq)
-            .send()
-            .await?
-            .queue_url
-            .context("dlq url")?;
-        let dlq_arn = queue_arn(c, &dlq_url).await?;
-        let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string()}).to_string();
-        let url = c
-            .sqs
-            .create_queue()
-            .queue_name(name)
-            .attributes(QueueAttributeName::RedrivePolicy, redrive)
-            .attributes(
-                QueueAttributeName::VisibilityTimeout,
-                visibility_secs.to_string(),
+            .with_context(|| format!("put rule {rule_name}"))?;
+        c.eventbridge
+            .put_targets()
+            .rule(&rule_name)
+            .event_bus_name(bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("queue")
+                    .arn(arn)
+                    .build()?,
             )
             .send()
-            .await?
-            .queue_url
-            .context("queue url")?;
-        let arn = queue_arn(c, &url).await?;
-        for rule in RULES.iter().filter(|r| r.target == *queue) {
-            let bus = if rule.default_bus {
-                "default"
-            } else {
-                stack.bus.as_str()
-            };
-            let rule_name = format!("{}-{}", stack.prefix, rule.name);
-            let pattern = rule.pattern();
-            c.eventbridge
-                .put_rule()
-                .name(&rule_name)
-                .event_bus_name(bus)
-                .event_pattern(pattern.to_string())
-                .send()
-                .await
-                .with_context(|| format!("put rule {rule_name}"))?;
-            c.eventbridge
-                .put_targets()
-                .rule(&rule_name)
-                .event_bus_name(bus)
-                .targets(
-                    aws_sdk_eventbridge::types::Target::builder()
-                        .id("queue")
-                        .arn(&arn)
-                        .build()?,
-                )
-                .send()
-                .await
-                .with_context(|| format!("put target of {rule_name}"))?;
-        }
+            .await
+            .with_context(|| format!("put target of {rule_name}"))?;
     }
     Ok(())
 }

@@ -1,4 +1,6 @@
 //! What operators see: the metrics a run emits, read back through a debugging recorder.
+// A test reads as one scenario, top to bottom: the function-length limit is for the code.
+#![allow(clippy::too_many_lines)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Adapter tests with aws-smithy-mocks: the request each adapter sends (conditions, tokens,
 //! names) and how each service error is classified. Errors are given as raw HTTP responses so
 //! the SDK's own deserializers run, as they would against AWS.
+// A test reads as one scenario, top to bottom: the function-length limit is for the code.
+#![allow(clippy::too_many_lines)]
 
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;

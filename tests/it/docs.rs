@@ -33,7 +33,13 @@ fn when_reading_the_readme_should_find_a_front_door_that_links_every_page() {
     let readme = doc("README.md");
     let lines = readme.lines().count();
     assert!(lines <= 200, "README.md is {lines} lines; at most 200");
-    for page in ["architecture", "idempotency", "operations", "performance", "api"] {
+    for page in [
+        "architecture",
+        "idempotency",
+        "operations",
+        "performance",
+        "api",
+    ] {
         let link = format!("docs/{page}.md");
         assert!(readme.contains(&link), "README does not link {link}");
         assert!(!doc(&link).trim().is_empty(), "{link} is empty");

@@ -1,6 +1,8 @@
 //! The cross-stage tests, linked into one test binary: each module used to be its own binary,
 //! and every one of them linked the whole AWS SDK, which cost gigabytes of disk per build.
 //! `tests/metrics.rs` stays a binary of its own: it installs the process-wide metrics recorder.
+// A test reads as one scenario, top to bottom: the function-length limit is for the code.
+#![allow(clippy::too_many_lines)]
 
 #[path = "../common/mod.rs"]
 mod common;

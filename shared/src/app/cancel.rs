@@ -8,24 +8,24 @@
 
 use super::outbox::{save, Saved};
 use super::status::{job_status, JobView};
-use super::{Deps, StageError, MAX_CAS_ATTEMPTS};
+use super::{cas_loop, lost_races, Cas, Deps, StageError};
 use crate::domain::ids::{IntentId, JobId, UserId};
 use crate::domain::intent::{BatchIntent, Cancel, ImageSelection};
 use crate::domain::results::ImageResult;
 use crate::domain::status::IntentStatus;
-use crate::ports::{ErrorKind, PortError};
+use crate::ports::ErrorKind;
 
 pub async fn cancel(
     deps: &Deps,
     caller: &UserId,
     job_id: &JobId,
 ) -> Result<Option<JobView>, StageError> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
+    cas_loop((), move |()| async move {
         let Some(intent) = deps.store.get_by_job_id(job_id).await? else {
-            return Ok(None);
+            return Ok(Cas::Done(None));
         };
         if &intent.user_id != caller {
-            return Ok(None);
+            return Ok(Cas::Done(None));
         }
         let expected = intent.version;
         let mut next = intent.clone();
@@ -39,25 +39,23 @@ pub async fn cancel(
                     None => Cancel::Cancelled,
                 };
                 carry_out(deps, &intent, plan).await?;
-                return job_status(deps, caller, job_id).await;
+                return Ok(Cas::Done(job_status(deps, caller, job_id).await?));
             }
             // Already finished: cancelling is a no-op.
-            Err(_) => return job_status(deps, caller, job_id).await,
+            Err(_) => return Ok(Cas::Done(job_status(deps, caller, job_id).await?)),
         };
         let already_requested = intent.cancel_requested_at.is_some();
         if !(already_requested && matches!(plan, Cancel::StopJobs(_))) {
             if let Saved::Stale(_) = save(deps, next, expected).await? {
-                continue;
+                return Ok(Cas::Again(()));
             }
         }
         carry_out(deps, &intent, plan).await?;
         tracing::info!(intent_id = %intent.intent_id, job_id = %job_id, "cancel accepted");
-        return job_status(deps, caller, job_id).await;
-    }
-    Err(StageError::Retryable(PortError::new(
-        ErrorKind::Conflict,
-        "cancel kept losing races",
-    )))
+        Ok(Cas::Done(job_status(deps, caller, job_id).await?))
+    })
+    .await?
+    .ok_or_else(|| lost_races("cancel"))
 }
 
 /// What a cancel needs beyond its write: free the slots of a job never created, stop
@@ -103,14 +101,14 @@ async fn leave_shared_job(
     deps.results
         .put_results(&member.intent_id, &canceled)
         .await?;
-    for _ in 0..MAX_CAS_ATTEMPTS {
+    cas_loop((), move |()| async move {
         let Some(pool) = deps.store.get(shared).await? else {
             // Not created yet (its sealer died): the next pool pass creates it without this
             // member, which is no longer POOLED.
-            return Ok(());
+            return Ok(Cas::Done(()));
         };
         if !matches!(pool.selection, ImageSelection::Pool { .. }) {
-            return Ok(());
+            return Ok(Cas::Done(()));
         }
         for m in super::lists::members(deps, &pool).await? {
             // A member the shared job holds that still waits for it.
@@ -121,26 +119,25 @@ async fn leave_shared_job(
                         .is_some_and(|p| p.sealed_into.as_ref() == Some(shared))
             });
             if still_wanted {
-                return Ok(());
+                return Ok(Cas::Done(()));
             }
         }
         let expected = pool.version;
         let mut next = pool.clone();
         let Ok(plan) = next.cancel(deps.clock.now()) else {
-            return Ok(()); // already ended
+            return Ok(Cas::Done(())); // already ended
         };
         if !(pool.cancel_requested_at.is_some() && matches!(plan, Cancel::StopJobs(_))) {
             if let Saved::Stale(_) = save(deps, next, expected).await? {
-                continue;
+                return Ok(Cas::Again(()));
             }
         }
         tracing::info!(pool_intent = %pool.intent_id, "every member cancelled; cancelling the shared job");
-        return Box::pin(carry_out(deps, &pool, plan)).await;
-    }
-    Err(StageError::Retryable(PortError::new(
-        ErrorKind::Conflict,
-        "cancelling a shared job kept losing races",
-    )))
+        Box::pin(carry_out(deps, &pool, plan)).await?;
+        Ok(Cas::Done(()))
+    })
+    .await?
+    .ok_or_else(|| lost_races("cancelling a shared job"))
 }
 
 /// Asks Bedrock to stop a job. A job already stopping or finished (Bedrock answers validation,

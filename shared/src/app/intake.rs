@@ -48,10 +48,20 @@ pub struct Accepted {
     /// `batch` (a job of its own) or `pool` (below the job minimum: it waits for a shared
     /// job, or the below-minimum policy at the pool deadline). Unknown for a whole day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub estimated_path: Option<String>,
+    pub estimated_path: Option<EstimatedPath>,
     /// Batch against on-demand cost of the images, from the configured per-model prices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_cost: Option<crate::domain::settings::CostEstimate>,
+}
+
+/// How an accepted request is expected to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstimatedPath {
+    /// Bedrock batch jobs of its own.
+    Batch,
+    /// Below the pooling threshold: it waits for a shared job (or the below-minimum policy).
+    Pool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -221,35 +231,8 @@ fn validate(
     payload: Payload,
     trace_id: Option<&str>,
 ) -> Result<NewIntent, IntakeError> {
-    let intent_id = IntentId::parse(&payload.intent_id)
-        .map_err(|e| IntakeError::invalid("intentId", e.rule))?;
-    if let Some(prefix) = RESERVED_INTENT_PREFIXES
-        .iter()
-        .find(|p| intent_id.as_str().starts_with(*p))
-    {
-        return Err(IntakeError::invalid(
-            "intentId",
-            format!("must not start with `{prefix}` (reserved for shared and nightly jobs)"),
-        ));
-    }
-    let user_id = match caller {
-        Caller::User(user) => user.clone(),
-        Caller::Trusted => {
-            let raw = payload
-                .user_id
-                .as_deref()
-                .ok_or_else(|| IntakeError::invalid("userId", "is required for a direct invoke"))?;
-            UserId::parse(raw).map_err(|e| IntakeError::invalid("userId", e.rule))?
-        }
-    };
-    if user_id.as_str() == crate::domain::intent::POOL_USER {
-        return Err(IntakeError::invalid(
-            "userId",
-            "is reserved for shared jobs and cannot make requests",
-        ));
-    }
-    let prefix = user_upload_prefix(&user_id);
-
+    let intent_id = client_intent_id(&payload.intent_id)?;
+    let user_id = caller_user(caller, payload.user_id.as_deref())?;
     let selection = match (payload.images, payload.day) {
         (Some(_), Some(_)) => {
             return Err(IntakeError::invalid(
@@ -258,77 +241,13 @@ fn validate(
             ))
         }
         (None, None) => return Err(IntakeError::invalid("images", "is required (or give day)")),
-        (None, Some(day)) => {
-            let day = parse_day(&day)
-                .ok_or_else(|| IntakeError::invalid("day", "must be a date as YYYY-MM-DD"))?;
-            ImageSelection::Day(day)
-        }
-        (Some(images), None) => {
-            if images.is_empty() {
-                return Err(IntakeError::invalid("images", "must not be empty"));
-            }
-            if images.len() > settings.max_images_per_intent {
-                return Err(IntakeError::invalid(
-                    "images",
-                    format!(
-                        "must hold at most {} keys, got {}",
-                        settings.max_images_per_intent,
-                        images.len()
-                    ),
-                ));
-            }
-            let mut seen: HashMap<&str, usize> = HashMap::with_capacity(images.len());
-            let mut keys = Vec::with_capacity(images.len());
-            for (i, raw) in images.iter().enumerate() {
-                let field = format!("images[{i}]");
-                let key =
-                    ObjectKey::parse(raw).map_err(|e| IntakeError::invalid(&field, e.rule))?;
-                if !raw.starts_with("uploads/") || raw.split('/').count() < 3 {
-                    return Err(IntakeError::invalid(
-                        &field,
-                        format!("must be an upload key, uploads/{{userId}}/{{name}} ({prefix}…)"),
-                    ));
-                }
-                if !raw.starts_with(&prefix) {
-                    return Err(IntakeError::Forbidden {
-                        field,
-                        message: format!("must be an object under your upload prefix {prefix}"),
-                    });
-                }
-                if let Some(first) = seen.insert(raw.as_str(), i) {
-                    return Err(IntakeError::invalid(
-                        &field,
-                        format!("duplicates images[{first}]"),
-                    ));
-                }
-                keys.push(key);
-            }
-            ImageSelection::Keys(keys)
-        }
+        (None, Some(day)) => ImageSelection::Day(
+            parse_day(&day)
+                .ok_or_else(|| IntakeError::invalid("day", "must be a date as YYYY-MM-DD"))?,
+        ),
+        (Some(images), None) => ImageSelection::Keys(image_keys(settings, &user_id, &images)?),
     };
-
-    let model_id = match payload.model_id {
-        None => settings.default_model().cloned().ok_or_else(|| {
-            IntakeError::invalid("modelId", "is required (no default model is configured)")
-        })?,
-        Some(raw) => {
-            let model =
-                ModelId::parse(&raw).map_err(|e| IntakeError::invalid("modelId", e.rule))?;
-            if !settings.allowed_models.contains(&model) {
-                let allowed: Vec<&str> =
-                    settings.allowed_models.iter().map(|m| m.as_str()).collect();
-                return Err(IntakeError::invalid(
-                    "modelId",
-                    format!(
-                        "must be one of the configured models: {}",
-                        allowed.join(", ")
-                    ),
-                ));
-            }
-            model
-        }
-    };
-
+    let model_id = model(settings, payload.model_id)?;
     let prompt_version = payload
         .prompt_version
         .unwrap_or_else(|| DEFAULT_PROMPT_VERSION.to_owned());
@@ -338,7 +257,6 @@ fn validate(
             format!("must be a known prompt version ({DEFAULT_PROMPT_VERSION})"),
         ));
     }
-
     let trace_id = trace_id
         .and_then(|t| TraceId::parse(t).ok())
         .unwrap_or_else(TraceId::generate);
@@ -351,6 +269,108 @@ fn validate(
         prompt_version,
         trace_id,
     })
+}
+
+/// The client's intentId: its grammar, and not one of the service's own prefixes.
+fn client_intent_id(raw: &str) -> Result<IntentId, IntakeError> {
+    let intent_id = IntentId::parse(raw).map_err(|e| IntakeError::invalid("intentId", e.rule))?;
+    if let Some(prefix) = RESERVED_INTENT_PREFIXES
+        .iter()
+        .find(|p| intent_id.as_str().starts_with(*p))
+    {
+        return Err(IntakeError::invalid(
+            "intentId",
+            format!("must not start with `{prefix}` (reserved for shared and nightly jobs)"),
+        ));
+    }
+    Ok(intent_id)
+}
+
+/// The user a request is for: the authorizer's, or (a direct invoke) the body's `userId`.
+fn caller_user(caller: &Caller, body_user: Option<&str>) -> Result<UserId, IntakeError> {
+    let user_id = match caller {
+        Caller::User(user) => user.clone(),
+        Caller::Trusted => {
+            let raw = body_user
+                .ok_or_else(|| IntakeError::invalid("userId", "is required for a direct invoke"))?;
+            UserId::parse(raw).map_err(|e| IntakeError::invalid("userId", e.rule))?
+        }
+    };
+    if user_id.as_str() == crate::domain::intent::POOL_USER {
+        return Err(IntakeError::invalid(
+            "userId",
+            "is reserved for shared jobs and cannot make requests",
+        ));
+    }
+    Ok(user_id)
+}
+
+/// The requested image keys: 1 to `max_images_per_intent` distinct upload keys, each under
+/// the caller's own prefix (a well-formed key under another user's is a 403).
+fn image_keys(
+    settings: &Settings,
+    user_id: &UserId,
+    images: &[String],
+) -> Result<Vec<ObjectKey>, IntakeError> {
+    if images.is_empty() {
+        return Err(IntakeError::invalid("images", "must not be empty"));
+    }
+    let max = settings.max_images_per_intent;
+    if images.len() > max {
+        let got = images.len();
+        return Err(IntakeError::invalid(
+            "images",
+            format!("must hold at most {max} keys, got {got}"),
+        ));
+    }
+    let prefix = user_upload_prefix(user_id);
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(images.len());
+    let mut keys = Vec::with_capacity(images.len());
+    for (i, raw) in images.iter().enumerate() {
+        let field = format!("images[{i}]");
+        let key = ObjectKey::parse(raw).map_err(|e| IntakeError::invalid(&field, e.rule))?;
+        if !raw.starts_with("uploads/") || raw.split('/').count() < 3 {
+            return Err(IntakeError::invalid(
+                &field,
+                format!("must be an upload key, uploads/{{userId}}/{{name}} ({prefix}…)"),
+            ));
+        }
+        if !raw.starts_with(&prefix) {
+            return Err(IntakeError::Forbidden {
+                field,
+                message: format!("must be an object under your upload prefix {prefix}"),
+            });
+        }
+        if let Some(first) = seen.insert(raw.as_str(), i) {
+            return Err(IntakeError::invalid(
+                &field,
+                format!("duplicates images[{first}]"),
+            ));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The model: one of the configured ones, or the default.
+fn model(settings: &Settings, raw: Option<String>) -> Result<ModelId, IntakeError> {
+    let Some(raw) = raw else {
+        return settings.default_model().cloned().ok_or_else(|| {
+            IntakeError::invalid("modelId", "is required (no default model is configured)")
+        });
+    };
+    let model = ModelId::parse(&raw).map_err(|e| IntakeError::invalid("modelId", e.rule))?;
+    if !settings.allowed_models.contains(&model) {
+        let allowed: Vec<&str> = settings.allowed_models.iter().map(|m| m.as_str()).collect();
+        return Err(IntakeError::invalid(
+            "modelId",
+            format!(
+                "must be one of the configured models: {}",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(model)
 }
 
 /// The stored intent a request replays: the same intentId, hash and user. A different payload
@@ -434,7 +454,11 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
                 0
             },
         cached,
-        estimated_path: (images > 0).then(|| if pooled { "pool" } else { "batch" }.to_string()),
+        estimated_path: (images > 0).then_some(if pooled {
+            EstimatedPath::Pool
+        } else {
+            EstimatedPath::Batch
+        }),
         estimated_cost: (images > 0)
             .then(|| deps.settings.estimate_cost(&stored.model_id, images))
             .flatten(),

@@ -71,6 +71,14 @@ impl From<PortError> for StageError {
     }
 }
 
+impl From<crate::domain::intent::Refused> for StageError {
+    /// A transition the state machine refuses after the stage checked it can happen: the
+    /// message can never succeed as it is, so it belongs in the DLQ.
+    fn from(e: crate::domain::intent::Refused) -> Self {
+        Self::Permanent(e.to_string())
+    }
+}
+
 /// What a stage did with one message; logged, and asserted on in tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -86,3 +94,40 @@ pub enum Outcome {
 
 /// How many times a stage re-reads and retries after losing a conditional write to a racer.
 pub(crate) const MAX_CAS_ATTEMPTS: usize = 8;
+
+/// One attempt of a version-conditional update.
+pub(crate) enum Cas<T, S = ()> {
+    /// Finished (written, or nothing to write): the answer.
+    Done(T),
+    /// Lost the race to another writer: read again and decide again, from this state.
+    Again(S),
+}
+
+/// The one version-conditional update loop every stage uses: `attempt` loads the intent,
+/// applies its change and saves it against the version it read; on a lost race it answers
+/// [`Cas::Again`] with whatever it carries to the next attempt (often nothing), and runs
+/// again, at most [`MAX_CAS_ATTEMPTS`] times. None: every attempt lost its race (the caller
+/// says what that means, usually [`lost_races`]).
+pub(crate) async fn cas_loop<S, T, Fut>(
+    mut state: S,
+    mut attempt: impl FnMut(S) -> Fut,
+) -> Result<Option<T>, StageError>
+where
+    Fut: std::future::Future<Output = Result<Cas<T, S>, StageError>>,
+{
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        match attempt(state).await? {
+            Cas::Done(answer) => return Ok(Some(answer)),
+            Cas::Again(next) => state = next,
+        }
+    }
+    Ok(None)
+}
+
+/// An update that kept losing its race: retryable, so the message comes back later.
+pub(crate) fn lost_races(what: &str) -> StageError {
+    StageError::Retryable(PortError::new(
+        crate::ports::ErrorKind::Conflict,
+        format!("{what} kept losing races"),
+    ))
+}

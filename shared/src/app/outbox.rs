@@ -5,7 +5,7 @@
 
 use super::{Deps, StageError};
 use crate::domain::intent::BatchIntent;
-use crate::ports::{ErrorKind, PortError, Updated};
+use crate::ports::Updated;
 use chrono::{DateTime, Utc};
 
 /// Result of a conditional save.
@@ -86,13 +86,13 @@ async fn release(deps: &Deps, mut intent: BatchIntent) {
 /// staged meanwhile by someone else stay.
 async fn clear(
     deps: &Deps,
-    mut intent: BatchIntent,
+    intent: BatchIntent,
     published: &[String],
 ) -> Result<BatchIntent, StageError> {
-    for _ in 0..super::MAX_CAS_ATTEMPTS {
+    super::cas_loop(intent, move |mut intent: BatchIntent| async move {
         let expected = intent.version;
         let Some(outbox) = intent.outbox.as_mut() else {
-            return Ok(intent);
+            return Ok(super::Cas::Done(intent));
         };
         outbox
             .events
@@ -102,12 +102,11 @@ async fn clear(
         }
         intent.version = expected + 1;
         match deps.store.update(&intent, expected).await? {
-            Updated::Written => return Ok(intent),
-            Updated::Stale(current) => intent = *current,
+            Updated::Written => Ok(super::Cas::Done(intent)),
+            // The item as the race left it: decide again on that, without a re-read.
+            Updated::Stale(current) => Ok(super::Cas::Again(*current)),
         }
-    }
-    Err(StageError::Retryable(PortError::new(
-        ErrorKind::Conflict,
-        "outbox clear kept losing races",
-    )))
+    })
+    .await?
+    .ok_or_else(|| super::lost_races("outbox clear"))
 }

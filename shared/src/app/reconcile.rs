@@ -37,28 +37,43 @@ const POOL_BUDGET: std::time::Duration = std::time::Duration::from_secs(240);
 pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, StageError> {
     let mut report = ReconcileReport::default();
     let now = deps.clock.now();
+    poll_open_jobs(deps, now, limit, &mut report).await?;
+    reannounce_stuck(deps, now, limit, &mut report).await?;
+    // Like the pool pass below: a failure here must not keep the sweep from running.
+    match wake_waiting(deps, now, limit).await {
+        Ok(woken) => report.reannounced += woken,
+        Err(e) => {
+            report.failed += 1;
+            tracing::warn!(error = %e, "waking intents waiting for a slot failed; the next pass tries again");
+        }
+    }
+    pool_rounds(deps, &mut report).await;
+    report.swept = sweep_outboxes(deps, limit).await?;
+    Ok(report)
+}
+
+/// Asks Bedrock about every open job and applies what it says through the watcher's path.
+async fn poll_open_jobs(
+    deps: &Deps,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: usize,
+    report: &mut ReconcileReport,
+) -> Result<(), StageError> {
     for status in [IntentStatus::Submitted, IntentStatus::InProgress] {
         // Index read (byStatusUpdated, may lag). Safe: what is applied comes from Bedrock
         // (GetModelInvocationJob) through the watcher's forward-only, version-conditional
         // path, so a stale or missing entry costs at most one pass.
         for intent in deps.store.list_by_status(status, now, limit).await? {
-            for job in intent
+            let open = intent
                 .jobs
                 .iter()
-                .filter(|j| !j.status.is_some_and(|s| s.is_terminal()))
-            {
-                let Some(arn) = &job.arn else { continue };
+                .filter(|j| !j.status.is_some_and(|s| s.is_terminal()));
+            for arn in open.filter_map(|j| j.arn.as_ref()) {
                 report.jobs_checked += 1;
                 let outcome = match deps.bedrock.get_job(arn).await {
                     Ok(info) => {
-                        apply_job_status(
-                            deps,
-                            arn,
-                            info.status,
-                            info.failure_message,
-                            Some(&info.job_name),
-                        )
-                        .await
+                        let name = Some(info.job_name.as_str());
+                        apply_job_status(deps, arn, info.status, info.failure_message, name).await
                     }
                     Err(e) => Err(e.into()),
                 };
@@ -77,6 +92,16 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
             }
         }
     }
+    Ok(())
+}
+
+/// Re-announces intents stuck before submission (their event was lost).
+async fn reannounce_stuck(
+    deps: &Deps,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: usize,
+    report: &mut ReconcileReport,
+) -> Result<(), StageError> {
     let stuck_before = now - Duration::seconds(deps.settings.stuck_after_secs);
     for status in [IntentStatus::Requested, IntentStatus::ManifestReady] {
         // Index read (may lag). Safe: the store re-reads each intent (its current status and
@@ -99,17 +124,13 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
             }
         }
     }
-    // Like the pool pass below: a failure here must not keep the sweep from running.
-    match wake_waiting(deps, now, limit).await {
-        Ok(woken) => report.reannounced += woken,
-        Err(e) => {
-            report.failed += 1;
-            tracing::warn!(error = %e, "waking intents waiting for a slot failed; the next pass tries again");
-        }
-    }
-    // Pools: a busy night pools tens of thousands of intents, so a pass reads them in large
-    // windows and goes round again while it is still sealing, within a time budget. A pool
-    // pass that fails must not keep the outbox sweep from running.
+    Ok(())
+}
+
+/// Pools: a busy night pools tens of thousands of intents, so a pass reads them in large
+/// windows and goes round again while it is still sealing, within a time budget. A pool pass
+/// that fails must not keep the outbox sweep from running.
+async fn pool_rounds(deps: &Deps, report: &mut ReconcileReport) {
     let started = std::time::Instant::now();
     for round in 0..POOL_ROUNDS {
         match super::pool::pool_pass(deps, POOL_WINDOW, round == 0).await {
@@ -128,8 +149,6 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
             }
         }
     }
-    report.swept = sweep_outboxes(deps, limit).await?;
-    Ok(report)
 }
 
 /// Intents waiting for a job slot while their model has a free one: the wake of the job that

@@ -7,7 +7,8 @@
 //! status write only means the replay ingests the same rows again.
 
 use super::outbox::{save, take_over, Saved};
-use super::{Deps, Outcome, StageError, MAX_CAS_ATTEMPTS};
+use super::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
+use crate::domain::bedrock::S3Uri;
 use crate::domain::bedrock::{
     output_file_name, JobStateChange, ManifestSummary, OutputLine, SUMMARY_FILE,
 };
@@ -57,81 +58,97 @@ pub async fn apply_job_status(
     failure_message: Option<String>,
     job_name: Option<&str>,
 ) -> Result<Outcome, StageError> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let Some(intent) = deps.store.get_by_bedrock_arn(arn).await? else {
-            return not_recorded_yet(deps, arn, job_name).await;
-        };
-        let span = tracing::Span::current();
-        span.record("intent_id", intent.intent_id.as_str());
-        span.record("job_id", intent.job_id.as_str());
-        span.record("trace_id", intent.trace_id.as_str());
-        let Some(job) = intent.job_by_arn(arn).cloned() else {
-            return Ok(Outcome::Unknown(arn.to_string()));
-        };
-        let now = deps.clock.now();
-        let expected = intent.version;
-        // Dry run first: a stale event must not cost an ingest.
-        let mut probe = intent.clone();
-        if probe
-            .apply_job_status(arn, status, failure_message.clone(), None, now)
-            .is_err()
-        {
-            tracing::info!(intent_id = %intent.intent_id, job_id = %intent.job_id, "stale or duplicate state change; no-op");
-            if job.status.is_some_and(|s| s.is_terminal()) {
-                // A replay after a failed release: free the slot now (idempotent).
-                release_slot(deps, &intent, &job).await?;
-            }
-            if intent.is_pool_job() && intent.status.is_terminal() {
-                // A replay after the shared job's end was written: end any member a dead
-                // watcher left behind (idempotent).
-                super::pool::finish_members(deps, &intent).await?;
-            }
-            take_over(deps, &intent).await?;
-            return Ok(Outcome::AlreadyDone);
-        }
-        let summary = if status.is_terminal() && status.has_outputs() {
-            Some(ingest(deps, &intent, &job, arn).await?)
-        } else {
-            None
-        };
-        let job_summary = summary;
-        let since = intent.updated_at;
-        let was_terminal = intent.status.is_terminal();
-        let mut next = intent;
-        next.apply_job_status(arn, status, failure_message.clone(), summary, now)
-            .map_err(|e| StageError::Permanent(e.to_string()))?;
-        if next.is_pool_job() && next.status.is_terminal() {
-            // Members end first, so a crash before the shared job's write is redone.
-            super::pool::finish_members(deps, &next).await?;
-        }
-        match save(deps, next, expected).await? {
-            Saved::Written(i) => {
-                if status.is_terminal() {
-                    release_slot(deps, &i, &job).await?;
-                }
-                if i.status.is_terminal() && !was_terminal {
-                    crate::metrics::stage_time(i.status, since, now);
-                }
-                if let Some(c) = job_summary {
-                    crate::metrics::count(
-                        crate::metrics::RECORDS_SUCCEEDED,
-                        c.success_record_count,
-                    );
-                    crate::metrics::count(
-                        crate::metrics::RECORDS_FAILED,
-                        c.total_record_count.saturating_sub(c.success_record_count),
-                    );
-                }
-                tracing::info!(intent_id = %i.intent_id, job_id = %i.job_id, status = %i.status, "job status applied");
-                return Ok(Outcome::Advanced(i.status));
-            }
-            Saved::Stale(_) => continue,
-        }
+    let failure = failure_message.as_deref();
+    cas_loop((), move |()| {
+        apply_once(deps, arn, status, failure, job_name)
+    })
+    .await?
+    .ok_or_else(|| lost_races("status write"))
+}
+
+/// One attempt of [`apply_job_status`]: a dry run first (a stale event must not cost an
+/// ingest), then the ingest, the members' ends for a shared job, and the version-checked write.
+async fn apply_once(
+    deps: &Deps,
+    arn: &BedrockJobArn,
+    status: BedrockJobStatus,
+    failure_message: Option<&str>,
+    job_name: Option<&str>,
+) -> Result<Cas<Outcome>, StageError> {
+    let Some(intent) = deps.store.get_by_bedrock_arn(arn).await? else {
+        return not_recorded_yet(deps, arn, job_name).await.map(Cas::Done);
+    };
+    let span = tracing::Span::current();
+    span.record("intent_id", intent.intent_id.as_str());
+    span.record("job_id", intent.job_id.as_str());
+    span.record("trace_id", intent.trace_id.as_str());
+    let Some(job) = intent.job_by_arn(arn).cloned() else {
+        return Ok(Cas::Done(Outcome::Unknown(arn.to_string())));
+    };
+    let now = deps.clock.now();
+    let failure = failure_message.map(str::to_owned);
+    let mut probe = intent.clone();
+    if probe
+        .apply_job_status(arn, status, failure.clone(), None, now)
+        .is_err()
+    {
+        return stale_change(deps, &intent, &job).await.map(Cas::Done);
     }
-    Err(StageError::Retryable(PortError::new(
-        ErrorKind::Conflict,
-        "status write kept losing races",
-    )))
+    let summary = if status.is_terminal() && status.has_outputs() {
+        Some(ingest(deps, &intent, &job, arn).await?)
+    } else {
+        None
+    };
+    let (expected, since, was_terminal) = (
+        intent.version,
+        intent.updated_at,
+        intent.status.is_terminal(),
+    );
+    let mut next = intent;
+    next.apply_job_status(arn, status, failure, summary, now)?;
+    if next.is_pool_job() && next.status.is_terminal() {
+        // Members end first, so a crash before the shared job's write is redone.
+        super::pool::finish_members(deps, &next).await?;
+    }
+    let Saved::Written(i) = save(deps, next, expected).await? else {
+        return Ok(Cas::Again(()));
+    };
+    if status.is_terminal() {
+        release_slot(deps, &i, &job).await?;
+    }
+    if i.status.is_terminal() && !was_terminal {
+        crate::metrics::stage_time(i.status, since, now);
+    }
+    if let Some(c) = summary {
+        crate::metrics::count(crate::metrics::RECORDS_SUCCEEDED, c.success_record_count);
+        crate::metrics::count(
+            crate::metrics::RECORDS_FAILED,
+            c.total_record_count.saturating_sub(c.success_record_count),
+        );
+    }
+    tracing::info!(intent_id = %i.intent_id, job_id = %i.job_id, status = %i.status, "job status applied");
+    Ok(Cas::Done(Outcome::Advanced(i.status)))
+}
+
+/// A stale or duplicate state change: nothing to apply, but finish what a failed first try
+/// may have left (the slot, a shared job's members, the outbox), all idempotent.
+async fn stale_change(
+    deps: &Deps,
+    intent: &BatchIntent,
+    job: &BatchJob,
+) -> Result<Outcome, StageError> {
+    tracing::info!(intent_id = %intent.intent_id, job_id = %intent.job_id, "stale or duplicate state change; no-op");
+    if job.status.is_some_and(|s| s.is_terminal()) {
+        // A replay after a failed release: free the slot now (idempotent).
+        release_slot(deps, intent, job).await?;
+    }
+    if intent.is_pool_job() && intent.status.is_terminal() {
+        // A replay after the shared job's end was written: end any member a dead watcher
+        // left behind (idempotent).
+        super::pool::finish_members(deps, intent).await?;
+    }
+    take_over(deps, intent).await?;
+    Ok(Outcome::AlreadyDone)
 }
 
 /// Frees the concurrency slot a finished job held (its holder is the job's client token).
@@ -186,57 +203,7 @@ async fn ingest(
     let out_dir = job.output.join(arn.job_suffix());
     // Whose each record of this job is: the intent's own images, or a shared job's map.
     let expected = job_records(deps, intent, job).await?;
-    // Manifests written before record ids were Bedrock's 11 characters carry our own record
-    // id in each line: map those to the line id the record has now.
-    let legacy: HashMap<String, &String> = expected
-        .iter()
-        .map(|(line_id, (rid, _, _))| (rid.to_string(), line_id))
-        .collect();
-    let mut results = Vec::new();
-    let mut seen = HashSet::new();
-    for part in &job.parts {
-        let name = part.uri.key.rsplit('/').next().unwrap_or_default();
-        let uri = out_dir.join(&output_file_name(name));
-        // Line by line: an output part echoes every input, so it is as large as the manifest.
-        let mut lines = match deps.objects.lines(&uri).await {
-            Ok(l) => l,
-            // Stopped/Expired jobs may not have reached every part.
-            Err(e) if e.kind == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let mut n = 0usize;
-        while let Some(line) = lines.next().await {
-            let line = line?;
-            n += 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let Ok(parsed) = OutputLine::parse(&line) else {
-                tracing::warn!(file = %uri, line = n, "unparseable output line skipped");
-                continue;
-            };
-            let line_id = legacy
-                .get(&parsed.record_id)
-                .map(|id| (*id).clone())
-                .unwrap_or_else(|| parsed.record_id.clone());
-            let Some((record_id, index, key)) = expected.get(&line_id) else {
-                if parsed.record_id.starts_with(PAD_PREFIX) || parsed.record_id.starts_with("pad-")
-                {
-                    continue; // padding: its answer is dropped
-                }
-                tracing::warn!(file = %uri, record_id = %parsed.record_id, "output line for an unknown record");
-                continue;
-            };
-            if seen.insert(line_id) {
-                results.push(ImageResult::from_output(
-                    &parsed,
-                    record_id.clone(),
-                    *index,
-                    key.clone(),
-                ));
-            }
-        }
-    }
+    let (mut results, seen) = read_outputs(deps, job, &out_dir, &expected).await?;
     let mut missing: Vec<&(RecordId, usize, ObjectKey)> = expected
         .iter()
         .filter(|(rid, _)| !seen.contains(*rid))
@@ -260,35 +227,101 @@ async fn ingest(
             .put_results(&intent.intent_id, &results)
             .await?;
     }
-
     let summary = match deps.objects.get(&out_dir.join(SUMMARY_FILE)).await {
         Ok(bytes) => serde_json::from_slice::<ManifestSummary>(&bytes).ok(),
         Err(e) if e.kind == ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };
     // Without a readable summary, or once records were re-run, the counts come from the
-    // results themselves.
-    // Bedrock's summary counts pad records too, so a padded job's counts are derived.
+    // results themselves. Bedrock's summary counts pad records too, so a padded job's counts
+    // are derived.
     Ok(summary
         .filter(|_| !rerun && job.pad_records == 0)
-        .unwrap_or_else(|| {
-            let ok = results
-                .iter()
-                .filter(|r| r.status == crate::domain::results::ResultStatus::Succeeded)
-                .count() as u64;
-            let processed = results
-                .iter()
-                .filter(|r| r.error_code.as_deref() != Some("no_output"))
-                .count() as u64;
-            ManifestSummary {
-                total_record_count: job.records().saturating_sub(job.pad_records),
-                processed_record_count: processed,
-                success_record_count: ok,
-                error_record_count: processed.saturating_sub(ok),
-                input_token_count: results.iter().map(|r| r.input_tokens).sum(),
-                output_token_count: results.iter().map(|r| r.output_tokens).sum(),
+        .unwrap_or_else(|| counts_of(job, &results)))
+}
+
+/// The records a job holds, by the id its lines carry: (record id, image index, key).
+type JobRecords = HashMap<String, (RecordId, usize, ObjectKey)>;
+
+/// Every output line of a job's parts, line by line (an output part echoes every input, so
+/// it is as large as the manifest): one result per known record, first line wins; padding
+/// and unknown lines are dropped. Also the line ids seen.
+async fn read_outputs(
+    deps: &Deps,
+    job: &BatchJob,
+    out_dir: &S3Uri,
+    expected: &JobRecords,
+) -> Result<(Vec<ImageResult>, HashSet<String>), StageError> {
+    // Manifests written before record ids were Bedrock's 11 characters carry our own record
+    // id in each line: map those to the line id the record has now.
+    let legacy: HashMap<String, &String> = expected
+        .iter()
+        .map(|(line_id, (rid, _, _))| (rid.to_string(), line_id))
+        .collect();
+    let mut results = Vec::new();
+    let mut seen = HashSet::new();
+    for part in &job.parts {
+        let name = part.uri.key.rsplit('/').next().unwrap_or_default();
+        let uri = out_dir.join(&output_file_name(name));
+        let mut lines = match deps.objects.lines(&uri).await {
+            Ok(l) => l,
+            // Stopped/Expired jobs may not have reached every part.
+            Err(e) if e.kind == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut n = 0usize;
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            n += 1;
+            if line.trim().is_empty() {
+                continue;
             }
-        }))
+            let Ok(parsed) = OutputLine::parse(&line) else {
+                tracing::warn!(file = %uri, line = n, "unparseable output line skipped");
+                continue;
+            };
+            let line_id = legacy
+                .get(&parsed.record_id)
+                .map_or_else(|| parsed.record_id.clone(), |id| (*id).clone());
+            let Some((record_id, index, key)) = expected.get(&line_id) else {
+                if !parsed.record_id.starts_with(PAD_PREFIX)
+                    && !parsed.record_id.starts_with("pad-")
+                {
+                    tracing::warn!(file = %uri, record_id = %parsed.record_id, "output line for an unknown record");
+                }
+                continue; // padding: its answer is dropped
+            };
+            if seen.insert(line_id) {
+                results.push(ImageResult::from_output(
+                    &parsed,
+                    record_id.clone(),
+                    *index,
+                    key.clone(),
+                ));
+            }
+        }
+    }
+    Ok((results, seen))
+}
+
+/// A job's counts from its results (pad records left out).
+fn counts_of(job: &BatchJob, results: &[ImageResult]) -> ManifestSummary {
+    let ok = results
+        .iter()
+        .filter(|r| r.status == crate::domain::results::ResultStatus::Succeeded)
+        .count() as u64;
+    let processed = results
+        .iter()
+        .filter(|r| r.error_code.as_deref() != Some("no_output"))
+        .count() as u64;
+    ManifestSummary {
+        total_record_count: job.records().saturating_sub(job.pad_records),
+        processed_record_count: processed,
+        success_record_count: ok,
+        error_record_count: processed.saturating_sub(ok),
+        input_token_count: results.iter().map(|r| r.input_tokens).sum(),
+        output_token_count: results.iter().map(|r| r.output_tokens).sum(),
+    }
 }
 
 /// Most records re-run on-demand after one job; beyond it the failures stay failed (a
@@ -507,7 +540,7 @@ async fn job_records(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,
-) -> Result<HashMap<String, (RecordId, usize, ObjectKey)>, StageError> {
+) -> Result<JobRecords, StageError> {
     let Some(map) = &job.record_map else {
         let (before, taken) = job_record_range(intent, job);
         let images = super::lists::images(deps, intent).await?;

@@ -87,32 +87,62 @@ fn unexpected(msg: impl Into<String>) -> PortError {
     PortError::new(ErrorKind::Unexpected, msg)
 }
 
+/// An intent's item: its JSON body, plus the key, index and TTL attributes the table and its
+/// GSIs read. Written through `serde_dynamo`; read back by its `body` alone.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IntentRow<'a> {
+    intent_id: &'a str,
+    job_id: &'a str,
+    user_id: &'a str,
+    created_at: String,
+    updated_at: String,
+    status: &'a str,
+    version: u64,
+    expires_at: i64,
+    body: String,
+    /// `byOutbox` holds only intents owing events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outbox_pending: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outbox_staged_at: Option<String>,
+}
+
+/// A pointer to an intent (by Bedrock job ARN or by jobId), so a lookup is one consistent
+/// read instead of a lagging GSI query.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PointerRow<'a> {
+    intent_id: String,
+    owner_intent_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bedrock_job_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+}
+
+fn to_item(row: impl serde::Serialize, what: &'static str) -> Result<Item, PortError> {
+    serde_dynamo::to_item(row).map_err(|e| PortError::with_source(ErrorKind::Unexpected, what, e))
+}
+
 /// The item for an intent: its JSON body plus the key, index and TTL attributes.
 pub fn intent_item(intent: &BatchIntent) -> Result<Item, PortError> {
     let body = serde_json::to_string(intent)
         .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "encode intent", e))?;
-    let mut item = Item::from([
-        ("intentId".into(), s(intent.intent_id.as_str())),
-        ("jobId".into(), s(intent.job_id.as_str())),
-        ("userId".into(), s(intent.user_id.as_str())),
-        ("createdAt".into(), s(ts(intent.created_at))),
-        ("updatedAt".into(), s(ts(intent.updated_at))),
-        ("status".into(), s(intent.status.as_str())),
-        (
-            "version".into(),
-            AttributeValue::N(intent.version.to_string()),
-        ),
-        (
-            "expiresAt".into(),
-            AttributeValue::N(intent.expires_at.timestamp().to_string()),
-        ),
-        ("body".into(), s(body)),
-    ]);
-    if let Some(outbox) = &intent.outbox {
-        item.insert("outboxPending".into(), s("1"));
-        item.insert("outboxStagedAt".into(), s(ts(outbox.staged_at)));
-    }
-    Ok(item)
+    let row = IntentRow {
+        intent_id: intent.intent_id.as_str(),
+        job_id: intent.job_id.as_str(),
+        user_id: intent.user_id.as_str(),
+        created_at: ts(intent.created_at),
+        updated_at: ts(intent.updated_at),
+        status: intent.status.as_str(),
+        version: intent.version,
+        expires_at: intent.expires_at.timestamp(),
+        body,
+        outbox_pending: intent.outbox.as_ref().map(|_| "1"),
+        outbox_staged_at: intent.outbox.as_ref().map(|o| ts(o.staged_at)),
+    };
+    to_item(row, "encode intent item")
 }
 
 fn intent_from_item(item: &Item) -> Result<BatchIntent, PortError> {
@@ -124,27 +154,25 @@ fn intent_from_item(item: &Item) -> Result<BatchIntent, PortError> {
         .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "decode intent", e))
 }
 
-fn pointer_item(arn: &BedrockJobArn, owner: &IntentId) -> Item {
-    Item::from([
-        ("intentId".into(), s(format!("{ARN_POINTER_PREFIX}{arn}"))),
-        ("ownerIntentId".into(), s(owner.as_str())),
-        ("bedrockJobArn".into(), s(arn.as_str())),
-    ])
+fn pointer_item(arn: &BedrockJobArn, owner: &IntentId) -> Result<Item, PortError> {
+    let row = PointerRow {
+        intent_id: format!("{ARN_POINTER_PREFIX}{arn}"),
+        owner_intent_id: owner.as_str(),
+        bedrock_job_arn: Some(arn.as_str()),
+        expires_at: None,
+    };
+    to_item(row, "encode ARN pointer")
 }
 
 /// The jobId pointer: no `jobId` attribute of its own, so it stays out of `byJobId`.
-fn job_pointer_item(intent: &BatchIntent) -> Item {
-    Item::from([
-        (
-            "intentId".into(),
-            s(format!("{JOB_POINTER_PREFIX}{}", intent.job_id)),
-        ),
-        ("ownerIntentId".into(), s(intent.intent_id.as_str())),
-        (
-            "expiresAt".into(),
-            AttributeValue::N(intent.expires_at.timestamp().to_string()),
-        ),
-    ])
+fn job_pointer_item(intent: &BatchIntent) -> Result<Item, PortError> {
+    let row = PointerRow {
+        intent_id: format!("{JOB_POINTER_PREFIX}{}", intent.job_id),
+        owner_intent_id: intent.intent_id.as_str(),
+        bedrock_job_arn: None,
+        expires_at: Some(intent.expires_at.timestamp()),
+    };
+    to_item(row, "encode jobId pointer")
 }
 
 fn owner_of(pointer: &Item) -> Result<IntentId, PortError> {
@@ -244,7 +272,7 @@ impl IntentStore for DynamoStore {
         self.client
             .put_item()
             .table_name(&self.intents_table)
-            .set_item(Some(job_pointer_item(intent)))
+            .set_item(Some(job_pointer_item(intent)?))
             .send()
             .await
             .map_err(|e| classify("PutItem", e))?;
@@ -293,7 +321,7 @@ impl IntentStore for DynamoStore {
         for arn in intent.jobs.iter().filter_map(|j| j.arn.as_ref()) {
             let pointer = Put::builder()
                 .table_name(&self.intents_table)
-                .set_item(Some(pointer_item(arn, &intent.intent_id)))
+                .set_item(Some(pointer_item(arn, &intent.intent_id)?))
                 .build()
                 .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "build Put", e))?;
             items.push(TransactWriteItem::builder().put(pointer).build());

@@ -22,8 +22,7 @@
 
 use super::on_demand::{self, Pending};
 use super::outbox::{publish_owned, save, take_over, Saved};
-use super::{Deps, StageError, MAX_CAS_ATTEMPTS};
-use crate::domain::bedrock::ManifestSummary;
+use super::{cas_loop, Cas, Deps, StageError};
 use crate::domain::ids::{IntentId, JobId, RecordId};
 use crate::domain::intent::{pool_intent_id, BatchIntent, ImageSelection, PoolMember, Refused};
 use crate::domain::manifest::image_index_of;
@@ -61,6 +60,11 @@ impl PoolReport {
     }
 }
 
+mod members;
+pub(crate) use members::all_results;
+use members::finish_member;
+pub use members::finish_members;
+
 /// One pass over every pooled intent (oldest first, at most `limit`). `idle_seals`: whether
 /// this pass may seal a part-full rest on an idle slot (the reconciler allows it in its first
 /// round only, so one pass seals at most one such job per pool: shared jobs sealed earlier in
@@ -71,7 +75,6 @@ pub async fn pool_pass(
     idle_seals: bool,
 ) -> Result<PoolReport, StageError> {
     let now = deps.clock.now();
-    let settings = &deps.settings;
     let mut report = PoolReport::default();
     // Index read (byStatusUpdated, may lag). Safe: every intent named is re-read and kept only
     // while still POOLED, sealing claims members with version-conditional writes, and an
@@ -82,12 +85,29 @@ pub async fn pool_pass(
         .await?;
     // A full window may not be the whole pool: its rest is then no pool's real rest.
     let whole_pool = idle_seals && pooled.len() < limit;
+    let (claimed, waiting) = sort_pooled(deps, pooled, &mut report).await;
+    resume_claimed(deps, claimed, &mut report).await;
+    for ((model, _), members) in waiting {
+        seal_pool(deps, &model, members, whole_pool, &mut report).await?;
+    }
+    Ok(report)
+}
 
-    // Claimed members whose shared job may not exist (a sealer died), or has ended (a
-    // watcher died before finishing them); and on-demand runs to resume.
-    let mut claimed: BTreeMap<IntentId, Vec<BatchIntent>> = BTreeMap::new();
-    // (model, prompt) -> waiting members, oldest first.
-    let mut waiting: BTreeMap<(String, String), Vec<BatchIntent>> = BTreeMap::new();
+/// Members claimed into a shared job, by the job's intent id.
+type Claimed = BTreeMap<IntentId, Vec<BatchIntent>>;
+/// Members waiting for a shared job, by (model, prompt version), oldest first.
+type WaitingMembers = BTreeMap<(String, String), Vec<BatchIntent>>;
+
+/// Sorts the pooled intents: claimed ones (their shared job may not exist, if a sealer died,
+/// or may have ended, if a watcher died before finishing them) and waiting ones; on-demand
+/// runs a crash interrupted are resumed here.
+async fn sort_pooled(
+    deps: &Deps,
+    pooled: Vec<BatchIntent>,
+    report: &mut PoolReport,
+) -> (Claimed, WaitingMembers) {
+    let mut claimed = Claimed::new();
+    let mut waiting = WaitingMembers::new();
     for m in pooled {
         let Some(state) = m.pool.clone() else {
             continue;
@@ -110,6 +130,12 @@ pub async fn pool_pass(
                 .push(m);
         }
     }
+    (claimed, waiting)
+}
+
+/// Finishes what a dead sealer or watcher left: creates a missing shared job, ends the
+/// members of an ended one, or takes over an orphaned outbox.
+async fn resume_claimed(deps: &Deps, claimed: Claimed, report: &mut PoolReport) {
     for (pool_id, members) in claimed {
         let outcome = match deps.store.get(&pool_id).await {
             // Claimed into a job that is not there: only an intent lost from the store.
@@ -130,97 +156,117 @@ pub async fn pool_pass(
             }
         }
     }
+}
 
-    let min = settings.quotas.min_records_per_job;
-    let cap = settings.quotas.max_concurrent_jobs;
-    for ((model, _), members) in waiting {
-        // Oldest first: every full job is sealed now; the rest waits to fill (see
-        // `domain::pool` for the rule and its figures).
-        let counts: Vec<Waiting> = members
-            .iter()
-            .map(|m| {
-                m.pool.as_ref().map_or(
-                    Waiting {
-                        records: 0,
-                        bytes: 0,
-                    },
-                    |p| Waiting {
-                        records: p.records,
-                        bytes: p.bytes,
-                    },
-                )
-            })
-            .collect();
-        let (groups, rest) = crate::domain::pool::pack(&counts, settings.pool_capacity());
-        let mut members = members;
-        let group: Vec<BatchIntent> = members.split_off(rest);
-        let records: u64 = counts[rest..].iter().map(|w| w.records).sum();
-        let sealed_now = groups.len() as u32;
-        for range in groups.into_iter().rev() {
-            let sealed = members.split_off(range.start);
-            seal(deps, sealed, 0).await?;
-            report.sealed_by_size += 1;
-            crate::metrics::sealed("size");
-        }
-        if group.is_empty() {
-            continue;
-        }
-        // An idle slot: a job that starts now delays nothing, so the rest need not wait.
-        let idle_slot =
-            whole_pool && records >= min && deps.slots.held(&model, cap).await? + sealed_now < cap;
-        if idle_slot {
-            seal(deps, group, 0).await?;
-            report.sealed_idle += 1;
-            crate::metrics::sealed("idle_slot");
-            continue;
-        }
-        let oldest = group
-            .iter()
-            .filter_map(|m| m.pool.as_ref().map(|p| p.since))
-            .min()
-            .unwrap_or(now);
-        if now - oldest < Duration::seconds(settings.pool_deadline_secs) {
+/// One model's waiting members, oldest first: every full job is sealed now; the rest is
+/// sealed on an idle slot or at the deadline, or waits to fill (see `domain::pool` for the
+/// rule and its figures).
+async fn seal_pool(
+    deps: &Deps,
+    model: &str,
+    mut members: Vec<BatchIntent>,
+    whole_pool: bool,
+    report: &mut PoolReport,
+) -> Result<(), StageError> {
+    let settings = &deps.settings;
+    let (min, cap) = (
+        settings.quotas.min_records_per_job,
+        settings.quotas.max_concurrent_jobs,
+    );
+    let counts: Vec<Waiting> = members
+        .iter()
+        .map(|m| {
+            let p = m.pool.as_ref();
+            Waiting {
+                records: p.map_or(0, |p| p.records),
+                bytes: p.map_or(0, |p| p.bytes),
+            }
+        })
+        .collect();
+    let (groups, rest) = crate::domain::pool::pack(&counts, settings.pool_capacity());
+    let group: Vec<BatchIntent> = members.split_off(rest);
+    let records: u64 = counts[rest..].iter().map(|w| w.records).sum();
+    let sealed_now = groups.len() as u32;
+    for range in groups.into_iter().rev() {
+        let sealed = members.split_off(range.start);
+        seal(deps, sealed, 0).await?;
+        report.sealed_by_size += 1;
+        crate::metrics::sealed("size");
+    }
+    if group.is_empty() {
+        return Ok(());
+    }
+    // An idle slot: a job that starts now delays nothing, so the rest need not wait.
+    if whole_pool && records >= min && deps.slots.held(model, cap).await? + sealed_now < cap {
+        seal(deps, group, 0).await?;
+        report.sealed_idle += 1;
+        crate::metrics::sealed("idle_slot");
+        return Ok(());
+    }
+    let now = deps.clock.now();
+    let oldest = group
+        .iter()
+        .filter_map(|m| m.pool.as_ref().map(|p| p.since))
+        .min()
+        .unwrap_or(now);
+    if now - oldest < Duration::seconds(settings.pool_deadline_secs) {
+        report.waiting += group.len();
+        return Ok(());
+    }
+    if records >= min {
+        seal(deps, group, 0).await?;
+        report.sealed_by_deadline += 1;
+        crate::metrics::sealed("deadline");
+        return Ok(());
+    }
+    below_minimum_at_deadline(deps, group, records, report).await
+}
+
+/// A rest under the job minimum at its deadline, as the below-minimum policy says: wait for
+/// the next window, pad a shared job to the minimum, or run each record on-demand.
+async fn below_minimum_at_deadline(
+    deps: &Deps,
+    group: Vec<BatchIntent>,
+    records: u64,
+    report: &mut PoolReport,
+) -> Result<(), StageError> {
+    let min = deps.settings.quotas.min_records_per_job;
+    match deps.settings.below_minimum {
+        BelowMinimum::Wait => {
             report.waiting += group.len();
-            continue;
+            tracing::info!(
+                intents = group.len(),
+                records,
+                min,
+                "pool below the minimum at its deadline; waiting for the next window (policy wait)"
+            );
         }
-        if records >= min {
-            seal(deps, group, 0).await?;
+        BelowMinimum::Pad => {
+            seal(deps, group, min).await?;
             report.sealed_by_deadline += 1;
             crate::metrics::sealed("deadline");
-            continue;
         }
-        match settings.below_minimum {
-            BelowMinimum::Wait => {
-                report.waiting += group.len();
-                tracing::info!(intents = group.len(), records, min, "pool below the minimum at its deadline; waiting for the next window (policy wait)");
-            }
-            BelowMinimum::Pad => {
-                seal(deps, group, min).await?;
-                report.sealed_by_deadline += 1;
-                crate::metrics::sealed("deadline");
-            }
-            BelowMinimum::OnDemand => {
-                for m in group {
-                    let id = m.intent_id.clone();
-                    let run = async {
-                        match claim_on_demand(deps, m).await? {
-                            Some(m) => run_member_on_demand(deps, m).await.map(|()| true),
-                            None => Ok(false),
-                        }
-                    };
-                    match run.await {
-                        Ok(true) => report.on_demand_intents += 1,
-                        Ok(false) => {}
-                        Err(e) => {
-                            report.failed += 1;
-                            tracing::warn!(intent_id = %id, error = %e, "on-demand run failed; the next pass resumes it");
-                        }
+        BelowMinimum::OnDemand => {
+            for m in group {
+                let id = m.intent_id.clone();
+                let run = async {
+                    match claim_on_demand(deps, m).await? {
+                        Some(m) => run_member_on_demand(deps, m).await.map(|()| true),
+                        None => Ok(false),
+                    }
+                };
+                match run.await {
+                    Ok(true) => report.on_demand_intents += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!(intent_id = %id, error = %e, "on-demand run failed; the next pass resumes it");
                     }
                 }
             }
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// What a resumed shared job is padded to: the minimum under policy `pad`, else nothing.
@@ -348,26 +394,29 @@ async fn claim_on_demand(deps: &Deps, m: BatchIntent) -> Result<Option<BatchInte
 /// version check, re-reading on a lost race. The member as stored after, or None if refused.
 async fn claim_with(
     deps: &Deps,
-    mut m: BatchIntent,
+    m: BatchIntent,
     take: impl Fn(&mut BatchIntent, chrono::DateTime<chrono::Utc>) -> Result<bool, Refused>,
 ) -> Result<Option<BatchIntent>, StageError> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
+    let take = &take;
+    let claimed = cas_loop(m, move |m: BatchIntent| async move {
         let expected = m.version;
         let mut next = m.clone();
         match take(&mut next, deps.clock.now()) {
-            Ok(false) => return Ok(Some(m)),
+            Ok(false) => return Ok(Cas::Done(Some(m))),
             Ok(true) => match save(deps, next, expected).await? {
-                Saved::Written(i) => return Ok(Some(*i)),
+                Saved::Written(i) => return Ok(Cas::Done(Some(*i))),
                 Saved::Stale(_) => {}
             },
-            Err(_) => return Ok(None),
+            Err(_) => return Ok(Cas::Done(None)),
         }
         match deps.store.get(&m.intent_id).await? {
-            Some(fresh) => m = fresh,
-            None => return Ok(None),
+            Some(fresh) => Ok(Cas::Again(fresh)),
+            None => Ok(Cas::Done(None)),
         }
-    }
-    Ok(None)
+    })
+    .await?;
+    // Every attempt lost its race: not claimed this time (the next pass tries again).
+    Ok(claimed.flatten())
 }
 
 /// Creates (conditionally) the shared job's intent and announces it; it then runs through the
@@ -451,107 +500,4 @@ async fn run_chunk(
         deps.results.put_results(&m.intent_id, &results).await?;
     }
     Ok(live)
-}
-
-/// Ends every member of a finished shared job (idempotent: an ended member is left as is).
-pub async fn finish_members(deps: &Deps, shared: &BatchIntent) -> Result<(), StageError> {
-    for member in super::lists::members(deps, shared).await? {
-        finish_member(deps, &member.intent_id, Some(shared)).await?;
-    }
-    Ok(())
-}
-
-/// Counts one member's results and moves it from POOLED to its end. `shared` is the job it
-/// ran in (None: it ran on-demand).
-async fn finish_member(
-    deps: &Deps,
-    member: &IntentId,
-    shared: Option<&BatchIntent>,
-) -> Result<(), StageError> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let Some(m) = deps.store.get(member).await? else {
-            return Ok(());
-        };
-        if m.status != IntentStatus::Pooled {
-            return Ok(());
-        }
-        let held = m.pool.as_ref().and_then(|p| p.sealed_into.as_ref());
-        if let Some(s) = shared {
-            if held != Some(&s.intent_id) {
-                return Ok(()); // planned for this job but never claimed by it
-            }
-        }
-        let results = all_results(deps, member).await?;
-        let mut counts = ManifestSummary {
-            total_record_count: m.pool.as_ref().map_or(0, |p| p.records),
-            ..ManifestSummary::default()
-        };
-        for r in results.iter().filter(|r| r.status != ResultStatus::Skipped) {
-            counts.processed_record_count +=
-                u64::from(r.error_code.as_deref() != Some("no_output"));
-            if r.status == ResultStatus::Succeeded {
-                counts.success_record_count += 1;
-            } else {
-                counts.error_record_count += 1;
-            }
-            counts.input_token_count += r.input_tokens;
-            counts.output_token_count += r.output_tokens;
-        }
-        let own = if counts.success_record_count == counts.total_record_count {
-            IntentStatus::Completed
-        } else if counts.success_record_count > 0 {
-            IntentStatus::PartiallyCompleted
-        } else {
-            IntentStatus::Failed
-        };
-        let (status, failure) = match shared.map(|s| s.status) {
-            Some(s @ (IntentStatus::Failed | IntentStatus::Stopped | IntentStatus::Expired))
-                if own != IntentStatus::Completed =>
-            {
-                (s, shared.and_then(|s| s.failure_message.clone()))
-            }
-            _ if own == IntentStatus::Failed => (own, Some("no record succeeded".to_string())),
-            _ => (own, None),
-        };
-        let expected = m.version;
-        let mut next = m;
-        if next
-            .finish_pooled(status, counts, failure, deps.clock.now())
-            .is_err()
-        {
-            return Ok(());
-        }
-        match save(deps, next, expected).await? {
-            Saved::Written(i) => {
-                tracing::info!(intent_id = %i.intent_id, status = %i.status, path = ?i.path(), "pooled intent finished");
-                return Ok(());
-            }
-            Saved::Stale(_) => continue,
-        }
-    }
-    Err(StageError::Retryable(crate::ports::PortError::new(
-        crate::ports::ErrorKind::Conflict,
-        "finishing a pooled intent kept losing races",
-    )))
-}
-
-/// Every stored result of an intent, all pages.
-pub(crate) async fn all_results(
-    deps: &Deps,
-    intent: &IntentId,
-) -> Result<Vec<ImageResult>, StageError> {
-    let mut out = Vec::new();
-    let mut after: Option<RecordId> = None;
-    loop {
-        let page = deps
-            .results
-            .list_results(intent, after.as_ref(), 500)
-            .await?;
-        let n = page.len();
-        after = page.last().map(|r| r.record_id.clone());
-        out.extend(page);
-        if n < 500 {
-            return Ok(out);
-        }
-    }
 }

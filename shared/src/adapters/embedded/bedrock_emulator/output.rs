@@ -1,0 +1,138 @@
+//! A job's run: one output line per record, in Bedrock's output format, and the emulated
+//! model answers.
+
+use super::*;
+
+impl BedrockEmulator {
+    /// Runs the records and writes the outputs. A stopped job gets the first half of each file.
+    pub(super) async fn process(
+        &self,
+        job: &Row,
+        opts: &EmulatorOptions,
+        stopped: bool,
+    ) -> Result<ManifestSummary, PortError> {
+        let files = self.read_input(job).await.map_err(bad)?;
+        let arn = BedrockJobArn::parse(&job.arn).map_err(|e| bad(e.rule))?;
+        let out_dir = S3Uri::parse(&job.output)
+            .map_err(|e| bad(e.rule))?
+            .join(arn.job_suffix());
+        let mut summary = ManifestSummary::default();
+        for (name, _, records) in files {
+            summary.total_record_count += records.len() as u64;
+            let take = if stopped {
+                records.len() / 2
+            } else {
+                records.len()
+            };
+            let mut out = String::new();
+            for rec in records.into_iter().take(take) {
+                if opts.drop_records.contains(&rec.record_id) {
+                    continue;
+                }
+                summary.processed_record_count += 1;
+                let tokens = self.image_tokens(job, &rec.model_input).await;
+                let line = if let Err(msg) = tokens {
+                    summary.error_record_count += 1;
+                    serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
+                        "error": {"errorCode": 400, "errorMessage": msg}})
+                } else if let Some((code, msg)) = opts.fail_records.get(&rec.record_id) {
+                    summary.error_record_count += 1;
+                    serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
+                        "error": {"errorCode": code, "errorMessage": msg}})
+                } else {
+                    let input_tokens = tokens.unwrap_or_default()
+                        + super::super::vision::text_chars(&rec.model_input) as u64 / 4;
+                    let output =
+                        emulated_output_with(&job.model_id, &rec.model_input, input_tokens);
+                    summary.success_record_count += 1;
+                    summary.input_token_count +=
+                        output["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                    summary.output_token_count +=
+                        output["usage"]["output_tokens"].as_u64().unwrap_or(0);
+                    serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input, "modelOutput": output})
+                };
+                out.push_str(&line.to_string());
+                out.push('\n');
+            }
+            self.objects
+                .put(&out_dir.join(&output_file_name(&name)), out.into_bytes())
+                .await?;
+        }
+        let body = serde_json::to_vec(&summary)
+            .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "summary", e))?;
+        self.objects.put(&out_dir.join(SUMMARY_FILE), body).await?;
+        Ok(summary)
+    }
+}
+
+/// A deterministic Claude Messages response whose text is receipt JSON derived from a hash of
+/// the input. Every answer says it is emulated.
+pub fn emulated_output(model_id: &str, model_input: &serde_json::Value) -> serde_json::Value {
+    emulated_output_with(
+        model_id,
+        model_input,
+        super::super::vision::input_tokens(model_input),
+    )
+}
+
+/// [`emulated_output`] with the input tokens already counted (the batch emulator counts an
+/// s3Location image's pixels too).
+pub fn emulated_output_with(
+    model_id: &str,
+    model_input: &serde_json::Value,
+    input_tokens: u64,
+) -> serde_json::Value {
+    let input = model_input.to_string();
+    let digest = Sha256::digest(input.as_bytes());
+    let n = u64::from_be_bytes([
+        digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+    ]);
+    const MERCHANTS: [&str; 5] = [
+        "Emulated Mart",
+        "Emulated Cafe",
+        "Emulated Books",
+        "Emulated Pharmacy",
+        "Emulated Grocer",
+    ];
+    let merchant = MERCHANTS[(n % MERCHANTS.len() as u64) as usize];
+    let items: Vec<serde_json::Value> = (0..(1 + (n >> 8) % 3))
+        .map(|i| {
+            let cents = 100 + ((n >> (16 + i * 8)) % 2000);
+            serde_json::json!({"description": format!("emulated item {}", i + 1), "amount": cents as f64 / 100.0})
+        })
+        .collect();
+    let total: f64 = items.iter().filter_map(|i| i["amount"].as_f64()).sum();
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default()
+        + Duration::days(((n >> 40) % 28) as i64);
+    let text = serde_json::json!({
+        "merchant": merchant,
+        "date": date.format("%Y-%m-%d").to_string(),
+        "total": (total * 100.0).round() / 100.0,
+        "currency": "USD",
+        "items": items,
+        "note": "emulated output from batch-orchestrator's Bedrock emulator, not a real model",
+    })
+    .to_string();
+    let output_tokens = text.len() as u64 / 4;
+    // An application inference profile's id names no model: answer in the request's shape.
+    let family = ModelId::parse(model_id)
+        .ok()
+        .and_then(|m| crate::domain::family::for_model(&m))
+        .unwrap_or(if model_input.get("schemaVersion").is_some() {
+            &crate::domain::family::Nova
+        } else {
+            &crate::domain::family::Claude
+        });
+    let mut answer = family.answer(&text, input_tokens, output_tokens);
+    if let Some(obj) = answer.as_object_mut() {
+        obj.insert(
+            "id".into(),
+            serde_json::Value::String(format!("msg_emulated_{}", &hex::encode(digest)[..24])),
+        );
+        obj.insert(
+            "model".into(),
+            serde_json::Value::String(format!("{model_id} (emulated)")),
+        );
+    }
+    answer
+}

@@ -1,0 +1,62 @@
+//! One image made ready for the writer: normalized, checked and (inline families) encoded.
+
+use super::super::normalized::Got;
+use super::super::{Deps, StageError};
+use crate::domain::family::{ImageRef, ImageSource, RecordFamily};
+use crate::domain::manifest::{check_image, image_record_id};
+
+/// One image, normalized (see `app::normalized`) and checked, and for an inline family
+/// encoded into its record: where its normalized copy is, and what the writer does with it.
+pub(super) async fn prepare(
+    deps: &Deps,
+    family: &'static dyn RecordFamily,
+    key: &crate::domain::ids::ObjectKey,
+    index: usize,
+    prompt_text: &'static str,
+) -> Result<(crate::domain::bedrock::S3Uri, Prepared), StageError> {
+    let original = crate::domain::bedrock::S3Uri::object(&deps.settings.uploads_bucket, key);
+    let (jpeg, uri) =
+        match super::super::normalized::get_or_make(deps, key, family.image_long_edge()).await? {
+            Got::Ready { jpeg, uri } => (jpeg, uri),
+            Got::Skipped(reason) => return Ok((original, Prepared::Rejected(reason))),
+            Got::Missing => {
+                let why = "not found in the uploads bucket".to_string();
+                return Ok((original, Prepared::Rejected(why)));
+            }
+        };
+    // Bedrock's limits apply to what it is sent: the normalized copy.
+    let media = match check_image(&jpeg) {
+        Ok(m) => m,
+        Err(reason) => return Ok((uri, Prepared::Rejected(reason))),
+    };
+    if family.image_source() == ImageSource::S3Location {
+        return Ok((uri, Prepared::Located(media)));
+    }
+    // Encoding is CPU work: on the blocking pool it runs beside the writer (and other
+    // encodes) instead of between its writes.
+    let rid = image_record_id(index);
+    let max_tokens = deps.settings.max_output_tokens;
+    let encoded = tokio::task::spawn_blocking(move || {
+        family.record(&rid, media, ImageRef::Bytes(&jpeg), prompt_text, max_tokens)
+    })
+    .await;
+    Ok((
+        uri,
+        match encoded {
+            Ok(line) => Prepared::Line(line),
+            Err(e) => Prepared::Failed(e.to_string()),
+        },
+    ))
+}
+
+/// One image, ready for the writer.
+pub(super) enum Prepared {
+    /// Its record line (inline families).
+    Line(String),
+    /// Checked; its record is built once its job folder is known (S3Location families).
+    Located(crate::domain::manifest::MediaType),
+    /// Why it is not in the manifest.
+    Rejected(String),
+    /// The encoding task died (a panic): retry the message.
+    Failed(String),
+}

@@ -1,0 +1,256 @@
+//! An intent's lifecycle: forward-only transitions, each staging the event it owes in the
+//! outbox.
+
+use super::*;
+use chrono::{DateTime, Utc};
+
+impl BatchIntent {
+    /// Adds an event to the outbox; the caller's write persists it with the change.
+    pub(super) fn stage(&mut self, kind: EventKind, now: DateTime<Utc>) {
+        let event = DomainEvent {
+            kind,
+            detail: EventDetail {
+                event_id: format!("{}:{}:{}", self.job_id, kind.detail_type(), self.version),
+                intent_id: self.intent_id.clone(),
+                job_id: self.job_id.clone(),
+                trace_id: self.trace_id.clone(),
+                user_id: self.user_id.clone(),
+                status: self.status,
+                occurred_at: now,
+                counts: self.counts,
+                bedrock_job_arns: self
+                    .jobs
+                    .iter()
+                    .filter_map(|j| j.arn.as_ref().map(|a| a.to_string()))
+                    .collect(),
+                failure_message: self.failure_message.clone(),
+            },
+        };
+        match &mut self.outbox {
+            Some(outbox) => {
+                outbox.events.push(event);
+                outbox.staged_at = now;
+            }
+            None => {
+                self.outbox = Some(Outbox {
+                    events: vec![event],
+                    staged_at: now,
+                })
+            }
+        }
+    }
+
+    pub(super) fn advance(&mut self, to: IntentStatus, now: DateTime<Utc>) -> Result<(), Refused> {
+        if !self.status.can_advance_to(to) {
+            return Err(Refused::Stale {
+                current: self.status,
+                expected: to,
+            });
+        }
+        if to.is_terminal() {
+            // The store forgets an intent its TTL after it ended, not after it began (a
+            // pooled intent can wait long before it ends).
+            self.expires_at = now + (self.expires_at - self.created_at);
+        }
+        self.status = to;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    pub(super) fn require(&self, status: IntentStatus) -> Result<(), Refused> {
+        if self.status == status {
+            Ok(())
+        } else {
+            Err(Refused::Stale {
+                current: self.status,
+                expected: status,
+            })
+        }
+    }
+
+    /// REQUESTED -> MANIFEST_READY with the resolved images and the planned jobs.
+    pub fn record_manifest(
+        &mut self,
+        images: Vec<ImageEntry>,
+        jobs: Vec<BatchJob>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        self.require(IntentStatus::Requested)?;
+        self.images = images;
+        self.jobs = jobs;
+        self.advance(IntentStatus::ManifestReady, now)?;
+        self.stage(EventKind::BatchManifestReady, now);
+        Ok(())
+    }
+
+    /// Records the ARN Bedrock gave job `job_no`. When every job has one the intent is
+    /// SUBMITTED. Recording the same ARN again is refused as stale.
+    pub fn record_submission(
+        &mut self,
+        job_no: u32,
+        arn: BedrockJobArn,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        self.require(IntentStatus::ManifestReady)?;
+        let job = self
+            .jobs
+            .iter_mut()
+            .find(|j| j.job_no == job_no)
+            .ok_or_else(|| Refused::UnknownJob(job_no.to_string()))?;
+        if job.arn.is_some() {
+            return Err(Refused::JobStale {
+                from: job.status.unwrap_or(BedrockJobStatus::Submitted),
+                to: BedrockJobStatus::Submitted,
+            });
+        }
+        job.arn = Some(arn);
+        job.status = Some(BedrockJobStatus::Submitted);
+        self.updated_at = now;
+        if self.jobs.iter().all(|j| j.arn.is_some()) {
+            self.advance(IntentStatus::Submitted, now)?;
+            self.stage(EventKind::BatchSubmitted, now);
+        }
+        Ok(())
+    }
+
+    /// Applies a Bedrock status to one job, only forward. Returns the intent status after.
+    /// On a terminal intent status, `summary` (from `manifest.json.out`) becomes the counts
+    /// and the terminal event is staged.
+    pub fn apply_job_status(
+        &mut self,
+        arn: &BedrockJobArn,
+        status: BedrockJobStatus,
+        failure_message: Option<String>,
+        summary: Option<ManifestSummary>,
+        now: DateTime<Utc>,
+    ) -> Result<IntentStatus, Refused> {
+        if self.status.is_terminal() {
+            return Err(Refused::Stale {
+                current: self.status,
+                expected: status.intent_status(),
+            });
+        }
+        let job = self
+            .jobs
+            .iter_mut()
+            .find(|j| j.arn.as_ref() == Some(arn))
+            .ok_or_else(|| Refused::UnknownJob(arn.to_string()))?;
+        let from = job.status.unwrap_or(BedrockJobStatus::Submitted);
+        if from == status || !from.can_advance_to(status) {
+            return Err(Refused::JobStale { from, to: status });
+        }
+        job.status = Some(status);
+        if status.is_terminal() {
+            job.summary = summary;
+            job.failure_message = failure_message.filter(|m| !m.is_empty());
+        }
+        self.updated_at = now;
+        let statuses: Vec<BedrockJobStatus> = self.jobs.iter().filter_map(|j| j.status).collect();
+        let target = if statuses.len() == self.jobs.len() {
+            aggregate(&statuses)
+        } else {
+            None
+        };
+        if let Some(mut target) = target.filter(|t| self.status.can_advance_to(*t)) {
+            if target.is_terminal() {
+                let mut total = ManifestSummary::default();
+                for j in &self.jobs {
+                    match &j.summary {
+                        Some(s) => total.add(s),
+                        // A job that ended with no outputs (Failed) still had its records.
+                        None => total.add(&ManifestSummary {
+                            total_record_count: j.records().saturating_sub(j.pad_records),
+                            ..ManifestSummary::default()
+                        }),
+                    }
+                }
+                // Every record ended with an answer (some after on-demand re-runs): the
+                // intent is complete even if a job was only partially so, stopped by
+                // someone other than its owner, or expired.
+                if target != IntentStatus::Completed
+                    && self.cancel_requested_at.is_none()
+                    && total.total_record_count > 0
+                    && total.success_record_count == total.total_record_count
+                {
+                    target = IntentStatus::Completed;
+                }
+                self.counts = Some(total);
+                self.failure_message = self
+                    .jobs
+                    .iter()
+                    .filter_map(|j| j.failure_message.clone())
+                    .reduce(|a, b| format!("{a}; {b}"));
+            }
+            self.advance(target, now)?;
+            match target {
+                IntentStatus::Completed | IntentStatus::PartiallyCompleted => {
+                    self.stage(EventKind::BatchCompleted, now)
+                }
+                IntentStatus::Failed
+                | IntentStatus::Stopped
+                | IntentStatus::Expired
+                | IntentStatus::Cancelled => self.stage(EventKind::BatchFailed, now),
+                _ => {}
+            }
+        }
+        Ok(self.status)
+    }
+
+    /// Stages the announcement of the current stage again, for an intent stuck before
+    /// submission (its message lost or parked in a DLQ). Only REQUESTED and MANIFEST_READY
+    /// have one; the event id is new (it carries the version), so it is not de-duplicated.
+    pub fn reannounce(&mut self, now: DateTime<Utc>) -> Result<EventKind, Refused> {
+        let kind = match self.status {
+            IntentStatus::Requested => EventKind::BatchRequested,
+            IntentStatus::ManifestReady => EventKind::BatchManifestReady,
+            other => {
+                return Err(Refused::Stale {
+                    current: other,
+                    expected: IntentStatus::Requested,
+                })
+            }
+        };
+        self.updated_at = now;
+        self.stage(kind, now);
+        Ok(kind)
+    }
+
+    /// The owner's cancel. Before submission it is final at once; once jobs run, it records the
+    /// request and names the jobs to stop. Refused (stale) when the intent already ended.
+    pub fn cancel(&mut self, now: DateTime<Utc>) -> Result<Cancel, Refused> {
+        match self.status {
+            IntentStatus::Requested | IntentStatus::ManifestReady | IntentStatus::Pooled => {
+                self.failure_message = Some("cancelled by its owner".into());
+                self.advance(IntentStatus::Cancelled, now)?;
+                self.stage(EventKind::BatchFailed, now);
+                match self.pool.as_ref().and_then(|p| p.sealed_into.clone()) {
+                    Some(shared) => Ok(Cancel::LeftSharedJob(shared)),
+                    None => Ok(Cancel::Cancelled),
+                }
+            }
+            IntentStatus::Submitted | IntentStatus::InProgress => {
+                self.cancel_requested_at.get_or_insert(now);
+                self.updated_at = now;
+                Ok(Cancel::StopJobs(
+                    self.jobs
+                        .iter()
+                        .filter(|j| !j.status.is_some_and(|s| s.is_terminal()))
+                        .filter_map(|j| j.arn.clone())
+                        .collect(),
+                ))
+            }
+            current => Err(Refused::Stale {
+                current,
+                expected: IntentStatus::Cancelled,
+            }),
+        }
+    }
+
+    /// Any non-terminal status -> FAILED, for a permanent error at some stage.
+    pub fn fail(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Refused> {
+        self.failure_message = Some(reason);
+        self.advance(IntentStatus::Failed, now)?;
+        self.stage(EventKind::BatchFailed, now);
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! The intent's state machine, transition by transition.
+
+use super::*;
+
+fn new_intent() -> BatchIntent {
+    let req = NewIntent {
+        intent_id: IntentId::parse("i-1").expect("valid"),
+        client_intent_id: None,
+        user_id: UserId::parse("u-1").expect("valid"),
+        selection: ImageSelection::Keys(
+            vec![ObjectKey::parse("uploads/u-1/a.jpg").expect("valid")],
+        ),
+        model_id: ModelId::parse("us.anthropic.claude-haiku-4-5-20251001-v1:0").expect("valid"),
+        prompt_version: "receipt-v1".into(),
+        trace_id: TraceId::parse("t").expect("valid"),
+    };
+    BatchIntent::new(req, Utc::now(), 30)
+}
+
+fn arn() -> BedrockJobArn {
+    BedrockJobArn::parse("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcd1234wxyz")
+        .expect("valid")
+}
+
+fn job() -> BatchJob {
+    let bucket = super::super::ids::BucketName::parse("bucket").expect("valid");
+    BatchJob {
+        job_no: 1,
+        attempt: 1,
+        job_name: "n".into(),
+        client_token: "t".into(),
+        input: S3Uri::prefix(&bucket, "in"),
+        output: S3Uri::prefix(&bucket, "out"),
+        parts: vec![],
+        arn: None,
+        status: None,
+        failure_message: None,
+        summary: None,
+        record_map: None,
+        pad_records: 0,
+    }
+}
+
+#[test]
+fn when_created_should_owe_batch_requested() {
+    let intent = new_intent();
+    let outbox = intent.outbox.expect("staged");
+    assert_eq!(outbox.events.len(), 1);
+    assert_eq!(outbox.events[0].kind, EventKind::BatchRequested);
+}
+
+#[test]
+fn when_payload_differs_should_hash_differently() {
+    let mut a = new_intent();
+    let b = new_intent();
+    assert_eq!(a.payload_hash, b.payload_hash);
+    a.model_id = ModelId::parse("other").expect("valid");
+    let req = NewIntent {
+        intent_id: a.intent_id.clone(),
+        client_intent_id: None,
+        user_id: a.user_id.clone(),
+        selection: a.selection.clone(),
+        model_id: a.model_id.clone(),
+        prompt_version: a.prompt_version.clone(),
+        trace_id: TraceId::parse("other-trace").expect("valid"),
+    };
+    assert_ne!(req.payload_hash(), b.payload_hash);
+}
+
+#[test]
+fn when_lifecycle_runs_should_reach_completed_and_refuse_regression() {
+    let now = Utc::now();
+    let mut i = new_intent();
+    i.outbox = None;
+    i.record_manifest(vec![], vec![job()], now)
+        .expect("manifest");
+    assert!(
+        i.record_manifest(vec![], vec![job()], now).is_err(),
+        "replayed manifest is stale"
+    );
+    i.record_submission(1, arn(), now).expect("submit");
+    assert_eq!(i.status, IntentStatus::Submitted);
+    assert!(
+        i.record_submission(1, arn(), now).is_err(),
+        "second ARN refused"
+    );
+    i.apply_job_status(&arn(), BedrockJobStatus::InProgress, None, None, now)
+        .expect("in progress");
+    assert!(
+        i.apply_job_status(&arn(), BedrockJobStatus::Validating, None, None, now)
+            .is_err(),
+        "stale Validating after InProgress must not regress"
+    );
+    let summary = ManifestSummary {
+        total_record_count: 1,
+        processed_record_count: 1,
+        success_record_count: 1,
+        ..Default::default()
+    };
+    let st = i
+        .apply_job_status(
+            &arn(),
+            BedrockJobStatus::Completed,
+            None,
+            Some(summary),
+            now,
+        )
+        .expect("completed");
+    assert_eq!(st, IntentStatus::Completed);
+    assert_eq!(i.counts, Some(summary));
+    let kinds: Vec<_> = i
+        .outbox
+        .expect("events")
+        .events
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::BatchManifestReady,
+            EventKind::BatchSubmitted,
+            EventKind::BatchCompleted
+        ]
+    );
+}
+
+#[test]
+fn when_job_fails_should_fail_intent_with_message() {
+    let now = Utc::now();
+    let mut i = new_intent();
+    i.record_manifest(vec![], vec![job()], now)
+        .expect("manifest");
+    i.record_submission(1, arn(), now).expect("submit");
+    let st = i
+        .apply_job_status(
+            &arn(),
+            BedrockJobStatus::Failed,
+            Some("bad input".into()),
+            None,
+            now,
+        )
+        .expect("failed");
+    assert_eq!(st, IntentStatus::Failed);
+    assert_eq!(i.failure_message.as_deref(), Some("bad input"));
+    assert!(i.fail("again".into(), now).is_err());
+}
