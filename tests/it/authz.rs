@@ -343,15 +343,14 @@ async fn when_two_users_send_the_same_intent_id_should_make_two_independent_inte
     let mine = create(&app, SAMPLE_USER, "photos-1", &SAMPLE_KEYS).await;
     // The other user's request with the same intentId and a different payload is not a 409:
     // it is their own intent, and the answer says nothing about the first user's.
-    let answer = app
-        .intake(api(
-            "POST",
-            "/api/batch/jobs",
-            other,
-            Value::Null,
-            Some(json!({"intentId": "photos-1", "images": other_keys})),
-        ))
-        .await;
+    let request = api(
+        "POST",
+        "/api/batch/jobs",
+        other,
+        Value::Null,
+        Some(json!({"intentId": "photos-1", "images": other_keys})),
+    );
+    let answer = app.intake(request.clone()).await;
     assert_eq!(status(&answer), 202, "{answer}");
     let theirs = body(&answer);
     assert_ne!(theirs["jobId"], json!(mine), "{theirs}");
@@ -364,15 +363,7 @@ async fn when_two_users_send_the_same_intent_id_should_make_two_independent_inte
     assert_eq!(intents(&app).len(), 2, "two intents");
 
     // A replay is recognised for its own user only.
-    let replay = app
-        .intake(api(
-            "POST",
-            "/api/batch/jobs",
-            other,
-            Value::Null,
-            Some(json!({"intentId": "photos-1", "images": other_keys})),
-        ))
-        .await;
+    let replay = app.intake(request).await;
     assert_eq!(body(&replay)["jobId"], theirs["jobId"]);
     assert_eq!(body(&replay)["cached"], json!(true));
     assert_eq!(intents(&app).len(), 2, "the replay made nothing");

@@ -34,10 +34,23 @@ pub async fn call(router: axum::Router, request: LambdaRequest) -> Value {
         Err(e) => ApiError::Intake(e).into_response(),
     };
     let (parts, body) = response.into_parts();
-    // The router's answers are small JSON documents, already in memory.
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
+    // The router's answers are small JSON documents, already in memory; reading one cannot
+    // fail, but if it did the client gets a 503 to retry, never an empty 200.
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error = %e, "the router's answer could not be read");
+            let unavailable = shared::ports::PortError::new(
+                shared::ports::ErrorKind::Unexpected,
+                format!("the answer could not be read: {e}"),
+            );
+            return crate::answer(
+                503,
+                crate::error_body(&IntakeError::Unavailable(unavailable)),
+                true,
+            );
+        }
+    };
     let mut headers = serde_json::Map::new();
     for (name, value) in &parts.headers {
         if let Ok(value) = value.to_str() {

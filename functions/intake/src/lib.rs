@@ -94,7 +94,7 @@ pub async fn handle(deps: &Deps, event: Value) -> Value {
 }
 
 /// An answer in the shape of its door.
-fn answer(status: u16, body: Value, http: bool) -> Value {
+pub(crate) fn answer(status: u16, body: Value, http: bool) -> Value {
     if http {
         return json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": body.to_string(), "isBase64Encoded": false});
     }
