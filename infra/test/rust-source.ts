@@ -221,22 +221,23 @@ export interface RustRoute {
 }
 
 /**
- * The API routes intake's `run` (functions/intake/src/lib.rs) dispatches, from its match arms
- * `("METHOD", Some(id), _)` (a job: `/api/batch/jobs/{jobId}`) and `("METHOD", None, …)` (the
- * collection `/api/batch/jobs`). The catch-all arms (`("GET", ..)`, `_`) are not routes.
+ * The API routes intake's axum router serves (`router()` in functions/intake/src/router.rs):
+ * each `.route("PATH", get(..).post(..)…)` call, its method functions (the `fallback`, a 405,
+ * is not a route), with axum's `{job_id}` written as API Gateway's `{jobId}`.
  */
 export function rustIntakeRoutes(): RustRoute[] {
-  const src = fs.readFileSync(path.join(REPO_ROOT, 'functions', 'intake', 'src', 'lib.rs'), 'utf8');
-  const run = block(src, /async fn run\(deps: &Deps, event: &IntakeEvent\)[^{]*\{/, '\n    let new = ', 'intake run');
-  const routes = [...run.matchAll(/\(\s*"([A-Z]+)"\s*,\s*(Some\(\w+\)|None)\s*,\s*(?:_|true)\s*\)\s*=>/g)].map((m) => ({
-    method: m[1],
-    path: m[2] === 'None' ? '/api/batch/jobs' : '/api/batch/jobs/{jobId}',
-  }));
-  // The results route is a guarded arm: `("GET", None, false) if results_path(&path)…`.
-  for (const m of run.matchAll(/\(\s*"([A-Z]+)"\s*,\s*None\s*,\s*false\s*\)\s*if\s+results_path/g)) {
-    routes.push({ method: m[1], path: '/api/batch/jobs/{jobId}/results' });
+  const src = fs.readFileSync(path.join(REPO_ROOT, 'functions', 'intake', 'src', 'router.rs'), 'utf8');
+  const body = block(src, /pub fn router\(deps: Deps, auth: Auth\) -> Router \{/, '.with_state(state)', 'intake router()');
+  const routes: RustRoute[] = [];
+  for (const chunk of body.split('.route(').slice(1)) {
+    const p = /^\s*"([^"]+)"/.exec(chunk);
+    if (p === null) throw new Error(`a .route( without a path literal: ${chunk.slice(0, 80)}`);
+    const methods = chunk.split('.fallback(')[0];
+    for (const m of methods.matchAll(/(?:^|[\s.(,])(get|post|delete|put|patch)\(/g)) {
+      routes.push({ method: m[1].toUpperCase(), path: p[1].replace('{job_id}', '{jobId}') });
+    }
   }
-  if (routes.length === 0) throw new Error('no routes parsed from intake run()');
+  if (routes.length === 0) throw new Error('no routes parsed from intake router()');
   return routes;
 }
 

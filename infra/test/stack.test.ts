@@ -520,7 +520,7 @@ describe('HTTP API', () => {
     expect(declared.sort()).toEqual(ROUTE_KEYS);
   });
 
-  it('when compared with intake\'s dispatch (functions/intake/src/lib.rs) should route every method and path it serves', () => {
+  it('when compared with intake\'s router (functions/intake/src/router.rs) should route every method and path it serves', () => {
     expect(rustIntakeRoutes().map((r) => `${r.method} ${r.path}`).sort()).toEqual(ROUTE_KEYS);
   });
 

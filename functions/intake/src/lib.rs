@@ -96,7 +96,11 @@ pub async fn handle(deps: &Deps, event: Value) -> Value {
 /// An answer in the shape of its door.
 pub(crate) fn answer(status: u16, body: Value, http: bool) -> Value {
     if http {
-        return json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": body.to_string(), "isBase64Encoded": false});
+        let mut headers = json!({"content-type": "application/json"});
+        if status == 503 {
+            headers["retry-after"] = json!("5");
+        }
+        return json!({"statusCode": status, "headers": headers, "body": body.to_string(), "isBase64Encoded": false});
     }
     let mut out = body;
     if let Some(obj) = out.as_object_mut() {

@@ -254,7 +254,8 @@ impl Params {
         }
     }
 
-    /// `cursor`, if given (an empty one is refused, as the document's pattern says).
+    /// `cursor`, if given; an empty or malformed one is refused when it is decoded, as the
+    /// document's pattern says.
     fn cursor(&self) -> Option<&str> {
         self.get("cursor")
     }

@@ -238,8 +238,8 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
     })
 }
 
-/// The caller's own jobs, newest first, optionally only those in `status`. The cursor is
-/// opaque to clients (base64 of the last item's creation time and id).
+/// The caller's own jobs, newest first, optionally only those in `status`. The cursor is the
+/// last item's keyset position, `{createdAt µs}.{key}` (see [`encode_cursor`]).
 pub async fn list_jobs(
     deps: &Deps,
     caller: &UserId,
@@ -295,7 +295,7 @@ pub struct ResultPage {
     pub next_cursor: Option<String>,
 }
 
-/// The caller's job's results after `cursor` (opaque: base64 of the last record id), or
+/// The caller's job's results after `cursor` (the last recordId of the page before), or
 /// `None` for a missing job or another user's.
 pub async fn list_results(
     deps: &Deps,
