@@ -74,18 +74,12 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
     let app = app().await;
     let u = Some(SAMPLE_USER);
     let create = |intent: &str, keys: &[&str]| json!({"intentId": intent, "images": keys});
+    let post = |user: Option<&str>, body: Value| {
+        api("POST", "/api/batch/jobs", user, Value::Null, Some(body))
+    };
 
     // A finished job to read.
-    let accepted = body(
-        &app.intake(api(
-            "POST",
-            "/api/batch/jobs",
-            u,
-            Value::Null,
-            Some(create("doc-1", &SAMPLE_KEYS)),
-        ))
-        .await,
-    );
+    let accepted = body(&app.intake(post(u, create("doc-1", &SAMPLE_KEYS))).await);
     run(&app).await;
     let job = accepted["jobId"].as_str().expect("jobId").to_owned();
     let job_path = format!("/api/batch/jobs/{job}");
@@ -97,67 +91,34 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
         (
             "/api/batch/jobs",
             "post",
-            api(
-                "POST",
-                "/api/batch/jobs",
-                u,
-                Value::Null,
-                Some(create("doc-2", &SAMPLE_KEYS[..1])),
-            ),
+            post(u, create("doc-2", &SAMPLE_KEYS[..1])),
         ),
         (
             "/api/batch/jobs",
             "post",
-            api(
-                "POST",
-                "/api/batch/jobs",
-                u,
-                Value::Null,
-                Some(json!({"intentId": "x/y"})),
-            ),
+            post(u, json!({"intentId": "x/y"})),
         ),
         (
             "/api/batch/jobs",
             "post",
-            api(
-                "POST",
-                "/api/batch/jobs",
-                None,
-                Value::Null,
-                Some(create("doc-3", &SAMPLE_KEYS)),
-            ),
+            post(None, create("doc-3", &SAMPLE_KEYS)),
         ),
         (
             "/api/batch/jobs",
             "post",
-            api(
-                "POST",
-                "/api/batch/jobs",
-                u,
-                Value::Null,
-                Some(create("doc-1", &SAMPLE_KEYS[..1])),
-            ),
+            post(u, create("doc-1", &SAMPLE_KEYS[..1])),
         ),
         (
             "/api/batch/jobs",
             "post",
-            api(
-                "POST",
-                "/api/batch/jobs",
-                u,
-                Value::Null,
-                Some(create("doc-4", &["uploads/user-999/a.png"])),
-            ),
+            post(u, create("doc-4", &["uploads/user-999/a.png"])),
         ),
         (
             "/api/batch/jobs",
             "post",
-            api(
-                "POST",
-                "/api/batch/jobs",
+            post(
                 u,
-                Value::Null,
-                Some(json!({"intentId": "doc-5", "images": ["x".repeat(11 * 1024 * 1024)]})),
+                json!({"intentId": "doc-5", "images": ["x".repeat(11 * 1024 * 1024)]}),
             ),
         ),
         (
@@ -255,15 +216,7 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
     }
     // 503: the announce fails.
     app.bus.fail_next_publishes(1);
-    let answer = app
-        .intake(api(
-            "POST",
-            "/api/batch/jobs",
-            u,
-            Value::Null,
-            Some(create("doc-9", &SAMPLE_KEYS)),
-        ))
-        .await;
+    let answer = app.intake(post(u, create("doc-9", &SAMPLE_KEYS))).await;
     assert_eq!(status(&answer), 503);
     check_answer(&doc, "/api/batch/jobs", "post", &answer);
     seen.insert(("/api/batch/jobs".into(), "post".into(), "503".into()));

@@ -10,7 +10,10 @@ use shared::app::intake::IntakeError;
 use shared::domain::ids::UserId;
 use std::path::Path;
 
-/// The claim that names the caller in a JWT / Cognito authorizer.
+/// The claim that names the caller in a JWT / Cognito authorizer. An HTTP API's JWT authorizer
+/// verifies the token and passes its claims to the integration as
+/// `requestContext.authorizer.jwt.claims`
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-jwt-authorizer.html>).
 pub const USER_CLAIM: &str = "sub";
 
 /// The issuer of locally signed tokens (checked on the way in).
@@ -113,19 +116,32 @@ pub struct LocalKey {
 }
 
 impl LocalKey {
-    /// Reads the key from `data_dir`, making it (mode 0600) the first time.
+    /// Reads the key from `data_dir`, making it (mode 0600) the first time. Two processes
+    /// starting at once (`serve` and `token`) agree on one key: the file is created
+    /// exclusively, written whole to a temporary name first, and the loser reads the winner's.
     pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
         let path = data_dir.join("jwt.key");
-        match std::fs::read(&path) {
-            Ok(secret) if secret.len() >= 32 => return Ok(Self { secret }),
-            Ok(_) | Err(_) => {}
+        if let Ok(secret) = std::fs::read(&path) {
+            if secret.len() >= 32 {
+                return Ok(Self { secret });
+            }
         }
         std::fs::create_dir_all(data_dir)?;
         let secret: Vec<u8> = (0..2)
             .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
             .collect();
-        write_private(&path, &secret)?;
-        Ok(Self { secret })
+        let tmp = data_dir.join(format!("jwt.key.{}", uuid::Uuid::new_v4()));
+        write_private(&tmp, &secret)?;
+        // A hard link fails if the key exists: the first complete key wins, never a torn one.
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(Self { secret }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Self {
+                secret: std::fs::read(&path)?,
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// A token for `user`, valid for `ttl_secs`.
@@ -212,6 +228,23 @@ mod tests {
             other.verify(&token),
             Err(IntakeError::Unauthorized(_))
         ));
+    }
+
+    #[test]
+    fn processes_making_the_key_at_once_agree_on_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let keys: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let makers: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| LocalKey::load_or_create(dir.path()).expect("key").secret))
+                .collect();
+            makers
+                .into_iter()
+                .map(|m| m.join().expect("thread"))
+                .collect()
+        });
+        assert!(keys.iter().all(|k| k == &keys[0] && k.len() == 32));
+        let files = std::fs::read_dir(dir.path()).expect("dir").count();
+        assert_eq!(files, 1, "no temporary key left behind");
     }
 
     #[test]

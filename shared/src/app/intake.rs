@@ -419,10 +419,14 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
     let images = req.selection.len_hint();
     let hash = req.payload_hash();
     let mut intent = BatchIntent::new(req, deps.clock.now(), deps.settings.intent_ttl_days);
-    // Over INLINE_LIST keys, the keys go to their list first (the hash is the request's).
-    let selection = std::mem::replace(&mut intent.selection, ImageSelection::Keys(Vec::new()));
-    intent.selection = super::lists::keep_keys(deps, &intent.job_id, &hash, selection).await?;
-    let (stored, cached) = match legacy_replay(deps, &intent).await? {
+    // A replay of an item from before scoped keys writes nothing, not even a keys list.
+    let legacy = legacy_replay(deps, &intent).await?;
+    if legacy.is_none() {
+        // Over INLINE_LIST keys, the keys go to their list first (the hash is the request's).
+        let selection = std::mem::replace(&mut intent.selection, ImageSelection::Keys(Vec::new()));
+        intent.selection = super::lists::keep_keys(deps, &intent.job_id, &hash, selection).await?;
+    }
+    let (stored, cached) = match legacy {
         Some(old) => (replayed(deps, old, &intent, &hash).await?, true),
         None => match deps
             .store
