@@ -87,6 +87,11 @@ fn line_len(kind: Lines, rng: &mut Rng) -> u64 {
     }
 }
 
+/// The model a night runs on: the default one.
+fn default_model() -> ModelId {
+    ModelId::parse(shared::domain::catalog::DEFAULT_MODELS[0]).expect("the default model is valid")
+}
+
 /// The night's figures for one record kind and one pooling threshold.
 struct Night {
     images: u64,
@@ -97,7 +102,8 @@ struct Night {
 
 fn night(settings: &Settings, kind: Lines, counts: &[u64]) -> Night {
     let mut rng = Rng(0xB0_5EED);
-    let q = &settings.quotas;
+    let model = default_model();
+    let q = &settings.quotas_for(&model);
     // Each intent's record lines, as its manifest would hold them.
     let intents: Vec<Vec<u64>> = counts
         .iter()
@@ -109,7 +115,7 @@ fn night(settings: &Settings, kind: Lines, counts: &[u64]) -> Night {
     let mut jobs = Vec::new();
     let mut pooled: Vec<&Vec<u64>> = Vec::new();
     for lens in &intents {
-        if settings.runs_alone(lens.len() as u64, lens.iter().sum()) {
+        if settings.runs_alone(&model, lens.len() as u64, lens.iter().sum()) {
             jobs.extend(plan(q, lens, pad).expect("room to pad"));
         } else {
             pooled.push(lens);
@@ -122,7 +128,7 @@ fn night(settings: &Settings, kind: Lines, counts: &[u64]) -> Night {
             bytes: l.iter().sum(),
         })
         .collect();
-    let (groups, rest) = pack(&waiting, settings.pool_capacity());
+    let (groups, rest) = pack(&waiting, settings.pool_capacity(&model));
     let shared = |range: std::ops::Range<usize>| -> Vec<u64> {
         pooled[range]
             .iter()
@@ -216,7 +222,7 @@ fn main() -> anyhow::Result<()> {
             let mut s = default.clone();
             s.pool_below_records = pool_below;
             let n = night(&s, kind, &counts);
-            let label = format!("{kind_label}, {}", s.pool_threshold());
+            let label = format!("{kind_label}, {}", s.pool_threshold(&default_model()));
             let (below, hours) = report(&label, &s, &n);
             if matches!(kind, Lines::Base64) && pool_below == default.pool_below_records {
                 let model = ModelId::parse(shared::domain::catalog::DEFAULT_MODELS[0])

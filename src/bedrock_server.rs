@@ -47,8 +47,11 @@ impl From<PortError> for ApiError {
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "ResourceNotFoundException"),
             ErrorKind::Conflict => (StatusCode::BAD_REQUEST, "ConflictException"),
             ErrorKind::QuotaExceeded => (StatusCode::BAD_REQUEST, "ServiceQuotaExceededException"),
-            ErrorKind::Transient => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
-            ErrorKind::Unexpected => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException"),
+            ErrorKind::Throttled => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
+            ErrorKind::Transient | ErrorKind::Unexpected => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException")
+            }
+            ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "AccessDeniedException"),
         };
         ApiError(status, code, e.message)
     }
@@ -135,8 +138,17 @@ fn describe(emu: &BedrockEmulator, info: &JobInfo) -> Result<Value, ApiError> {
     if let Some(m) = &info.failure_message {
         v["message"] = json!(m);
     }
-    if info.status.is_terminal() {
-        v["endTime"] = json!(info.last_modified_at.to_rfc3339());
+    if let Some(end) = info.ended_at {
+        v["endTime"] = json!(end.to_rfc3339());
+    }
+    if let Some(exp) = info.expires_at {
+        v["jobExpirationTime"] = json!(exp.to_rfc3339());
+    }
+    if let Some(p) = info.progress {
+        v["totalRecordCount"] = json!(p.total_record_count);
+        v["processedRecordCount"] = json!(p.processed_record_count);
+        v["successRecordCount"] = json!(p.success_record_count);
+        v["errorRecordCount"] = json!(p.error_record_count);
     }
     Ok(v)
 }
@@ -198,6 +210,9 @@ async fn create_faults(
         .iter()
         .map(|k| match k.as_str() {
             "Transient" => Ok(ErrorKind::Transient),
+            "Throttled" => Ok(ErrorKind::Throttled),
+            "Forbidden" => Ok(ErrorKind::Forbidden),
+            "NotFound" => Ok(ErrorKind::NotFound),
             "QuotaExceeded" => Ok(ErrorKind::QuotaExceeded),
             "Validation" => Ok(ErrorKind::Validation),
             other => Err(invalid(format!("unknown fault {other}"))),

@@ -211,6 +211,7 @@ fn options_in(cli: &Cli, dir: &std::path::Path) -> anyhow::Result<EmbeddedOption
         opts.settings.below_minimum = policy;
     }
     opts.emulator.quotas = opts.settings.quotas.clone();
+    opts.emulator.model_quotas = opts.settings.model_quotas.clone();
     opts.index_lag =
         (cli.index_lag_ms > 0).then(|| chrono::Duration::milliseconds(cli.index_lag_ms as i64));
     Ok(opts)

@@ -36,6 +36,7 @@ pub const ON_DEMAND_CONCURRENCY: &str = "ON_DEMAND_CONCURRENCY";
 pub const MAX_RECORD_ATTEMPTS: &str = "MAX_RECORD_ATTEMPTS";
 pub const MODEL_PRICES: &str = "MODEL_PRICES";
 pub const MODEL_FAMILIES: &str = "MODEL_FAMILIES";
+pub const MODEL_QUOTAS: &str = "MODEL_QUOTAS";
 
 /// (name, required, meaning) of every variable the functions read.
 pub const ENV_VARS: &[(&str, bool, &str)] = &[
@@ -317,6 +318,12 @@ pub fn settings_from_map(
             base.prices.clone(),
         )?,
         quotas: quotas(env, &base.quotas)?,
+        model_quotas: json(
+            env,
+            MODEL_QUOTAS,
+            "{modelId: {minRecordsPerJob, maxRecordsPerJob, maxRecordsPerFile, maxFileBytes, maxJobBytes, maxConcurrentJobs}}",
+            base.model_quotas.clone(),
+        )?,
         ..base
     };
     Ok(settings)

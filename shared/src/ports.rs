@@ -19,12 +19,17 @@ pub enum ErrorKind {
     /// A condition failed: someone else wrote first.
     Conflict,
     NotFound,
-    /// Throttling, 5xx, timeouts: try again later.
+    /// 5xx, timeouts, a dropped connection: try again later.
     Transient,
+    /// The service asked us to slow down (ThrottlingException and kin): try again later.
+    Throttled,
     /// A service quota (e.g. concurrent Bedrock jobs) is full: try again later.
     QuotaExceeded,
     /// The request itself is wrong; retrying cannot help.
     Validation,
+    /// The caller may not do this (AccessDeniedException: a missing permission, a model whose
+    /// access is not enabled); retrying cannot help until someone changes a setting.
+    Forbidden,
     /// Anything else; not retried automatically.
     Unexpected,
 }
@@ -62,7 +67,10 @@ impl PortError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::Transient | ErrorKind::QuotaExceeded | ErrorKind::Conflict
+            ErrorKind::Transient
+                | ErrorKind::Throttled
+                | ErrorKind::QuotaExceeded
+                | ErrorKind::Conflict
         )
     }
 }

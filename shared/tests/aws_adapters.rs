@@ -345,13 +345,13 @@ mod dynamodb {
             (
                 "ProvisionedThroughputExceededException",
                 400,
-                ErrorKind::Transient,
+                ErrorKind::Throttled,
             ),
-            ("ThrottlingException", 400, ErrorKind::Transient),
+            ("ThrottlingException", 400, ErrorKind::Throttled),
             ("ValidationException", 400, ErrorKind::Validation),
             ("ResourceNotFoundException", 400, ErrorKind::NotFound),
             ("InternalServerError", 500, ErrorKind::Transient),
-            ("AccessDeniedException", 400, ErrorKind::Unexpected),
+            ("AccessDeniedException", 400, ErrorKind::Forbidden),
         ] {
             let rule = mock!(Client::get_item).then_http_response(move || {
                 json_error(
@@ -374,7 +374,7 @@ mod dynamodb {
             );
             assert_eq!(
                 err.is_retryable(),
-                matches!(kind, ErrorKind::Transient),
+                matches!(kind, ErrorKind::Transient | ErrorKind::Throttled),
                 "{code}"
             );
         }
@@ -703,11 +703,12 @@ mod bedrock {
                 ErrorKind::QuotaExceeded,
                 true,
             ),
-            ("ThrottlingException", 429, ErrorKind::Transient, true),
+            ("ThrottlingException", 429, ErrorKind::Throttled, true),
             ("InternalServerException", 500, ErrorKind::Transient, true),
             ("ValidationException", 400, ErrorKind::Validation, false),
             ("ConflictException", 400, ErrorKind::Conflict, true),
-            ("AccessDeniedException", 403, ErrorKind::Unexpected, false),
+            ("AccessDeniedException", 403, ErrorKind::Forbidden, false),
+            ("ResourceNotFoundException", 404, ErrorKind::NotFound, false),
         ] {
             let rule = mock!(Client::create_model_invocation_job)
                 .then_http_response(move || rest_json_error(status, code));

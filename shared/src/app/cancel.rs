@@ -69,7 +69,9 @@ async fn carry_out(deps: &Deps, intent: &BatchIntent, plan: Cancel) -> Result<()
                     .release(
                         intent.model_id.as_str(),
                         &job.client_token,
-                        deps.settings.quotas.max_concurrent_jobs,
+                        deps.settings
+                            .quotas_for(&intent.model_id)
+                            .max_concurrent_jobs,
                     )
                     .await?;
             }

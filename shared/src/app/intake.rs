@@ -442,7 +442,7 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
             Created::Existing(old) => (replayed(deps, *old, &intent, &hash).await?, true),
         },
     };
-    let pooled = images > 0 && (images as u64) < deps.settings.pool_threshold();
+    let pooled = images > 0 && (images as u64) < deps.settings.pool_threshold(&stored.model_id);
     Ok(Accepted {
         status_url: format!(
             "{}/api/batch/jobs/{}",

@@ -54,7 +54,7 @@ async fn run_one(deps: &Deps, model: &ModelId, rec: Pending, max: u32) -> ImageR
             },
             Err(e) => {
                 let code = match e.kind {
-                    ErrorKind::Transient | ErrorKind::QuotaExceeded => "429",
+                    ErrorKind::Transient | ErrorKind::Throttled | ErrorKind::QuotaExceeded => "429",
                     ErrorKind::Validation => "400",
                     _ => "500",
                 };

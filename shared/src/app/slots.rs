@@ -16,7 +16,7 @@ pub async fn release_and_wake(
     model: &ModelId,
     holder: &str,
 ) -> Result<(), StageError> {
-    let cap = deps.settings.quotas.max_concurrent_jobs;
+    let cap = deps.settings.quotas_for(model).max_concurrent_jobs;
     deps.slots.release(model.as_str(), holder, cap).await?;
     wake_one(deps, model).await.map(|_| ())
 }
@@ -24,7 +24,7 @@ pub async fn release_and_wake(
 /// Wakes waiting intents of `model`, oldest first, as many as it has free slots. Returns how
 /// many it woke. One woken too many finds no slot and waits again.
 pub async fn wake_while_free(deps: &Deps, model: &ModelId) -> Result<usize, StageError> {
-    let cap = deps.settings.quotas.max_concurrent_jobs;
+    let cap = deps.settings.quotas_for(model).max_concurrent_jobs;
     let free = cap.saturating_sub(deps.slots.held(model.as_str(), cap).await?);
     let mut woken = 0;
     for _ in 0..free {

@@ -202,7 +202,7 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
             Some(PoolView {
                 waiting_since: p.since,
                 records: p.records,
-                min_records_per_job: settings.quotas.min_records_per_job,
+                min_records_per_job: settings.quotas_for(&intent.model_id).min_records_per_job,
                 deadline: p.since + chrono::Duration::seconds(settings.pool_deadline_secs),
                 below_minimum_policy: settings.below_minimum,
                 shared_job,

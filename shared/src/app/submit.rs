@@ -62,7 +62,10 @@ async fn submit_next(
     let since = intent.updated_at;
     // A slot first: never more submitted + in-progress jobs per model than the quota. The
     // slot's holder is the job's client token, so a retry finds the slot it already took.
-    let cap = deps.settings.quotas.max_concurrent_jobs;
+    let cap = deps
+        .settings
+        .quotas_for(&intent.model_id)
+        .max_concurrent_jobs;
     if !deps
         .slots
         .acquire(intent.model_id.as_str(), &job.client_token, cap)

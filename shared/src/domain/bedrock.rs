@@ -112,6 +112,37 @@ pub struct JobInfo {
     pub output: S3Uri,
     pub submitted_at: DateTime<Utc>,
     pub last_modified_at: DateTime<Utc>,
+    /// Bedrock's record counts so far (`totalRecordCount`, `processedRecordCount`, …), when it
+    /// reports them: progress while the job runs.
+    #[serde(default)]
+    pub progress: Option<JobProgress>,
+    /// `jobExpirationTime`: when the job times out if it has not ended.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `endTime`, once the job has ended.
+    #[serde(default)]
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A running job's record counts, as `GetModelInvocationJob` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobProgress {
+    pub total_record_count: u64,
+    pub processed_record_count: u64,
+    pub success_record_count: u64,
+    pub error_record_count: u64,
+}
+
+impl From<&ManifestSummary> for JobProgress {
+    fn from(s: &ManifestSummary) -> Self {
+        Self {
+            total_record_count: s.total_record_count,
+            processed_record_count: s.processed_record_count,
+            success_record_count: s.success_record_count,
+            error_record_count: s.error_record_count,
+        }
+    }
 }
 
 /// The `detail` of Bedrock's "Batch Inference Job State Change" event. Parsed leniently:

@@ -28,6 +28,35 @@ pub struct CatalogModel {
     /// On-demand list price, USD per million input and output tokens (us-east-1, check).
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+    /// "Batch inference job size (in GB) for {model}", where it differs from the common 5 GB.
+    pub job_gb: Option<u64>,
+}
+
+impl CatalogModel {
+    /// This model's batch quotas where they differ from the common defaults
+    /// ([`super::settings::Quotas::default`]).
+    ///
+    /// Service Quotas (Amazon Bedrock, per model and Region; the General Reference's "Amazon
+    /// Bedrock endpoints and quotas" table as of 2025-06, read 2026-12-03; check your account's):
+    ///
+    /// | quota name ("… for {model}") | default | adjustable |
+    /// | --- | --- | --- |
+    /// | Minimum number of records per batch inference job | 100 | no |
+    /// | Records per batch inference job | 50,000 | yes |
+    /// | Records per input file per batch inference job | 50,000 | yes |
+    /// | Batch inference input file size (in GB) | 1 | no |
+    /// | Batch inference job size (in GB) | 5 (Nova Pro V1: 100) | no |
+    /// | Sum of in-progress and submitted batch inference jobs using a base model | 20 | yes |
+    ///
+    /// The stack takes at most `MAX_CONCURRENT_JOBS` (10) of the 20 concurrent jobs: other
+    /// applications share the account's quota, and a create they crowd out waits (see
+    /// `app::submit`).
+    pub fn quotas(&self) -> super::settings::QuotaOverrides {
+        super::settings::QuotaOverrides {
+            max_job_bytes: self.job_gb.map(|gb| gb * super::settings::GB),
+            ..Default::default()
+        }
+    }
 }
 
 pub const CATALOG: &[CatalogModel] = &[
@@ -37,6 +66,7 @@ pub const CATALOG: &[CatalogModel] = &[
         lifecycle: "Active",
         input_per_mtok: 1.0,
         output_per_mtok: 5.0,
+        job_gb: None,
     },
     CatalogModel {
         id: "anthropic.claude-sonnet-4-5-20250929-v1:0",
@@ -44,6 +74,7 @@ pub const CATALOG: &[CatalogModel] = &[
         lifecycle: "Legacy (EOL 2027-04-08)",
         input_per_mtok: 3.0,
         output_per_mtok: 15.0,
+        job_gb: None,
     },
     CatalogModel {
         id: "amazon.nova-lite-v1:0",
@@ -51,6 +82,7 @@ pub const CATALOG: &[CatalogModel] = &[
         lifecycle: "Active",
         input_per_mtok: 0.06,
         output_per_mtok: 0.24,
+        job_gb: None,
     },
     CatalogModel {
         id: "amazon.nova-pro-v1:0",
@@ -58,6 +90,7 @@ pub const CATALOG: &[CatalogModel] = &[
         lifecycle: "Active",
         input_per_mtok: 0.8,
         output_per_mtok: 3.2,
+        job_gb: Some(100),
     },
 ];
 

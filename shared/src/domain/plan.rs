@@ -80,12 +80,12 @@ impl Splitter {
         let q = &self.quotas;
         if !self.started
             || self.job_records + 1 > self.job_cap
-            || self.job_bytes + len > q.max_job_bytes
+            || self.job_bytes + len > q.job_bytes_budget()
         {
             Place::NewJob
         } else if self.part_records > 0
             && (self.part_records + 1 > q.max_records_per_file
-                || self.part_bytes + len > q.max_file_bytes)
+                || self.part_bytes + len > q.file_bytes_budget())
         {
             Place::NewPart
         } else {
@@ -117,6 +117,11 @@ impl Splitter {
         self.records += 1;
         self.bytes += len;
         place
+    }
+
+    /// The minimum records per job it plans to.
+    pub fn min_records_per_job(&self) -> u64 {
+        self.quotas.min_records_per_job
     }
 
     /// Pad records the open job needs to reach the minimum (0 with no job open).

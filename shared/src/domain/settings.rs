@@ -5,18 +5,37 @@ use super::catalog::{CATALOG, DEFAULT_MODELS};
 use super::ids::{BucketName, ModelId};
 use serde::{Deserialize, Serialize};
 
-/// Bedrock batch quotas. All are per model and region and differ between accounts, so every
-/// one is a setting; the defaults are the ones `bedrock-batch-facts.md` reports.
+/// Bedrock batch quotas of one model. All are per model and region in Service Quotas and differ
+/// between accounts, so every one is a setting (globally, and per model through `MODEL_QUOTAS`);
+/// the defaults are the Service Quotas defaults (see [`super::catalog`] for their names and
+/// sources).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quotas {
-    /// A job with fewer records is refused by Bedrock (100; older accounts 1,000).
+    /// "Minimum number of records per batch inference job for {model}": a job with fewer
+    /// records is refused (100 for every model in the catalog).
     pub min_records_per_job: u64,
+    /// "Records per batch inference job for {model}".
     pub max_records_per_job: u64,
+    /// "Records per input file per batch inference job for {model}".
     pub max_records_per_file: u64,
+    /// "Batch inference input file size (in GB) for {model}", in bytes: 1 GB = 10^9 bytes.
     pub max_file_bytes: u64,
+    /// "Batch inference job size (in GB) for {model}", in bytes: 5 GB = 5 x 10^9 bytes.
     pub max_job_bytes: u64,
+    /// The most submitted + in-progress jobs this stack keeps per model: a share of "Sum of
+    /// in-progress and submitted batch inference jobs using a base model for {model}" (20 by
+    /// default), which other applications in the account share.
     pub max_concurrent_jobs: u32,
 }
+
+/// One decimal gigabyte. Service Quotas names the byte quotas "(in GB)"; no AWS source says
+/// whether that is 10^9 or 2^30 bytes, and 10^9 is the smaller reading, so packing to it is safe
+/// under either.
+pub const GB: u64 = 1_000_000_000;
+
+/// The share of a byte quota the planner fills: 1% is kept back, so a job packed to the quota
+/// still passes if Bedrock counts bytes we do not (a line terminator, a rewritten URI).
+pub const BYTE_QUOTA_MARGIN_PERCENT: u64 = 1;
 
 impl Default for Quotas {
     fn default() -> Self {
@@ -24,11 +43,75 @@ impl Default for Quotas {
             min_records_per_job: 100,
             max_records_per_job: 50_000,
             max_records_per_file: 50_000,
-            max_file_bytes: 1 << 30,
-            max_job_bytes: 5 << 30,
+            max_file_bytes: GB,
+            max_job_bytes: 5 * GB,
             max_concurrent_jobs: 10,
         }
     }
+}
+
+impl Quotas {
+    /// The bytes the planner puts in one input file: the quota less the margin.
+    pub fn file_bytes_budget(&self) -> u64 {
+        self.max_file_bytes / 100 * (100 - BYTE_QUOTA_MARGIN_PERCENT)
+    }
+
+    /// The bytes the planner puts in one job: the quota less the margin.
+    pub fn job_bytes_budget(&self) -> u64 {
+        self.max_job_bytes / 100 * (100 - BYTE_QUOTA_MARGIN_PERCENT)
+    }
+
+    /// These quotas with each field `o` sets.
+    pub fn with(&self, o: &QuotaOverrides) -> Quotas {
+        Quotas {
+            min_records_per_job: o.min_records_per_job.unwrap_or(self.min_records_per_job),
+            max_records_per_job: o.max_records_per_job.unwrap_or(self.max_records_per_job),
+            max_records_per_file: o.max_records_per_file.unwrap_or(self.max_records_per_file),
+            max_file_bytes: o.max_file_bytes.unwrap_or(self.max_file_bytes),
+            max_job_bytes: o.max_job_bytes.unwrap_or(self.max_job_bytes),
+            max_concurrent_jobs: o.max_concurrent_jobs.unwrap_or(self.max_concurrent_jobs),
+        }
+    }
+}
+
+/// Some quotas of one model, over the global ones: the catalog's where a model differs from the
+/// common default, and `MODEL_QUOTAS` (`{modelId: {minRecordsPerJob, …}}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_records_per_job: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_records_per_job: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_records_per_file: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_job_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_jobs: Option<u32>,
+}
+
+/// The quotas of `model`: the global ones, then the catalog's for its foundation model, then
+/// the configured ones for its id (or its foundation model's id), each field over the last.
+pub fn quotas_for_model(
+    global: &Quotas,
+    configured: &std::collections::BTreeMap<String, QuotaOverrides>,
+    model: &ModelId,
+) -> Quotas {
+    let base = super::family::base_model_id(model);
+    let mut q = global.clone();
+    if let Some(m) = base.and_then(|b| CATALOG.iter().find(|m| m.id == b)) {
+        q = q.with(&m.quotas());
+    }
+    if let Some(o) = base.and_then(|b| configured.get(b)) {
+        q = q.with(o);
+    }
+    if let Some(o) = configured.get(model.as_str()) {
+        q = q.with(o);
+    }
+    q
 }
 
 /// What happens at the pool deadline to small intents that still do not make a job.
@@ -103,7 +186,12 @@ pub struct Settings {
     /// `estimatedDuration` = overhead + images x per-image seconds.
     pub estimate_overhead_secs: u64,
     pub estimate_secs_per_image: f64,
+    /// The global quotas: every model's, unless the catalog or `model_quotas` says otherwise
+    /// (read them through [`Settings::quotas_for`]).
     pub quotas: Quotas,
+    /// Per-model quotas over the global ones (`MODEL_QUOTAS`), by model id or foundation id.
+    #[serde(default)]
+    pub model_quotas: std::collections::BTreeMap<String, QuotaOverrides>,
     /// Seconds a small intent waits in its pool before the below-minimum policy applies.
     pub pool_deadline_secs: i64,
     /// Intents with fewer accepted records than this (and under the same share of a job's
@@ -158,6 +246,7 @@ impl Settings {
             estimate_overhead_secs: 900,
             estimate_secs_per_image: 0.5,
             quotas: Quotas::default(),
+            model_quotas: std::collections::BTreeMap::new(),
             pool_deadline_secs: 6 * 3600,
             pool_below_records: 10_000,
             below_minimum: BelowMinimum::OnDemand,
@@ -190,33 +279,40 @@ impl Settings {
         })
     }
 
-    /// Below this many records an intent is pooled: `pool_below_records`, never under the
-    /// job minimum.
-    pub fn pool_threshold(&self) -> u64 {
-        let q = &self.quotas;
+    /// The quotas of `model` (see [`quotas_for_model`]).
+    pub fn quotas_for(&self, model: &ModelId) -> Quotas {
+        quotas_for_model(&self.quotas, &self.model_quotas, model)
+    }
+
+    /// Below this many records an intent of `model` is pooled: `pool_below_records`, never
+    /// under the job minimum.
+    pub fn pool_threshold(&self, model: &ModelId) -> u64 {
+        let q = &self.quotas_for(model);
         self.pool_below_records
             .min(q.max_records_per_job)
             .max(q.min_records_per_job)
     }
 
-    /// True when an intent of `records` accepted records in `bytes` of manifest lines runs in
+    /// True when an intent of `model` with `records` accepted records in `bytes` of manifest lines runs in
     /// jobs of its own: it reaches the pool threshold by records, or the same share of a
     /// job by bytes (and the minimum either way).
-    pub fn runs_alone(&self, records: u64, bytes: u64) -> bool {
-        let q = &self.quotas;
-        let threshold = self.pool_threshold();
+    pub fn runs_alone(&self, model: &ModelId, records: u64, bytes: u64) -> bool {
+        let q = &self.quotas_for(model);
+        let threshold = self.pool_threshold(model);
         let share_of_bytes = (u128::from(q.max_job_bytes) * u128::from(threshold))
             / u128::from(q.max_records_per_job.max(1));
         records >= threshold
             || (records >= q.min_records_per_job && u128::from(bytes) >= share_of_bytes)
     }
 
-    /// What one shared job may take when the pool packs it: a job's records, and 99% of its
-    /// bytes (a member's lines are rewritten with the shared job's record ids and folders).
-    pub fn pool_capacity(&self) -> super::pool::Capacity {
+    /// What one shared job of `model` may take when the pool packs it: a job's records, and 99%
+    /// of its byte budget (a member's lines are rewritten with the shared job's record ids and
+    /// folders).
+    pub fn pool_capacity(&self, model: &ModelId) -> super::pool::Capacity {
+        let q = self.quotas_for(model);
         super::pool::Capacity {
-            records: self.quotas.max_records_per_job,
-            bytes: self.quotas.max_job_bytes / 100 * 99,
+            records: q.max_records_per_job,
+            bytes: q.job_bytes_budget() / 100 * 99,
         }
     }
 

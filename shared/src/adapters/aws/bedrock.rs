@@ -66,6 +66,24 @@ fn output_uri(c: Option<&ModelInvocationJobOutputDataConfig>) -> Result<S3Uri, P
     }
 }
 
+/// The record counts `GetModelInvocationJob` returns, when it returns any (botocore's
+/// `GetModelInvocationJobResponse`: totalRecordCount, processedRecordCount, successRecordCount,
+/// errorRecordCount).
+fn progress_of(
+    total: Option<i64>,
+    processed: Option<i64>,
+    success: Option<i64>,
+    error: Option<i64>,
+) -> Option<crate::domain::bedrock::JobProgress> {
+    let n = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+    total.map(|t| crate::domain::bedrock::JobProgress {
+        total_record_count: n(Some(t)),
+        processed_record_count: n(processed),
+        success_record_count: n(success),
+        error_record_count: n(error),
+    })
+}
+
 pub fn to_sdk_status(s: BedrockJobStatus) -> ModelInvocationJobStatus {
     ModelInvocationJobStatus::from(s.as_str())
 }
@@ -124,6 +142,14 @@ impl BatchInference for BedrockBatch {
             output: output_uri(out.output_data_config())?,
             submitted_at: to_chrono(Some(out.submit_time())),
             last_modified_at: to_chrono(out.last_modified_time()),
+            progress: progress_of(
+                out.total_record_count(),
+                out.processed_record_count(),
+                out.success_record_count(),
+                out.error_record_count(),
+            ),
+            expires_at: out.job_expiration_time().map(|t| to_chrono(Some(t))),
+            ended_at: out.end_time().map(|t| to_chrono(Some(t))),
         })
     }
 
@@ -158,6 +184,9 @@ impl BatchInference for BedrockBatch {
                     output: output_uri(s.output_data_config())?,
                     submitted_at: to_chrono(Some(s.submit_time())),
                     last_modified_at: to_chrono(s.last_modified_time()),
+                    progress: None,
+                    expires_at: s.job_expiration_time().map(|t| to_chrono(Some(t))),
+                    ended_at: s.end_time().map(|t| to_chrono(Some(t))),
                 });
             }
         }

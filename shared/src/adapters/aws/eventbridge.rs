@@ -92,10 +92,10 @@ impl EventBus for EventBridgeBus {
                     .iter()
                     .filter_map(|e| e.error_code())
                     .collect();
-                let kind = if codes
-                    .iter()
-                    .all(|c| kind_of_code(c) == ErrorKind::Transient || *c == "InternalFailure")
-                {
+                let kind = if codes.iter().all(|c| {
+                    matches!(kind_of_code(c), ErrorKind::Transient | ErrorKind::Throttled)
+                        || *c == "InternalFailure"
+                }) {
                     ErrorKind::Transient
                 } else {
                     ErrorKind::Unexpected

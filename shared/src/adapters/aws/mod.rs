@@ -12,8 +12,8 @@ pub mod sqs;
 use crate::ports::{ErrorKind, PortError};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-/// Error codes that mean "try again later" in every service we call.
-const TRANSIENT_CODES: &[&str] = &[
+/// Error codes that mean "slow down" in every service we call.
+const THROTTLING_CODES: &[&str] = &[
     "ThrottlingException",
     "Throttling",
     "ThrottledException",
@@ -21,6 +21,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "TooManyRequestsException",
     "SlowDown",
+];
+
+/// Error codes that mean "try again later" (a fault on the service's side).
+const TRANSIENT_CODES: &[&str] = &[
     "InternalServerError",
     "InternalServerException",
     "InternalFailure",
@@ -38,7 +42,9 @@ const TRANSIENT_CODES: &[&str] = &[
 /// Maps an error code the service returned to a kind.
 pub fn kind_of_code(code: &str) -> ErrorKind {
     match code {
+        c if THROTTLING_CODES.contains(&c) => ErrorKind::Throttled,
         c if TRANSIENT_CODES.contains(&c) => ErrorKind::Transient,
+        "AccessDeniedException" | "AccessDenied" | "UnauthorizedException" => ErrorKind::Forbidden,
         "ServiceQuotaExceededException" | "LimitExceededException" => ErrorKind::QuotaExceeded,
         "ConditionalCheckFailedException" | "ConflictException" => ErrorKind::Conflict,
         "ResourceNotFoundException"
@@ -70,7 +76,8 @@ where
             match kind_of_code(code) {
                 ErrorKind::Unexpected if status >= 500 => ErrorKind::Transient,
                 ErrorKind::Unexpected if status == 404 => ErrorKind::NotFound,
-                ErrorKind::Unexpected if status == 429 => ErrorKind::Transient,
+                ErrorKind::Unexpected if status == 429 => ErrorKind::Throttled,
+                ErrorKind::Unexpected if status == 403 => ErrorKind::Forbidden,
                 k => k,
             }
         }

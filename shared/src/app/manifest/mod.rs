@@ -139,7 +139,7 @@ async fn write_records<'d>(
         })
         .buffered(FETCH_CONCURRENCY);
     let mut w = Written {
-        out: ManifestWriter::new(deps, job_id, expected as u64),
+        out: ManifestWriter::new(deps, job_id, &intent.model_id, expected as u64),
         images: ImageSink::open(deps, job_id, expected).await?,
         skipped: Vec::new(),
     };
@@ -241,7 +241,9 @@ async fn record_written(
     let accepted = out.records();
     // An intent with jobs of its own pads a short last job; a pooled one's records are
     // re-read into a shared job, which pads its own.
-    let own = deps.settings.runs_alone(accepted, out.splitter.bytes);
+    let own = deps
+        .settings
+        .runs_alone(&intent.model_id, accepted, out.splitter.bytes);
     let jobs = out.finish(own.then_some(family)).await?;
     let images = images.finish(&mut intent).await?;
     if !skipped.is_empty() {

@@ -19,7 +19,7 @@ pub(super) async fn build_shared(
 ) -> Result<BatchIntent, StageError> {
     let now = deps.clock.now();
     let expected = members.iter().map(|m| m.records).sum();
-    let mut out = ManifestWriter::new(deps, &intent.job_id, expected);
+    let mut out = ManifestWriter::new(deps, &intent.job_id, &intent.model_id, expected);
     // (job number, record) of every member record, in manifest order.
     let mut map: Vec<(u32, MappedRecord)> = Vec::new();
     for member in members {

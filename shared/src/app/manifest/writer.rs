@@ -21,11 +21,16 @@ pub(super) struct ManifestWriter<'d> {
 
 impl<'d> ManifestWriter<'d> {
     /// A writer for about `expected` records, split as [`Splitter::balanced`] says.
-    pub(super) fn new(deps: &'d Deps, job_id: &crate::domain::ids::JobId, expected: u64) -> Self {
+    pub(super) fn new(
+        deps: &'d Deps,
+        job_id: &crate::domain::ids::JobId,
+        model: &crate::domain::ids::ModelId,
+        expected: u64,
+    ) -> Self {
         Self {
             deps,
             job_id: job_id.clone(),
-            splitter: Splitter::balanced(&deps.settings.quotas, expected),
+            splitter: Splitter::balanced(&deps.settings.quotas_for(model), expected),
             jobs: Vec::new(),
             open: None,
         }
@@ -151,7 +156,7 @@ impl<'d> ManifestWriter<'d> {
                 return Err(StageError::Permanent(
                     crate::domain::plan::NoRoomToPad {
                         records: self.splitter.job_records(),
-                        min: self.deps.settings.quotas.min_records_per_job,
+                        min: self.splitter.min_records_per_job(),
                     }
                     .to_string(),
                 ));

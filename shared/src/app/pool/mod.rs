@@ -169,10 +169,12 @@ async fn seal_pool(
     report: &mut PoolReport,
 ) -> Result<(), StageError> {
     let settings = &deps.settings;
-    let (min, cap) = (
-        settings.quotas.min_records_per_job,
-        settings.quotas.max_concurrent_jobs,
-    );
+    let Some(model_id) = members.first().map(|m| m.model_id.clone()) else {
+        return Ok(());
+    };
+    let model_id = &model_id;
+    let quotas = settings.quotas_for(model_id);
+    let (min, cap) = (quotas.min_records_per_job, quotas.max_concurrent_jobs);
     let counts: Vec<Waiting> = members
         .iter()
         .map(|m| {
@@ -183,7 +185,7 @@ async fn seal_pool(
             }
         })
         .collect();
-    let (groups, rest) = crate::domain::pool::pack(&counts, settings.pool_capacity());
+    let (groups, rest) = crate::domain::pool::pack(&counts, settings.pool_capacity(model_id));
     let group: Vec<BatchIntent> = members.split_off(rest);
     let records: u64 = counts[rest..].iter().map(|w| w.records).sum();
     let sealed_now = groups.len() as u32;
@@ -230,7 +232,10 @@ async fn below_minimum_at_deadline(
     records: u64,
     report: &mut PoolReport,
 ) -> Result<(), StageError> {
-    let min = deps.settings.quotas.min_records_per_job;
+    let Some(model) = group.first().map(|m| m.model_id.clone()) else {
+        return Ok(());
+    };
+    let min = deps.settings.quotas_for(&model).min_records_per_job;
     match deps.settings.below_minimum {
         BelowMinimum::Wait => {
             report.waiting += group.len();
@@ -276,7 +281,9 @@ fn pad_target(deps: &Deps, members: &[BatchIntent]) -> u64 {
         .filter_map(|m| m.pool.as_ref())
         .map(|p| p.records)
         .sum();
-    let min = deps.settings.quotas.min_records_per_job;
+    let min = members.first().map_or(0, |m| {
+        deps.settings.quotas_for(&m.model_id).min_records_per_job
+    });
     if records < min && deps.settings.below_minimum == BelowMinimum::Pad {
         min
     } else {

@@ -46,17 +46,18 @@ impl BedrockEmulator {
                     .filter(|m| m.is_object())
                     .cloned()
                     .ok_or_else(|| format!("{key} line {}: modelInput must be an object", n + 1))?;
-                // Bedrock fills a missing recordId in. A present one follows the user guide's
-                // record template: "11 character alphanumeric string".
+                // Bedrock fills a missing recordId in. A present one is an "alphanumeric
+                // string" (the user guide's data-format page today; older versions said 11
+                // characters), at most RECORD_ID_MAX_LEN long.
                 let record_id = match value.get("recordId") {
                     None => format!("AUTO{:07}", records.len() + 1),
                     Some(r) => r
                         .as_str()
-                        .filter(|id| crate::domain::manifest::is_bedrock_record_id(id))
+                        .filter(|id| is_record_id(id))
                         .map(str::to_owned)
                         .ok_or_else(|| {
                             format!(
-                                "{key} line {}: recordId {r} is not an 11 character alphanumeric string",
+                                "{key} line {}: recordId {r} is not an alphanumeric string of 1 to {RECORD_ID_MAX_LEN} characters",
                                 n + 1
                             )
                         })?,
@@ -119,7 +120,7 @@ impl BedrockEmulator {
             .sum()
     }
 
-    pub(super) async fn validate(&self, job: &Row, q: &Quotas) -> Result<(), String> {
+    pub(super) async fn validate(&self, job: &Row, q: &Quotas) -> Result<u64, String> {
         let files = self.read_input(job).await?;
         let mut total = 0u64;
         let mut bytes = 0u64;
@@ -158,7 +159,7 @@ impl BedrockEmulator {
                 q.max_job_bytes
             ));
         }
-        Ok(())
+        Ok(total)
     }
 }
 
@@ -177,15 +178,7 @@ pub(super) fn check_request(req: &CreateJobRequest) -> Result<(), PortError> {
             req.job_name
         )));
     }
-    let token_ok = (1..=256).contains(&req.client_request_token.len())
-        && req
-            .client_request_token
-            .starts_with(|c: char| c.is_ascii_alphanumeric())
-        && req
-            .client_request_token
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !token_ok {
+    if !is_client_token(&req.client_request_token) {
         return Err(bad("clientRequestToken does not match Bedrock's grammar"));
     }
     if !(24..=168).contains(&req.timeout_hours) {
@@ -195,4 +188,56 @@ pub(super) fn check_request(req: &CreateJobRequest) -> Result<(), PortError> {
         return Err(bad("roleArn must be an IAM role ARN"));
     }
     Ok(())
+}
+
+/// The longest recordId the emulator takes. The user guide's data-format page asks for an
+/// "alphanumeric string" and states no length; older versions of it said 11 characters. Bedrock's
+/// own generated ids and AWS's samples stay far below this bound, which only keeps a hostile
+/// manifest from holding unbounded ids.
+pub const RECORD_ID_MAX_LEN: usize = 128;
+
+/// A recordId as the data-format page describes it: alphanumeric, non-empty.
+pub fn is_record_id(id: &str) -> bool {
+    (1..=RECORD_ID_MAX_LEN).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// `clientRequestToken` as botocore's `bedrock` service model (2023-04-20) constrains
+/// `ModelInvocationIdempotencyToken`: 1 to 256 characters matching
+/// `^[a-zA-Z0-9]{1,256}(-*[a-zA-Z0-9]){0,256}$`: alphanumeric runs joined by hyphens, never
+/// starting or ending with one.
+pub fn is_client_token(token: &str) -> bool {
+    (1..=256).contains(&token.len())
+        && token.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && token.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_checking_a_client_token_should_follow_the_service_model_pattern() {
+        for ok in ["a", "bo0123p1a1", "a-b", "a--b-c9", &"x".repeat(256)] {
+            assert!(is_client_token(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a_b", "a b", &"x".repeat(257)] {
+            assert!(!is_client_token(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn when_checking_a_record_id_should_take_any_alphanumeric_id() {
+        for ok in [
+            "REC00000001",
+            "a",
+            "RECORD0000000000001",
+            &"9".repeat(RECORD_ID_MAX_LEN),
+        ] {
+            assert!(is_record_id(ok), "{ok}");
+        }
+        for bad in ["", "REC-1", "rec 1", &"9".repeat(RECORD_ID_MAX_LEN + 1)] {
+            assert!(!is_record_id(bad), "{bad}");
+        }
+    }
 }

@@ -7,8 +7,8 @@
 
 use super::db::{map_err, Db};
 use crate::domain::bedrock::{
-    output_file_name, CreateJobRequest, JobInfo, ManifestSummary, S3Uri, BEDROCK_EVENT_SOURCE,
-    BEDROCK_STATE_CHANGE, SUMMARY_FILE,
+    output_file_name, CreateJobRequest, JobInfo, JobProgress, ManifestSummary, S3Uri,
+    BEDROCK_EVENT_SOURCE, BEDROCK_STATE_CHANGE, SUMMARY_FILE,
 };
 use crate::domain::events::Envelope;
 use crate::domain::ids::{BedrockJobArn, ModelId};
@@ -36,16 +36,23 @@ CREATE TABLE IF NOT EXISTS emulator_jobs (
     submitted_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     role_arn TEXT NOT NULL DEFAULT '',
-    timeout_hours INTEGER NOT NULL DEFAULT 24
+    timeout_hours INTEGER NOT NULL DEFAULT 24,
+    counts TEXT
 );
 ";
+
+/// Columns added after the first release, for emulator databases made before them.
+const MIGRATIONS: &[&str] = &["ALTER TABLE emulator_jobs ADD COLUMN counts TEXT"];
 
 /// What the emulator does besides the happy path; tests set these to exercise error paths.
 #[derive(Debug, Clone, Default)]
 pub struct EmulatorOptions {
     pub account: String,
     pub region: String,
+    /// Every model's quotas, unless the catalog or `model_quotas` says otherwise.
     pub quotas: Quotas,
+    /// Per-model quotas (the settings' `MODEL_QUOTAS`).
+    pub model_quotas: std::collections::BTreeMap<String, crate::domain::settings::QuotaOverrides>,
     /// Records (by recordId) that fail with (errorCode, errorMessage).
     pub fail_records: HashMap<String, (u16, String)>,
     /// Records that get no output line at all.
@@ -54,6 +61,8 @@ pub struct EmulatorOptions {
     pub expire_scheduled: bool,
     /// Publish state-change events (Bedrock's are best effort; tests may turn them off).
     pub emit_events: bool,
+    /// Bedrock's real failures to play (see [`fault_plan`]).
+    pub faults: Vec<BedrockFault>,
 }
 
 impl EmulatorOptions {
@@ -76,6 +85,8 @@ pub struct BedrockEmulator {
     options: Mutex<EmulatorOptions>,
     /// Fault injection: the next creates fail with this kind.
     create_faults: Mutex<Vec<ErrorKind>>,
+    /// The fault plan of `options.faults`, with what it has spent.
+    plan: Mutex<Arc<Faults>>,
 }
 
 impl std::fmt::Debug for BedrockEmulator {
@@ -96,10 +107,12 @@ struct Row {
     stop_requested: bool,
     submitted_at: String,
     updated_at: String,
+    timeout_hours: u32,
+    counts: Option<ManifestSummary>,
 }
 
 const COLUMNS: &str =
-    "arn, job_name, model_id, input, output, status, failure_message, stop_requested, submitted_at, updated_at";
+    "arn, job_name, model_id, input, output, status, failure_message, stop_requested, submitted_at, updated_at, timeout_hours, counts";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let status: String = r.get(5)?;
@@ -114,6 +127,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         stop_requested: r.get::<_, i64>(7)? != 0,
         submitted_at: r.get(8)?,
         updated_at: r.get(9)?,
+        timeout_hours: r.get(10)?,
+        counts: r
+            .get::<_, Option<String>>(11)?
+            .and_then(|c| serde_json::from_str(&c).ok()),
     })
 }
 
@@ -131,6 +148,7 @@ impl Row {
     fn info(&self) -> Result<JobInfo, PortError> {
         let unexpected =
             |e: crate::domain::ids::IdError| PortError::new(ErrorKind::Unexpected, e.rule);
+        let submitted_at = parse_time(&self.submitted_at);
         Ok(JobInfo {
             arn: BedrockJobArn::parse(&self.arn).map_err(unexpected)?,
             job_name: self.job_name.clone(),
@@ -139,9 +157,20 @@ impl Row {
             failure_message: self.failure_message.clone(),
             input: S3Uri::parse(&self.input).map_err(unexpected)?,
             output: S3Uri::parse(&self.output).map_err(unexpected)?,
-            submitted_at: parse_time(&self.submitted_at),
+            submitted_at,
             last_modified_at: parse_time(&self.updated_at),
+            progress: self.counts.map(|c| JobProgress::from(&c)),
+            expires_at: Some(self.deadline()),
+            ended_at: self
+                .status
+                .is_terminal()
+                .then(|| parse_time(&self.updated_at)),
         })
+    }
+
+    /// When the job's timeout (`timeoutDurationInHours` from submission) runs out.
+    fn deadline(&self) -> DateTime<Utc> {
+        parse_time(&self.submitted_at) + Duration::hours(i64::from(self.timeout_hours))
     }
 }
 
@@ -152,7 +181,10 @@ struct InputRecord {
 }
 
 mod checks;
+pub mod fault_plan;
 mod output;
+
+use fault_plan::{BedrockFault, Faults};
 
 use checks::check_request;
 pub use output::{emulated_output, emulated_output_with};
@@ -166,6 +198,11 @@ impl BedrockEmulator {
         options: EmulatorOptions,
     ) -> Result<Self, PortError> {
         db.execute_batch(SCHEMA)?;
+        for m in MIGRATIONS {
+            // A column already there (a database made by this version) is the expected error.
+            let _ = db.execute_batch(m);
+        }
+        let plan = Arc::new(Faults::new(&options.faults));
         Ok(Self {
             db,
             objects,
@@ -173,11 +210,22 @@ impl BedrockEmulator {
             clock,
             options: Mutex::new(options),
             create_faults: Mutex::new(Vec::new()),
+            plan: Mutex::new(plan),
         })
     }
 
     pub fn set_options(&self, f: impl FnOnce(&mut EmulatorOptions)) {
-        f(&mut self.options.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut opts = self.options.lock().unwrap_or_else(|p| p.into_inner());
+        let before = opts.faults.clone();
+        f(&mut opts);
+        if opts.faults != before {
+            *self.plan.lock().unwrap_or_else(|p| p.into_inner()) =
+                Arc::new(Faults::new(&opts.faults));
+        }
+    }
+
+    fn plan(&self) -> Arc<Faults> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn opts(&self) -> EmulatorOptions {
@@ -304,48 +352,107 @@ impl BedrockEmulator {
         Ok(())
     }
 
-    /// Moves every unfinished job one step. Returns how many moved.
+    /// Moves every unfinished job one step. Returns how many moved (a job stuck in Scheduled
+    /// under the fault plan does not).
     pub async fn tick(&self) -> Result<usize, PortError> {
         let jobs = self.rows(
             "WHERE status NOT IN ('Completed','PartiallyCompleted','Failed','Stopped','Expired')",
         )?;
         let opts = self.opts();
+        let mut moved = 0;
         for job in &jobs {
-            use BedrockJobStatus as S;
-            match (job.status, job.stop_requested) {
-                (S::Submitted | S::Validating | S::Scheduled, true) => {
-                    self.transition(job, S::Stopped, None).await?
-                }
-                (S::InProgress, true) => self.transition(job, S::Stopping, None).await?,
-                (S::Stopping, _) => {
-                    self.process(job, &opts, true).await?;
-                    self.transition(job, S::Stopped, None).await?
-                }
-                (S::Submitted, false) => self.transition(job, S::Validating, None).await?,
-                (S::Validating, false) => match self.validate(job, &opts.quotas).await {
-                    Ok(_) => self.transition(job, S::Scheduled, None).await?,
-                    Err(msg) => self.transition(job, S::Failed, Some(&msg)).await?,
-                },
-                (S::Scheduled, false) if opts.expire_scheduled => {
-                    self.transition(job, S::Expired, None).await?
-                }
-                (S::Scheduled, false) => self.transition(job, S::InProgress, None).await?,
-                (S::InProgress, false) => {
-                    let summary = self.process(job, &opts, false).await?;
-                    let status = if summary.error_record_count > 0
-                        || summary.processed_record_count < summary.total_record_count
-                    {
-                        S::PartiallyCompleted
-                    } else {
-                        S::Completed
-                    };
-                    self.transition(job, status, None).await?
-                }
-                _ => {}
+            if let Some((status, failure)) = self.next_step(job, &opts).await? {
+                self.transition(job, status, failure.as_deref()).await?;
+                moved += 1;
             }
         }
-        Ok(jobs.len())
+        Ok(moved)
     }
+
+    /// A job's next status, after doing what reaching it takes (validating, running). Bedrock's
+    /// lifecycle (user guide, "Monitor batch inference jobs"): Submitted, Validating, Scheduled,
+    /// InProgress, then Completed (every record has a line, some may be error objects),
+    /// PartiallyCompleted (not every record could be processed), Stopped, or Expired (the
+    /// timeout ran out).
+    async fn next_step(
+        &self,
+        job: &Row,
+        opts: &EmulatorOptions,
+    ) -> Result<Option<(BedrockJobStatus, Option<String>)>, PortError> {
+        use BedrockJobStatus as S;
+        let plan = self.plan();
+        let timed_out = self.clock.now() >= job.deadline();
+        let next = match (job.status, job.stop_requested) {
+            (S::Submitted | S::Validating | S::Scheduled, true) => S::Stopped,
+            (S::InProgress, true) => S::Stopping,
+            (S::Stopping, _) => {
+                self.process(job, opts, Take::Half).await?;
+                S::Stopped
+            }
+            (S::Submitted, false) => S::Validating,
+            (S::Validating, false) => match self.validate(job, &job_quotas(job, opts)).await {
+                Ok(total) => {
+                    self.set_counts(
+                        job,
+                        &ManifestSummary {
+                            total_record_count: total,
+                            ..ManifestSummary::default()
+                        },
+                    )?;
+                    S::Scheduled
+                }
+                Err(msg) => return Ok(Some((S::Failed, Some(msg)))),
+            },
+            (S::Scheduled, false) if timed_out || opts.expire_scheduled => S::Expired,
+            (S::Scheduled, false) if plan.has(BedrockFault::StuckScheduled) => return Ok(None),
+            (S::Scheduled, false) => S::InProgress,
+            (S::InProgress, false) if timed_out || plan.expires_half(&job.arn) => {
+                self.process(job, opts, Take::Half).await?;
+                S::Expired
+            }
+            (S::InProgress, false) => {
+                let summary = self.process(job, opts, Take::All).await?;
+                if summary.processed_record_count < summary.total_record_count {
+                    S::PartiallyCompleted
+                } else {
+                    S::Completed
+                }
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some((next, None)))
+    }
+
+    fn set_counts(&self, job: &Row, counts: &ManifestSummary) -> Result<(), PortError> {
+        let json = serde_json::to_string(counts)
+            .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "counts", e))?;
+        self.db.tx(|tx| {
+            tx.execute(
+                "UPDATE emulator_jobs SET counts = ?1 WHERE arn = ?2",
+                params![json, job.arn],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+}
+
+/// The quotas Bedrock holds a job to: its model's.
+fn job_quotas(job: &Row, opts: &EmulatorOptions) -> Quotas {
+    match ModelId::parse(&job.model_id) {
+        Ok(model) => {
+            crate::domain::settings::quotas_for_model(&opts.quotas, &opts.model_quotas, &model)
+        }
+        Err(_) => opts.quotas.clone(),
+    }
+}
+
+/// How much of its input a job runs before it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Take {
+    All,
+    /// The first half of each file (a stopped or expired job).
+    Half,
 }
 
 fn random_suffix() -> String {
@@ -371,6 +478,9 @@ impl BatchInference for BedrockEmulator {
             ));
         }
         check_request(req)?;
+        if let Some(e) = self.plan().on_create(&req.role_arn, req.model_id.as_str()) {
+            return Err(e);
+        }
         let opts = self.opts();
         let now = self.clock.now().to_rfc3339();
         let arn = format!(
@@ -403,7 +513,7 @@ impl BatchInference for BedrockEmulator {
                 ));
             }
             tx.execute(
-                &format!("INSERT INTO emulator_jobs ({COLUMNS}, client_token, role_arn, timeout_hours) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 0, ?7, ?7, ?8, ?9, ?10)"),
+                "INSERT INTO emulator_jobs (arn, job_name, model_id, input, output, status, failure_message, stop_requested, submitted_at, updated_at, client_token, role_arn, timeout_hours) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 0, ?7, ?7, ?8, ?9, ?10)",
                 params![
                     arn,
                     req.job_name,

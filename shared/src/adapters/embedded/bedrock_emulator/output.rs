@@ -4,13 +4,16 @@
 use super::*;
 
 impl BedrockEmulator {
-    /// Runs the records and writes the outputs. A stopped job gets the first half of each file.
+    /// Runs the records and writes the outputs: every record, or (a stopped or expired job) the
+    /// first half of each file. Under `completed-with-errors` one line in
+    /// [`fault_plan::ERROR_LINE_EVERY`] is an error object, as a Completed job's can be.
     pub(super) async fn process(
         &self,
         job: &Row,
         opts: &EmulatorOptions,
-        stopped: bool,
+        take: Take,
     ) -> Result<ManifestSummary, PortError> {
+        let with_errors = self.plan().has(BedrockFault::CompletedWithErrors);
         let files = self.read_input(job).await.map_err(bad)?;
         let arn = BedrockJobArn::parse(&job.arn).map_err(|e| bad(e.rule))?;
         let out_dir = S3Uri::parse(&job.output)
@@ -19,13 +22,12 @@ impl BedrockEmulator {
         let mut summary = ManifestSummary::default();
         for (name, _, records) in files {
             summary.total_record_count += records.len() as u64;
-            let take = if stopped {
-                records.len() / 2
-            } else {
-                records.len()
+            let take = match take {
+                Take::All => records.len(),
+                Take::Half => records.len() / 2,
             };
             let mut out = String::new();
-            for rec in records.into_iter().take(take) {
+            for (n, rec) in records.into_iter().take(take).enumerate() {
                 if opts.drop_records.contains(&rec.record_id) {
                     continue;
                 }
@@ -39,6 +41,12 @@ impl BedrockEmulator {
                     summary.error_record_count += 1;
                     serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
                         "error": {"errorCode": code, "errorMessage": msg}})
+                } else if with_errors
+                    && n % fault_plan::ERROR_LINE_EVERY == fault_plan::ERROR_LINE_EVERY - 1
+                {
+                    summary.error_record_count += 1;
+                    serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
+                        "error": {"errorCode": 400, "errorMessage": "ValidationException: the model could not process this record (emulated fault completed-with-errors)"}})
                 } else {
                     let input_tokens = tokens.unwrap_or_default()
                         + super::super::vision::text_chars(&rec.model_input) as u64 / 4;
@@ -61,6 +69,7 @@ impl BedrockEmulator {
         let body = serde_json::to_vec(&summary)
             .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "summary", e))?;
         self.objects.put(&out_dir.join(SUMMARY_FILE), body).await?;
+        self.set_counts(job, &summary)?;
         Ok(summary)
     }
 }
