@@ -90,9 +90,9 @@ pub async fn local_aws_setup(
 pub async fn bedrock_emulator(
     data_dir: &Path,
     min_records: u64,
+    faults: Vec<shared::adapters::embedded::bedrock_emulator::fault_plan::BedrockFault>,
     endpoint: &str,
-    port: u16,
-    tick_ms: u64,
+    (port, tick_ms): (u16, u64),
 ) -> anyhow::Result<()> {
     use shared::adapters::embedded::bedrock_emulator::{BedrockEmulator, EmulatorOptions};
     let clients =
@@ -113,7 +113,10 @@ pub async fn bedrock_emulator(
             "default",
         )),
         std::sync::Arc::new(shared::adapters::embedded::clock::SystemClock),
-        EmulatorOptions::new(quotas),
+        EmulatorOptions {
+            faults,
+            ..EmulatorOptions::new(quotas)
+        },
     )?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("Bedrock emulator on http://127.0.0.1:{port} (S3 and EventBridge at {endpoint})");

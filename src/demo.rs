@@ -38,16 +38,42 @@ pub async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
     );
     let intent = app.deps.store.get(&id).await?.context("intent vanished")?;
     show(&app, intent.clone()).await?;
+    let dead = app.bus.dead_letters(None)?.len();
+    let held = slots_held(&app).await?;
     println!(
-        "Bedrock jobs created: {} | events published: {} | dead letters: {}",
+        "Bedrock jobs created: {} | events published: {} | dead letters: {dead} | job slots held: {held}",
         app.emulator.job_count()?,
         app.bus.archive()?.len(),
-        app.bus.dead_letters(None)?.len()
     );
-    if intent.status != IntentStatus::Completed {
+    let faults = opts_faults(&app);
+    if faults.is_empty() && intent.status != IntentStatus::Completed {
         bail!("demo ended {} instead of COMPLETED", intent.status);
     }
+    // Under a fault plan the end is the plan's (a refused job FAILS, error lines make it
+    // PARTIALLY_COMPLETED), but nothing may be left behind.
+    if !faults.is_empty() && dead + held as usize > 0 {
+        bail!("demo under faults left {dead} dead letter(s) and {held} held job slot(s)");
+    }
     Ok(())
+}
+
+/// The fault plan the demo's emulator plays.
+fn opts_faults(app: &Embedded) -> Vec<String> {
+    app.emulator
+        .faults()
+        .iter()
+        .map(|f| f.to_string())
+        .collect()
+}
+
+/// Job slots still held, over every allowed model: 0 once every job has ended.
+async fn slots_held(app: &Embedded) -> anyhow::Result<u32> {
+    let mut held = 0;
+    for model in &app.deps.settings.allowed_models {
+        let cap = app.deps.settings.quotas_for(model).max_concurrent_jobs;
+        held += app.deps.slots.held(model.as_str(), cap).await?;
+    }
+    Ok(held)
 }
 
 /// A fresh embedded backend in the demo's own data dir. Bedrock refuses jobs under its minimum
@@ -60,6 +86,8 @@ fn open(cli: &Cli, images: usize) -> anyhow::Result<Embedded> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot reset {}", dir.display()))?;
     }
     let mut opts = options_in(cli, &dir)?;
+    // Bedrock's "not now" (create-quota-exceeded) is waited out in seconds, not minutes.
+    opts.settings.create_backoff_secs = opts.settings.create_backoff_secs.min(1);
     let min = opts.settings.quotas.min_records_per_job;
     let pooled = (images as u64) < min;
     if pooled {
@@ -69,6 +97,9 @@ fn open(cli: &Cli, images: usize) -> anyhow::Result<Embedded> {
     let app = Embedded::open(opts)?;
     println!("batch-orchestrator demo (embedded backend: SQLite + local files + Bedrock emulator)");
     println!("data: {}", dir.display());
+    if !opts_faults(&app).is_empty() {
+        println!("Bedrock fault plan: {}", opts_faults(&app).join(", "));
+    }
     if pooled {
         println!(
             "note: {images} receipts are below Bedrock's minimum of {min} records per job, so they are \

@@ -324,7 +324,15 @@ impl Embedded {
                 .and_then(|i| i.outbox.as_ref().map(|o| o.staged_at + grace));
             // A lagging index shows what it hides now at this time: a later pass sees it.
             let index_at = self.store.index_catches_up_at()?;
-            let Some(wake) = [retry_at, outbox_at, index_at].into_iter().flatten().min() else {
+            // An intent Bedrock told "not now" waits out its backoff; the reconciler wakes it.
+            let backoff_at = shared::app::slots::next_backoff_end(&self.deps)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let Some(wake) = [retry_at, outbox_at, index_at, backoff_at]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
                 return Ok(n + 1);
             };
             match &self.clock {

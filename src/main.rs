@@ -4,6 +4,9 @@
 use anyhow::bail;
 use batch_orchestrator::embedded::EmbeddedOptions;
 use clap::{Parser, Subcommand};
+use shared::adapters::embedded::bedrock_emulator::fault_plan::{
+    parse_faults, BedrockFault, BEDROCK_FAULTS_ENV,
+};
 use std::path::PathBuf;
 
 #[cfg(feature = "aws")]
@@ -42,6 +45,11 @@ struct Cli {
     /// each write this many milliseconds late, as DynamoDB's GSIs may. 0: at once.
     #[arg(long, global = true, env = "BO_INDEX_LAG_MS", default_value_t = 0)]
     index_lag_ms: u64,
+    /// A failure of Bedrock's for the emulator to play (repeatable; also BO_BEDROCK_FAULTS,
+    /// comma-separated): completed-with-errors, expire-half, create-access-denied,
+    /// create-quota-exceeded, stuck-scheduled.
+    #[arg(long = "bedrock-fault", global = true, value_name = "KIND")]
+    bedrock_faults: Vec<BedrockFault>,
     #[command(subcommand)]
     command: Command,
 }
@@ -210,11 +218,27 @@ fn options_in(cli: &Cli, dir: &std::path::Path) -> anyhow::Result<EmbeddedOption
     if let Some(policy) = cli.below_minimum {
         opts.settings.below_minimum = policy;
     }
+    opts.emulator.faults = bedrock_faults(cli, &env)?;
     opts.emulator.quotas = opts.settings.quotas.clone();
     opts.emulator.model_quotas = opts.settings.model_quotas.clone();
     opts.index_lag =
         (cli.index_lag_ms > 0).then(|| chrono::Duration::milliseconds(cli.index_lag_ms as i64));
     Ok(opts)
+}
+
+/// The emulator's fault plan: BO_BEDROCK_FAULTS, then each --bedrock-fault.
+fn bedrock_faults(
+    cli: &Cli,
+    env: &std::collections::HashMap<String, String>,
+) -> anyhow::Result<Vec<BedrockFault>> {
+    let mut faults = match env.get(BEDROCK_FAULTS_ENV) {
+        Some(list) => {
+            parse_faults(list).map_err(|e| anyhow::anyhow!("{BEDROCK_FAULTS_ENV}: {e}"))?
+        }
+        None => Vec::new(),
+    };
+    faults.extend(cli.bedrock_faults.iter().copied());
+    Ok(faults)
 }
 
 fn options(cli: &Cli) -> anyhow::Result<EmbeddedOptions> {
@@ -277,12 +301,13 @@ async fn main() -> anyhow::Result<()> {
             port,
             tick_ms,
         } => {
+            let env: std::collections::HashMap<String, String> = std::env::vars().collect();
             aws_commands::bedrock_emulator(
                 &cli.data_dir,
                 cli.min_records.unwrap_or(100),
+                bedrock_faults(&cli, &env)?,
                 endpoint,
-                *port,
-                *tick_ms,
+                (*port, *tick_ms),
             )
             .await
         }

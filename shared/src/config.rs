@@ -37,6 +37,7 @@ pub const MAX_RECORD_ATTEMPTS: &str = "MAX_RECORD_ATTEMPTS";
 pub const MODEL_PRICES: &str = "MODEL_PRICES";
 pub const MODEL_FAMILIES: &str = "MODEL_FAMILIES";
 pub const MODEL_QUOTAS: &str = "MODEL_QUOTAS";
+pub const CREATE_BACKOFF_SECS: &str = "CREATE_BACKOFF_SECS";
 
 /// (name, required, meaning) of every variable the functions read.
 pub const ENV_VARS: &[(&str, bool, &str)] = &[
@@ -297,6 +298,7 @@ pub fn settings_from_map(
         job_timeout_hours,
         outbox_grace_secs: number(env, OUTBOX_GRACE_SECS, base.outbox_grace_secs)?,
         stuck_after_secs: number(env, STUCK_AFTER_SECS, base.stuck_after_secs)?,
+        create_backoff_secs: number(env, CREATE_BACKOFF_SECS, base.create_backoff_secs)?,
         intent_ttl_days: number(env, INTENT_TTL_DAYS, base.intent_ttl_days)?,
         max_output_tokens: number(env, MAX_OUTPUT_TOKENS, base.max_output_tokens)?,
         pool_deadline_secs: number(env, POOL_DEADLINE_SECS, base.pool_deadline_secs)?,

@@ -20,6 +20,8 @@ pub const IMAGES_NORMALIZED: &str = "images_normalized";
 pub const POOLS_SEALED: &str = "pools_sealed";
 pub const RECORDS_ON_DEMAND: &str = "records_on_demand";
 pub const RECORDS_RETRIED: &str = "records_retried";
+pub const JOBS_REFUSED: &str = "jobs_refused";
+pub const JOBS_RERUN: &str = "jobs_rerun";
 
 /// (name, unit, meaning) of every metric, for docs/operations.md.
 pub const METRICS: &[(&str, &str, &str)] = &[
@@ -34,6 +36,8 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (POOLS_SEALED, "Count", "shared jobs sealed from pooled intents, with dimension `by` (size, deadline)"),
     (RECORDS_ON_DEMAND, "Count", "records run through on-demand InvokeModel (below-minimum policy or re-runs)"),
     (RECORDS_RETRIED, "Count", "failed records re-run after a retryable error"),
+    (JOBS_REFUSED, "Count", "Bedrock jobs refused for good at creation (access denied, not found, validation), with dimension `reason`; the stack alarms on it"),
+    (JOBS_RERUN, "Count", "batch jobs created to re-run the unanswered records of a partial, stopped or expired job"),
     (STAGE_SECONDS, "Seconds", "time an intent spent before a stage moved it on, with dimension `stage` (the status reached)"),
 ];
 
@@ -43,6 +47,10 @@ pub fn count(name: &'static str, n: u64) {
 
 pub fn sealed(by: &'static str) {
     metrics::counter!(POOLS_SEALED, "by" => by).increment(1);
+}
+
+pub fn refused(reason: &'static str) {
+    metrics::counter!(JOBS_REFUSED, "reason" => reason).increment(1);
 }
 
 pub fn rejected(reason: &'static str) {

@@ -278,6 +278,9 @@ mod dynamodb {
             summary: None,
             record_map: None,
             pad_records: 0,
+            retry_of: None,
+            progress: None,
+            expires_at: None,
         };
         next.jobs.push(job);
         let rule = mock!(Client::transact_write_items)

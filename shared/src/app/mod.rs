@@ -11,6 +11,7 @@ pub mod on_demand;
 pub mod outbox;
 pub mod pool;
 pub mod reconcile;
+mod remainder;
 pub mod slots;
 pub mod status;
 pub mod submit;
@@ -101,7 +102,13 @@ pub(crate) enum Cas<T, S = ()> {
     Done(T),
     /// Lost the race to another writer: read again and decide again, from this state.
     Again(S),
+    /// Written, and there is more to do (the next of an intent's jobs): go on from this state
+    /// without spending a race attempt.
+    Next(S),
 }
+
+/// Most steps of progress one loop makes ([`Cas::Next`]): an intent's jobs, with room to spare.
+const MAX_PROGRESS_STEPS: usize = 10_000;
 
 /// The one version-conditional update loop every stage uses: `attempt` loads the intent,
 /// applies its change and saves it against the version it read; on a lost race it answers
@@ -115,10 +122,18 @@ pub(crate) async fn cas_loop<S, T, Fut>(
 where
     Fut: std::future::Future<Output = Result<Cas<T, S>, StageError>>,
 {
-    for _ in 0..MAX_CAS_ATTEMPTS {
+    let (mut races, mut steps) = (0, 0);
+    while races < MAX_CAS_ATTEMPTS && steps < MAX_PROGRESS_STEPS {
         match attempt(state).await? {
             Cas::Done(answer) => return Ok(Some(answer)),
-            Cas::Again(next) => state = next,
+            Cas::Again(next) => {
+                races += 1;
+                state = next;
+            }
+            Cas::Next(next) => {
+                steps += 1;
+                state = next;
+            }
         }
     }
     Ok(None)

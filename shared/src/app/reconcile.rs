@@ -40,7 +40,7 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     poll_open_jobs(deps, now, limit, &mut report).await?;
     reannounce_stuck(deps, now, limit, &mut report).await?;
     // Like the pool pass below: a failure here must not keep the sweep from running.
-    match wake_waiting(deps, now, limit).await {
+    match wake_waiting(deps, now).await {
         Ok(woken) => report.reannounced += woken,
         Err(e) => {
             report.failed += 1;
@@ -73,7 +73,14 @@ async fn poll_open_jobs(
                 let outcome = match deps.bedrock.get_job(arn).await {
                     Ok(info) => {
                         let name = Some(info.job_name.as_str());
-                        apply_job_status(deps, arn, info.status, info.failure_message, name).await
+                        let (progress, expires) = (info.progress, info.expires_at);
+                        let applied =
+                            apply_job_status(deps, arn, info.status, info.failure_message, name)
+                                .await;
+                        if !info.status.is_terminal() {
+                            record_progress(deps, arn, progress, expires).await;
+                        }
+                        applied
                     }
                     Err(e) => Err(e.into()),
                 };
@@ -95,6 +102,27 @@ async fn poll_open_jobs(
     Ok(())
 }
 
+/// Keeps what Bedrock says of a running job's progress (record counts, expiry) on the job, for
+/// the job view. Best effort: a lost race or a store error only leaves the last progress shown
+/// until the next pass.
+async fn record_progress(
+    deps: &Deps,
+    arn: &crate::domain::ids::BedrockJobArn,
+    progress: Option<crate::domain::bedrock::JobProgress>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) {
+    let Ok(Some(intent)) = deps.store.get_by_bedrock_arn(arn).await else {
+        return;
+    };
+    let expected = intent.version;
+    let mut next = intent;
+    if next.record_progress(arn, progress, expires_at) {
+        if let Err(e) = save(deps, next, expected).await {
+            tracing::warn!(bedrock_job_arn = %arn, error = %e, "could not record a job's progress");
+        }
+    }
+}
+
 /// Re-announces intents stuck before submission (their event was lost).
 async fn reannounce_stuck(
     deps: &Deps,
@@ -103,7 +131,13 @@ async fn reannounce_stuck(
     report: &mut ReconcileReport,
 ) -> Result<(), StageError> {
     let stuck_before = now - Duration::seconds(deps.settings.stuck_after_secs);
-    for status in [IntentStatus::Requested, IntentStatus::ManifestReady] {
+    // Running intents too: a re-run job whose announcement was lost.
+    for status in [
+        IntentStatus::Requested,
+        IntentStatus::ManifestReady,
+        IntentStatus::Submitted,
+        IntentStatus::InProgress,
+    ] {
         // Index read (may lag). Safe: the store re-reads each intent (its current status and
         // outbox decide), reannounce is version-conditional and repeats an idempotent stage.
         for intent in deps
@@ -111,8 +145,8 @@ async fn reannounce_stuck(
             .list_by_status(status, stuck_before, limit)
             .await?
         {
-            if intent.outbox.is_some() {
-                continue; // the sweep owns it
+            if intent.outbox.is_some() || intent.waiting_for_slot_since.is_some() {
+                continue; // the sweep owns it; a freed slot or the wake below wakes it
             }
             let expected = intent.version;
             let mut next = intent;
@@ -156,15 +190,11 @@ async fn pool_rounds(deps: &Deps, report: &mut ReconcileReport) {
 async fn wake_waiting(
     deps: &Deps,
     now: chrono::DateTime<chrono::Utc>,
-    limit: usize,
 ) -> Result<usize, StageError> {
     // Index read (may lag). Safe: each intent is re-read; one not shown yet waits a pass more.
-    let models: std::collections::BTreeSet<_> = deps
-        .store
-        .list_by_status(IntentStatus::ManifestReady, now, limit)
+    let models: std::collections::BTreeSet<_> = super::slots::waiting_intents(deps, now)
         .await?
         .into_iter()
-        .filter(|i| i.waiting_for_slot_since.is_some() && i.outbox.is_none())
         .map(|i| i.model_id)
         .collect();
     let mut woken = 0;

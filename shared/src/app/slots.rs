@@ -10,6 +10,13 @@ use super::{Deps, StageError};
 use crate::domain::ids::ModelId;
 use crate::domain::status::IntentStatus;
 
+/// Frees `holder`'s slot of `model`, waking nobody (Bedrock said "not now": a woken intent
+/// would be told the same).
+pub async fn release(deps: &Deps, model: &ModelId, holder: &str) -> Result<(), StageError> {
+    let cap = deps.settings.quotas_for(model).max_concurrent_jobs;
+    Ok(deps.slots.release(model.as_str(), holder, cap).await?)
+}
+
 /// Frees `holder`'s slot of `model`, then wakes one intent waiting for it.
 pub async fn release_and_wake(
     deps: &Deps,
@@ -36,6 +43,59 @@ pub async fn wake_while_free(deps: &Deps, model: &ModelId) -> Result<usize, Stag
     Ok(woken)
 }
 
+/// Intents waiting for a job slot that may try now: MANIFEST_READY ones, and running ones
+/// whose re-run job waits (index reads, see [`wake_one`]), each past any "not now" backoff.
+pub async fn waiting_intents(
+    deps: &Deps,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::domain::intent::BatchIntent>, StageError> {
+    let mut out = Vec::new();
+    for status in [
+        IntentStatus::ManifestReady,
+        IntentStatus::Submitted,
+        IntentStatus::InProgress,
+    ] {
+        out.extend(
+            deps.store
+                .list_by_status(status, now, 200)
+                .await?
+                .into_iter()
+                .filter(|i| {
+                    i.waiting_for_slot_since.is_some() && i.outbox.is_none() && i.may_create_at(now)
+                }),
+        );
+    }
+    Ok(out)
+}
+
+/// When the earliest "not now" backoff of a waiting intent runs out (the embedded runner
+/// sleeps until then; deployed, the reconciler's schedule comes round).
+pub async fn next_backoff_end(
+    deps: &Deps,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, StageError> {
+    let now = deps.clock.now();
+    let mut next = None;
+    for status in [
+        IntentStatus::ManifestReady,
+        IntentStatus::Submitted,
+        IntentStatus::InProgress,
+    ] {
+        for i in deps.store.list_by_status(status, now, 200).await? {
+            if let Some(b) = i
+                .create_backoff
+                .filter(|_| i.waiting_for_slot_since.is_some())
+            {
+                next = Some(
+                    next.map_or(b.not_before, |n: chrono::DateTime<chrono::Utc>| {
+                        n.min(b.not_before)
+                    }),
+                );
+            }
+        }
+    }
+    Ok(next)
+}
+
 /// Announces again the MANIFEST_READY intent of `model` that has waited longest for a slot.
 /// False if none was waiting (as far as the index shows).
 pub async fn wake_one(deps: &Deps, model: &ModelId) -> Result<bool, StageError> {
@@ -44,14 +104,10 @@ pub async fn wake_one(deps: &Deps, model: &ModelId) -> Result<bool, StageError> 
     // and keeps only those still MANIFEST_READY, and the reannounce below is a version-
     // conditional write; an intent the index does not show yet is woken by the next freed
     // slot, or re-announced by the reconciler as stuck.
-    let mut waiting: Vec<_> = deps
-        .store
-        .list_by_status(IntentStatus::ManifestReady, now, 200)
+    let mut waiting: Vec<_> = waiting_intents(deps, now)
         .await?
         .into_iter()
-        .filter(|i| {
-            &i.model_id == model && i.waiting_for_slot_since.is_some() && i.outbox.is_none()
-        })
+        .filter(|i| &i.model_id == model)
         .collect();
     waiting.sort_by_key(|i| (i.waiting_for_slot_since, i.created_at));
     for intent in waiting {

@@ -89,6 +89,15 @@ pub struct BedrockJobView {
     /// The job's own counts from `manifest.json.out`, once it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<ManifestSummary>,
+    /// Bedrock's record counts while the job runs (GetModelInvocationJob).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::domain::bedrock::JobProgress>,
+    /// When the job times out if it has not ended (`jobExpirationTime`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The job whose unanswered records this job re-runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +176,9 @@ fn job_views(jobs: &[crate::domain::intent::BatchJob]) -> Vec<BedrockJobView> {
                 })
                 .collect(),
             counts: j.summary,
+            progress: j.progress,
+            expires_at: j.expires_at,
+            rerun_of: j.retry_of,
         })
         .collect()
 }

@@ -9,9 +9,9 @@ use super::outbox::{save, take_over, Saved};
 use super::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
 use crate::domain::bedrock::CreateJobRequest;
 use crate::domain::ids::{BedrockJobArn, IntentId};
-use crate::domain::intent::{BatchIntent, BatchJob};
+use crate::domain::intent::{BatchIntent, BatchJob, CreateBackoff};
 use crate::domain::status::IntentStatus;
-use crate::ports::ErrorKind;
+use crate::ports::{ErrorKind, PortError};
 
 /// The tag every job this stack creates carries, valued with the stack's manifests bucket.
 pub const STACK_TAG: &str = "batch-orchestrator-stack";
@@ -34,20 +34,25 @@ async fn submit_next(
     intent_id: &IntentId,
     mut created: Option<BedrockJobArn>,
 ) -> Result<Cas<Outcome, Option<BedrockJobArn>>, StageError> {
-    let Some(mut intent) = deps.store.get(intent_id).await? else {
+    let Some(intent) = deps.store.get(intent_id).await? else {
         return Ok(Cas::Done(Outcome::Unknown(format!(
             "no intent {intent_id}"
         ))));
     };
-    if intent.status == IntentStatus::Cancelled {
+    if intent.status == IntentStatus::Cancelled || intent.cancel_requested_at.is_some() {
         // The owner cancelled while this call was creating a job: stop it, or it would
         // run (and bill) for an intent nobody wants.
         if let Some(arn) = created.take() {
             tracing::warn!(bedrock_job_arn = %arn, "cancelled during submission; stopping the job just created");
             super::cancel::stop_job(deps, &arn).await?;
         }
+        if intent.status != IntentStatus::ManifestReady && intent.has_unsubmitted_job() {
+            return drop_unsubmitted(deps, intent).await;
+        }
     }
-    if intent.status != IntentStatus::ManifestReady {
+    let open = intent.status == IntentStatus::ManifestReady
+        || (!intent.status.is_terminal() && intent.has_unsubmitted_job());
+    if !open {
         take_over(deps, &intent).await?;
         return Ok(Cas::Done(Outcome::AlreadyDone));
     }
@@ -56,10 +61,10 @@ async fn submit_next(
         // `record_submission`; treat as done rather than loop.
         return Ok(Cas::Done(Outcome::AlreadyDone));
     };
-    let req = create_request(deps, &intent, &job);
-    let now = deps.clock.now();
-    let expected = intent.version;
-    let since = intent.updated_at;
+    if !intent.may_create_at(deps.clock.now()) {
+        // Woken before its "not now" wait ran out: the reconciler wakes it again later.
+        return Ok(Cas::Done(Outcome::Waiting));
+    }
     // A slot first: never more submitted + in-progress jobs per model than the quota. The
     // slot's holder is the job's client token, so a retry finds the slot it already took.
     let cap = deps
@@ -71,55 +76,203 @@ async fn submit_next(
         .acquire(intent.model_id.as_str(), &job.client_token, cap)
         .await?
     {
-        // Wait without failing the message: join the queue of waiting intents; a freed
-        // slot wakes the longest-waiting one.
         crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
         tracing::info!(job_id = %intent.job_id, model = %intent.model_id, cap, "all job slots taken; waiting");
-        if intent.waiting_for_slot_since.is_none() {
-            intent.waiting_for_slot_since = Some(now);
-            if let Saved::Stale(_) = save(deps, intent, expected).await? {
-                return Ok(Cas::Again(created));
-            }
-        }
-        return Ok(Cas::Done(Outcome::Waiting));
+        return wait(deps, intent, None)
+            .await
+            .map(|w| w.map_state(|()| created));
     }
+    let req = create_request(deps, &intent, &job);
     match deps.bedrock.create_job(&req).await {
         Ok(arn) => {
-            created = Some(arn.clone());
             crate::metrics::count(crate::metrics::JOBS_SUBMITTED, 1);
             tracing::info!(job_id = %intent.job_id, bedrock_job_arn = %arn, job_no = job.job_no, "Bedrock job created");
-            if intent.record_submission(job.job_no, arn, now).is_err() {
-                return Ok(Cas::Again(created));
-            }
+            record_created(deps, intent, &job, arn).await
         }
-        Err(e) if e.kind == ErrorKind::Validation => {
-            super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
-            tracing::error!(job_id = %intent.job_id, error = %e, "Bedrock refused the job");
-            if intent
-                .fail(
-                    format!("Bedrock refused job {}: {}", job.job_no, e.message),
-                    now,
-                )
-                .is_err()
-            {
-                return Ok(Cas::Again(created));
-            }
-        }
-        // Throttling and ServiceQuotaExceeded mean "later", never "failed".
-        Err(e) => {
-            if e.is_retryable() {
+        Err(e) => match CreateRefusal::of(&e) {
+            CreateRefusal::NotNow => {
+                // Bedrock's own count is full (other applications share the account's
+                // quota) or it throttles: free our slot and wait like an intent with no free
+                // slot, backing off, without spending the message's receive count.
+                super::slots::release(deps, &intent.model_id, &job.client_token).await?;
                 crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
+                tracing::info!(job_id = %intent.job_id, model = %intent.model_id, error = %e, "Bedrock said not now; waiting");
+                wait(deps, intent, Some(()))
+                    .await
+                    .map(|w| w.map_state(|()| created))
             }
-            return Err(e.into());
+            CreateRefusal::Never(reason) => {
+                super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
+                crate::metrics::refused(reason.metric());
+                tracing::error!(job_id = %intent.job_id, model = %intent.model_id, error = %e, "Bedrock refused the job for good");
+                refuse(deps, intent, &job, reason)
+                    .await
+                    .map(|w| w.map_state(|()| created))
+            }
+            CreateRefusal::Later => Err(e.into()),
+        },
+    }
+}
+
+impl<T> Cas<T, ()> {
+    fn map_state<S>(self, f: impl FnOnce(()) -> S) -> Cas<T, S> {
+        match self {
+            Cas::Done(t) => Cas::Done(t),
+            Cas::Again(()) => Cas::Again(f(())),
+            Cas::Next(()) => Cas::Next(f(())),
         }
     }
+}
+
+/// Records a created job's ARN; on to the next job, if the intent has one.
+async fn record_created(
+    deps: &Deps,
+    mut intent: BatchIntent,
+    job: &BatchJob,
+    arn: BedrockJobArn,
+) -> Result<Cas<Outcome, Option<BedrockJobArn>>, StageError> {
+    let (now, expected, since) = (deps.clock.now(), intent.version, intent.updated_at);
+    if intent
+        .record_submission(job.job_no, arn.clone(), now)
+        .is_err()
+    {
+        return Ok(Cas::Again(Some(arn)));
+    }
     match save(deps, intent, expected).await? {
-        Saved::Written(i) if i.status == IntentStatus::ManifestReady => Ok(Cas::Again(None)),
+        Saved::Written(i) if i.jobs.iter().any(|j| j.arn.is_none()) => Ok(Cas::Next(None)),
         Saved::Written(i) => {
             crate::metrics::stage_time(i.status, since, now);
             Ok(Cas::Done(Outcome::Advanced(i.status)))
         }
-        Saved::Stale(_) => Ok(Cas::Again(created)),
+        Saved::Stale(_) => Ok(Cas::Again(Some(arn))),
+    }
+}
+
+/// Leaves the intent waiting for a slot (woken when one frees, or by the reconciler); after a
+/// "not now" from Bedrock (`backoff`), not before its backoff has run out.
+async fn wait(
+    deps: &Deps,
+    mut intent: BatchIntent,
+    backoff: Option<()>,
+) -> Result<Cas<Outcome>, StageError> {
+    let now = deps.clock.now();
+    let expected = intent.version;
+    let mut changed = intent.waiting_for_slot_since.is_none();
+    intent.waiting_for_slot_since.get_or_insert(now);
+    if backoff.is_some() {
+        let refusals = intent.create_backoff.map_or(0, |b| b.refusals) + 1;
+        intent.create_backoff = Some(CreateBackoff {
+            refusals,
+            not_before: now + deps.settings.create_backoff(refusals),
+        });
+        changed = true;
+    }
+    if changed {
+        if let Saved::Stale(_) = save(deps, intent, expected).await? {
+            return Ok(Cas::Again(()));
+        }
+    }
+    Ok(Cas::Done(Outcome::Waiting))
+}
+
+/// A create Bedrock refused for good: the intent fails (or, for a re-run job of a running
+/// intent, that job does), with a message naming what to fix.
+async fn refuse(
+    deps: &Deps,
+    mut intent: BatchIntent,
+    job: &BatchJob,
+    reason: Never,
+) -> Result<Cas<Outcome>, StageError> {
+    let now = deps.clock.now();
+    let expected = intent.version;
+    let message = reason.message(&intent.model_id);
+    let refused = if intent.status == IntentStatus::ManifestReady {
+        intent.fail(message, now)
+    } else {
+        intent.fail_unsubmitted_job(job.job_no, message, now)
+    };
+    if refused.is_err() {
+        return Ok(Cas::Again(()));
+    }
+    match save(deps, intent, expected).await? {
+        Saved::Written(i) => Ok(Cas::Done(Outcome::Advanced(i.status))),
+        Saved::Stale(_) => Ok(Cas::Again(())),
+    }
+}
+
+/// A cancel overtook re-run jobs not created yet: they end Stopped, never created.
+async fn drop_unsubmitted(
+    deps: &Deps,
+    mut intent: BatchIntent,
+) -> Result<Cas<Outcome, Option<BedrockJobArn>>, StageError> {
+    let expected = intent.version;
+    intent.drop_unsubmitted_jobs(deps.clock.now())?;
+    match save(deps, intent, expected).await? {
+        Saved::Written(i) => Ok(Cas::Done(Outcome::Advanced(i.status))),
+        Saved::Stale(_) => Ok(Cas::Again(None)),
+    }
+}
+
+/// How a failed CreateModelInvocationJob is handled. The errors botocore's `bedrock` service
+/// model (2023-04-20) lists for it: ResourceNotFoundException, AccessDeniedException,
+/// ValidationException, ConflictException, InternalServerException,
+/// ServiceQuotaExceededException, ThrottlingException.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateRefusal {
+    /// ServiceQuotaExceededException ("Resubmit your request later", the service model) and
+    /// ThrottlingException: wait, with backoff, holding no slot.
+    NotNow,
+    /// AccessDeniedException, ResourceNotFoundException, ValidationException: a setting or a
+    /// permission is wrong, and no retry heals it.
+    Never(Never),
+    /// Anything else (InternalServerException, a timeout, ConflictException): retried through
+    /// the queue with backoff, then the DLQ.
+    Later,
+}
+
+/// Why Bedrock refused a job for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Never {
+    AccessDenied,
+    NotFound,
+    Validation,
+}
+
+impl CreateRefusal {
+    pub fn of(e: &PortError) -> Self {
+        match e.kind {
+            ErrorKind::QuotaExceeded | ErrorKind::Throttled => Self::NotNow,
+            ErrorKind::Forbidden => Self::Never(Never::AccessDenied),
+            ErrorKind::NotFound => Self::Never(Never::NotFound),
+            ErrorKind::Validation => Self::Never(Never::Validation),
+            _ => Self::Later,
+        }
+    }
+}
+
+impl Never {
+    fn metric(self) -> &'static str {
+        match self {
+            Self::AccessDenied => "access_denied",
+            Self::NotFound => "not_found",
+            Self::Validation => "validation",
+        }
+    }
+
+    /// What the client is told: a fixed text naming the cause and what to fix (Bedrock's own
+    /// message, which can name the account, role and buckets, goes to the log only).
+    pub fn message(self, model: &crate::domain::ids::ModelId) -> String {
+        match self {
+            Self::AccessDenied => format!(
+                "Bedrock refused to create the batch job (AccessDeniedException): the submitter's role needs bedrock:CreateModelInvocationJob and iam:PassRole on the service role in BEDROCK_ROLE_ARN, and access to model {model} must be enabled in this Region"
+            ),
+            Self::NotFound => format!(
+                "Bedrock refused to create the batch job (ResourceNotFoundException): model {model} (ALLOWED_MODEL_IDS) or the service role in BEDROCK_ROLE_ARN does not exist in this Region"
+            ),
+            Self::Validation => format!(
+                "Bedrock refused the batch job (ValidationException): check that model {model} (ALLOWED_MODEL_IDS) runs batch inference in this Region, and BEDROCK_ROLE_ARN and JOB_TIMEOUT_HOURS"
+            ),
+        }
     }
 }
 

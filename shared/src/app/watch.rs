@@ -94,10 +94,11 @@ async fn apply_once(
     {
         return stale_change(deps, &intent, &job).await.map(Cas::Done);
     }
-    let summary = if status.is_terminal() && status.has_outputs() {
-        Some(ingest(deps, &intent, &job, arn).await?)
+    let (summary, rerun) = if status.is_terminal() && status.has_outputs() {
+        let (summary, rerun) = ingest(deps, &intent, &job, arn).await?;
+        (Some(summary), rerun)
     } else {
-        None
+        (None, None)
     };
     let (expected, since, was_terminal) = (
         intent.version,
@@ -105,6 +106,10 @@ async fn apply_once(
         intent.status.is_terminal(),
     );
     let mut next = intent;
+    if let Some(jobs) = rerun {
+        // In the same write as the parent's end, so the intent does not end meanwhile.
+        next.add_retry_jobs(jobs, now)?;
+    }
     next.apply_job_status(arn, status, failure, summary, now)?;
     if next.is_pool_job() && next.status.is_terminal() {
         // Members end first, so a crash before the shared job's write is redone.
@@ -193,33 +198,41 @@ async fn not_recorded_yet(
 }
 
 /// Reads every output file and the summary of one job, stores a result per image, and
-/// returns the job's counts. Records with no output line become "no output" failures.
+/// returns the job's counts and the re-run jobs of its remainder, if it gets some. Records
+/// with no output line become "no output" failures.
 async fn ingest(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,
     arn: &BedrockJobArn,
-) -> Result<ManifestSummary, StageError> {
+) -> Result<(ManifestSummary, Option<Vec<BatchJob>>), StageError> {
     let out_dir = job.output.join(arn.job_suffix());
     // Whose each record of this job is: the intent's own images, or a shared job's map.
     let expected = job_records(deps, intent, job).await?;
     let (mut results, seen) = read_outputs(deps, job, &out_dir, &expected).await?;
-    let mut missing: Vec<&(RecordId, usize, ObjectKey)> = expected
+    let mut missing: Vec<&(RecordId, usize, ObjectKey, IntentId)> = expected
         .iter()
         .filter(|(rid, _)| !seen.contains(*rid))
         .map(|(_, v)| v)
         .collect();
     missing.sort_by(|a, b| a.0.cmp(&b.0));
-    for (record_id, index, key) in missing {
+    for (record_id, index, key, _) in missing {
         results.push(ImageResult::missing(record_id.clone(), *index, key.clone()));
+    }
+    // A re-run job's records are on their next attempt.
+    for r in &mut results {
+        r.attempts = r.attempts.max(job.attempt);
     }
     let owner_cancelled = intent.cancel_requested_at.is_some();
     let line_ids: HashMap<RecordId, String> = expected
         .iter()
-        .map(|(line_id, (rid, _, _))| (rid.clone(), line_id.clone()))
+        .map(|(line_id, (rid, ..))| (rid.clone(), line_id.clone()))
         .collect();
-    let rerun =
-        !owner_cancelled && rerun_retryable(deps, intent, job, &line_ids, &mut results).await?;
+    // Enough for a batch job: the remainder goes to batch; fewer: on-demand.
+    let batch_rerun = super::remainder::plan_rerun(deps, intent, job, &expected, &results).await?;
+    let rerun = batch_rerun.is_none()
+        && !owner_cancelled
+        && rerun_retryable(deps, intent, job, &line_ids, &mut results).await?;
     if intent.is_pool_job() {
         route_to_members(deps, intent, results.clone()).await?;
     } else {
@@ -235,13 +248,16 @@ async fn ingest(
     // Without a readable summary, or once records were re-run, the counts come from the
     // results themselves. Bedrock's summary counts pad records too, so a padded job's counts
     // are derived.
-    Ok(summary
+    let counts = summary
         .filter(|_| !rerun && job.pad_records == 0)
-        .unwrap_or_else(|| counts_of(job, &results)))
+        .unwrap_or_else(|| counts_of(job, &results));
+    Ok(match batch_rerun {
+        Some(r) => (super::remainder::without(counts, &r.moved), Some(r.jobs)),
+        None => (counts, None),
+    })
 }
 
-/// The records a job holds, by the id its lines carry: (record id, image index, key).
-type JobRecords = HashMap<String, (RecordId, usize, ObjectKey)>;
+use super::remainder::JobRecords;
 
 /// Every output line of a job's parts, line by line (an output part echoes every input, so
 /// it is as large as the manifest): one result per known record, first line wins; padding
@@ -256,7 +272,7 @@ async fn read_outputs(
     // id in each line: map those to the line id the record has now.
     let legacy: HashMap<String, &String> = expected
         .iter()
-        .map(|(line_id, (rid, _, _))| (rid.to_string(), line_id))
+        .map(|(line_id, (rid, ..))| (rid.to_string(), line_id))
         .collect();
     let mut results = Vec::new();
     let mut seen = HashSet::new();
@@ -283,7 +299,7 @@ async fn read_outputs(
             let line_id = legacy
                 .get(&parsed.record_id)
                 .map_or_else(|| parsed.record_id.clone(), |id| (*id).clone());
-            let Some((record_id, index, key)) = expected.get(&line_id) else {
+            let Some((record_id, index, key, _)) = expected.get(&line_id) else {
                 if !parsed.record_id.starts_with(PAD_PREFIX)
                     && !parsed.record_id.starts_with("pad-")
                 {
@@ -324,8 +340,9 @@ fn counts_of(job: &BatchJob, results: &[ImageResult]) -> ManifestSummary {
     }
 }
 
-/// Most records re-run on-demand after one job; beyond it the failures stay failed (a
-/// follow-up batch job for them is future work, see docs/architecture.md, known limits).
+/// Most records re-run on-demand after one job. A remainder of the model's minimum or more
+/// goes into a re-run batch job instead (`remainder`), so this binds only where the minimum is
+/// set above it.
 pub const ON_DEMAND_RETRY_LIMIT: usize = 1_000;
 
 /// Re-runs, on-demand, every record that failed with a retryable error (throttling, 5xx,
@@ -445,7 +462,7 @@ async fn rerun_chunk(
 }
 
 /// The stored results of these records, by record id (a shared job's are its members').
-async fn stored_results<'r>(
+pub(super) async fn stored_results<'r>(
     deps: &Deps,
     intent: &BatchIntent,
     records: impl Iterator<Item = &'r ImageResult>,
@@ -549,7 +566,13 @@ async fn job_records(
             .filter(|i| i.rejected.is_none())
             .skip(before)
             .take(taken)
-            .map(|i| (image_record_id(i.index), (i.record_id, i.index, i.key)))
+            .map(|i| {
+                let owner = intent.intent_id.clone();
+                (
+                    image_record_id(i.index),
+                    (i.record_id, i.index, i.key, owner),
+                )
+            })
             .collect());
     };
     let mut out = HashMap::new();
@@ -561,7 +584,7 @@ async fn job_records(
         let line_id = r
             .bedrock_record_id
             .unwrap_or_else(|| r.record_id.to_string());
-        out.insert(line_id, (r.record_id, r.index, r.key));
+        out.insert(line_id, (r.record_id, r.index, r.key, r.intent_id));
     }
     Ok(out)
 }

@@ -180,6 +180,9 @@ pub struct Settings {
     /// An intent still REQUESTED or MANIFEST_READY this long after its last change is
     /// re-announced by the reconciler.
     pub stuck_after_secs: i64,
+    /// First wait after Bedrock answers a create "not now" (ServiceQuotaExceeded, Throttling);
+    /// doubled with each refusal in a row, up to an hour.
+    pub create_backoff_secs: i64,
     /// Days after which a finished intent expires from the store (DynamoDB TTL).
     pub intent_ttl_days: i64,
     pub max_output_tokens: u32,
@@ -241,6 +244,7 @@ impl Settings {
             job_timeout_hours: 24,
             outbox_grace_secs: 30,
             stuck_after_secs: 900,
+            create_backoff_secs: 60,
             intent_ttl_days: 30,
             max_output_tokens: 1024,
             estimate_overhead_secs: 900,
@@ -314,6 +318,14 @@ impl Settings {
             records: q.max_records_per_job,
             bytes: q.job_bytes_budget() / 100 * 99,
         }
+    }
+
+    /// The wait after the `refusals`-th "not now" in a row: `create_backoff_secs` doubled each
+    /// time, at most an hour.
+    pub fn create_backoff(&self, refusals: u32) -> chrono::Duration {
+        let base = self.create_backoff_secs.max(0);
+        let secs = base.saturating_mul(1 << refusals.saturating_sub(1).min(12));
+        chrono::Duration::seconds(secs.min(3600))
     }
 
     pub fn estimated_duration_secs(&self, images: usize) -> u64 {

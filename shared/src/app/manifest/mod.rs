@@ -19,6 +19,7 @@ use crate::ports::{ErrorKind, PortError};
 use futures::stream::{self, StreamExt};
 
 mod prepare;
+pub(crate) mod rerun;
 mod shared;
 mod sink;
 mod writer;

@@ -17,6 +17,8 @@ pub(super) struct ManifestWriter<'d> {
     pub(super) splitter: Splitter,
     pub(super) jobs: Vec<BatchJob>,
     open: Option<(Box<dyn ObjectWriter>, ManifestPart)>,
+    /// The number of its first job (1, or the next free one for a re-run's jobs).
+    first_job_no: u32,
 }
 
 impl<'d> ManifestWriter<'d> {
@@ -33,7 +35,15 @@ impl<'d> ManifestWriter<'d> {
             splitter: Splitter::balanced(&deps.settings.quotas_for(model), expected),
             jobs: Vec::new(),
             open: None,
+            first_job_no: 1,
         }
+    }
+
+    /// The same writer, numbering its jobs from `job_no` (an intent's re-run jobs follow the
+    /// jobs it has).
+    pub(super) fn numbered_from(mut self, job_no: u32) -> Self {
+        self.first_job_no = job_no.max(1);
+        self
     }
 
     pub(super) fn records(&self) -> u64 {
@@ -48,7 +58,7 @@ impl<'d> ManifestWriter<'d> {
             _ => job_input_prefix(
                 &self.deps.settings.manifests_bucket,
                 &self.job_id,
-                self.jobs.len() as u32 + 1,
+                self.first_job_no + self.jobs.len() as u32,
             ),
         }
     }
@@ -67,7 +77,7 @@ impl<'d> ManifestWriter<'d> {
             Place::Same => {}
             Place::NewJob => {
                 self.close_part().await?;
-                let job_no = self.jobs.len() as u32 + 1;
+                let job_no = self.first_job_no + self.jobs.len() as u32;
                 self.jobs.push(BatchJob::planned(
                     &self.job_id,
                     job_no,

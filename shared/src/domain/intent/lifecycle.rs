@@ -84,14 +84,17 @@ impl BatchIntent {
     }
 
     /// Records the ARN Bedrock gave job `job_no`. When every job has one the intent is
-    /// SUBMITTED. Recording the same ARN again is refused as stale.
+    /// SUBMITTED (a re-run job added to a running intent leaves its status as it is).
+    /// Recording the same ARN again is refused as stale.
     pub fn record_submission(
         &mut self,
         job_no: u32,
         arn: BedrockJobArn,
         now: DateTime<Utc>,
     ) -> Result<(), Refused> {
-        self.require(IntentStatus::ManifestReady)?;
+        if !(self.status == IntentStatus::ManifestReady || self.has_unsubmitted_job()) {
+            self.require(IntentStatus::ManifestReady)?;
+        }
         let job = self
             .jobs
             .iter_mut()
@@ -106,7 +109,8 @@ impl BatchIntent {
         job.arn = Some(arn);
         job.status = Some(BedrockJobStatus::Submitted);
         self.updated_at = now;
-        if self.jobs.iter().all(|j| j.arn.is_some()) {
+        self.create_backoff = None;
+        if self.status == IntentStatus::ManifestReady && self.jobs.iter().all(|j| j.arn.is_some()) {
             self.advance(IntentStatus::Submitted, now)?;
             self.stage(EventKind::BatchSubmitted, now);
         }
@@ -145,55 +149,149 @@ impl BatchIntent {
             job.failure_message = failure_message.filter(|m| !m.is_empty());
         }
         self.updated_at = now;
+        self.settle(now)?;
+        Ok(self.status)
+    }
+
+    /// Moves the intent to what its jobs add up to, once every job has a status: a terminal
+    /// intent gets the summed counts, its failure messages and its terminal event.
+    ///
+    /// The truth rule: COMPLETED only when every record was answered (a Completed job may
+    /// hold error lines, user guide "View the results of a batch inference job"); otherwise
+    /// PARTIALLY_COMPLETED when some were, else the jobs' shared failure status. Records
+    /// re-run (on-demand or in a re-run job) count as answered once they are.
+    fn settle(&mut self, now: DateTime<Utc>) -> Result<(), Refused> {
         let statuses: Vec<BedrockJobStatus> = self.jobs.iter().filter_map(|j| j.status).collect();
         let target = if statuses.len() == self.jobs.len() {
             aggregate(&statuses)
         } else {
             None
         };
-        if let Some(mut target) = target.filter(|t| self.status.can_advance_to(*t)) {
-            if target.is_terminal() {
-                let mut total = ManifestSummary::default();
-                for j in &self.jobs {
-                    match &j.summary {
-                        Some(s) => total.add(s),
-                        // A job that ended with no outputs (Failed) still had its records.
-                        None => total.add(&ManifestSummary {
-                            total_record_count: j.records().saturating_sub(j.pad_records),
-                            ..ManifestSummary::default()
-                        }),
-                    }
-                }
-                // Every record ended with an answer (some after on-demand re-runs): the
-                // intent is complete even if a job was only partially so, stopped by
-                // someone other than its owner, or expired.
-                if target != IntentStatus::Completed
-                    && self.cancel_requested_at.is_none()
-                    && total.total_record_count > 0
-                    && total.success_record_count == total.total_record_count
-                {
-                    target = IntentStatus::Completed;
-                }
-                self.counts = Some(total);
-                self.failure_message = self
-                    .jobs
-                    .iter()
-                    .filter_map(|j| j.failure_message.clone())
-                    .reduce(|a, b| format!("{a}; {b}"));
+        let Some(mut target) = target.filter(|t| self.status.can_advance_to(*t)) else {
+            return Ok(());
+        };
+        if target.is_terminal() {
+            let total = self.summed_counts();
+            let all_answered = total.total_record_count > 0
+                && total.success_record_count == total.total_record_count;
+            if target == IntentStatus::Completed && !all_answered {
+                target = IntentStatus::PartiallyCompleted;
             }
-            self.advance(target, now)?;
-            match target {
-                IntentStatus::Completed | IntentStatus::PartiallyCompleted => {
-                    self.stage(EventKind::BatchCompleted, now)
-                }
-                IntentStatus::Failed
-                | IntentStatus::Stopped
-                | IntentStatus::Expired
-                | IntentStatus::Cancelled => self.stage(EventKind::BatchFailed, now),
-                _ => {}
+            // Every record ended with an answer (some after re-runs): the intent is complete
+            // even if a job was only partially so, stopped by someone other than its owner,
+            // or expired.
+            if all_answered && self.cancel_requested_at.is_none() {
+                target = IntentStatus::Completed;
+            }
+            self.counts = Some(total);
+            self.failure_message = self
+                .jobs
+                .iter()
+                .filter_map(|j| j.failure_message.clone())
+                .reduce(|a, b| format!("{a}; {b}"));
+        }
+        self.advance(target, now)?;
+        match target {
+            IntentStatus::Completed | IntentStatus::PartiallyCompleted => {
+                self.stage(EventKind::BatchCompleted, now)
+            }
+            IntentStatus::Failed
+            | IntentStatus::Stopped
+            | IntentStatus::Expired
+            | IntentStatus::Cancelled => self.stage(EventKind::BatchFailed, now),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The jobs' counts added up. A job that ended with no outputs (Failed) still had its
+    /// records; a re-run job's records were taken out of its parent's counts when it was
+    /// planned ([`Self::add_retry_jobs`]), so no record counts twice.
+    fn summed_counts(&self) -> ManifestSummary {
+        let mut total = ManifestSummary::default();
+        for j in &self.jobs {
+            match &j.summary {
+                Some(s) => total.add(s),
+                None => total.add(&ManifestSummary {
+                    total_record_count: j.records().saturating_sub(j.pad_records),
+                    ..ManifestSummary::default()
+                }),
             }
         }
-        Ok(self.status)
+        total
+    }
+
+    /// Adds jobs that re-run the unanswered records of a job that just ended, in the same write
+    /// as that job's end (so the intent does not end meanwhile), and owes BATCH_MANIFEST_READY
+    /// so the submitter creates them.
+    pub fn add_retry_jobs(
+        &mut self,
+        jobs: Vec<BatchJob>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        if !matches!(
+            self.status,
+            IntentStatus::Submitted | IntentStatus::InProgress
+        ) {
+            return Err(Refused::Stale {
+                current: self.status,
+                expected: IntentStatus::InProgress,
+            });
+        }
+        self.jobs.extend(jobs);
+        self.updated_at = now;
+        self.stage(EventKind::BatchManifestReady, now);
+        Ok(())
+    }
+
+    /// Ends, without creating them, the re-run jobs a cancel overtook: they are Stopped with no
+    /// outputs, and the intent settles on what its other jobs did.
+    pub fn drop_unsubmitted_jobs(&mut self, now: DateTime<Utc>) -> Result<(), Refused> {
+        for job in self.jobs.iter_mut().filter(|j| j.arn.is_none()) {
+            job.status = Some(BedrockJobStatus::Stopped);
+        }
+        self.updated_at = now;
+        self.settle(now)
+    }
+
+    /// Fails one re-run job Bedrock refused for good (the intent keeps what its other jobs
+    /// did, and settles once they have ended).
+    pub fn fail_unsubmitted_job(
+        &mut self,
+        job_no: u32,
+        message: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        let job = self
+            .jobs
+            .iter_mut()
+            .find(|j| j.job_no == job_no && j.arn.is_none())
+            .ok_or_else(|| Refused::UnknownJob(job_no.to_string()))?;
+        job.status = Some(BedrockJobStatus::Failed);
+        job.failure_message = Some(message);
+        self.updated_at = now;
+        self.settle(now)
+    }
+
+    /// Records Bedrock's progress of a running job (record counts, expiry). False when nothing
+    /// changed, so the caller writes nothing.
+    pub fn record_progress(
+        &mut self,
+        arn: &BedrockJobArn,
+        progress: Option<super::super::bedrock::JobProgress>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> bool {
+        let Some(job) = self.jobs.iter_mut().find(|j| j.arn.as_ref() == Some(arn)) else {
+            return false;
+        };
+        if job.status.is_some_and(|s| s.is_terminal())
+            || (job.progress == progress && job.expires_at == expires_at)
+        {
+            return false;
+        }
+        job.progress = progress;
+        job.expires_at = expires_at;
+        true
     }
 
     /// Stages the announcement of the current stage again, for an intent stuck before
@@ -203,6 +301,10 @@ impl BatchIntent {
         let kind = match self.status {
             IntentStatus::Requested => EventKind::BatchRequested,
             IntentStatus::ManifestReady => EventKind::BatchManifestReady,
+            // A running intent whose re-run job is not created yet.
+            IntentStatus::Submitted | IntentStatus::InProgress if self.has_unsubmitted_job() => {
+                EventKind::BatchManifestReady
+            }
             other => {
                 return Err(Refused::Stale {
                     current: other,

@@ -222,6 +222,15 @@ pub struct BatchJob {
     /// a short last job up to Bedrock's minimum; their answers are dropped.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pad_records: u64,
+    /// A job that re-runs the unanswered records of job `retry_of` (see `app::remainder`); its
+    /// records are listed in its `record_map`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<u32>,
+    /// Bedrock's record counts while the job runs, and when it times out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<super::bedrock::JobProgress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -265,6 +274,9 @@ impl BatchJob {
             summary: None,
             record_map: None,
             pad_records: 0,
+            retry_of: None,
+            progress: None,
+            expires_at: None,
         }
     }
 
@@ -326,6 +338,18 @@ pub struct BatchIntent {
     /// Set while the intent is (or was) below the job minimum and pooled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolState>,
+    /// Bedrock answered "not now" (ServiceQuotaExceeded, Throttling) to this intent's last
+    /// creates: how often in a row, and when it may try again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_backoff: Option<CreateBackoff>,
+}
+
+/// Creates Bedrock refused for now, in a row, and when to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateBackoff {
+    pub refusals: u32,
+    pub not_before: DateTime<Utc>,
 }
 
 /// What cancelling needs done beyond the write.
@@ -399,6 +423,7 @@ impl BatchIntent {
             waiting_for_slot_since: None,
             cancel_requested_at: None,
             pool: None,
+            create_backoff: None,
         };
         intent.stage(EventKind::BatchRequested, now);
         intent
@@ -418,6 +443,18 @@ impl BatchIntent {
             (None, _) if self.jobs.is_empty() => ProcessingPath::Undecided,
             (None, _) => ProcessingPath::OwnJob,
         }
+    }
+
+    /// True when a job of the intent is planned but not created yet (a remainder's re-run).
+    pub fn has_unsubmitted_job(&self) -> bool {
+        self.jobs
+            .iter()
+            .any(|j| j.arn.is_none() && j.status.is_none())
+    }
+
+    /// True when the intent may try a create now: no "not now" backoff runs past `now`.
+    pub fn may_create_at(&self, now: DateTime<Utc>) -> bool {
+        self.create_backoff.is_none_or(|b| b.not_before <= now)
     }
 
     /// The job a Bedrock ARN belongs to.

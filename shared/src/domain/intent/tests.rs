@@ -38,6 +38,9 @@ fn job() -> BatchJob {
         summary: None,
         record_map: None,
         pad_records: 0,
+        retry_of: None,
+        progress: None,
+        expires_at: None,
     }
 }
 

@@ -224,6 +224,11 @@ impl BedrockEmulator {
         }
     }
 
+    /// The fault plan it plays.
+    pub fn faults(&self) -> Vec<BedrockFault> {
+        self.opts().faults
+    }
+
     fn plan(&self) -> Arc<Faults> {
         self.plan.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
