@@ -325,9 +325,14 @@ impl Embedded {
             // A lagging index shows what it hides now at this time: a later pass sees it.
             let index_at = self.store.index_catches_up_at()?;
             // An intent Bedrock told "not now" waits out its backoff; the reconciler wakes it.
-            let backoff_at = shared::app::slots::next_backoff_end(&self.deps)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let backoff_at = match shared::app::slots::next_backoff_end(&self.deps).await {
+                Ok(at) => at,
+                Err(e) => {
+                    // Like a failed scheduled pass: look again a moment later.
+                    tracing::warn!(error = %e, "reading backoffs failed");
+                    Some(now + Duration::seconds(1))
+                }
+            };
             let Some(wake) = [retry_at, outbox_at, index_at, backoff_at]
                 .into_iter()
                 .flatten()

@@ -583,6 +583,23 @@ export class BatchOrchestratorStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
     }
+    // A job Bedrock refused for good (AccessDenied, ResourceNotFound, Validation): its intent
+    // failed with a message naming the permission or setting to fix, and every intent of that
+    // model will until someone fixes it (shared/src/app/submit.rs, metric jobs_refused).
+    alarm('JobsRefusedAlarm', {
+      alarmDescription: 'Bedrock refused to create a batch job for good (access denied, model or role not found, validation): the failed intent\'s failureMessage and the submitter\'s log name the permission or setting to fix',
+      metric: new cloudwatch.Metric({
+        namespace: 'BatchOrchestrator',
+        metricName: 'jobs_refused',
+        dimensionsMap: { function: 'submitter' },
+        period: Duration.minutes(5),
+        statistic: 'Sum',
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
     for (const spec of FUNCTIONS) {
       alarm(`${pascal(spec.name)}ErrorsAlarm`, {
         alarmDescription: `The ${spec.name} function failed an invocation`,
@@ -646,9 +663,10 @@ export class BatchOrchestratorStack extends Stack {
   private grantLeastPrivilege(jobArns: string, modelArns: string[]): void {
     const f = this.functions;
     // Every job the submitter creates carries this tag, valued with this stack's manifests
-    // bucket (`shared/src/app/submit.rs`, STACK_TAG): get, stop and tag act on those jobs
-    // only (the model-invocation-job resource supports aws:ResourceTag, Service
-    // Authorization Reference for Amazon Bedrock).
+    // bucket (`shared/src/app/submit.rs`, STACK_TAG): stop and tag act on those jobs only
+    // (the model-invocation-job resource supports aws:ResourceTag, Service Authorization
+    // Reference for Amazon Bedrock). Stop acts on running jobs, whose tags Bedrock returns;
+    // Get is not conditioned (see ReadBatchJobs).
     const ours = { StringEquals: { [`aws:ResourceTag/${STACK_TAG}`]: this.manifestsBucket.bucketName } };
     const intents = this.intentsTable.tableArn;
     const index = (name: string): string => `${intents}/index/${name}`;
@@ -779,8 +797,13 @@ export class BatchOrchestratorStack extends Stack {
     allow(f.intake, 'WriteLists', ['s3:PutObject', 's3:AbortMultipartUpload'], lists);
     allow(f.intake, 'ReadLists', ['s3:GetObject'], lists);
     allow(f.reconciler, 'WriteLists', ['s3:PutObject', 's3:AbortMultipartUpload'], lists);
-    // reconciler: asks Bedrock for the state of each open job.
-    allow(f.reconciler, 'ReadBatchJobs', ['bedrock:GetModelInvocationJob'], [jobArns], ours);
+    // reconciler: asks Bedrock for the state of each open job. Not conditioned on the stack's
+    // tag: Bedrock does not return the tags of a batch job that has finished running (Pulumi's
+    // aws.bedrockmodel.InvocationJob page: "Amazon Bedrock does not allow retrieving tags for a
+    // batch inference job that has already finished running"), so a tag condition could deny
+    // the very poll that finds a job whose completion event was lost. A read only, on this
+    // account's and Region's job ARNs; the ARNs asked about come from the stack's own intents.
+    allow(f.reconciler, 'ReadBatchJobs', ['bedrock:GetModelInvocationJob'], [jobArns]);
 
     // The on-demand path: status-watcher re-runs a finished job's retryable failures, and the
     // reconciler runs below-minimum pools at their deadline (policy on_demand), one InvokeModel

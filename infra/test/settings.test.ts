@@ -29,8 +29,8 @@ describe('settings', () => {
       minRecordsPerJob: 100,
       maxRecordsPerJob: 50000,
       maxRecordsPerFile: 50000,
-      maxFileBytes: 1024 ** 3,
-      maxJobBytes: 5 * 1024 ** 3,
+      maxFileBytes: 1e9,
+      maxJobBytes: 5e9,
       maxConcurrentJobs: 10,
     });
     expect(s.jobTimeoutHours).toBe(24);

@@ -606,8 +606,19 @@ describe('operations', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       });
     }
-    // One per stage DLQ, one for the intake-events DLQ, one per function.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', QUEUES.length + 1 + FUNCTIONS.length);
+    // One per stage DLQ, one for the intake-events DLQ, one per function, one for refused jobs.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', QUEUES.length + 1 + FUNCTIONS.length + 1);
+  });
+
+  it('when Bedrock refuses a job for good should alarm on the submitter\'s jobs_refused metric', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'jobs_refused',
+      Namespace: 'BatchOrchestrator',
+      Dimensions: [{ Name: 'function', Value: 'submitter' }],
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
   });
 
   it('when an alarm topic is configured should notify it', () => {

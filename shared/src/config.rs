@@ -38,6 +38,7 @@ pub const MODEL_PRICES: &str = "MODEL_PRICES";
 pub const MODEL_FAMILIES: &str = "MODEL_FAMILIES";
 pub const MODEL_QUOTAS: &str = "MODEL_QUOTAS";
 pub const CREATE_BACKOFF_SECS: &str = "CREATE_BACKOFF_SECS";
+pub const REMAINDER_POLICY: &str = "REMAINDER_POLICY";
 
 /// (name, required, meaning) of every variable the functions read.
 pub const ENV_VARS: &[(&str, bool, &str)] = &[
@@ -166,17 +167,32 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
     (
         MAX_FILE_BYTES,
         false,
-        "Bedrock quota: bytes per input file (default 1 GiB)",
+        "Bedrock quota: bytes per input file, \"Batch inference input file size (in GB)\" in decimal GB (default 1000000000; the planner fills 99%)",
     ),
     (
         MAX_JOB_BYTES,
         false,
-        "Bedrock quota: bytes per job (default 5 GiB)",
+        "Bedrock quota: bytes per job, \"Batch inference job size (in GB)\" in decimal GB (default 5000000000; the planner fills 99%)",
     ),
     (
         MAX_CONCURRENT_JOBS,
         false,
-        "Bedrock quota: submitted + in-progress jobs per model (default 10)",
+        "Bedrock quota: submitted + in-progress jobs per model this stack keeps (default 10, of Service Quotas' 20 that other applications share)",
+    ),
+    (
+        MODEL_QUOTAS,
+        false,
+        "JSON {modelId: {minRecordsPerJob, maxRecordsPerJob, maxRecordsPerFile, maxFileBytes, maxJobBytes, maxConcurrentJobs}}: quotas of one model over the global ones and the catalog's (any subset of keys)",
+    ),
+    (
+        REMAINDER_POLICY,
+        false,
+        "where a job's unanswered records are re-run when there are at least the model's minimum of them: batch (a new batch job, the default) or on_demand; fewer always run on-demand",
+    ),
+    (
+        CREATE_BACKOFF_SECS,
+        false,
+        "seconds the first wait lasts after Bedrock answers a create ServiceQuotaExceeded or Throttling; doubled per refusal in a row, at most an hour (default 60)",
     ),
 ];
 
@@ -313,6 +329,13 @@ pub fn settings_from_map(
         on_demand_concurrency: number(env, ON_DEMAND_CONCURRENCY, base.on_demand_concurrency)?
             .max(1),
         max_record_attempts: number(env, MAX_RECORD_ATTEMPTS, base.max_record_attempts)?.max(1),
+        remainder_policy: match present(env, REMAINDER_POLICY) {
+            None => base.remainder_policy,
+            Some(v) => v.parse().map_err(|problem| ConfigError {
+                var: REMAINDER_POLICY,
+                problem,
+            })?,
+        },
         prices: json(
             env,
             MODEL_PRICES,

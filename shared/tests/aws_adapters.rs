@@ -411,7 +411,7 @@ mod s3 {
     }
 
     #[tokio::test]
-    async fn when_s3_is_unavailable_should_be_transient() {
+    async fn when_s3_asks_to_slow_down_should_be_retryable_as_throttling() {
         let rule = mock!(Client::put_object).then_http_response(|| xml_error(503, "SlowDown"));
         let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule], |c| {
             c.retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
@@ -423,7 +423,9 @@ mod s3 {
             )
             .await
             .expect_err("503");
-        assert_eq!(err.kind, ErrorKind::Transient);
+        // S3's SlowDown (503) asks the caller to slow down: retryable, as throttling.
+        assert_eq!(err.kind, ErrorKind::Throttled);
+        assert!(err.is_retryable());
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use batch_orchestrator::samples::receipt_png;
 use serde_json::{json, Value};
 use shared::adapters::aws::sqs::SqsQueues;
 use shared::adapters::aws::AwsClients;
+use shared::adapters::embedded::bedrock_emulator::fault_plan::BedrockFault;
 use shared::adapters::embedded::bedrock_emulator::{BedrockEmulator, EmulatorOptions};
 use shared::adapters::embedded::clock::SystemClock;
 use shared::adapters::embedded::db::Db;
@@ -61,6 +62,16 @@ async fn serve(router: axum::Router) -> String {
 }
 
 async fn setup(aws: &str, name: &str, max_receive_count: u32) -> Env {
+    setup_with(aws, name, max_receive_count, |_, _| {}).await
+}
+
+/// [`setup`], with the stack's settings and the Bedrock emulator's options changed first.
+async fn setup_with(
+    aws: &str,
+    name: &str,
+    max_receive_count: u32,
+    configure: impl FnOnce(&mut shared::domain::settings::Settings, &mut EmulatorOptions),
+) -> Env {
     let prefix = valid_prefix(&format!(
         "{name}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -79,9 +90,11 @@ async fn setup(aws: &str, name: &str, max_receive_count: u32) -> Env {
     create_resources(&clients, &stack, max_receive_count, 1)
         .await
         .expect("resources");
-    let deps = clients.deps(&stack.config());
     let mut opts = EmulatorOptions::new(stack.settings.quotas.clone());
     opts.account = "123456789012".into();
+    configure(&mut stack.settings, &mut opts);
+    opts.quotas = stack.settings.quotas.clone();
+    let deps = clients.deps(&stack.config());
     let emulator = Arc::new(
         BedrockEmulator::new(
             Db::in_memory().expect("db"),
@@ -652,4 +665,103 @@ async fn when_objects_stream_copy_and_index_on_aws_should_round_trip_through_the
         .map(|k| k.as_str().trim_start_matches("shards/"))
         .collect();
     assert_eq!(names, vec!["0", "4", "4a", "Zz", "a", "~x"]);
+}
+
+/// One run of a Bedrock fault through the SDK: `images` receipts, one intent, driven (with a
+/// reconciler pass each round, as its schedule would) until it ends. Returns the intent, the
+/// Bedrock jobs made, and every DLQ's depth.
+async fn run_fault(
+    aws: &str,
+    fault: Option<BedrockFault>,
+    images: usize,
+    min: u64,
+) -> (shared::domain::intent::BatchIntent, u64, u64) {
+    let name = fault.map_or("lost-event".to_owned(), |f| f.to_string());
+    let env = setup_with(aws, &name[..name.len().min(12)], 3, |s, o| {
+        s.quotas.min_records_per_job = min;
+        s.create_backoff_secs = 1;
+        match fault {
+            Some(f) => o.faults = vec![f],
+            // No fault: Bedrock's events are lost instead, so only a poll finds the end.
+            None => o.emit_events = false,
+        }
+    })
+    .await;
+    let keys = env.upload("user-1", images).await;
+    let (status, body) = env
+        .post("user-1", json!({"intentId": "faulty", "images": keys}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let driver = Driver::new(env.deps.clone(), &env.clients, &env.stack, false)
+        .await
+        .expect("driver");
+    let start = Instant::now();
+    while !env.status("faulty").await.is_terminal() {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{name}: did not end"
+        );
+        driver.poll_once().await.expect("poll");
+        reconciler::handle(&env.deps, json!({}))
+            .await
+            .expect("reconcile");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let sqs = SqsQueues::new(env.clients.sqs.clone());
+    let mut dead = 0;
+    for q in Queue::ALL {
+        let url = sqs.queue_url(env.stack.dlq_name(q)).await.expect("url");
+        dead += sqs.depth(&url).await.expect("depth");
+    }
+    let intent = env
+        .deps
+        .store
+        .get(&stored_key("faulty"))
+        .await
+        .expect("get")
+        .expect("stored");
+    let cap = env
+        .stack
+        .settings
+        .quotas_for(&intent.model_id)
+        .max_concurrent_jobs;
+    let held = env
+        .deps
+        .slots
+        .held(intent.model_id.as_str(), cap)
+        .await
+        .expect("held");
+    assert_eq!(held, 0, "{name}: every slot free");
+    (intent, env.bedrock_jobs().await, dead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_bedrock_fails_as_it_really_does_through_the_sdk_should_close_every_loop() {
+    let Some(aws) = endpoint() else { return };
+    // Completed with 5% error lines: 20 records, 1 error line, PARTIALLY_COMPLETED.
+    let (i, jobs, dead) = run_fault(&aws, Some(BedrockFault::CompletedWithErrors), 20, 1).await;
+    assert_eq!(
+        (i.status, jobs, dead),
+        (IntentStatus::PartiallyCompleted, 1, 0)
+    );
+    let c = i.counts.expect("counts");
+    assert_eq!((c.success_record_count, c.error_record_count), (19, 1));
+    // Half expired: the other half in a second batch job of at least the minimum.
+    let (i, jobs, dead) = run_fault(&aws, Some(BedrockFault::ExpireHalf), 4, 2).await;
+    assert_eq!((i.status, jobs, dead), (IntentStatus::Completed, 2, 0));
+    assert_eq!(i.jobs[1].retry_of, Some(1));
+    assert!(i.jobs[1].records() >= 2);
+    // Access denied: FAILED at once, naming the permission; nothing created.
+    let (i, jobs, dead) = run_fault(&aws, Some(BedrockFault::CreateAccessDenied), 2, 1).await;
+    assert_eq!((i.status, jobs, dead), (IntentStatus::Failed, 0, 0));
+    assert!(i
+        .failure_message
+        .unwrap_or_default()
+        .contains("iam:PassRole"));
+    // Quota full of other jobs three times: waits it out, no DLQ.
+    let (i, jobs, dead) = run_fault(&aws, Some(BedrockFault::CreateQuotaExceeded), 2, 1).await;
+    assert_eq!((i.status, jobs, dead), (IntentStatus::Completed, 1, 0));
+    // Every event lost: the reconciler's GetModelInvocationJob finds the finished job.
+    let (i, jobs, dead) = run_fault(&aws, None, 2, 1).await;
+    assert_eq!((i.status, jobs, dead), (IntentStatus::Completed, 1, 0));
 }

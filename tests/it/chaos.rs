@@ -58,6 +58,9 @@ async fn when_bedrock_events_are_duplicated_reordered_and_dropped_should_never_r
     let app = app_with(|o| {
         o.emulator.emit_events = false;
         o.reconcile_when_idle = false;
+        // The true end of a stopped job is its re-run on-demand (a re-run batch job would be
+        // a second job this test does not drive).
+        o.settings.remainder_policy = shared::domain::settings::RemainderPolicy::OnDemand;
     })
     .await;
     let mut delivered_total = 0;

@@ -102,7 +102,11 @@ async fn when_a_crash_hits_any_step_should_end_as_the_clean_run_does() {
 #[tokio::test]
 async fn when_a_crash_follows_on_demand_reruns_should_not_run_them_again() {
     async fn run_rerun(plan: Arc<FaultPlan>) -> TestApp {
-        let app = app_with(|o| o.faults = Some(plan.clone())).await;
+        let app = app_with(|o| {
+            o.faults = Some(plan.clone());
+            o.settings.remainder_policy = shared::domain::settings::RemainderPolicy::OnDemand;
+        })
+        .await;
         // Two of three records fail retryably in the batch job; their re-runs succeed.
         app.emulator.set_options(|o| {
             for i in [1, 2] {

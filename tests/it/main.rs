@@ -10,6 +10,7 @@ mod common;
 mod authz;
 #[cfg(feature = "aws")]
 mod aws_e2e;
+mod bedrock_faults;
 mod chaos;
 mod docs;
 mod events;

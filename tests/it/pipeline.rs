@@ -363,7 +363,11 @@ async fn when_submitter_crashed_after_create_should_reuse_the_job_not_start_anot
 
 #[tokio::test]
 async fn when_records_fail_or_go_missing_should_account_for_every_image() {
-    let app = app().await;
+    // On-demand re-runs (a re-run batch job is pipeline_reruns.rs's).
+    let app = app_with(|o| {
+        o.settings.remainder_policy = shared::domain::settings::RemainderPolicy::OnDemand;
+    })
+    .await;
     app.intake(event("intake-direct.json")).await;
     app.deliver(Queue::ManifestBuilder).await.expect("deliver");
     let intent = &intents(&app)[0];

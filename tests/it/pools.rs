@@ -7,6 +7,7 @@ use chrono::Duration;
 use shared::domain::intent::{ImageSelection, ProcessingPath};
 use shared::domain::results::ResultStatus;
 use shared::domain::settings::BelowMinimum;
+use shared::domain::settings::RemainderPolicy;
 use shared::domain::status::IntentStatus;
 use shared::ports::IntentStore as _;
 use std::collections::HashSet;
@@ -329,7 +330,7 @@ async fn cancel(
 
 #[tokio::test]
 async fn when_records_fail_retryably_should_rerun_them_on_demand_but_never_validation_errors() {
-    let app = app().await;
+    let app = app_with(|o| o.settings.remainder_policy = RemainderPolicy::OnDemand).await;
     app.intake(event("intake-direct.json")).await;
     app.deliver(shared::topology::Queue::ManifestBuilder)
         .await
@@ -411,7 +412,12 @@ async fn when_a_client_takes_a_reserved_intent_id_should_refuse_it() {
 
 #[tokio::test]
 async fn when_a_job_expires_and_every_record_is_rerun_should_end_completed() {
-    let app = app_with(|o| o.emulator.expire_scheduled = true).await;
+    // Re-run on-demand: the emulator expires every job, a re-run batch job included.
+    let app = app_with(|o| {
+        o.emulator.expire_scheduled = true;
+        o.settings.remainder_policy = RemainderPolicy::OnDemand;
+    })
+    .await;
     app.intake(event("intake-direct.json")).await;
     run(&app).await;
     let i = &intents(&app)[0];

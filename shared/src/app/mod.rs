@@ -146,3 +146,43 @@ pub(crate) fn lost_races(what: &str) -> StageError {
         format!("{what} kept losing races"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn when_a_loop_makes_progress_should_not_spend_its_race_attempts() {
+        // Ten jobs in a row (Next), each after one lost race (Again): done, not "lost races".
+        let out = cas_loop(0u32, |n| async move {
+            Ok(match n {
+                20 => Cas::Done(n),
+                n if n % 2 == 0 => Cas::Again(n + 1),
+                n => Cas::Next(n + 1),
+            })
+        })
+        .await
+        .expect("no error");
+        assert_eq!(out, None, "ten lost races are more than the budget");
+        let out = cas_loop(0u32, |n| async move {
+            Ok(if n == 20 {
+                Cas::Done(n)
+            } else {
+                Cas::Next(n + 1)
+            })
+        })
+        .await
+        .expect("no error");
+        assert_eq!(out, Some(20), "progress alone never runs out of attempts");
+        let out = cas_loop(0u32, |n| async move {
+            Ok(if n == MAX_CAS_ATTEMPTS as u32 {
+                Cas::Done(n)
+            } else {
+                Cas::Again::<u32, u32>(n + 1)
+            })
+        })
+        .await
+        .expect("no error");
+        assert_eq!(out, None, "eight lost races exhaust the budget");
+    }
+}

@@ -295,3 +295,43 @@ fn create_request(deps: &Deps, intent: &BatchIntent, job: &BatchJob) -> CreateJo
         ],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_bedrock_refuses_a_create_should_tell_not_now_from_never_from_later() {
+        let of = |kind| CreateRefusal::of(&PortError::new(kind, "x"));
+        assert_eq!(of(ErrorKind::QuotaExceeded), CreateRefusal::NotNow);
+        assert_eq!(of(ErrorKind::Throttled), CreateRefusal::NotNow);
+        assert_eq!(
+            of(ErrorKind::Forbidden),
+            CreateRefusal::Never(Never::AccessDenied)
+        );
+        assert_eq!(
+            of(ErrorKind::NotFound),
+            CreateRefusal::Never(Never::NotFound)
+        );
+        assert_eq!(
+            of(ErrorKind::Validation),
+            CreateRefusal::Never(Never::Validation)
+        );
+        for later in [
+            ErrorKind::Transient,
+            ErrorKind::Conflict,
+            ErrorKind::Unexpected,
+        ] {
+            assert_eq!(of(later), CreateRefusal::Later, "{later:?}");
+        }
+        let model = crate::domain::ids::ModelId::parse("amazon.nova-lite-v1:0").expect("model");
+        let why = Never::AccessDenied.message(&model);
+        assert!(
+            why.contains("iam:PassRole") && why.contains("amazon.nova-lite-v1:0"),
+            "{why}"
+        );
+        assert!(Never::NotFound
+            .message(&model)
+            .contains("ALLOWED_MODEL_IDS"));
+    }
+}

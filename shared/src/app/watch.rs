@@ -232,7 +232,7 @@ async fn ingest(
     let batch_rerun = super::remainder::plan_rerun(deps, intent, job, &expected, &results).await?;
     let rerun = batch_rerun.is_none()
         && !owner_cancelled
-        && rerun_retryable(deps, intent, job, &line_ids, &mut results).await?;
+        && super::remainder::rerun_retryable(deps, intent, job, &line_ids, &mut results).await?;
     if intent.is_pool_job() {
         route_to_members(deps, intent, results.clone()).await?;
     } else {
@@ -340,127 +340,6 @@ fn counts_of(job: &BatchJob, results: &[ImageResult]) -> ManifestSummary {
     }
 }
 
-/// Most records re-run on-demand after one job. A remainder of the model's minimum or more
-/// goes into a re-run batch job instead (`remainder`), so this binds only where the minimum is
-/// set above it.
-pub const ON_DEMAND_RETRY_LIMIT: usize = 1_000;
-
-/// Re-runs, on-demand, every record that failed with a retryable error (throttling, 5xx,
-/// timeout, or no output from a job that stopped short) and has attempts left. Validation
-/// failures are never re-run.
-async fn rerun_retryable(
-    deps: &Deps,
-    intent: &BatchIntent,
-    job: &BatchJob,
-    line_ids: &HashMap<RecordId, String>,
-    results: &mut [ImageResult],
-) -> Result<bool, StageError> {
-    let max = deps.settings.max_record_attempts;
-    let mut candidates: Vec<usize> = results
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.is_retryable_failure() && r.attempts < max)
-        .map(|(i, _)| i)
-        .collect();
-    if candidates.is_empty() {
-        return Ok(false);
-    }
-    // A replay of this job's end (a redelivery, or the reconciler racing the watcher) finds
-    // what earlier re-runs stored: those stand, and are not paid for again.
-    let stored = stored_results(deps, intent, candidates.iter().map(|&i| &results[i])).await?;
-    let mut replayed = false;
-    candidates.retain(|&i| match stored.get(&results[i].record_id) {
-        // Its owner left the shared job: its answer is dropped, so it is not paid for.
-        Some(prev) if prev.status == crate::domain::results::ResultStatus::Canceled => false,
-        Some(prev) if prev.attempts > results[i].attempts => {
-            results[i] = prev.clone();
-            replayed = true;
-            results[i].is_retryable_failure() && results[i].attempts < max
-        }
-        _ => true,
-    });
-    if candidates.is_empty() {
-        return Ok(replayed);
-    }
-    if candidates.len() > ON_DEMAND_RETRY_LIMIT {
-        tracing::warn!(intent_id = %intent.intent_id, failed = candidates.len(), limit = ON_DEMAND_RETRY_LIMIT, "too many retryable failures to re-run on-demand; left failed");
-        return Ok(replayed);
-    }
-    // By the id the record has in the job's input lines, and by our own record id, which a
-    // manifest written before record ids were Bedrock's 11 characters carries instead.
-    let wanted: HashMap<String, usize> = candidates
-        .iter()
-        .filter_map(|&i| {
-            line_ids
-                .get(&results[i].record_id)
-                .map(|id| (id.clone(), i))
-        })
-        .chain(
-            candidates
-                .iter()
-                .map(|&i| (results[i].record_id.to_string(), i)),
-        )
-        .collect();
-    crate::metrics::count(crate::metrics::RECORDS_RETRIED, candidates.len() as u64);
-    tracing::info!(intent_id = %intent.intent_id, records = candidates.len(), "re-running retryable failures on-demand");
-    // The job's input parts, line by line; the wanted records run and are stored CHUNK at a
-    // time: memory holds one chunk's inputs, a crash or timeout loses at most one chunk's
-    // calls, and the replay starts after what was stored.
-    let mut pending: Vec<(usize, super::on_demand::Pending)> = Vec::new();
-    for part in &job.parts {
-        let mut lines = deps.objects.lines(&part.uri).await?;
-        while let Some(line) = lines.next().await {
-            let line = line?;
-            let Some((rid, input)) = super::on_demand::input_of(&line, |r| wanted.contains_key(r))
-            else {
-                continue;
-            };
-            let Some(&i) = wanted.get(&rid) else {
-                continue;
-            };
-            let r = &results[i];
-            pending.push((
-                i,
-                super::on_demand::Pending {
-                    record_id: r.record_id.clone(),
-                    index: r.image_index,
-                    key: r.image_key.clone(),
-                    model_input: input,
-                    attempts: r.attempts.max(1),
-                },
-            ));
-            if pending.len() == super::on_demand::CHUNK {
-                rerun_chunk(deps, intent, results, std::mem::take(&mut pending)).await?;
-            }
-        }
-    }
-    rerun_chunk(deps, intent, results, pending).await?;
-    Ok(true)
-}
-
-/// Runs one chunk of re-runs, stores it, and puts it in `results`.
-async fn rerun_chunk(
-    deps: &Deps,
-    intent: &BatchIntent,
-    results: &mut [ImageResult],
-    chunk: Vec<(usize, super::on_demand::Pending)>,
-) -> Result<(), StageError> {
-    if chunk.is_empty() {
-        return Ok(());
-    }
-    let (slots, records): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
-    let rerun = super::on_demand::run(deps, &intent.model_id, records).await;
-    if intent.is_pool_job() {
-        route_to_members(deps, intent, rerun.clone()).await?;
-    } else {
-        deps.results.put_results(&intent.intent_id, &rerun).await?;
-    }
-    for (i, r) in slots.into_iter().zip(rerun) {
-        results[i] = r;
-    }
-    Ok(())
-}
-
 /// The stored results of these records, by record id (a shared job's are its members').
 pub(super) async fn stored_results<'r>(
     deps: &Deps,
@@ -494,7 +373,7 @@ pub(super) async fn stored_results<'r>(
 
 /// A shared job's results go to its members, each under its own image index. A member
 /// cancelled meanwhile keeps its `canceled` results: the job's answers for it are dropped.
-async fn route_to_members(
+pub(super) async fn route_to_members(
     deps: &Deps,
     shared: &BatchIntent,
     results: Vec<ImageResult>,

@@ -28,8 +28,9 @@ fn when_records_are_50001_should_make_two_balanced_jobs() {
 
 #[test]
 fn when_a_byte_split_leaves_a_tail_of_20_should_pad_it_to_the_minimum() {
-    // 220 records of 1 MB, 200 MB a job: bytes close the first job at 200.
-    let q = quotas(100, 50_000, 50_000, 1 << 30, 200 * 1_000_000);
+    // 220 records of 1 MB, a 202.02 MB job quota: the planner fills 99% of it (the byte
+    // margin), so bytes close the first job at 200.
+    let q = quotas(100, 50_000, 50_000, 1 << 30, 202_020_300);
     let jobs = plan(&q, &vec![1_000_000; 220], Some(300)).expect("plan");
     assert_eq!(records(&jobs), vec![200, 20]);
     assert_eq!(jobs[1].pads, 80);
@@ -63,7 +64,8 @@ fn when_records_exceed_the_file_quota_should_start_parts_within_one_job() {
 
 #[test]
 fn when_a_file_would_pass_its_byte_limit_by_one_should_start_a_new_part() {
-    let q = quotas(1, 50_000, 50_000, 1_000, 5 << 30);
+    // A 1,010-byte file quota less the 1% margin: 1,000 bytes a part (1,000 fits, 1,001 not).
+    let q = quotas(1, 50_000, 50_000, 1_010, 5 << 30);
     let jobs = plan(&q, &[500, 500, 1], None).expect("plan");
     assert_eq!(jobs[0].parts, vec![(2, 1_000), (1, 1)]);
     let jobs = plan(&q, &[500, 501], None).expect("plan");

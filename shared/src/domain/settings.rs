@@ -53,12 +53,12 @@ impl Default for Quotas {
 impl Quotas {
     /// The bytes the planner puts in one input file: the quota less the margin.
     pub fn file_bytes_budget(&self) -> u64 {
-        self.max_file_bytes / 100 * (100 - BYTE_QUOTA_MARGIN_PERCENT)
+        self.max_file_bytes - self.max_file_bytes / 100 * BYTE_QUOTA_MARGIN_PERCENT
     }
 
     /// The bytes the planner puts in one job: the quota less the margin.
     pub fn job_bytes_budget(&self) -> u64 {
-        self.max_job_bytes / 100 * (100 - BYTE_QUOTA_MARGIN_PERCENT)
+        self.max_job_bytes - self.max_job_bytes / 100 * BYTE_QUOTA_MARGIN_PERCENT
     }
 
     /// These quotas with each field `o` sets.
@@ -141,6 +141,28 @@ impl std::str::FromStr for BelowMinimum {
     }
 }
 
+/// Where the unanswered records of a job that ended short are re-run when there are at least the
+/// model's minimum of them (fewer always run on-demand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemainderPolicy {
+    /// In a new batch job of the same intent, at the batch price (hours, like any job).
+    Batch,
+    /// On-demand at once, at the full price (up to 1,000 per job end).
+    OnDemand,
+}
+
+impl std::str::FromStr for RemainderPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "batch" => Ok(Self::Batch),
+            "on_demand" => Ok(Self::OnDemand),
+            other => Err(format!("must be batch or on_demand, got {other:?}")),
+        }
+    }
+}
+
 /// On-demand prices of a model in USD per million tokens; batch costs `batch_discount` of it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -208,6 +230,8 @@ pub struct Settings {
     /// Attempts per record, the batch job's included; retryable failures are re-run until
     /// this many were made.
     pub max_record_attempts: u32,
+    /// Where a remainder of at least the model's minimum records is re-run.
+    pub remainder_policy: RemainderPolicy,
     /// On-demand prices per model id; a model without one gets no cost estimate.
     pub prices: std::collections::BTreeMap<String, ModelPrice>,
     /// Batch price as a fraction of on-demand (0.5 at the time of writing).
@@ -256,6 +280,7 @@ impl Settings {
             below_minimum: BelowMinimum::OnDemand,
             on_demand_concurrency: 4,
             max_record_attempts: 3,
+            remainder_policy: RemainderPolicy::Batch,
             prices: default_prices(),
             batch_discount: 0.5,
             // A receipt photo of ~1,100x1,500 px is ~1,600 input tokens with the prompt;
@@ -372,6 +397,65 @@ mod tests {
         }
         let unpriced = ModelId::parse("anthropic.claude-9-v1:0").expect("valid");
         assert_eq!(s.estimate_cost(&unpriced, 1), None);
+    }
+
+    #[test]
+    fn when_a_model_has_quotas_of_its_own_should_take_them_over_the_global_ones() {
+        let mut s = Settings::local("test");
+        s.quotas.min_records_per_job = 7;
+        let haiku = ModelId::parse("us.anthropic.claude-haiku-4-5-20251001-v1:0").expect("id");
+        let pro = ModelId::parse("us.amazon.nova-pro-v1:0").expect("id");
+        assert_eq!(s.quotas_for(&haiku), s.quotas, "no catalog difference");
+        // Nova Pro V1's job size is 100 GB in Service Quotas; its other quotas are global.
+        assert_eq!(s.quotas_for(&pro).max_job_bytes, 100 * GB);
+        assert_eq!(s.quotas_for(&pro).min_records_per_job, 7);
+        s.model_quotas.insert(
+            "anthropic.claude-haiku-4-5-20251001-v1:0".into(),
+            QuotaOverrides {
+                min_records_per_job: Some(1_000),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s.quotas_for(&haiku).min_records_per_job,
+            1_000,
+            "by foundation id"
+        );
+        assert_eq!(s.pool_threshold(&haiku), 10_000);
+        s.model_quotas.insert(
+            haiku.to_string(),
+            QuotaOverrides {
+                max_concurrent_jobs: Some(2),
+                ..Default::default()
+            },
+        );
+        let q = s.quotas_for(&haiku);
+        assert_eq!(
+            (q.min_records_per_job, q.max_concurrent_jobs),
+            (1_000, 2),
+            "id over base"
+        );
+    }
+
+    #[test]
+    fn when_packing_bytes_should_read_gb_as_decimal_and_keep_a_margin() {
+        let q = Quotas::default();
+        assert_eq!(
+            (q.max_file_bytes, q.max_job_bytes),
+            (1_000_000_000, 5_000_000_000)
+        );
+        assert_eq!(q.file_bytes_budget(), 990_000_000);
+        assert_eq!(q.job_bytes_budget(), 4_950_000_000);
+    }
+
+    #[test]
+    fn when_bedrock_says_not_now_again_should_back_off_doubling_to_an_hour() {
+        let s = Settings::local("test");
+        let secs: Vec<i64> = [1, 2, 3, 10, 40]
+            .iter()
+            .map(|n| s.create_backoff(*n).num_seconds())
+            .collect();
+        assert_eq!(secs, vec![60, 120, 240, 3600, 3600]);
     }
 
     #[test]

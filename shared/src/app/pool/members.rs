@@ -58,7 +58,8 @@ pub(super) async fn finish_member(
     .ok_or_else(|| lost_races("finishing a pooled intent"))
 }
 
-/// A member's counts from its results (skipped images are not records).
+/// A member's counts from its results (skipped images are not records). A record with no
+/// result (its shared job was refused, or failed before any output) counts as failed.
 fn member_counts(records: u64, results: &[ImageResult]) -> ManifestSummary {
     let mut counts = ManifestSummary {
         total_record_count: records,
@@ -74,6 +75,9 @@ fn member_counts(records: u64, results: &[ImageResult]) -> ManifestSummary {
         counts.input_token_count += r.input_tokens;
         counts.output_token_count += r.output_tokens;
     }
+    counts.error_record_count = counts
+        .total_record_count
+        .saturating_sub(counts.success_record_count);
     counts
 }
 

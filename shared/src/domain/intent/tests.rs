@@ -148,3 +148,141 @@ fn when_job_fails_should_fail_intent_with_message() {
     assert_eq!(i.failure_message.as_deref(), Some("bad input"));
     assert!(i.fail("again".into(), now).is_err());
 }
+
+fn summary(total: u64, processed: u64, success: u64) -> ManifestSummary {
+    ManifestSummary {
+        total_record_count: total,
+        processed_record_count: processed,
+        success_record_count: success,
+        error_record_count: processed - success,
+        ..Default::default()
+    }
+}
+
+/// An intent whose one job (of `records` records) runs.
+fn running(records: u64) -> BatchIntent {
+    let now = Utc::now();
+    let mut i = new_intent();
+    let mut j = job();
+    j.parts.push(ManifestPart {
+        part: 1,
+        uri: j.input.join("part-00001.jsonl"),
+        records,
+        bytes: 10,
+    });
+    i.record_manifest(vec![], vec![j], now).expect("manifest");
+    i.record_submission(1, arn(), now).expect("submit");
+    i.apply_job_status(&arn(), BedrockJobStatus::InProgress, None, None, now)
+        .expect("running");
+    i
+}
+
+#[test]
+fn when_a_completed_job_holds_error_lines_should_end_partially_completed() {
+    // "An error object replaces the modelOutput field in any line where there was an error"
+    // (user guide): a Completed job does not mean every record was answered.
+    let mut i = running(20);
+    let st = i
+        .apply_job_status(
+            &arn(),
+            BedrockJobStatus::Completed,
+            None,
+            Some(summary(20, 20, 19)),
+            Utc::now(),
+        )
+        .expect("completed");
+    assert_eq!(st, IntentStatus::PartiallyCompleted);
+    assert_eq!(i.counts.map(|c| c.error_record_count), Some(1));
+}
+
+#[test]
+fn when_a_remainder_is_rerun_should_stay_open_and_count_each_record_once() {
+    let now = Utc::now();
+    let mut i = running(10);
+    let mut rerun = job();
+    rerun.job_no = 2;
+    rerun.attempt = 2;
+    rerun.retry_of = Some(1);
+    rerun.parts.push(ManifestPart {
+        part: 1,
+        uri: rerun.input.join("part-00001.jsonl"),
+        records: 4,
+        bytes: 10,
+    });
+    i.add_retry_jobs(vec![rerun], now).expect("added");
+    // The parent expired with 6 of 10 answered; the 4 it never reached moved to job 2.
+    let st = i
+        .apply_job_status(
+            &arn(),
+            BedrockJobStatus::Expired,
+            None,
+            Some(summary(6, 6, 6)),
+            now,
+        )
+        .expect("expired");
+    assert_eq!(
+        st,
+        IntentStatus::InProgress,
+        "open while its re-run job runs"
+    );
+    assert!(i.has_unsubmitted_job());
+    let second_arn = BedrockJobArn::parse(
+        "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/zzzz1234wxyz",
+    )
+    .expect("valid");
+    i.record_submission(2, second_arn.clone(), now)
+        .expect("re-run created");
+    assert_eq!(
+        i.status,
+        IntentStatus::InProgress,
+        "a re-run's ARN moves nothing back"
+    );
+    let st = i
+        .apply_job_status(
+            &second_arn,
+            BedrockJobStatus::Completed,
+            None,
+            Some(summary(4, 4, 4)),
+            now,
+        )
+        .expect("completed");
+    assert_eq!(
+        st,
+        IntentStatus::Completed,
+        "every record answered in the end"
+    );
+    assert_eq!(i.counts, Some(summary(10, 10, 10)));
+}
+
+#[test]
+fn when_a_cancel_overtakes_a_rerun_job_should_end_without_creating_it() {
+    let now = Utc::now();
+    let mut i = running(10);
+    let mut rerun = job();
+    rerun.job_no = 2;
+    rerun.retry_of = Some(1);
+    rerun.parts.push(ManifestPart {
+        part: 1,
+        uri: rerun.input.join("part-00001.jsonl"),
+        records: 5,
+        bytes: 10,
+    });
+    i.add_retry_jobs(vec![rerun], now).expect("added");
+    i.apply_job_status(
+        &arn(),
+        BedrockJobStatus::Stopped,
+        None,
+        Some(summary(5, 5, 5)),
+        now,
+    )
+    .expect("stopped");
+    // The owner cancels before the re-run job exists: it is never created.
+    i.cancel(now).expect("cancel recorded");
+    i.drop_unsubmitted_jobs(now).expect("dropped");
+    assert_eq!(i.status, IntentStatus::Stopped);
+    assert!(!i.has_unsubmitted_job());
+    let counts = i
+        .counts
+        .map(|c| (c.total_record_count, c.success_record_count));
+    assert_eq!(counts, Some((10, 5)));
+}
