@@ -5,7 +5,7 @@
  *
  * An optional variable the stack has no value for is left unset (the Rust side then uses its
  * default): MODEL_PRICES is set only when the context gives `modelPrices`, MODEL_FAMILIES only
- * when it gives `modelFamilies`.
+ * when it gives `modelFamilies`, MODEL_QUOTAS only when it gives `modelQuotas`.
  *
  * The log level is not among them: the functions read AWS_LAMBDA_LOG_LEVEL, which Lambda sets
  * from the function's logging config (applicationLogLevelV2).
@@ -13,7 +13,7 @@
 import type { Settings } from './settings';
 
 /** Variables of ENV_VARS (all optional there) set only when the context configures them. */
-export const SET_ONLY_WHEN_CONFIGURED: readonly string[] = ['MODEL_PRICES', 'MODEL_FAMILIES'];
+export const SET_ONLY_WHEN_CONFIGURED: readonly string[] = ['MODEL_PRICES', 'MODEL_FAMILIES', 'MODEL_QUOTAS'];
 
 export interface FunctionEnvInputs {
   readonly intentsTable: string;
@@ -61,6 +61,9 @@ export function functionEnvironment(i: FunctionEnvInputs): Record<string, string
     BELOW_MINIMUM_POLICY: s.belowMinimumPolicy,
     ON_DEMAND_CONCURRENCY: String(s.onDemandConcurrency),
     MAX_RECORD_ATTEMPTS: String(s.maxRecordAttempts),
+    REMAINDER_POLICY: s.remainderPolicy,
+    CREATE_BACKOFF_SECS: String(s.createBackoffSecs),
+    ...(s.modelQuotas === undefined ? {} : { MODEL_QUOTAS: JSON.stringify(s.modelQuotas) }),
     ...(s.modelPrices === undefined ? {} : { MODEL_PRICES: JSON.stringify(s.modelPrices) }),
     ...(s.modelFamilies === undefined ? {} : {
       MODEL_FAMILIES: JSON.stringify(Object.fromEntries(

@@ -18,6 +18,7 @@ export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
 
 /** What a pool below the job minimum does at its deadline (the Rust `BelowMinimum`). */
 export type BelowMinimumPolicy = 'wait' | 'pad' | 'on_demand';
+export type RemainderPolicy = 'batch' | 'on_demand';
 
 /** The record families the Rust side builds (`shared/src/domain/family/`). */
 export const FAMILIES = ['claude', 'nova'] as const;
@@ -79,6 +80,15 @@ export interface Settings {
   readonly onDemandConcurrency: number;
   /** Attempts per record, the batch job's included; retryable failures are re-run up to it. */
   readonly maxRecordAttempts: number;
+  /** Where a job's unanswered records are re-run when there are at least the minimum of them. */
+  readonly remainderPolicy: RemainderPolicy;
+  /** First wait after Bedrock answers a create "not now" (quota, throttling); doubles, to an hour. */
+  readonly createBackoffSecs: number;
+  /**
+   * Quotas of single models over `quotas` (model id or foundation id -> some quota keys).
+   * Optional: when absent MODEL_QUOTAS is left unset.
+   */
+  readonly modelQuotas?: Readonly<Record<string, Partial<Quotas>>>;
   /**
    * On-demand prices per model id, for cost estimates. Optional: when absent MODEL_PRICES is
    * left unset and the functions use the Rust defaults; when set it replaces them entirely.
@@ -120,6 +130,9 @@ export const CONTEXT_KEYS = [
   'belowMinimumPolicy',
   'onDemandConcurrency',
   'maxRecordAttempts',
+  'remainderPolicy',
+  'createBackoffSecs',
+  'modelQuotas',
   'modelPrices',
   'modelFamilies',
   'logLevel',
@@ -156,6 +169,9 @@ export const DEFAULT_MAX_RECORD_ATTEMPTS = 3;
 
 /** The values the Rust `BelowMinimum::from_str` accepts. */
 export const BELOW_MINIMUM_POLICIES: readonly BelowMinimumPolicy[] = ['wait', 'pad', 'on_demand'];
+export const DEFAULT_REMAINDER_POLICY: RemainderPolicy = 'batch';
+export const REMAINDER_POLICIES: readonly RemainderPolicy[] = ['batch', 'on_demand'];
+export const DEFAULT_CREATE_BACKOFF_SECS = 60;
 
 const MODEL_PRICE_KEYS: readonly (keyof ModelPrice)[] = ['inputPerMtok', 'outputPerMtok'];
 
@@ -282,6 +298,44 @@ function quotas(read: ContextReader): Quotas {
 /** An optional integer setting: its default when the context does not set it. */
 function optionalInt(read: ContextReader, key: ContextKey, fallback: number, min: number, max?: number): number {
   return present(read(key)) ? int(key, read(key), min, max) : fallback;
+}
+
+function remainderPolicy(read: ContextReader): RemainderPolicy {
+  if (!present(read('remainderPolicy'))) return DEFAULT_REMAINDER_POLICY;
+  const policy = str(read, 'remainderPolicy').toLowerCase() as RemainderPolicy;
+  if (!REMAINDER_POLICIES.includes(policy)) {
+    throw new SettingsError('remainderPolicy', `must be one of ${REMAINDER_POLICIES.join(', ')}`);
+  }
+  return policy;
+}
+
+/**
+ * `modelQuotas` (`-c modelQuotas='{"amazon.nova-pro-v1:0": {"minRecordsPerJob": 1000}}'`): each
+ * model's quota keys over `quotas`; undefined when the context does not set it.
+ */
+function modelQuotas(read: ContextReader): Record<string, Partial<Quotas>> | undefined {
+  let raw = read('modelQuotas');
+  if (!present(raw)) return undefined;
+  if (typeof raw === 'string') raw = parseJson('modelQuotas', raw.trim());
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new SettingsError('modelQuotas', 'must be an object {modelId: {minRecordsPerJob, …}}');
+  }
+  const out: Record<string, Partial<Quotas>> = {};
+  for (const [model, q] of Object.entries(raw as Record<string, unknown>)) {
+    if (!MODEL_ID.test(model)) throw new SettingsError('modelQuotas', `${JSON.stringify(model)} is not a model id`);
+    if (typeof q !== 'object' || q === null || Array.isArray(q)) {
+      throw new SettingsError('modelQuotas', `${model}: must be an object of quota keys`);
+    }
+    const one: Partial<Record<keyof Quotas, number>> = {};
+    for (const [key, v] of Object.entries(q as Record<string, unknown>)) {
+      if (!(QUOTA_KEYS as readonly string[]).includes(key)) {
+        throw new SettingsError('modelQuotas', `${model}: unknown quota ${key}; quotas are ${QUOTA_KEYS.join(', ')}`);
+      }
+      one[key as keyof Quotas] = int(`modelQuotas.${model}.${key}`, v, 1);
+    }
+    out[model] = one;
+  }
+  return out;
 }
 
 function belowMinimumPolicy(read: ContextReader): BelowMinimumPolicy {
@@ -421,6 +475,9 @@ export function readSettings(read: ContextReader): Settings {
     belowMinimumPolicy: belowMinimumPolicy(read),
     onDemandConcurrency: optionalInt(read, 'onDemandConcurrency', DEFAULT_ON_DEMAND_CONCURRENCY, 1),
     maxRecordAttempts: optionalInt(read, 'maxRecordAttempts', DEFAULT_MAX_RECORD_ATTEMPTS, 1),
+    remainderPolicy: remainderPolicy(read),
+    createBackoffSecs: optionalInt(read, 'createBackoffSecs', DEFAULT_CREATE_BACKOFF_SECS, 0),
+    modelQuotas: modelQuotas(read),
     modelPrices: modelPrices(read),
     modelFamilies: modelFamilies(read),
     logLevel,

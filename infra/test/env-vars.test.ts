@@ -51,12 +51,23 @@ describe('function environment', () => {
       modelIds: ['us.anthropic.claude-haiku-4-5-20251001-v1:0', app],
       modelPrices: { 'anthropic.claude-haiku-4-5-20251001-v1:0': { inputPerMtok: 1, outputPerMtok: 5 } },
       modelFamilies: { [app]: { family: 'nova', foundationModel: 'amazon.nova-lite-v1:0' } },
+      modelQuotas: { 'amazon.nova-pro-v1:0': { minRecordsPerJob: 1000 } },
     });
     const fns = Object.values(resourcesOf(t, 'AWS::Lambda::Function'));
     expect(fns).toHaveLength(FUNCTIONS.length);
     for (const fn of fns) {
       expect(Object.keys(fn.Properties.Environment.Variables).sort()).toEqual(rust.map((v) => v.name).sort());
     }
+  });
+
+  it('when one model has quotas of its own should hand them to the functions (MODEL_QUOTAS) and refuse unknown keys', () => {
+    const { template: t } = synth({ modelQuotas: '{"amazon.nova-pro-v1:0": {"minRecordsPerJob": 1000}}' });
+    for (const fn of Object.values(resourcesOf(t, 'AWS::Lambda::Function'))) {
+      expect(JSON.parse(fn.Properties.Environment.Variables.MODEL_QUOTAS)).toEqual({ 'amazon.nova-pro-v1:0': { minRecordsPerJob: 1000 } });
+      expect(fn.Properties.Environment.Variables.REMAINDER_POLICY).toBe('batch');
+      expect(fn.Properties.Environment.Variables.CREATE_BACKOFF_SECS).toBe('60');
+    }
+    expect(() => synth({ modelQuotas: { 'amazon.nova-pro-v1:0': { minRecords: 1 } } })).toThrow(/unknown quota minRecords/);
   });
 
   it('when an application inference profile is configured should hand its family to the functions (MODEL_FAMILIES)', () => {
@@ -94,7 +105,7 @@ describe('function environment', () => {
           ALLOWED_MODEL_IDS: 'us.anthropic.claude-haiku-4-5-20251001-v1:0,us.amazon.nova-lite-v1:0',
           JOB_TIMEOUT_HOURS: '24',
           MIN_RECORDS_PER_JOB: '100',
-          MAX_JOB_BYTES: String(5 * 1024 ** 3),
+          MAX_JOB_BYTES: '5000000000',
           MAX_CONCURRENT_JOBS: '10',
           POOL_DEADLINE_SECS: '21600',
           POOL_BELOW_RECORDS: '10000',

@@ -106,6 +106,7 @@ describe('settings', () => {
       poolBelowRecords: s.poolBelowRecords,
       onDemandConcurrency: s.onDemandConcurrency,
       maxRecordAttempts: s.maxRecordAttempts,
+      createBackoffSecs: s.createBackoffSecs,
     };
     for (const [key, value] of Object.entries(ours)) {
       expect([key, rust.get(key)]).toEqual([key, value]);

@@ -43,8 +43,9 @@ impl Default for Quotas {
             min_records_per_job: 100,
             max_records_per_job: 50_000,
             max_records_per_file: 50_000,
-            max_file_bytes: GB,
-            max_job_bytes: 5 * GB,
+            // Decimal GB (see [`GB`]), as literals: infra's tests read these defaults.
+            max_file_bytes: 1_000_000_000,
+            max_job_bytes: 5 * 1_000_000_000,
             max_concurrent_jobs: 10,
         }
     }
