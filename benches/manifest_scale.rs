@@ -73,7 +73,9 @@ async fn store_images(
         let k = ObjectKey::parse(&key(i))?;
         let mut uris = vec![S3Uri::object(bucket, &k)];
         for edge in [1568, 1800] {
-            uris.push(shared::app::normalized::normalized_uri(&app.deps, &k, edge));
+            uris.push(
+                shared::app::normalized::normalized_uri(&app.deps, &k, edge).expect("a short key"),
+            );
         }
         if i < distinct {
             let photo = batch_orchestrator::samples::phone_jpeg(side.0, side.1, 1, 90, i as u64);
@@ -90,8 +92,8 @@ async fn store_images(
             let k0 = ObjectKey::parse(&key(i % distinct))?;
             let srcs = [
                 S3Uri::object(bucket, &k0),
-                shared::app::normalized::normalized_uri(&app.deps, &k0, 1568),
-                shared::app::normalized::normalized_uri(&app.deps, &k0, 1800),
+                shared::app::normalized::normalized_uri(&app.deps, &k0, 1568).expect("a short key"),
+                shared::app::normalized::normalized_uri(&app.deps, &k0, 1800).expect("a short key"),
             ];
             for (src, uri) in srcs.iter().zip(&uris) {
                 let dest = fs.path_of(uri)?;
@@ -160,11 +162,14 @@ async fn raw_copy(app: &Embedded, n: usize, round: usize) -> anyhow::Result<(Dur
     for i in 0..n {
         let bytes = app
             .objects
-            .get(&shared::app::normalized::normalized_uri(
-                &app.deps,
-                &ObjectKey::parse(&key(i))?,
-                1568,
-            ))
+            .get(
+                &shared::app::normalized::normalized_uri(
+                    &app.deps,
+                    &ObjectKey::parse(&key(i))?,
+                    1568,
+                )
+                .expect("a short key"),
+            )
             .await?;
         w.write(&bytes).await?;
     }

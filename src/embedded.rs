@@ -131,8 +131,9 @@ impl Step {
 
 impl Embedded {
     pub fn open(opts: EmbeddedOptions) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&opts.data_dir)
+        shared::adapters::embedded::data_dir::private_dir(&opts.data_dir)
             .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
+        shared::adapters::embedded::data_dir::require_case_sensitive(&opts.data_dir)?;
         let (clock, run_clock): (Arc<dyn Clock>, RunClock) = if opts.manual_clock {
             let c = Arc::new(ManualClock::new(chrono::Utc::now()));
             (c.clone(), RunClock::Manual(c))

@@ -29,8 +29,17 @@ fuzz_target!(|data: &[u8]| {
                     assert!(k.as_str().starts_with(&prefix), "key outside the caller's prefix");
                     assert!(!k.as_str().split('/').any(|s| s == ".."), "traversal accepted");
                     assert!(seen.insert(k.as_str()), "duplicate accepted");
+                    // Its normalized copy's key must fit S3's 1,024 bytes.
+                    assert!(
+                        k.as_str().len() <= shared::domain::uploads::MAX_UPLOAD_KEY_BYTES,
+                        "a key too long for its normalized copy accepted"
+                    );
                 }
             }
+            assert!(
+                !shared::domain::intent::is_reserved_user(&intent.user_id),
+                "a reserved identity accepted"
+            );
         }
     }
 });

@@ -63,6 +63,8 @@ export function functionEnvironment(i: FunctionEnvInputs): Record<string, string
     MAX_RECORD_ATTEMPTS: String(s.maxRecordAttempts),
     REMAINDER_POLICY: s.remainderPolicy,
     CREATE_BACKOFF_SECS: String(s.createBackoffSecs),
+    MAX_OPEN_INTENTS_PER_USER: String(s.maxOpenIntentsPerUser),
+    MAX_IMAGES_PER_USER_PER_DAY: String(s.maxImagesPerUserPerDay),
     ...(s.modelQuotas === undefined ? {} : { MODEL_QUOTAS: JSON.stringify(s.modelQuotas) }),
     ...(s.modelPrices === undefined ? {} : { MODEL_PRICES: JSON.stringify(s.modelPrices) }),
     ...(s.modelFamilies === undefined ? {} : {

@@ -84,6 +84,10 @@ export interface Settings {
   readonly remainderPolicy: RemainderPolicy;
   /** First wait after Bedrock answers a create "not now" (quota, throttling); doubles, to an hour. */
   readonly createBackoffSecs: number;
+  /** Batches one user may have in progress at once (over it: 429). */
+  readonly maxOpenIntentsPerUser: number;
+  /** Images one user may request per UTC day (over it: 429 until midnight UTC). */
+  readonly maxImagesPerUserPerDay: number;
   /**
    * Quotas of single models over `quotas` (model id or foundation id -> some quota keys).
    * Optional: when absent MODEL_QUOTAS is left unset.
@@ -132,6 +136,8 @@ export const CONTEXT_KEYS = [
   'maxRecordAttempts',
   'remainderPolicy',
   'createBackoffSecs',
+  'maxOpenIntentsPerUser',
+  'maxImagesPerUserPerDay',
   'modelQuotas',
   'modelPrices',
   'modelFamilies',
@@ -172,6 +178,8 @@ export const BELOW_MINIMUM_POLICIES: readonly BelowMinimumPolicy[] = ['wait', 'p
 export const DEFAULT_REMAINDER_POLICY: RemainderPolicy = 'batch';
 export const REMAINDER_POLICIES: readonly RemainderPolicy[] = ['batch', 'on_demand'];
 export const DEFAULT_CREATE_BACKOFF_SECS = 60;
+export const DEFAULT_MAX_OPEN_INTENTS_PER_USER = 20;
+export const DEFAULT_MAX_IMAGES_PER_USER_PER_DAY = 200000;
 
 const MODEL_PRICE_KEYS: readonly (keyof ModelPrice)[] = ['inputPerMtok', 'outputPerMtok'];
 
@@ -477,6 +485,8 @@ export function readSettings(read: ContextReader): Settings {
     maxRecordAttempts: optionalInt(read, 'maxRecordAttempts', DEFAULT_MAX_RECORD_ATTEMPTS, 1),
     remainderPolicy: remainderPolicy(read),
     createBackoffSecs: optionalInt(read, 'createBackoffSecs', DEFAULT_CREATE_BACKOFF_SECS, 0),
+    maxOpenIntentsPerUser: optionalInt(read, 'maxOpenIntentsPerUser', DEFAULT_MAX_OPEN_INTENTS_PER_USER, 1),
+    maxImagesPerUserPerDay: optionalInt(read, 'maxImagesPerUserPerDay', DEFAULT_MAX_IMAGES_PER_USER_PER_DAY, 1),
     modelQuotas: modelQuotas(read),
     modelPrices: modelPrices(read),
     modelFamilies: modelFamilies(read),

@@ -96,7 +96,17 @@ export const SQS_BATCH_SIZE = 10;
 export const LOG_RETENTION = logs.RetentionDays.ONE_MONTH;
 /** Manifests are only read by Bedrock while a job runs (at most 168 h + queueing). */
 export const MANIFEST_EXPIRY = Duration.days(30);
-export const OUTPUT_EXPIRY = Duration.days(365);
+/**
+ * Bedrock's outputs echo every record's input, images in base64: once ingested into the results
+ * table (TTL `expiresAt`, 30 days after the intent ends) they are only kept for a re-ingest.
+ */
+export const OUTPUT_EXPIRY = Duration.days(30);
+/**
+ * Uploads and their normalized copies (`uploads/`, `normalized/` in the uploads bucket) and
+ * the uploads index (TTL `expiresAt`): 90 days, as shared/src/domain/uploads.rs
+ * UPLOAD_RETENTION_DAYS, past any intent's TTL.
+ */
+export const UPLOAD_EXPIRY = Duration.days(90);
 export const ACCESS_LOG_EXPIRY = Duration.days(90);
 export const ABORT_MULTIPART_AFTER = Duration.days(7);
 /**
@@ -220,7 +230,8 @@ export class BatchOrchestratorStack extends Stack {
 
     // Uploads index: `pk = up#{day}#{userId}`, `sk = object key` (a user's uploads of a day) and
     // `pk = day#{day}`, `sk = userId` (the users with uploads that day, for the nightly run).
-    // Plain puts and partition queries only: no GSI, no TTL.
+    // Plain puts and partition queries only: no GSI. Items expire 90 days after their day
+    // (TTL `expiresAt`, UPLOAD_EXPIRY), with the uploads they name.
     this.uploadsTable = new dynamodb.Table(this, 'UploadsTable', {
       tableName: `${prefix}-uploads`,
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
@@ -228,6 +239,7 @@ export class BatchOrchestratorStack extends Stack {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      timeToLiveAttribute: 'expiresAt',
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
@@ -258,7 +270,10 @@ export class BatchOrchestratorStack extends Stack {
           ...rules,
         ],
       });
-    this.uploadsBucket = dataBucket('UploadsBucket', 'uploads', []);
+    this.uploadsBucket = dataBucket('UploadsBucket', 'uploads', [
+      { id: 'expire-uploads', prefix: UPLOADS_PREFIX, expiration: UPLOAD_EXPIRY },
+      { id: 'expire-normalized', prefix: 'normalized/', expiration: UPLOAD_EXPIRY },
+    ]);
     // S3 sends its events of the uploads bucket to EventBridge (the default bus), where the
     // Object Created rule below hands them to intake. Set on the CloudFormation resource itself
     // (NotificationConfiguration.EventBridgeConfiguration) rather than with the L2's
@@ -756,8 +771,12 @@ export class BatchOrchestratorStack extends Stack {
     // submitter: creates its jobs (CreateModelInvocationJob is its only Bedrock call), tagging
     // them on create (authorized as bedrock:TagResource), and hands Bedrock exactly the service role.
     allow(f.submitter, 'CreateBatchJobs', ['bedrock:CreateModelInvocationJob'], [jobArns, ...modelArns]);
+    // Only the three tags a job is created with (shared/src/app/submit.rs, create_request), and
+    // the stack's valued with its own bucket: the submitter cannot put the stack's tag on a job
+    // it did not make along with other keys, nor tag anything else (aws:TagKeys).
     allow(f.submitter, 'TagBatchJobs', ['bedrock:TagResource'], [jobArns], {
       StringEquals: { [`aws:RequestTag/${STACK_TAG}`]: this.manifestsBucket.bucketName },
+      'ForAllValues:StringEquals': { 'aws:TagKeys': ['intentId', 'jobId', STACK_TAG] },
     });
     allow(f.submitter, 'PassBedrockRole', ['iam:PassRole'], [this.bedrockRole.roleArn], {
       StringEquals: { 'iam:PassedToService': 'bedrock.amazonaws.com' },

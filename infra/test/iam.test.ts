@@ -512,7 +512,11 @@ describe('function roles', () => {
 
   it('when a function tags jobs should tag only with this stack\'s tag', () => {
     const tag = bySid(roleStatements(template, roleId('submitter')), 'TagBatchJobs');
-    expect(tag.Condition).toEqual({ StringEquals: { 'aws:RequestTag/batch-orchestrator-stack': { Ref: id(stack.manifestsBucket) } } });
+    expect(tag.Condition).toEqual({
+      StringEquals: { 'aws:RequestTag/batch-orchestrator-stack': { Ref: id(stack.manifestsBucket) } },
+      // The tag keys the submitter sets (shared/src/app/submit.rs) and no others.
+      'ForAllValues:StringEquals': { 'aws:TagKeys': ['intentId', 'jobId', 'batch-orchestrator-stack'] },
+    });
   });
 
   it('when consuming should reach only its own queue', () => {

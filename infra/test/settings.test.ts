@@ -107,6 +107,8 @@ describe('settings', () => {
       onDemandConcurrency: s.onDemandConcurrency,
       maxRecordAttempts: s.maxRecordAttempts,
       createBackoffSecs: s.createBackoffSecs,
+      maxOpenIntentsPerUser: s.maxOpenIntentsPerUser,
+      maxImagesPerUserPerDay: s.maxImagesPerUserPerDay,
     };
     for (const [key, value] of Object.entries(ours)) {
       expect([key, rust.get(key)]).toEqual([key, value]);

@@ -247,14 +247,22 @@ describe('buckets', () => {
     }
   });
 
-  it('when lifecycle rules apply should expire manifests (30 d) and outputs (365 d) and abort stale multipart uploads (7 d)', () => {
+  it('when lifecycle rules apply should expire every bucket\'s data (manifests and outputs 30 d, uploads and normalized copies 90 d) and abort stale multipart uploads (7 d)', () => {
     const rules = (b: { node: { defaultChild?: unknown } }) => props(b).LifecycleConfiguration.Rules as any[];
     expect(rules(stack.manifestsBucket)).toContainEqual(expect.objectContaining({ ExpirationInDays: 30, Status: 'Enabled' }));
-    expect(rules(stack.outputsBucket)).toContainEqual(expect.objectContaining({ ExpirationInDays: 365, Status: 'Enabled' }));
+    expect(rules(stack.outputsBucket)).toContainEqual(expect.objectContaining({ ExpirationInDays: 30, Status: 'Enabled' }));
+    for (const prefix of ['uploads/', 'normalized/']) {
+      expect(rules(stack.uploadsBucket)).toContainEqual(expect.objectContaining({ Prefix: prefix, ExpirationInDays: 90, Status: 'Enabled' }));
+    }
     for (const b of [stack.uploadsBucket, stack.outputsBucket, stack.accessLogsBucket]) {
       expect(rules(b)).toContainEqual(expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }));
     }
-    expect(rules(stack.uploadsBucket).some((r) => r.ExpirationInDays !== undefined)).toBe(false);
+  });
+
+  it('when tables hold data should let DynamoDB expire every one of them (TTL expiresAt)', () => {
+    for (const t of [stack.intentsTable, stack.resultsTable, stack.uploadsTable]) {
+      expect(props(t).TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+    }
   });
 
   it('when manifest parts are streamed as multipart uploads should abort incomplete ones on the manifests bucket after 1 day, keeping its expiry', () => {

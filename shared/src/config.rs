@@ -39,6 +39,8 @@ pub const MODEL_FAMILIES: &str = "MODEL_FAMILIES";
 pub const MODEL_QUOTAS: &str = "MODEL_QUOTAS";
 pub const CREATE_BACKOFF_SECS: &str = "CREATE_BACKOFF_SECS";
 pub const REMAINDER_POLICY: &str = "REMAINDER_POLICY";
+pub const MAX_OPEN_INTENTS_PER_USER: &str = "MAX_OPEN_INTENTS_PER_USER";
+pub const MAX_IMAGES_PER_USER_PER_DAY: &str = "MAX_IMAGES_PER_USER_PER_DAY";
 
 /// (name, required, meaning) of every variable the functions read.
 pub const ENV_VARS: &[(&str, bool, &str)] = &[
@@ -185,6 +187,16 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
         "JSON {modelId: {minRecordsPerJob, maxRecordsPerJob, maxRecordsPerFile, maxFileBytes, maxJobBytes, maxConcurrentJobs}}: quotas of one model over the global ones and the catalog's (any subset of keys)",
     ),
     (
+        MAX_OPEN_INTENTS_PER_USER,
+        false,
+        "batches one user may have in progress at once; over it a request is a 429 with Retry-After (default 20)",
+    ),
+    (
+        MAX_IMAGES_PER_USER_PER_DAY,
+        false,
+        "images one user may request per UTC day; over it a request is a 429 with Retry-After until midnight UTC (default 200000)",
+    ),
+    (
         REMAINDER_POLICY,
         false,
         "where a job's unanswered records are re-run when there are at least the model's minimum of them: batch (a new batch job, the default) or on_demand; fewer always run on-demand",
@@ -315,6 +327,16 @@ pub fn settings_from_map(
         outbox_grace_secs: number(env, OUTBOX_GRACE_SECS, base.outbox_grace_secs)?,
         stuck_after_secs: number(env, STUCK_AFTER_SECS, base.stuck_after_secs)?,
         create_backoff_secs: number(env, CREATE_BACKOFF_SECS, base.create_backoff_secs)?,
+        max_open_intents_per_user: number(
+            env,
+            MAX_OPEN_INTENTS_PER_USER,
+            base.max_open_intents_per_user,
+        )?,
+        max_images_per_user_per_day: number(
+            env,
+            MAX_IMAGES_PER_USER_PER_DAY,
+            base.max_images_per_user_per_day,
+        )?,
         intent_ttl_days: number(env, INTENT_TTL_DAYS, base.intent_ttl_days)?,
         max_output_tokens: number(env, MAX_OUTPUT_TOKENS, base.max_output_tokens)?,
         pool_deadline_secs: number(env, POOL_DEADLINE_SECS, base.pool_deadline_secs)?,

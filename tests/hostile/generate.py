@@ -124,6 +124,13 @@ add("REST invalid UTF-8 via base64", None, "body", door="rest-v1", b64=b"\xc3\x2
 add("body userId cannot widen access", None, "images[0]", door="http-v2", status=403,
     raw=json.dumps({"intentId": "i-1", "userId": "user-999", "images": ["uploads/user-999/a.png"]}))
 
+# Hardened edges: keys whose normalized copy would pass S3's 1,024 bytes, reserved identities.
+long_key = "uploads/user-123/2026-11-28/" + "r" * (1015 - len("uploads/user-123/2026-11-28/"))
+add("1,015-byte key (its normalized copy would pass 1,024)", d(images=[long_key]), "images[0]")
+add("1,005-byte key", d(images=[long_key[:1005]]), "images[0]")
+add("the pool's identity (direct)", d(userId="system.pool"), "userId")
+add("another reserved identity (direct)", d(userId="system.ops"), "userId")
+
 for f in os.listdir(HERE):
     if f.endswith(".json"):
         os.remove(os.path.join(HERE, f))

@@ -765,3 +765,65 @@ async fn when_bedrock_fails_as_it_really_does_through_the_sdk_should_close_every
     let (i, jobs, dead) = run_fault(&aws, None, 2, 1).await;
     assert_eq!((i.status, jobs, dead), (IntentStatus::Completed, 1, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_a_users_jobs_pass_one_dynamodb_page_should_list_every_one() {
+    use shared::domain::ids::{ModelId, TraceId};
+    use shared::domain::intent::{BatchIntent, ImageEntry, ImageSelection, NewIntent};
+    let Some(aws) = endpoint() else { return };
+    let env = setup(&aws, "paging", 3).await;
+    let user = UserId::parse("user-1").expect("user");
+    // 12 intents of about 250 KB each: 3 MB, three times DynamoDB's 1 MB page.
+    let long = "x".repeat(800);
+    let n = 12;
+    for i in 0..n {
+        let id = IntentId::parse(&format!("big-{i:02}")).expect("id");
+        let mut intent = BatchIntent::new(
+            NewIntent {
+                intent_id: IntentId::scoped(&user, &id),
+                client_intent_id: Some(id),
+                user_id: user.clone(),
+                selection: ImageSelection::Keys(vec![]),
+                model_id: ModelId::parse("us.amazon.nova-lite-v1:0").expect("model"),
+                prompt_version: "v".into(),
+                trace_id: TraceId::parse("t").expect("trace"),
+            },
+            chrono::Utc::now() + chrono::Duration::milliseconds(i),
+            30,
+        );
+        intent.images = (0..300)
+            .map(|k| ImageEntry {
+                index: k,
+                key: ObjectKey::parse(&format!("uploads/user-1/2026-11-28/{long}-{k}.png"))
+                    .expect("key"),
+                record_id: shared::domain::ids::RecordId::for_image(&intent.job_id, k),
+                rejected: None,
+            })
+            .collect();
+        env.deps.store.create(&intent).await.expect("create");
+    }
+    let listed = env
+        .deps
+        .store
+        .list_by_user(&user, None, 100)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), n as usize, "every job, across pages");
+    // And through the API's own pages: every job exactly once.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = env
+            .deps
+            .store
+            .list_by_user(&user, after.clone(), 5)
+            .await
+            .expect("page");
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at, last.intent_id.clone()));
+        for i in &page {
+            assert!(seen.insert(i.intent_id.clone()), "listed twice");
+        }
+    }
+    assert_eq!(seen.len(), n as usize);
+}

@@ -13,6 +13,7 @@ mod aws_e2e;
 mod bedrock_faults;
 mod chaos;
 mod docs;
+mod edges;
 mod events;
 mod faults;
 mod hostile;

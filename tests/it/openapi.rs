@@ -214,6 +214,23 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
         );
         seen.insert((path.to_owned(), method.to_owned(), code));
     }
+    // 429: a user over the per-user limit of batches in progress.
+    let limited = app_with(|o| o.settings.max_open_intents_per_user = 1).await;
+    assert_eq!(
+        status(&limited.intake(post(u, create("lim-1", &SAMPLE_KEYS))).await),
+        202
+    );
+    limited
+        .manual_clock()
+        .expect("manual")
+        .advance(chrono::Duration::seconds(3));
+    let answer = limited
+        .intake(post(u, create("lim-2", &SAMPLE_KEYS[..1])))
+        .await;
+    assert_eq!(status(&answer), 429, "{answer}");
+    assert!(answer["headers"]["retry-after"].is_string(), "{answer}");
+    check_answer(&doc, "/api/batch/jobs", "post", &answer);
+    seen.insert(("/api/batch/jobs".into(), "post".into(), "429".into()));
     // 503: the announce fails.
     app.bus.fail_next_publishes(1);
     let answer = app.intake(post(u, create("doc-9", &SAMPLE_KEYS))).await;

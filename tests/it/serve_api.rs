@@ -138,3 +138,143 @@ async fn when_a_method_is_not_listed_should_answer_405_json_with_allow() {
     let answer: Value = resp.json().await.expect("JSON");
     assert_eq!(answer["error"], json!("method_not_allowed"));
 }
+
+/// A token `sign` would refuse (a reserved identity), signed with the served key itself, as an
+/// attacker holding the key file (or a misconfigured authorizer) would make it.
+fn forged(key_dir: &std::path::Path, sub: &str) -> String {
+    let secret = std::fs::read(key_dir.join("jwt.key")).expect("key");
+    let now = chrono::Utc::now().timestamp();
+    let claims =
+        json!({"sub": sub, "iss": "batch-orchestrator-local", "iat": now, "exp": now + 600});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&secret).expect("a key"),
+    )
+    .expect("encode")
+}
+
+#[tokio::test]
+async fn when_the_pool_identity_calls_should_be_refused_on_every_route() {
+    let app = app().await;
+    let api = serve(&app).await;
+    // A real user's job, which the pool's identity must not read, list or stop.
+    let good = format!("Bearer {}", api.token(SAMPLE_USER));
+    let body = json!({"intentId": "p-1", "images": SAMPLE_KEYS}).to_string();
+    let (code, answer) = api.post(Some(&good), body).await;
+    assert_eq!(code, 202, "{answer}");
+    let job = answer["jobId"].as_str().expect("jobId").to_owned();
+    let pool = format!("Bearer {}", forged(api._key_dir.path(), "system.pool"));
+    let http = reqwest::Client::new();
+    let base = &api.url;
+    let requests = [
+        http.get(format!("{base}/api/batch/jobs")),
+        http.post(format!("{base}/api/batch/jobs"))
+            .header("content-type", "application/json")
+            .body(json!({"intentId": "p-2", "images": SAMPLE_KEYS}).to_string()),
+        http.get(format!("{base}/api/batch/jobs/{job}")),
+        http.delete(format!("{base}/api/batch/jobs/{job}")),
+        http.get(format!("{base}/api/batch/jobs/{job}/results")),
+    ];
+    for req in requests {
+        let resp = req
+            .header("authorization", &pool)
+            .send()
+            .await
+            .expect("send");
+        let code = resp.status().as_u16();
+        let answer: Value = resp.json().await.expect("JSON");
+        assert_eq!(
+            (code, answer["error"].as_str()),
+            (401, Some("unauthorized")),
+            "{answer}"
+        );
+    }
+    assert_eq!(intents(&app).len(), 1, "nothing written");
+    assert!(!intents(&app)[0].status.is_terminal(), "nothing cancelled");
+}
+
+#[tokio::test]
+async fn when_a_key_is_too_long_for_its_copy_should_name_the_field_and_the_next_request_complete() {
+    let app = app().await;
+    let api = serve(&app).await;
+    let auth = format!("Bearer {}", api.token(SAMPLE_USER));
+    let prefix = format!("uploads/{SAMPLE_USER}/2026-11-28/");
+    let long = format!("{prefix}{}", "r".repeat(1015 - prefix.len()));
+    let body = json!({"intentId": "k-1", "images": [long]}).to_string();
+    let (code, answer) = api.post(Some(&auth), body).await;
+    assert_eq!(
+        (code, answer["field"].as_str()),
+        (400, Some("images[0]")),
+        "{answer}"
+    );
+    assert!(
+        answer["message"].as_str().unwrap_or("").contains("1004"),
+        "{answer}"
+    );
+    let body = json!({"intentId": "k-2", "images": SAMPLE_KEYS}).to_string();
+    let (code, _) = api.post(Some(&auth), body).await;
+    assert_eq!(code, 202);
+    run(&app).await;
+    assert_eq!(
+        intent_named(&app, "k-2").status,
+        shared::domain::status::IntentStatus::Completed
+    );
+}
+
+#[tokio::test]
+async fn when_a_user_is_over_a_limit_should_answer_429_with_retry_after_and_write_nothing() {
+    let app = app_with(|o| {
+        o.settings.max_open_intents_per_user = 1;
+        o.settings.max_images_per_user_per_day = 4;
+    })
+    .await;
+    let api = serve(&app).await;
+    let auth = format!("Bearer {}", api.token(SAMPLE_USER));
+    let post = |id: &str, keys: &[&str]| json!({"intentId": id, "images": keys}).to_string();
+    let (code, _) = api.post(Some(&auth), post("l-1", &SAMPLE_KEYS[..2])).await;
+    assert_eq!(code, 202);
+    // A replay of the same request is never refused.
+    let (code, answer) = api.post(Some(&auth), post("l-1", &SAMPLE_KEYS[..2])).await;
+    assert_eq!((code, answer["cached"].as_bool()), (202, Some(true)));
+    // A second batch while the first runs: over MAX_OPEN_INTENTS_PER_USER (once the user's
+    // list shows the first: the test's index lags 2 s, as a GSI may).
+    app.manual_clock()
+        .expect("manual")
+        .advance(chrono::Duration::seconds(3));
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/batch/jobs", api.url))
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .body(post("l-2", &SAMPLE_KEYS[2..]))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("secs");
+    let answer: Value = resp.json().await.expect("JSON");
+    assert_eq!(
+        (
+            answer["error"].as_str(),
+            answer["field"].as_str(),
+            answer["retryAfter"].as_u64()
+        ),
+        (Some("too_many_requests"), Some("intentId"), Some(retry))
+    );
+    run(&app).await;
+    app.manual_clock()
+        .expect("manual")
+        .advance(chrono::Duration::seconds(3));
+    // The first ended; 2 + 3 images would pass the day's 4.
+    let (code, answer) = api.post(Some(&auth), post("l-3", &SAMPLE_KEYS)).await;
+    assert_eq!(
+        (code, answer["field"].as_str()),
+        (429, Some("images")),
+        "{answer}"
+    );
+    assert_eq!(intents(&app).len(), 1, "nothing written");
+}

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::app::intake::IntakeError;
 use shared::domain::ids::UserId;
+use shared::domain::intent::{is_reserved_user, RESERVED_USER_PREFIX};
 use std::path::Path;
 
 /// The claim that names the caller in a JWT / Cognito authorizer. An HTTP API's JWT authorizer
@@ -38,8 +39,19 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// The caller of a request, or a 401 naming what is missing.
+    /// The caller of a request, or a 401 naming what is missing. The service's own identities
+    /// (`system.…`, the pool's) are never a caller.
     pub fn caller(&self, parts: &axum::http::request::Parts) -> Result<UserId, IntakeError> {
+        let user = self.identity(parts)?;
+        if is_reserved_user(&user) {
+            return Err(IntakeError::Unauthorized(format!(
+                "`{user}` is an identity the service keeps for itself ({RESERVED_USER_PREFIX}…) and cannot call the API"
+            )));
+        }
+        Ok(user)
+    }
+
+    fn identity(&self, parts: &axum::http::request::Parts) -> Result<UserId, IntakeError> {
         match self {
             Self::Authorizer => {
                 let context = parts.extensions.get::<RequestContext>();
@@ -121,12 +133,10 @@ impl LocalKey {
     /// exclusively, written whole to a temporary name first, and the loser reads the winner's.
     pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
         let path = data_dir.join("jwt.key");
-        if let Ok(secret) = std::fs::read(&path) {
-            if secret.len() >= 32 {
-                return Ok(Self { secret });
-            }
+        if path.exists() {
+            return Self::load(&path);
         }
-        std::fs::create_dir_all(data_dir)?;
+        shared::adapters::embedded::data_dir::private_dir(data_dir)?;
         let secret: Vec<u8> = (0..2)
             .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
             .collect();
@@ -137,15 +147,44 @@ impl LocalKey {
         let _ = std::fs::remove_file(&tmp);
         match linked {
             Ok(()) => Ok(Self { secret }),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Self {
-                secret: std::fs::read(&path)?,
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(&path),
             Err(e) => Err(e),
         }
     }
 
+    /// An existing key, only if it is fit to sign with: at least 32 bytes (HS256's key should
+    /// be as long as its hash), and readable by its owner alone.
+    fn load(path: &Path) -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(std::io::Error::other(format!(
+                    "{} has mode {mode:o}: others may read the signing key; chmod 600 it, or delete it to make a new one",
+                    path.display()
+                )));
+            }
+        }
+        let secret = std::fs::read(path)?;
+        if secret.len() < 32 {
+            return Err(std::io::Error::other(format!(
+                "{} holds {} bytes; a signing key needs at least 32: delete it to make a new one",
+                path.display(),
+                secret.len()
+            )));
+        }
+        Ok(Self { secret })
+    }
+
     /// A token for `user`, valid for `ttl_secs`.
     pub fn sign(&self, user: &UserId, ttl_secs: u64) -> Result<String, IntakeError> {
+        if is_reserved_user(user) {
+            return Err(IntakeError::invalid(
+                "user",
+                format!("{RESERVED_USER_PREFIX}… is reserved for the service's own identities"),
+            ));
+        }
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: user.to_string(),
@@ -200,6 +239,35 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_or_loose_key_is_refused_and_a_reserved_user_gets_no_token() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("jwt.key"), b"short").expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let key = dir.path().join("jwt.key");
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            let Err(err) = LocalKey::load_or_create(dir.path()) else {
+                panic!("a 5-byte key was used");
+            };
+            assert!(err.to_string().contains("at least 32"), "{err}");
+            std::fs::write(&key, [7u8; 32]).expect("write");
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            let Err(err) = LocalKey::load_or_create(dir.path()) else {
+                panic!("a key others may read was used");
+            };
+            assert!(err.to_string().contains("chmod 600"), "{err}");
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let key = LocalKey::load_or_create(dir.path()).expect("a fit key");
+        let pool = UserId::parse("system.pool").expect("user");
+        assert!(
+            key.sign(&pool, 60).is_err(),
+            "no token for the pool's identity"
+        );
+    }
 
     #[test]
     fn a_signed_token_verifies_and_a_tampered_one_does_not() {

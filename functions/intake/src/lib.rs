@@ -25,6 +25,7 @@ pub(crate) fn error_body(err: &IntakeError) -> Value {
         IntakeError::Unauthorized(_) => shared::metrics::rejected("unauthorized"),
         IntakeError::Forbidden { .. } => shared::metrics::rejected("forbidden"),
         IntakeError::KeyReused(_) => shared::metrics::rejected("intent_id_reused"),
+        IntakeError::OverLimit { .. } => shared::metrics::rejected("over_limit"),
         IntakeError::Unavailable(_) => shared::metrics::rejected("unavailable"),
     }
     match err {
@@ -39,6 +40,16 @@ pub(crate) fn error_body(err: &IntakeError) -> Value {
             "error": "intent_id_reused",
             "field": "intentId",
             "message": format!("intentId {id} was already used for a different request; use a new intentId for a new action"),
+        }),
+        IntakeError::OverLimit {
+            field,
+            message,
+            retry_after_secs,
+        } => json!({
+            "error": "too_many_requests",
+            "field": field,
+            "message": format!("{field}: {message}"),
+            "retryAfter": retry_after_secs,
         }),
         IntakeError::Unavailable(source) => {
             tracing::error!(error = %source, source = ?std::error::Error::source(source), "intake unavailable");

@@ -88,6 +88,13 @@ impl From<shared::app::StageError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            Self::Intake(IntakeError::OverLimit {
+                retry_after_secs, ..
+            }) => Some(retry_after_secs.to_string()),
+            Self::Intake(IntakeError::Unavailable(_)) => Some("5".to_owned()),
+            _ => None,
+        };
         let (status, body) = match &self {
             Self::Intake(e) => {
                 if !matches!(e, IntakeError::Unavailable(_)) {
@@ -107,10 +114,8 @@ impl IntoResponse for ApiError {
         };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+        if let Some(v) = retry_after.and_then(|v| axum::http::HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert("retry-after", v);
         }
         response
     }

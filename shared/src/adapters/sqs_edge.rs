@@ -28,6 +28,15 @@ fn message_span(stage: &str, message_id: &str, envelope: Option<&Envelope>) -> t
     )
 }
 
+/// What a panic said, when it said it as text.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 pub async fn process_batch<F, Fut>(stage: &str, event: SqsEvent, handle: F) -> SqsBatchResponse
 where
     F: Fn(Envelope) -> Fut,
@@ -46,7 +55,18 @@ where
             Some(Err(e)) => Err(StageError::Permanent(format!(
                 "body is not an EventBridge envelope: {e}"
             ))),
-            Some(Ok(envelope)) => handle(envelope).instrument(span.clone()).await,
+            // A panic in one message is that message's failure, not the batch's (nor the
+            // process's): it goes back to the queue and, if it keeps panicking, to the DLQ.
+            Some(Ok(envelope)) => {
+                let run = std::panic::AssertUnwindSafe(handle(envelope).instrument(span.clone()));
+                match futures::FutureExt::catch_unwind(run).await {
+                    Ok(result) => result,
+                    Err(panic) => Err(StageError::Permanent(format!(
+                        "the stage panicked: {}",
+                        panic_text(panic.as_ref())
+                    ))),
+                }
+            }
         };
         let _entered = span.enter();
         match result {
@@ -105,4 +125,33 @@ pub fn sqs_event(
         })
         .collect();
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn when_one_message_panics_should_fail_that_message_alone() {
+        let body = |source: &str| {
+            Some(
+                serde_json::json!({"detail-type": "t", "source": source, "detail": {}}).to_string(),
+            )
+        };
+        let event = sqs_event([
+            (Some("ok".into()), None, body("fine")),
+            (Some("boom".into()), None, body("panics")),
+        ]);
+        let answer = process_batch("test", event, |e: Envelope| async move {
+            assert!(e.source != "panics", "a decoder bug reached by this input");
+            Ok(Outcome::AlreadyDone)
+        })
+        .await;
+        let failed: Vec<String> = answer
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(failed, vec!["boom".to_owned()]);
+    }
 }

@@ -79,6 +79,13 @@ pub enum IntakeError {
     /// 409: the intentId was used before for a different request.
     #[error("intentId {0} was already used for a different request")]
     KeyReused(String),
+    /// 429: the caller is over a per-user limit (`app::limits`); retry after this many seconds.
+    #[error("{field}: {message}")]
+    OverLimit {
+        field: String,
+        message: String,
+        retry_after_secs: u64,
+    },
     /// 503: the intent may be stored but could not be confirmed or announced; retry with the
     /// same intentId.
     #[error("temporarily unavailable: {0}")]
@@ -99,6 +106,7 @@ impl IntakeError {
             Self::Unauthorized(_) => 401,
             Self::Forbidden { .. } => 403,
             Self::KeyReused(_) => 409,
+            Self::OverLimit { .. } => 429,
             Self::Unavailable(_) => 503,
         }
     }
@@ -296,10 +304,10 @@ fn caller_user(caller: &Caller, body_user: Option<&str>) -> Result<UserId, Intak
             UserId::parse(raw).map_err(|e| IntakeError::invalid("userId", e.rule))?
         }
     };
-    if user_id.as_str() == crate::domain::intent::POOL_USER {
+    if crate::domain::intent::is_reserved_user(&user_id) {
         return Err(IntakeError::invalid(
             "userId",
-            "is reserved for shared jobs and cannot make requests",
+            "is reserved for the service's own identities (system.…) and cannot make requests",
         ));
     }
     Ok(user_id)
@@ -340,6 +348,9 @@ fn image_keys(
                 field,
                 message: format!("must be an object under your upload prefix {prefix}"),
             });
+        }
+        if let Some(rule) = crate::domain::uploads::key_too_long(raw) {
+            return Err(IntakeError::invalid(&field, rule));
         }
         if let Some(first) = seen.insert(raw.as_str(), i) {
             return Err(IntakeError::invalid(
@@ -425,6 +436,27 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
         // Over INLINE_LIST keys, the keys go to their list first (the hash is the request's).
         let selection = std::mem::replace(&mut intent.selection, ImageSelection::Keys(Vec::new()));
         intent.selection = super::lists::keep_keys(deps, &intent.job_id, &hash, selection).await?;
+    }
+    // A client's new request (not a replay, nor the service's own nightly intent) counts
+    // against its user's limits; the consistent read keeps a replay from being refused.
+    if legacy.is_none() && intent.client_intent_id.is_some() {
+        let existing = deps
+            .store
+            .get(&intent.intent_id)
+            .await
+            .map_err(IntakeError::Unavailable)?;
+        if existing.is_none() {
+            let asked = match &intent.selection {
+                ImageSelection::Day(day) => deps
+                    .uploads
+                    .uploads(&intent.user_id, *day)
+                    .await
+                    .map_err(IntakeError::Unavailable)?
+                    .len(),
+                other => other.len_hint(),
+            };
+            super::limits::check(deps, &intent, asked).await?;
+        }
     }
     let (stored, cached) = match legacy {
         Some(old) => (replayed(deps, old, &intent, &hash).await?, true),

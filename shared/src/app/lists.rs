@@ -12,7 +12,9 @@
 use super::{Deps, StageError};
 use crate::domain::bedrock::S3Uri;
 use crate::domain::ids::{JobId, ObjectKey};
-use crate::domain::intent::{BatchIntent, ImageEntry, ImageSelection, PoolMember, INLINE_LIST};
+use crate::domain::intent::{
+    BatchIntent, ImageEntry, ImageSelection, PoolMember, INLINE_BYTES, INLINE_LIST,
+};
 use crate::ports::ObjectWriter;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -107,7 +109,7 @@ pub async fn keys(
     }
 }
 
-/// A request's keys: inline up to [`INLINE_LIST`], else written to their list (before the
+/// A request's keys: inline up to [`INLINE_LIST`] keys and [`INLINE_BYTES`], else written to their list (before the
 /// intent, so an intent never names a list that is not there).
 pub async fn keep_keys(
     deps: &Deps,
@@ -116,7 +118,10 @@ pub async fn keep_keys(
     selection: ImageSelection,
 ) -> Result<ImageSelection, StageError> {
     match selection {
-        ImageSelection::Keys(keys) if keys.len() > INLINE_LIST => {
+        ImageSelection::Keys(keys)
+            if keys.len() > INLINE_LIST
+                || keys.iter().map(|k| k.as_str().len()).sum::<usize>() > INLINE_BYTES =>
+        {
             let hash = payload_hash.get(..16).unwrap_or(payload_hash);
             let list = list_uri(deps, job_id, &format!("keys-{hash}"));
             put(deps, &list, &keys).await?;

@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod intake;
+pub mod limits;
 pub mod lists;
 pub mod manifest;
 pub mod normalized;

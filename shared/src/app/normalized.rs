@@ -17,6 +17,34 @@ use crate::domain::ids::ObjectKey;
 use crate::domain::normalize::{normalize, Target, QUALITY};
 use crate::ports::ErrorKind;
 
+/// The largest original read, in bytes, told from the object's metadata before any byte of it
+/// is fetched: a 200 MP phone JPEG is about 30 MB, a 40 MP PNG screenshot less; anything
+/// larger is skipped with this reason, never loaded (intake's function has 1 GB).
+pub const MAX_ORIGINAL_BYTES: u64 = 50 * MIB;
+
+const MIB: u64 = 1024 * 1024;
+
+/// MiB of originals and their decoded pixels one process normalizes at once: each make holds
+/// its share (`cost_mib`) while it reads and decodes, so concurrency is bounded by bytes, not
+/// by a count (eight large PNGs wait their turn instead of passing the function's memory).
+const MIB_IN_FLIGHT: u32 = 384;
+static IN_FLIGHT: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(MIB_IN_FLIGHT as usize);
+
+/// How much of [`MIB_IN_FLIGHT`] normalizing an original of `size` bytes takes: its bytes and
+/// its decoded pixels (4 bytes each, at most the decoder's cap), read from its header when the
+/// first bytes hold one, else the cap.
+fn cost_mib(size: u64, header: &[u8]) -> u32 {
+    use crate::domain::normalize::{dimensions, MAX_DECODED_PIXELS};
+    let pixels = dimensions(header)
+        .map_or(MAX_DECODED_PIXELS, |(w, h)| u64::from(w) * u64::from(h))
+        .min(MAX_DECODED_PIXELS);
+    let mib = (size + pixels * 4).div_ceil(MIB);
+    u32::try_from(mib)
+        .unwrap_or(u32::MAX)
+        .clamp(1, MIB_IN_FLIGHT)
+}
+
 /// A normalized copy, or why there is none.
 #[derive(Debug)]
 pub enum Got {
@@ -28,12 +56,21 @@ pub enum Got {
     Missing,
 }
 
-/// Where the copy of `key` normalized to `long_edge` lives.
-pub fn normalized_uri(deps: &Deps, key: &ObjectKey, long_edge: u32) -> S3Uri {
-    S3Uri::object(
-        &deps.settings.uploads_bucket,
-        &ObjectKey::parse(&format!("normalized/{long_edge}/{key}.jpg"))
-            .unwrap_or_else(|e| unreachable!("a derived key is valid: {e}")),
+/// Where the copy of `key` normalized to `long_edge` lives; None when that key would pass S3's
+/// 1,024 bytes (intake refuses such uploads, `domain::uploads::MAX_UPLOAD_KEY_BYTES`; one
+/// stored before that is skipped with a reason, never a crash).
+pub fn normalized_uri(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Option<S3Uri> {
+    let copy = ObjectKey::parse(&format!("normalized/{long_edge}/{key}.jpg")).ok()?;
+    Some(S3Uri::object(&deps.settings.uploads_bucket, &copy))
+}
+
+/// Why an image has no normalized copy: its key is too long for one.
+fn too_long(key: &ObjectKey) -> Got {
+    Got::Skipped(
+        crate::domain::uploads::key_too_long(key.as_str()).map_or_else(
+            || "its key is too long".to_owned(),
+            |r| format!("the key {r}"),
+        ),
     )
 }
 
@@ -46,7 +83,9 @@ pub async fn get_or_make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(Got::Missing),
         Err(e) => return Err(e.into()),
     }
-    let uri = normalized_uri(deps, key, long_edge);
+    let Some(uri) = normalized_uri(deps, key, long_edge) else {
+        return Ok(too_long(key));
+    };
     match deps.objects.get(&uri).await {
         Ok(jpeg) => Ok(Got::Ready { jpeg, uri }),
         Err(e) if e.kind == ErrorKind::NotFound => make(deps, key, long_edge).await,
@@ -57,8 +96,24 @@ pub async fn get_or_make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result
 /// Makes the copy of `key` normalized to `long_edge` from the original (on the blocking pool:
 /// it is CPU work) and stores it, over any older copy.
 pub async fn make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result<Got, StageError> {
-    let uri = normalized_uri(deps, key, long_edge);
+    let Some(uri) = normalized_uri(deps, key, long_edge) else {
+        return Ok(too_long(key));
+    };
     let original = S3Uri::object(&deps.settings.uploads_bucket, key);
+    let (header, size) = match deps.objects.head(&original, 64 * 1024).await {
+        Ok(h) => h,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(Got::Missing),
+        Err(e) => return Err(e.into()),
+    };
+    if size > MAX_ORIGINAL_BYTES {
+        return Ok(Got::Skipped(format!(
+            "the upload is {size} bytes; images over {MAX_ORIGINAL_BYTES} bytes are not read"
+        )));
+    }
+    let _share = IN_FLIGHT
+        .acquire_many(cost_mib(size, &header))
+        .await
+        .map_err(|e| StageError::Permanent(format!("the normalizing budget is closed: {e}")))?;
     let bytes = match deps.objects.get(&original).await {
         Ok(b) => b,
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(Got::Missing),
@@ -80,5 +135,30 @@ pub async fn make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result<Got, S
             Ok(Got::Ready { jpeg: n.jpeg, uri })
         }
         Err(skip) => Ok(Got::Skipped(skip.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_weighing_an_original_should_count_its_bytes_and_decoded_pixels() {
+        // No header to read: the decoder's cap (40 MP x 4 bytes = 152.6 MiB) plus its bytes.
+        assert_eq!(cost_mib(MIB, b"not an image"), 154);
+        // A tiny PNG: one MiB at least.
+        let mut png = Vec::new();
+        image::RgbImage::new(64, 48)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .expect("png");
+        assert_eq!(cost_mib(png.len() as u64, &png), 1);
+        // A 4000x3000 header: 45.8 MiB of pixels and its bytes.
+        let mut big = Vec::new();
+        image::GrayImage::new(4000, 3000)
+            .write_to(&mut std::io::Cursor::new(&mut big), image::ImageFormat::Png)
+            .expect("png");
+        assert_eq!(cost_mib(big.len() as u64, &big[..64]), 46);
+        // Never more than the whole budget, so one image can always run.
+        assert_eq!(cost_mib(u64::MAX / 2, b""), MIB_IN_FLIGHT);
     }
 }

@@ -67,10 +67,10 @@ pub struct PoolView {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// A pooled intent's view of its shared job: its status only. How many members it has and
+/// what its Bedrock jobs hold are other users' activity, not this caller's business.
 pub struct SharedJobView {
     pub status: IntentStatus,
-    pub members: usize,
-    pub bedrock_jobs: Vec<BedrockJobView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,11 +205,11 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
         Some(p) => {
             let shared_job = match &p.sealed_into {
                 None => None,
-                Some(id) => deps.store.get(id).await?.map(|s| SharedJobView {
-                    status: s.status,
-                    members: s.selection.member_count(),
-                    bedrock_jobs: job_views(&s.jobs),
-                }),
+                Some(id) => deps
+                    .store
+                    .get(id)
+                    .await?
+                    .map(|s| SharedJobView { status: s.status }),
             };
             Some(PoolView {
                 waiting_since: p.since,

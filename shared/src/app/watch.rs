@@ -58,12 +58,30 @@ pub async fn apply_job_status(
     failure_message: Option<String>,
     job_name: Option<&str>,
 ) -> Result<Outcome, StageError> {
-    let failure = failure_message.as_deref();
+    // Bedrock's own message can name the account, the role and the buckets: it goes to the
+    // log, and the client reads a fixed text.
+    let failure = failure_message
+        .filter(|m| !m.trim().is_empty())
+        .map(|raw| {
+            tracing::warn!(bedrock_job_arn = %arn, %status, bedrock_message = %raw, "Bedrock's message for a job");
+            client_failure(status).to_owned()
+        });
+    let failure = failure.as_deref();
     cas_loop((), move |()| {
         apply_once(deps, arn, status, failure, job_name)
     })
     .await?
     .ok_or_else(|| lost_races("status write"))
+}
+
+/// What a client is told when Bedrock ends a job with a message.
+fn client_failure(status: BedrockJobStatus) -> &'static str {
+    match status {
+        BedrockJobStatus::Failed => "Bedrock failed the batch job: it checks the input files, their sizes and the service role's access before running (the operators' log has Bedrock's own message)",
+        BedrockJobStatus::Expired => "the batch job timed out before Bedrock ran it all",
+        BedrockJobStatus::Stopped => "the batch job was stopped",
+        _ => "Bedrock reported a problem with the batch job (the operators' log has its message)",
+    }
 }
 
 /// One attempt of [`apply_job_status`]: a dry run first (a stale event must not cost an

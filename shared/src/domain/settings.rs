@@ -233,6 +233,10 @@ pub struct Settings {
     pub max_record_attempts: u32,
     /// Where a remainder of at least the model's minimum records is re-run.
     pub remainder_policy: RemainderPolicy,
+    /// Batches one user may have in progress at once (`app::limits`).
+    pub max_open_intents_per_user: usize,
+    /// Images one user may request per UTC day (`app::limits`).
+    pub max_images_per_user_per_day: u64,
     /// On-demand prices per model id; a model without one gets no cost estimate.
     pub prices: std::collections::BTreeMap<String, ModelPrice>,
     /// Batch price as a fraction of on-demand (0.5 at the time of writing).
@@ -282,6 +286,9 @@ impl Settings {
             on_demand_concurrency: 4,
             max_record_attempts: 3,
             remainder_policy: RemainderPolicy::Batch,
+            max_open_intents_per_user: 20,
+            // Four full jobs: a heavy user's day, not the night's every slot.
+            max_images_per_user_per_day: 200_000,
             prices: default_prices(),
             batch_discount: 0.5,
             // A receipt photo of ~1,100x1,500 px is ~1,600 input tokens with the prompt;

@@ -7,6 +7,33 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// Days an upload's index entries are kept after its day (DynamoDB TTL `expiresAt`); the
+/// uploads bucket expires `uploads/` and `normalized/` after the same 90 days (infra,
+/// `UPLOAD_EXPIRY`), so the index never names an object long gone.
+pub const UPLOAD_RETENTION_DAYS: i64 = 90;
+
+/// When an upload of `day` leaves the index (epoch seconds, for DynamoDB's TTL).
+pub fn upload_expires_at(day: NaiveDate) -> i64 {
+    (day + chrono::Duration::days(UPLOAD_RETENTION_DAYS))
+        .and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp())
+}
+
+/// The longest upload key the service takes: its normalized copy's key,
+/// `normalized/{long edge}/{key}.jpg` (`app::normalized`), must still fit S3's 1,024 bytes, and
+/// that adds at most 20 (`normalized/` 11, a 4-digit edge and its `/` 5, `.jpg` 4).
+pub const MAX_UPLOAD_KEY_BYTES: usize = 1_024 - 20;
+
+/// Why an upload key is refused when it is longer than [`MAX_UPLOAD_KEY_BYTES`].
+pub fn key_too_long(key: &str) -> Option<String> {
+    (key.len() > MAX_UPLOAD_KEY_BYTES).then(|| {
+        format!(
+            "must be at most {MAX_UPLOAD_KEY_BYTES} bytes (its normalized copy, normalized/{{edge}}/{{key}}.jpg, must fit S3's 1,024), got {}",
+            key.len()
+        )
+    })
+}
+
 /// One stored image. The layout `uploads/{userId}/{YYYY-MM-DD}/{name}` gives its user and day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,6 +51,11 @@ impl Upload {
         let layout = || IdError {
             rule: format!("key {key:?} is not uploads/{{userId}}/{{YYYY-MM-DD}}/{{name}}"),
         };
+        if let Some(rule) = key_too_long(key) {
+            return Err(IdError {
+                rule: format!("key {rule}"),
+            });
+        }
         let rest = key.strip_prefix("uploads/").ok_or_else(layout)?;
         let mut parts = rest.splitn(3, '/');
         let (Some(user), Some(day), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
@@ -33,8 +65,14 @@ impl Upload {
             return Err(layout());
         }
         let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| layout())?;
+        let user_id = UserId::parse(user)?;
+        if super::intent::is_reserved_user(&user_id) {
+            return Err(IdError {
+                rule: format!("key {key:?} is under a reserved user's prefix ({user})"),
+            });
+        }
         Ok(Self {
-            user_id: UserId::parse(user)?,
+            user_id,
             day,
             key: ObjectKey::parse(key)?,
             size,

@@ -390,27 +390,39 @@ impl IntentStore for DynamoStore {
         after: Option<(DateTime<Utc>, IntentId)>,
         limit: usize,
     ) -> Result<Vec<BatchIntent>, PortError> {
-        let start = after.map(|(created, id)| {
+        let mut start = after.map(|(created, id)| {
             Item::from([
                 ("intentId".into(), s(id.as_str())),
                 ("userId".into(), s(user.as_str())),
                 ("createdAt".into(), s(ts(created))),
             ])
         });
-        let out = self
-            .client
-            .query()
-            .table_name(&self.intents_table)
-            .index_name(GSI_BY_USER_CREATED)
-            .key_condition_expression("userId = :u")
-            .expression_attribute_values(":u", s(user.as_str()))
-            .scan_index_forward(false)
-            .set_exclusive_start_key(start)
-            .limit(limit.min(1000) as i32)
-            .send()
-            .await
-            .map_err(|e| classify("Query", e))?;
-        out.items().iter().map(intent_from_item).collect()
+        // Page on LastEvaluatedKey until `limit` or the end: a page stops at 1 MB, so one
+        // shorter than asked is not the end of the list.
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.intents_table)
+                .index_name(GSI_BY_USER_CREATED)
+                .key_condition_expression("userId = :u")
+                .expression_attribute_values(":u", s(user.as_str()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .limit((limit - out.len()).min(1000) as i32)
+                .send()
+                .await
+                .map_err(|e| classify("Query", e))?;
+            for item in page.items() {
+                out.push(intent_from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn list_by_status(
@@ -450,7 +462,8 @@ impl IntentStore for DynamoStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<BatchIntent>, PortError> {
-        let out = self
+        // Page by page up to `limit`, as `list_by_status` (a page stops at 1 MB).
+        let mut pages = self
             .client
             .query()
             .table_name(&self.intents_table)
@@ -459,10 +472,18 @@ impl IntentStore for DynamoStore {
             .expression_attribute_values(":p", s("1"))
             .expression_attribute_values(":before", s(ts(before)))
             .limit(limit.min(1000) as i32)
-            .send()
-            .await
-            .map_err(|e| classify("Query", e))?;
-        self.reread(out.items(), |i| i.outbox.is_some()).await
+            .into_paginator()
+            .send();
+        let mut items = Vec::new();
+        while items.len() < limit {
+            let Some(page) = pages.next().await else {
+                break;
+            };
+            let page = page.map_err(|e| classify("Query", e))?;
+            items.extend(page.items().iter().cloned());
+        }
+        items.truncate(limit);
+        self.reread(&items, |i| i.outbox.is_some()).await
     }
 }
 

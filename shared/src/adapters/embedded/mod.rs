@@ -4,6 +4,7 @@
 pub mod bedrock_emulator;
 pub mod bus;
 pub mod clock;
+pub mod data_dir;
 pub mod db;
 pub mod faults;
 mod index_lag;

@@ -166,7 +166,7 @@ async fn write_records<'d>(
                             record_id,
                             rejected,
                         };
-                        w.images.push(entry).await
+                        w.images.push(deps, entry).await
                     }
                     Err(e) => Err(e),
                 }

@@ -4,9 +4,15 @@ use super::super::{Deps, StageError};
 use crate::domain::intent::{BatchIntent, ImageEntry};
 
 /// Where the manifest builder keeps the intent's images: in the intent up to
-/// [`INLINE_LIST`](crate::domain::intent::INLINE_LIST), else streamed to its list.
+/// [`INLINE_LIST`](crate::domain::intent::INLINE_LIST) entries and
+/// [`INLINE_BYTES`](crate::domain::intent::INLINE_BYTES) of keys, else streamed to its list
+/// (a sink that passes the bytes on the way moves what it holds to the list).
 pub(super) enum ImageSink {
-    Inline(Vec<ImageEntry>),
+    Inline {
+        entries: Vec<ImageEntry>,
+        bytes: usize,
+        job_id: crate::domain::ids::JobId,
+    },
     Listed {
         writer: super::super::lists::ListWriter,
         uri: crate::domain::bedrock::S3Uri,
@@ -21,8 +27,16 @@ impl ImageSink {
         expected: usize,
     ) -> Result<Self, StageError> {
         if expected <= crate::domain::intent::INLINE_LIST {
-            return Ok(Self::Inline(Vec::with_capacity(expected)));
+            return Ok(Self::Inline {
+                entries: Vec::with_capacity(expected),
+                bytes: 0,
+                job_id: job_id.clone(),
+            });
         }
+        Self::listed(deps, job_id).await
+    }
+
+    async fn listed(deps: &Deps, job_id: &crate::domain::ids::JobId) -> Result<Self, StageError> {
         let uri = super::super::lists::list_uri(deps, job_id, "images");
         Ok(Self::Listed {
             writer: super::super::lists::ListWriter::open(deps, &uri).await?,
@@ -31,10 +45,24 @@ impl ImageSink {
         })
     }
 
-    pub(super) async fn push(&mut self, entry: ImageEntry) -> Result<(), StageError> {
+    pub(super) async fn push(&mut self, deps: &Deps, entry: ImageEntry) -> Result<(), StageError> {
         match self {
-            Self::Inline(v) => {
-                v.push(entry);
+            Self::Inline {
+                entries,
+                bytes,
+                job_id,
+            } => {
+                *bytes += entry.key.as_str().len();
+                entries.push(entry);
+                if *bytes <= crate::domain::intent::INLINE_BYTES {
+                    return Ok(());
+                }
+                // Too many bytes to keep in the item: everything so far goes to the list.
+                let held = std::mem::take(entries);
+                *self = Self::listed(deps, &job_id.clone()).await?;
+                for e in held {
+                    Box::pin(self.push(deps, e)).await?;
+                }
                 Ok(())
             }
             Self::Listed {
@@ -58,7 +86,7 @@ impl ImageSink {
         intent: &mut BatchIntent,
     ) -> Result<Vec<ImageEntry>, StageError> {
         match self {
-            Self::Inline(v) => Ok(v),
+            Self::Inline { entries, .. } => Ok(entries),
             Self::Listed {
                 writer,
                 uri,

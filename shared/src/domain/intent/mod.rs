@@ -77,6 +77,11 @@ impl ImageSelection {
 /// inside DynamoDB's 400 KB item.
 pub const INLINE_LIST: usize = 1_000;
 
+/// Most bytes of keys a list keeps inside the intent item, whatever its count: a key may be
+/// 1 KB, so 1,000 of them would pass DynamoDB's 400 KB item; the keys and the images lists
+/// together stay under 200 KB (a shared job's members are ids, a fixed ~120 bytes each).
+pub const INLINE_BYTES: usize = 100 * 1024;
+
 /// An intent's images kept outside its item: a JSON-lines object of [`ImageEntry`]s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -136,6 +141,17 @@ pub enum ProcessingPath {
 
 /// The owner of shared jobs' intents. Not a valid caller: intake refuses it.
 pub const POOL_USER: &str = "system.pool";
+
+/// User ids the service keeps for itself (`system.…`, the pool's among them): refused as a
+/// caller on every route, as a token's subject, and as an upload's owner.
+pub const RESERVED_USER_PREFIX: &str = "system.";
+
+/// True for a user id the service keeps for itself.
+pub fn is_reserved_user(user: &UserId) -> bool {
+    user.as_str()
+        .to_ascii_lowercase()
+        .starts_with(RESERVED_USER_PREFIX)
+}
 
 /// The upload prefix a user owns; every key of theirs must sit under it.
 pub fn user_upload_prefix(user: &UserId) -> String {

@@ -16,6 +16,8 @@ use chrono::NaiveDate;
 /// | `up#{day}#{userId}` | the object key | a user's uploads of a day, in key order (`body` = the upload) |
 /// | `day#{day}` | userId | the users with uploads that day (the nightly run) |
 ///
+/// Each carries `expiresAt` (TTL, epoch seconds): 90 days after its day, with the uploads.
+///
 /// Both are plain puts of the same values, so recording twice is recording once.
 #[derive(Debug, Clone)]
 pub struct DynamoUploads {
@@ -64,15 +66,21 @@ impl UploadsIndex for DynamoUploads {
         let body = serde_json::to_string(upload)
             .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "encode upload", e))?;
         let day = upload.day.format("%Y-%m-%d").to_string();
+        // Both items leave with the uploads themselves (TTL; see UPLOAD_RETENTION_DAYS).
+        let expires = aws_sdk_dynamodb::types::AttributeValue::N(
+            crate::domain::uploads::upload_expires_at(upload.day).to_string(),
+        );
         let items = [
             Item::from([
                 ("pk".into(), s(format!("up#{day}#{}", upload.user_id))),
                 ("sk".into(), s(upload.key.as_str())),
                 ("body".into(), s(body)),
+                ("expiresAt".into(), expires.clone()),
             ]),
             Item::from([
                 ("pk".into(), s(format!("day#{day}"))),
                 ("sk".into(), s(upload.user_id.as_str())),
+                ("expiresAt".into(), expires),
             ]),
         ];
         for item in items {
