@@ -200,18 +200,6 @@ async fn create_tables(c: &AwsClients, stack: &LocalStack) -> anyhow::Result<()>
         .await
         .context("create intents table")?;
     c.dynamodb
-        .update_time_to_live()
-        .table_name(&stack.intents_table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("expiresAt")
-                .enabled(true)
-                .build()?,
-        )
-        .send()
-        .await
-        .context("enable TTL")?;
-    c.dynamodb
         .create_table()
         .table_name(&stack.results_table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -233,6 +221,25 @@ async fn create_tables(c: &AwsClients, stack: &LocalStack) -> anyhow::Result<()>
         .send()
         .await
         .context("create uploads table")?;
+    // Every table expires its items (TTL `expiresAt`), as the stack's do.
+    for table in [
+        &stack.intents_table,
+        &stack.results_table,
+        &stack.uploads_table,
+    ] {
+        c.dynamodb
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expiresAt")
+                    .enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await
+            .with_context(|| format!("enable TTL on {table}"))?;
+    }
     Ok(())
 }
 

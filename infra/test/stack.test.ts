@@ -90,7 +90,7 @@ describe('tables', () => {
     });
   });
 
-  it('when synthesized the uploads table should have PK pk and SK sk (strings), on demand, PITR, SSE, no GSI and no TTL', () => {
+  it('when synthesized the uploads table should have PK pk and SK sk (strings), on demand, PITR, SSE, no GSI, and TTL expiresAt', () => {
     const table = resourcesOf(template, 'AWS::DynamoDB::Table')[id(stack.uploadsTable)].Properties;
     expect(table).toEqual({
       TableName: 'batch-orchestrator-dev-uploads',
@@ -99,6 +99,7 @@ describe('tables', () => {
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       SSESpecification: { SSEEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
     });
     template.resourceCountIs('AWS::DynamoDB::Table', 3);
   });
@@ -260,8 +261,9 @@ describe('buckets', () => {
   });
 
   it('when tables hold data should let DynamoDB expire every one of them (TTL expiresAt)', () => {
+    const tables = resourcesOf(template, 'AWS::DynamoDB::Table');
     for (const t of [stack.intentsTable, stack.resultsTable, stack.uploadsTable]) {
-      expect(props(t).TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+      expect(tables[id(t)].Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
     }
   });
 
