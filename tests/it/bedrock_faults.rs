@@ -125,6 +125,9 @@ async fn when_a_job_expires_half_done_should_rerun_the_rest_in_a_second_batch_jo
         min,
         "the half that expired"
     );
+    // Its folder is named after its parent and attempt: two jobs ending at once never plan
+    // into one folder.
+    assert!(rerun.input.key.ends_with("/r001a2j01/"), "{}", rerun.input);
     assert_eq!(app.emulator.job_count().expect("jobs"), 2);
     assert_eq!(app.runtime.calls(), 0, "nothing went on-demand");
     let rs = results(&app, &intent).await;
@@ -219,5 +222,32 @@ async fn when_a_finished_jobs_event_is_lost_should_find_it_by_polling() {
         "the reconciler's poll ended it"
     );
     assert_eq!(results(&app, &intent).await.len(), IMAGES);
+    assert_clean(&app, &intent).await;
+}
+
+#[tokio::test]
+async fn when_a_job_ends_short_while_its_sibling_waits_for_a_slot_should_still_rerun_and_end() {
+    // Two jobs of 20, one slot: job 1 runs (and expires half done) while job 2 waits, so the
+    // intent is still MANIFEST_READY when job 1's remainder is planned.
+    let (app, keys) = faulty(&[BedrockFault::ExpireHalf], 10, |o| {
+        o.settings.quotas.max_records_per_job = 20;
+        o.settings.quotas.max_records_per_file = 20;
+        o.settings.quotas.max_concurrent_jobs = 1;
+    })
+    .await;
+    let (intent, failed) = post_and_run(&app, &keys).await;
+    assert_eq!(
+        intent.status,
+        IntentStatus::Completed,
+        "{:?}",
+        intent.failure_message
+    );
+    assert_eq!(intent.jobs.len(), 3, "two planned jobs and one re-run");
+    assert_eq!(intent.jobs[2].retry_of, Some(1));
+    assert_eq!(app.emulator.job_count().expect("jobs"), 3);
+    assert_eq!(failed, 0);
+    let rs = results(&app, &intent).await;
+    assert_eq!(rs.len(), IMAGES);
+    assert!(rs.iter().all(|r| r.status == ResultStatus::Succeeded));
     assert_clean(&app, &intent).await;
 }

@@ -432,31 +432,15 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
     let mut intent = BatchIntent::new(req, deps.clock.now(), deps.settings.intent_ttl_days);
     // A replay of an item from before scoped keys writes nothing, not even a keys list.
     let legacy = legacy_replay(deps, &intent).await?;
+    // A client's new request (not a replay, nor the service's own nightly intent) counts
+    // against its user's limits, before anything is written (its keys list included).
+    if legacy.is_none() && intent.client_intent_id.is_some() {
+        super::limits::check_new(deps, &intent).await?;
+    }
     if legacy.is_none() {
         // Over INLINE_LIST keys, the keys go to their list first (the hash is the request's).
         let selection = std::mem::replace(&mut intent.selection, ImageSelection::Keys(Vec::new()));
         intent.selection = super::lists::keep_keys(deps, &intent.job_id, &hash, selection).await?;
-    }
-    // A client's new request (not a replay, nor the service's own nightly intent) counts
-    // against its user's limits; the consistent read keeps a replay from being refused.
-    if legacy.is_none() && intent.client_intent_id.is_some() {
-        let existing = deps
-            .store
-            .get(&intent.intent_id)
-            .await
-            .map_err(IntakeError::Unavailable)?;
-        if existing.is_none() {
-            let asked = match &intent.selection {
-                ImageSelection::Day(day) => deps
-                    .uploads
-                    .uploads(&intent.user_id, *day)
-                    .await
-                    .map_err(IntakeError::Unavailable)?
-                    .len(),
-                other => other.len_hint(),
-            };
-            super::limits::check(deps, &intent, asked).await?;
-        }
     }
     let (stored, cached) = match legacy {
         Some(old) => (replayed(deps, old, &intent, &hash).await?, true),

@@ -59,7 +59,12 @@ async fn poll_open_jobs(
     limit: usize,
     report: &mut ReconcileReport,
 ) -> Result<(), StageError> {
-    for status in [IntentStatus::Submitted, IntentStatus::InProgress] {
+    // MANIFEST_READY too: an intent whose first jobs run while its last ones wait for a slot.
+    for status in [
+        IntentStatus::ManifestReady,
+        IntentStatus::Submitted,
+        IntentStatus::InProgress,
+    ] {
         // Index read (byStatusUpdated, may lag). Safe: what is applied comes from Bedrock
         // (GetModelInvocationJob) through the watcher's forward-only, version-conditional
         // path, so a stale or missing entry costs at most one pass.

@@ -56,7 +56,12 @@ async fn submit_next(
         take_over(deps, &intent).await?;
         return Ok(Cas::Done(Outcome::AlreadyDone));
     }
-    let Some(job) = intent.jobs.iter().find(|j| j.arn.is_none()).cloned() else {
+    let Some(job) = intent
+        .jobs
+        .iter()
+        .find(|j| j.arn.is_none() && j.status.is_none())
+        .cloned()
+    else {
         // Every ARN is recorded but the status did not move: cannot happen through
         // `record_submission`; treat as done rather than loop.
         return Ok(Cas::Done(Outcome::AlreadyDone));
@@ -139,7 +144,7 @@ async fn record_created(
         return Ok(Cas::Again(Some(arn)));
     }
     match save(deps, intent, expected).await? {
-        Saved::Written(i) if i.jobs.iter().any(|j| j.arn.is_none()) => Ok(Cas::Next(None)),
+        Saved::Written(i) if i.has_unsubmitted_job() => Ok(Cas::Next(None)),
         Saved::Written(i) => {
             crate::metrics::stage_time(i.status, since, now);
             Ok(Cas::Done(Outcome::Advanced(i.status)))
@@ -186,17 +191,47 @@ async fn refuse(
     let now = deps.clock.now();
     let expected = intent.version;
     let message = reason.message(&intent.model_id);
-    let refused = if intent.status == IntentStatus::ManifestReady {
-        intent.fail(message, now)
-    } else {
+    // A re-run job fails alone (its intent keeps what its other jobs did); a planned job fails
+    // its intent.
+    let refused = if job.retry_of.is_some() {
         intent.fail_unsubmitted_job(job.job_no, message, now)
+    } else {
+        intent.fail(message, now)
     };
     if refused.is_err() {
         return Ok(Cas::Again(()));
     }
     match save(deps, intent, expected).await? {
+        Saved::Written(i) if i.status.is_terminal() => {
+            stop_created(deps, &i).await;
+            Ok(Cas::Done(Outcome::Advanced(i.status)))
+        }
+        // On to the intent's next job waiting to be created.
+        Saved::Written(i) if i.has_unsubmitted_job() => Ok(Cas::Next(())),
         Saved::Written(i) => Ok(Cas::Done(Outcome::Advanced(i.status))),
         Saved::Stale(_) => Ok(Cas::Again(())),
+    }
+}
+
+/// An intent that failed while some of its jobs run: stop them (nobody will read their
+/// outputs) and free their slots, best effort (the reconciler's pass no longer sees a
+/// terminal intent, so this is where they are freed).
+async fn stop_created(deps: &Deps, intent: &BatchIntent) {
+    let running = intent
+        .jobs
+        .iter()
+        .filter(|j| !j.status.is_some_and(|s| s.is_terminal()));
+    for job in running {
+        if let Some(arn) = &job.arn {
+            if let Err(e) = super::cancel::stop_job(deps, arn).await {
+                tracing::warn!(bedrock_job_arn = %arn, error = %e, "could not stop a job of a failed intent");
+            }
+        }
+        if let Err(e) =
+            super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await
+        {
+            tracing::warn!(error = %e, "could not free a slot of a failed intent");
+        }
     }
 }
 
@@ -206,9 +241,21 @@ async fn drop_unsubmitted(
     mut intent: BatchIntent,
 ) -> Result<Cas<Outcome, Option<BedrockJobArn>>, StageError> {
     let expected = intent.version;
+    let dropped: Vec<String> = intent
+        .jobs
+        .iter()
+        .filter(|j| j.arn.is_none() && j.status.is_none())
+        .map(|j| j.client_token.clone())
+        .collect();
     intent.drop_unsubmitted_jobs(deps.clock.now())?;
     match save(deps, intent, expected).await? {
-        Saved::Written(i) => Ok(Cas::Done(Outcome::Advanced(i.status))),
+        Saved::Written(i) => {
+            // A submitter that took a slot for one of them and died left it taken.
+            for holder in &dropped {
+                super::slots::release_and_wake(deps, &i.model_id, holder).await?;
+            }
+            Ok(Cas::Done(Outcome::Advanced(i.status)))
+        }
         Saved::Stale(_) => Ok(Cas::Again(None)),
     }
 }

@@ -200,7 +200,7 @@ async fn not_recorded_yet(
                 super::cancel::stop_job(deps, arn).await?;
                 return Ok(Outcome::AlreadyDone);
             }
-            if intent.status == IntentStatus::ManifestReady {
+            if intent.status == IntentStatus::ManifestReady || intent.has_unsubmitted_job() {
                 return Err(StageError::Retryable(PortError::new(
                     ErrorKind::Transient,
                     format!(

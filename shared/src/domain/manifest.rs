@@ -164,6 +164,21 @@ pub fn part_file_name(part: u32) -> String {
     format!("part-{part:05}.jsonl")
 }
 
+/// The folder of the `k`-th re-run job of job `parent`'s remainder on attempt `attempt`:
+/// `{base}/{jobId}/r{parent}a{attempt}j{k}/`. Keyed on the parent, not on the new job's number,
+/// so two jobs of one intent ending at once never plan into the same folder.
+pub fn rerun_prefix(
+    bucket: &BucketName,
+    base: &str,
+    job: &JobId,
+    (parent, attempt, k): (u32, u32, u32),
+) -> S3Uri {
+    S3Uri::prefix(
+        bucket,
+        &format!("{base}/{job}/r{parent:03}a{attempt}j{k:02}"),
+    )
+}
+
 /// Where Bedrock writes job `job_no`'s outputs (it adds `{12-char job id}/`).
 pub fn job_output_prefix(bucket: &BucketName, job: &JobId, job_no: u32) -> S3Uri {
     S3Uri::prefix(bucket, &format!("outputs/{job}/j{job_no:03}"))

@@ -433,7 +433,7 @@ impl IntentStore for DynamoStore {
     ) -> Result<Vec<BatchIntent>, PortError> {
         // Page by page up to `limit` (a page is at most 1 MB): a caller that gets fewer than
         // it asked for has seen every such intent (the pool pass relies on it).
-        let mut pages = self
+        let query = self
             .client
             .query()
             .table_name(&self.intents_table)
@@ -442,18 +442,8 @@ impl IntentStore for DynamoStore {
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":s", s(status.as_str()))
             .expression_attribute_values(":before", s(ts(updated_before)))
-            .limit(limit.min(1000) as i32)
-            .into_paginator()
-            .send();
-        let mut items = Vec::new();
-        while items.len() < limit {
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            let page = page.map_err(|e| classify("Query", e))?;
-            items.extend(page.items().iter().cloned());
-        }
-        items.truncate(limit);
+            .limit(limit.min(1000) as i32);
+        let items = first_items(query, limit).await?;
         self.reread(&items, |i| i.status == status).await
     }
 
@@ -463,7 +453,7 @@ impl IntentStore for DynamoStore {
         limit: usize,
     ) -> Result<Vec<BatchIntent>, PortError> {
         // Page by page up to `limit`, as `list_by_status` (a page stops at 1 MB).
-        let mut pages = self
+        let query = self
             .client
             .query()
             .table_name(&self.intents_table)
@@ -471,20 +461,29 @@ impl IntentStore for DynamoStore {
             .key_condition_expression("outboxPending = :p AND outboxStagedAt <= :before")
             .expression_attribute_values(":p", s("1"))
             .expression_attribute_values(":before", s(ts(before)))
-            .limit(limit.min(1000) as i32)
-            .into_paginator()
-            .send();
-        let mut items = Vec::new();
-        while items.len() < limit {
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            let page = page.map_err(|e| classify("Query", e))?;
-            items.extend(page.items().iter().cloned());
-        }
-        items.truncate(limit);
+            .limit(limit.min(1000) as i32);
+        let items = first_items(query, limit).await?;
         self.reread(&items, |i| i.outbox.is_some()).await
     }
+}
+
+/// The first `limit` items of a query, page by page on `LastEvaluatedKey` (a page stops at
+/// 1 MB, so a short page is not the end).
+async fn first_items(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    limit: usize,
+) -> Result<Vec<Item>, PortError> {
+    let mut pages = query.into_paginator().send();
+    let mut items = Vec::new();
+    while items.len() < limit {
+        let Some(page) = pages.next().await else {
+            break;
+        };
+        let page = page.map_err(|e| classify("Query", e))?;
+        items.extend(page.items().iter().cloned());
+    }
+    items.truncate(limit);
+    Ok(items)
 }
 
 /// BatchWriteItem takes at most 25 items a call.

@@ -32,8 +32,9 @@ pub(crate) async fn write_rerun(
             StageError::Permanent(format!("no record family for {}", intent.model_id))
         })?;
     let first = intent.jobs.iter().map(|j| j.job_no).max().unwrap_or(0) + 1;
+    let attempt = parent.attempt + 1;
     let mut out = ManifestWriter::new(deps, &intent.job_id, &intent.model_id, wanted.len() as u64)
-        .numbered_from(first);
+        .for_rerun(first, parent.job_no, attempt);
     let mut map: Vec<(u32, MappedRecord)> = Vec::new();
     for part in &parent.parts {
         let copied = copy_wanted(deps, &mut out, family, &part.uri, wanted, &mut map).await;
@@ -43,19 +44,17 @@ pub(crate) async fn write_rerun(
         }
     }
     let mut jobs = out.finish(Some(family)).await?;
-    let attempt = parent.attempt + 1;
-    for job in &mut jobs {
-        let uri =
-            super::record_map_uri(&deps.settings.manifests_bucket, &intent.job_id, job.job_no);
-        let mut body = Vec::new();
-        for (_, record) in map.iter().filter(|(j, _)| *j == job.job_no) {
-            serde_json::to_writer(&mut body, record).map_err(|e| {
-                StageError::Permanent(format!("cannot encode a record map line: {e}"))
-            })?;
-            body.push(b'\n');
-        }
-        deps.objects.put(&uri, body).await?;
-        job.record_map = Some(uri);
+    for (k, job) in (1u32..).zip(jobs.iter_mut()) {
+        // Named after the parent, like the job's folders: never another plan's map.
+        let uri = crate::domain::bedrock::S3Uri::object(
+            &deps.settings.manifests_bucket,
+            &crate::domain::ids::ObjectKey::parse(&format!(
+                "manifests/{}/records/r{:03}a{attempt}j{k:02}.jsonl",
+                intent.job_id, parent.job_no
+            ))
+            .map_err(|e| StageError::Permanent(format!("a record map key: {e}")))?,
+        );
+        super::shared::write_record_map(deps, uri, job, &map).await?;
         job.attempt = attempt;
         job.job_name = job_name(&intent.job_id, job.job_no, attempt);
         job.client_token = client_token(&intent.job_id, job.job_no, attempt);

@@ -51,15 +51,7 @@ pub(super) async fn build_shared(
     // Each job's record map, beside (not in) its input folder.
     for job in &mut jobs {
         let uri = record_map_uri(&deps.settings.manifests_bucket, &intent.job_id, job.job_no);
-        let mut body = Vec::new();
-        for (_, record) in map.iter().filter(|(j, _)| *j == job.job_no) {
-            serde_json::to_writer(&mut body, record).map_err(|e| {
-                StageError::Permanent(format!("cannot encode a record map line: {e}"))
-            })?;
-            body.push(b'\n');
-        }
-        deps.objects.put(&uri, body).await?;
-        job.record_map = Some(uri);
+        write_record_map(deps, uri, job, &map).await?;
     }
     // The shared job's intent lists no images: its records are in the maps.
     intent.record_manifest(Vec::new(), jobs, now)?;
@@ -111,6 +103,25 @@ async fn copy_member(
             ));
         }
     }
+    Ok(())
+}
+
+/// Writes `job`'s lines of `map` (job number, record) to `uri` as its record map and names it
+/// on the job.
+pub(super) async fn write_record_map(
+    deps: &Deps,
+    uri: crate::domain::bedrock::S3Uri,
+    job: &mut crate::domain::intent::BatchJob,
+    map: &[(u32, MappedRecord)],
+) -> Result<(), StageError> {
+    let mut body = Vec::new();
+    for (_, record) in map.iter().filter(|(j, _)| *j == job.job_no) {
+        serde_json::to_writer(&mut body, record)
+            .map_err(|e| StageError::Permanent(format!("cannot encode a record map line: {e}")))?;
+        body.push(b'\n');
+    }
+    deps.objects.put(&uri, body).await?;
+    job.record_map = Some(uri);
     Ok(())
 }
 

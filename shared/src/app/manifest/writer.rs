@@ -5,7 +5,9 @@ use super::super::{Deps, StageError};
 use crate::domain::family::{self, RecordFamily};
 use crate::domain::ids::RecordId;
 use crate::domain::intent::{BatchJob, ManifestPart};
-use crate::domain::manifest::{job_input_prefix, pad_record, part_file_name, Place, Splitter};
+use crate::domain::manifest::{
+    job_input_prefix, pad_record, part_file_name, rerun_prefix, Place, Splitter,
+};
 use crate::ports::ObjectWriter;
 
 /// Streams records into parts under the intent's job folders, split by [`Splitter`]: each
@@ -19,6 +21,8 @@ pub(super) struct ManifestWriter<'d> {
     open: Option<(Box<dyn ObjectWriter>, ManifestPart)>,
     /// The number of its first job (1, or the next free one for a re-run's jobs).
     first_job_no: u32,
+    /// For a re-run's jobs: (parent job, attempt), which name their folders.
+    rerun: Option<(u32, u32)>,
 }
 
 impl<'d> ManifestWriter<'d> {
@@ -36,14 +40,46 @@ impl<'d> ManifestWriter<'d> {
             jobs: Vec::new(),
             open: None,
             first_job_no: 1,
+            rerun: None,
         }
     }
 
-    /// The same writer, numbering its jobs from `job_no` (an intent's re-run jobs follow the
-    /// jobs it has).
-    pub(super) fn numbered_from(mut self, job_no: u32) -> Self {
+    /// The same writer for the re-run of job `parent`'s remainder on `attempt`: its jobs are
+    /// numbered from `job_no` (after the intent's) and live in folders named after the parent
+    /// ([`crate::domain::manifest::rerun_prefix`]).
+    pub(super) fn for_rerun(mut self, job_no: u32, parent: u32, attempt: u32) -> Self {
         self.first_job_no = job_no.max(1);
+        self.rerun = Some((parent, attempt));
         self
+    }
+
+    /// The input and output folders of the writer's `k`-th job (1-based), numbered `job_no`.
+    fn folders(
+        &self,
+        k: u32,
+        job_no: u32,
+    ) -> (crate::domain::bedrock::S3Uri, crate::domain::bedrock::S3Uri) {
+        let s = &self.deps.settings;
+        match self.rerun {
+            Some((parent, attempt)) => (
+                rerun_prefix(
+                    &s.manifests_bucket,
+                    "manifests",
+                    &self.job_id,
+                    (parent, attempt, k),
+                ),
+                rerun_prefix(
+                    &s.outputs_bucket,
+                    "outputs",
+                    &self.job_id,
+                    (parent, attempt, k),
+                ),
+            ),
+            None => (
+                job_input_prefix(&s.manifests_bucket, &self.job_id, job_no),
+                crate::domain::manifest::job_output_prefix(&s.outputs_bucket, &self.job_id, job_no),
+            ),
+        }
     }
 
     pub(super) fn records(&self) -> u64 {
@@ -55,11 +91,10 @@ impl<'d> ManifestWriter<'d> {
         let new_job = self.jobs.is_empty() || self.splitter.peek(len) == Place::NewJob;
         match self.jobs.last() {
             Some(job) if !new_job => job.input.clone(),
-            _ => job_input_prefix(
-                &self.deps.settings.manifests_bucket,
-                &self.job_id,
-                self.first_job_no + self.jobs.len() as u32,
-            ),
+            _ => {
+                let k = self.jobs.len() as u32 + 1;
+                self.folders(k, self.first_job_no + k - 1).0
+            }
         }
     }
 
@@ -77,13 +112,16 @@ impl<'d> ManifestWriter<'d> {
             Place::Same => {}
             Place::NewJob => {
                 self.close_part().await?;
-                let job_no = self.first_job_no + self.jobs.len() as u32;
-                self.jobs.push(BatchJob::planned(
+                let k = self.jobs.len() as u32 + 1;
+                let job_no = self.first_job_no + k - 1;
+                let mut job = BatchJob::planned(
                     &self.job_id,
                     job_no,
                     &settings.manifests_bucket,
                     &settings.outputs_bucket,
-                ));
+                );
+                (job.input, job.output) = self.folders(k, job_no);
+                self.jobs.push(job);
                 self.open_part().await?;
             }
             Place::NewPart => {

@@ -100,7 +100,9 @@ impl BatchIntent {
             .iter_mut()
             .find(|j| j.job_no == job_no)
             .ok_or_else(|| Refused::UnknownJob(job_no.to_string()))?;
-        if job.arn.is_some() {
+        // A job with an ARN, or one that ended without being created (refused, dropped by a
+        // cancel), is never recorded again.
+        if job.arn.is_some() || job.status.is_some() {
             return Err(Refused::JobStale {
                 from: job.status.unwrap_or(BedrockJobStatus::Submitted),
                 to: BedrockJobStatus::Submitted,
@@ -110,7 +112,7 @@ impl BatchIntent {
         job.status = Some(BedrockJobStatus::Submitted);
         self.updated_at = now;
         self.create_backoff = None;
-        if self.status == IntentStatus::ManifestReady && self.jobs.iter().all(|j| j.arn.is_some()) {
+        if self.status == IntentStatus::ManifestReady && !self.has_unsubmitted_job() {
             self.advance(IntentStatus::Submitted, now)?;
             self.stage(EventKind::BatchSubmitted, now);
         }
@@ -229,9 +231,11 @@ impl BatchIntent {
         jobs: Vec<BatchJob>,
         now: DateTime<Utc>,
     ) -> Result<(), Refused> {
+        // MANIFEST_READY too: a job of an intent whose later jobs still wait for a slot can
+        // end first (its intent moves to SUBMITTED once every job has an ARN).
         if !matches!(
             self.status,
-            IntentStatus::Submitted | IntentStatus::InProgress
+            IntentStatus::ManifestReady | IntentStatus::Submitted | IntentStatus::InProgress
         ) {
             return Err(Refused::Stale {
                 current: self.status,
@@ -247,7 +251,11 @@ impl BatchIntent {
     /// Ends, without creating them, the re-run jobs a cancel overtook: they are Stopped with no
     /// outputs, and the intent settles on what its other jobs did.
     pub fn drop_unsubmitted_jobs(&mut self, now: DateTime<Utc>) -> Result<(), Refused> {
-        for job in self.jobs.iter_mut().filter(|j| j.arn.is_none()) {
+        for job in self
+            .jobs
+            .iter_mut()
+            .filter(|j| j.arn.is_none() && j.status.is_none())
+        {
             job.status = Some(BedrockJobStatus::Stopped);
         }
         self.updated_at = now;

@@ -286,3 +286,25 @@ fn when_a_cancel_overtakes_a_rerun_job_should_end_without_creating_it() {
         .map(|c| (c.total_record_count, c.success_record_count));
     assert_eq!(counts, Some((10, 5)));
 }
+
+#[test]
+fn when_a_rerun_job_was_refused_should_never_record_an_arn_for_it() {
+    let now = Utc::now();
+    let mut i = running(10);
+    let mut rerun = job();
+    rerun.job_no = 2;
+    rerun.retry_of = Some(1);
+    i.add_retry_jobs(vec![rerun], now).expect("added");
+    i.fail_unsubmitted_job(2, "refused".into(), now)
+        .expect("failed alone");
+    assert!(!i.has_unsubmitted_job());
+    let arn2 = BedrockJobArn::parse(
+        "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/zzzz1234wxyz",
+    )
+    .expect("valid");
+    assert!(
+        i.record_submission(2, arn2, now).is_err(),
+        "a job that ended uncreated stays so"
+    );
+    assert_eq!(i.status, IntentStatus::InProgress, "its parent still runs");
+}
