@@ -282,7 +282,9 @@ impl BatchIntent {
     }
 
     /// Records Bedrock's progress of a running job (record counts, expiry). False when nothing
-    /// changed, so the caller writes nothing.
+    /// changed enough to write: the counts move in steps of 5% of the job's records at least,
+    /// so a running job costs its intent some 20 writes, not one per reconciler pass (each
+    /// write makes a racing watcher's save of a sibling job's end go round again).
     pub fn record_progress(
         &mut self,
         arn: &BedrockJobArn,
@@ -292,8 +294,18 @@ impl BatchIntent {
         let Some(job) = self.jobs.iter_mut().find(|j| j.arn.as_ref() == Some(arn)) else {
             return false;
         };
+        let small_step = match (job.progress, progress) {
+            (Some(old), Some(new)) => {
+                let step = old
+                    .processed_record_count
+                    .abs_diff(new.processed_record_count);
+                old.total_record_count == new.total_record_count
+                    && step * 20 < new.total_record_count
+            }
+            (old, new) => old == new,
+        };
         if job.status.is_some_and(|s| s.is_terminal())
-            || (job.progress == progress && job.expires_at == expires_at)
+            || (small_step && job.expires_at == expires_at)
         {
             return false;
         }

@@ -308,3 +308,22 @@ fn when_a_rerun_job_was_refused_should_never_record_an_arn_for_it() {
     );
     assert_eq!(i.status, IntentStatus::InProgress, "its parent still runs");
 }
+
+#[test]
+fn when_progress_moves_by_less_than_5_percent_should_not_write() {
+    use super::super::bedrock::JobProgress;
+    let mut i = running(100);
+    let at = |processed| {
+        Some(JobProgress {
+            total_record_count: 100,
+            processed_record_count: processed,
+            success_record_count: processed,
+            error_record_count: 0,
+        })
+    };
+    let expires = Some(Utc::now());
+    assert!(i.record_progress(&arn(), at(0), expires), "the first");
+    assert!(!i.record_progress(&arn(), at(4), expires), "4% moved");
+    assert!(i.record_progress(&arn(), at(5), expires), "5% moved");
+    assert!(!i.record_progress(&arn(), at(5), expires), "nothing moved");
+}
