@@ -119,9 +119,12 @@ async fn usage(
     Ok((open, today))
 }
 
-/// How many images an intent asked for (a day's: its uploads that day).
+/// How many images an intent asked for (a day's: its uploads that day, read from the index
+/// only until its manifest lists them).
 async fn images_of(deps: &Deps, i: &BatchIntent) -> Result<u64, IntakeError> {
+    let (listed, _) = i.image_counts();
     Ok(match &i.selection {
+        ImageSelection::Day(_) if listed > 0 => listed as u64,
         ImageSelection::Day(day) => deps
             .uploads
             .uploads(&i.user_id, *day)

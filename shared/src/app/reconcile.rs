@@ -197,7 +197,7 @@ async fn wake_waiting(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, StageError> {
     // Index read (may lag). Safe: each intent is re-read; one not shown yet waits a pass more.
-    let models: std::collections::BTreeSet<_> = super::slots::waiting_intents(deps, now)
+    let models: std::collections::BTreeSet<_> = super::slots::waiting_intents(deps, now, None)
         .await?
         .into_iter()
         .map(|i| i.model_id)

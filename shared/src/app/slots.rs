@@ -45,9 +45,12 @@ pub async fn wake_while_free(deps: &Deps, model: &ModelId) -> Result<usize, Stag
 
 /// Intents waiting for a job slot that may try now: MANIFEST_READY ones, and running ones
 /// whose re-run job waits (index reads, see [`wake_one`]), each past any "not now" backoff.
+/// For one `model` (each freed slot asks), the running intents are read only when no
+/// MANIFEST_READY one waits: a job's end costs one index read, as before re-runs existed.
 pub async fn waiting_intents(
     deps: &Deps,
     now: chrono::DateTime<chrono::Utc>,
+    model: Option<&ModelId>,
 ) -> Result<Vec<crate::domain::intent::BatchIntent>, StageError> {
     let mut out = Vec::new();
     for status in [
@@ -61,9 +64,15 @@ pub async fn waiting_intents(
                 .await?
                 .into_iter()
                 .filter(|i| {
-                    i.waiting_for_slot_since.is_some() && i.outbox.is_none() && i.may_create_at(now)
+                    i.waiting_for_slot_since.is_some()
+                        && i.outbox.is_none()
+                        && i.may_create_at(now)
+                        && model.is_none_or(|m| &i.model_id == m)
                 }),
         );
+        if model.is_some() && !out.is_empty() {
+            break;
+        }
     }
     Ok(out)
 }
@@ -104,11 +113,7 @@ pub async fn wake_one(deps: &Deps, model: &ModelId) -> Result<bool, StageError> 
     // and keeps only those still MANIFEST_READY, and the reannounce below is a version-
     // conditional write; an intent the index does not show yet is woken by the next freed
     // slot, or re-announced by the reconciler as stuck.
-    let mut waiting: Vec<_> = waiting_intents(deps, now)
-        .await?
-        .into_iter()
-        .filter(|i| &i.model_id == model)
-        .collect();
+    let mut waiting = waiting_intents(deps, now, Some(model)).await?;
     waiting.sort_by_key(|i| (i.waiting_for_slot_since, i.created_at));
     for intent in waiting {
         let expected = intent.version;

@@ -83,9 +83,7 @@ async fn submit_next(
     {
         crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
         tracing::info!(job_id = %intent.job_id, model = %intent.model_id, cap, "all job slots taken; waiting");
-        return wait(deps, intent, None)
-            .await
-            .map(|w| w.map_state(|()| created));
+        return wait(deps, intent, false, created).await;
     }
     let req = create_request(deps, &intent, &job);
     match deps.bedrock.create_job(&req).await {
@@ -102,30 +100,16 @@ async fn submit_next(
                 super::slots::release(deps, &intent.model_id, &job.client_token).await?;
                 crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
                 tracing::info!(job_id = %intent.job_id, model = %intent.model_id, error = %e, "Bedrock said not now; waiting");
-                wait(deps, intent, Some(()))
-                    .await
-                    .map(|w| w.map_state(|()| created))
+                wait(deps, intent, true, created).await
             }
             CreateRefusal::Never(reason) => {
                 super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
                 crate::metrics::refused(reason.metric());
                 tracing::error!(job_id = %intent.job_id, model = %intent.model_id, error = %e, "Bedrock refused the job for good");
-                refuse(deps, intent, &job, reason)
-                    .await
-                    .map(|w| w.map_state(|()| created))
+                refuse(deps, intent, &job, reason, created).await
             }
             CreateRefusal::Later => Err(e.into()),
         },
-    }
-}
-
-impl<T> Cas<T, ()> {
-    fn map_state<S>(self, f: impl FnOnce(()) -> S) -> Cas<T, S> {
-        match self {
-            Cas::Done(t) => Cas::Done(t),
-            Cas::Again(()) => Cas::Again(f(())),
-            Cas::Next(()) => Cas::Next(f(())),
-        }
     }
 }
 
@@ -154,17 +138,19 @@ async fn record_created(
 }
 
 /// Leaves the intent waiting for a slot (woken when one frees, or by the reconciler); after a
-/// "not now" from Bedrock (`backoff`), not before its backoff has run out.
-async fn wait(
+/// "not now" from Bedrock (`backoff`), not before its backoff has run out. `state` goes on to
+/// the next attempt if the write loses its race.
+async fn wait<S>(
     deps: &Deps,
     mut intent: BatchIntent,
-    backoff: Option<()>,
-) -> Result<Cas<Outcome>, StageError> {
+    backoff: bool,
+    state: S,
+) -> Result<Cas<Outcome, S>, StageError> {
     let now = deps.clock.now();
     let expected = intent.version;
     let mut changed = intent.waiting_for_slot_since.is_none();
     intent.waiting_for_slot_since.get_or_insert(now);
-    if backoff.is_some() {
+    if backoff {
         let refusals = intent.create_backoff.map_or(0, |b| b.refusals) + 1;
         intent.create_backoff = Some(CreateBackoff {
             refusals,
@@ -174,7 +160,7 @@ async fn wait(
     }
     if changed {
         if let Saved::Stale(_) = save(deps, intent, expected).await? {
-            return Ok(Cas::Again(()));
+            return Ok(Cas::Again(state));
         }
     }
     Ok(Cas::Done(Outcome::Waiting))
@@ -182,12 +168,13 @@ async fn wait(
 
 /// A create Bedrock refused for good: the intent fails (or, for a re-run job of a running
 /// intent, that job does), with a message naming what to fix.
-async fn refuse(
+async fn refuse<S>(
     deps: &Deps,
     mut intent: BatchIntent,
     job: &BatchJob,
     reason: Never,
-) -> Result<Cas<Outcome>, StageError> {
+    state: S,
+) -> Result<Cas<Outcome, S>, StageError> {
     let now = deps.clock.now();
     let expected = intent.version;
     let message = reason.message(&intent.model_id);
@@ -199,7 +186,7 @@ async fn refuse(
         intent.fail(message, now)
     };
     if refused.is_err() {
-        return Ok(Cas::Again(()));
+        return Ok(Cas::Again(state));
     }
     match save(deps, intent, expected).await? {
         Saved::Written(i) if i.status.is_terminal() => {
@@ -207,9 +194,9 @@ async fn refuse(
             Ok(Cas::Done(Outcome::Advanced(i.status)))
         }
         // On to the intent's next job waiting to be created.
-        Saved::Written(i) if i.has_unsubmitted_job() => Ok(Cas::Next(())),
+        Saved::Written(i) if i.has_unsubmitted_job() => Ok(Cas::Next(state)),
         Saved::Written(i) => Ok(Cas::Done(Outcome::Advanced(i.status))),
-        Saved::Stale(_) => Ok(Cas::Again(())),
+        Saved::Stale(_) => Ok(Cas::Again(state)),
     }
 }
 

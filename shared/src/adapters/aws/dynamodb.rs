@@ -390,39 +390,28 @@ impl IntentStore for DynamoStore {
         after: Option<(DateTime<Utc>, IntentId)>,
         limit: usize,
     ) -> Result<Vec<BatchIntent>, PortError> {
-        let mut start = after.map(|(created, id)| {
+        let start = after.map(|(created, id)| {
             Item::from([
                 ("intentId".into(), s(id.as_str())),
                 ("userId".into(), s(user.as_str())),
                 ("createdAt".into(), s(ts(created))),
             ])
         });
-        // Page on LastEvaluatedKey until `limit` or the end: a page stops at 1 MB, so one
-        // shorter than asked is not the end of the list.
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.intents_table)
-                .index_name(GSI_BY_USER_CREATED)
-                .key_condition_expression("userId = :u")
-                .expression_attribute_values(":u", s(user.as_str()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .limit((limit - out.len()).min(1000) as i32)
-                .send()
-                .await
-                .map_err(|e| classify("Query", e))?;
-            for item in page.items() {
-                out.push(intent_from_item(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+        let query = self
+            .client
+            .query()
+            .table_name(&self.intents_table)
+            .index_name(GSI_BY_USER_CREATED)
+            .key_condition_expression("userId = :u")
+            .expression_attribute_values(":u", s(user.as_str()))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .limit(limit.min(1000) as i32);
+        first_items(query, limit)
+            .await?
+            .iter()
+            .map(intent_from_item)
+            .collect()
     }
 
     async fn list_by_status(
