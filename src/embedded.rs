@@ -47,7 +47,17 @@ pub struct EmbeddedOptions {
 
 impl EmbeddedOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        let settings = Settings::local("local");
+        let mut settings = Settings::local("local");
+        // The emulator's own pace is the default a local run plans deadlines on, as a deploy
+        // plans on its jobs' history: a job moves one status a step, several steps a second
+        // (seconds from create to end), and the runtime emulator answers at once.
+        settings.estimate_overhead_secs = 10;
+        settings.estimate_secs_per_image = 0.01;
+        settings.deadline_margin_secs = 10;
+        settings.on_demand_rate = shared::domain::deadline::OnDemandRate {
+            requests_per_minute: 6_000.0,
+            tokens_per_minute: 100_000_000.0,
+        };
         let emulator = EmulatorOptions::new(settings.quotas.clone());
         Self {
             data_dir: data_dir.into(),
@@ -145,6 +155,9 @@ impl Embedded {
             Some(lag) => SqliteStore::with_index_lag(db.clone(), lag, clock.clone())?,
             None => SqliteStore::new(db.clone())?,
         });
+        let history = Arc::new(
+            shared::adapters::embedded::history::SqliteHistory::new(db.clone())?,
+        );
         let bus = Arc::new(SqliteBus::new(db, clock.clone(), opts.bus)?);
         let objects = Arc::new(FsObjectStore::new(opts.data_dir.join("s3")));
         let emulator = Arc::new(BedrockEmulator::new(
@@ -159,6 +172,7 @@ impl Embedded {
             store: store.clone(),
             results: store.clone(),
             slots: store.clone(),
+            history,
             objects: objects.clone(),
             bus: bus.clone(),
             bedrock: emulator.clone(),
@@ -290,6 +304,8 @@ impl Embedded {
                             "poolsSealed",
                             "pooledOnDemand",
                             "pooledResumed",
+                            "deadlineStopped",
+                            "deadlineMovedOnDemand",
                         ]
                         .iter()
                         .map(|k| r[*k].as_u64().unwrap_or(0) as usize)

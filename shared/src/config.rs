@@ -41,9 +41,39 @@ pub const CREATE_BACKOFF_SECS: &str = "CREATE_BACKOFF_SECS";
 pub const REMAINDER_POLICY: &str = "REMAINDER_POLICY";
 pub const MAX_OPEN_INTENTS_PER_USER: &str = "MAX_OPEN_INTENTS_PER_USER";
 pub const MAX_IMAGES_PER_USER_PER_DAY: &str = "MAX_IMAGES_PER_USER_PER_DAY";
+pub const MIN_DEADLINE_SECS: &str = "MIN_DEADLINE_SECS";
+pub const RESULTS_BY: &str = "RESULTS_BY";
+pub const RESULTS_TZ: &str = "RESULTS_TZ";
+pub const DEADLINE_MARGIN_SECS: &str = "DEADLINE_MARGIN_SECS";
+pub const ON_DEMAND_RATES: &str = "ON_DEMAND_RATES";
 
 /// (name, required, meaning) of every variable the functions read.
 pub const ENV_VARS: &[(&str, bool, &str)] = &[
+    (
+        MIN_DEADLINE_SECS,
+        false,
+        "a request's deadline must be at least this many seconds ahead (default 900)",
+    ),
+    (
+        RESULTS_BY,
+        false,
+        "the nightly run's deadline, a local time HH:MM in RESULTS_TZ (default none: no deadline)",
+    ),
+    (
+        RESULTS_TZ,
+        false,
+        "IANA time zone of RESULTS_BY (default UTC)",
+    ),
+    (
+        DEADLINE_MARGIN_SECS,
+        false,
+        "seconds kept in hand before a deadline when stopping a late job (default 600)",
+    ),
+    (
+        ON_DEMAND_RATES,
+        false,
+        "JSON {modelId: {requestsPerMinute, tokensPerMinute}} on-demand rates the deadline planner may use (default 100 and 200000 for every model)",
+    ),
     (
         POOL_DEADLINE_SECS,
         false,
@@ -365,6 +395,17 @@ pub fn settings_from_map(
             base.prices.clone(),
         )?,
         quotas: quotas(env, &base.quotas)?,
+        min_deadline_secs: number(env, MIN_DEADLINE_SECS, base.min_deadline_secs)?.max(0),
+        deadline_margin_secs: number(env, DEADLINE_MARGIN_SECS, base.deadline_margin_secs)?
+            .max(0),
+        results_by: results_by(env, base.results_by)?,
+        results_tz: results_tz(env, &base.results_tz)?,
+        on_demand_rates: json(
+            env,
+            ON_DEMAND_RATES,
+            "{modelId: {requestsPerMinute, tokensPerMinute}}",
+            base.on_demand_rates.clone(),
+        )?,
         model_quotas: json(
             env,
             MODEL_QUOTAS,
@@ -374,6 +415,33 @@ pub fn settings_from_map(
         ..base
     };
     Ok(settings)
+}
+
+/// `RESULTS_BY`: a local time, `HH:MM`.
+fn results_by(
+    env: &HashMap<String, String>,
+    default: Option<chrono::NaiveTime>,
+) -> Result<Option<chrono::NaiveTime>, ConfigError> {
+    match present(env, RESULTS_BY) {
+        None => Ok(default),
+        Some(raw) => chrono::NaiveTime::parse_from_str(raw, "%H:%M")
+            .map(Some)
+            .map_err(|_| ConfigError {
+                var: RESULTS_BY,
+                problem: format!("must be a local time HH:MM, got {raw:?}"),
+            }),
+    }
+}
+
+/// `RESULTS_TZ`: a zone of the IANA tz database.
+fn results_tz(env: &HashMap<String, String>, default: &str) -> Result<String, ConfigError> {
+    let raw = present(env, RESULTS_TZ).unwrap_or(default);
+    raw.parse::<chrono_tz::Tz>()
+        .map(|_| raw.to_owned())
+        .map_err(|_| ConfigError {
+            var: RESULTS_TZ,
+            problem: format!("must be an IANA time zone such as Europe/Berlin, got {raw:?}"),
+        })
 }
 
 fn models(

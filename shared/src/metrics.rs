@@ -22,6 +22,9 @@ pub const RECORDS_ON_DEMAND: &str = "records_on_demand";
 pub const RECORDS_RETRIED: &str = "records_retried";
 pub const JOBS_REFUSED: &str = "jobs_refused";
 pub const JOBS_RERUN: &str = "jobs_rerun";
+pub const INTENTS_AT_RISK: &str = "intents_at_risk";
+pub const RECORDS_REDRIVEN: &str = "records_redriven";
+pub const ON_DEMAND_EXTRA_USD: &str = "on_demand_extra_usd";
 
 /// (name, unit, meaning) of every metric, for docs/operations.md.
 pub const METRICS: &[(&str, &str, &str)] = &[
@@ -38,11 +41,24 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (RECORDS_RETRIED, "Count", "failed records re-run after a retryable error"),
     (JOBS_REFUSED, "Count", "Bedrock jobs refused for good at creation (access denied, not found, validation: the log line says which); the stack alarms on it (`JobsRefusedAlarm`)"),
     (JOBS_RERUN, "Count", "batch jobs created to re-run the unanswered records of a partial, stopped or expired job"),
+    (INTENTS_AT_RISK, "Count", "open intents with a deadline that their plan or a cut-off says may be missed, per reconciler pass; the stack alarms on it (`DeadlineAtRiskAlarm`)"),
+    (RECORDS_REDRIVEN, "Count", "records of a job stopped at its deadline's cut-off (or whose re-run would end too late) redriven on-demand"),
+    (ON_DEMAND_EXTRA_USD, "None", "USD that records re-run on-demand cost over the batch price, from their real tokens"),
     (STAGE_SECONDS, "Seconds", "time an intent spent before a stage moved it on, with dimension `stage` (the status reached)"),
 ];
 
 pub fn count(name: &'static str, n: u64) {
     metrics::counter!(name).increment(n);
+}
+
+/// A level seen by one pass (the last value of a period is what it was).
+pub fn gauge(name: &'static str, value: f64) {
+    metrics::gauge!(name).set(value);
+}
+
+/// An amount of US dollars (summed per period on the dashboard).
+pub fn usd(name: &'static str, amount: f64) {
+    metrics::histogram!(name).record(amount);
 }
 
 pub fn sealed(by: &'static str) {

@@ -168,6 +168,21 @@ pub trait SlotStore: Send + Sync {
     async fn held(&self, pool: &str, cap: u32) -> Result<u32, PortError>;
 }
 
+/// Durations of finished batch jobs, per model: what deadlines are planned on (see
+/// `domain::deadline`). Best effort: a sample lost to a crash only leaves the estimate as it was.
+#[async_trait]
+pub trait JobHistory: Send + Sync {
+    /// Keeps `sample` among the newest [`crate::domain::deadline::HISTORY`] of `model`.
+    async fn record(
+        &self,
+        model: &str,
+        sample: &crate::domain::deadline::JobSample,
+    ) -> Result<(), PortError>;
+    /// The newest samples of `model`, newest first.
+    async fn recent(&self, model: &str)
+        -> Result<Vec<crate::domain::deadline::JobSample>, PortError>;
+}
+
 /// S3, in the operations the stages use.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {

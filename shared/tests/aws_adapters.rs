@@ -64,6 +64,7 @@ fn intent() -> BatchIntent {
             model_id: ModelId::parse("us.anthropic.claude-haiku-4-5-20251001-v1:0").expect("id"),
             prompt_version: "receipt-v1".into(),
             trace_id: TraceId::parse("trace-1").expect("id"),
+            deadline: None,
         },
         Utc::now(),
         30,
@@ -281,6 +282,10 @@ mod dynamodb {
             retry_of: None,
             progress: None,
             expires_at: None,
+            on_demand: false,
+            created_at: None,
+            started_at: None,
+            deadline_stop_at: None,
         };
         next.jobs.push(job);
         let rule = mock!(Client::transact_write_items)

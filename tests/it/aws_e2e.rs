@@ -787,6 +787,7 @@ async fn when_a_users_jobs_pass_one_dynamodb_page_should_list_every_one() {
                 model_id: ModelId::parse("us.amazon.nova-lite-v1:0").expect("model"),
                 prompt_version: "v".into(),
                 trace_id: TraceId::parse("t").expect("trace"),
+                deadline: None,
             },
             chrono::Utc::now() + chrono::Duration::milliseconds(i),
             30,

@@ -26,6 +26,9 @@ pub async fn handle(deps: &Deps, _event: Value) -> Result<Value, shared::app::St
         pools_sealed_idle_slot = r.pools.sealed_idle,
         pooled_on_demand = r.pools.on_demand_intents,
         pooled_waiting = r.pools.waiting,
+        deadline_at_risk = r.deadline.at_risk,
+        deadline_stopped = r.deadline.stopped,
+        deadline_moved_on_demand = r.deadline.moved_on_demand,
         "reconcile pass done"
     );
     Ok(json!({
@@ -38,5 +41,8 @@ pub async fn handle(deps: &Deps, _event: Value) -> Result<Value, shared::app::St
         "pooledOnDemand": r.pools.on_demand_intents,
         "pooledResumed": r.pools.resumed,
         "pooledWaiting": r.pools.waiting,
+        "deadlineAtRisk": r.deadline.at_risk,
+        "deadlineStopped": r.deadline.stopped,
+        "deadlineMovedOnDemand": r.deadline.moved_on_demand,
     }))
 }

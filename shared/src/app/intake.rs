@@ -52,6 +52,12 @@ pub struct Accepted {
     /// Batch against on-demand cost of the images, from the configured per-model prices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_cost: Option<crate::domain::settings::CostEstimate>,
+    /// When the client wants every result, if it said (a replay answers the first request's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the plan says the results are ready (see `domain::deadline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_completion: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How an accepted request is expected to run.
@@ -138,6 +144,8 @@ struct Payload {
     model_id: Option<String>,
     #[serde(default, deserialize_with = "present")]
     prompt_version: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    deadline: Option<String>,
 }
 
 /// An optional field that, when given, has its type: `null` is refused like any other wrong
@@ -268,6 +276,19 @@ fn validate(
     let trace_id = trace_id
         .and_then(|t| TraceId::parse(t).ok())
         .unwrap_or_else(TraceId::generate);
+    let deadline = match payload.deadline.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .map_err(|_| {
+                    IntakeError::invalid(
+                        "deadline",
+                        "must be an RFC 3339 date-time, e.g. 2026-12-04T07:00:00+01:00",
+                    )
+                })?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
     Ok(NewIntent {
         intent_id: IntentId::scoped(&user_id, &intent_id),
         client_intent_id: Some(intent_id),
@@ -276,6 +297,7 @@ fn validate(
         model_id,
         prompt_version,
         trace_id,
+        deadline,
     })
 }
 
@@ -429,7 +451,18 @@ async fn legacy_replay(
 pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError> {
     let images = req.selection.len_hint();
     let hash = req.payload_hash();
+    if let Err(e) = check_deadline(&deps.settings, deps.clock.now(), req.deadline) {
+        // A retry of a stored request whose deadline has come closer is still that request.
+        return match deps.store.get(&req.intent_id).await {
+            Ok(Some(old)) if old.payload_hash == hash && old.user_id == req.user_id => {
+                Ok(answer(deps, &old, true, images))
+            }
+            Ok(_) => Err(e),
+            Err(p) => Err(IntakeError::Unavailable(p)),
+        };
+    }
     let mut intent = BatchIntent::new(req, deps.clock.now(), deps.settings.intent_ttl_days);
+    intent.estimated_completion = Some(estimate_completion(deps, &intent, images).await?);
     // A replay of an item from before scoped keys writes nothing, not even a keys list.
     let legacy = legacy_replay(deps, &intent).await?;
     // A client's new request (not a replay, nor the service's own nightly intent) counts
@@ -458,8 +491,70 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
             Created::Existing(old) => (replayed(deps, *old, &intent, &hash).await?, true),
         },
     };
+    Ok(answer(deps, &stored, cached, images))
+}
+
+/// A request's deadline: at least `MIN_DEADLINE_SECS` ahead, and no later than a batch job's
+/// timeout (`JOB_TIMEOUT_HOURS`), past which no plan of batch jobs means anything.
+fn check_deadline(
+    settings: &Settings,
+    now: chrono::DateTime<chrono::Utc>,
+    deadline: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), IntakeError> {
+    let Some(deadline) = deadline else {
+        return Ok(());
+    };
+    let min = chrono::Duration::seconds(settings.min_deadline_secs);
+    let max = chrono::Duration::hours(i64::from(settings.job_timeout_hours));
+    if deadline < now + min {
+        return Err(IntakeError::invalid(
+            "deadline",
+            format!(
+                "must be at least {} s ahead (MIN_DEADLINE_SECS)",
+                settings.min_deadline_secs
+            ),
+        ));
+    }
+    if deadline > now + max {
+        return Err(IntakeError::invalid(
+            "deadline",
+            format!(
+                "must be at most {} hours ahead (the batch job timeout)",
+                settings.job_timeout_hours
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// When the results of `images` images are expected: the deadline plan (waves ahead, the
+/// learned pace, on-demand for what batch cannot make), plus, for an intent that will pool,
+/// its wait in the pool (cut short when a deadline needs it sealed sooner).
+async fn estimate_completion(
+    deps: &Deps,
+    intent: &BatchIntent,
+    images: usize,
+) -> Result<chrono::DateTime<chrono::Utc>, IntakeError> {
+    let split = super::deadline::plan(deps, intent, images as u64).await?;
+    let pooled = images > 0 && (images as u64) < deps.settings.pool_threshold(&intent.model_id);
+    if !pooled {
+        return Ok(split.estimated_completion);
+    }
+    let now = deps.clock.now();
+    let mut wait = chrono::Duration::seconds(deps.settings.pool_deadline_secs.max(0));
+    if let Some(deadline) = intent.deadline {
+        let slack = deadline - split.estimated_completion;
+        wait = wait.min(slack.max(chrono::Duration::zero()));
+    }
+    Ok(split.estimated_completion.max(now) + wait)
+}
+
+/// The 202 answer for a stored intent of `images` images.
+fn answer(deps: &Deps, stored: &BatchIntent, cached: bool, images: usize) -> Accepted {
+    let now = deps.clock.now();
     let pooled = images > 0 && (images as u64) < deps.settings.pool_threshold(&stored.model_id);
-    Ok(Accepted {
+    let completion = stored.estimated_completion;
+    Accepted {
         status_url: format!(
             "{}/api/batch/jobs/{}",
             deps.settings.api_base_url.trim_end_matches('/'),
@@ -467,12 +562,11 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
         ),
         job_id: stored.job_id.to_string(),
         intent_id: stored.client_id().to_string(),
-        estimated_duration: deps.settings.estimated_duration_secs(images)
-            + if pooled {
-                deps.settings.pool_deadline_secs.max(0) as u64
-            } else {
-                0
-            },
+        estimated_duration: match completion {
+            Some(at) => (at - now).num_seconds().max(0) as u64,
+            // Intents stored before the plan kept an estimate.
+            None => deps.settings.estimated_duration_secs(images),
+        },
         cached,
         estimated_path: (images > 0).then_some(if pooled {
             EstimatedPath::Pool
@@ -482,5 +576,7 @@ pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError
         estimated_cost: (images > 0)
             .then(|| deps.settings.estimate_cost(&stored.model_id, images))
             .flatten(),
-    })
+        deadline: stored.deadline,
+        estimated_completion: completion,
+    }
 }

@@ -3,12 +3,14 @@
 //! same code.
 
 pub mod cancel;
+pub mod deadline;
 pub mod intake;
 pub mod limits;
 pub mod lists;
 pub mod manifest;
 pub mod normalized;
 pub mod on_demand;
+mod on_demand_job;
 pub mod outbox;
 pub mod pool;
 pub mod reconcile;
@@ -33,6 +35,7 @@ pub struct Deps {
     pub store: Arc<dyn IntentStore>,
     pub results: Arc<dyn ResultStore>,
     pub slots: Arc<dyn SlotStore>,
+    pub history: Arc<dyn crate::ports::JobHistory>,
     pub objects: Arc<dyn ObjectStore>,
     pub bus: Arc<dyn EventBus>,
     pub bedrock: Arc<dyn BatchInference>,

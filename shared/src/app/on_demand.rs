@@ -79,6 +79,7 @@ async fn run_one(deps: &Deps, model: &ModelId, rec: Pending, max: u32) -> ImageR
         let mut result =
             ImageResult::from_output(&line, rec.record_id.clone(), rec.index, rec.key.clone());
         result.attempts = attempts;
+        result.on_demand = true;
         return result;
     }
 }

@@ -24,6 +24,7 @@ pub struct ReconcileReport {
     pub failed: usize,
     pub swept: usize,
     pub pools: super::pool::PoolReport,
+    pub deadline: super::deadline::CutoffReport,
 }
 
 /// Pooled intents read per pool round (a night of 100,000 users pools most of them; a round
@@ -38,6 +39,14 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     let mut report = ReconcileReport::default();
     let now = deps.clock.now();
     poll_open_jobs(deps, now, limit, &mut report).await?;
+    // After the poll (progress is fresh); a failure must not keep the rest from running.
+    match super::deadline::enforce(deps, limit).await {
+        Ok(d) => report.deadline = d,
+        Err(e) => {
+            report.failed += 1;
+            tracing::warn!(error = %e, "deadline cut-off pass failed; the next pass tries again");
+        }
+    }
     reannounce_stuck(deps, now, limit, &mut report).await?;
     // Like the pool pass below: a failure here must not keep the sweep from running.
     match wake_waiting(deps, now).await {

@@ -120,6 +120,7 @@ pub(super) async fn rerun_retryable(
     job: &BatchJob,
     line_ids: &HashMap<RecordId, String>,
     results: &mut [ImageResult],
+    redrive: bool,
 ) -> Result<bool, StageError> {
     let max = deps.settings.max_record_attempts;
     let mut candidates: Vec<usize> = results
@@ -149,7 +150,8 @@ pub(super) async fn rerun_retryable(
     if candidates.is_empty() {
         return Ok(replayed);
     }
-    if candidates.len() > ON_DEMAND_RETRY_LIMIT {
+    // A deadline's redrive takes every record: answering them in time is its whole point.
+    if candidates.len() > ON_DEMAND_RETRY_LIMIT && !redrive {
         tracing::warn!(intent_id = %intent.intent_id, failed = candidates.len(), limit = ON_DEMAND_RETRY_LIMIT, "too many retryable failures to re-run on-demand; left failed");
         return Ok(replayed);
     }
@@ -169,6 +171,9 @@ pub(super) async fn rerun_retryable(
         )
         .collect();
     crate::metrics::count(crate::metrics::RECORDS_RETRIED, candidates.len() as u64);
+    if redrive {
+        crate::metrics::count(crate::metrics::RECORDS_REDRIVEN, candidates.len() as u64);
+    }
     tracing::info!(intent_id = %intent.intent_id, records = candidates.len(), "re-running retryable failures on-demand");
     // The job's input parts, line by line; the wanted records run and are stored CHUNK at a
     // time: memory holds one chunk's inputs, a crash or timeout loses at most one chunk's
@@ -217,6 +222,16 @@ async fn rerun_chunk(
     }
     let (slots, records): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
     let rerun = super::on_demand::run(deps, &intent.model_id, records).await;
+    // What on-demand cost over batch for these records, from their real tokens.
+    let (input, output) = rerun.iter().fold((0, 0), |(i, o), r| {
+        (i + r.input_tokens, o + r.output_tokens)
+    });
+    if let Some(usd) = deps.settings.token_cost_usd(&intent.model_id, input, output) {
+        crate::metrics::usd(
+            crate::metrics::ON_DEMAND_EXTRA_USD,
+            usd * (1.0 - deps.settings.batch_discount),
+        );
+    }
     if intent.is_pool_job() {
         super::watch::route_to_members(deps, intent, rerun.clone()).await?;
     } else {

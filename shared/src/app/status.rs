@@ -36,6 +36,12 @@ pub struct JobView {
     /// Present while (or after) the intent waited in its model's pool.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolView>,
+    /// When the client wants every result, if it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// When the plan says the results are ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_completion: Option<DateTime<Utc>>,
 }
 
 /// Where the images stand. Succeeded and failed are known once the job (or on-demand run)
@@ -71,6 +77,21 @@ pub struct PoolView {
 /// what its Bedrock jobs hold are other users' activity, not this caller's business.
 pub struct SharedJobView {
     pub status: IntentStatus,
+    /// Its Bedrock jobs' status only, and how each ran (a deadline's stop, on-demand).
+    pub bedrock_jobs: Vec<SharedBedrockJobView>,
+}
+
+/// One job of a shared job, as a member sees it: no records, no counts (other users').
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedBedrockJobView {
+    pub job_no: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at_cutoff: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +119,14 @@ pub struct BedrockJobView {
     /// The job whose unanswered records this job re-runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerun_of: Option<u32>,
+    /// Its records run on-demand, not in a Bedrock batch job (the deadline planner sent them,
+    /// or the job still waited for a slot at its cut-off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
+    /// When it was stopped at its deadline's cut-off; its unanswered records were redriven
+    /// on-demand (each result says `onDemand`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at_cutoff: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +208,8 @@ fn job_views(jobs: &[crate::domain::intent::BatchJob]) -> Vec<BedrockJobView> {
             progress: j.progress,
             expires_at: j.expires_at,
             rerun_of: j.retry_of,
+            on_demand: j.on_demand,
+            stopped_at_cutoff: j.deadline_stop_at,
         })
         .collect()
 }
@@ -209,7 +240,19 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
                     .store
                     .get(id)
                     .await?
-                    .map(|s| SharedJobView { status: s.status }),
+                    .map(|s| SharedJobView {
+                        status: s.status,
+                        bedrock_jobs: s
+                            .jobs
+                            .iter()
+                            .map(|j| SharedBedrockJobView {
+                                job_no: j.job_no,
+                                status: j.status.map(|st| st.as_str().to_owned()),
+                                on_demand: j.on_demand,
+                                stopped_at_cutoff: j.deadline_stop_at,
+                            })
+                            .collect(),
+                    }),
             };
             Some(PoolView {
                 waiting_since: p.since,
@@ -247,6 +290,8 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
         estimated_cost: settings.estimate_cost(&intent.model_id, (total - skipped) as usize),
         max_record_attempts: settings.max_record_attempts,
         pool,
+        deadline: intent.deadline,
+        estimated_completion: intent.estimated_completion,
     })
 }
 

@@ -56,17 +56,28 @@ async fn submit_next(
         take_over(deps, &intent).await?;
         return Ok(Cas::Done(Outcome::AlreadyDone));
     }
-    let Some(job) = intent
-        .jobs
-        .iter()
-        .find(|j| j.arn.is_none() && j.status.is_none())
-        .cloned()
-    else {
+    // Batch jobs first (they take slots and queue); then any on-demand job, run here.
+    let unsubmitted = |on_demand: bool| {
+        intent
+            .jobs
+            .iter()
+            .find(|j| j.arn.is_none() && j.status.is_none() && j.on_demand == on_demand)
+            .cloned()
+    };
+    let Some(job) = unsubmitted(false).or_else(|| unsubmitted(true)) else {
         // Every ARN is recorded but the status did not move: cannot happen through
         // `record_submission`; treat as done rather than loop.
         return Ok(Cas::Done(Outcome::AlreadyDone));
     };
+    if job.on_demand {
+        return run_on_demand(deps, intent, &job).await;
+    }
+    // A batch job that must wait does not hold up an on-demand one.
+    let on_demand_job = unsubmitted(true);
     if !intent.may_create_at(deps.clock.now()) {
+        if let Some(od) = on_demand_job {
+            return run_on_demand(deps, intent, &od).await;
+        }
         // Woken before its "not now" wait ran out: the reconciler wakes it again later.
         return Ok(Cas::Done(Outcome::Waiting));
     }
@@ -81,6 +92,9 @@ async fn submit_next(
         .acquire(intent.model_id.as_str(), &job.client_token, cap)
         .await?
     {
+        if let Some(od) = on_demand_job {
+            return run_on_demand(deps, intent, &od).await;
+        }
         crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
         tracing::info!(job_id = %intent.job_id, model = %intent.model_id, cap, "all job slots taken; waiting");
         return wait(deps, intent, false, created).await;
@@ -110,6 +124,34 @@ async fn submit_next(
             }
             CreateRefusal::Later => Err(e.into()),
         },
+    }
+}
+
+/// Runs an on-demand job's records (see `on_demand_job`) and records its end; on to the next
+/// job, if the intent has one.
+async fn run_on_demand(
+    deps: &Deps,
+    intent: BatchIntent,
+    job: &BatchJob,
+) -> Result<Cas<Outcome, Option<BedrockJobArn>>, StageError> {
+    let summary = super::on_demand_job::run_job(deps, &intent, job).await?;
+    let (now, expected, was_terminal) = (
+        deps.clock.now(),
+        intent.version,
+        intent.status.is_terminal(),
+    );
+    let mut next = intent;
+    if next.record_on_demand_job(job.job_no, summary, now).is_err() {
+        return Ok(Cas::Done(Outcome::AlreadyDone));
+    }
+    if next.is_pool_job() && next.status.is_terminal() && !was_terminal {
+        // Members end first, as when a shared batch job ends.
+        super::pool::finish_members(deps, &next).await?;
+    }
+    match save(deps, next, expected).await? {
+        Saved::Written(i) if i.has_unsubmitted_job() => Ok(Cas::Next(None)),
+        Saved::Written(i) => Ok(Cas::Done(Outcome::Advanced(i.status))),
+        Saved::Stale(_) => Ok(Cas::Again(None)),
     }
 }
 

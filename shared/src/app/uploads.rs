@@ -149,6 +149,7 @@ pub async fn nightly(deps: &Deps, day: NaiveDate) -> Result<NightlyReport, Stage
         return Err(StageError::Permanent("no model is configured".into()));
     };
     let users = deps.uploads.users(day).await?;
+    let deadline = deps.settings.nightly_deadline(deps.clock.now());
     let outcomes: Vec<(UserId, Result<bool, IntakeError>)> = stream::iter(users)
         .map(|user| {
             let req = NewIntent {
@@ -159,6 +160,7 @@ pub async fn nightly(deps: &Deps, day: NaiveDate) -> Result<NightlyReport, Stage
                 model_id: model.clone(),
                 prompt_version: DEFAULT_PROMPT_VERSION.to_owned(),
                 trace_id: TraceId::generate(),
+                deadline,
             };
             async move { (user, accept(deps, req).await.map(|a| a.cached)) }
         })

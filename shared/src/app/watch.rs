@@ -138,6 +138,7 @@ async fn apply_once(
     };
     if status.is_terminal() {
         release_slot(deps, &i, &job).await?;
+        super::deadline::record_sample(deps, &i, arn).await;
     }
     if i.status.is_terminal() && !was_terminal {
         crate::metrics::stage_time(i.status, since, now);
@@ -246,11 +247,19 @@ async fn ingest(
         .iter()
         .map(|(line_id, (rid, ..))| (rid.clone(), line_id.clone()))
         .collect();
-    // Enough for a batch job: the remainder goes to batch; fewer: on-demand.
-    let batch_rerun = super::remainder::plan_rerun(deps, intent, job, &expected, &results).await?;
+    // Enough for a batch job: the remainder goes to batch; fewer: on-demand. A job stopped
+    // at its deadline's cut-off, or one whose re-run would end past the deadline, is redriven
+    // on-demand whatever its size.
+    let redrive = super::deadline::redrive_now(deps, intent, job).await;
+    let batch_rerun = if redrive {
+        None
+    } else {
+        super::remainder::plan_rerun(deps, intent, job, &expected, &results).await?
+    };
     let rerun = batch_rerun.is_none()
         && !owner_cancelled
-        && super::remainder::rerun_retryable(deps, intent, job, &line_ids, &mut results).await?;
+        && super::remainder::rerun_retryable(deps, intent, job, &line_ids, &mut results, redrive)
+            .await?;
     if intent.is_pool_job() {
         route_to_members(deps, intent, results.clone()).await?;
     } else {
@@ -450,7 +459,7 @@ pub(super) async fn route_to_members(
 /// Every record `job` was given, by its Bedrock record id (the id in the manifest line): (our
 /// record id, image index, key). An intent's own job takes its accepted images in order, each
 /// as `REC{index}`; a shared job's come from its record map (the index is the member's).
-async fn job_records(
+pub(super) async fn job_records(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,

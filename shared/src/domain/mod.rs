@@ -3,6 +3,7 @@
 
 pub mod bedrock;
 pub mod catalog;
+pub mod deadline;
 pub mod events;
 pub mod family;
 pub mod ids;

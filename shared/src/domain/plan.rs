@@ -50,6 +50,8 @@ pub struct Splitter {
     pub records: u64,
     /// Bytes placed in all.
     pub bytes: u64,
+    /// A new job starts at this record (the deadline planner's batch share ends there).
+    cut_at: Option<u64>,
 }
 
 impl Splitter {
@@ -72,13 +74,28 @@ impl Splitter {
             parts: 0,
             records: 0,
             bytes: 0,
+            cut_at: None,
         }
+    }
+
+    /// The same splitter with a job boundary after the first `at` records, which it balances
+    /// its jobs for (the records after it run on-demand, see `domain::deadline`).
+    pub fn with_cut(mut self, at: u64) -> Self {
+        self.job_cap = balanced_cap(&self.quotas, at);
+        self.cut_at = Some(at);
+        self
+    }
+
+    /// True once the records placed reach the cut: every later job runs on-demand.
+    pub fn past_cut(&self) -> bool {
+        self.cut_at.is_some_and(|c| self.records >= c)
     }
 
     /// Where a record of `len` bytes (its line, newline included) would go, without placing it.
     pub fn peek(&self, len: u64) -> Place {
         let q = &self.quotas;
         if !self.started
+            || self.cut_at == Some(self.records)
             || self.job_records + 1 > self.job_cap
             || self.job_bytes + len > q.job_bytes_budget()
         {

@@ -61,6 +61,10 @@ pub struct ImageResult {
     /// How many times the record was sent to a model (a batch job, then any re-runs).
     #[serde(default = "one")]
     pub attempts: u32,
+    /// Answered (or last tried) through on-demand `InvokeModel`, at the on-demand price, not
+    /// in a batch job.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
 }
 
 fn one() -> u32 {
@@ -87,6 +91,7 @@ impl ImageResult {
             input_tokens: 0,
             output_tokens: 0,
             attempts: 1,
+            on_demand: false,
         };
         if let Some(err) = &line.error {
             result.error_code = Some(match &err.error_code {
@@ -126,6 +131,7 @@ impl ImageResult {
             input_tokens: 0,
             output_tokens: 0,
             attempts: 0,
+            on_demand: false,
         }
     }
 

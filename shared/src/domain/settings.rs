@@ -2,6 +2,7 @@
 //! binary's config; this is only the shape and its defaults (from bedrock-batch-facts.md).
 
 use super::catalog::{CATALOG, DEFAULT_MODELS};
+use super::deadline::{OnDemandRate, Pace};
 use super::ids::{BucketName, ModelId};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,16 @@ pub struct Quotas {
     /// default), which other applications in the account share.
     pub max_concurrent_jobs: u32,
 }
+
+/// On-demand rate of a model without one of its own: 100 requests and 200,000 tokens a minute,
+/// a new account's Claude quotas ("On-demand InvokeModel requests/tokens per minute for
+/// {model}", Service Quotas; the bedrock-runtime endpoint counts input and output tokens
+/// together, user guide "Quotas for the bedrock-runtime endpoint"). Accounts differ: set
+/// `ON_DEMAND_RATES` to yours, or to the share of it this stack may use.
+pub const DEFAULT_ON_DEMAND_RATE: OnDemandRate = OnDemandRate {
+    requests_per_minute: 100.0,
+    tokens_per_minute: 200_000.0,
+};
 
 /// One decimal gigabyte. Service Quotas names the byte quotas "(in GB)"; no AWS source says
 /// whether that is 10^9 or 2^30 bytes, and 10^9 is the smaller reading, so packing to it is safe
@@ -243,6 +254,22 @@ pub struct Settings {
     pub batch_discount: f64,
     pub estimate_input_tokens_per_image: u64,
     pub estimate_output_tokens_per_image: u64,
+    /// A request's `deadline` must be at least this far ahead (`MIN_DEADLINE_SECS`).
+    pub min_deadline_secs: i64,
+    /// The nightly run's deadline: this local time (`RESULTS_BY`, `HH:MM`) in `results_tz`,
+    /// the next one after the run starts. None: nightly intents have no deadline.
+    #[serde(default)]
+    pub results_by: Option<chrono::NaiveTime>,
+    /// An IANA time zone (`RESULTS_TZ`), checked when read.
+    pub results_tz: String,
+    /// Seconds kept in hand before a deadline (`DEADLINE_MARGIN_SECS`): a job is stopped this
+    /// long before on-demand would have to start, which covers the reconciler's schedule.
+    pub deadline_margin_secs: i64,
+    /// On-demand rates per model over [`Settings::on_demand_rate`] (`ON_DEMAND_RATES`).
+    #[serde(default)]
+    pub on_demand_rates: std::collections::BTreeMap<String, OnDemandRate>,
+    /// The on-demand rate of a model without one of its own.
+    pub on_demand_rate: OnDemandRate,
 }
 
 impl Settings {
@@ -295,7 +322,64 @@ impl Settings {
             // the JSON answer is ~300.
             estimate_input_tokens_per_image: 1_600,
             estimate_output_tokens_per_image: 300,
+            min_deadline_secs: 900,
+            results_by: None,
+            results_tz: "UTC".into(),
+            // Two passes of the reconciler's 5-minute schedule.
+            deadline_margin_secs: 600,
+            on_demand_rates: std::collections::BTreeMap::new(),
+            on_demand_rate: DEFAULT_ON_DEMAND_RATE,
         }
+    }
+
+    /// The pace a model's jobs are planned on until they have a history: `estimatedDuration`'s
+    /// overhead as the queue, and its seconds per image.
+    pub fn default_pace(&self) -> Pace {
+        Pace {
+            queue_secs: self.estimate_overhead_secs as f64,
+            secs_per_record: self.estimate_secs_per_image,
+        }
+    }
+
+    /// Tokens one record is expected to cost, input and output (what a TPM quota counts).
+    pub fn tokens_per_record(&self) -> u64 {
+        self.estimate_input_tokens_per_image + self.estimate_output_tokens_per_image
+    }
+
+    /// The on-demand rate of `model`: its own (by id or foundation id), else the common one.
+    pub fn rate_for(&self, model: &ModelId) -> OnDemandRate {
+        self.on_demand_rates
+            .get(model.as_str())
+            .or_else(|| {
+                super::family::base_model_id(model).and_then(|b| self.on_demand_rates.get(b))
+            })
+            .copied()
+            .unwrap_or(self.on_demand_rate)
+    }
+
+    /// The nightly run's deadline: the first `results_by` in `results_tz` after `now` (None
+    /// without `results_by`, or with a zone the tz database does not know).
+    pub fn nightly_deadline(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        use chrono::TimeZone as _;
+        let at = self.results_by?;
+        let tz: chrono_tz::Tz = self.results_tz.parse().ok()?;
+        let today = now.with_timezone(&tz).date_naive();
+        (0..3).find_map(|d| {
+            let day = today + chrono::Duration::days(d);
+            // A time a DST change skips is taken an hour later; a repeated one, the first.
+            let local = tz
+                .from_local_datetime(&day.and_time(at))
+                .earliest()
+                .or_else(|| {
+                    tz.from_local_datetime(&(day.and_time(at) + chrono::Duration::hours(1)))
+                        .earliest()
+                })?
+                .with_timezone(&chrono::Utc);
+            (local > now).then_some(local)
+        })
     }
 
     /// Cost of `images` images on `model`, batch against on-demand; None without a price.
@@ -314,6 +398,14 @@ impl Settings {
             batch_usd: round(on_demand * self.batch_discount),
             on_demand_usd: round(on_demand),
         })
+    }
+
+    /// On-demand USD of `input` and `output` tokens on `model`; None without a price.
+    pub fn token_cost_usd(&self, model: &ModelId, input: u64, output: u64) -> Option<f64> {
+        let price = self.prices.get(model.as_str()).or_else(|| {
+            super::family::base_model_id(model).and_then(|base| self.prices.get(base))
+        })?;
+        Some((input as f64 * price.input_per_mtok + output as f64 * price.output_per_mtok) / 1e6)
     }
 
     /// The quotas of `model` (see [`quotas_for_model`]).

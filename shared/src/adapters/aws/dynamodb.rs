@@ -36,6 +36,7 @@
 //!
 //! Uploads table: see [`DynamoUploads`] (`dynamodb/uploads.rs`).
 
+mod history;
 mod slots;
 mod uploads;
 pub use uploads::DynamoUploads;

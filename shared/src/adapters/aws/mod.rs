@@ -161,7 +161,8 @@ impl AwsClients {
         crate::app::Deps {
             store: store.clone(),
             results: store.clone(),
-            slots: store,
+            slots: store.clone(),
+            history: store,
             objects: Arc::new(s3::S3ObjectStore::new(self.s3.clone())),
             bus: Arc::new(eventbridge::EventBridgeBus::new(
                 self.eventbridge.clone(),

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod data_dir;
 pub mod db;
 pub mod faults;
+pub mod history;
 mod index_lag;
 pub mod objects;
 pub mod runtime_emulator;

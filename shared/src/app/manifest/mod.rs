@@ -98,7 +98,16 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         family,
         prompt_text,
     };
-    let written = write_records(deps, &intent, recipe, keys, expected).await?;
+    // With a deadline, the part batch cannot answer in time runs on-demand from the start
+    // (an intent that will pool is planned by the pool instead).
+    let split = super::deadline::plan(deps, &intent, expected as u64).await?;
+    intent.estimated_completion = Some(split.estimated_completion);
+    let runs_alone = expected as u64 >= deps.settings.pool_threshold(&intent.model_id);
+    let cut = (runs_alone && split.on_demand_records > 0).then_some(split.batch_records);
+    if let Some(batch) = cut {
+        tracing::info!(intent_id = %intent.intent_id, batch, on_demand = split.on_demand_records, "batch cannot answer every record by the deadline; the rest runs on-demand");
+    }
+    let written = write_records(deps, &intent, recipe, keys, expected, cut).await?;
     record_written(deps, intent, family, written).await
 }
 
@@ -127,6 +136,7 @@ async fn write_records<'d>(
     recipe: Recipe,
     keys: futures::stream::BoxStream<'_, Result<ObjectKey, StageError>>,
     expected: usize,
+    cut: Option<u64>,
 ) -> Result<Written<'d>, StageError> {
     let job_id = &intent.job_id;
     let mut fetched = keys
@@ -140,7 +150,7 @@ async fn write_records<'d>(
         })
         .buffered(FETCH_CONCURRENCY);
     let mut w = Written {
-        out: ManifestWriter::new(deps, job_id, &intent.model_id, expected as u64),
+        out: ManifestWriter::new(deps, job_id, &intent.model_id, expected as u64).with_cut(cut),
         images: ImageSink::open(deps, job_id, expected).await?,
         skipped: Vec::new(),
     };
@@ -245,7 +255,13 @@ async fn record_written(
     let own = deps
         .settings
         .runs_alone(&intent.model_id, accepted, out.splitter.bytes);
-    let jobs = out.finish(own.then_some(family)).await?;
+    let mut jobs = out.finish(own.then_some(family)).await?;
+    let min = deps.settings.quotas_for(&intent.model_id).min_records_per_job;
+    for job in &mut jobs {
+        // A pooled intent's parts are read into a shared job; and a batch share that rejected
+        // images left below Bedrock's minimum runs on-demand too.
+        job.on_demand = own && (job.on_demand || job.records() < min);
+    }
     let images = images.finish(&mut intent).await?;
     if !skipped.is_empty() {
         deps.results

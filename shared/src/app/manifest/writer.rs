@@ -44,6 +44,15 @@ impl<'d> ManifestWriter<'d> {
         }
     }
 
+    /// The same writer with the deadline planner's cut: the jobs after the first `batch`
+    /// records run on-demand.
+    pub(super) fn with_cut(mut self, batch: Option<u64>) -> Self {
+        if let Some(at) = batch {
+            self.splitter = self.splitter.with_cut(at);
+        }
+        self
+    }
+
     /// The same writer for the re-run of job `parent`'s remainder on `attempt`: its jobs are
     /// numbered from `job_no` (after the intent's) and live in folders named after the parent
     /// ([`crate::domain::manifest::rerun_prefix`]).
@@ -108,6 +117,7 @@ impl<'d> ManifestWriter<'d> {
 
     pub(super) async fn push_inner(&mut self, line: &[u8]) -> Result<(), StageError> {
         let settings = &self.deps.settings;
+        let past_cut = self.splitter.past_cut();
         match self.splitter.place(line.len() as u64) {
             Place::Same => {}
             Place::NewJob => {
@@ -121,6 +131,7 @@ impl<'d> ManifestWriter<'d> {
                     &settings.outputs_bucket,
                 );
                 (job.input, job.output) = self.folders(k, job_no);
+                job.on_demand = past_cut;
                 self.jobs.push(job);
                 self.open_part().await?;
             }
@@ -185,9 +196,11 @@ impl<'d> ManifestWriter<'d> {
         mut self,
         pad: Option<&dyn RecordFamily>,
     ) -> Result<Vec<BatchJob>, StageError> {
+        // An on-demand job needs no padding: Bedrock's minimum is a batch job's.
+        let last_on_demand = self.jobs.last().is_some_and(|j| j.on_demand);
         let padded = match pad {
-            Some(family) => self.pad_tail(family).await,
-            None => Ok(()),
+            Some(family) if !last_on_demand => self.pad_tail(family).await,
+            _ => Ok(()),
         };
         if let Err(e) = padded.and(self.close_part().await) {
             self.abort_open().await;

@@ -211,7 +211,8 @@ async fn seal_pool(
         .filter_map(|m| m.pool.as_ref().map(|p| p.since))
         .min()
         .unwrap_or(now);
-    if now - oldest < Duration::seconds(settings.pool_deadline_secs) {
+    let due = super::deadline::pool_due(deps, model_id, &group, records).await;
+    if now - oldest < Duration::seconds(settings.pool_deadline_secs) && !due {
         report.waiting += group.len();
         return Ok(());
     }
@@ -326,6 +327,8 @@ async fn write_shared(
     let listed: Vec<PoolMember> = members.iter().map(member_of).collect();
     let records = listed.iter().map(|m| m.records).sum();
     let member_count = listed.len();
+    // The earliest of its members' deadlines: the shared job is cut off for it.
+    let deadline = members.iter().filter_map(|m| m.deadline).min();
     // Past INLINE_LIST members, the list goes to S3 first (its key is the shared job's).
     let (members, member_list) = if member_count > crate::domain::intent::INLINE_LIST {
         let uri = super::lists::list_uri(deps, &JobId::for_intent(pool_id), "members");
@@ -345,6 +348,7 @@ async fn write_shared(
             records,
             member_count,
         },
+        deadline,
         deps.clock.now(),
         deps.settings.intent_ttl_days,
     );

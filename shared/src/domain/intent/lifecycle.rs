@@ -110,6 +110,7 @@ impl BatchIntent {
         }
         job.arn = Some(arn);
         job.status = Some(BedrockJobStatus::Submitted);
+        job.created_at = Some(now);
         self.updated_at = now;
         self.create_backoff = None;
         if self.status == IntentStatus::ManifestReady && !self.has_unsubmitted_job() {
@@ -146,6 +147,9 @@ impl BatchIntent {
             return Err(Refused::JobStale { from, to: status });
         }
         job.status = Some(status);
+        if status == BedrockJobStatus::InProgress {
+            job.started_at.get_or_insert(now);
+        }
         if status.is_terminal() {
             job.summary = summary;
             job.failure_message = failure_message.filter(|m| !m.is_empty());
@@ -162,7 +166,7 @@ impl BatchIntent {
     /// hold error lines, user guide "View the results of a batch inference job"); otherwise
     /// PARTIALLY_COMPLETED when some were, else the jobs' shared failure status. Records
     /// re-run (on-demand or in a re-run job) count as answered once they are.
-    fn settle(&mut self, now: DateTime<Utc>) -> Result<(), Refused> {
+    pub(super) fn settle(&mut self, now: DateTime<Utc>) -> Result<(), Refused> {
         let statuses: Vec<BedrockJobStatus> = self.jobs.iter().filter_map(|j| j.status).collect();
         let target = if statuses.len() == self.jobs.len() {
             aggregate(&statuses)

@@ -171,12 +171,16 @@ pub struct NewIntent {
     pub model_id: ModelId,
     pub prompt_version: String,
     pub trace_id: TraceId,
+    /// When the client wants every result (see `domain::deadline`).
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 impl NewIntent {
     /// Hash of everything that defines the request (not the trace id), so the same intentId
     /// with a different payload is told apart from a retry.
     pub fn payload_hash(&self) -> String {
+        // Not the deadline: a retry computes its deadline anew (the nightly run's is the next
+        // `RESULTS_BY`), and the first request's stands.
         let canonical = serde_json::json!({
             "userId": self.user_id,
             "selection": self.selection,
@@ -247,6 +251,21 @@ pub struct BatchJob {
     pub progress: Option<super::bedrock::JobProgress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Run on-demand, not as a Bedrock job: the part of an intent the deadline planner found
+    /// could not make it in batch, or a job still waiting for a slot at its cut-off. The
+    /// submitter runs its records (see `app::on_demand_job`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
+    /// When Bedrock took the job (its ARN was recorded), and when it was first seen running:
+    /// the learned durations (`domain::deadline`) come from these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it was stopped at its deadline's cut-off: its unanswered records are redriven
+    /// on-demand when it ends, and never re-run in batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_stop_at: Option<DateTime<Utc>>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -293,6 +312,10 @@ impl BatchJob {
             retry_of: None,
             progress: None,
             expires_at: None,
+            on_demand: false,
+            created_at: None,
+            started_at: None,
+            deadline_stop_at: None,
         }
     }
 
@@ -358,6 +381,12 @@ pub struct BatchIntent {
     /// creates: how often in a row, and when it may try again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_backoff: Option<CreateBackoff>,
+    /// When the client wants every result; None: no deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// When the plan says it ends (intake's estimate, then the manifest builder's plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_completion: Option<DateTime<Utc>>,
 }
 
 /// Creates Bedrock refused for now, in a row, and when to try again.
@@ -400,6 +429,7 @@ pub enum Refused {
     NotPooled,
 }
 
+mod deadline;
 mod lifecycle;
 mod pool;
 #[cfg(test)]
@@ -440,6 +470,8 @@ impl BatchIntent {
             cancel_requested_at: None,
             pool: None,
             create_backoff: None,
+            deadline: req.deadline,
+            estimated_completion: None,
         };
         intent.stage(EventKind::BatchRequested, now);
         intent

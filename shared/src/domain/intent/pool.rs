@@ -32,6 +32,7 @@ impl BatchIntent {
         model_id: ModelId,
         prompt_version: String,
         selection: ImageSelection,
+        deadline: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
         ttl_days: i64,
     ) -> Self {
@@ -48,6 +49,7 @@ impl BatchIntent {
                 model_id,
                 prompt_version,
                 trace_id,
+                deadline,
             },
             now,
             ttl_days,

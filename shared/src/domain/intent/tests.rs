@@ -13,6 +13,7 @@ fn new_intent() -> BatchIntent {
         model_id: ModelId::parse("us.anthropic.claude-haiku-4-5-20251001-v1:0").expect("valid"),
         prompt_version: "receipt-v1".into(),
         trace_id: TraceId::parse("t").expect("valid"),
+        deadline: None,
     };
     BatchIntent::new(req, Utc::now(), 30)
 }
@@ -41,6 +42,10 @@ fn job() -> BatchJob {
         retry_of: None,
         progress: None,
         expires_at: None,
+        on_demand: false,
+        created_at: None,
+        started_at: None,
+        deadline_stop_at: None,
     }
 }
 
@@ -66,6 +71,7 @@ fn when_payload_differs_should_hash_differently() {
         model_id: a.model_id.clone(),
         prompt_version: a.prompt_version.clone(),
         trace_id: TraceId::parse("other-trace").expect("valid"),
+        deadline: None,
     };
     assert_ne!(req.payload_hash(), b.payload_hash);
 }

@@ -1,0 +1,235 @@
+//! Results by the deadline (see `domain::deadline` for the rules): the pace a model's jobs
+//! have shown, the outlook an intent is planned on, and the reconciler's cut-off pass, which
+//! stops a job that would end too late (its answered records are ingested and the rest
+//! redriven on-demand when it ends, `watch`) or moves a job still waiting for a slot to
+//! on-demand.
+//!
+//! Replay: the stop is marked on the job (a version-conditional write) before Bedrock is asked,
+//! and a marked job that is still open is asked again on the next pass; Bedrock's answer for a
+//! job already ending is taken as done. A moved job is refused a second move.
+
+use super::outbox::{save, Saved};
+use super::{Deps, StageError};
+use crate::domain::deadline::{cutoff, learned_pace, Outlook, Pace, Split};
+use crate::domain::ids::{BedrockJobArn, ModelId};
+use crate::domain::intent::{BatchIntent, BatchJob};
+use crate::domain::status::IntentStatus;
+use crate::ports::ErrorKind;
+use chrono::{DateTime, Utc};
+
+/// The pace `model`'s jobs have shown lately, or the default until they have. A history that
+/// cannot be read leaves the default: an estimate must not fail a request.
+pub async fn pace(deps: &Deps, model: &ModelId) -> Pace {
+    let default = deps.settings.default_pace();
+    match deps.history.recent(model.as_str()).await {
+        Ok(samples) => learned_pace(&samples, default),
+        Err(e) => {
+            tracing::warn!(model = %model, error = %e, "job history unreadable; planning on the default pace");
+            default
+        }
+    }
+}
+
+/// Seconds before a slot of `model` frees for a new job: none while one is free, else the
+/// waves of waiting intents ahead, each a typical job (half the records a job may hold).
+async fn wait_secs(deps: &Deps, model: &ModelId, pace: &Pace) -> Result<f64, StageError> {
+    let q = deps.settings.quotas_for(model);
+    let cap = q.max_concurrent_jobs.max(1);
+    if deps.slots.held(model.as_str(), cap).await? < cap {
+        return Ok(0.0);
+    }
+    let now = deps.clock.now();
+    let waiting = super::slots::waiting_intents(deps, now, Some(model))
+        .await?
+        .len() as u32;
+    let waves = waiting / cap + 1;
+    Ok(f64::from(waves) * pace.job_secs(q.max_records_per_job / 2))
+}
+
+/// What planning `records` of `model` by `deadline` looks like now.
+pub async fn outlook(
+    deps: &Deps,
+    model: &ModelId,
+    deadline: Option<DateTime<Utc>>,
+) -> Result<Outlook, StageError> {
+    let pace = pace(deps, model).await;
+    let s = &deps.settings;
+    Ok(Outlook {
+        now: deps.clock.now(),
+        deadline,
+        wait_secs: wait_secs(deps, model, &pace).await?,
+        pace,
+        rate: s.rate_for(model),
+        tokens_per_record: s.tokens_per_record(),
+        min_records: s.quotas_for(model).min_records_per_job,
+        margin_secs: s.deadline_margin_secs as f64,
+    })
+}
+
+/// The plan for `records` of `intent`.
+pub async fn plan(
+    deps: &Deps,
+    intent: &BatchIntent,
+    records: u64,
+) -> Result<Split, StageError> {
+    let o = outlook(deps, &intent.model_id, intent.deadline).await?;
+    Ok(crate::domain::deadline::split(records, &o))
+}
+
+/// True when a member of a waiting pool must be sealed now to be answered by its deadline: a
+/// batch job of the group's `records` started now ends only just in time.
+pub(super) async fn pool_due(
+    deps: &Deps,
+    model: &ModelId,
+    group: &[BatchIntent],
+    records: u64,
+) -> bool {
+    let Some(deadline) = group.iter().filter_map(|m| m.deadline).min() else {
+        return false;
+    };
+    let needs = pace(deps, model).await.job_secs(records) + deps.settings.deadline_margin_secs as f64;
+    deps.clock.now() + chrono::Duration::milliseconds((needs * 1000.0) as i64) >= deadline
+}
+
+/// Keeps the durations of a job that just ended (best effort: see `ports::JobHistory`).
+pub async fn record_sample(deps: &Deps, intent: &BatchIntent, arn: &BedrockJobArn) {
+    let Some(sample) = intent.job_sample(arn, deps.clock.now()) else {
+        return;
+    };
+    if let Err(e) = deps.history.record(intent.model_id.as_str(), &sample).await {
+        tracing::warn!(bedrock_job_arn = %arn, error = %e, "could not keep a job's durations");
+    }
+}
+
+/// True when the unanswered records of `job`, which just ended, go on-demand whatever their
+/// number: it was stopped at its deadline's cut-off, or a batch re-run would end too late.
+pub(super) async fn redrive_now(deps: &Deps, intent: &BatchIntent, job: &BatchJob) -> bool {
+    if job.deadline_stop_at.is_some() {
+        return true;
+    }
+    let Some(deadline) = intent.deadline else {
+        return false;
+    };
+    let pace = pace(deps, &intent.model_id).await;
+    let needs = pace.job_secs(job.records()) + deps.settings.deadline_margin_secs as f64;
+    deps.clock.now() + chrono::Duration::milliseconds((needs * 1000.0) as i64) > deadline
+}
+
+/// What one cut-off pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CutoffReport {
+    pub at_risk: usize,
+    pub stopped: usize,
+    pub moved_on_demand: usize,
+}
+
+/// The cut-off pass: every open intent with a deadline, each of its open jobs past its
+/// cut-off stopped (or, never created, moved to on-demand).
+pub async fn enforce(deps: &Deps, limit: usize) -> Result<CutoffReport, StageError> {
+    let now = deps.clock.now();
+    let mut report = CutoffReport::default();
+    for status in [
+        IntentStatus::ManifestReady,
+        IntentStatus::Submitted,
+        IntentStatus::InProgress,
+    ] {
+        // Index read (may lag). Safe: each intent is re-read before anything is written.
+        for intent in deps.store.list_by_status(status, now, limit).await? {
+            if intent.deadline.is_none() {
+                continue;
+            }
+            if intent.at_risk(now) {
+                report.at_risk += 1;
+            }
+            for job in late_jobs(deps, &intent, now) {
+                match &job.arn {
+                    Some(arn) => {
+                        stop_late_job(deps, &intent, arn).await?;
+                        report.stopped += 1;
+                    }
+                    None => {
+                        if move_job(deps, &intent, job.job_no).await? {
+                            report.moved_on_demand += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    crate::metrics::gauge(crate::metrics::INTENTS_AT_RISK, report.at_risk as f64);
+    Ok(report)
+}
+
+/// The open batch jobs of `intent` past their cut-off: the time on-demand needs for what
+/// they have not answered yet, and the margin, before the deadline.
+fn late_jobs(deps: &Deps, intent: &BatchIntent, now: DateTime<Utc>) -> Vec<BatchJob> {
+    let Some(deadline) = intent.deadline else {
+        return Vec::new();
+    };
+    let s = &deps.settings;
+    let rate = s.rate_for(&intent.model_id);
+    intent
+        .jobs
+        .iter()
+        .filter(|j| !j.on_demand && !j.status.is_some_and(|st| st.is_terminal()))
+        // A marked job is asked again while it stays open (a crash may have come between).
+        .filter(|j| j.deadline_stop_at.is_none() || j.arn.is_some())
+        .filter(|j| {
+            let answered = j.progress.map_or(0, |p| p.processed_record_count);
+            let unanswered = j.records().saturating_sub(j.pad_records + answered);
+            let at = cutoff(
+                deadline,
+                unanswered,
+                &rate,
+                s.tokens_per_record(),
+                s.deadline_margin_secs as f64,
+            );
+            now >= at
+        })
+        .cloned()
+        .collect()
+}
+
+/// Marks the job stopped at its cut-off (once), then asks Bedrock to stop it. Bedrock keeps
+/// what a stopped job wrote; its end is ingested like any job's, and its unanswered records
+/// are redriven on-demand (`watch`).
+async fn stop_late_job(
+    deps: &Deps,
+    intent: &BatchIntent,
+    arn: &BedrockJobArn,
+) -> Result<(), StageError> {
+    let now = deps.clock.now();
+    let mut next = intent.clone();
+    if next.mark_deadline_stop(arn, now).is_ok() {
+        match save(deps, next, intent.version).await? {
+            Saved::Written(_) => {
+                tracing::warn!(intent_id = %intent.intent_id, bedrock_job_arn = %arn, deadline = ?intent.deadline, "job past its deadline's cut-off; stopping it to redrive the rest on-demand");
+            }
+            // Someone else wrote first: the next pass sees what they wrote.
+            Saved::Stale(_) => return Ok(()),
+        }
+    }
+    match deps.bedrock.stop_job(arn).await {
+        Ok(()) => Ok(()),
+        // Already ending or ended (a late completion, a replayed stop): its event or the next
+        // poll brings the end.
+        Err(e) if matches!(e.kind, ErrorKind::Validation | ErrorKind::Conflict) => {
+            tracing::info!(bedrock_job_arn = %arn, error = %e, "job is already ending");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves a job that never got a slot to on-demand; true when this call moved it.
+async fn move_job(deps: &Deps, intent: &BatchIntent, job_no: u32) -> Result<bool, StageError> {
+    let mut next = intent.clone();
+    if next.move_on_demand(job_no, deps.clock.now()).is_err() {
+        return Ok(false);
+    }
+    let moved = matches!(save(deps, next, intent.version).await?, Saved::Written(_));
+    if moved {
+        tracing::warn!(intent_id = %intent.intent_id, job_no, "job still waiting for a slot at its cut-off; running it on-demand");
+    }
+    Ok(moved)
+}

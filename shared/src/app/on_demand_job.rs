@@ -1,0 +1,120 @@
+//! On-demand jobs: a planned job whose records run through `InvokeModel` instead of a Bedrock
+//! batch job, because the deadline planner found they could not make it in batch, or because
+//! the job still waited for a slot at its cut-off. The submitter runs it: its manifest parts
+//! are read line by line and run [`CHUNK`] at a time, each chunk stored before the next.
+//!
+//! Replay: records with a stored result are not run again, so a crash between two chunks
+//! costs at most one chunk's calls and answers no image twice; the job's end is a
+//! version-conditional write that a second run finds done.
+
+use super::on_demand::{input_of, Pending, CHUNK};
+use super::remainder::JobRecords;
+use super::{Deps, StageError};
+use crate::domain::bedrock::ManifestSummary;
+use crate::domain::ids::{IntentId, RecordId};
+use crate::domain::intent::{BatchIntent, BatchJob};
+use crate::domain::results::{ImageResult, ResultStatus};
+use futures::StreamExt as _;
+use std::collections::{HashMap, HashSet};
+
+/// Runs every record of on-demand job `job` that has no result yet, and returns the job's
+/// counts over all its records.
+pub(super) async fn run_job(
+    deps: &Deps,
+    intent: &BatchIntent,
+    job: &BatchJob,
+) -> Result<ManifestSummary, StageError> {
+    let records = super::watch::job_records(deps, intent, job).await?;
+    let done = stored(deps, &records).await?;
+    let wanted: HashMap<&str, _> = records
+        .iter()
+        .filter(|(_, (rid, ..))| !done.contains_key(rid))
+        .map(|(line_id, v)| (line_id.as_str(), v))
+        .collect();
+    tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, records = records.len(), left = wanted.len(), "running a job on-demand");
+    let mut pending = Vec::new();
+    for part in &job.parts {
+        if wanted.is_empty() {
+            break;
+        }
+        let mut lines = deps.objects.lines(&part.uri).await?;
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            let Some((line_id, input)) = input_of(&line, |id| wanted.contains_key(id)) else {
+                continue;
+            };
+            let Some((rid, index, key, _)) = wanted.get(line_id.as_str()) else {
+                continue;
+            };
+            pending.push(Pending {
+                record_id: rid.clone(),
+                index: *index,
+                key: key.clone(),
+                model_input: input,
+                attempts: 0,
+            });
+            if pending.len() == CHUNK {
+                run_chunk(deps, intent, std::mem::take(&mut pending)).await?;
+            }
+        }
+    }
+    run_chunk(deps, intent, pending).await?;
+    let results = stored(deps, &records).await?;
+    Ok(counts(records.len() as u64, results.values()))
+}
+
+/// Runs one chunk and stores its results (a shared job's go to its members).
+async fn run_chunk(
+    deps: &Deps,
+    intent: &BatchIntent,
+    chunk: Vec<Pending>,
+) -> Result<(), StageError> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let results = super::on_demand::run(deps, &intent.model_id, chunk).await;
+    if intent.is_pool_job() {
+        super::watch::route_to_members(deps, intent, results).await
+    } else {
+        deps.results
+            .put_results(&intent.intent_id, &results)
+            .await
+            .map_err(Into::into)
+    }
+}
+
+/// The stored results of the job's records, by record id (a shared job's are its members').
+async fn stored(
+    deps: &Deps,
+    records: &JobRecords,
+) -> Result<HashMap<RecordId, ImageResult>, StageError> {
+    let owners: HashSet<&IntentId> = records.values().map(|(_, _, _, owner)| owner).collect();
+    let ours: HashSet<&RecordId> = records.values().map(|(rid, ..)| rid).collect();
+    let mut out = HashMap::new();
+    for owner in owners {
+        for r in super::pool::all_results(deps, owner).await? {
+            if ours.contains(&r.record_id) && r.status != ResultStatus::Skipped {
+                out.insert(r.record_id.clone(), r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A job's counts from its records' results.
+fn counts<'r>(total: u64, results: impl Iterator<Item = &'r ImageResult>) -> ManifestSummary {
+    let mut c = ManifestSummary {
+        total_record_count: total,
+        ..ManifestSummary::default()
+    };
+    for r in results {
+        c.processed_record_count += 1;
+        match r.status {
+            ResultStatus::Succeeded => c.success_record_count += 1,
+            _ => c.error_record_count += 1,
+        }
+        c.input_token_count += r.input_tokens;
+        c.output_token_count += r.output_tokens;
+    }
+    c
+}
