@@ -350,7 +350,15 @@ impl Embedded {
                     Some(now + Duration::seconds(1))
                 }
             };
-            let Some(wake) = [retry_at, outbox_at, index_at, backoff_at]
+            // A job that must be stopped at its deadline's cut-off.
+            let cutoff_at = match shared::app::deadline::next_cutoff(&self.deps).await {
+                Ok(at) => at,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading cut-offs failed");
+                    Some(now + Duration::seconds(1))
+                }
+            };
+            let Some(wake) = [retry_at, outbox_at, index_at, backoff_at, cutoff_at]
                 .into_iter()
                 .flatten()
                 .min()

@@ -12,6 +12,7 @@ mod authz;
 mod aws_e2e;
 mod bedrock_faults;
 mod chaos;
+mod deadlines;
 mod docs;
 mod edges;
 mod events;

@@ -160,34 +160,59 @@ pub async fn enforce(deps: &Deps, limit: usize) -> Result<CutoffReport, StageErr
     Ok(report)
 }
 
-/// The open batch jobs of `intent` past their cut-off: the time on-demand needs for what
-/// they have not answered yet, and the margin, before the deadline.
+/// The open batch jobs of `intent` past their cut-off. A marked job is asked again while it
+/// stays open (a crash may have come between the mark and the stop).
 fn late_jobs(deps: &Deps, intent: &BatchIntent, now: DateTime<Utc>) -> Vec<BatchJob> {
-    let Some(deadline) = intent.deadline else {
-        return Vec::new();
-    };
-    let s = &deps.settings;
-    let rate = s.rate_for(&intent.model_id);
     intent
         .jobs
         .iter()
-        .filter(|j| !j.on_demand && !j.status.is_some_and(|st| st.is_terminal()))
-        // A marked job is asked again while it stays open (a crash may have come between).
         .filter(|j| j.deadline_stop_at.is_none() || j.arn.is_some())
-        .filter(|j| {
-            let answered = j.progress.map_or(0, |p| p.processed_record_count);
-            let unanswered = j.records().saturating_sub(j.pad_records + answered);
-            let at = cutoff(
-                deadline,
-                unanswered,
-                &rate,
-                s.tokens_per_record(),
-                s.deadline_margin_secs as f64,
-            );
-            now >= at
-        })
+        .filter(|j| job_cutoff(deps, intent, j).is_some_and(|at| now >= at))
         .cloned()
         .collect()
+}
+
+/// When an open batch job of `intent` must be stopped: the time on-demand needs for what it
+/// has not answered yet, and the margin, before the deadline. None for a job that ended, runs
+/// on-demand, or belongs to an intent without a deadline.
+fn job_cutoff(deps: &Deps, intent: &BatchIntent, job: &BatchJob) -> Option<DateTime<Utc>> {
+    let deadline = intent.deadline?;
+    if job.on_demand || job.status.is_some_and(|st| st.is_terminal()) {
+        return None;
+    }
+    let s = &deps.settings;
+    let answered = job.progress.map_or(0, |p| p.processed_record_count);
+    let unanswered = job.records().saturating_sub(job.pad_records + answered);
+    Some(cutoff(
+        deadline,
+        unanswered,
+        &s.rate_for(&intent.model_id),
+        s.tokens_per_record(),
+        s.deadline_margin_secs as f64,
+    ))
+}
+
+/// The earliest cut-off still ahead among open intents' jobs (the embedded runner waits for
+/// it; deployed, the reconciler's schedule comes round).
+pub async fn next_cutoff(deps: &Deps) -> Result<Option<DateTime<Utc>>, StageError> {
+    let now = deps.clock.now();
+    let mut next: Option<DateTime<Utc>> = None;
+    for status in [
+        IntentStatus::ManifestReady,
+        IntentStatus::Submitted,
+        IntentStatus::InProgress,
+    ] {
+        for intent in deps.store.list_by_status(status, now, 1_000).await? {
+            let ahead = intent
+                .jobs
+                .iter()
+                .filter(|j| j.deadline_stop_at.is_none())
+                .filter_map(|j| job_cutoff(deps, &intent, j))
+                .filter(|at| *at > now);
+            next = next.into_iter().chain(ahead).min();
+        }
+    }
+    Ok(next)
 }
 
 /// Marks the job stopped at its cut-off (once), then asks Bedrock to stop it. Bedrock keeps

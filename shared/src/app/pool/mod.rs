@@ -141,15 +141,21 @@ async fn resume_claimed(deps: &Deps, claimed: Claimed, report: &mut PoolReport) 
             // Claimed into a job that is not there: only an intent lost from the store.
             Ok(None) => {
                 let pad_to = pad_target(deps, &members);
-                create_shared(deps, pool_id.clone(), &members, pad_to).await
+                create_shared(deps, pool_id.clone(), &members, pad_to)
+                    .await
+                    .map(|()| true)
             }
             // Its watcher died before ending every member.
-            Ok(Some(p)) if p.status.is_terminal() => finish_members(deps, &p).await,
-            Ok(Some(p)) => take_over(deps, &p).await.map(|_| ()),
+            Ok(Some(p)) if p.status.is_terminal() => {
+                finish_members(deps, &p).await.map(|()| true)
+            }
+            // A running shared job: only an orphaned outbox is work to resume.
+            Ok(Some(p)) => take_over(deps, &p).await,
             Err(e) => Err(e.into()),
         };
         match outcome {
-            Ok(()) => report.resumed += 1,
+            Ok(true) => report.resumed += 1,
+            Ok(false) => {}
             Err(e) => {
                 report.failed += 1;
                 tracing::warn!(pool_intent = %pool_id, error = %e, "pool pass could not resume a shared job");
