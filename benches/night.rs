@@ -22,8 +22,15 @@
 //! 50,000-line output of realistic lines (each echoes its ~100 KB base64 input), its MB/s on
 //! one core and its peak RSS, in a child process each.
 //!
+//! The third part plans the night against a deadline (`BO_BENCH_DEADLINE_HOURS`, default 10
+//! hours after the nightly run starts; see `night/deadline.rs`), for a night of 20,000 images
+//! (1,000 users) and for the default night, and ends with one more line each:
+//! `deadline: images=N answered_by_deadline=A batch_share=S cost_usd=C all_batch_usd=B all_on_demand_usd=D`.
+//!
 //! `BO_BENCH_QUICK=1` shrinks the night and the output tenfold (a smoke run).
 
+#[path = "night/deadline.rs"]
+mod deadline;
 #[path = "night/ingest.rs"]
 mod ingest;
 #[path = "support/rss.rs"]
@@ -247,6 +254,18 @@ fn main() -> anyhow::Result<()> {
     println!();
     if let Some(line) = final_line {
         println!("{line}");
+    }
+    let hours: f64 = std::env::var("BO_BENCH_DEADLINE_HOURS")
+        .ok()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(10.0);
+    let model = default_model();
+    for (label, users) in [("20,000 images", 1_000), ("the default night", users)] {
+        let counts = zipf_counts(users, 2_000, 1.6, &mut Rng(0x5EED));
+        let n = night(&default, Lines::Base64, &counts);
+        let d = deadline::plan_night(&default, &model, &n.jobs, n.on_demand_records, hours);
+        println!("{label}, deadline {hours} h: {}", d.detail());
+        println!("{}", d.line());
     }
     Ok(())
 }

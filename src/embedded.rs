@@ -155,9 +155,9 @@ impl Embedded {
             Some(lag) => SqliteStore::with_index_lag(db.clone(), lag, clock.clone())?,
             None => SqliteStore::new(db.clone())?,
         });
-        let history = Arc::new(
-            shared::adapters::embedded::history::SqliteHistory::new(db.clone())?,
-        );
+        let history = Arc::new(shared::adapters::embedded::history::SqliteHistory::new(
+            db.clone(),
+        )?);
         let bus = Arc::new(SqliteBus::new(db, clock.clone(), opts.bus)?);
         let objects = Arc::new(FsObjectStore::new(opts.data_dir.join("s3")));
         let emulator = Arc::new(BedrockEmulator::new(

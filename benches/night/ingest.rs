@@ -82,6 +82,7 @@ async fn fixture(app: &Embedded, lines: usize, image_kib: usize) -> anyhow::Resu
             model_id: model.clone(),
             prompt_version: DEFAULT_PROMPT_VERSION.into(),
             trace_id: TraceId::generate(),
+            deadline: None,
         },
         now,
         30,

@@ -13,7 +13,9 @@
 import type { Settings } from './settings';
 
 /** Variables of ENV_VARS (all optional there) set only when the context configures them. */
-export const SET_ONLY_WHEN_CONFIGURED: readonly string[] = ['MODEL_PRICES', 'MODEL_FAMILIES', 'MODEL_QUOTAS'];
+export const SET_ONLY_WHEN_CONFIGURED: readonly string[] = [
+  'MODEL_PRICES', 'MODEL_FAMILIES', 'MODEL_QUOTAS', 'RESULTS_BY', 'RESULTS_TZ', 'ON_DEMAND_RATES',
+];
 
 export interface FunctionEnvInputs {
   readonly intentsTable: string;
@@ -65,6 +67,11 @@ export function functionEnvironment(i: FunctionEnvInputs): Record<string, string
     CREATE_BACKOFF_SECS: String(s.createBackoffSecs),
     MAX_OPEN_INTENTS_PER_USER: String(s.maxOpenIntentsPerUser),
     MAX_IMAGES_PER_USER_PER_DAY: String(s.maxImagesPerUserPerDay),
+    MIN_DEADLINE_SECS: String(s.minDeadlineSecs),
+    DEADLINE_MARGIN_SECS: String(s.deadlineMarginSecs),
+    ...(s.resultsBy === undefined ? {} : { RESULTS_BY: s.resultsBy }),
+    ...(s.resultsTz === undefined ? {} : { RESULTS_TZ: s.resultsTz }),
+    ...(s.onDemandRates === undefined ? {} : { ON_DEMAND_RATES: JSON.stringify(s.onDemandRates) }),
     ...(s.modelQuotas === undefined ? {} : { MODEL_QUOTAS: JSON.stringify(s.modelQuotas) }),
     ...(s.modelPrices === undefined ? {} : { MODEL_PRICES: JSON.stringify(s.modelPrices) }),
     ...(s.modelFamilies === undefined ? {} : {

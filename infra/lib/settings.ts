@@ -88,6 +88,16 @@ export interface Settings {
   readonly maxOpenIntentsPerUser: number;
   /** Images one user may request per UTC day (over it: 429 until midnight UTC). */
   readonly maxImagesPerUserPerDay: number;
+  /** A request's deadline must be at least this many seconds ahead. */
+  readonly minDeadlineSecs: number;
+  /** Seconds kept in hand before a deadline when a late job is stopped (cover the reconciler's period). */
+  readonly deadlineMarginSecs: number;
+  /** The nightly run's deadline, a local time HH:MM in `resultsTz`; absent: no deadline. */
+  readonly resultsBy?: string;
+  /** The IANA time zone of `resultsBy` (the Rust side checks it against the tz database). */
+  readonly resultsTz?: string;
+  /** On-demand rates per model the deadline planner may use; absent: the Rust default. */
+  readonly onDemandRates?: Readonly<Record<string, OnDemandRate>>;
   /**
    * Quotas of single models over `quotas` (model id or foundation id -> some quota keys).
    * Optional: when absent MODEL_QUOTAS is left unset.
@@ -138,6 +148,11 @@ export const CONTEXT_KEYS = [
   'createBackoffSecs',
   'maxOpenIntentsPerUser',
   'maxImagesPerUserPerDay',
+  'minDeadlineSecs',
+  'deadlineMarginSecs',
+  'resultsBy',
+  'resultsTz',
+  'onDemandRates',
   'modelQuotas',
   'modelPrices',
   'modelFamilies',
@@ -180,6 +195,14 @@ export const REMAINDER_POLICIES: readonly RemainderPolicy[] = ['batch', 'on_dema
 export const DEFAULT_CREATE_BACKOFF_SECS = 60;
 export const DEFAULT_MAX_OPEN_INTENTS_PER_USER = 20;
 export const DEFAULT_MAX_IMAGES_PER_USER_PER_DAY = 200000;
+export const DEFAULT_MIN_DEADLINE_SECS = 900;
+export const DEFAULT_DEADLINE_MARGIN_SECS = 600;
+
+/** One model's on-demand rate (Bedrock's per-model requests and tokens per minute, or a share). */
+export interface OnDemandRate {
+  readonly requestsPerMinute: number;
+  readonly tokensPerMinute: number;
+}
 
 const MODEL_PRICE_KEYS: readonly (keyof ModelPrice)[] = ['inputPerMtok', 'outputPerMtok'];
 
@@ -306,6 +329,36 @@ function quotas(read: ContextReader): Quotas {
 /** An optional integer setting: its default when the context does not set it. */
 function optionalInt(read: ContextReader, key: ContextKey, fallback: number, min: number, max?: number): number {
   return present(read(key)) ? int(key, read(key), min, max) : fallback;
+}
+
+/** `resultsBy`: a local time `HH:MM`, as the Rust config reads RESULTS_BY. */
+function resultsBy(read: ContextReader): string | undefined {
+  if (!present(read('resultsBy'))) return undefined;
+  const v = str(read, 'resultsBy');
+  if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) throw new SettingsError('resultsBy', 'must be a local time HH:MM');
+  return v;
+}
+
+/** `onDemandRates`: `{modelId: {requestsPerMinute, tokensPerMinute}}`, positive numbers. */
+function onDemandRates(read: ContextReader): Record<string, OnDemandRate> | undefined {
+  let raw = read('onDemandRates');
+  if (!present(raw)) return undefined;
+  if (typeof raw === 'string') raw = parseJson('onDemandRates', raw.trim());
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new SettingsError('onDemandRates', 'must be an object {modelId: {requestsPerMinute, tokensPerMinute}}');
+  }
+  const out: Record<string, OnDemandRate> = {};
+  for (const [model, rate] of Object.entries(raw as Record<string, unknown>)) {
+    if (!MODEL_ID.test(model)) throw new SettingsError('onDemandRates', `${JSON.stringify(model)} is not a model id`);
+    const r = rate as Record<string, unknown>;
+    for (const k of ['requestsPerMinute', 'tokensPerMinute']) {
+      if (typeof r?.[k] !== 'number' || !((r[k] as number) > 0)) {
+        throw new SettingsError(`onDemandRates.${model}.${k}`, 'must be a number above 0');
+      }
+    }
+    out[model] = { requestsPerMinute: r.requestsPerMinute as number, tokensPerMinute: r.tokensPerMinute as number };
+  }
+  return out;
 }
 
 function remainderPolicy(read: ContextReader): RemainderPolicy {
@@ -487,6 +540,11 @@ export function readSettings(read: ContextReader): Settings {
     createBackoffSecs: optionalInt(read, 'createBackoffSecs', DEFAULT_CREATE_BACKOFF_SECS, 0),
     maxOpenIntentsPerUser: optionalInt(read, 'maxOpenIntentsPerUser', DEFAULT_MAX_OPEN_INTENTS_PER_USER, 1),
     maxImagesPerUserPerDay: optionalInt(read, 'maxImagesPerUserPerDay', DEFAULT_MAX_IMAGES_PER_USER_PER_DAY, 1),
+    minDeadlineSecs: optionalInt(read, 'minDeadlineSecs', DEFAULT_MIN_DEADLINE_SECS, 0),
+    deadlineMarginSecs: optionalInt(read, 'deadlineMarginSecs', DEFAULT_DEADLINE_MARGIN_SECS, 0),
+    resultsBy: resultsBy(read),
+    resultsTz: present(read('resultsTz')) ? str(read, 'resultsTz') : undefined,
+    onDemandRates: onDemandRates(read),
     modelQuotas: modelQuotas(read),
     modelPrices: modelPrices(read),
     modelFamilies: modelFamilies(read),

@@ -615,6 +615,24 @@ export class BatchOrchestratorStack extends Stack {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
+    // An open intent with a deadline that its plan or a cut-off says may be missed (the
+    // reconciler's gauge each pass, shared/src/app/deadline.rs, metric intents_at_risk). Jobs
+    // stopped at a cut-off are redriven on-demand: this says it happened, and that on-demand
+    // may not make it either (see the runbook in docs/operations.md).
+    alarm('DeadlineAtRiskAlarm', {
+      alarmDescription: 'An intent may miss its deadline: a batch job was stopped at its cut-off and redriven on-demand, or the plan ends after the deadline (raise ON_DEMAND_RATES or the Bedrock quotas behind them)',
+      metric: new cloudwatch.Metric({
+        namespace: 'BatchOrchestrator',
+        metricName: 'intents_at_risk',
+        dimensionsMap: { function: 'reconciler' },
+        period: Duration.minutes(5),
+        statistic: 'Maximum',
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
     for (const spec of FUNCTIONS) {
       alarm(`${pascal(spec.name)}ErrorsAlarm`, {
         alarmDescription: `The ${spec.name} function failed an invocation`,

@@ -52,6 +52,9 @@ describe('function environment', () => {
       modelPrices: { 'anthropic.claude-haiku-4-5-20251001-v1:0': { inputPerMtok: 1, outputPerMtok: 5 } },
       modelFamilies: { [app]: { family: 'nova', foundationModel: 'amazon.nova-lite-v1:0' } },
       modelQuotas: { 'amazon.nova-pro-v1:0': { minRecordsPerJob: 1000 } },
+      resultsBy: '07:00',
+      resultsTz: 'Europe/Berlin',
+      onDemandRates: { 'anthropic.claude-haiku-4-5-20251001-v1:0': { requestsPerMinute: 200, tokensPerMinute: 400000 } },
     });
     const fns = Object.values(resourcesOf(t, 'AWS::Lambda::Function'));
     expect(fns).toHaveLength(FUNCTIONS.length);

@@ -55,6 +55,14 @@ describe('settings', () => {
     expect(read({ belowMinimumPolicy: 'wait' }).belowMinimumPolicy).toBe('wait');
   });
 
+  it('when deadline settings are given should check them as the Rust config does', () => {
+    const s = read({ resultsBy: '07:00', resultsTz: 'Europe/Berlin', onDemandRates: '{"m.x-v1:0": {"requestsPerMinute": 200, "tokensPerMinute": 400000}}' });
+    expect([s.resultsBy, s.resultsTz, s.onDemandRates]).toEqual(['07:00', 'Europe/Berlin', { 'm.x-v1:0': { requestsPerMinute: 200, tokensPerMinute: 400000 } }]);
+    expect([read().minDeadlineSecs, read().deadlineMarginSecs, read().resultsBy]).toEqual([900, 600, undefined]);
+    expect(() => read({ resultsBy: '7am' })).toThrow(/resultsBy/);
+    expect(() => read({ onDemandRates: { 'm.x-v1:0': { requestsPerMinute: 0, tokensPerMinute: 1 } } })).toThrow(/requestsPerMinute/);
+  });
+
   it('when compared with BelowMinimum in Rust should accept the same policies and default to the same one', () => {
     const rust = rustBelowMinimum();
     expect([...BELOW_MINIMUM_POLICIES].sort()).toEqual([...rust.values].sort());
@@ -109,6 +117,8 @@ describe('settings', () => {
       createBackoffSecs: s.createBackoffSecs,
       maxOpenIntentsPerUser: s.maxOpenIntentsPerUser,
       maxImagesPerUserPerDay: s.maxImagesPerUserPerDay,
+      minDeadlineSecs: s.minDeadlineSecs,
+      deadlineMarginSecs: s.deadlineMarginSecs,
     };
     for (const [key, value] of Object.entries(ours)) {
       expect([key, rust.get(key)]).toEqual([key, value]);

@@ -616,8 +616,19 @@ describe('operations', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       });
     }
-    // One per stage DLQ, one for the intake-events DLQ, one per function, one for refused jobs.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', QUEUES.length + 1 + FUNCTIONS.length + 1);
+    // One per stage DLQ, one for the intake-events DLQ, one per function, one for refused
+    // jobs, one for deadlines at risk.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', QUEUES.length + 1 + FUNCTIONS.length + 2);
+  });
+
+  it('when an intent may miss its deadline should alarm on the reconciler\'s intents_at_risk gauge', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'intents_at_risk',
+      Namespace: 'BatchOrchestrator',
+      Dimensions: [{ Name: 'function', Value: 'reconciler' }],
+      Statistic: 'Maximum',
+      Threshold: 1,
+    });
   });
 
   it('when Bedrock refuses a job for good should alarm on the submitter\'s jobs_refused metric', () => {

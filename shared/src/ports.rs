@@ -179,8 +179,10 @@ pub trait JobHistory: Send + Sync {
         sample: &crate::domain::deadline::JobSample,
     ) -> Result<(), PortError>;
     /// The newest samples of `model`, newest first.
-    async fn recent(&self, model: &str)
-        -> Result<Vec<crate::domain::deadline::JobSample>, PortError>;
+    async fn recent(
+        &self,
+        model: &str,
+    ) -> Result<Vec<crate::domain::deadline::JobSample>, PortError>;
 }
 
 /// S3, in the operations the stages use.

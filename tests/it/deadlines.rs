@@ -47,7 +47,10 @@ async fn post(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
         keys.push(key);
     }
     let deadline = app.deps.clock.now() + chrono::Duration::seconds(120);
-    let mut body = direct("by-morning", &keys.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut body = direct(
+        "by-morning",
+        &keys.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     body["deadline"] = serde_json::json!(deadline.to_rfc3339());
     let answer = app.intake(body).await;
     assert_eq!(status(&answer), 202, "{answer}");
@@ -78,7 +81,10 @@ async fn assert_all_answered(app: &TestApp, deadline: chrono::DateTime<chrono::U
     let rs = results(app, &member).await;
     assert_eq!(rs.len(), IMAGES, "one result per image");
     assert!(rs.iter().all(|r| r.status == ResultStatus::Succeeded));
-    assert!(app.deps.clock.now() <= deadline, "answered before the deadline");
+    assert!(
+        app.deps.clock.now() <= deadline,
+        "answered before the deadline"
+    );
     assert!(app.bus.dead_letters(None).expect("dlq").is_empty());
     rs.iter().filter(|r| r.on_demand).count()
 }
@@ -93,7 +99,11 @@ async fn when_a_batch_job_sticks_past_its_cutoff_should_stop_it_and_redrive_befo
     assert_eq!(app.runtime.calls(), IMAGES, "each redriven once");
     let shared = shared_job(&app);
     assert_eq!(shared.deadline, Some(deadline), "the member's deadline");
-    assert_eq!(shared.jobs.len(), 1, "planned to batch, no second batch job");
+    assert_eq!(
+        shared.jobs.len(),
+        1,
+        "planned to batch, no second batch job"
+    );
     let job = &shared.jobs[0];
     assert_eq!(job.status, Some(BedrockJobStatus::Stopped));
     assert!(job.deadline_stop_at.is_some_and(|t| t < deadline));
@@ -117,7 +127,11 @@ async fn when_batch_runs_normally_should_answer_everything_by_batch() {
     let app = night_app(&[], None).await;
     let deadline = post(&app).await;
     run(&app).await;
-    assert_eq!(assert_all_answered(&app, deadline).await, 0, "no on-demand record");
+    assert_eq!(
+        assert_all_answered(&app, deadline).await,
+        0,
+        "no on-demand record"
+    );
     assert_eq!(app.runtime.calls(), 0);
     let shared = shared_job(&app);
     assert!(shared.jobs.iter().all(|j| j.deadline_stop_at.is_none()));
@@ -162,7 +176,6 @@ async fn when_the_process_dies_between_two_redrive_chunks_should_answer_each_ima
     crash_run("results.put:after", 1).await;
 }
 
-
 #[tokio::test]
 async fn when_history_says_batch_cannot_make_it_should_plan_on_demand_from_the_start() {
     let app = app_with(|o| o.settings.min_deadline_secs = 60).await;
@@ -193,7 +206,9 @@ async fn when_history_says_batch_cannot_make_it_should_plan_on_demand_from_the_s
     assert_eq!(app.emulator.job_count().expect("jobs"), 0, "no batch job");
     let rs = results(&app, &intent).await;
     assert_eq!(rs.len(), SAMPLE_KEYS.len());
-    assert!(rs.iter().all(|r| r.on_demand && r.status == ResultStatus::Succeeded));
+    assert!(rs
+        .iter()
+        .all(|r| r.on_demand && r.status == ResultStatus::Succeeded));
 }
 
 #[tokio::test]

@@ -67,11 +67,7 @@ pub async fn outlook(
 }
 
 /// The plan for `records` of `intent`.
-pub async fn plan(
-    deps: &Deps,
-    intent: &BatchIntent,
-    records: u64,
-) -> Result<Split, StageError> {
+pub async fn plan(deps: &Deps, intent: &BatchIntent, records: u64) -> Result<Split, StageError> {
     let o = outlook(deps, &intent.model_id, intent.deadline).await?;
     Ok(crate::domain::deadline::split(records, &o))
 }
@@ -87,7 +83,8 @@ pub(super) async fn pool_due(
     let Some(deadline) = group.iter().filter_map(|m| m.deadline).min() else {
         return false;
     };
-    let needs = pace(deps, model).await.job_secs(records) + deps.settings.deadline_margin_secs as f64;
+    let needs =
+        pace(deps, model).await.job_secs(records) + deps.settings.deadline_margin_secs as f64;
     deps.clock.now() + chrono::Duration::milliseconds((needs * 1000.0) as i64) >= deadline
 }
 

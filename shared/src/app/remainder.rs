@@ -226,7 +226,10 @@ async fn rerun_chunk(
     let (input, output) = rerun.iter().fold((0, 0), |(i, o), r| {
         (i + r.input_tokens, o + r.output_tokens)
     });
-    if let Some(usd) = deps.settings.token_cost_usd(&intent.model_id, input, output) {
+    if let Some(usd) = deps
+        .settings
+        .token_cost_usd(&intent.model_id, input, output)
+    {
         crate::metrics::usd(
             crate::metrics::ON_DEMAND_EXTRA_USD,
             usd * (1.0 - deps.settings.batch_discount),

@@ -236,23 +236,19 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
         Some(p) => {
             let shared_job = match &p.sealed_into {
                 None => None,
-                Some(id) => deps
-                    .store
-                    .get(id)
-                    .await?
-                    .map(|s| SharedJobView {
-                        status: s.status,
-                        bedrock_jobs: s
-                            .jobs
-                            .iter()
-                            .map(|j| SharedBedrockJobView {
-                                job_no: j.job_no,
-                                status: j.status.map(|st| st.as_str().to_owned()),
-                                on_demand: j.on_demand,
-                                stopped_at_cutoff: j.deadline_stop_at,
-                            })
-                            .collect(),
-                    }),
+                Some(id) => deps.store.get(id).await?.map(|s| SharedJobView {
+                    status: s.status,
+                    bedrock_jobs: s
+                        .jobs
+                        .iter()
+                        .map(|j| SharedBedrockJobView {
+                            job_no: j.job_no,
+                            status: j.status.map(|st| st.as_str().to_owned()),
+                            on_demand: j.on_demand,
+                            stopped_at_cutoff: j.deadline_stop_at,
+                        })
+                        .collect(),
+                }),
             };
             Some(PoolView {
                 waiting_since: p.since,

@@ -57,14 +57,12 @@ async fn submit_next(
         return Ok(Cas::Done(Outcome::AlreadyDone));
     }
     // Batch jobs first (they take slots and queue); then any on-demand job, run here.
-    let unsubmitted = |on_demand: bool| {
-        intent
-            .jobs
-            .iter()
-            .find(|j| j.arn.is_none() && j.status.is_none() && j.on_demand == on_demand)
-            .cloned()
-    };
-    let Some(job) = unsubmitted(false).or_else(|| unsubmitted(true)) else {
+    let on_demand_job = intent.next_unsubmitted(true).cloned();
+    let Some(job) = intent
+        .next_unsubmitted(false)
+        .cloned()
+        .or(on_demand_job.clone())
+    else {
         // Every ARN is recorded but the status did not move: cannot happen through
         // `record_submission`; treat as done rather than loop.
         return Ok(Cas::Done(Outcome::AlreadyDone));
@@ -73,7 +71,6 @@ async fn submit_next(
         return run_on_demand(deps, intent, &job).await;
     }
     // A batch job that must wait does not hold up an on-demand one.
-    let on_demand_job = unsubmitted(true);
     if !intent.may_create_at(deps.clock.now()) {
         if let Some(od) = on_demand_job {
             return run_on_demand(deps, intent, &od).await;

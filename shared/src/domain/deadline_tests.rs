@@ -2,7 +2,9 @@ use super::*;
 use chrono::TimeZone;
 
 fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 12, 3, 22, 0, 0).single().expect("time")
+    Utc.with_ymd_and_hms(2026, 12, 3, 22, 0, 0)
+        .single()
+        .expect("time")
 }
 
 fn sample(queue: f64, run: Option<f64>, records: u64) -> JobSample {

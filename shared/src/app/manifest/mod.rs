@@ -256,7 +256,10 @@ async fn record_written(
         .settings
         .runs_alone(&intent.model_id, accepted, out.splitter.bytes);
     let mut jobs = out.finish(own.then_some(family)).await?;
-    let min = deps.settings.quotas_for(&intent.model_id).min_records_per_job;
+    let min = deps
+        .settings
+        .quotas_for(&intent.model_id)
+        .min_records_per_job;
     for job in &mut jobs {
         // A pooled intent's parts are read into a shared job; and a batch share that rejected
         // images left below Bedrock's minimum runs on-demand too.

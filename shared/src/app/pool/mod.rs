@@ -146,9 +146,7 @@ async fn resume_claimed(deps: &Deps, claimed: Claimed, report: &mut PoolReport) 
                     .map(|()| true)
             }
             // Its watcher died before ending every member.
-            Ok(Some(p)) if p.status.is_terminal() => {
-                finish_members(deps, &p).await.map(|()| true)
-            }
+            Ok(Some(p)) if p.status.is_terminal() => finish_members(deps, &p).await.map(|()| true),
             // A running shared job: only an orphaned outbox is work to resume.
             Ok(Some(p)) => take_over(deps, &p).await,
             Err(e) => Err(e.into()),

@@ -98,6 +98,13 @@ impl BatchIntent {
         })
     }
 
+    /// The first job not created (nor ended) yet among the batch jobs, or the on-demand ones.
+    pub fn next_unsubmitted(&self, on_demand: bool) -> Option<&BatchJob> {
+        self.jobs
+            .iter()
+            .find(|j| j.arn.is_none() && j.status.is_none() && j.on_demand == on_demand)
+    }
+
     /// True when the plan or a cut-off says this intent may miss its deadline.
     pub fn at_risk(&self, now: DateTime<Utc>) -> bool {
         let Some(deadline) = self.deadline else {

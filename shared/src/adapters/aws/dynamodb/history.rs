@@ -42,7 +42,7 @@ impl JobHistory for DynamoStore {
         for _ in 0..5 {
             let (mut samples, version) = self.history(model).await?;
             samples.insert(0, sample.clone());
-            samples.sort_by(|a, b| b.ended_at.cmp(&a.ended_at));
+            samples.sort_by_key(|s| std::cmp::Reverse(s.ended_at));
             samples.truncate(HISTORY);
             let body = serde_json::to_string(&samples)
                 .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "job history", e))?;
