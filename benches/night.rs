@@ -260,8 +260,17 @@ fn main() -> anyhow::Result<()> {
         .and_then(|h| h.parse().ok())
         .unwrap_or(10.0);
     let model = default_model();
-    for (label, users) in [("20,000 images", 1_000), ("the default night", users)] {
-        let counts = zipf_counts(users, 2_000, 1.6, &mut Rng(0x5EED));
+    for (label, images) in [("20,000 images", 20_000), ("the default night", u64::MAX)] {
+        // The same users, taken in order until the night holds `images` (the last one cut).
+        let mut left = images;
+        let counts: Vec<u64> = zipf_counts(users, 2_000, 1.6, &mut Rng(0x5EED))
+            .into_iter()
+            .map_while(|c| {
+                let take = c.min(left);
+                left -= take;
+                (take > 0).then_some(take)
+            })
+            .collect();
         let n = night(&default, Lines::Base64, &counts);
         let d = deadline::plan_night(&default, &model, &n.jobs, n.on_demand_records, hours);
         println!("{label}, deadline {hours} h: {}", d.detail());

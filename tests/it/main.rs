@@ -10,6 +10,8 @@ mod common;
 mod authz;
 #[cfg(feature = "aws")]
 mod aws_e2e;
+#[cfg(feature = "aws")]
+mod aws_history;
 mod bedrock_faults;
 mod chaos;
 mod deadlines;

@@ -1,84 +1,106 @@
 //! Job durations per model in the intents table, beside the slots: one item a model,
-//! `intentId = "history#{model}"`, holding its newest samples as JSON and a version; a new
-//! sample is written with a version-conditional put (a lost race reads and tries again).
+//! `intentId = "history#{model}"`, whose `samples` list holds one JSON sample per finished job.
+//! A sample is prepended with one atomic `list_append` (writers never race); once the list
+//! holds twice [`HISTORY`], the writer trims it to the newest [`HISTORY`] with a write
+//! conditioned on the length it saw (a trim that loses to a new sample is left to the next).
 
 use super::{s, DynamoStore};
 use crate::adapters::aws::classify;
 use crate::domain::deadline::{JobSample, HISTORY};
 use crate::ports::{ErrorKind, JobHistory, PortError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 fn history_key(model: &str) -> String {
     format!("history#{model}")
 }
 
+fn unreadable(e: serde_json::Error) -> PortError {
+    PortError::with_source(ErrorKind::Unexpected, "job history", e)
+}
+
+/// The samples of a `samples` list, newest first (unreadable entries skipped).
+fn samples_of(list: Option<&AttributeValue>) -> Vec<JobSample> {
+    let mut out: Vec<JobSample> = list
+        .and_then(|v| v.as_l().ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_s().ok())
+        .filter_map(|body| serde_json::from_str(body).ok())
+        .collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.ended_at));
+    out
+}
+
 impl DynamoStore {
-    /// The model's samples and the item's version (0: no item yet).
-    async fn history(&self, model: &str) -> Result<(Vec<JobSample>, u64), PortError> {
-        let Some(item) = self.get_item(&history_key(model)).await? else {
-            return Ok((Vec::new(), 0));
-        };
-        let version = item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let samples = item
-            .get("samples")
-            .and_then(|v| v.as_s().ok())
-            .map(|b| serde_json::from_str(b))
-            .transpose()
-            .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "job history", e))?
-            .unwrap_or_default();
-        Ok((samples, version))
+    /// Rewrites the list as its newest [`HISTORY`], if it still holds `seen` entries.
+    async fn trim_history(
+        &self,
+        model: &str,
+        seen: usize,
+        samples: &[JobSample],
+    ) -> Result<(), PortError> {
+        let kept = samples
+            .iter()
+            .take(HISTORY)
+            .map(|s| serde_json::to_string(s).map(AttributeValue::S))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unreadable)?;
+        let trimmed = self
+            .client
+            .update_item()
+            .table_name(&self.intents_table)
+            .key("intentId", s(history_key(model)))
+            .update_expression("SET samples = :kept")
+            .condition_expression("size(samples) = :seen")
+            .expression_attribute_values(":kept", AttributeValue::L(kept))
+            .expression_attribute_values(":seen", AttributeValue::N(seen.to_string()))
+            .send()
+            .await;
+        match trimmed {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
     }
 }
 
 #[async_trait]
 impl JobHistory for DynamoStore {
     async fn record(&self, model: &str, sample: &JobSample) -> Result<(), PortError> {
-        for _ in 0..5 {
-            let (mut samples, version) = self.history(model).await?;
-            samples.insert(0, sample.clone());
-            samples.sort_by_key(|s| std::cmp::Reverse(s.ended_at));
-            samples.truncate(HISTORY);
-            let body = serde_json::to_string(&samples)
-                .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "job history", e))?;
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.intents_table)
-                .item("intentId", s(history_key(model)))
-                .item("samples", s(body))
-                .item("version", AttributeValue::N((version + 1).to_string()));
-            let put = if version == 0 {
-                put.condition_expression("attribute_not_exists(intentId)")
-            } else {
-                put.condition_expression("version = :v")
-                    .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
-            };
-            match put.send().await {
-                Ok(_) => return Ok(()),
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(PutItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(classify("PutItem", e)),
-            }
+        let body = serde_json::to_string(sample).map_err(unreadable)?;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.intents_table)
+            .key("intentId", s(history_key(model)))
+            .update_expression("SET samples = list_append(:new, if_not_exists(samples, :empty))")
+            .expression_attribute_values(":new", AttributeValue::L(vec![AttributeValue::S(body)]))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem", e))?;
+        let list = out.attributes().and_then(|a| a.get("samples"));
+        let seen = list.and_then(|v| v.as_l().ok()).map_or(0, Vec::len);
+        if seen >= 2 * HISTORY {
+            self.trim_history(model, seen, &samples_of(list)).await?;
         }
-        Err(PortError::new(
-            ErrorKind::Transient,
-            format!("job history of {model}: lost five races in a row"),
-        ))
+        Ok(())
     }
 
     async fn recent(&self, model: &str) -> Result<Vec<JobSample>, PortError> {
-        Ok(self.history(model).await?.0)
+        let item = self.get_item(&history_key(model)).await?;
+        let mut samples = samples_of(item.as_ref().and_then(|i| i.get("samples")));
+        samples.truncate(HISTORY);
+        Ok(samples)
     }
 }
