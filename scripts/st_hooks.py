@@ -6,6 +6,10 @@ words; the API answers any other a 400 naming `deadline`). A drawn deadline that
 well-formed date-time is moved into that window, as a real client's would be, so the
 positive-data check holds the rest of the request to the document. A deadline that is not a
 date-time (a negative case) is left as drawn, and so is every other field.
+
+The same for `GET /api/batch/usage`: `from` after `to`, or more than 31 days before it, is a
+400 that no schema can describe; well-formed dates are put in order and the span cut to 31
+days, and `to` absent is taken as `from`.
 """
 
 import datetime
@@ -25,3 +29,29 @@ def map_body(ctx, body):
         ahead = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=2)
         body["deadline"] = ahead.isoformat()
     return body
+
+
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _day(value):
+    if isinstance(value, str) and DAY.match(value):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+@schemathesis.hook
+def map_query(ctx, query):
+    if not isinstance(query, dict) or "from" not in query:
+        return query
+    start = _day(query.get("from"))
+    end = _day(query.get("to")) if "to" in query else start
+    if start is None or end is None:
+        return query
+    start, end = min(start, end), max(start, end)
+    start = max(start, end - datetime.timedelta(days=30))
+    query["from"], query["to"] = start.isoformat(), end.isoformat()
+    return query

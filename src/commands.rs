@@ -132,6 +132,30 @@ pub async fn status(cli: &Cli, id: &str, user: Option<&str>) -> anyhow::Result<(
     .await
 }
 
+/// Prints every user's usage on `day` and the night's total, from each result's tokens.
+pub async fn report(cli: &Cli, day: &str) -> anyhow::Result<()> {
+    let day = shared::app::intake::parse_day(day)
+        .with_context(|| format!("--day must be a date as YYYY-MM-DD, got {day:?}"))?;
+    let app = Embedded::open(options(cli)?)?;
+    let intents = app.store.all()?;
+    let users = shared::app::usage::day_report(&app.deps, &intents, day).await?;
+    let mut total = shared::domain::usage::DayUsage::new(day);
+    for u in users.values() {
+        total.merge(u);
+    }
+    println!(
+        "{}",
+        batch_orchestrator::report::usage_table(&users, &total.rounded())
+    );
+    println!(
+        "prices: {} (as of {}); batch at {} of on-demand",
+        shared::domain::catalog::PRICES_SOURCE,
+        shared::domain::catalog::PRICES_AS_OF,
+        app.deps.settings.batch_discount
+    );
+    Ok(())
+}
+
 /// Serves the HTTP API on localhost over the embedded backend.
 pub async fn serve(cli: &Cli, port: u16) -> anyhow::Result<()> {
     let mut opts = options(cli)?;

@@ -114,6 +114,13 @@ enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
+    /// Print every user's images, tokens and USD of one UTC day (batches created that day),
+    /// and the night's total: what was paid against all-batch and all-on-demand.
+    Report {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        day: String,
+    },
     /// Print a bearer token for `serve`, signed with the key in the data dir.
     Token {
         /// The user the token names (its `sub` claim).
@@ -277,6 +284,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Status { id, user } => commands::status(&cli, id, user.as_deref()).await,
         Command::Dlq { action } => commands::dlq(&cli, action),
         Command::Serve { port } => commands::serve(&cli, *port).await,
+        Command::Report { day } => commands::report(&cli, day).await,
         Command::Token { user, ttl_secs } => commands::token(&cli, user, *ttl_secs),
         #[cfg(feature = "aws")]
         Command::ReplayDlq {

@@ -100,3 +100,42 @@ pub fn results_table(results: &[ImageResult]) -> String {
     }
     table.to_string()
 }
+
+/// A day's usage, one row a user and the night's total: images, tokens, and USD as paid
+/// against all-batch and all-on-demand.
+pub fn usage_table(
+    users: &std::collections::BTreeMap<
+        shared::domain::ids::UserId,
+        shared::domain::usage::DayUsage,
+    >,
+    total: &shared::domain::usage::DayUsage,
+) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "user",
+        "images",
+        "on-demand",
+        "input tokens",
+        "output tokens",
+        "cost USD",
+        "all batch USD",
+        "all on-demand USD",
+    ]);
+    let row = |name: String, u: &shared::domain::usage::DayUsage| {
+        vec![
+            Cell::new(name),
+            Cell::new(u.images),
+            Cell::new(u.on_demand_images),
+            Cell::new(u.input_tokens),
+            Cell::new(u.output_tokens),
+            Cell::new(format!("{:.6}", u.cost_usd)),
+            Cell::new(format!("{:.6}", u.batch_usd)),
+            Cell::new(format!("{:.6}", u.on_demand_usd)),
+        ]
+    };
+    for (user, u) in users {
+        table.add_row(row(user.to_string(), u));
+    }
+    table.add_row(row("(the night)".into(), total));
+    table.to_string()
+}

@@ -86,6 +86,7 @@ export const API_ROUTES = {
   '/api/batch/jobs': [apigw.HttpMethod.POST, apigw.HttpMethod.GET],
   '/api/batch/jobs/{jobId}': [apigw.HttpMethod.GET, apigw.HttpMethod.DELETE],
   '/api/batch/jobs/{jobId}/results': [apigw.HttpMethod.GET],
+  '/api/batch/usage': [apigw.HttpMethod.GET],
 } as const;
 
 /** AWS's guidance for Lambda event sources: queue visibility at least 6x the function timeout. */
@@ -571,6 +572,8 @@ export class BatchOrchestratorStack extends Stack {
       integration,
       authorizer,
     });
+    // The caller's own usage (images, tokens, USD per day).
+    this.api.addRoutes({ path: '/api/batch/usage', methods: [...API_ROUTES['/api/batch/usage']], integration, authorizer });
 
     // ---- Alarms --------------------------------------------------------------------------------
     const topic = settings.alarmTopicArn === undefined

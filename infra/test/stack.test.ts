@@ -519,12 +519,13 @@ describe('HTTP API', () => {
     'GET /api/batch/jobs',
     'GET /api/batch/jobs/{jobId}',
     'GET /api/batch/jobs/{jobId}/results',
+    'GET /api/batch/usage',
     'POST /api/batch/jobs',
   ];
   const routes = () => Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Route'));
   const integrations = () => resourcesOf(template, 'AWS::ApiGatewayV2::Integration');
 
-  it('when routed should have exactly the five routes: submit, list, status, cancel, results', () => {
+  it('when routed should have exactly the six routes: submit, list, status, cancel, results, usage', () => {
     expect(routes().map((r) => r.Properties.RouteKey).sort()).toEqual(ROUTE_KEYS);
     const declared = Object.entries(API_ROUTES).flatMap(([p, methods]) => methods.map((m) => `${m} ${p}`));
     expect(declared.sort()).toEqual(ROUTE_KEYS);

@@ -29,3 +29,4 @@ mod pipeline;
 mod pools;
 mod scale;
 mod serve_api;
+mod usage;

@@ -191,6 +191,27 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
             "get",
             api("GET", &results_path, None, Value::Null, None),
         ),
+        (
+            "/api/batch/usage",
+            "get",
+            api("GET", "/api/batch/usage", u, Value::Null, None),
+        ),
+        (
+            "/api/batch/usage",
+            "get",
+            api(
+                "GET",
+                "/api/batch/usage",
+                u,
+                json!({"from": "2026-12-03", "to": "2026-11-01"}),
+                None,
+            ),
+        ),
+        (
+            "/api/batch/usage",
+            "get",
+            api("GET", "/api/batch/usage", None, Value::Null, None),
+        ),
     ];
     let mut seen = BTreeSet::new();
     for (path, method, request) in cases {
@@ -262,6 +283,12 @@ async fn when_the_handler_answers_should_match_the_documented_routes_codes_and_s
             "get",
             api("GET", &results_path, u, Value::Null, None),
             "store.get_by_job_id",
+        ),
+        (
+            "/api/batch/usage",
+            "get",
+            api("GET", "/api/batch/usage", u, Value::Null, None),
+            "store.list_by_user",
         ),
     ] {
         let plan =

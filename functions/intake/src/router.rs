@@ -9,6 +9,7 @@
 //! | `GET /api/batch/jobs/{jobId}` | 200 the job, 404 if not the caller's |
 //! | `DELETE /api/batch/jobs/{jobId}` | 202 cancel |
 //! | `GET /api/batch/jobs/{jobId}/results?limit=&cursor=` | 200 per-image results |
+//! | `GET /api/batch/usage?from=&to=` | 200 the caller's images, tokens and USD per day |
 //!
 //! Any other method on these paths is a JSON 405 with `Allow`; any other path a JSON 404; a
 //! body over [`MAX_BODY_BYTES`] (API Gateway's 10 MB) a JSON 413.
@@ -59,6 +60,10 @@ pub fn router(deps: Deps, auth: Auth) -> Router {
         .route(
             "/api/batch/jobs/{job_id}/results",
             get(results_route).fallback(method_not_allowed),
+        )
+        .route(
+            "/api/batch/usage",
+            get(usage_route).fallback(method_not_allowed),
         )
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -304,4 +309,50 @@ async fn list_route(
         Ok(page) => Ok(Json(to_json(&page)?)),
         Err(e) => Err(IntakeError::invalid("cursor", e.to_string()).into()),
     }
+}
+
+/// A `YYYY-MM-DD` query parameter, `default` when absent.
+fn day_param(
+    params: &Params,
+    name: &str,
+    default: chrono::NaiveDate,
+) -> Result<chrono::NaiveDate, IntakeError> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(raw) => shared::app::intake::parse_day(raw)
+            .ok_or_else(|| IntakeError::invalid(name, "must be a date as YYYY-MM-DD")),
+    }
+}
+
+/// `GET /api/batch/usage?from=&to=`: the caller's images, tokens and USD per UTC day, what
+/// was paid against all-batch and all-on-demand. `to` defaults to today (within the days
+/// `from` may span), `from` to `to`; at most [`shared::app::usage::MAX_DAYS`] days.
+async fn usage_route(
+    State(api): State<Api>,
+    Caller(user): Caller,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    use shared::app::usage::{user_usage, UsageReport, MAX_DAYS};
+    let params = Params::from(query)?;
+    let today = api.deps.clock.now().date_naive();
+    // Without `to`: today, kept within the range `from` allows (so `from` alone is a range).
+    let from_only = day_param(&params, "from", today)?;
+    let open_end = today.clamp(
+        from_only,
+        from_only + chrono::Days::new(MAX_DAYS as u64 - 1),
+    );
+    let to = day_param(&params, "to", open_end)?;
+    let from = day_param(&params, "from", to)?;
+    if from > to {
+        return Err(IntakeError::invalid("from", "must not be after to").into());
+    }
+    if (to - from).num_days() >= MAX_DAYS {
+        return Err(IntakeError::invalid(
+            "to",
+            format!("must be at most {MAX_DAYS} days from from"),
+        )
+        .into());
+    }
+    let days = user_usage(&api.deps, &user, from, to).await?;
+    Ok(Json(to_json(&UsageReport::new(&api.deps, from, to, days))?))
 }

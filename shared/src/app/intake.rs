@@ -227,7 +227,7 @@ fn payload_error(e: serde_path_to_error::Error<serde_json::Error>) -> IntakeErro
 }
 
 /// A calendar date written exactly `YYYY-MM-DD` (chrono alone would take `2026-1-5`).
-fn parse_day(raw: &str) -> Option<NaiveDate> {
+pub fn parse_day(raw: &str) -> Option<NaiveDate> {
     let shape = raw.len() == 10
         && raw.bytes().enumerate().all(|(i, b)| {
             if i == 4 || i == 7 {

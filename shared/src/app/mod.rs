@@ -20,6 +20,7 @@ pub mod status;
 pub mod submit;
 pub mod sweep;
 pub mod uploads;
+pub mod usage;
 pub mod watch;
 
 use crate::domain::settings::Settings;

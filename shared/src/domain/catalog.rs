@@ -59,6 +59,12 @@ impl CatalogModel {
     }
 }
 
+/// When the catalog's prices were read, and where: Amazon Bedrock's pricing page (on-demand,
+/// us-east-1, per million tokens); batch is half of it ("Batch inference is priced at 50% of
+/// on-demand" on the same page). Prices change: check them, and set `MODEL_PRICES` for yours.
+pub const PRICES_AS_OF: &str = "2026-11-30";
+pub const PRICES_SOURCE: &str = "https://aws.amazon.com/bedrock/pricing/";
+
 pub const CATALOG: &[CatalogModel] = &[
     CatalogModel {
         id: "anthropic.claude-haiku-4-5-20251001-v1:0",

@@ -16,3 +16,4 @@ pub mod results;
 pub mod settings;
 pub mod status;
 pub mod uploads;
+pub mod usage;

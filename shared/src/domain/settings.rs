@@ -384,10 +384,7 @@ impl Settings {
 
     /// Cost of `images` images on `model`, batch against on-demand; None without a price.
     pub fn estimate_cost(&self, model: &ModelId, images: usize) -> Option<CostEstimate> {
-        let price = self.prices.get(model.as_str()).or_else(|| {
-            // An inference profile (`us.anthropic...`, or its ARN) costs what its model costs.
-            super::family::base_model_id(model).and_then(|base| self.prices.get(base))
-        })?;
+        let price = self.price_for(model)?;
         let n = images as f64;
         let on_demand = n
             * (self.estimate_input_tokens_per_image as f64 * price.input_per_mtok
@@ -400,11 +397,17 @@ impl Settings {
         })
     }
 
+    /// The on-demand price of `model` (an inference profile costs what its model costs).
+    pub fn price_for(&self, model: &ModelId) -> Option<ModelPrice> {
+        self.prices
+            .get(model.as_str())
+            .or_else(|| super::family::base_model_id(model).and_then(|b| self.prices.get(b)))
+            .copied()
+    }
+
     /// On-demand USD of `input` and `output` tokens on `model`; None without a price.
     pub fn token_cost_usd(&self, model: &ModelId, input: u64, output: u64) -> Option<f64> {
-        let price = self.prices.get(model.as_str()).or_else(|| {
-            super::family::base_model_id(model).and_then(|base| self.prices.get(base))
-        })?;
+        let price = self.price_for(model)?;
         Some((input as f64 * price.input_per_mtok + output as f64 * price.output_per_mtok) / 1e6)
     }
 

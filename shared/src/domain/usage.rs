@@ -1,0 +1,135 @@
+//! What batches really cost: every result's own tokens at the catalog's prices, per day, what
+//! was paid (batch price for records answered in batch, on-demand price for those answered
+//! on-demand) against what all-batch and all-on-demand would have cost.
+
+use super::results::{ImageResult, ResultStatus};
+use super::settings::ModelPrice;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// One day's images, tokens and USD (of one user, or of every user).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DayUsage {
+    pub day: NaiveDate,
+    /// Images a model was sent (answered or failed), not the skipped or cancelled ones.
+    pub images: u64,
+    pub on_demand_images: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// What these tokens cost as they ran: batch at the batch price, on-demand at its own.
+    pub cost_usd: f64,
+    /// The same tokens had every image run in batch.
+    pub batch_usd: f64,
+    /// The same tokens had every image run on-demand.
+    pub on_demand_usd: f64,
+}
+
+impl DayUsage {
+    pub fn new(day: NaiveDate) -> Self {
+        Self {
+            day,
+            images: 0,
+            on_demand_images: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
+            batch_usd: 0.0,
+            on_demand_usd: 0.0,
+        }
+    }
+
+    /// Adds one result at `price` (on-demand USD per million tokens); batch costs
+    /// `batch_discount` of it. Results no model saw add nothing.
+    pub fn add(&mut self, r: &ImageResult, price: Option<&ModelPrice>, batch_discount: f64) {
+        if matches!(r.status, ResultStatus::Skipped | ResultStatus::Canceled) {
+            return;
+        }
+        self.images += 1;
+        self.input_tokens += r.input_tokens;
+        self.output_tokens += r.output_tokens;
+        let Some(p) = price else {
+            return;
+        };
+        let on_demand = (r.input_tokens as f64 * p.input_per_mtok
+            + r.output_tokens as f64 * p.output_per_mtok)
+            / 1e6;
+        let batch = on_demand * batch_discount;
+        self.on_demand_usd += on_demand;
+        self.batch_usd += batch;
+        if r.on_demand {
+            self.on_demand_images += 1;
+            self.cost_usd += on_demand;
+        } else {
+            self.cost_usd += batch;
+        }
+    }
+
+    /// Adds another day's (or user's) figures.
+    pub fn merge(&mut self, o: &DayUsage) {
+        self.images += o.images;
+        self.on_demand_images += o.on_demand_images;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cost_usd += o.cost_usd;
+        self.batch_usd += o.batch_usd;
+        self.on_demand_usd += o.on_demand_usd;
+    }
+
+    /// The same figures with USD rounded to a millionth (for answers and reports).
+    pub fn rounded(mut self) -> Self {
+        let r = |x: f64| (x * 1e6).round() / 1e6;
+        self.cost_usd = r(self.cost_usd);
+        self.batch_usd = r(self.batch_usd);
+        self.on_demand_usd = r(self.on_demand_usd);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::{ObjectKey, RecordId};
+
+    fn result(input: u64, output: u64, on_demand: bool, status: ResultStatus) -> ImageResult {
+        let mut r = ImageResult::skipped(
+            RecordId::parse("r-1").expect("id"),
+            0,
+            ObjectKey::parse("uploads/u/a.png").expect("key"),
+            "",
+        );
+        (r.status, r.input_tokens, r.output_tokens, r.on_demand) =
+            (status, input, output, on_demand);
+        r
+    }
+
+    #[test]
+    fn when_results_ran_in_batch_and_on_demand_should_price_each_as_it_ran() {
+        let day = NaiveDate::from_ymd_opt(2026, 12, 3).expect("day");
+        let price = ModelPrice {
+            input_per_mtok: 1.0,
+            output_per_mtok: 5.0,
+        };
+        let mut u = DayUsage::new(day);
+        // 1,000,000 input + 200,000 output tokens: 2 USD on-demand, 1 USD in batch.
+        u.add(
+            &result(1_000_000, 200_000, false, ResultStatus::Succeeded),
+            Some(&price),
+            0.5,
+        );
+        u.add(
+            &result(1_000_000, 200_000, true, ResultStatus::Succeeded),
+            Some(&price),
+            0.5,
+        );
+        u.add(
+            &result(9, 9, false, ResultStatus::Skipped),
+            Some(&price),
+            0.5,
+        );
+        let u = u.rounded();
+        assert_eq!((u.images, u.on_demand_images), (2, 1));
+        assert_eq!((u.input_tokens, u.output_tokens), (2_000_000, 400_000));
+        assert_eq!((u.cost_usd, u.batch_usd, u.on_demand_usd), (3.0, 2.0, 4.0));
+    }
+}
