@@ -4,6 +4,7 @@
 #    input, and the AWS-edge tests through the real SDK against moto server and the Bedrock
 #    emulator (moto is installed pinned into .venv, started on 127.0.0.1 on a free port, and
 #    stopped after);
+#  - the operator page in Debian's headless Chromium (installed here when missing);
 #  - the HTTP API held to openapi.json by schemathesis against `serve` (scripts/api-fuzz.sh);
 #  - the CDK app in infra/: assertion tests with cdk-nag, then a synth (no AWS account), and
 #    cfn-lint and checkov on the synthesized template (scripts/lint-template.sh).
@@ -18,6 +19,17 @@ export BO_REQUIRE_AWS_TESTS=1
 # The OpenAPI document validates against the OpenAPI 3.1 specification (pinned validator).
 .venv/bin/pip install --quiet --disable-pip-version-check "openapi-spec-validator==0.9.0"
 .venv/bin/openapi-spec-validator openapi.json
+
+# Debian's Chromium for the operator page's browser test (tests/it/ops_page.rs), installed when
+# missing; BO_REQUIRE_BROWSER makes that test fail rather than skip without it.
+if ! command -v chromium > /dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null
+  else
+    echo "chromium is missing: sudo apt-get install chromium (the operator page's browser test needs it)" >&2
+  fi
+fi
+export BO_REQUIRE_BROWSER=1
 
 # Benches are built by clippy --all-targets in CI, and run on purpose (see docs/performance.md), not here.
 # Every feature: the AWS edge (`aws`) is tested through the real SDK against moto.

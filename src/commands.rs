@@ -164,9 +164,16 @@ pub async fn serve(cli: &Cli, port: u16) -> anyhow::Result<()> {
 }
 
 /// Prints a bearer token for `serve`, signed with the key in the data dir.
-pub fn token(cli: &Cli, user: &str, ttl_secs: u64) -> anyhow::Result<()> {
+pub fn token(cli: &Cli, user: Option<&str>, operator: bool, ttl_secs: u64) -> anyhow::Result<()> {
     let key = intake::LocalKey::load_or_create(&cli.data_dir)?;
-    println!("{}", key.sign(&user_id(user)?, ttl_secs)?);
+    let token = match (user, operator) {
+        (Some(user), false) => key.sign(&user_id(user)?, ttl_secs)?,
+        (user, true) => key.sign_operator(&user_id(user.unwrap_or("operator"))?, ttl_secs)?,
+        (None, false) => {
+            bail!("give --user U (a user's token) or --operator (the operator page's)")
+        }
+    };
+    println!("{token}");
     Ok(())
 }
 

@@ -6,6 +6,7 @@ pub mod embedded;
 pub mod http_api;
 #[cfg(feature = "aws")]
 pub mod local_aws;
+pub mod ops;
 pub mod progress;
 pub mod report;
 pub mod samples;

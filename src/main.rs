@@ -121,11 +121,15 @@ enum Command {
         #[arg(long)]
         day: String,
     },
-    /// Print a bearer token for `serve`, signed with the key in the data dir.
+    /// Print a bearer token for `serve`, signed with the key in the data dir: a user's, or with
+    /// --operator an operator's (for the operator page, /ops).
     Token {
-        /// The user the token names (its `sub` claim).
+        /// The user the token names (its `sub` claim); with --operator, the operator's name.
+        #[arg(long, required_unless_present = "operator")]
+        user: Option<String>,
+        /// An operator's token: it opens /ops, whose data is every user's.
         #[arg(long)]
-        user: String,
+        operator: bool,
         /// Seconds until it expires.
         #[arg(long, default_value_t = 86_400)]
         ttl_secs: u64,
@@ -285,7 +289,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Dlq { action } => commands::dlq(&cli, action),
         Command::Serve { port } => commands::serve(&cli, *port).await,
         Command::Report { day } => commands::report(&cli, day).await,
-        Command::Token { user, ttl_secs } => commands::token(&cli, user, *ttl_secs),
+        Command::Token {
+            user,
+            operator,
+            ttl_secs,
+        } => commands::token(&cli, user.as_deref(), *operator, *ttl_secs),
         #[cfg(feature = "aws")]
         Command::ReplayDlq {
             dlq,

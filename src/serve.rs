@@ -11,13 +11,16 @@ use std::sync::Arc;
 /// pipeline running in the background.
 pub async fn serve(opts: EmbeddedOptions, port: u16) -> anyhow::Result<()> {
     let data_dir = opts.data_dir.clone();
-    let key = intake::LocalKey::load_or_create(&data_dir)?;
+    let key = Arc::new(intake::LocalKey::load_or_create(&data_dir)?);
     let app = Arc::new(Embedded::open(opts)?);
-    let router = intake::router(app.deps.clone(), intake::Auth::LocalJwt(Arc::new(key)));
+    let router = crate::ops::router(app.clone(), key.clone()).merge(intake::router(
+        app.deps.clone(),
+        intake::Auth::LocalJwt(key),
+    ));
     tokio::spawn(run_pipeline(app));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!(
-        "batch-orchestrator API on http://127.0.0.1:{port}/api/batch/jobs (embedded backend, data in {}; `batch-orchestrator token --user U` prints a bearer token)",
+        "batch-orchestrator API on http://127.0.0.1:{port}/api/batch/jobs (embedded backend, data in {}; `batch-orchestrator token --user U` prints a bearer token); the operator page: http://127.0.0.1:{port}/ops#token=$(batch-orchestrator token --operator)",
         data_dir.display()
     );
     axum::serve(listener, router).await?;

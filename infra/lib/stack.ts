@@ -28,6 +28,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { allModelArns } from './bedrock-arns';
+import { nightDashboard } from './dashboard';
 import { functionEnvironment } from './function-env';
 import { Settings } from './settings';
 import { QUEUES, QueueName, RULES } from './topology';
@@ -173,6 +174,8 @@ export class BatchOrchestratorStack extends Stack {
   /** Dead letters of intake's event sources: events EventBridge could not deliver to intake. */
   readonly intakeEventsDlq: sqs.Queue;
   readonly api: apigw.HttpApi;
+  /** The night on one CloudWatch dashboard (infra/lib/dashboard.ts). */
+  readonly dashboard: cloudwatch.Dashboard;
   readonly bedrockRole: iam.Role;
   /** `arn:…:bedrock:{region}:{account}:model-invocation-job/*`: every batch job of this account. */
   readonly batchJobArns: string;
@@ -574,6 +577,9 @@ export class BatchOrchestratorStack extends Stack {
     });
     // The caller's own usage (images, tokens, USD per day).
     this.api.addRoutes({ path: '/api/batch/usage', methods: [...API_ROUTES['/api/batch/usage']], integration, authorizer });
+
+    // ---- The night's dashboard (infra/lib/dashboard.ts) -----------------------------------------
+    this.dashboard = nightDashboard(this, { prefix, queues, intakeEventsDlq: this.intakeEventsDlq });
 
     // ---- Alarms --------------------------------------------------------------------------------
     const topic = settings.alarmTopicArn === undefined

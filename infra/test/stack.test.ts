@@ -565,7 +565,7 @@ describe('HTTP API', () => {
       // Only from this API (any stage and method), on one of its three paths.
       const parts = p.Properties.SourceArn['Fn::Join'][1] as unknown[];
       expect(parts).toContainEqual({ Ref: id(stack.api) });
-      expect(parts[parts.length - 1]).toMatch(/^\/\*\/\*\/api\/batch\/jobs(\/\{jobId\}(\/results)?)?$/);
+      expect(parts[parts.length - 1]).toMatch(/^\/\*\/\*\/api\/batch\/(jobs(\/\{jobId\}(\/results)?)?|usage)$/);
     }
   });
 
@@ -656,5 +656,21 @@ describe('operations', () => {
     expect(outputs.ResultsTableName.Value).toEqual({ Ref: id(stack.resultsTable) });
     expect(outputs.UploadsTableName.Value).toEqual({ Ref: id(stack.uploadsTable) });
     expect(outputs.EventBusName.Value).toEqual({ Ref: id(stack.bus) });
+  });
+});
+
+describe('dashboard', () => {
+  const dashboards = () => Object.values(resourcesOf(template, 'AWS::CloudWatch::Dashboard'));
+
+  it('when synthesized should draw the night: intake, pools, jobs, records, deadlines, cost, DLQs and Bedrock\'s own batch metrics', () => {
+    expect(dashboards()).toHaveLength(1);
+    const body = JSON.stringify(dashboards()[0].Properties.DashboardBody);
+    for (const metric of [
+      'intents_accepted', 'pools_sealed', 'jobs_submitted', 'jobs_waiting_for_slot', 'records_succeeded',
+      'records_redriven', 'intents_at_risk', 'on_demand_extra_usd', 'ApproximateNumberOfMessagesVisible',
+      'AWS/Bedrock/Batch', 'NumberOfRecordsPendingProcessing',
+    ]) {
+      expect([metric, body.includes(metric)]).toEqual([metric, true]);
+    }
   });
 });

@@ -24,6 +24,7 @@ mod intake;
 mod nightly;
 mod nova;
 mod openapi;
+mod ops_page;
 mod photos;
 mod pipeline;
 mod pools;

@@ -120,7 +120,13 @@ struct Claims {
     iss: String,
     iat: u64,
     exp: u64,
+    /// `operator` on an operator's token (`token --operator`): the operator page's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
 }
+
+/// The `role` claim of an operator's token.
+pub const OPERATOR_ROLE: &str = "operator";
 
 /// The local signing key: 32 random bytes in `{data_dir}/jwt.key`, made on first use.
 pub struct LocalKey {
@@ -191,9 +197,35 @@ impl LocalKey {
             iss: LOCAL_ISSUER.into(),
             iat: now,
             exp: now + ttl_secs,
+            role: None,
         };
         self.encode(&claims)
             .map_err(|e| IntakeError::Unauthorized(format!("could not sign a token: {e}")))
+    }
+
+    /// An operator's token, valid for `ttl_secs`: it opens the operator page (`/ops`), whose
+    /// data is every user's.
+    pub fn sign_operator(&self, name: &UserId, ttl_secs: u64) -> Result<String, IntakeError> {
+        let user_token = self.sign(name, ttl_secs)?;
+        let mut claims = self.claims(&user_token)?;
+        claims.role = Some(OPERATOR_ROLE.into());
+        self.encode(&claims)
+            .map_err(|e| IntakeError::Unauthorized(format!("could not sign a token: {e}")))
+    }
+
+    /// The operator named by a valid operator's token. A valid user's token is a 403
+    /// (`Forbidden`), anything else a 401.
+    pub fn verify_operator(&self, token: &str) -> Result<UserId, IntakeError> {
+        let claims = self.claims(token)?;
+        if claims.role.as_deref() != Some(OPERATOR_ROLE) {
+            return Err(IntakeError::Forbidden {
+                field: "authorization".into(),
+                message: "the operator page needs an operator's token (`token --operator`)".into(),
+            });
+        }
+        UserId::parse(&claims.sub).map_err(|e| {
+            IntakeError::Unauthorized(format!("the token's `sub` is not a valid user id: {e}"))
+        })
     }
 
     fn encode(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
@@ -202,17 +234,21 @@ impl LocalKey {
         jsonwebtoken::encode(&header, claims, &key)
     }
 
-    /// The caller named by a valid token: HS256 only, signature, `exp` and `iss` checked.
-    pub fn verify(&self, token: &str) -> Result<UserId, IntakeError> {
+    /// A valid token's claims: HS256 only, signature, `exp` and `iss` checked.
+    fn claims(&self, token: &str) -> Result<Claims, IntakeError> {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.set_issuer(&[LOCAL_ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let data = jsonwebtoken::DecodingKey::from_secret(&self.secret)
+        jsonwebtoken::DecodingKey::from_secret(&self.secret)
             .and_then(|key| jsonwebtoken::decode::<Claims>(token, &key, &validation))
-            .map_err(|e| {
-                IntakeError::Unauthorized(format!("the bearer token is not valid ({e})"))
-            })?;
-        UserId::parse(&data.claims.sub).map_err(|e| {
+            .map(|data| data.claims)
+            .map_err(|e| IntakeError::Unauthorized(format!("the bearer token is not valid ({e})")))
+    }
+
+    /// The caller named by a valid token: HS256 only, signature, `exp` and `iss` checked.
+    pub fn verify(&self, token: &str) -> Result<UserId, IntakeError> {
+        let claims = self.claims(token)?;
+        UserId::parse(&claims.sub).map_err(|e| {
             IntakeError::Unauthorized(format!("the token's `sub` is not a valid user id: {e}"))
         })
     }
@@ -321,6 +357,7 @@ mod tests {
         let key = LocalKey::load_or_create(dir.path()).expect("key");
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
+            role: None,
             sub: "u1".into(),
             iss: LOCAL_ISSUER.into(),
             iat: now - 7200,

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod normalized;
 pub mod on_demand;
 mod on_demand_job;
+pub mod ops;
 pub mod outbox;
 pub mod pool;
 pub mod reconcile;

@@ -1,0 +1,119 @@
+//! The operator page `serve` serves at `/ops`: one HTML page from the binary (no build step)
+//! that refreshes itself from `/ops/api/state` every two seconds, and replays a queue's dead
+//! letters through the CLI's own code (`POST /ops/api/dlq/{queue}/replay`). Its data is every
+//! user's, so both calls need an operator's token (`token --operator`): a user's token is a
+//! 403, none a 401. The page takes the token from its URL fragment (`/ops#token=…`, which no
+//! request carries) and keeps it in the tab's session storage.
+
+use crate::embedded::Embedded;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use shared::topology::Queue;
+use std::sync::Arc;
+
+/// The page, compiled into the binary.
+const PAGE: &str = include_str!("page.html");
+
+#[derive(Clone)]
+struct Ops {
+    app: Arc<Embedded>,
+    key: Arc<intake::LocalKey>,
+}
+
+/// The operator page's routes over `app`, its callers checked with `key`.
+pub fn router(app: Arc<Embedded>, key: Arc<intake::LocalKey>) -> Router {
+    Router::new()
+        .route("/ops", get(|| async { Html(PAGE) }))
+        .route("/ops/api/state", get(state))
+        .route("/ops/api/dlq/{queue}/replay", post(replay))
+        .with_state(Ops { app, key })
+}
+
+/// A refusal as JSON, like the API's.
+fn refused(code: StatusCode, error: &str, message: String) -> Response {
+    (code, Json(json!({"error": error, "message": message}))).into_response()
+}
+
+/// The answer refusing a request without an operator's bearer token; None lets it through.
+fn refusal(ops: &Ops, headers: &HeaderMap) -> Option<Response> {
+    refuse_unless_operator(ops, headers).err().map(|b| *b)
+}
+
+fn refuse_unless_operator(ops: &Ops, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            refused(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "an operator's bearer token is required (`batch-orchestrator token --operator`)"
+                    .into(),
+            )
+        })?;
+    match ops.key.verify_operator(token) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let code = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::UNAUTHORIZED);
+            let error = if code == StatusCode::FORBIDDEN {
+                "forbidden"
+            } else {
+                "unauthorized"
+            };
+            Err(Box::new(refused(code, error, e.to_string())))
+        }
+    }
+}
+
+/// `GET /ops/api/state`: the night (`shared::app::ops`) and the dead letters per queue.
+async fn state(State(ops): State<Ops>, headers: HeaderMap) -> Response {
+    if let Some(r) = refusal(&ops, &headers) {
+        return r;
+    }
+    let view = match shared::app::ops::snapshot(&ops.app.deps).await {
+        Ok(v) => v,
+        Err(e) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        }
+    };
+    let mut dead = serde_json::Map::new();
+    for queue in Queue::ALL {
+        let n = ops.app.bus.dead_letters(Some(queue)).map_or(0, |d| d.len());
+        dead.insert(queue.name().to_owned(), json!(n));
+    }
+    let mut body = serde_json::to_value(&view).unwrap_or_default();
+    body["deadLetters"] = serde_json::Value::Object(dead);
+    Json(body).into_response()
+}
+
+/// `POST /ops/api/dlq/{queue}/replay`: moves up to 100 of the queue's dead letters back, as
+/// `batch-orchestrator dlq replay --queue` does.
+async fn replay(State(ops): State<Ops>, headers: HeaderMap, Path(queue): Path<String>) -> Response {
+    if let Some(r) = refusal(&ops, &headers) {
+        return r;
+    }
+    let Some(queue) = Queue::ALL.into_iter().find(|q| q.name() == queue) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no queue {queue}"),
+        );
+    };
+    match ops.app.bus.replay_dead_letters(queue, 100) {
+        Ok(moved) => Json(json!({"queue": queue.name(), "replayed": moved})).into_response(),
+        Err(e) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+    }
+}
