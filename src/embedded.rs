@@ -54,6 +54,8 @@ impl EmbeddedOptions {
         settings.estimate_overhead_secs = 10;
         settings.estimate_secs_per_image = 0.01;
         settings.deadline_margin_secs = 10;
+        // Local receivers: http and this machine's addresses (never when deployed).
+        settings.webhook_local = true;
         settings.on_demand_rate = shared::domain::deadline::OnDemandRate {
             requests_per_minute: 6_000.0,
             tokens_per_minute: 100_000_000.0,
@@ -173,6 +175,7 @@ impl Embedded {
             results: store.clone(),
             slots: store.clone(),
             history,
+            webhooks: Arc::new(shared::adapters::webhook_http::HttpWebhooks),
             objects: objects.clone(),
             bus: bus.clone(),
             bedrock: emulator.clone(),
@@ -264,6 +267,7 @@ impl Embedded {
             Queue::ManifestBuilder => manifest_builder::handle(&self.deps, event).await,
             Queue::Submitter => submitter::handle(&self.deps, event).await,
             Queue::StatusWatcher => status_watcher::handle(&self.deps, event).await,
+            Queue::Webhooks => webhook_sender::handle(&self.deps, event).await,
         };
         let failed: HashSet<String> = response
             .batch_item_failures

@@ -349,6 +349,7 @@ impl Driver {
                     }
                     Queue::Submitter => submitter::handle(&self.deps, event.clone()).await,
                     Queue::StatusWatcher => status_watcher::handle(&self.deps, event.clone()).await,
+                    Queue::Webhooks => webhook_sender::handle(&self.deps, event.clone()).await,
                 };
                 failed.extend(
                     resp.batch_item_failures

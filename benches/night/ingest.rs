@@ -83,6 +83,7 @@ async fn fixture(app: &Embedded, lines: usize, image_kib: usize) -> anyhow::Resu
             prompt_version: DEFAULT_PROMPT_VERSION.into(),
             trace_id: TraceId::generate(),
             deadline: None,
+            webhook: None,
         },
         now,
         30,

@@ -13,9 +13,9 @@ export const BEDROCK_STATE_CHANGE = 'Batch Inference Job State Change';
 export const JOB_NAME_PREFIX = 'bo-';
 
 /** A queue a stage consumes (Rust `Queue::name()`); each has a DLQ named `{name}-dlq`. */
-export type QueueName = 'manifest-builder' | 'submitter' | 'status-watcher';
+export type QueueName = 'manifest-builder' | 'submitter' | 'status-watcher' | 'webhooks';
 
-export const QUEUES: readonly QueueName[] = ['manifest-builder', 'submitter', 'status-watcher'];
+export const QUEUES: readonly QueueName[] = ['manifest-builder', 'submitter', 'status-watcher', 'webhooks'];
 
 export interface RuleSpec {
   readonly name: string;
@@ -55,6 +55,14 @@ export const RULES: readonly RuleSpec[] = [
     jobNamePrefix: JOB_NAME_PREFIX,
     target: 'status-watcher',
     defaultBus: true,
+  },
+  {
+    name: 'batch-ended-to-webhooks',
+    source: EVENT_SOURCE,
+    detailTypes: ['BATCH_COMPLETED', 'BATCH_FAILED'],
+    jobNamePrefix: undefined,
+    target: 'webhooks',
+    defaultBus: false,
   },
 ];
 

@@ -25,6 +25,8 @@ pub const JOBS_RERUN: &str = "jobs_rerun";
 pub const INTENTS_AT_RISK: &str = "intents_at_risk";
 pub const RECORDS_REDRIVEN: &str = "records_redriven";
 pub const ON_DEMAND_EXTRA_USD: &str = "on_demand_extra_usd";
+pub const WEBHOOKS_DELIVERED: &str = "webhooks_delivered";
+pub const WEBHOOKS_FAILED: &str = "webhooks_failed";
 
 /// (name, unit, meaning) of every metric, for docs/operations.md.
 pub const METRICS: &[(&str, &str, &str)] = &[
@@ -44,6 +46,8 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (INTENTS_AT_RISK, "Count", "open intents with a deadline that their plan or a cut-off says may be missed, per reconciler pass; the stack alarms on it (`DeadlineAtRiskAlarm`)"),
     (RECORDS_REDRIVEN, "Count", "records of a job stopped at its deadline's cut-off (or whose re-run would end too late) redriven on-demand"),
     (ON_DEMAND_EXTRA_USD, "None", "USD that records re-run on-demand cost over the batch price, from their real tokens"),
+    (WEBHOOKS_DELIVERED, "Count", "completion webhooks a receiver took (2xx)"),
+    (WEBHOOKS_FAILED, "Count", "completion webhook tries that failed (no answer, not 2xx, or an address refused); retried through the webhooks queue, then its DLQ"),
     (STAGE_SECONDS, "Seconds", "time an intent spent before a stage moved it on, with dimension `stage` (the status reached)"),
 ];
 

@@ -185,6 +185,21 @@ pub trait JobHistory: Send + Sync {
     ) -> Result<Vec<crate::domain::deadline::JobSample>, PortError>;
 }
 
+/// Completion webhooks: one POST to a receiver (see `app::webhooks`).
+#[async_trait]
+pub trait WebhookPoster: Send + Sync {
+    /// POSTs `body` (JSON) with `headers` to `url`; the receiver's status code. A URL that
+    /// is not allowed (see `domain::webhook`) is a `Validation` error; `allow_local` lets
+    /// `http` and this machine's addresses through (the embedded backend's receivers).
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: Vec<u8>,
+        allow_local: bool,
+    ) -> Result<u16, PortError>;
+}
+
 /// S3, in the operations the stages use.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {

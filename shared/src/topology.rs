@@ -10,13 +10,16 @@ pub enum Queue {
     ManifestBuilder,
     Submitter,
     StatusWatcher,
+    /// Completion webhooks (`functions/webhook-sender`).
+    Webhooks,
 }
 
 impl Queue {
-    pub const ALL: [Queue; 3] = [
+    pub const ALL: [Queue; 4] = [
         Queue::ManifestBuilder,
         Queue::Submitter,
         Queue::StatusWatcher,
+        Queue::Webhooks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -24,6 +27,7 @@ impl Queue {
             Self::ManifestBuilder => "manifest-builder",
             Self::Submitter => "submitter",
             Self::StatusWatcher => "status-watcher",
+            Self::Webhooks => "webhooks",
         }
     }
 
@@ -47,7 +51,7 @@ pub struct Rule {
     pub default_bus: bool,
 }
 
-pub const RULES: [Rule; 3] = [
+pub const RULES: [Rule; 4] = [
     Rule {
         name: "batch-requested-to-manifest-builder",
         source: EVENT_SOURCE,
@@ -71,6 +75,14 @@ pub const RULES: [Rule; 3] = [
         job_name_prefix: Some(JOB_NAME_PREFIX),
         target: Queue::StatusWatcher,
         default_bus: true,
+    },
+    Rule {
+        name: "batch-ended-to-webhooks",
+        source: EVENT_SOURCE,
+        detail_types: &["BATCH_COMPLETED", "BATCH_FAILED"],
+        job_name_prefix: None,
+        target: Queue::Webhooks,
+        default_bus: false,
     },
 ];
 

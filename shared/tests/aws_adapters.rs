@@ -65,6 +65,7 @@ fn intent() -> BatchIntent {
             prompt_version: "receipt-v1".into(),
             trace_id: TraceId::parse("trace-1").expect("id"),
             deadline: None,
+            webhook: None,
         },
         Utc::now(),
         30,

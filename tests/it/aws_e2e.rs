@@ -788,6 +788,7 @@ async fn when_a_users_jobs_pass_one_dynamodb_page_should_list_every_one() {
                 prompt_version: "v".into(),
                 trace_id: TraceId::parse("t").expect("trace"),
                 deadline: None,
+                webhook: None,
             },
             chrono::Utc::now() + chrono::Duration::milliseconds(i),
             30,

@@ -31,3 +31,4 @@ mod pools;
 mod scale;
 mod serve_api;
 mod usage;
+mod webhooks;

@@ -4,3 +4,4 @@
 pub mod aws;
 pub mod embedded;
 pub mod sqs_edge;
+pub mod webhook_http;

@@ -146,6 +146,10 @@ struct Payload {
     prompt_version: Option<String>,
     #[serde(default, deserialize_with = "present")]
     deadline: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    webhook: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    webhook_secret: Option<String>,
 }
 
 /// An optional field that, when given, has its type: `null` is refused like any other wrong
@@ -289,6 +293,7 @@ fn validate(
                 .with_timezone(&chrono::Utc),
         ),
     };
+    let webhook = webhook(settings, payload.webhook, payload.webhook_secret)?;
     Ok(NewIntent {
         intent_id: IntentId::scoped(&user_id, &intent_id),
         client_intent_id: Some(intent_id),
@@ -298,7 +303,34 @@ fn validate(
         prompt_version,
         trace_id,
         deadline,
+        webhook,
     })
+}
+
+/// `webhook` and `webhookSecret`: both or neither (see `domain::webhook` for their rules).
+fn webhook(
+    settings: &Settings,
+    url: Option<String>,
+    secret: Option<String>,
+) -> Result<Option<crate::domain::webhook::Webhook>, IntakeError> {
+    match (url, secret) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(IntakeError::invalid(
+            "webhookSecret",
+            "is required with webhook (whsec_ and the base64 of 24 to 64 bytes)",
+        )),
+        (None, Some(_)) => Err(IntakeError::invalid(
+            "webhook",
+            "is required with webhookSecret",
+        )),
+        (Some(url), Some(secret)) => {
+            crate::domain::webhook::check_url(&url, settings.webhook_local)
+                .map_err(|rule| IntakeError::invalid("webhook", rule))?;
+            crate::domain::webhook::check_secret(&secret)
+                .map_err(|rule| IntakeError::invalid("webhookSecret", rule))?;
+            Ok(Some(crate::domain::webhook::Webhook { url, secret }))
+        }
+    }
 }
 
 /// The client's intentId: its grammar, and not one of the service's own prefixes.

@@ -23,6 +23,7 @@ pub mod sweep;
 pub mod uploads;
 pub mod usage;
 pub mod watch;
+pub mod webhooks;
 
 use crate::domain::settings::Settings;
 use crate::ports::{
@@ -38,6 +39,7 @@ pub struct Deps {
     pub results: Arc<dyn ResultStore>,
     pub slots: Arc<dyn SlotStore>,
     pub history: Arc<dyn crate::ports::JobHistory>,
+    pub webhooks: Arc<dyn crate::ports::WebhookPoster>,
     pub objects: Arc<dyn ObjectStore>,
     pub bus: Arc<dyn EventBus>,
     pub bedrock: Arc<dyn BatchInference>,

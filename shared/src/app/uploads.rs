@@ -161,6 +161,7 @@ pub async fn nightly(deps: &Deps, day: NaiveDate) -> Result<NightlyReport, Stage
                 prompt_version: DEFAULT_PROMPT_VERSION.to_owned(),
                 trace_id: TraceId::generate(),
                 deadline,
+                webhook: None,
             };
             async move { (user, accept(deps, req).await.map(|a| a.cached)) }
         })

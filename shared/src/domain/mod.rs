@@ -17,3 +17,4 @@ pub mod settings;
 pub mod status;
 pub mod uploads;
 pub mod usage;
+pub mod webhook;

@@ -270,6 +270,10 @@ pub struct Settings {
     pub on_demand_rates: std::collections::BTreeMap<String, OnDemandRate>,
     /// The on-demand rate of a model without one of its own.
     pub on_demand_rate: OnDemandRate,
+    /// Webhooks may go to `http` and to this machine or a private network: the embedded
+    /// backend's receivers. Never when deployed.
+    #[serde(default)]
+    pub webhook_local: bool,
 }
 
 impl Settings {
@@ -329,6 +333,7 @@ impl Settings {
             deadline_margin_secs: 600,
             on_demand_rates: std::collections::BTreeMap::new(),
             on_demand_rate: DEFAULT_ON_DEMAND_RATE,
+            webhook_local: false,
         }
     }
 

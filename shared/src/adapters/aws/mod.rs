@@ -163,6 +163,7 @@ impl AwsClients {
             results: store.clone(),
             slots: store.clone(),
             history: store,
+            webhooks: std::sync::Arc::new(crate::adapters::webhook_http::HttpWebhooks),
             objects: Arc::new(s3::S3ObjectStore::new(self.s3.clone())),
             bus: Arc::new(eventbridge::EventBridgeBus::new(
                 self.eventbridge.clone(),

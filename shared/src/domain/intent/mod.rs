@@ -173,6 +173,8 @@ pub struct NewIntent {
     pub trace_id: TraceId,
     /// When the client wants every result (see `domain::deadline`).
     pub deadline: Option<DateTime<Utc>>,
+    /// Where a finished batch is told (see `domain::webhook`).
+    pub webhook: Option<super::webhook::Webhook>,
 }
 
 impl NewIntent {
@@ -387,6 +389,9 @@ pub struct BatchIntent {
     /// When the plan says it ends (intake's estimate, then the manifest builder's plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_completion: Option<DateTime<Utc>>,
+    /// Where its end is told; its secret is never shown in a view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<super::webhook::Webhook>,
 }
 
 /// Creates Bedrock refused for now, in a row, and when to try again.
@@ -472,6 +477,7 @@ impl BatchIntent {
             create_backoff: None,
             deadline: req.deadline,
             estimated_completion: None,
+            webhook: req.webhook,
         };
         intent.stage(EventKind::BatchRequested, now);
         intent

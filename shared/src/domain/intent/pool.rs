@@ -50,6 +50,7 @@ impl BatchIntent {
                 prompt_version,
                 trace_id,
                 deadline,
+                webhook: None,
             },
             now,
             ttl_days,

@@ -14,6 +14,7 @@ fn new_intent() -> BatchIntent {
         prompt_version: "receipt-v1".into(),
         trace_id: TraceId::parse("t").expect("valid"),
         deadline: None,
+        webhook: None,
     };
     BatchIntent::new(req, Utc::now(), 30)
 }
@@ -72,6 +73,7 @@ fn when_payload_differs_should_hash_differently() {
         prompt_version: a.prompt_version.clone(),
         trace_id: TraceId::parse("other-trace").expect("valid"),
         deadline: None,
+        webhook: None,
     };
     assert_ne!(req.payload_hash(), b.payload_hash);
 }
