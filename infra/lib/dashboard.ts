@@ -63,6 +63,7 @@ export function widgets(i: DashboardInputs): cloudwatch.IWidget[] {
     ]),
     graph('Deadlines: intents at risk (max per pass)', [ours('intents_at_risk', 'Maximum')]),
     graph('Cost: USD on-demand cost over batch', [ours('on_demand_extra_usd')]),
+    graph('Completion webhooks: delivered, failed tries', [ours('webhooks_delivered'), ours('webhooks_failed')]),
     graph('Dead letters per queue', dlqs),
     graph('Bedrock batch: records pending (per model)', [bedrockBatch('NumberOfRecordsPendingProcessing', 'Average')]),
     graph('Bedrock batch: input tokens processed per minute', [bedrockBatch('NumberOfInputTokensProcessedPerMinute', 'Average')]),

@@ -79,7 +79,8 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
     ]],
     [f.submitter.role!, [
       jobs(`CreateModelInvocationJob and TagResource act on the job being created, and StopModelInvocationJob stops a job it just created when the owner cancelled meanwhile. ${JOB_ARNS}`),
-      ...anyRegionModels(`CreateModelInvocationJob is authorized on the model the job uses. ${GEO_MODELS}`),
+      objects(stack.manifestsBucket, `The function reads an on-demand job's input parts (the share of a batch that cannot make its deadline in batch) to run them through InvokeModel. ${MANIFEST_KEYS}`),
+      ...anyRegionModels(`CreateModelInvocationJob is authorized on the model the job uses, and InvokeModel runs a deadline's on-demand jobs on it. ${GEO_MODELS}`),
     ]],
     [f['status-watcher'].role!, [
       objects(stack.outputsBucket, `The function reads each finished job's .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
@@ -91,7 +92,7 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
       objects(stack.outputsBucket, `When a poll finds a job finished, the function reads its .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
       objects(stack.manifestsBucket, `The function reads a pooled member's parts to run it on-demand (policy on_demand) and a finished job's parts to re-run its retryable failures (and InvokeModel reads an s3Location record's image there with its credentials). ${MANIFEST_KEYS}`),
       lists(`Sealing a shared job of more than 1,000 members writes its members list before its intent. ${LIST_KEYS}`),
-      jobs(`GetModelInvocationJob is asked about every open job of the stack's intents. ${JOB_ARNS}`),
+      jobs(`GetModelInvocationJob is asked about every open job of the stack's intents, and StopModelInvocationJob stops one still running at its deadline's cut-off. ${JOB_ARNS}`),
       ...anyRegionModels(`InvokeModel runs the records of a pool below the job minimum on-demand at its deadline (policy on_demand), on the pool's model. ${GEO_MODELS}`),
     ]],
   ];

@@ -42,7 +42,7 @@ export const GSI = {
   byStatusUpdated: 'byStatusUpdated',
 } as const;
 
-export type FunctionName = 'intake' | 'manifest-builder' | 'submitter' | 'status-watcher' | 'reconciler';
+export type FunctionName = 'intake' | 'manifest-builder' | 'submitter' | 'status-watcher' | 'reconciler' | 'webhook-sender';
 
 interface FunctionSpec {
   readonly name: FunctionName;
@@ -76,9 +76,13 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
   // One message per invocation: a large request can take most of the 5 minutes, and a timeout
   // would fail (and spend the receive count of) every message of its batch.
   { name: 'manifest-builder', description: 'Builds the Bedrock JSONL manifests of a requested batch', timeout: Duration.minutes(5), memorySize: 2048, queue: 'manifest-builder', batchSize: 1 },
-  { name: 'submitter', description: 'Creates the Bedrock batch inference jobs of a manifest', timeout: Duration.minutes(1), memorySize: 256, queue: 'submitter' },
+  // It also runs a deadline's on-demand jobs (50 records a chunk, each stored before the next):
+  // a timeout is redelivered and resumes after the stored records.
+  { name: 'submitter', description: 'Creates the Bedrock batch inference jobs of a manifest, and runs its on-demand jobs', timeout: Duration.minutes(15), memorySize: 512, queue: 'submitter', batchSize: 1 },
   { name: 'status-watcher', description: 'Follows Bedrock job state changes, ingests results and re-runs retryable failures on-demand', timeout: Duration.minutes(15), memorySize: 1024, queue: 'status-watcher', batchSize: 1 },
   // The pools' single sealer: one pass at a time (reserved concurrency 1).
+  // One webhook a message: a slow receiver (10 s at most) delays only its own.
+  { name: 'webhook-sender', description: 'Posts the signed completion webhook of a batch that ended', timeout: Duration.seconds(30), memorySize: 256, queue: 'webhooks', batchSize: 1 },
   { name: 'reconciler', description: 'Scheduled pass: polls Bedrock for open jobs, re-announces stuck intents, sweeps owed events, seals pools (below-minimum ones on-demand)', timeout: Duration.minutes(10), memorySize: 512, reservedConcurrency: 1 },
 ];
 
@@ -700,7 +704,8 @@ export class BatchOrchestratorStack extends Stack {
    * - status-watcher: app::watch::apply_state_change (ingest, rerun_retryable,
    *   route_to_members, pool::finish_members);
    * - reconciler: app::reconcile::reconcile (watch::apply_job_status as above, pool::pool_pass,
-   *   sweep::sweep_outboxes).
+   *   sweep::sweep_outboxes, deadline::enforce);
+   * - webhook-sender: app::webhooks::deliver (status::job_status).
    */
   private grantLeastPrivilege(jobArns: string, modelArns: string[]): void {
     const f = this.functions;
@@ -740,8 +745,11 @@ export class BatchOrchestratorStack extends Stack {
     // byUserCreated (intake's list of the caller's jobs), byStatusUpdated (the reconciler's
     // open, stuck and pooled intents; submitter and status-watcher, when a slot frees, wake
     // the oldest intent waiting for one), byOutbox (the reconciler's outbox sweep).
+    // intake and manifest-builder plan deadlines: with every slot of a model taken they count
+    // the intents waiting ahead (byStatusUpdated, app::deadline).
     const queries: Array<[lambda.Function, string[]]> = [
-      [f.intake, [GSI.byJobId, GSI.byUserCreated]],
+      [f.intake, [GSI.byJobId, GSI.byUserCreated, GSI.byStatusUpdated]],
+      [f['manifest-builder'], [GSI.byStatusUpdated]],
       [f.submitter, [GSI.byStatusUpdated]],
       [f['status-watcher'], [GSI.byJobId, GSI.byStatusUpdated]],
       [f.reconciler, [GSI.byJobId, GSI.byOutbox, GSI.byStatusUpdated]],
@@ -749,6 +757,17 @@ export class BatchOrchestratorStack extends Stack {
     for (const [fn, names] of queries) {
       allow(fn, 'IntentIndexes', ['dynamodb:Query'], names.map(index));
     }
+    // Job durations (shared/src/adapters/aws/dynamodb/history.rs): the functions that apply a
+    // job's end keep its sample with an UpdateItem (list_append) on `history#{model}` items
+    // only; every function that plans reads them with GetItem (granted above).
+    for (const fn of [f['status-watcher'], f.reconciler]) {
+      allow(fn, 'JobHistory', ['dynamodb:UpdateItem'], [intents], {
+        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['history#*'] },
+      });
+    }
+    // webhook-sender: reads the ended intent and its job view (GetItem: the intent, the jobId
+    // pointer, a shared job's intent); it writes nothing and publishes nothing.
+    allow(f['webhook-sender'], 'ReadIntents', ['dynamodb:GetItem'], [intents]);
     // Uploads index: intake records each uploaded object (two plain puts) and, in the nightly
     // run, queries the `day#{day}` partition for the day's users; manifest-builder queries a
     // `up#{day}#{userId}` partition to resolve a day's keys. No one else touches the table.
@@ -769,6 +788,8 @@ export class BatchOrchestratorStack extends Stack {
       [f['manifest-builder'], ['dynamodb:BatchWriteItem']],
       [f['status-watcher'], ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
       [f.reconciler, ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
+      // submitter: an on-demand job's results, and what is stored already (a resumed run).
+      [f.submitter, ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
     ];
     for (const [fn, actions] of results) {
       allow(fn, 'ResultStore', actions, [this.resultsTable.tableArn]);
@@ -814,7 +835,8 @@ export class BatchOrchestratorStack extends Stack {
     // submitter (a job it just created for an intent cancelled meanwhile) and status-watcher (a
     // job whose intent was cancelled before its ARN was recorded). Job ARNs of this account
     // and region only; nobody else may stop a job.
-    for (const fn of [f.intake, f.submitter, f['status-watcher']]) {
+    // The reconciler stops a job still running at its deadline's cut-off (app::deadline).
+    for (const fn of [f.intake, f.submitter, f['status-watcher'], f.reconciler]) {
       allow(fn, 'StopBatchJobs', ['bedrock:StopModelInvocationJob'], [jobArns], ours);
     }
 
@@ -832,7 +854,8 @@ export class BatchOrchestratorStack extends Stack {
     // watcher. An s3Location record's InvokeModel also reads its image, copied into the
     // manifests bucket, with the caller's credentials. A missing part is an error either way
     // (no 404 handling), so no ListBucket on this bucket.
-    for (const fn of [f['status-watcher'], f.reconciler]) {
+    // The submitter reads an on-demand job's parts (a deadline's share that batch cannot make).
+    for (const fn of [f['status-watcher'], f.reconciler, f.submitter]) {
       allow(fn, 'ReadManifests', ['s3:GetObject'], [this.manifestsBucket.arnForObjects('*')]);
     }
     // Long lists outside the intent item (shared/src/app/lists.rs), all under
@@ -854,7 +877,8 @@ export class BatchOrchestratorStack extends Stack {
     // The on-demand path: status-watcher re-runs a finished job's retryable failures, and the
     // reconciler runs below-minimum pools at their deadline (policy on_demand), one InvokeModel
     // per record on the configured models only (the same ARNs as the Bedrock service role's).
-    for (const fn of [f['status-watcher'], f.reconciler]) {
+    // The submitter runs a deadline's on-demand jobs the same way.
+    for (const fn of [f['status-watcher'], f.reconciler, f.submitter]) {
       allow(fn, 'InvokeConfiguredModels', ['bedrock:InvokeModel'], modelArns);
     }
   }

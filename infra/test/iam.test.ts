@@ -153,13 +153,22 @@ describe('function roles', () => {
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
     'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
-    submitter: [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'events:PutEvents', 'bedrock:CreateModelInvocationJob',
-      'bedrock:TagResource', 'bedrock:StopModelInvocationJob', 'iam:PassRole'],
-    'status-watcher': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
-      's3:GetObject', 's3:ListBucket', 'bedrock:StopModelInvocationJob', 'bedrock:InvokeModel'],
-    reconciler: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
-      's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'bedrock:GetModelInvocationJob', 'bedrock:InvokeModel'],
+    // ...plus a deadline's on-demand jobs: their parts, InvokeModel, their results.
+    submitter: [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
+      'bedrock:CreateModelInvocationJob', 'bedrock:TagResource', 'bedrock:StopModelInvocationJob', 'iam:PassRole',
+      's3:GetObject', 'bedrock:InvokeModel'],
+    // UpdateItem: a finished job's durations (history#{model} items only).
+    'status-watcher': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'dynamodb:UpdateItem',
+      'events:PutEvents', 's3:GetObject', 's3:ListBucket', 'bedrock:StopModelInvocationJob', 'bedrock:InvokeModel'],
+    // ...and StopModelInvocationJob: a job still running at its deadline's cut-off.
+    reconciler: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'dynamodb:UpdateItem',
+      'events:PutEvents', 's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject',
+      'bedrock:GetModelInvocationJob', 'bedrock:StopModelInvocationJob', 'bedrock:InvokeModel'],
+    // Reads the ended intent and its job view; writes and publishes nothing.
+    'webhook-sender': [...LOGS, ...SQS, 'dynamodb:GetItem'],
   };
+  /** The functions that save intents (and so publish their outbox); webhook-sender only reads. */
+  const WRITERS = (Object.keys(EXPECTED) as FunctionName[]).filter((n) => n !== 'webhook-sender');
   /** The results-table actions of each function, in one ResultStore statement (none for the others). */
   const RESULTS: Partial<Record<FunctionName, string[]>> = {
     // canceled results of a member leaving a shared job; GET /api/batch/jobs/{jobId}/results
@@ -170,6 +179,8 @@ describe('function roles', () => {
     'status-watcher': ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
     // the same, plus the pool pass's on-demand runs (resumed after the records that succeeded)
     reconciler: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
+    // an on-demand job's results, and the stored ones a resumed run skips
+    submitter: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
   };
   /**
    * Every S3 statement of each function, as [Sid, actions, bucket, objects?] (none for the
@@ -199,6 +210,8 @@ describe('function roles', () => {
       // the normalized copy of an image not normalized at upload
       ['WriteNormalized', ['s3:PutObject'], 'uploads', 'normalized'],
     ],
+    // an on-demand job's input parts
+    submitter: [['ReadManifests', ['s3:GetObject'], 'manifests', 'objects']],
     'status-watcher': [
       ['ReadOutputs', ['s3:GetObject'], 'outputs', 'objects'],
       ['ListOutputs', ['s3:ListBucket'], 'outputs', 'bucket'],
@@ -216,7 +229,9 @@ describe('function roles', () => {
   };
   /** The intents-table indexes each function may Query (none for the others). */
   const INDEXES: Partial<Record<FunctionName, string[]>> = {
-    intake: ['byJobId', 'byUserCreated'],
+    // byStatusUpdated: a deadline's plan counts the intents waiting ahead when slots are full
+    intake: ['byJobId', 'byUserCreated', 'byStatusUpdated'],
+    'manifest-builder': ['byStatusUpdated'],
     submitter: ['byStatusUpdated'],
     'status-watcher': ['byJobId', 'byStatusUpdated'],
     reconciler: ['byJobId', 'byOutbox', 'byStatusUpdated'],
@@ -231,7 +246,7 @@ describe('function roles', () => {
   });
 
   it('when any function writes events should write only to our bus', () => {
-    for (const name of Object.keys(EXPECTED) as FunctionName[]) {
+    for (const name of WRITERS) {
       const put = roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).includes('events:PutEvents'));
       expect(put).toHaveLength(1);
       expect(put[0].Resource).toEqual(arnOf(stack.bus));
@@ -250,7 +265,7 @@ describe('function roles', () => {
     const index = (name: string) => ({ 'Fn::Join': ['', [intents, `/index/${name}`]] });
     for (const name of Object.keys(EXPECTED) as FunctionName[]) {
       const st = roleStatements(template, roleId(name));
-      expect(bySid(st, 'IntentStore').Resource).toEqual(intents);
+      expect(bySid(st, WRITERS.includes(name) ? 'IntentStore' : 'ReadIntents').Resource).toEqual(intents);
       const queried = st.filter((x) => asArray(x.Action).includes('dynamodb:Query'));
       expect(queried.flatMap((q) => asArray(q.Resource as object | object[]))).toEqual([
         ...(INDEXES[name] ?? []).map(index),

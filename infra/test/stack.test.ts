@@ -182,10 +182,10 @@ describe('queues and event sources', () => {
     expect(mappings[0].Properties.BatchSize).toBe(1);
   });
 
-  it('when any event source mapping exists should report batch item failures, with batches of 10 but status-watcher\'s and manifest-builder\'s 1', () => {
+  it('when any event source mapping exists should report batch item failures, one message a batch (each may take its function\'s whole timeout)', () => {
     const mappings = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'));
-    expect(mappings).toHaveLength(3);
-    const heavy = [id(stack.functions['status-watcher']), id(stack.functions['manifest-builder'])];
+    expect(mappings).toHaveLength(QUEUES.length);
+    const heavy = ['status-watcher', 'manifest-builder', 'submitter', 'webhook-sender'].map((n) => id(stack.functions[n as keyof typeof stack.functions]));
     for (const m of mappings) {
       expect(m.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
       expect(m.Properties.BatchSize).toBe(heavy.includes(m.Properties.FunctionName.Ref) ? 1 : SQS_BATCH_SIZE);

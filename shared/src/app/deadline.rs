@@ -54,10 +54,16 @@ pub async fn outlook(
 ) -> Result<Outlook, StageError> {
     let pace = pace(deps, model).await;
     let s = &deps.settings;
+    // The slots are read only for a deadline: an estimate without one is a job's own length
+    // (a request costs one history read, not a read of every slot).
+    let wait_secs = match deadline {
+        Some(_) => wait_secs(deps, model, &pace).await?,
+        None => 0.0,
+    };
     Ok(Outlook {
         now: deps.clock.now(),
         deadline,
-        wait_secs: wait_secs(deps, model, &pace).await?,
+        wait_secs,
         pace,
         rate: s.rate_for(model),
         tokens_per_record: s.tokens_per_record(),

@@ -317,7 +317,7 @@ fn webhook(
         (None, None) => Ok(None),
         (Some(_), None) => Err(IntakeError::invalid(
             "webhookSecret",
-            "is required with webhook (whsec_ and the base64 of 24 to 64 bytes)",
+            "is required with webhook (whsec_ and the base64 of 24 to 48 bytes)",
         )),
         (None, Some(_)) => Err(IntakeError::invalid(
             "webhook",

@@ -1,6 +1,6 @@
 //! Completion webhooks: where a finished batch is told, and the rules a receiver's address
 //! must keep. A request names a URL and the secret its receiver verifies with (Standard
-//! Webhooks, `whsec_` + base64 of 24 to 64 bytes; each endpoint its own, as the scheme has it);
+//! Webhooks, `whsec_` + base64 of 24 to 48 bytes; each endpoint its own, as the scheme has it);
 //! a terminal intent sends one signed POST with its job view (`app::webhooks`).
 
 use serde::{Deserialize, Serialize};
@@ -49,15 +49,17 @@ pub fn check_url(raw: &str, local: bool) -> Result<url::Url, String> {
     Ok(url)
 }
 
-/// A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 bytes.
+/// A Standard Webhooks secret: `whsec_` and the base64 (whole groups, no padding) of 24 to 48
+/// bytes, as openapi.json's pattern says.
 pub fn check_secret(raw: &str) -> Result<(), String> {
     use base64::Engine as _;
     let bytes = raw
         .strip_prefix("whsec_")
+        .filter(|b| b.len() % 4 == 0 && !b.contains('='))
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .ok_or("must be whsec_ followed by base64")?;
-    if !(24..=64).contains(&bytes.len()) {
-        return Err(format!("must hold 24 to 64 bytes, got {}", bytes.len()));
+        .ok_or("must be whsec_ followed by base64 without padding")?;
+    if !(24..=48).contains(&bytes.len()) {
+        return Err(format!("must hold 24 to 48 bytes, got {}", bytes.len()));
     }
     Ok(())
 }
