@@ -139,9 +139,9 @@ pub async fn report(cli: &Cli, day: &str) -> anyhow::Result<()> {
     let app = Embedded::open(options(cli)?)?;
     let intents = app.store.all()?;
     let users = shared::app::usage::day_report(&app.deps, &intents, day).await?;
-    let mut total = shared::domain::usage::DayUsage::new(day);
+    let mut total = shared::domain::usage::Usage::default();
     for u in users.values() {
-        total.merge(u);
+        total.merge(&u.usage);
     }
     println!(
         "{}",

@@ -108,7 +108,7 @@ pub fn usage_table(
         shared::domain::ids::UserId,
         shared::domain::usage::DayUsage,
     >,
-    total: &shared::domain::usage::DayUsage,
+    total: &shared::domain::usage::Usage,
 ) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
@@ -121,7 +121,7 @@ pub fn usage_table(
         "all batch USD",
         "all on-demand USD",
     ]);
-    let row = |name: String, u: &shared::domain::usage::DayUsage| {
+    let row = |name: String, u: &shared::domain::usage::Usage| {
         vec![
             Cell::new(name),
             Cell::new(u.images),
@@ -134,7 +134,7 @@ pub fn usage_table(
         ]
     };
     for (user, u) in users {
-        table.add_row(row(user.to_string(), u));
+        table.add_row(row(user.to_string(), &u.usage));
     }
     table.add_row(row("(the night)".into(), total));
     table.to_string()

@@ -614,38 +614,30 @@ export class BatchOrchestratorStack extends Stack {
     // A job Bedrock refused for good (AccessDenied, ResourceNotFound, Validation): its intent
     // failed with a message naming the permission or setting to fix, and every intent of that
     // model will until someone fixes it (shared/src/app/submit.rs, metric jobs_refused).
-    alarm('JobsRefusedAlarm', {
-      alarmDescription: 'Bedrock refused to create a batch job for good (access denied, model or role not found, validation): the failed intent\'s failureMessage and the submitter\'s log name the permission or setting to fix',
-      metric: new cloudwatch.Metric({
-        namespace: 'BatchOrchestrator',
-        metricName: 'jobs_refused',
-        dimensionsMap: { function: 'submitter' },
-        period: Duration.minutes(5),
-        statistic: 'Sum',
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    // An alarm on one of our own metrics (EMF, namespace BatchOrchestrator): one 5-minute
+    // period at or over 1.
+    const ownAlarm = (alarmId: string, alarmDescription: string, metricName: string, fn: FunctionName, statistic: string): void => {
+      alarm(alarmId, {
+        alarmDescription,
+        metric: new cloudwatch.Metric({
+          namespace: 'BatchOrchestrator',
+          metricName,
+          dimensionsMap: { function: fn },
+          period: Duration.minutes(5),
+          statistic,
+        }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    };
+    ownAlarm('JobsRefusedAlarm', 'Bedrock refused to create a batch job for good (access denied, model or role not found, validation): the failed intent\'s failureMessage and the submitter\'s log name the permission or setting to fix', 'jobs_refused', 'submitter', 'Sum');
     // An open intent with a deadline that its plan or a cut-off says may be missed (the
     // reconciler's gauge each pass, shared/src/app/deadline.rs, metric intents_at_risk). Jobs
     // stopped at a cut-off are redriven on-demand: this says it happened, and that on-demand
     // may not make it either (see the runbook in docs/operations.md).
-    alarm('DeadlineAtRiskAlarm', {
-      alarmDescription: 'An intent may miss its deadline: a batch job was stopped at its cut-off and redriven on-demand, or the plan ends after the deadline (raise ON_DEMAND_RATES or the Bedrock quotas behind them)',
-      metric: new cloudwatch.Metric({
-        namespace: 'BatchOrchestrator',
-        metricName: 'intents_at_risk',
-        dimensionsMap: { function: 'reconciler' },
-        period: Duration.minutes(5),
-        statistic: 'Maximum',
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    ownAlarm('DeadlineAtRiskAlarm', 'An intent may miss its deadline: a batch job was stopped at its cut-off and redriven on-demand, or the plan ends after the deadline (raise ON_DEMAND_RATES or the Bedrock quotas behind them)', 'intents_at_risk', 'reconciler', 'Maximum');
     for (const spec of FUNCTIONS) {
       alarm(`${pascal(spec.name)}ErrorsAlarm`, {
         alarmDescription: `The ${spec.name} function failed an invocation`,

@@ -168,7 +168,7 @@ describe('function roles', () => {
     'webhook-sender': [...LOGS, ...SQS, 'dynamodb:GetItem'],
   };
   /** The functions that save intents (and so publish their outbox); webhook-sender only reads. */
-  const WRITERS = (Object.keys(EXPECTED) as FunctionName[]).filter((n) => n !== 'webhook-sender');
+  const WRITERS: FunctionName[] = (Object.keys(EXPECTED) as FunctionName[]).filter((n) => n !== 'webhook-sender');
   /** The results-table actions of each function, in one ResultStore statement (none for the others). */
   const RESULTS: Partial<Record<FunctionName, string[]>> = {
     // canceled results of a member leaving a shared job; GET /api/batch/jobs/{jobId}/results
@@ -230,7 +230,7 @@ describe('function roles', () => {
   /** The intents-table indexes each function may Query (none for the others). */
   const INDEXES: Partial<Record<FunctionName, string[]>> = {
     // byStatusUpdated: a deadline's plan counts the intents waiting ahead when slots are full
-    intake: ['byJobId', 'byUserCreated', 'byStatusUpdated'],
+    intake: ['byJobId', 'byStatusUpdated', 'byUserCreated'],
     'manifest-builder': ['byStatusUpdated'],
     submitter: ['byStatusUpdated'],
     'status-watcher': ['byJobId', 'byStatusUpdated'],
@@ -321,8 +321,11 @@ describe('function roles', () => {
     const index = (n: string) => ({ 'Fn::Join': ['', [intents, `/index/${n}`]] });
     const queries = (name: FunctionName) =>
       roleStatements(template, roleId(name)).filter((s) => asArray(s.Action).includes('dynamodb:Query'));
+    // The submitter's other Query is the results table's own key (an on-demand job resumed
+    // after the records it stored), never an index.
     expect(queries('submitter')).toEqual([
       expect.objectContaining({ Sid: 'IntentIndexes', Action: 'dynamodb:Query', Resource: index('byStatusUpdated') }),
+      expect.objectContaining({ Sid: 'ResultStore', Resource: arnOf(stack.resultsTable) }),
     ]);
     // status-watcher's other Query is the results table's own key (counting a shared job's
     // members' results), never an index.
@@ -396,12 +399,12 @@ describe('function roles', () => {
     }
   });
 
-  it('when intake serves the API should query byJobId, byUserCreated and the results table only, and only stop jobs on Bedrock', () => {
+  it('when intake serves the API should query byJobId, byUserCreated, byStatusUpdated (a deadline\'s waves ahead) and the results table only, and only stop jobs on Bedrock', () => {
     const st = roleStatements(template, roleId('intake'));
     const intents = arnOf(stack.intentsTable);
     expect(bySid(st, 'IntentIndexes')).toMatchObject({
       Action: 'dynamodb:Query',
-      Resource: ['byJobId', 'byUserCreated'].map((n) => ({ 'Fn::Join': ['', [intents, `/index/${n}`]] })),
+      Resource: ['byJobId', 'byStatusUpdated', 'byUserCreated'].map((n) => ({ 'Fn::Join': ['', [intents, `/index/${n}`]] })),
     });
     expect(bySid(st, 'StopBatchJobs')).toMatchObject({ Action: 'bedrock:StopModelInvocationJob', Resource: JOBS });
     const actions = roleActions(template, roleId('intake'));
@@ -432,8 +435,9 @@ describe('function roles', () => {
     expect(asArray(bySid(st, 'CreateBatchJobs').Resource as string[]).sort()).toEqual([...models, JOBS].sort());
     expect(bySid(st, 'TagBatchJobs')).toMatchObject({ Action: 'bedrock:TagResource', Resource: JOBS });
     expect(bySid(st, 'StopBatchJobs')).toMatchObject({ Action: 'bedrock:StopModelInvocationJob', Resource: JOBS });
+    // InvokeModel: a deadline's on-demand jobs, on the configured models only.
     expect(roleActions(template, roleId('submitter')).filter((a) => a.startsWith('bedrock:'))).toEqual([
-      'bedrock:CreateModelInvocationJob', 'bedrock:StopModelInvocationJob', 'bedrock:TagResource',
+      'bedrock:CreateModelInvocationJob', 'bedrock:InvokeModel', 'bedrock:StopModelInvocationJob', 'bedrock:TagResource',
     ]);
     expect(bySid(st, 'PassBedrockRole')).toMatchObject({
       Action: 'iam:PassRole',
@@ -454,13 +458,16 @@ describe('function roles', () => {
     ]);
   });
 
-  it('when reconciler polls should read job state and invoke models (never create or stop jobs) and read outputs and manifest parts only', () => {
+  it('when reconciler polls should read job state, stop a job at its deadline\'s cut-off and invoke models (never create jobs) and read outputs and manifest parts only', () => {
     const st = roleStatements(template, roleId('reconciler'));
     expect(bySid(st, 'ReadBatchJobs')).toMatchObject({ Action: 'bedrock:GetModelInvocationJob', Resource: JOBS });
     const actions = roleActions(template, roleId('reconciler'));
-    expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:GetModelInvocationJob', 'bedrock:InvokeModel']);
+    expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual([
+      'bedrock:GetModelInvocationJob', 'bedrock:InvokeModel', 'bedrock:StopModelInvocationJob',
+    ]);
     expect(actions).not.toContain('bedrock:CreateModelInvocationJob');
-    expect(actions).not.toContain('bedrock:StopModelInvocationJob');
+    // Stops only the stack's own jobs (the tag condition).
+    expect(bySid(st, 'StopBatchJobs')).toMatchObject({ Action: 'bedrock:StopModelInvocationJob', Resource: JOBS });
     expect(bySid(st, 'ReadOutputs').Resource).toEqual(objectsOf(stack.outputsBucket));
     expect(bySid(st, 'ListOutputs').Resource).toEqual(arnOf(stack.outputsBucket));
     // the pool pass runs a member's parts on-demand; re-runs read a job's parts
@@ -480,8 +487,8 @@ describe('function roles', () => {
     expect(holders('bedrock:GetModelInvocationJob')).toEqual(['reconciler']);
     expect(holders('bedrock:CreateModelInvocationJob')).toEqual(['submitter']);
     expect(holders('bedrock:TagResource')).toEqual(['submitter']);
-    expect(holders('bedrock:StopModelInvocationJob')).toEqual(['intake', 'submitter', 'status-watcher']);
-    expect(holders('bedrock:InvokeModel')).toEqual(['status-watcher', 'reconciler']);
+    expect(holders('bedrock:StopModelInvocationJob')).toEqual(['intake', 'submitter', 'status-watcher', 'reconciler']);
+    expect(holders('bedrock:InvokeModel')).toEqual(['submitter', 'status-watcher', 'reconciler']);
   });
 
   it('when a function may invoke models on-demand should reach exactly the Bedrock role\'s model ARNs, in one statement', () => {

@@ -175,3 +175,21 @@ pub fn stored_key(id: &str) -> shared::domain::ids::IntentId {
         &IntentId::parse(id).expect("intent id"),
     )
 }
+
+/// moto's endpoint (`BO_AWS_ENDPOINT`, set by scripts/test.sh), for the tests through the real
+/// SDK; None (the test is skipped) without it, unless `BO_REQUIRE_AWS_TESTS` says moto must run.
+pub fn aws_endpoint() -> Option<String> {
+    match std::env::var("BO_AWS_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ => {
+            assert!(
+                std::env::var_os("BO_REQUIRE_AWS_TESTS").is_none(),
+                "BO_REQUIRE_AWS_TESTS is set but BO_AWS_ENDPOINT is not: moto was not started"
+            );
+            eprintln!(
+                "skipped: BO_AWS_ENDPOINT is not set (scripts/test.sh starts moto and sets it)"
+            );
+            None
+        }
+    }
+}

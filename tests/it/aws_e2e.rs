@@ -36,21 +36,7 @@ struct Env {
     _key_dir: tempfile::TempDir,
 }
 
-fn endpoint() -> Option<String> {
-    match std::env::var("BO_AWS_ENDPOINT") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ => {
-            assert!(
-                std::env::var_os("BO_REQUIRE_AWS_TESTS").is_none(),
-                "BO_REQUIRE_AWS_TESTS is set but BO_AWS_ENDPOINT is not: moto was not started"
-            );
-            eprintln!(
-                "skipped: BO_AWS_ENDPOINT is not set (scripts/test.sh starts moto and sets it)"
-            );
-            None
-        }
-    }
-}
+use crate::common::aws_endpoint as endpoint;
 
 async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

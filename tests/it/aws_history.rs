@@ -6,18 +6,7 @@
 use batch_orchestrator::local_aws::{create_resources, local_clients, valid_prefix, LocalStack};
 use shared::domain::deadline::{JobSample, HISTORY};
 
-fn endpoint() -> Option<String> {
-    match std::env::var("BO_AWS_ENDPOINT") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ => {
-            assert!(
-                std::env::var_os("BO_REQUIRE_AWS_TESTS").is_none(),
-                "BO_REQUIRE_AWS_TESTS is set but BO_AWS_ENDPOINT is not: moto was not started"
-            );
-            None
-        }
-    }
-}
+use crate::common::aws_endpoint as endpoint;
 
 fn sample(i: i64) -> JobSample {
     JobSample {

@@ -228,3 +228,58 @@ async fn when_a_deadline_is_too_close_or_too_far_should_refuse_it_naming_the_fie
     }
     assert!(intents(&app).is_empty(), "nothing written");
 }
+
+#[tokio::test]
+async fn when_a_job_still_waits_for_a_slot_at_its_cutoff_should_run_it_on_demand_instead() {
+    let app = app_with(|o| {
+        o.emulator.faults = vec![BedrockFault::StuckScheduled];
+        o.settings.quotas.max_concurrent_jobs = 1;
+        o.settings.quotas.max_records_per_job = 100;
+        o.settings.min_deadline_secs = 60;
+        o.emulator.quotas = o.settings.quotas.clone();
+    })
+    .await;
+    // Without a deadline, one job takes the only slot and sticks in Scheduled.
+    let first = app.intake(direct("slot-holder", &SAMPLE_KEYS[..1])).await;
+    assert_eq!(status(&first), 202, "{first}");
+    run(&app).await;
+    // Planned to batch (a slot frees within the plan's wave), it waits; at its cut-off it runs
+    // on-demand instead, never created in Bedrock.
+    let deadline = app.deps.clock.now() + chrono::Duration::seconds(120);
+    let mut body = direct("waiting", &SAMPLE_KEYS[1..]);
+    body["deadline"] = serde_json::json!(deadline.to_rfc3339());
+    let answer = app.intake(body).await;
+    assert_eq!(status(&answer), 202, "{answer}");
+    run(&app).await;
+    let waiting = intent_named(&app, "waiting");
+    assert_eq!(waiting.status, IntentStatus::Completed, "{waiting:?}");
+    assert!(
+        waiting
+            .jobs
+            .iter()
+            .all(|j| j.on_demand && j.arn.is_none() && j.deadline_stop_at.is_some()),
+        "{:?}",
+        waiting.jobs
+    );
+    let rs = results(&app, &waiting).await;
+    assert_eq!(rs.len(), SAMPLE_KEYS.len() - 1);
+    assert!(rs
+        .iter()
+        .all(|r| r.on_demand && r.status == ResultStatus::Succeeded));
+    assert!(app.deps.clock.now() <= deadline);
+    assert_eq!(
+        app.emulator.job_count().expect("jobs"),
+        1,
+        "only the slot holder's"
+    );
+    let held = app
+        .deps
+        .slots
+        .held(waiting.model_id.as_str(), 1)
+        .await
+        .expect("held");
+    assert_eq!(
+        held, 1,
+        "the slot holder keeps its slot, the moved job holds none"
+    );
+}

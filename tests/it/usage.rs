@@ -79,7 +79,7 @@ async fn when_a_night_ran_should_price_every_results_tokens_per_user_and_in_the_
         .await
         .expect("report");
     assert_eq!(users.len(), 1);
-    let u = users.values().next().expect("user");
+    let u = users.values().next().expect("user").usage;
     assert_eq!((u.input_tokens, u.output_tokens), (input, output));
     assert_eq!(u.cost_usd, round(on_demand * 0.5));
 

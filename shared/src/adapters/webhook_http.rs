@@ -33,7 +33,13 @@ impl WebhookPoster for HttpWebhooks {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT);
         if !allow_local {
-            let host = url.host_str().unwrap_or_default().to_owned();
+            // An IPv6 literal is resolved (and pinned) without its brackets.
+            let host = url
+                .host_str()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
             let port = url.port_or_known_default().unwrap_or(443);
             let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
                 .await

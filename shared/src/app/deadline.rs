@@ -124,6 +124,7 @@ pub struct CutoffReport {
     pub at_risk: usize,
     pub stopped: usize,
     pub moved_on_demand: usize,
+    pub failed: usize,
 }
 
 /// The cut-off pass: every open intent with a deadline, each of its open jobs past its
@@ -145,16 +146,18 @@ pub async fn enforce(deps: &Deps, limit: usize) -> Result<CutoffReport, StageErr
                 report.at_risk += 1;
             }
             for job in late_jobs(deps, &intent, now) {
-                match &job.arn {
-                    Some(arn) => {
-                        stop_late_job(deps, &intent, arn).await?;
+                // One job's trouble (throttling, a lost race) must not keep the rest waiting.
+                let done = match &job.arn {
+                    Some(arn) => stop_late_job(deps, &intent, arn).await.map(|()| {
                         report.stopped += 1;
-                    }
-                    None => {
-                        if move_job(deps, &intent, job.job_no).await? {
-                            report.moved_on_demand += 1;
-                        }
-                    }
+                    }),
+                    None => move_job(deps, &intent, &job).await.map(|moved| {
+                        report.moved_on_demand += usize::from(moved);
+                    }),
+                };
+                if let Err(e) = done {
+                    report.failed += 1;
+                    tracing::warn!(intent_id = %intent.intent_id, job_no = job.job_no, error = %e, "cut-off step failed; the next pass tries again");
                 }
             }
         }
@@ -249,15 +252,18 @@ async fn stop_late_job(
     }
 }
 
-/// Moves a job that never got a slot to on-demand; true when this call moved it.
-async fn move_job(deps: &Deps, intent: &BatchIntent, job_no: u32) -> Result<bool, StageError> {
+/// Moves a job that never got a slot to on-demand; true when this call moved it. A slot a
+/// submitter took for it meanwhile is freed (a job it creates now is stopped by the submitter,
+/// which finds the job moved).
+async fn move_job(deps: &Deps, intent: &BatchIntent, job: &BatchJob) -> Result<bool, StageError> {
     let mut next = intent.clone();
-    if next.move_on_demand(job_no, deps.clock.now()).is_err() {
+    if next.move_on_demand(job.job_no, deps.clock.now()).is_err() {
         return Ok(false);
     }
     let moved = matches!(save(deps, next, intent.version).await?, Saved::Written(_));
     if moved {
-        tracing::warn!(intent_id = %intent.intent_id, job_no, "job still waiting for a slot at its cut-off; running it on-demand");
+        super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
+        tracing::warn!(intent_id = %intent.intent_id, job_no = job.job_no, "job still waiting for a slot at its cut-off; running it on-demand");
     }
     Ok(moved)
 }

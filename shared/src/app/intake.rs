@@ -480,10 +480,15 @@ async fn legacy_replay(
     job_id = %crate::domain::ids::JobId::for_intent(&req.intent_id),
     trace_id = %req.trace_id,
 ))]
-pub async fn accept(deps: &Deps, req: NewIntent) -> Result<Accepted, IntakeError> {
+pub async fn accept(deps: &Deps, mut req: NewIntent) -> Result<Accepted, IntakeError> {
     let images = req.selection.len_hint();
     let hash = req.payload_hash();
-    if let Err(e) = check_deadline(&deps.settings, deps.clock.now(), req.deadline) {
+    let deadline_refused = check_deadline(&deps.settings, deps.clock.now(), req.deadline);
+    if deadline_refused.is_err() && req.client_intent_id.is_none() {
+        // The service's own (nightly) intent, made too close to RESULTS_BY: it runs without
+        // a deadline rather than not at all.
+        req.deadline = None;
+    } else if let Err(e) = deadline_refused {
         // A retry of a stored request whose deadline has come closer is still that request.
         return match deps.store.get(&req.intent_id).await {
             Ok(Some(old)) if old.payload_hash == hash && old.user_id == req.user_id => {

@@ -83,7 +83,10 @@ async fn run_chunk(
     }
 }
 
-/// The stored results of the job's records, by record id (a shared job's are its members').
+/// The stored results of the job's records that need no further run, by record id (a shared
+/// job's are its members'): answered or failed for good, or run by this job already. A re-run
+/// job moved here at its cut-off holds records whose batch attempt failed retryably: those
+/// are not done.
 async fn stored(
     deps: &Deps,
     records: &JobRecords,
@@ -93,7 +96,8 @@ async fn stored(
     let mut out = HashMap::new();
     for owner in owners {
         for r in super::pool::all_results(deps, owner).await? {
-            if ours.contains(&r.record_id) && r.status != ResultStatus::Skipped {
+            let done = r.on_demand || !r.is_retryable_failure();
+            if ours.contains(&r.record_id) && r.status != ResultStatus::Skipped && done {
                 out.insert(r.record_id.clone(), r);
             }
         }

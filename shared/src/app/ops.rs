@@ -101,7 +101,7 @@ pub async fn snapshot(deps: &Deps) -> Result<OpsView, StageError> {
     let mut tonight = DayUsage::new(now.date_naive());
     for intent in by_status.values().flatten() {
         if intent.created_at.date_naive() == tonight.day && !intent.is_pool_job() {
-            super::usage::add_intent(deps, intent, &mut tonight).await?;
+            super::usage::add_intent(deps, intent, &mut tonight.usage).await?;
         }
     }
     Ok(OpsView {

@@ -41,7 +41,10 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     poll_open_jobs(deps, now, limit, &mut report).await?;
     // After the poll (progress is fresh); a failure must not keep the rest from running.
     match super::deadline::enforce(deps, limit).await {
-        Ok(d) => report.deadline = d,
+        Ok(d) => {
+            report.failed += d.failed;
+            report.deadline = d;
+        }
         Err(e) => {
             report.failed += 1;
             tracing::warn!(error = %e, "deadline cut-off pass failed; the next pass tries again");

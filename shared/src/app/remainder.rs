@@ -123,10 +123,13 @@ pub(super) async fn rerun_retryable(
     redrive: bool,
 ) -> Result<bool, StageError> {
     let max = deps.settings.max_record_attempts;
+    // A deadline's redrive also takes records a stopped job never answered (no output) on
+    // their last attempt: the stop, not the record, cut them short.
+    let unanswered = |r: &ImageResult| redrive && r.error_code.as_deref() == Some("no_output");
     let mut candidates: Vec<usize> = results
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.is_retryable_failure() && r.attempts < max)
+        .filter(|(_, r)| r.is_retryable_failure() && (r.attempts < max || unanswered(r)))
         .map(|(i, _)| i)
         .collect();
     if candidates.is_empty() {

@@ -172,8 +172,24 @@ async fn record_created(
             crate::metrics::stage_time(i.status, since, now);
             Ok(Cas::Done(Outcome::Advanced(i.status)))
         }
+        Saved::Stale(current) if moved_on_demand(&current, job.job_no) => {
+            // Its deadline's cut-off moved the job to on-demand while it was being created:
+            // stop what was created, or it would run and bill for records run elsewhere (the
+            // cut-off pass freed its slot).
+            tracing::warn!(bedrock_job_arn = %arn, job_no = job.job_no, "job moved to on-demand while created; stopping it");
+            super::cancel::stop_job(deps, &arn).await?;
+            Ok(Cas::Again(None))
+        }
         Saved::Stale(_) => Ok(Cas::Again(Some(arn))),
     }
+}
+
+/// True when job `job_no` of `intent` now runs on-demand (moved at its cut-off).
+fn moved_on_demand(intent: &BatchIntent, job_no: u32) -> bool {
+    intent
+        .jobs
+        .iter()
+        .any(|j| j.job_no == job_no && j.on_demand && j.arn.is_none())
 }
 
 /// Leaves the intent waiting for a slot (woken when one frees, or by the reconciler); after a

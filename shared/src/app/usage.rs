@@ -6,7 +6,7 @@
 use super::{Deps, StageError};
 use crate::domain::ids::UserId;
 use crate::domain::intent::BatchIntent;
-use crate::domain::usage::DayUsage;
+use crate::domain::usage::{DayUsage, Usage};
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 
@@ -20,7 +20,7 @@ const PAGE: usize = 1_000;
 pub async fn add_intent(
     deps: &Deps,
     intent: &BatchIntent,
-    usage: &mut DayUsage,
+    usage: &mut Usage,
 ) -> Result<(), StageError> {
     let price = deps.settings.price_for(&intent.model_id);
     let discount = deps.settings.batch_discount;
@@ -62,7 +62,7 @@ pub async fn user_usage(
                 break 'pages;
             }
             if let Some(usage) = days.get_mut(&day) {
-                add_intent(deps, intent, usage).await?;
+                add_intent(deps, intent, &mut usage.usage).await?;
             }
         }
         match page.last() {
@@ -90,7 +90,7 @@ pub async fn day_report(
         let usage = users
             .entry(intent.user_id.clone())
             .or_insert_with(|| DayUsage::new(day));
-        add_intent(deps, intent, usage).await?;
+        add_intent(deps, intent, &mut usage.usage).await?;
     }
     Ok(users.into_iter().map(|(u, d)| (u, d.rounded())).collect())
 }
@@ -102,7 +102,7 @@ pub struct UsageReport {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub days: Vec<DayUsage>,
-    pub total: Totals,
+    pub total: Usage,
     /// Batch's share of the on-demand price.
     pub batch_discount: f64,
     /// When and where the default prices were read (`MODEL_PRICES` overrides them).
@@ -110,39 +110,17 @@ pub struct UsageReport {
     pub prices_source: &'static str,
 }
 
-/// A sum of days.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Totals {
-    pub images: u64,
-    pub on_demand_images: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cost_usd: f64,
-    pub batch_usd: f64,
-    pub on_demand_usd: f64,
-}
-
 impl UsageReport {
     pub fn new(deps: &Deps, from: NaiveDate, to: NaiveDate, days: Vec<DayUsage>) -> Self {
-        let mut sum = DayUsage::new(to);
+        let mut total = Usage::default();
         for d in &days {
-            sum.merge(d);
+            total.merge(&d.usage);
         }
-        let sum = sum.rounded();
         Self {
             from,
             to,
             days,
-            total: Totals {
-                images: sum.images,
-                on_demand_images: sum.on_demand_images,
-                input_tokens: sum.input_tokens,
-                output_tokens: sum.output_tokens,
-                cost_usd: sum.cost_usd,
-                batch_usd: sum.batch_usd,
-                on_demand_usd: sum.on_demand_usd,
-            },
+            total: total.rounded(),
             batch_discount: deps.settings.batch_discount,
             prices_as_of: crate::domain::catalog::PRICES_AS_OF,
             prices_source: crate::domain::catalog::PRICES_SOURCE,

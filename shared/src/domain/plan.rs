@@ -112,6 +112,10 @@ impl Splitter {
 
     /// Places one record of `len` bytes.
     pub fn place(&mut self, len: u64) -> Place {
+        if self.cut_at == Some(self.records) {
+            // Past the cut the records run on-demand: as few jobs as the record quota allows.
+            self.job_cap = self.quotas.max_records_per_job;
+        }
         let place = self.peek(len);
         match place {
             Place::NewJob => {

@@ -7,11 +7,10 @@ use super::settings::ModelPrice;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-/// One day's images, tokens and USD (of one user, or of every user).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// Images, tokens and USD (of a day, a user, a night).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DayUsage {
-    pub day: NaiveDate,
+pub struct Usage {
     /// Images a model was sent (answered or failed), not the skipped or cancelled ones.
     pub images: u64,
     pub on_demand_images: u64,
@@ -25,20 +24,33 @@ pub struct DayUsage {
     pub on_demand_usd: f64,
 }
 
+/// One day's usage (of one user, or of every user).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DayUsage {
+    pub day: NaiveDate,
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
 impl DayUsage {
     pub fn new(day: NaiveDate) -> Self {
         Self {
             day,
-            images: 0,
-            on_demand_images: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_usd: 0.0,
-            batch_usd: 0.0,
-            on_demand_usd: 0.0,
+            usage: Usage::default(),
         }
     }
 
+    /// The same day, its USD rounded to a millionth.
+    pub fn rounded(self) -> Self {
+        Self {
+            usage: self.usage.rounded(),
+            ..self
+        }
+    }
+}
+
+impl Usage {
     /// Adds one result at `price` (on-demand USD per million tokens); batch costs
     /// `batch_discount` of it. Results no model saw add nothing.
     pub fn add(&mut self, r: &ImageResult, price: Option<&ModelPrice>, batch_discount: f64) {
@@ -65,8 +77,8 @@ impl DayUsage {
         }
     }
 
-    /// Adds another day's (or user's) figures.
-    pub fn merge(&mut self, o: &DayUsage) {
+    /// Adds another's figures.
+    pub fn merge(&mut self, o: &Usage) {
         self.images += o.images;
         self.on_demand_images += o.on_demand_images;
         self.input_tokens += o.input_tokens;
@@ -110,7 +122,8 @@ mod tests {
             input_per_mtok: 1.0,
             output_per_mtok: 5.0,
         };
-        let mut u = DayUsage::new(day);
+        let mut d = DayUsage::new(day);
+        let u = &mut d.usage;
         // 1,000,000 input + 200,000 output tokens: 2 USD on-demand, 1 USD in batch.
         u.add(
             &result(1_000_000, 200_000, false, ResultStatus::Succeeded),
@@ -127,7 +140,7 @@ mod tests {
             Some(&price),
             0.5,
         );
-        let u = u.rounded();
+        let u = d.rounded().usage;
         assert_eq!((u.images, u.on_demand_images), (2, 1));
         assert_eq!((u.input_tokens, u.output_tokens), (2_000_000, 400_000));
         assert_eq!((u.cost_usd, u.batch_usd, u.on_demand_usd), (3.0, 2.0, 4.0));

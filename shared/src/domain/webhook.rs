@@ -6,12 +6,22 @@
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
-/// Where and how a finished batch is told. The secret is never shown back (not in any view).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where and how a finished batch is told. The secret is never shown back (not in any view),
+/// nor printed (its `Debug` leaves it out).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     pub url: String,
     pub secret: String,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("secret", &"(redacted)")
+            .finish()
+    }
 }
 
 /// Longest webhook URL accepted.
@@ -80,13 +90,30 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || a >= 240
                 || a == 0)
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let seg = v6.segments();
+            let first = seg[0];
+            // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address inside.
+            let nat64 = seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            let embedded_v4 = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                std::net::Ipv4Addr::new(a, b, c, d)
+            };
+            if nat64 {
+                return is_public(IpAddr::V4(embedded_v4(seg[6], seg[7])));
+            }
+            if first == 0x2002 {
+                return is_public(IpAddr::V4(embedded_v4(seg[1], seg[2])));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -109,6 +136,9 @@ mod tests {
             "https://[::ffff:192.168.1.1]/hook",
             "https://localhost:8443/hook",
             "https://100.64.0.1/",
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[2002:a00:1::]/",
+            "https://198.18.0.1/",
         ] {
             assert!(check_url(url, false).is_err(), "{url}");
             assert!(check_url(url, true).is_ok(), "{url} locally");

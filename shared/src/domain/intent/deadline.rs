@@ -90,9 +90,14 @@ impl BatchIntent {
             // bound of neither part, so it is not kept.
             None => return None,
         };
+        // The records it ran, not those it was given: a job stopped or expired part-way ran
+        // fewer, and dividing by all of them would make the pace look fast.
+        let ran = job
+            .summary
+            .map_or(job.records(), |s| s.processed_record_count);
         Some(JobSample {
             ended_at: now,
-            records: job.records(),
+            records: ran,
             queue_secs: queue,
             run_secs: run,
         })
