@@ -99,14 +99,19 @@ async fn when_a_batch_job_sticks_past_its_cutoff_should_stop_it_and_redrive_befo
     assert_eq!(app.runtime.calls(), IMAGES, "each redriven once");
     let shared = shared_job(&app);
     assert_eq!(shared.deadline, Some(deadline), "the member's deadline");
-    assert_eq!(
-        shared.jobs.len(),
-        1,
-        "planned to batch, no second batch job"
-    );
     let job = &shared.jobs[0];
+    assert!(!job.on_demand, "planned to batch");
     assert_eq!(job.status, Some(BedrockJobStatus::Stopped));
     assert!(job.deadline_stop_at.is_some_and(|t| t < deadline));
+    // The redrive: an on-demand job of the stopped job's records, no second batch job.
+    let redrive = &shared.jobs[1..];
+    assert!(!redrive.is_empty());
+    assert!(
+        redrive
+            .iter()
+            .all(|j| j.on_demand && j.retry_of == Some(1) && j.arn.is_none()),
+        "{redrive:?}"
+    );
     assert_eq!(app.emulator.job_count().expect("jobs"), 1);
     // The member's job view shows the stopped batch job.
     let member = intent_named(&app, "by-morning");
@@ -120,6 +125,8 @@ async fn when_a_batch_job_sticks_past_its_cutoff_should_stop_it_and_redrive_befo
     let jobs = &v["pool"]["sharedJob"]["bedrockJobs"];
     assert_eq!(jobs[0]["status"], "Stopped", "{v}");
     assert!(jobs[0]["stoppedAtCutoff"].is_string(), "{v}");
+    assert_eq!(jobs[1]["onDemand"], true, "the redrive: {v}");
+    assert_eq!(jobs[1]["status"], "Completed", "{v}");
 }
 
 #[tokio::test]
@@ -170,10 +177,11 @@ async fn when_the_process_dies_between_the_stop_and_the_redrive_should_answer_ea
 
 #[tokio::test]
 async fn when_the_process_dies_between_two_redrive_chunks_should_answer_each_image_once() {
-    // The member's results are written once for the rejected images (none here) and then a
-    // chunk at a time by the redrive: the second write is the first chunk's, so the crash
-    // comes after one chunk was stored and before the next.
-    crash_run("results.put:after", 1).await;
+    // The member's results are written once when the stopped job is ingested (every record
+    // without an answer), then a chunk at a time by the redrive's on-demand job: the second
+    // write is the first chunk's, so the crash comes after one chunk was stored and before
+    // the next.
+    crash_run("results.put:after", 2).await;
 }
 
 #[tokio::test]

@@ -31,12 +31,22 @@ pub struct Pending {
 pub async fn run(deps: &Deps, model: &ModelId, records: Vec<Pending>) -> Vec<ImageResult> {
     let max = deps.settings.max_record_attempts;
     let n = records.len() as u64;
-    let results = stream::iter(records)
+    let results: Vec<ImageResult> = stream::iter(records)
         .map(|r| run_one(deps, model, r, max))
         .buffered(deps.settings.on_demand_concurrency.max(1))
         .collect()
         .await;
     crate::metrics::count(crate::metrics::RECORDS_ON_DEMAND, n);
+    // What on-demand cost over batch for these records, from their real tokens.
+    let (input, output) = results.iter().fold((0, 0), |(i, o), r: &ImageResult| {
+        (i + r.input_tokens, o + r.output_tokens)
+    });
+    if let Some(usd) = deps.settings.token_cost_usd(model, input, output) {
+        crate::metrics::usd(
+            crate::metrics::ON_DEMAND_EXTRA_USD,
+            usd * (1.0 - deps.settings.batch_discount),
+        );
+    }
     results
 }
 

@@ -17,13 +17,19 @@ use crate::domain::results::{ImageResult, ResultStatus};
 use futures::StreamExt as _;
 use std::collections::{HashMap, HashSet};
 
-/// Runs every record of on-demand job `job` that has no result yet, and returns the job's
-/// counts over all its records.
+/// Wall-clock time one call runs chunks before it hands the rest on (the submitter's Lambda has
+/// 15 minutes; a chunk of 50 calls takes seconds).
+pub const BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs every record of on-demand job `job` that has no result yet, for at most [`BUDGET`],
+/// and returns the job's counts over all its records, or None when time ran out first (the
+/// caller announces the intent again, and the next call resumes after what was stored).
 pub(super) async fn run_job(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,
-) -> Result<ManifestSummary, StageError> {
+) -> Result<Option<ManifestSummary>, StageError> {
+    let started = std::time::Instant::now();
     let records = super::watch::job_records(deps, intent, job).await?;
     let done = stored(deps, &records).await?;
     let wanted: HashMap<&str, _> = records
@@ -55,12 +61,16 @@ pub(super) async fn run_job(
             });
             if pending.len() == CHUNK {
                 run_chunk(deps, intent, std::mem::take(&mut pending)).await?;
+                if started.elapsed() > BUDGET {
+                    tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, "on-demand job out of time for this call; the next resumes it");
+                    return Ok(None);
+                }
             }
         }
     }
     run_chunk(deps, intent, pending).await?;
     let results = stored(deps, &records).await?;
-    Ok(counts(records.len() as u64, results.values()))
+    Ok(Some(counts(records.len() as u64, results.values())))
 }
 
 /// Runs one chunk and stores its results (a shared job's go to its members).

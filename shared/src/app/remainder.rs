@@ -83,7 +83,7 @@ pub(super) async fn plan_rerun(
     if (wanted.len() as u64) < min.max(1) {
         return Ok(None);
     }
-    let jobs = super::manifest::rerun::write_rerun(deps, intent, job, &wanted).await?;
+    let jobs = super::manifest::rerun::write_rerun(deps, intent, job, &wanted, false).await?;
     let answered_with_error = wanted
         .values()
         .filter(|m| {
@@ -95,6 +95,74 @@ pub(super) async fn plan_rerun(
     crate::metrics::count(crate::metrics::JOBS_RERUN, jobs.len() as u64);
     crate::metrics::count(crate::metrics::RECORDS_RETRIED, wanted.len() as u64);
     tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, records = wanted.len(), jobs = jobs.len(), "remainder goes into a new batch job");
+    Ok(Some(Rerun {
+        jobs,
+        moved: ManifestSummary {
+            total_record_count: wanted.len() as u64,
+            processed_record_count: answered_with_error,
+            error_record_count: answered_with_error,
+            ..ManifestSummary::default()
+        },
+    }))
+}
+
+/// A deadline's redrive: every record `job` left unanswered or failed retryably becomes an
+/// on-demand job of the intent (the submitter runs it, a chunk at a time, resumable), whatever
+/// their number; records a stopped job never answered go even on their last attempt (the
+/// stop, not the record, cut them short). None when there is nothing to redrive.
+pub(super) async fn plan_redrive(
+    deps: &Deps,
+    intent: &BatchIntent,
+    job: &BatchJob,
+    records: &JobRecords,
+    results: &[ImageResult],
+) -> Result<Option<Rerun>, StageError> {
+    if intent.cancel_requested_at.is_some() {
+        return Ok(None);
+    }
+    let max = deps.settings.max_record_attempts;
+    let redriven: HashMap<&RecordId, &ImageResult> = results
+        .iter()
+        .filter(|r| {
+            r.is_retryable_failure()
+                && (r.attempts < max || r.error_code.as_deref() == Some("no_output"))
+        })
+        .map(|r| (&r.record_id, r))
+        .collect();
+    let stored = super::watch::stored_results(deps, intent, redriven.values().copied()).await?;
+    let wanted: HashMap<String, MappedRecord> = records
+        .iter()
+        .filter(|(_, (rid, ..))| redriven.contains_key(rid))
+        .filter(|(_, (rid, ..))| {
+            stored
+                .get(rid)
+                .is_none_or(|s| s.status != ResultStatus::Canceled)
+        })
+        .map(|(line_id, (rid, index, key, owner))| {
+            let mapped = MappedRecord {
+                bedrock_record_id: Some(line_id.clone()),
+                record_id: rid.clone(),
+                intent_id: owner.clone(),
+                index: *index,
+                key: key.clone(),
+            };
+            (line_id.clone(), mapped)
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let jobs = super::manifest::rerun::write_rerun(deps, intent, job, &wanted, true).await?;
+    let answered_with_error = wanted
+        .values()
+        .filter(|m| {
+            redriven
+                .get(&m.record_id)
+                .is_some_and(|r| r.error_code.as_deref() != Some("no_output"))
+        })
+        .count() as u64;
+    crate::metrics::count(crate::metrics::RECORDS_REDRIVEN, wanted.len() as u64);
+    tracing::warn!(intent_id = %intent.intent_id, job_no = job.job_no, records = wanted.len(), "deadline: the job's unanswered records are redriven on-demand");
     Ok(Some(Rerun {
         jobs,
         moved: ManifestSummary {
@@ -120,16 +188,12 @@ pub(super) async fn rerun_retryable(
     job: &BatchJob,
     line_ids: &HashMap<RecordId, String>,
     results: &mut [ImageResult],
-    redrive: bool,
 ) -> Result<bool, StageError> {
     let max = deps.settings.max_record_attempts;
-    // A deadline's redrive also takes records a stopped job never answered (no output) on
-    // their last attempt: the stop, not the record, cut them short.
-    let unanswered = |r: &ImageResult| redrive && r.error_code.as_deref() == Some("no_output");
     let mut candidates: Vec<usize> = results
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.is_retryable_failure() && (r.attempts < max || unanswered(r)))
+        .filter(|(_, r)| r.is_retryable_failure() && r.attempts < max)
         .map(|(i, _)| i)
         .collect();
     if candidates.is_empty() {
@@ -153,8 +217,7 @@ pub(super) async fn rerun_retryable(
     if candidates.is_empty() {
         return Ok(replayed);
     }
-    // A deadline's redrive takes every record: answering them in time is its whole point.
-    if candidates.len() > ON_DEMAND_RETRY_LIMIT && !redrive {
+    if candidates.len() > ON_DEMAND_RETRY_LIMIT {
         tracing::warn!(intent_id = %intent.intent_id, failed = candidates.len(), limit = ON_DEMAND_RETRY_LIMIT, "too many retryable failures to re-run on-demand; left failed");
         return Ok(replayed);
     }
@@ -174,9 +237,6 @@ pub(super) async fn rerun_retryable(
         )
         .collect();
     crate::metrics::count(crate::metrics::RECORDS_RETRIED, candidates.len() as u64);
-    if redrive {
-        crate::metrics::count(crate::metrics::RECORDS_REDRIVEN, candidates.len() as u64);
-    }
     tracing::info!(intent_id = %intent.intent_id, records = candidates.len(), "re-running retryable failures on-demand");
     // The job's input parts, line by line; the wanted records run and are stored CHUNK at a
     // time: memory holds one chunk's inputs, a crash or timeout loses at most one chunk's
@@ -225,19 +285,6 @@ async fn rerun_chunk(
     }
     let (slots, records): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
     let rerun = super::on_demand::run(deps, &intent.model_id, records).await;
-    // What on-demand cost over batch for these records, from their real tokens.
-    let (input, output) = rerun.iter().fold((0, 0), |(i, o), r| {
-        (i + r.input_tokens, o + r.output_tokens)
-    });
-    if let Some(usd) = deps
-        .settings
-        .token_cost_usd(&intent.model_id, input, output)
-    {
-        crate::metrics::usd(
-            crate::metrics::ON_DEMAND_EXTRA_USD,
-            usd * (1.0 - deps.settings.batch_discount),
-        );
-    }
     if intent.is_pool_job() {
         super::watch::route_to_members(deps, intent, rerun.clone()).await?;
     } else {

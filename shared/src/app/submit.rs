@@ -131,7 +131,15 @@ async fn run_on_demand(
     intent: BatchIntent,
     job: &BatchJob,
 ) -> Result<Cas<Outcome, Option<BedrockJobArn>>, StageError> {
-    let summary = super::on_demand_job::run_job(deps, &intent, job).await?;
+    let Some(summary) = super::on_demand_job::run_job(deps, &intent, job).await? else {
+        // Out of time: announced again, the next call resumes after the stored records.
+        let (expected, mut next) = (intent.version, intent);
+        next.reannounce(deps.clock.now())?;
+        return match save(deps, next, expected).await? {
+            Saved::Written(_) => Ok(Cas::Done(Outcome::Waiting)),
+            Saved::Stale(_) => Ok(Cas::Again(None)),
+        };
+    };
     let (now, expected, was_terminal) = (
         deps.clock.now(),
         intent.version,

@@ -248,18 +248,18 @@ async fn ingest(
         .map(|(line_id, (rid, ..))| (rid.clone(), line_id.clone()))
         .collect();
     // Enough for a batch job: the remainder goes to batch; fewer: on-demand. A job stopped
-    // at its deadline's cut-off, or one whose re-run would end past the deadline, is redriven
-    // on-demand whatever its size.
+    // at its deadline's cut-off, or one whose re-run would end past the deadline, has its
+    // remainder redriven as an on-demand job (the submitter runs it), whatever its size.
     let redrive = super::deadline::redrive_now(deps, intent, job).await;
     let batch_rerun = if redrive {
-        None
+        super::remainder::plan_redrive(deps, intent, job, &expected, &results).await?
     } else {
         super::remainder::plan_rerun(deps, intent, job, &expected, &results).await?
     };
     let rerun = batch_rerun.is_none()
         && !owner_cancelled
-        && super::remainder::rerun_retryable(deps, intent, job, &line_ids, &mut results, redrive)
-            .await?;
+        && !redrive
+        && super::remainder::rerun_retryable(deps, intent, job, &line_ids, &mut results).await?;
     if intent.is_pool_job() {
         route_to_members(deps, intent, results.clone()).await?;
     } else {

@@ -18,7 +18,8 @@ struct LineId {
 
 /// Writes the re-run jobs of `parent`'s records in `wanted` (by the id each has in the
 /// parent's lines): the same lines (S3Location images copied into the new job's folder), a
-/// short tail padded to the minimum, a record map per job, numbered after the intent's jobs
+/// short tail padded to the minimum (not for `on_demand` jobs, a deadline's redrive), a
+/// record map per job, numbered after the intent's jobs
 /// and named with the next attempt. Keys are deterministic, so a replay rewrites the same
 /// objects.
 pub(crate) async fn write_rerun(
@@ -26,6 +27,7 @@ pub(crate) async fn write_rerun(
     intent: &BatchIntent,
     parent: &BatchJob,
     wanted: &HashMap<String, MappedRecord>,
+    on_demand: bool,
 ) -> Result<Vec<BatchJob>, StageError> {
     let family =
         family::for_model_in(&intent.model_id, &deps.settings.model_families).ok_or_else(|| {
@@ -43,7 +45,8 @@ pub(crate) async fn write_rerun(
             return Err(e);
         }
     }
-    let mut jobs = out.finish(Some(family)).await?;
+    // An on-demand re-run has no minimum to pad to.
+    let mut jobs = out.finish((!on_demand).then_some(family)).await?;
     for (k, job) in (1u32..).zip(jobs.iter_mut()) {
         // Named after the parent, like the job's folders: never another plan's map.
         let uri = crate::domain::bedrock::S3Uri::object(
@@ -59,6 +62,7 @@ pub(crate) async fn write_rerun(
         job.job_name = job_name(&intent.job_id, job.job_no, attempt);
         job.client_token = client_token(&intent.job_id, job.job_no, attempt);
         job.retry_of = Some(parent.job_no);
+        job.on_demand = on_demand;
     }
     Ok(jobs)
 }
