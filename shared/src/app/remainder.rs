@@ -59,9 +59,31 @@ pub(super) async fn plan_rerun(
     if (failed.len() as u64) < min.max(1) {
         return Ok(None);
     }
-    // A shared job's member that left (cancelled) keeps its records canceled: not re-run.
+    let wanted = wanted_records(deps, intent, records, &failed).await?;
+    if (wanted.len() as u64) < min.max(1) {
+        return Ok(None);
+    }
+    let jobs = super::manifest::rerun::write_rerun(deps, intent, job, &wanted, false).await?;
+    crate::metrics::count(crate::metrics::JOBS_RERUN, jobs.len() as u64);
+    crate::metrics::count(crate::metrics::RECORDS_RETRIED, wanted.len() as u64);
+    tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, records = wanted.len(), jobs = jobs.len(), "remainder goes into a new batch job");
+    Ok(Some(Rerun {
+        moved: moved(&wanted, &failed),
+        jobs,
+    }))
+}
+
+/// The records of `records` that `failed` names, each with its (owner, image), by the id it has
+/// in the job's lines; a shared job's member that left (cancelled) keeps its records canceled,
+/// so they are not re-run.
+async fn wanted_records(
+    deps: &Deps,
+    intent: &BatchIntent,
+    records: &JobRecords,
+    failed: &HashMap<&RecordId, &ImageResult>,
+) -> Result<HashMap<String, MappedRecord>, StageError> {
     let stored = super::watch::stored_results(deps, intent, failed.values().copied()).await?;
-    let wanted: HashMap<String, MappedRecord> = records
+    Ok(records
         .iter()
         .filter(|(_, (rid, ..))| failed.contains_key(rid))
         .filter(|(_, (rid, ..))| {
@@ -79,11 +101,15 @@ pub(super) async fn plan_rerun(
             };
             (line_id.clone(), mapped)
         })
-        .collect();
-    if (wanted.len() as u64) < min.max(1) {
-        return Ok(None);
-    }
-    let jobs = super::manifest::rerun::write_rerun(deps, intent, job, &wanted, false).await?;
+        .collect())
+}
+
+/// The counts the re-run records take out of their parent's (so none counts twice): all of
+/// them, and those answered with an error (the others had no output line).
+fn moved(
+    wanted: &HashMap<String, MappedRecord>,
+    failed: &HashMap<&RecordId, &ImageResult>,
+) -> ManifestSummary {
     let answered_with_error = wanted
         .values()
         .filter(|m| {
@@ -92,18 +118,12 @@ pub(super) async fn plan_rerun(
                 .is_some_and(|r| r.error_code.as_deref() != Some("no_output"))
         })
         .count() as u64;
-    crate::metrics::count(crate::metrics::JOBS_RERUN, jobs.len() as u64);
-    crate::metrics::count(crate::metrics::RECORDS_RETRIED, wanted.len() as u64);
-    tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, records = wanted.len(), jobs = jobs.len(), "remainder goes into a new batch job");
-    Ok(Some(Rerun {
-        jobs,
-        moved: ManifestSummary {
-            total_record_count: wanted.len() as u64,
-            processed_record_count: answered_with_error,
-            error_record_count: answered_with_error,
-            ..ManifestSummary::default()
-        },
-    }))
+    ManifestSummary {
+        total_record_count: wanted.len() as u64,
+        processed_record_count: answered_with_error,
+        error_record_count: answered_with_error,
+        ..ManifestSummary::default()
+    }
 }
 
 /// A deadline's redrive: every record `job` left unanswered or failed retryably becomes an
@@ -129,48 +149,16 @@ pub(super) async fn plan_redrive(
         })
         .map(|r| (&r.record_id, r))
         .collect();
-    let stored = super::watch::stored_results(deps, intent, redriven.values().copied()).await?;
-    let wanted: HashMap<String, MappedRecord> = records
-        .iter()
-        .filter(|(_, (rid, ..))| redriven.contains_key(rid))
-        .filter(|(_, (rid, ..))| {
-            stored
-                .get(rid)
-                .is_none_or(|s| s.status != ResultStatus::Canceled)
-        })
-        .map(|(line_id, (rid, index, key, owner))| {
-            let mapped = MappedRecord {
-                bedrock_record_id: Some(line_id.clone()),
-                record_id: rid.clone(),
-                intent_id: owner.clone(),
-                index: *index,
-                key: key.clone(),
-            };
-            (line_id.clone(), mapped)
-        })
-        .collect();
+    let wanted = wanted_records(deps, intent, records, &redriven).await?;
     if wanted.is_empty() {
         return Ok(None);
     }
     let jobs = super::manifest::rerun::write_rerun(deps, intent, job, &wanted, true).await?;
-    let answered_with_error = wanted
-        .values()
-        .filter(|m| {
-            redriven
-                .get(&m.record_id)
-                .is_some_and(|r| r.error_code.as_deref() != Some("no_output"))
-        })
-        .count() as u64;
     crate::metrics::count(crate::metrics::RECORDS_REDRIVEN, wanted.len() as u64);
     tracing::warn!(intent_id = %intent.intent_id, job_no = job.job_no, records = wanted.len(), "deadline: the job's unanswered records are redriven on-demand");
     Ok(Some(Rerun {
+        moved: moved(&wanted, &redriven),
         jobs,
-        moved: ManifestSummary {
-            total_record_count: wanted.len() as u64,
-            processed_record_count: answered_with_error,
-            error_record_count: answered_with_error,
-            ..ManifestSummary::default()
-        },
     }))
 }
 
