@@ -188,10 +188,7 @@ async fn not_recorded_yet(
     arn: &BedrockJobArn,
     job_name: Option<&str>,
 ) -> Result<Outcome, StageError> {
-    let owner = job_name
-        .and_then(|n| n.strip_prefix("bo-"))
-        .and_then(|rest| rest.get(..24))
-        .and_then(|hex| JobId::parse(&format!("bj-{hex}")).ok());
+    let owner = job_name.and_then(crate::domain::bedrock::job_id_of_name);
     if let Some(job_id) = owner {
         if let Some(intent) = deps.store.get_by_job_id(&job_id).await? {
             if intent.status == IntentStatus::Cancelled {

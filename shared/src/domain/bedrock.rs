@@ -80,6 +80,13 @@ pub fn job_name(job: &JobId, part: u32, attempt: u32) -> String {
     format!("{JOB_NAME_PREFIX}{}-p{part}-a{attempt}", job.hex())
 }
 
+/// The job id a name made by [`job_name`] carries (None for a name that is not ours): how a
+/// state-change event that beats the ARN's write finds its intent.
+pub fn job_id_of_name(name: &str) -> Option<JobId> {
+    let hex = name.strip_prefix(JOB_NAME_PREFIX)?.get(..24)?;
+    JobId::parse(&format!("bj-{hex}")).ok()
+}
+
 /// The deterministic `clientRequestToken`: `bo{24 hex}p{part}a{attempt}` matches
 /// `[a-zA-Z0-9]{1,256}(-*[a-zA-Z0-9]){0,256}`. Bedrock creates no second job for a repeated
 /// token, which is what carries idempotency across a crash between create and record.
@@ -267,6 +274,13 @@ mod tests {
         let token = client_token(&job(), 12, 3);
         assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(client_token(&job(), 1, 1), client_token(&job(), 1, 2));
+        assert_eq!(
+            job_id_of_name(&name),
+            Some(job()),
+            "read back from the name"
+        );
+        assert_eq!(job_id_of_name("someone-elses-job"), None);
+        assert_eq!(job_id_of_name("bo-short"), None);
     }
 
     #[test]
