@@ -174,12 +174,7 @@ fn job_hours(job: &PlannedJob) -> f64 {
 fn makespan(jobs: &[PlannedJob], slots: usize) -> f64 {
     let mut free_at = vec![0.0f64; slots.max(1)];
     for job in jobs {
-        let (i, start) = free_at
-            .iter()
-            .copied()
-            .enumerate()
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or((0, 0.0));
+        let (i, start) = deadline::first_free(&free_at);
         free_at[i] = start + job_hours(job);
     }
     free_at.into_iter().fold(0.0, f64::max)

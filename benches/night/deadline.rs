@@ -10,6 +10,16 @@ use shared::domain::ids::ModelId;
 use shared::domain::plan::PlannedJob;
 use shared::domain::settings::Settings;
 
+/// The slot that frees first: (its index, when).
+pub fn first_free(free_at: &[f64]) -> (usize, f64) {
+    free_at
+        .iter()
+        .copied()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0))
+}
+
 /// The deadline line's figures.
 pub struct DeadlineNight {
     pub images: u64,
@@ -69,12 +79,7 @@ pub fn plan_night(
     let mut free_at = vec![0.0f64; slots];
     let (mut batch, mut on_demand_wanted) = (0u64, below_min);
     for job in jobs {
-        let (i, wait) = free_at
-            .iter()
-            .copied()
-            .enumerate()
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or((0, 0.0));
+        let (i, wait) = first_free(&free_at);
         let o = Outlook {
             now: start,
             deadline: Some(deadline),

@@ -14,7 +14,6 @@ use crate::domain::deadline::{cutoff, learned_pace, Outlook, Pace, Split};
 use crate::domain::ids::{BedrockJobArn, ModelId};
 use crate::domain::intent::{BatchIntent, BatchJob};
 use crate::domain::status::IntentStatus;
-use crate::ports::ErrorKind;
 use chrono::{DateTime, Utc};
 
 /// The pace `model`'s jobs have shown lately, or the default until they have. A history that
@@ -240,16 +239,9 @@ async fn stop_late_job(
             Saved::Stale(_) => return Ok(()),
         }
     }
-    match deps.bedrock.stop_job(arn).await {
-        Ok(()) => Ok(()),
-        // Already ending or ended (a late completion, a replayed stop): its event or the next
-        // poll brings the end.
-        Err(e) if matches!(e.kind, ErrorKind::Validation | ErrorKind::Conflict) => {
-            tracing::info!(bedrock_job_arn = %arn, error = %e, "job is already ending");
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
+    // The cancel's stop: a job already ending or ended (a late completion, a replayed stop)
+    // answers ConflictException, taken as done; its event or the next poll brings the end.
+    super::cancel::stop_job(deps, arn).await
 }
 
 /// Moves a job that never got a slot to on-demand; true when this call moved it. A slot a

@@ -552,10 +552,12 @@ impl BatchInference for BedrockEmulator {
     async fn stop_job(&self, arn: &BedrockJobArn) -> Result<(), PortError> {
         let job = self.one(arn)?;
         if job.status.is_terminal() {
-            return Err(bad(format!(
-                "job {arn} is {} and cannot be stopped",
-                job.status
-            )));
+            // StopModelInvocationJob's API reference lists ConflictException (400) for a job
+            // that cannot be stopped in its state.
+            return Err(PortError::new(
+                ErrorKind::Conflict,
+                format!("job {arn} is {} and cannot be stopped", job.status),
+            ));
         }
         self.db.tx(|tx| {
             tx.execute(
