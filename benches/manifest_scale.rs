@@ -22,7 +22,7 @@ use shared::adapters::embedded::objects::FsObjectStore;
 use shared::app::manifest::build_manifest;
 use shared::domain::bedrock::S3Uri;
 use shared::domain::ids::{IntentId, ModelId, ObjectKey};
-use shared::domain::normalize::{normalize, Target, QUALITY};
+use shared::domain::normalize::{normalize, Policy, Target};
 use shared::ports::{IntentStore as _, ObjectStore as _};
 use std::time::{Duration, Instant};
 
@@ -79,10 +79,7 @@ async fn store_images(
         }
         if i < distinct {
             let photo = batch_orchestrator::samples::phone_jpeg(side.0, side.1, 1, 90, i as u64);
-            let target = Target {
-                long_edge: 1568,
-                quality: QUALITY,
-            };
+            let target = Target::new(1568, Policy::default());
             let small = normalize(&photo, target).map_err(|e| anyhow::anyhow!("{e}"))?;
             app.objects.put(&uris[0], photo).await?;
             for uri in &uris[1..] {

@@ -98,7 +98,7 @@ pub fn phone_jpeg(width: u16, height: u16, orientation: u16, quality: u8, seed: 
 
 /// An EXIF APP1 payload: Orientation in IFD0, and a GPS IFD with a latitude reference (the
 /// metadata a normalized copy must not keep).
-fn exif_block(orientation: u16) -> Vec<u8> {
+pub fn exif_block(orientation: u16) -> Vec<u8> {
     let mut b = b"Exif\0\0MM\0\x2a\0\0\0\x08".to_vec();
     let entry = |b: &mut Vec<u8>, tag: u16, kind: u16, value: [u8; 4]| {
         b.extend_from_slice(&tag.to_be_bytes());

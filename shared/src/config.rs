@@ -4,6 +4,7 @@
 //! function at start-up with a message naming the variable.
 
 use crate::domain::ids::{BucketName, ModelId};
+use crate::domain::normalize::Policy;
 use crate::domain::settings::{Quotas, Settings};
 use std::collections::{BTreeMap, HashMap};
 
@@ -46,6 +47,7 @@ pub const RESULTS_BY: &str = "RESULTS_BY";
 pub const RESULTS_TZ: &str = "RESULTS_TZ";
 pub const DEADLINE_MARGIN_SECS: &str = "DEADLINE_MARGIN_SECS";
 pub const ON_DEMAND_RATES: &str = "ON_DEMAND_RATES";
+pub const IMAGE_POLICY: &str = "IMAGE_POLICY";
 
 /// (name, required, meaning) of every variable the functions read.
 pub const ENV_VARS: &[(&str, bool, &str)] = &[
@@ -232,6 +234,11 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
         "where a job's unanswered records are re-run when there are at least the model's minimum of them: batch (a new batch job, the default) or on_demand; fewer always run on-demand",
     ),
     (
+        IMAGE_POLICY,
+        false,
+        "how much of a photo the model is given: economy (the receipt alone, found in the photo and cropped, in grey, scaled by its print; the default) or whole (the whole photo in colour at the model's long edge); a photo with no receipt found is kept whole either way",
+    ),
+    (
         CREATE_BACKOFF_SECS,
         false,
         "seconds the first wait lasts after Bedrock answers a create ServiceQuotaExceeded or Throttling; doubled per refusal in a row, at most an hour (default 60)",
@@ -335,6 +342,27 @@ fn json<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// `IMAGE_POLICY`, and the input tokens a record is estimated at under it (`base`'s own
+/// estimate when the policy is `base`'s).
+fn image_policy(
+    env: &HashMap<String, String>,
+    base: &Settings,
+) -> Result<(Policy, u64), ConfigError> {
+    let policy = match present(env, IMAGE_POLICY) {
+        None => base.image_policy,
+        Some(v) => v.parse().map_err(|problem| ConfigError {
+            var: IMAGE_POLICY,
+            problem,
+        })?,
+    };
+    let tokens = if policy == base.image_policy {
+        base.estimate_input_tokens_per_image
+    } else {
+        crate::domain::settings::input_tokens_per_image(policy)
+    };
+    Ok((policy, tokens))
+}
+
 /// The settings read from the environment, each over `base`'s value when unset: models,
 /// quotas, pool, policy, prices and limits. The Lambdas (through [`FunctionConfig`]) and the
 /// CLI and `serve` (over their local settings) read them here, with the same defaults.
@@ -349,6 +377,7 @@ pub fn settings_from_map(
             problem: "must be 24 to 168".into(),
         });
     }
+    let (image_policy, estimate_input_tokens_per_image) = image_policy(env, &base)?;
     let settings = Settings {
         allowed_models: models(env, base.allowed_models.clone())?,
         model_families: families(env, base.model_families.clone())?,
@@ -381,6 +410,8 @@ pub fn settings_from_map(
         on_demand_concurrency: number(env, ON_DEMAND_CONCURRENCY, base.on_demand_concurrency)?
             .max(1),
         max_record_attempts: number(env, MAX_RECORD_ATTEMPTS, base.max_record_attempts)?.max(1),
+        image_policy,
+        estimate_input_tokens_per_image,
         remainder_policy: match present(env, REMAINDER_POLICY) {
             None => base.remainder_policy,
             Some(v) => v.parse().map_err(|problem| ConfigError {

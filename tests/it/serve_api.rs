@@ -209,7 +209,7 @@ async fn when_a_key_is_too_long_for_its_copy_should_name_the_field_and_the_next_
         "{answer}"
     );
     assert!(
-        answer["message"].as_str().unwrap_or("").contains("1004"),
+        answer["message"].as_str().unwrap_or("").contains("1003"),
         "{answer}"
     );
     let body = json!({"intentId": "k-2", "images": SAMPLE_KEYS}).to_string();

@@ -3,9 +3,10 @@
 //! default model's family; and by the manifest builder for anything not normalized yet (an
 //! image uploaded before this existed, or a family of another size).
 //!
-//! The copy's key is derived from the original's and the size, in the uploads bucket:
-//! `normalized/{long edge}/{original key}.jpg` (outside `uploads/`, so writing it raises no
-//! upload event). Normalizing is deterministic, so a replay (a redelivered event, a second
+//! The copy's key is derived from the original's, the size and the policy (`IMAGE_POLICY`), in
+//! the uploads bucket: `normalized/{long edge}/{original key}.jpg` for the whole photo and
+//! `normalized/e{long edge}/{original key}.jpg` for the economy copy (outside `uploads/`, so
+//! writing it raises no upload event; a change of policy never reads the other's copies). Normalizing is deterministic, so a replay (a redelivered event, a second
 //! manifest build) writes the same bytes to the same key; the original is never changed. A
 //! re-upload under the same key raises a new event, which makes the copy again from the new
 //! original ([`make`], never the cached copy). The manifest builder uses a copy only while its
@@ -14,7 +15,7 @@
 use super::{Deps, StageError};
 use crate::domain::bedrock::S3Uri;
 use crate::domain::ids::ObjectKey;
-use crate::domain::normalize::{normalize, Target, QUALITY};
+use crate::domain::normalize::{normalize, Policy, Target};
 use crate::ports::ErrorKind;
 
 /// The largest original read, in bytes, told from the object's metadata before any byte of it
@@ -60,7 +61,11 @@ pub enum Got {
 /// 1,024 bytes (intake refuses such uploads, `domain::uploads::MAX_UPLOAD_KEY_BYTES`; one
 /// stored before that is skipped with a reason, never a crash).
 pub fn normalized_uri(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Option<S3Uri> {
-    let copy = ObjectKey::parse(&format!("normalized/{long_edge}/{key}.jpg")).ok()?;
+    let policy = match deps.settings.image_policy {
+        Policy::Whole => "",
+        Policy::Economy => "e",
+    };
+    let copy = ObjectKey::parse(&format!("normalized/{policy}{long_edge}/{key}.jpg")).ok()?;
     Some(S3Uri::object(&deps.settings.uploads_bucket, &copy))
 }
 
@@ -119,10 +124,7 @@ pub async fn make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result<Got, S
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(Got::Missing),
         Err(e) => return Err(e.into()),
     };
-    let target = Target {
-        long_edge,
-        quality: QUALITY,
-    };
+    let target = Target::new(long_edge, deps.settings.image_policy);
     let made = tokio::task::spawn_blocking(move || normalize(&bytes, target)).await;
     // A decoder that panics on a file is the file's fault, like any other corrupt image.
     let Ok(made) = made else {

@@ -1,7 +1,15 @@
 //! Normalizing an uploaded image, once: decoded (JPEG, PNG, WebP, the first frame of a GIF),
-//! turned upright by its EXIF orientation, shrunk to the model family's best size (never
-//! enlarged), and re-encoded as a JPEG with no metadata (no GPS, no device data). Pure: bytes
-//! in, bytes out; the stages decide where the result lives (see `app::normalized`).
+//! turned upright by its EXIF orientation, shrunk (never enlarged), and re-encoded as a JPEG
+//! with no metadata (no GPS, no device data). Pure: bytes in, bytes out; the stages decide
+//! where the result lives (see `app::normalized`).
+//!
+//! Two policies ([`Policy`], `IMAGE_POLICY`): **whole** keeps the whole photo in colour at the
+//! model family's long edge; **economy** (the default) finds the receipt in the photo
+//! (`receipt::find`), crops to it with a margin, and scales it so that its print is
+//! [`TEXT_PX`] tall (`receipt::print_height`), never above the family's long edge, in grey.
+//! A photo with no receipt found with confidence (a screenshot, a close-up) is kept whole, as
+//! the whole policy keeps it. Both come out of the same single decode; the figures that chose
+//! [`TEXT_PX`] are in docs/performance.md ("Tokens per receipt").
 //!
 //! Refused before any pixel buffer is allocated, each with a reason kept on the image: not an
 //! image, HEIC (no maintained pure-Rust decoder builds here; libheif is a system library the
@@ -13,6 +21,9 @@
 //! any size of photo; PNG, GIF and WebP have no scaled decode, so their pixel cap is lower
 //! ([`MAX_DECODED_PIXELS`], at most 4 bytes a pixel: 160 MB) and the decoder's allocation
 //! limit enforces it too. The resized copy and the JPEG add at most 10 MB at 1568 px.
+
+mod economy;
+pub mod receipt;
 
 use super::manifest::MediaType;
 use fast_image_resize::images::Image;
@@ -30,12 +41,71 @@ pub const MAX_JPEG_PIXELS: u64 = 256_000_000;
 /// screenshot pass).
 pub const MAX_DECODED_PIXELS: u64 = 40_000_000;
 
+/// The economy policy scales a receipt so that its print (the median glyph's height) is this
+/// many pixels tall: the smallest size at which Tesseract reads the corpus as well as it reads
+/// the whole photo (docs/performance.md, "Tokens per receipt").
+pub const TEXT_PX: u32 = 14;
+/// JPEG quality of the economy policy's copies: a flattened grey receipt is white paper and
+/// ink, and Tesseract reads it as well at 70 as at 85 for a quarter fewer bytes (the same
+/// measure).
+pub const ECONOMY_QUALITY: u8 = 70;
+
+/// How much of a photo the model is given (`IMAGE_POLICY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// The whole photo, in colour, at the family's long edge.
+    Whole,
+    /// The receipt alone, in grey, its print [`Target::text_px`] tall; the whole photo when no
+    /// receipt is found with confidence.
+    #[default]
+    Economy,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "economy" => Ok(Self::Economy),
+            "whole" => Ok(Self::Whole),
+            other => Err(format!("must be economy or whole, got {other:?}")),
+        }
+    }
+}
+
+impl Policy {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Whole => "whole",
+            Self::Economy => "economy",
+        }
+    }
+}
+
 /// What to make of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
     /// The long edge at most (never enlarged).
     pub long_edge: u32,
     pub quality: u8,
+    pub policy: Policy,
+    /// The economy policy's print height, in pixels.
+    pub text_px: u32,
+}
+
+impl Target {
+    /// `policy` at `long_edge`, with the policy's measured quality and print height.
+    pub const fn new(long_edge: u32, policy: Policy) -> Self {
+        Self {
+            long_edge,
+            quality: match policy {
+                Policy::Whole => QUALITY,
+                Policy::Economy => ECONOMY_QUALITY,
+            },
+            policy,
+            text_px: TEXT_PX,
+        }
+    }
 }
 
 /// A normalized image: an upright JPEG with no metadata.
@@ -96,14 +166,30 @@ pub fn normalize_with(
         MediaType::Jpeg => decode_jpeg(bytes, target, decode)?,
         other => decode_other(bytes, other)?,
     };
-    let (w, h) = fit(width, height, target.long_edge);
+    let orientation = orientation(bytes);
+    let mut sized = None;
+    if target.policy == Policy::Economy {
+        match economy::make(&pixels, (width, height), orientation, target)? {
+            economy::Made::Receipt(n) => return Ok(n),
+            economy::Made::Whole { upright } => sized = Some(upright),
+        }
+    }
+    let (w, h) = match sized {
+        // The size upright, as stored: turned a quarter for orientations 5 to 8.
+        Some((uw, uh)) if orientation >= 5 => (uh, uw),
+        Some(upright) => upright,
+        None => fit(width, height, target.long_edge),
+    };
     let resized = if (w, h) == (width, height) {
         pixels
     } else {
-        resize(pixels, (width, height), (w, h))?
+        resize(pixels, (width, height), (w, h), PixelType::U8x3)?
     };
-    let (upright, w, h) = orient(resized, w, h, orientation(bytes))?;
-    let jpeg = encode(&upright, w, h, target.quality)?;
+    let img = image::RgbImage::from_raw(w, h, resized)
+        .ok_or_else(|| Skip::Corrupt("fewer pixels than the header says".into()))?;
+    let upright = orient(img, orientation);
+    let (w, h) = upright.dimensions();
+    let jpeg = encode(upright.as_raw(), w, h, target.quality, Colour::Rgb)?;
     Ok(Normalized {
         jpeg,
         width: w,
@@ -276,11 +362,49 @@ fn decode_other(bytes: &[u8], media: MediaType) -> Result<(Vec<u8>, u32, u32), S
     Ok((rgb, w, h))
 }
 
-fn resize(pixels: Vec<u8>, from: (u32, u32), to: (u32, u32)) -> Result<Vec<u8>, Skip> {
+/// A part of an image to resize.
+#[derive(Debug, Clone, Copy)]
+struct Crop {
+    x: u32,
+    y: u32,
+    w: u32,
+    h: u32,
+}
+
+fn resize(
+    pixels: Vec<u8>,
+    from: (u32, u32),
+    to: (u32, u32),
+    kind: PixelType,
+) -> Result<Vec<u8>, Skip> {
+    let whole = Crop {
+        x: 0,
+        y: 0,
+        w: from.0,
+        h: from.1,
+    };
+    resize_crop(pixels, from, whole, to, kind)
+}
+
+/// Resizes the `crop` of an image of `from` pixels to `to` (Lanczos3).
+fn resize_crop(
+    pixels: Vec<u8>,
+    from: (u32, u32),
+    crop: Crop,
+    to: (u32, u32),
+    kind: PixelType,
+) -> Result<Vec<u8>, Skip> {
     let err = |e: &dyn std::fmt::Display| Skip::Corrupt(format!("cannot resize: {e}"));
-    let src = Image::from_vec_u8(from.0, from.1, pixels, PixelType::U8x3).map_err(|e| err(&e))?;
-    let mut dst = Image::new(to.0, to.1, PixelType::U8x3);
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let src = Image::from_vec_u8(from.0, from.1, pixels, kind).map_err(|e| err(&e))?;
+    let mut dst = Image::new(to.0, to.1, kind);
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        .crop(
+            f64::from(crop.x),
+            f64::from(crop.y),
+            f64::from(crop.w),
+            f64::from(crop.h),
+        );
     Resizer::new()
         .resize(&src, &mut dst, &options)
         .map_err(|e| err(&e))?;
@@ -301,15 +425,13 @@ pub fn orientation(bytes: &[u8]) -> u32 {
         .unwrap_or(1)
 }
 
-/// Applies an EXIF orientation to RGB pixels: the displayed (upright) image.
-fn orient(pixels: Vec<u8>, w: u32, h: u32, orientation: u32) -> Result<(Vec<u8>, u32, u32), Skip> {
+/// Applies an EXIF orientation to an image: the displayed (upright) image.
+fn orient<P: image::Pixel + 'static>(
+    img: image::ImageBuffer<P, Vec<P::Subpixel>>,
+    orientation: u32,
+) -> image::ImageBuffer<P, Vec<P::Subpixel>> {
     use image::imageops;
-    if orientation == 1 {
-        return Ok((pixels, w, h));
-    }
-    let img = image::RgbImage::from_raw(w, h, pixels)
-        .ok_or_else(|| Skip::Corrupt("fewer pixels than the header says".into()))?;
-    let out = match orientation {
+    match orientation {
         2 => imageops::flip_horizontal(&img),
         3 => imageops::rotate180(&img),
         4 => imageops::flip_vertical(&img),
@@ -318,18 +440,34 @@ fn orient(pixels: Vec<u8>, w: u32, h: u32, orientation: u32) -> Result<(Vec<u8>,
         7 => imageops::flip_horizontal(&imageops::rotate270(&img)),
         8 => imageops::rotate270(&img),
         _ => img,
-    };
-    let (w, h) = out.dimensions();
-    Ok((out.into_raw(), w, h))
+    }
 }
 
-fn encode(pixels: &[u8], w: u32, h: u32, quality: u8) -> Result<Vec<u8>, Skip> {
+/// The colour model of an encoded copy.
+#[derive(Debug, Clone, Copy)]
+enum Colour {
+    Rgb,
+    Grey,
+}
+
+fn encode(pixels: &[u8], w: u32, h: u32, quality: u8, colour: Colour) -> Result<Vec<u8>, Skip> {
     let mut out = Vec::with_capacity(pixels.len() / 10);
     let side = |v: u32| {
         u16::try_from(v).map_err(|_| Skip::Corrupt(format!("{v} px is too wide to encode")))
     };
-    jpeg_encoder::Encoder::new(&mut out, quality)
-        .encode(pixels, side(w)?, side(h)?, jpeg_encoder::ColorType::Rgb)
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+    // Huffman tables made for the image: a few percent smaller for the same pixels.
+    encoder.set_optimized_huffman_tables(matches!(colour, Colour::Grey));
+    encoder
+        .encode(
+            pixels,
+            side(w)?,
+            side(h)?,
+            match colour {
+                Colour::Rgb => jpeg_encoder::ColorType::Rgb,
+                Colour::Grey => jpeg_encoder::ColorType::Luma,
+            },
+        )
         .map_err(|e| Skip::Corrupt(format!("cannot encode: {e}")))?;
     Ok(out)
 }

@@ -1,9 +1,6 @@
 use super::*;
 
-const CLAUDE: Target = Target {
-    long_edge: 1568,
-    quality: QUALITY,
-};
+const CLAUDE: Target = Target::new(1568, Policy::Whole);
 
 /// An EXIF APP1 payload holding only an Orientation tag (big-endian TIFF, one IFD entry).
 pub fn exif_orientation(o: u16) -> Vec<u8> {

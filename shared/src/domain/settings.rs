@@ -252,8 +252,13 @@ pub struct Settings {
     pub prices: std::collections::BTreeMap<String, ModelPrice>,
     /// Batch price as a fraction of on-demand (0.5 at the time of writing).
     pub batch_discount: f64,
+    /// Input tokens of one record: the image's and the prompt's (see
+    /// [`input_tokens_per_image`], which `IMAGE_POLICY` chooses).
     pub estimate_input_tokens_per_image: u64,
     pub estimate_output_tokens_per_image: u64,
+    /// How much of a photo the model is given (`IMAGE_POLICY`).
+    #[serde(default)]
+    pub image_policy: super::normalize::Policy,
     /// A request's `deadline` must be at least this far ahead (`MIN_DEADLINE_SECS`).
     pub min_deadline_secs: i64,
     /// The nightly run's deadline: this local time (`RESULTS_BY`, `HH:MM`) in `results_tz`,
@@ -322,10 +327,12 @@ impl Settings {
             max_images_per_user_per_day: 200_000,
             prices: default_prices(),
             batch_discount: 0.5,
-            // A receipt photo of ~1,100x1,500 px is ~1,600 input tokens with the prompt;
-            // the JSON answer is ~300.
-            estimate_input_tokens_per_image: 1_600,
+            // The JSON answer is ~300 tokens.
+            estimate_input_tokens_per_image: input_tokens_per_image(
+                super::normalize::Policy::Economy,
+            ),
             estimate_output_tokens_per_image: 300,
+            image_policy: super::normalize::Policy::Economy,
             min_deadline_secs: 900,
             results_by: None,
             results_tz: "UTC".into(),
@@ -465,6 +472,24 @@ impl Settings {
         self.estimate_overhead_secs + (images as f64 * self.estimate_secs_per_image).ceil() as u64
     }
 }
+
+/// Tokens the prompt adds to each record (its text and the message framing).
+pub const PROMPT_TOKENS: u64 = 100;
+
+/// Input tokens one record is expected to cost under `policy`: the image's (width x height /
+/// 750) and the prompt's. Whole: a phone photo at a 1568 px long edge is 1176x1568, 2,458
+/// tokens, which Claude itself caps at about 1,600 (image-facts.md). Economy: the mean of the
+/// receipt-photo corpus, measured by `cargo bench --bench tokens` (docs/performance.md,
+/// "Tokens per receipt").
+pub const fn input_tokens_per_image(policy: super::normalize::Policy) -> u64 {
+    match policy {
+        super::normalize::Policy::Whole => 1_500 + PROMPT_TOKENS,
+        super::normalize::Policy::Economy => ECONOMY_IMAGE_TOKENS + PROMPT_TOKENS,
+    }
+}
+
+/// The mean image tokens of the economy policy on the corpus (see [`input_tokens_per_image`]).
+pub const ECONOMY_IMAGE_TOKENS: u64 = 600;
 
 /// On-demand list prices (USD per million tokens, us-east-1) of the catalog's models, as
 /// published when this was written: check them, and set `MODEL_PRICES` for yours.

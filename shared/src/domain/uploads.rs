@@ -20,15 +20,16 @@ pub fn upload_expires_at(day: NaiveDate) -> i64 {
 }
 
 /// The longest upload key the service takes: its normalized copy's key,
-/// `normalized/{long edge}/{key}.jpg` (`app::normalized`), must still fit S3's 1,024 bytes, and
-/// that adds at most 20 (`normalized/` 11, a 4-digit edge and its `/` 5, `.jpg` 4).
-pub const MAX_UPLOAD_KEY_BYTES: usize = 1_024 - 20;
+/// `normalized/e{long edge}/{key}.jpg` (`app::normalized`), must still fit S3's 1,024 bytes,
+/// and that adds at most 21 (`normalized/` 11, the policy's `e`, a 4-digit edge and its `/` 5,
+/// `.jpg` 4).
+pub const MAX_UPLOAD_KEY_BYTES: usize = 1_024 - 21;
 
 /// Why an upload key is refused when it is longer than [`MAX_UPLOAD_KEY_BYTES`].
 pub fn key_too_long(key: &str) -> Option<String> {
     (key.len() > MAX_UPLOAD_KEY_BYTES).then(|| {
         format!(
-            "must be at most {MAX_UPLOAD_KEY_BYTES} bytes (its normalized copy, normalized/{{edge}}/{{key}}.jpg, must fit S3's 1,024), got {}",
+            "must be at most {MAX_UPLOAD_KEY_BYTES} bytes (its normalized copy, normalized/e{{edge}}/{{key}}.jpg, must fit S3's 1,024), got {}",
             key.len()
         )
     })

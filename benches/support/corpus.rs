@@ -1,0 +1,433 @@
+//! A corpus of phone-like receipt photos whose text is known, for measuring what the model
+//! receives with an OCR we did not write (`ocr.rs`).
+//!
+//! Each receipt is typeset with a real font (DejaVu Sans Mono, Liberation Mono, Liberation Sans
+//! Narrow Bold, in `assets/fonts/`), one text line per printed line, rules as drawn lines (not
+//! text). It is then "photographed": warped onto a table at an angle and in perspective
+//! (a projective warp), given a shadow, defocus blur (Gaussian) and sensor noise, and stored
+//! as a phone stores it: a 12 MP JPEG (q90) whose pixels may lie sideways or upside down, with
+//! the EXIF orientation that turns them upright. Two more are kept whole by design: a close-up
+//! (the receipt fills the frame) and a full-frame screenshot of a receipt app (PNG).
+//!
+//! Everything is deterministic: the same shot and seed make the same bytes.
+
+use ab_glyph::{Font as _, FontRef, PxScale, ScaleFont as _};
+use image::{GrayImage, Luma, Rgb, RgbImage};
+use imageproc::geometric_transformations::{warp_into, Border, Interpolation, Projection};
+use rand::{Rng as _, SeedableRng as _};
+
+/// The fonts receipts are printed in.
+pub const FONTS: [(&str, &[u8]); 3] = [
+    (
+        "DejaVu Sans Mono",
+        include_bytes!("../../assets/fonts/DejaVuSansMono.ttf"),
+    ),
+    (
+        "Liberation Mono",
+        include_bytes!("../../assets/fonts/LiberationMono-Regular.ttf"),
+    ),
+    (
+        "Liberation Sans Narrow Bold",
+        include_bytes!("../../assets/fonts/LiberationSansNarrow-Bold.ttf"),
+    ),
+];
+
+/// How one photo is taken.
+#[derive(Debug, Clone, Copy)]
+pub struct Shot {
+    pub name: &'static str,
+    /// Item lines on the receipt (a 1 m receipt has about 200).
+    pub items: usize,
+    pub font: usize,
+    /// The upright frame: portrait when true (3024x4032 at 12 MP), else landscape.
+    pub portrait: bool,
+    /// The EXIF orientation the phone writes (1, 3, 6 or 8): the stored pixels are turned so
+    /// that it makes them upright.
+    pub orientation: u16,
+    /// The receipt's turn on the table, in degrees.
+    pub angle: f32,
+    /// The far edge's shrink from perspective (0: the phone is parallel to the table).
+    pub keystone: f32,
+    /// The receipt's longest extent as a share of the frame's (over 1: a close-up).
+    pub coverage: f32,
+    /// A shadow across part of the receipt.
+    pub shadow: bool,
+    /// Defocus blur (Gaussian sigma at 12 MP, in pixels).
+    pub blur: f32,
+    /// Ink's grey level (a fresh thermal print ~35; a faded one ~110).
+    pub ink: u8,
+    /// The table's colour.
+    pub table: [u8; 3],
+    pub seed: u64,
+}
+
+/// A photo of the corpus.
+#[derive(Debug, Clone)]
+pub struct Photo {
+    pub name: &'static str,
+    /// The file as uploaded.
+    pub bytes: Vec<u8>,
+    /// The receipt's text, one printed line a line.
+    pub text: String,
+    /// False for the photos that must be kept whole (a close-up, a screenshot).
+    pub has_table: bool,
+}
+
+const WOOD: [u8; 3] = [120, 84, 52];
+const SLATE: [u8; 3] = [70, 74, 80];
+const OAK: [u8; 3] = [168, 128, 86];
+const BLUE: [u8; 3] = [60, 82, 120];
+
+/// The shots of the corpus: receipts of 12 and 30 items and of 1 m, in three fonts, portrait
+/// and landscape, turned and in perspective, with shadow, blur and faded ink; a close-up.
+pub fn shots() -> Vec<Shot> {
+    let s = |name, items, font, portrait, orientation, angle, coverage| Shot {
+        name,
+        items,
+        font,
+        portrait,
+        orientation,
+        angle,
+        keystone: 0.04,
+        coverage,
+        shadow: false,
+        blur: 1.0,
+        ink: 35,
+        table: WOOD,
+        seed: name_seed(name),
+    };
+    vec![
+        s("short-mono-portrait", 12, 0, true, 6, 3.0, 0.62),
+        Shot {
+            table: SLATE,
+            keystone: 0.08,
+            ..s("short-liberation-landscape", 12, 1, false, 1, -8.0, 0.78)
+        },
+        Shot {
+            shadow: true,
+            ..s("30-mono-shadow", 30, 0, true, 6, -2.0, 0.86)
+        },
+        Shot {
+            blur: 2.0,
+            table: OAK,
+            ..s("30-narrow-blur", 30, 2, true, 6, 5.0, 0.80)
+        },
+        Shot {
+            table: BLUE,
+            ..s("30-liberation-landscape", 30, 1, false, 1, 1.5, 0.92)
+        },
+        Shot {
+            table: SLATE,
+            keystone: 0.10,
+            ..s("30-mono-orientation8", 30, 0, true, 8, -4.0, 0.72)
+        },
+        s("30-narrow-upside-down", 30, 2, true, 3, 2.0, 0.80),
+        Shot {
+            ink: 110,
+            ..s("30-mono-faded", 30, 0, true, 6, -1.0, 0.84)
+        },
+        s("30-liberation-far", 30, 1, true, 6, 6.0, 0.50),
+        Shot {
+            shadow: true,
+            blur: 1.6,
+            ..s("short-narrow-shadow-blur", 12, 2, true, 6, -6.0, 0.66)
+        },
+        s("1m-mono-portrait", 200, 0, true, 6, 1.0, 0.95),
+        Shot {
+            table: OAK,
+            ..s("1m-liberation-upright", 200, 1, true, 1, -2.0, 0.93)
+        },
+        s("closeup-mono", 30, 0, true, 6, 0.5, 2.2),
+    ]
+}
+
+fn name_seed(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The receipt's text: a merchant, its address, a date, `items` priced lines, the totals and
+/// the payment, deterministic for `seed`.
+pub fn receipt_text(items: usize, seed: u64) -> Vec<String> {
+    const SHOPS: [&str; 4] = [
+        "GREENLEAF MARKET",
+        "CORNER HARDWARE",
+        "BLUE DOOR CAFE",
+        "NORTHSIDE PHARMACY",
+    ];
+    const GOODS: [&str; 16] = [
+        "OAT MILK 1L",
+        "SOURDOUGH LOAF",
+        "FREE RANGE EGGS 12",
+        "BANANAS 1.2KG",
+        "ESPRESSO BEANS",
+        "WOOD SCREWS 4X40",
+        "AA BATTERIES 8PK",
+        "DISH SOAP 500ML",
+        "GREEK YOGURT",
+        "CHEDDAR 400G",
+        "PAPER TOWELS 6",
+        "TOMATOES VINE",
+        "OLIVE OIL 750ML",
+        "IBUPROFEN 200MG",
+        "RICE BASMATI 2KG",
+        "GREEN TEA 40",
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let shop = SHOPS[rng.random_range(0..SHOPS.len())];
+    let mut lines = vec![
+        format!("{shop:^32}"),
+        format!(
+            "{:^32}",
+            format!("{} HARBOR ST, PORTLAND", rng.random_range(10..999))
+        ),
+        format!(
+            "{:^32}",
+            format!(
+                "TEL 503-{:03}-{:04}",
+                rng.random_range(200..999),
+                rng.random_range(0..9999)
+            )
+        ),
+        format!(
+            "2026-11-{:02} {:02}:{:02}  TILL {} #{:04}",
+            rng.random_range(1..29),
+            rng.random_range(8..21),
+            rng.random_range(0..60),
+            rng.random_range(1..9),
+            rng.random_range(0..9999)
+        ),
+    ];
+    let mut total = 0u32;
+    for _ in 0..items {
+        let cents = rng.random_range(59..4999u32);
+        total += cents;
+        let good = GOODS[rng.random_range(0..GOODS.len())];
+        lines.push(format!("{good:<24}{:>8}", money(cents)));
+    }
+    let tax = total * 85 / 1000;
+    lines.push(format!("{:<24}{:>8}", "SUBTOTAL", money(total)));
+    lines.push(format!("{:<24}{:>8}", "TAX 8.5%", money(tax)));
+    lines.push(format!("{:<24}{:>8}", "TOTAL", money(total + tax)));
+    lines.push(format!(
+        "VISA **** {:04}  AUTH {:06}",
+        rng.random_range(0..9999),
+        rng.random_range(0..999_999)
+    ));
+    lines.push(format!("{:^32}", "THANK YOU, COME AGAIN"));
+    lines
+}
+
+fn money(cents: u32) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The receipt, typeset on paper: grey, paper 245, ink `ink` (never 0: the photo keeps 0 for
+/// "not paper"), `em` px per em.
+pub fn typeset(lines: &[String], font: usize, em: f32, ink: u8) -> GrayImage {
+    let font = FontRef::try_from_slice(FONTS[font].1).expect("a bundled font");
+    let scaled = font.as_scaled(PxScale::from(em));
+    let advance = scaled.h_advance(font.glyph_id('0'));
+    let pitch = (em * 1.3).ceil() as u32;
+    let margin = (em * 1.6) as u32;
+    let width = (advance * 32.0).ceil() as u32 + 2 * margin;
+    let rules = 2;
+    let height = 2 * margin + pitch * (lines.len() as u32 + rules);
+    let mut paper = GrayImage::from_pixel(width, height, Luma([245]));
+    let ink = Luma([ink.max(1)]);
+    let mut y = margin;
+    for (i, line) in lines.iter().enumerate() {
+        // Rules under the header and above the totals.
+        if i == 4 || i == lines.len() - 5 {
+            let rule = y + pitch / 2;
+            for x in margin..width - margin {
+                for t in 0..(em / 12.0).max(1.0) as u32 {
+                    paper.put_pixel(x, rule + t, ink);
+                }
+            }
+            y += pitch;
+        }
+        imageproc::drawing::draw_text_mut(
+            &mut paper,
+            ink,
+            margin as i32,
+            y as i32,
+            PxScale::from(em),
+            &font,
+            line,
+        );
+        y += pitch;
+    }
+    paper
+}
+
+/// `shot` photographed at `long` px on the frame's long edge (4032: 12 MP).
+pub fn photograph(shot: &Shot, long: u32) -> Photo {
+    let lines = receipt_text(shot.items, shot.seed);
+    let short = long * 3 / 4;
+    let frame = if shot.portrait {
+        (short, long)
+    } else {
+        (long, short)
+    };
+    // Typeset at the size the photo shows it (a warp by ~1 keeps the glyphs sharp).
+    let probe = typeset(&lines, shot.font, 32.0, shot.ink);
+    let em = (32.0 * fit_scale(probe.dimensions(), shot, frame)).clamp(8.0, 160.0);
+    let paper = typeset(&lines, shot.font, em, shot.ink);
+    let placed = place(&paper, shot, frame);
+    let sigma = shot.blur * long as f32 / 4032.0;
+    let blurred = if sigma > 0.3 {
+        imageproc::filter::gaussian_blur_f32(&placed, sigma)
+    } else {
+        placed.clone()
+    };
+    let upright = compose(&placed, &blurred, shot);
+    let stored = match shot.orientation {
+        3 => image::imageops::rotate180(&upright),
+        6 => image::imageops::rotate270(&upright),
+        8 => image::imageops::rotate90(&upright),
+        _ => upright,
+    };
+    let mut bytes = Vec::new();
+    let mut e = jpeg_encoder::Encoder::new(&mut bytes, 90);
+    e.add_app_segment(
+        1,
+        &batch_orchestrator::samples::exif_block(shot.orientation),
+    )
+    .expect("an APP1 segment under 64 KiB");
+    let (w, h) = stored.dimensions();
+    e.encode(
+        stored.as_raw(),
+        w as u16,
+        h as u16,
+        jpeg_encoder::ColorType::Rgb,
+    )
+    .expect("pixels match the size");
+    Photo {
+        name: shot.name,
+        bytes,
+        text: lines.join("\n"),
+        has_table: shot.coverage < 1.0,
+    }
+}
+
+/// The scale that makes a `paper`-sized receipt, turned by the shot's angle, span
+/// `shot.coverage` of the frame.
+fn fit_scale(paper: (u32, u32), shot: &Shot, frame: (u32, u32)) -> f32 {
+    let (pw, ph) = (paper.0 as f32, paper.1 as f32);
+    let (sin, cos) = shot.angle.to_radians().sin_cos();
+    let (bw, bh) = (
+        pw * cos.abs() + ph * sin.abs(),
+        pw * sin.abs() + ph * cos.abs(),
+    );
+    shot.coverage * (frame.0 as f32 / bw).min(frame.1 as f32 / bh)
+}
+
+/// The receipt warped into a grey frame of `frame` pixels: turned, in perspective, off
+/// centre; 0 where the table shows.
+fn place(paper: &GrayImage, shot: &Shot, frame: (u32, u32)) -> GrayImage {
+    let (pw, ph) = (paper.width() as f32, paper.height() as f32);
+    let s = fit_scale(paper.dimensions(), shot, frame);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(shot.seed);
+    let (fw, fh) = (frame.0 as f32, frame.1 as f32);
+    let centre = (
+        fw / 2.0 + fw * rng.random_range(-0.04..0.04),
+        fh / 2.0 + fh * rng.random_range(-0.03..0.03),
+    );
+    let (sin, cos) = shot.angle.to_radians().sin_cos();
+    let corner = |x: f32, y: f32, far: bool| {
+        // Perspective: the far (top) edge is narrower.
+        let x = if far { x * (1.0 - shot.keystone) } else { x };
+        let (x, y) = (x * s, y * s);
+        (centre.0 + x * cos - y * sin, centre.1 + x * sin + y * cos)
+    };
+    let (hw, hh) = (pw / 2.0, ph / 2.0);
+    let to = [
+        corner(-hw, -hh, true),
+        corner(hw, -hh, true),
+        corner(hw, hh, false),
+        corner(-hw, hh, false),
+    ];
+    let from = [(0.0, 0.0), (pw, 0.0), (pw, ph), (0.0, ph)];
+    let projection = Projection::from_control_points(from, to).expect("a proper quadrilateral");
+    let mut out = GrayImage::new(frame.0, frame.1);
+    warp_into(
+        paper,
+        projection,
+        Interpolation::Bilinear,
+        Border::Constant(Luma([0])),
+        &mut out,
+    );
+    out
+}
+
+/// The colour photo: the table (grain, vignetting) where `placed` is 0, else the paper's tint
+/// times the blurred receipt; a soft shadow when the shot has one; sensor noise.
+fn compose(placed: &GrayImage, blurred: &GrayImage, shot: &Shot) -> RgbImage {
+    let (w, h) = placed.dimensions();
+    let (fw, fh) = (w as f32, h as f32);
+    let mut state = shot.seed | 1;
+    RgbImage::from_fn(w, h, |x, y| {
+        let (xf, yf) = (x as f32, y as f32);
+        let (dx, dy) = (xf / fw - 0.5, yf / fh - 0.5);
+        let light = 1.0 - 0.5 * (dx * dx + dy * dy);
+        let shade = if shot.shadow {
+            // A diagonal edge (a hand or the phone), softened over 3% of the frame.
+            let d = (xf - fw * 0.45 - (yf - fh * 0.5) * 0.35) / (fw * 0.03);
+            1.0 - 0.45 * (0.5 - d.clamp(-0.5, 0.5))
+        } else {
+            1.0
+        };
+        let base = if placed.get_pixel(x, y).0[0] == 0 {
+            let grain = 0.9 + 0.1 * ((yf / 23.0 + (xf / 310.0).sin() * 3.0).sin());
+            shot.table.map(|c| f32::from(c) * grain)
+        } else {
+            let v = f32::from(blurred.get_pixel(x, y).0[0]) / 255.0;
+            [252.0, 249.0, 240.0].map(|c| c * v)
+        };
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let noise = (state % 9) as f32 - 4.0;
+        Rgb(base.map(|c| (c * light * shade + noise).clamp(0.0, 255.0) as u8))
+    })
+}
+
+/// A full-frame screenshot of a receipt app (`width` x `height` PNG): kept whole by design.
+pub fn screenshot(seed: u64, width: u32, height: u32) -> Photo {
+    let lines = receipt_text(20, seed ^ 0x5c5c);
+    let font = FontRef::try_from_slice(FONTS[0].1).expect("a bundled font");
+    let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    for y in 0..height / 12 {
+        for x in 0..width {
+            img.put_pixel(x, y, Rgb([32, 92, 200]));
+        }
+    }
+    let em = width as f32 / 21.0;
+    let mut y = height / 12 + (em * 1.5) as u32;
+    for line in &lines {
+        imageproc::drawing::draw_text_mut(
+            &mut img,
+            Rgb([20, 20, 20]),
+            (em * 0.5) as i32,
+            y as i32,
+            PxScale::from(em),
+            &font,
+            line,
+        );
+        y += (em * 1.4) as u32;
+    }
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .expect("a PNG in memory");
+    Photo {
+        name: "screenshot",
+        bytes,
+        text: lines.join("\n"),
+        has_table: false,
+    }
+}

@@ -1,0 +1,102 @@
+//! The economy policy's pass over a decoded photo (see the parent module): the receipt found,
+//! cropped, sized by its print, in grey, its light evened out and the table around it white;
+//! or, with no receipt found, the size the whole photo is kept at.
+
+use super::{encode, fit, orient, receipt, resize_crop, Colour, Crop, Normalized, Skip, Target};
+use fast_image_resize::PixelType;
+use image::GrayImage;
+
+/// What the economy policy makes of a photo.
+#[derive(Debug)]
+pub(super) enum Made {
+    /// The receipt alone.
+    Receipt(Normalized),
+    /// No receipt found with confidence: the whole photo is kept, in colour, at this upright
+    /// size (smaller than the long edge when its print is measurably larger than needed).
+    Whole { upright: (u32, u32) },
+}
+
+/// The economy policy over decoded RGB `pixels` stored with EXIF `orientation`.
+pub(super) fn make(
+    pixels: &[u8],
+    (width, height): (u32, u32),
+    orientation: u32,
+    target: Target,
+) -> Result<Made, Skip> {
+    let grey = GrayImage::from_raw(width, height, luma(pixels))
+        .ok_or_else(|| Skip::Corrupt("fewer pixels than the header says".into()))?;
+    let grey = orient(grey, orientation);
+    let (gw, gh) = grey.dimensions();
+    let Some(found) = receipt::find(&grey) else {
+        let whole = receipt::Rect {
+            x: 0,
+            y: 0,
+            w: gw,
+            h: gh,
+        };
+        let (upright, _) = size(&grey, whole, target);
+        return Ok(Made::Whole { upright });
+    };
+    let rect = found.rect;
+    let ((w, h), print) = size(&grey, rect, target);
+    let crop = Crop {
+        x: rect.x,
+        y: rect.y,
+        w: rect.w,
+        h: rect.h,
+    };
+    let out = resize_crop(grey.into_raw(), (gw, gh), crop, (w, h), PixelType::U8)?;
+    let mut out = GrayImage::from_raw(w, h, out)
+        .ok_or_else(|| Skip::Corrupt("the resized receipt is short of pixels".into()))?;
+    let scale = f64::from(w) / f64::from(rect.w);
+    let print_out = print.map_or(target.text_px, |p| (p * scale).round() as u32);
+    receipt::flatten(&mut out, print_out.max(1));
+    whiten_table(&mut out, &found);
+    let jpeg = encode(out.as_raw(), w, h, target.quality, Colour::Grey)?;
+    Ok(Made::Receipt(Normalized {
+        jpeg,
+        width: w,
+        height: h,
+    }))
+}
+
+/// The size `rect` of `grey` is given at: its print `target.text_px` tall when measured
+/// (never enlarged), at most the long edge; and the print's height measured, if it was.
+fn size(grey: &GrayImage, rect: receipt::Rect, target: Target) -> ((u32, u32), Option<f64>) {
+    let print = receipt::print_height(grey, rect);
+    let by_print = print.map_or(1.0, |p| (f64::from(target.text_px) / p).min(1.0));
+    let side = |v: u32| ((f64::from(v) * by_print).round() as u32).max(1);
+    let by_edge = fit(rect.w, rect.h, target.long_edge);
+    let size = if side(rect.w.max(rect.h)) < by_edge.0.max(by_edge.1) {
+        (side(rect.w), side(rect.h))
+    } else {
+        by_edge
+    };
+    (size, print)
+}
+
+/// The table around a turned receipt, white: nothing to read, and no bytes.
+fn whiten_table(out: &mut GrayImage, found: &receipt::Found) {
+    let rect = found.rect;
+    let (w, h) = out.dimensions();
+    let step = (
+        f64::from(rect.w) / f64::from(w),
+        f64::from(rect.h) / f64::from(h),
+    );
+    for (x, y, p) in out.enumerate_pixels_mut() {
+        let at = (
+            f64::from(rect.x) + (f64::from(x) + 0.5) * step.0,
+            f64::from(rect.y) + (f64::from(y) + 0.5) * step.1,
+        );
+        if !found.covers(at.0, at.1) {
+            p.0[0] = 255;
+        }
+    }
+}
+
+/// RGB pixels as grey (ITU-R BT.601 luma, in integers).
+fn luma(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks_exact(3)
+        .map(|p| ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8) as u8)
+        .collect()
+}
