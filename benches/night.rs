@@ -7,9 +7,12 @@
 //! - 100,000 users; receipts per user from a Zipf law on 1..=2,000 (exponent 1.6, which gives a
 //!   mean of about 20), so about 2,000,000 images: most users have a few, a handful hundreds;
 //! - each user's day is one intent (the nightly run), on the default model;
-//! - normalized receipt JPEGs of 150 to 450 KB (uniform; issue 11's normalization puts a
-//!   12 MP photo at a 1568 px long edge), so a base64 record line is 4/3 of that plus 600 bytes
-//!   of JSON; the s3Location (Nova) line is 600 bytes;
+//! - normalized receipt JPEGs of the image policy's sizes (uniform, `jpeg_range`): economy
+//!   (the default) 25 to 90 KB, the range `cargo bench --bench tokens` measured for the
+//!   receipt alone in grey; whole 150 to 450 KB (a 12 MP photo at a 1568 px long edge), with
+//!   `BO_BENCH_IMAGE_POLICY=whole`. A base64 record line is 4/3 of that plus 600 bytes of JSON;
+//!   the s3Location (Nova) line is 600 bytes. Tokens, and so the price, are the policy's
+//!   estimate (`settings::input_tokens_per_image`);
 //! - every intent's manifest is built before the pool pass that seals the night (the nightly
 //!   run requests every day at once; the reconciler passes every 5 minutes).
 //!
@@ -37,6 +40,7 @@ mod ingest;
 mod rss;
 
 use shared::domain::ids::ModelId;
+use shared::domain::normalize::Policy;
 use shared::domain::plan::{plan, PlannedJob};
 use shared::domain::pool::{pack, Waiting};
 use shared::domain::settings::Settings;
@@ -81,15 +85,24 @@ fn zipf_counts(users: usize, max: usize, s: f64, rng: &mut Rng) -> Vec<u64> {
 
 #[derive(Clone, Copy)]
 enum Lines {
-    /// Claude: the image inline, base64.
-    Base64,
+    /// Claude: the image inline, base64, of a JPEG between these sizes.
+    Base64(u64, u64),
     /// Nova: the image by s3Location.
     S3Location,
 }
 
+/// The sizes of a normalized receipt JPEG under `policy` (uniform between them): economy's
+/// as the tokens bench measured them on its corpus; whole's a 12 MP photo at 1568 px.
+fn jpeg_range(policy: Policy) -> (u64, u64) {
+    match policy {
+        Policy::Economy => (25_000, 90_000),
+        Policy::Whole => (150_000, 450_000),
+    }
+}
+
 fn line_len(kind: Lines, rng: &mut Rng) -> u64 {
     match kind {
-        Lines::Base64 => (150_000 + rng.next() % 300_001) * 4 / 3 + 600,
+        Lines::Base64(lo, hi) => (lo + rng.next() % (hi - lo + 1)) * 4 / 3 + 600,
         Lines::S3Location => 600,
     }
 }
@@ -199,6 +212,21 @@ fn report(label: &str, settings: &Settings, n: &Night) -> (u64, f64) {
     (below as u64, hours)
 }
 
+/// The local settings, with the image policy `BO_BENCH_IMAGE_POLICY` names (economy when
+/// unset) and its token estimate.
+fn bench_settings() -> Settings {
+    let mut s = Settings::local("bench");
+    if let Some(policy) = std::env::var("BO_BENCH_IMAGE_POLICY")
+        .ok()
+        .and_then(|p| p.parse().ok())
+    {
+        s.image_policy = policy;
+        s.estimate_input_tokens_per_image =
+            shared::domain::settings::input_tokens_per_image(policy);
+    }
+    s
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--ingest-child") {
@@ -217,16 +245,18 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| records, pooled below | images | jobs | lower bound | jobs / bound | below min | pads | waves | hours | on-demand records |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    let default = Settings::local("bench");
+    let default = bench_settings();
+    let (lo, hi) = jpeg_range(default.image_policy);
     let mut final_line = None;
-    for (kind, kind_label) in [(Lines::Base64, "base64"), (Lines::S3Location, "s3Location")] {
+    let base64 = Lines::Base64(lo, hi);
+    for (kind, kind_label) in [(base64, "base64"), (Lines::S3Location, "s3Location")] {
         for pool_below in [default.pool_below_records, 0] {
             let mut s = default.clone();
             s.pool_below_records = pool_below;
             let n = night(&s, kind, &counts);
             let label = format!("{kind_label}, {}", s.pool_threshold(&default_model()));
             let (below, hours) = report(&label, &s, &n);
-            if matches!(kind, Lines::Base64) && pool_below == default.pool_below_records {
+            if matches!(kind, Lines::Base64(..)) && pool_below == default.pool_below_records {
                 let model = ModelId::parse(shared::domain::catalog::DEFAULT_MODELS[0])
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let cost = s

@@ -5,6 +5,7 @@
 #    emulator (moto is installed pinned into .venv, started on 127.0.0.1 on a free port, and
 #    stopped after);
 #  - the operator page in Debian's headless Chromium (installed here when missing);
+#  - what the model receives, read by Debian's Tesseract (installed here when missing);
 #  - the HTTP API held to openapi.json by schemathesis against `serve` (scripts/api-fuzz.sh);
 #  - the CDK app in infra/: assertion tests with cdk-nag, then a synth (no AWS account), and
 #    cfn-lint and checkov on the synthesized template (scripts/lint-template.sh).
@@ -30,6 +31,18 @@ if ! command -v chromium > /dev/null; then
   fi
 fi
 export BO_REQUIRE_BROWSER=1
+
+# Debian's Tesseract for the legibility tests (tests/it/legibility.rs): the economy copy of a
+# receipt photo must read as well as the whole photo. BO_REQUIRE_TESSERACT makes them fail
+# rather than skip without it.
+if ! command -v tesseract > /dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr > /dev/null
+  else
+    echo "tesseract is missing: sudo apt-get install tesseract-ocr (the legibility tests need it)" >&2
+  fi
+fi
+export BO_REQUIRE_TESSERACT=1
 
 # Benches are built by clippy --all-targets in CI, and run on purpose (see docs/performance.md), not here.
 # Every feature: the AWS edge (`aws`) is tested through the real SDK against moto.

@@ -64,6 +64,7 @@ export function functionEnvironment(i: FunctionEnvInputs): Record<string, string
     ON_DEMAND_CONCURRENCY: String(s.onDemandConcurrency),
     MAX_RECORD_ATTEMPTS: String(s.maxRecordAttempts),
     REMAINDER_POLICY: s.remainderPolicy,
+    IMAGE_POLICY: s.imagePolicy,
     CREATE_BACKOFF_SECS: String(s.createBackoffSecs),
     MAX_OPEN_INTENTS_PER_USER: String(s.maxOpenIntentsPerUser),
     MAX_IMAGES_PER_USER_PER_DAY: String(s.maxImagesPerUserPerDay),

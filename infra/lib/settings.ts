@@ -19,6 +19,8 @@ export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
 /** What a pool below the job minimum does at its deadline (the Rust `BelowMinimum`). */
 export type BelowMinimumPolicy = 'wait' | 'pad' | 'on_demand';
 export type RemainderPolicy = 'batch' | 'on_demand';
+/** How much of a photo the model is given (the Rust `normalize::Policy`). */
+export type ImagePolicy = 'economy' | 'whole';
 
 /** The record families the Rust side builds (`shared/src/domain/family/`). */
 export const FAMILIES = ['claude', 'nova'] as const;
@@ -82,6 +84,8 @@ export interface Settings {
   readonly maxRecordAttempts: number;
   /** Where a job's unanswered records are re-run when there are at least the minimum of them. */
   readonly remainderPolicy: RemainderPolicy;
+  /** The receipt alone, cropped, grey, sized by its print (economy), or the whole photo. */
+  readonly imagePolicy: ImagePolicy;
   /** First wait after Bedrock answers a create "not now" (quota, throttling); doubles, to an hour. */
   readonly createBackoffSecs: number;
   /** Batches one user may have in progress at once (over it: 429). */
@@ -145,6 +149,7 @@ export const CONTEXT_KEYS = [
   'onDemandConcurrency',
   'maxRecordAttempts',
   'remainderPolicy',
+  'imagePolicy',
   'createBackoffSecs',
   'maxOpenIntentsPerUser',
   'maxImagesPerUserPerDay',
@@ -192,6 +197,9 @@ export const DEFAULT_MAX_RECORD_ATTEMPTS = 3;
 export const BELOW_MINIMUM_POLICIES: readonly BelowMinimumPolicy[] = ['wait', 'pad', 'on_demand'];
 export const DEFAULT_REMAINDER_POLICY: RemainderPolicy = 'batch';
 export const REMAINDER_POLICIES: readonly RemainderPolicy[] = ['batch', 'on_demand'];
+/** The values the Rust `Policy::from_str` accepts; economy is its default. */
+export const DEFAULT_IMAGE_POLICY: ImagePolicy = 'economy';
+export const IMAGE_POLICIES: readonly ImagePolicy[] = ['economy', 'whole'];
 export const DEFAULT_CREATE_BACKOFF_SECS = 60;
 export const DEFAULT_MAX_OPEN_INTENTS_PER_USER = 20;
 export const DEFAULT_MAX_IMAGES_PER_USER_PER_DAY = 200000;
@@ -359,6 +367,15 @@ function onDemandRates(read: ContextReader): Record<string, OnDemandRate> | unde
     out[model] = { requestsPerMinute: r.requestsPerMinute as number, tokensPerMinute: r.tokensPerMinute as number };
   }
   return out;
+}
+
+function imagePolicy(read: ContextReader): ImagePolicy {
+  if (!present(read('imagePolicy'))) return DEFAULT_IMAGE_POLICY;
+  const policy = str(read, 'imagePolicy').toLowerCase() as ImagePolicy;
+  if (!IMAGE_POLICIES.includes(policy)) {
+    throw new SettingsError('imagePolicy', `must be one of ${IMAGE_POLICIES.join(', ')}`);
+  }
+  return policy;
 }
 
 function remainderPolicy(read: ContextReader): RemainderPolicy {
@@ -537,6 +554,7 @@ export function readSettings(read: ContextReader): Settings {
     onDemandConcurrency: optionalInt(read, 'onDemandConcurrency', DEFAULT_ON_DEMAND_CONCURRENCY, 1),
     maxRecordAttempts: optionalInt(read, 'maxRecordAttempts', DEFAULT_MAX_RECORD_ATTEMPTS, 1),
     remainderPolicy: remainderPolicy(read),
+    imagePolicy: imagePolicy(read),
     createBackoffSecs: optionalInt(read, 'createBackoffSecs', DEFAULT_CREATE_BACKOFF_SECS, 0),
     maxOpenIntentsPerUser: optionalInt(read, 'maxOpenIntentsPerUser', DEFAULT_MAX_OPEN_INTENTS_PER_USER, 1),
     maxImagesPerUserPerDay: optionalInt(read, 'maxImagesPerUserPerDay', DEFAULT_MAX_IMAGES_PER_USER_PER_DAY, 1),

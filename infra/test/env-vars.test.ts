@@ -68,9 +68,18 @@ describe('function environment', () => {
     for (const fn of Object.values(resourcesOf(t, 'AWS::Lambda::Function'))) {
       expect(JSON.parse(fn.Properties.Environment.Variables.MODEL_QUOTAS)).toEqual({ 'amazon.nova-pro-v1:0': { minRecordsPerJob: 1000 } });
       expect(fn.Properties.Environment.Variables.REMAINDER_POLICY).toBe('batch');
+      expect(fn.Properties.Environment.Variables.IMAGE_POLICY).toBe('economy');
       expect(fn.Properties.Environment.Variables.CREATE_BACKOFF_SECS).toBe('60');
     }
     expect(() => synth({ modelQuotas: { 'amazon.nova-pro-v1:0': { minRecords: 1 } } })).toThrow(/unknown quota minRecords/);
+  });
+
+  it('when context chooses the whole-photo image policy should hand it to the functions and refuse others', () => {
+    const { template: t } = synth({ imagePolicy: 'whole' });
+    for (const fn of Object.values(resourcesOf(t, 'AWS::Lambda::Function'))) {
+      expect(fn.Properties.Environment.Variables.IMAGE_POLICY).toBe('whole');
+    }
+    expect(() => synth({ imagePolicy: 'crop' })).toThrow(/imagePolicy.*economy, whole/);
   });
 
   it('when an application inference profile is configured should hand its family to the functions (MODEL_FAMILIES)', () => {

@@ -21,6 +21,7 @@ mod events;
 mod faults;
 mod hostile;
 mod intake;
+mod legibility;
 mod nightly;
 mod nova;
 mod openapi;

@@ -1,7 +1,8 @@
 //! Real phone photos, as a new user uploads them: a 12 MP JPEG stored sideways with EXIF
 //! orientation 6, a 50 MP JPEG, a screenshot PNG and a 12 MP WebP all succeed; a PNG whose
 //! header claims 60000x60000 and a truncated JPEG are skipped with a reason; every manifest
-//! line is at most 600,000 bytes, and the 12 MP photo reaches the model upright.
+//! line is at most 600,000 bytes, and the 12 MP photo reaches the model upright: under the
+//! default economy policy, the receipt alone in grey.
 
 use crate::common::*;
 use base64::Engine as _;
@@ -84,6 +85,15 @@ async fn when_a_user_uploads_phone_photos_should_run_the_good_ones_upright_and_s
         .expect("base64");
     let (w, h) = shared::domain::normalize::dimensions(&jpeg).expect("dims");
     assert!(h > w, "upright: {w}x{h}");
-    assert_eq!(h, 1568, "long edge at Claude's 1568 px");
+    assert!(h <= 1568, "long edge at most Claude's 1568 px: {w}x{h}");
+    // The receipt is 40% of the upright frame's width: the crop is under half of it.
+    assert!(w < 1176 / 2, "the receipt alone: {w}x{h}");
+    let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&jpeg));
+    d.read_info().expect("a JPEG");
+    assert_eq!(
+        d.info().expect("info").pixel_format,
+        jpeg_decoder::PixelFormat::L8,
+        "grey"
+    );
     assert_eq!(shared::domain::normalize::orientation(&jpeg), 1);
 }

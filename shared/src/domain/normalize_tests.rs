@@ -172,3 +172,114 @@ fn when_a_jpeg_has_restart_markers_should_still_find_its_end() {
     assert!(jpeg_complete(&odd));
     assert!(!jpeg_complete(&full[..full.len() - 2]));
 }
+
+/// A receipt on a table as a phone stores it: the upright scene is `w` x `h` (portrait when
+/// `h` > `w`), a dark table, and paper over `paper` of it (left, top, right, bottom shares)
+/// printed with rows of glyph-sized marks; stored turned a quarter to the left with EXIF
+/// orientation 6.
+fn receipt_on_table(w: u32, h: u32, paper: [f64; 4]) -> Vec<u8> {
+    let upright = image::RgbImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (f64::from(x) / f64::from(w), f64::from(y) / f64::from(h));
+        let on_paper = fx > paper[0] && fx < paper[2] && fy > paper[1] && fy < paper[3];
+        // Glyphs 9 px tall on a 16 px line pitch, 6 px wide with 3 px between.
+        let (px, py) = (x % 9, y % 16);
+        let inside = fx > paper[0] + 0.03 && fx < paper[2] - 0.03;
+        let ink = on_paper && inside && py >= 4 && py < 13 && px < 6 && (x / 9 + y / 16) % 5 != 0;
+        image::Rgb(match (on_paper, ink) {
+            (_, true) => [40, 40, 40],
+            (true, false) => [240, 238, 232],
+            _ => [96, 70, 50],
+        })
+    });
+    let stored = image::imageops::rotate270(&upright);
+    let mut out = Vec::new();
+    let mut e = jpeg_encoder::Encoder::new(&mut out, 90);
+    e.add_app_segment(1, &exif_orientation(6)).expect("app1");
+    e.encode(
+        stored.as_raw(),
+        stored.width() as u16,
+        stored.height() as u16,
+        jpeg_encoder::ColorType::Rgb,
+    )
+    .expect("encode");
+    out
+}
+
+fn components(jpeg: &[u8]) -> jpeg_decoder::PixelFormat {
+    let mut d = jpeg_decoder::Decoder::new(Cursor::new(jpeg));
+    d.read_info().expect("info");
+    d.info().expect("info").pixel_format
+}
+
+#[test]
+fn when_a_receipt_lies_on_a_table_should_give_the_model_only_the_receipt_in_grey() {
+    let photo = receipt_on_table(1200, 1600, [0.35, 0.1, 0.65, 0.9]);
+    let whole = normalize(&photo, CLAUDE).expect("whole");
+    let economy = normalize(&photo, Target::new(1568, Policy::Economy)).expect("economy");
+    assert_eq!((whole.width, whole.height), (1176, 1568), "upright, whole");
+    // The receipt is 30% of the width and 80% of the height, plus a margin; its 9 px print
+    // is already under TEXT_PX, so it is not shrunk.
+    assert!(
+        economy.height > economy.width * 2,
+        "upright and cropped: {economy:?}"
+    );
+    assert!((400..=480).contains(&economy.width), "{}", economy.width);
+    assert!(
+        (1300..=1420).contains(&economy.height),
+        "{}",
+        economy.height
+    );
+    assert_eq!(components(&economy.jpeg), jpeg_decoder::PixelFormat::L8);
+    assert_eq!(components(&whole.jpeg), jpeg_decoder::PixelFormat::RGB24);
+    let tokens = |n: &Normalized| u64::from(n.width) * u64::from(n.height);
+    assert!(
+        tokens(&economy) * 10 < tokens(&whole) * 4,
+        "under 40% of the tokens"
+    );
+    // Bytes follow (this noiseless scene's table costs little; the corpus measures them).
+    assert!(economy.jpeg.len() < whole.jpeg.len(), "fewer bytes");
+    // The paper is white after flattening; the table beside a turned receipt too.
+    let pixels = jpeg_decoder::Decoder::new(Cursor::new(&economy.jpeg))
+        .decode()
+        .expect("decode");
+    assert!(
+        pixels[..economy.width as usize].iter().all(|&v| v > 230),
+        "top row white"
+    );
+}
+
+#[test]
+fn when_a_receipt_is_large_in_the_frame_should_shrink_it_by_its_print() {
+    // A short receipt close to the camera: print of 9 px in a 1200x1600 scene, but the same
+    // scene at twice the size has 18 px print, shrunk to TEXT_PX.
+    let near = receipt_on_table(2400, 3200, [0.3, 0.2, 0.7, 0.6]);
+    let economy = normalize(&near, Target::new(1568, Policy::Economy)).expect("economy");
+    // Decoded at 1/2 (1200x1600 upright), the print is 9 px: nothing to shrink. Whole
+    // normalization would keep 1568 px; economy keeps the crop at its decoded size or less.
+    assert!(economy.height <= 720, "{economy:?}");
+    assert_eq!(components(&economy.jpeg), jpeg_decoder::PixelFormat::L8);
+}
+
+#[test]
+fn when_no_receipt_is_found_should_keep_the_photo_whole_upright_and_in_colour() {
+    // A close-up: the paper fills the frame, so there is nothing to crop.
+    let closeup = receipt_on_table(1200, 1600, [-0.1, -0.1, 1.1, 1.1]);
+    let n = normalize(&closeup, Target::new(1568, Policy::Economy)).expect("economy");
+    assert_eq!(components(&n.jpeg), jpeg_decoder::PixelFormat::RGB24);
+    assert!(n.height > n.width, "upright: {n:?}");
+    let ratio = f64::from(n.height) / f64::from(n.width);
+    assert!((ratio - 4.0 / 3.0).abs() < 0.01, "the whole frame: {n:?}");
+    // A gradient has no print to measure: the whole policy's size exactly.
+    let flat =
+        normalize(&jpeg(4032, 3024, None), Target::new(1568, Policy::Economy)).expect("economy");
+    assert_eq!((flat.width, flat.height), (1568, 1176));
+}
+
+#[test]
+fn when_the_policy_is_named_should_parse_economy_and_whole_only() {
+    assert_eq!("economy".parse(), Ok(Policy::Economy));
+    assert_eq!("whole".parse(), Ok(Policy::Whole));
+    let err = "crop".parse::<Policy>().expect_err("unknown");
+    assert!(err.contains("economy or whole"), "{err}");
+    assert_eq!(Policy::default(), Policy::Economy);
+}

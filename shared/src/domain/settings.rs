@@ -489,7 +489,7 @@ pub const fn input_tokens_per_image(policy: super::normalize::Policy) -> u64 {
 }
 
 /// The mean image tokens of the economy policy on the corpus (see [`input_tokens_per_image`]).
-pub const ECONOMY_IMAGE_TOKENS: u64 = 600;
+pub const ECONOMY_IMAGE_TOKENS: u64 = 746;
 
 /// On-demand list prices (USD per million tokens, us-east-1) of the catalog's models, as
 /// published when this was written: check them, and set `MODEL_PRICES` for yours.
@@ -517,9 +517,18 @@ mod tests {
         let s = Settings::local("test");
         let haiku = ModelId::parse("anthropic.claude-haiku-4-5-20251001-v1:0").expect("valid");
         let c = s.estimate_cost(&haiku, 1000).expect("priced");
-        // 1000 x (1600 x 1.0 + 300 x 5.0) / 1e6 = 3.1
-        assert!((c.on_demand_usd - 3.1).abs() < 1e-9, "{c:?}");
-        assert!((c.batch_usd - 1.55).abs() < 1e-9, "{c:?}");
+        // Economy: 1000 x (846 x 1.0 + 300 x 5.0) / 1e6 = 2.346
+        assert!((c.on_demand_usd - 2.346).abs() < 1e-9, "{c:?}");
+        assert!((c.batch_usd - 1.173).abs() < 1e-9, "{c:?}");
+        let whole = Settings {
+            estimate_input_tokens_per_image: input_tokens_per_image(
+                crate::domain::normalize::Policy::Whole,
+            ),
+            ..Settings::local("test")
+        };
+        // Whole: 1000 x (1600 x 1.0 + 300 x 5.0) / 1e6 = 3.1
+        let w = whole.estimate_cost(&haiku, 1000).expect("priced");
+        assert!((w.on_demand_usd - 3.1).abs() < 1e-9, "{w:?}");
         for profile in [
             "us.anthropic.claude-haiku-4-5-20251001-v1:0",
             "global.anthropic.claude-haiku-4-5-20251001-v1:0",

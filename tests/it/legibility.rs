@@ -1,0 +1,98 @@
+//! What the model receives, judged by an OCR we did not write: receipt photos of the corpus
+//! (`benches/support/corpus.rs`: known text in a real font, on a table, turned, in
+//! perspective, shadowed, stored sideways with EXIF orientation) normalized under both
+//! policies and read by Tesseract (`benches/support/ocr.rs`). The economy copy must cost under
+//! half the whole photo's tokens and read as well (within two points of character error
+//! rate); a close-up stays whole, upright and in colour. Tesseract missing: skipped, unless
+//! `BO_REQUIRE_TESSERACT` is set (scripts/test.sh installs it and sets it).
+
+#[allow(dead_code)]
+#[path = "../../benches/support/corpus.rs"]
+mod corpus;
+#[allow(dead_code)]
+#[path = "../../benches/support/ocr.rs"]
+mod ocr;
+
+use shared::domain::normalize::{normalize, Normalized, Policy, Target};
+
+fn tesseract() -> bool {
+    if ocr::available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("BO_REQUIRE_TESSERACT").is_none(),
+        "BO_REQUIRE_TESSERACT is set but tesseract is missing (apt-get install tesseract-ocr)"
+    );
+    eprintln!("skipped: no tesseract");
+    false
+}
+
+fn tokens(n: &Normalized) -> u64 {
+    u64::from(n.width) * u64::from(n.height) / 750
+}
+
+fn shot(name: &str) -> corpus::Shot {
+    corpus::shots()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no shot {name}"))
+}
+
+#[test]
+fn when_receipt_photos_are_normalized_for_economy_should_read_as_well_for_under_half_the_tokens() {
+    if !tesseract() {
+        return;
+    }
+    let (mut whole_cer, mut economy_cer) = (0.0, 0.0);
+    let names = [
+        "short-mono-portrait",
+        "30-liberation-landscape",
+        "30-mono-shadow",
+    ];
+    for name in names {
+        let photo = corpus::photograph(&shot(name), 4032);
+        let whole = normalize(&photo.bytes, Target::new(1568, Policy::Whole)).expect("whole");
+        let economy = normalize(&photo.bytes, Target::new(1568, Policy::Economy)).expect("economy");
+        assert!(
+            tokens(&economy) * 2 < tokens(&whole),
+            "{name}: {} tokens against {}",
+            tokens(&economy),
+            tokens(&whole)
+        );
+        assert!(economy.height > economy.width, "{name}: upright receipt");
+        whole_cer += ocr::best_cer(&whole.jpeg, &photo.text).expect("tesseract");
+        economy_cer += ocr::best_cer(&economy.jpeg, &photo.text).expect("tesseract");
+    }
+    let n = names.len() as f64;
+    assert!(
+        economy_cer / n <= whole_cer / n + 0.02,
+        "character error rate: economy {:.3}, whole {:.3}",
+        economy_cer / n,
+        whole_cer / n
+    );
+}
+
+#[test]
+fn when_a_receipt_fills_the_frame_should_keep_the_photo_whole_upright_and_in_colour() {
+    let photo = corpus::photograph(&shot("closeup-mono"), 4032);
+    let n = normalize(&photo.bytes, Target::new(1568, Policy::Economy)).expect("economy");
+    let (w, h) = (f64::from(n.width), f64::from(n.height));
+    assert!(
+        (h / w - 4.0 / 3.0).abs() < 0.01,
+        "the whole portrait frame: {n:?}"
+    );
+    let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&n.jpeg));
+    d.read_info().expect("a JPEG");
+    assert_eq!(
+        d.info().expect("info").pixel_format,
+        jpeg_decoder::PixelFormat::RGB24
+    );
+    if tesseract() {
+        let whole = normalize(&photo.bytes, Target::new(1568, Policy::Whole)).expect("whole");
+        let (e, w) = (
+            ocr::best_cer(&n.jpeg, &photo.text).expect("tesseract"),
+            ocr::best_cer(&whole.jpeg, &photo.text).expect("tesseract"),
+        );
+        assert!(e <= w + 0.02, "close-up read: economy {e:.3}, whole {w:.3}");
+    }
+}
