@@ -296,7 +296,7 @@ fn main() -> anyhow::Result<()> {
                 (take > 0).then_some(take)
             })
             .collect();
-        let n = night(&default, Lines::Base64, &counts);
+        let n = night(&default, base64, &counts);
         let d = deadline::plan_night(&default, &model, &n.jobs, n.on_demand_records, hours);
         println!("{label}, deadline {hours} h: {}", d.detail());
         println!("{}", d.line());

@@ -12,7 +12,7 @@
 //!
 //! - `BO_TOKENS_SWEEP=10,12,16`: also the economy policy at those print heights (the measure
 //!   that chose `TEXT_PX`).
-//! - `BO_TOKENS_PICTURE=path.png`: writes three photos next to what the model receives.
+//! - `BO_TOKENS_PICTURE=path.jpg`: writes three photos next to what the model receives.
 //! - `BO_TOKENS_RUNS=N`: timing runs of the corpus (default 3).
 
 #[path = "support/corpus.rs"]
@@ -197,7 +197,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Three photos (upright, shrunk) next to what the model receives under the economy policy,
-/// both at the same height, as a PNG.
+/// both at the same height, as a JPEG.
 fn picture(photos: &[Photo], whole: &[Copy], econ: &[Copy], path: &str) -> anyhow::Result<()> {
     const HEIGHT: u32 = 560;
     let picks = [
@@ -232,7 +232,15 @@ fn picture(photos: &[Photo], whole: &[Copy], econ: &[Copy], path: &str) -> anyho
         image::imageops::overlay(&mut canvas, t, i64::from(x), i64::from(gap));
         x += t.width() + gap;
     }
-    canvas.save(path)?;
+    // A JPEG (the photos are photos): a fifth of the PNG's bytes in the repository.
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 85).encode(
+        canvas.as_raw(),
+        u16::try_from(canvas.width())?,
+        u16::try_from(canvas.height())?,
+        jpeg_encoder::ColorType::Rgb,
+    )?;
+    std::fs::write(path, jpeg)?;
     Ok(())
 }
 

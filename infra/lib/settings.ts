@@ -229,6 +229,16 @@ export class SettingsError extends Error {
   }
 }
 
+/** A context key whose value must be one of `allowed` (case-insensitive); `fallback` when absent. */
+function oneOf<T extends string>(read: ContextReader, key: ContextKey, allowed: readonly T[], fallback: T): T {
+  if (!present(read(key))) return fallback;
+  const value = str(read, key).toLowerCase() as T;
+  if (!allowed.includes(value)) {
+    throw new SettingsError(key, `must be one of ${allowed.join(', ')}`);
+  }
+  return value;
+}
+
 /** Reads a context value; `-c key=value` always arrives as a string, cdk.json as JSON. */
 export type ContextReader = (key: ContextKey) => unknown;
 
@@ -369,24 +379,6 @@ function onDemandRates(read: ContextReader): Record<string, OnDemandRate> | unde
   return out;
 }
 
-function imagePolicy(read: ContextReader): ImagePolicy {
-  if (!present(read('imagePolicy'))) return DEFAULT_IMAGE_POLICY;
-  const policy = str(read, 'imagePolicy').toLowerCase() as ImagePolicy;
-  if (!IMAGE_POLICIES.includes(policy)) {
-    throw new SettingsError('imagePolicy', `must be one of ${IMAGE_POLICIES.join(', ')}`);
-  }
-  return policy;
-}
-
-function remainderPolicy(read: ContextReader): RemainderPolicy {
-  if (!present(read('remainderPolicy'))) return DEFAULT_REMAINDER_POLICY;
-  const policy = str(read, 'remainderPolicy').toLowerCase() as RemainderPolicy;
-  if (!REMAINDER_POLICIES.includes(policy)) {
-    throw new SettingsError('remainderPolicy', `must be one of ${REMAINDER_POLICIES.join(', ')}`);
-  }
-  return policy;
-}
-
 /**
  * `modelQuotas` (`-c modelQuotas='{"amazon.nova-pro-v1:0": {"minRecordsPerJob": 1000}}'`): each
  * model's quota keys over `quotas`; undefined when the context does not set it.
@@ -414,15 +406,6 @@ function modelQuotas(read: ContextReader): Record<string, Partial<Quotas>> | und
     out[model] = one;
   }
   return out;
-}
-
-function belowMinimumPolicy(read: ContextReader): BelowMinimumPolicy {
-  if (!present(read('belowMinimumPolicy'))) return DEFAULT_BELOW_MINIMUM_POLICY;
-  const policy = str(read, 'belowMinimumPolicy').toLowerCase() as BelowMinimumPolicy;
-  if (!BELOW_MINIMUM_POLICIES.includes(policy)) {
-    throw new SettingsError('belowMinimumPolicy', `must be one of ${BELOW_MINIMUM_POLICIES.join(', ')}`);
-  }
-  return policy;
 }
 
 /**
@@ -550,11 +533,11 @@ export function readSettings(read: ContextReader): Settings {
     maxOutputTokens: int('maxOutputTokens', read('maxOutputTokens'), 1),
     poolDeadlineSecs: optionalInt(read, 'poolDeadlineSecs', DEFAULT_POOL_DEADLINE_SECS, 1),
     poolBelowRecords: optionalInt(read, 'poolBelowRecords', DEFAULT_POOL_BELOW_RECORDS, 0),
-    belowMinimumPolicy: belowMinimumPolicy(read),
+    belowMinimumPolicy: oneOf(read, 'belowMinimumPolicy', BELOW_MINIMUM_POLICIES, DEFAULT_BELOW_MINIMUM_POLICY),
     onDemandConcurrency: optionalInt(read, 'onDemandConcurrency', DEFAULT_ON_DEMAND_CONCURRENCY, 1),
     maxRecordAttempts: optionalInt(read, 'maxRecordAttempts', DEFAULT_MAX_RECORD_ATTEMPTS, 1),
-    remainderPolicy: remainderPolicy(read),
-    imagePolicy: imagePolicy(read),
+    remainderPolicy: oneOf(read, 'remainderPolicy', REMAINDER_POLICIES, DEFAULT_REMAINDER_POLICY),
+    imagePolicy: oneOf(read, 'imagePolicy', IMAGE_POLICIES, DEFAULT_IMAGE_POLICY),
     createBackoffSecs: optionalInt(read, 'createBackoffSecs', DEFAULT_CREATE_BACKOFF_SECS, 0),
     maxOpenIntentsPerUser: optionalInt(read, 'maxOpenIntentsPerUser', DEFAULT_MAX_OPEN_INTENTS_PER_USER, 1),
     maxImagesPerUserPerDay: optionalInt(read, 'maxImagesPerUserPerDay', DEFAULT_MAX_IMAGES_PER_USER_PER_DAY, 1),

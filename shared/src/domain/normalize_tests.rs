@@ -184,7 +184,8 @@ fn receipt_on_table(w: u32, h: u32, paper: [f64; 4]) -> Vec<u8> {
         // Glyphs 9 px tall on a 16 px line pitch, 6 px wide with 3 px between.
         let (px, py) = (x % 9, y % 16);
         let inside = fx > paper[0] + 0.03 && fx < paper[2] - 0.03;
-        let ink = on_paper && inside && py >= 4 && py < 13 && px < 6 && (x / 9 + y / 16) % 5 != 0;
+        let ink =
+            on_paper && inside && (4..13).contains(&py) && px < 6 && (x / 9 + y / 16) % 5 != 0;
         image::Rgb(match (on_paper, ink) {
             (_, true) => [40, 40, 40],
             (true, false) => [240, 238, 232],

@@ -117,7 +117,7 @@ pub struct Found {
     /// The crop: the paper's box and a margin, in the upright image's pixels.
     pub rect: Rect,
     /// Per row of the small copy: the paper's first and last column, widened by the margin.
-    spans: Vec<Option<(u32, u32)>>,
+    spans: Spans,
     /// Pixels of the upright image per pixel of the small copy, across and down.
     scale: (f64, f64),
 }
@@ -176,13 +176,11 @@ pub fn find(grey: &GrayImage) -> Option<Found> {
 }
 
 type Labels = image::ImageBuffer<Luma<u32>, Vec<u32>>;
+/// Per row of the small copy: a region's first and last column, if it has any there.
+type Spans = Vec<Option<(u32, u32)>>;
 
 /// Region `label` and its row spans, when it passes the module's checks for a receipt.
-fn confident(
-    labels: &Labels,
-    paper: &Region,
-    label: u32,
-) -> Option<(Region, Vec<Option<(u32, u32)>>)> {
+fn confident(labels: &Labels, paper: &Region, label: u32) -> Option<(Region, Spans)> {
     let (sw, sh) = labels.dimensions();
     let frame = f64::from(sw) * f64::from(sh);
     let boxed = f64::from(paper.width()) * f64::from(paper.height());
@@ -210,18 +208,18 @@ fn margin_of(paper: &Region) -> u32 {
 
 /// Per row: the first and last column of region `label` (holes such as print inside it count
 /// as filled).
-fn row_spans(labels: &Labels, label: u32, rows: u32) -> Vec<Option<(u32, u32)>> {
+fn row_spans(labels: &Labels, label: u32, rows: u32) -> Spans {
     (0..rows)
         .map(|y| {
             let mut xs = (0..labels.width()).filter(|&x| labels.get_pixel(x, y).0[0] == label);
             let lo = xs.next()?;
-            Some((lo, xs.last().unwrap_or(lo)))
+            Some((lo, xs.next_back().unwrap_or(lo)))
         })
         .collect()
 }
 
 /// Spans widened by `m` to each side and to the `m` rows above and below.
-fn widen(spans: &[Option<(u32, u32)>], m: u32) -> Vec<Option<(u32, u32)>> {
+fn widen(spans: &[Option<(u32, u32)>], m: u32) -> Spans {
     let m = m as usize;
     (0..spans.len())
         .map(|y| {
@@ -286,8 +284,24 @@ fn scale_up(r: &Region, small: (u32, u32), full: (u32, u32)) -> Rect {
 /// The median height, in pixels, of the print inside `rect` of `grey`; None when too few
 /// glyph-sized regions are found.
 pub fn print_height(grey: &GrayImage, rect: Rect) -> Option<f64> {
-    let crop = image::imageops::crop_imm(grey, rect.x, rect.y, rect.w, rect.h).to_image();
-    let level = imageproc::contrast::otsu_level(&crop);
+    let crop = image::imageops::crop_imm(grey, rect.x, rect.y, rect.w, rect.h);
+    // A large crop is measured at half size (a third of the time; its print is then at least
+    // 6 px, measured to within 2).
+    if u64::from(rect.w) * u64::from(rect.h) > HALF_ABOVE {
+        let half = image::imageops::thumbnail(&*crop, (rect.w / 2).max(1), (rect.h / 2).max(1));
+        let (w, h) = half.dimensions();
+        return median_glyph(&half, w, h).map(|p| p * 2.0);
+    }
+    median_glyph(&crop.to_image(), rect.w, rect.h)
+}
+
+/// Crops of more pixels than this are measured at half size.
+const HALF_ABOVE: u64 = 600_000;
+
+/// The median height of `crop`'s glyph-sized ink regions.
+fn median_glyph(crop: &GrayImage, w: u32, h: u32) -> Option<f64> {
+    let rect = Rect { x: 0, y: 0, w, h };
+    let level = imageproc::contrast::otsu_level(crop);
     let ink = GrayImage::from_fn(rect.w, rect.h, |x, y| {
         Luma([if crop.get_pixel(x, y).0[0] <= level {
             255
