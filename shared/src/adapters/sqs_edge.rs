@@ -154,4 +154,58 @@ mod tests {
             .collect();
         assert_eq!(failed, vec!["boom".to_owned()]);
     }
+
+    #[tokio::test]
+    async fn when_messages_fail_for_any_reason_should_report_each_failed_one_in_order() {
+        let envelope = |source: &str| {
+            Some(
+                serde_json::json!({"detail-type": "t", "source": source, "detail": {}}).to_string(),
+            )
+        };
+        let event = sqs_event([
+            (Some("no-body".into()), None, None),
+            (Some("not-json".into()), None, Some("{".into())),
+            (Some("busy".into()), None, envelope("retry")),
+            (Some("bad".into()), None, envelope("permanent")),
+            (Some("done".into()), None, envelope("fine")),
+        ]);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let answer = process_batch("test", event, |e: Envelope| {
+            seen.lock().expect("lock").push(e.source.clone());
+            async move {
+                match e.source.as_str() {
+                    "retry" => Err(StageError::Retryable(crate::ports::PortError::new(
+                        crate::ports::ErrorKind::Throttled,
+                        "the store is busy",
+                    ))),
+                    "permanent" => Err(StageError::Permanent("never valid".into())),
+                    _ => Ok(Outcome::AlreadyDone),
+                }
+            }
+        })
+        .await;
+        let failed: Vec<String> = answer
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        // Both kinds go back to the queue (a permanent one reaches the DLQ after its receive
+        // count); the stage never saw the two messages that are not envelopes.
+        assert_eq!(failed, ["no-body", "not-json", "busy", "bad"]);
+        assert_eq!(*seen.lock().expect("lock"), ["retry", "permanent", "fine"]);
+    }
+
+    #[test]
+    fn when_an_envelope_holds_another_event_should_name_what_was_expected() {
+        use crate::domain::events::EventKind;
+        let foreign: Envelope = serde_json::from_value(serde_json::json!({
+            "detail-type": "Batch Inference Job State Change",
+            "source": "aws.bedrock",
+            "detail": {}
+        }))
+        .expect("an envelope");
+        let err = expect_domain_event(&foreign, EventKind::BatchRequested).expect_err("foreign");
+        assert!(!err.is_retryable(), "a wrong event never succeeds later");
+        assert!(err.to_string().contains("aws.bedrock"), "{err}");
+    }
 }

@@ -24,48 +24,7 @@ pub const MAX_IMAGE_BYTES: usize = 3_932_160;
 /// Claude's cap on either side of an image.
 pub const MAX_IMAGE_SIDE: u32 = 8000;
 
-/// An image format Claude on Bedrock accepts, told from the bytes (never the file name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaType {
-    Jpeg,
-    Png,
-    Gif,
-    Webp,
-}
-
-impl MediaType {
-    pub fn sniff(bytes: &[u8]) -> Option<Self> {
-        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            Some(Self::Jpeg)
-        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-            Some(Self::Png)
-        } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
-            Some(Self::Gif)
-        } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-            Some(Self::Webp)
-        } else {
-            None
-        }
-    }
-
-    pub fn ext(self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpg",
-            Self::Png => "png",
-            Self::Gif => "gif",
-            Self::Webp => "webp",
-        }
-    }
-
-    pub fn mime(self) -> &'static str {
-        match self {
-            Self::Jpeg => "image/jpeg",
-            Self::Png => "image/png",
-            Self::Gif => "image/gif",
-            Self::Webp => "image/webp",
-        }
-    }
-}
+pub use super::media::MediaType;
 
 /// Why an image cannot go into a manifest, checked on what Bedrock is sent (the normalized
 /// copy): its type by content, its size (3.75 MB) and its sides (8000 px), the dimensions read

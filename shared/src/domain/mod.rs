@@ -9,6 +9,7 @@ pub mod family;
 pub mod ids;
 pub mod intent;
 pub mod manifest;
+pub mod media;
 pub mod normalize;
 pub mod plan;
 pub mod pool;

@@ -25,7 +25,7 @@
 mod economy;
 pub mod receipt;
 
-use super::manifest::MediaType;
+use super::media::MediaType;
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use std::io::Cursor;

@@ -1,7 +1,7 @@
 //! Anthropic Claude (Messages API): images inline as base64.
 
 use super::{ImageRef, ImageSource, ModelAnswer, RecordFamily};
-use crate::domain::manifest::MediaType;
+use crate::domain::media::MediaType;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Claude;

@@ -10,7 +10,7 @@ pub use nova::Nova;
 
 use super::bedrock::S3Uri;
 use super::ids::ModelId;
-use super::manifest::MediaType;
+use super::media::MediaType;
 use serde::Serialize;
 
 /// How a family's records carry the image.

@@ -4,7 +4,7 @@
 //! `{job input}/images/` first (a server-side copy).
 
 use super::{line, ImageRef, ImageSource, ModelAnswer, RecordFamily};
-use crate::domain::manifest::MediaType;
+use crate::domain::media::MediaType;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Nova;
