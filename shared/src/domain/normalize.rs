@@ -20,7 +20,9 @@
 //! covers the target, so its buffer is under (2 x target)^2 x 3 bytes (29 MB at 1568 px) for
 //! any size of photo; PNG, GIF and WebP have no scaled decode, so their pixel cap is lower
 //! ([`MAX_DECODED_PIXELS`], at most 4 bytes a pixel: 160 MB) and the decoder's allocation
-//! limit enforces it too. The resized copy and the JPEG add at most 10 MB at 1568 px.
+//! limit enforces it too. The resized copy and the JPEG add at most 10 MB at 1568 px; the
+//! economy policy adds two grey copies of the decoded photo (6 MB for a 12 MP JPEG decoded at
+//! 1/2) and the print's labels (4 bytes a pixel of the crop, measured at half size when large).
 
 mod economy;
 pub mod receipt;

@@ -14,7 +14,9 @@
 //!
 //! A shadow across the receipt would cut it in two at Otsu's threshold, so the region is
 //! grown (hysteresis): from the brightest region, into every connected pixel brighter than the
-//! dark side's mean by [`GROW`] of the way to the threshold. Otherwise the photo is kept whole. The crop is the region's box plus a margin.
+//! dark side's mean by [`GROW`] of the way to the threshold. On a light table the grown region
+//! may take in the table and fail the checks; then the brightest region alone is tried. When
+//! neither passes, the photo is kept whole. The crop is the region's box plus a margin.
 //!
 //! **The print.** Inside the crop, Otsu's threshold again separates ink from paper; the ink's
 //! 8-connected regions of a glyph's size (a character, or a word the blur has run together)
