@@ -3,7 +3,7 @@
 //! perspective, shadowed, stored sideways with EXIF orientation) normalized under both
 //! policies and read by Tesseract (`benches/support/ocr.rs`). The economy copy must cost under
 //! half the whole photo's tokens and read as well (within two points of character error
-//! rate); a close-up stays whole, upright and in colour. Tesseract missing: skipped, unless
+//! rate); a close-up and a full-frame screenshot stay whole, upright and in colour. Tesseract missing: skipped, unless
 //! `BO_REQUIRE_TESSERACT` is set (scripts/test.sh installs it and sets it).
 
 #[allow(dead_code)]
@@ -94,5 +94,33 @@ fn when_a_receipt_fills_the_frame_should_keep_the_photo_whole_upright_and_in_col
             ocr::best_cer(&whole.jpeg, &photo.text).expect("tesseract"),
         );
         assert!(e <= w + 0.02, "close-up read: economy {e:.3}, whole {w:.3}");
+    }
+}
+
+#[test]
+fn when_a_screenshot_fills_the_frame_should_keep_it_whole_in_colour_and_as_legible() {
+    let shot = corpus::screenshot(0, 1170, 2532);
+    let n = normalize(&shot.bytes, Target::new(1568, Policy::Economy)).expect("economy");
+    let ratio = f64::from(n.height) / f64::from(n.width);
+    assert!(
+        (ratio - 2532.0 / 1170.0).abs() < 0.01,
+        "the whole screen, not a crop: {n:?}"
+    );
+    let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&n.jpeg));
+    d.read_info().expect("a JPEG");
+    assert_eq!(
+        d.info().expect("info").pixel_format,
+        jpeg_decoder::PixelFormat::RGB24
+    );
+    if tesseract() {
+        let whole = normalize(&shot.bytes, Target::new(1568, Policy::Whole)).expect("whole");
+        let (e, w) = (
+            ocr::best_cer(&n.jpeg, &shot.text).expect("tesseract"),
+            ocr::best_cer(&whole.jpeg, &shot.text).expect("tesseract"),
+        );
+        assert!(
+            e <= w + 0.02,
+            "screenshot read: economy {e:.3}, whole {w:.3}"
+        );
     }
 }
