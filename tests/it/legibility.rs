@@ -38,6 +38,33 @@ fn shot(name: &str) -> corpus::Shot {
         .unwrap_or_else(|| panic!("no shot {name}"))
 }
 
+/// A copy kept in colour (three components), as a whole photo is.
+fn assert_colour(n: &Normalized) {
+    let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&n.jpeg));
+    d.read_info().expect("a JPEG");
+    assert_eq!(
+        d.info().expect("info").pixel_format,
+        jpeg_decoder::PixelFormat::RGB24
+    );
+}
+
+/// Tesseract reads the economy copy of `photo` within two points of the whole photo.
+fn assert_reads_as_well(photo: &corpus::Photo, economy: &Normalized) {
+    if !tesseract() {
+        return;
+    }
+    let whole = normalize(&photo.bytes, Target::new(1568, Policy::Whole)).expect("whole");
+    let (e, w) = (
+        ocr::best_cer(&economy.jpeg, &photo.text).expect("tesseract"),
+        ocr::best_cer(&whole.jpeg, &photo.text).expect("tesseract"),
+    );
+    assert!(
+        e <= w + 0.02,
+        "{}: economy {e:.3}, whole {w:.3}",
+        photo.name
+    );
+}
+
 #[test]
 fn when_receipt_photos_are_normalized_for_economy_should_read_as_well_for_under_half_the_tokens() {
     if !tesseract() {
@@ -81,20 +108,8 @@ fn when_a_receipt_fills_the_frame_should_keep_the_photo_whole_upright_and_in_col
         (h / w - 4.0 / 3.0).abs() < 0.01,
         "the whole portrait frame: {n:?}"
     );
-    let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&n.jpeg));
-    d.read_info().expect("a JPEG");
-    assert_eq!(
-        d.info().expect("info").pixel_format,
-        jpeg_decoder::PixelFormat::RGB24
-    );
-    if tesseract() {
-        let whole = normalize(&photo.bytes, Target::new(1568, Policy::Whole)).expect("whole");
-        let (e, w) = (
-            ocr::best_cer(&n.jpeg, &photo.text).expect("tesseract"),
-            ocr::best_cer(&whole.jpeg, &photo.text).expect("tesseract"),
-        );
-        assert!(e <= w + 0.02, "close-up read: economy {e:.3}, whole {w:.3}");
-    }
+    assert_colour(&n);
+    assert_reads_as_well(&photo, &n);
 }
 
 #[test]
@@ -106,21 +121,6 @@ fn when_a_screenshot_fills_the_frame_should_keep_it_whole_in_colour_and_as_legib
         (ratio - 2532.0 / 1170.0).abs() < 0.01,
         "the whole screen, not a crop: {n:?}"
     );
-    let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&n.jpeg));
-    d.read_info().expect("a JPEG");
-    assert_eq!(
-        d.info().expect("info").pixel_format,
-        jpeg_decoder::PixelFormat::RGB24
-    );
-    if tesseract() {
-        let whole = normalize(&shot.bytes, Target::new(1568, Policy::Whole)).expect("whole");
-        let (e, w) = (
-            ocr::best_cer(&n.jpeg, &shot.text).expect("tesseract"),
-            ocr::best_cer(&whole.jpeg, &shot.text).expect("tesseract"),
-        );
-        assert!(
-            e <= w + 0.02,
-            "screenshot read: economy {e:.3}, whole {w:.3}"
-        );
-    }
+    assert_colour(&n);
+    assert_reads_as_well(&shot, &n);
 }

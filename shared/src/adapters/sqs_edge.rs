@@ -131,13 +131,13 @@ pub fn sqs_event(
 mod tests {
     use super::*;
 
+    /// An EventBridge envelope's body from `source`.
+    fn body(source: &str) -> Option<String> {
+        Some(serde_json::json!({"detail-type": "t", "source": source, "detail": {}}).to_string())
+    }
+
     #[tokio::test]
     async fn when_one_message_panics_should_fail_that_message_alone() {
-        let body = |source: &str| {
-            Some(
-                serde_json::json!({"detail-type": "t", "source": source, "detail": {}}).to_string(),
-            )
-        };
         let event = sqs_event([
             (Some("ok".into()), None, body("fine")),
             (Some("boom".into()), None, body("panics")),
@@ -157,17 +157,12 @@ mod tests {
 
     #[tokio::test]
     async fn when_messages_fail_for_any_reason_should_report_each_failed_one_in_order() {
-        let envelope = |source: &str| {
-            Some(
-                serde_json::json!({"detail-type": "t", "source": source, "detail": {}}).to_string(),
-            )
-        };
         let event = sqs_event([
             (Some("no-body".into()), None, None),
             (Some("not-json".into()), None, Some("{".into())),
-            (Some("busy".into()), None, envelope("retry")),
-            (Some("bad".into()), None, envelope("permanent")),
-            (Some("done".into()), None, envelope("fine")),
+            (Some("busy".into()), None, body("retry")),
+            (Some("bad".into()), None, body("permanent")),
+            (Some("done".into()), None, body("fine")),
         ]);
         let seen = std::sync::Mutex::new(Vec::new());
         let answer = process_batch("test", event, |e: Envelope| {
