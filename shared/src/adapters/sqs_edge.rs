@@ -131,6 +131,15 @@ pub fn sqs_event(
 mod tests {
     use super::*;
 
+    /// The ids of the messages a batch answer reports as failed, in order.
+    fn failed_ids(answer: SqsBatchResponse) -> Vec<String> {
+        answer
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
     /// An EventBridge envelope's body from `source`.
     fn body(source: &str) -> Option<String> {
         Some(serde_json::json!({"detail-type": "t", "source": source, "detail": {}}).to_string())
@@ -147,11 +156,7 @@ mod tests {
             Ok(Outcome::AlreadyDone)
         })
         .await;
-        let failed: Vec<String> = answer
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
+        let failed = failed_ids(answer);
         assert_eq!(failed, vec!["boom".to_owned()]);
     }
 
@@ -179,11 +184,7 @@ mod tests {
             }
         })
         .await;
-        let failed: Vec<String> = answer
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
+        let failed = failed_ids(answer);
         // Both kinds go back to the queue (a permanent one reaches the DLQ after its receive
         // count); the stage never saw the two messages that are not envelopes.
         assert_eq!(failed, ["no-body", "not-json", "busy", "bad"]);

@@ -364,22 +364,13 @@ fn decode_other(bytes: &[u8], media: MediaType) -> Result<(Vec<u8>, u32, u32), S
     Ok((rgb, w, h))
 }
 
-/// A part of an image to resize.
-#[derive(Debug, Clone, Copy)]
-struct Crop {
-    x: u32,
-    y: u32,
-    w: u32,
-    h: u32,
-}
-
 fn resize(
     pixels: Vec<u8>,
     from: (u32, u32),
     to: (u32, u32),
     kind: PixelType,
 ) -> Result<Vec<u8>, Skip> {
-    let whole = Crop {
+    let whole = receipt::Rect {
         x: 0,
         y: 0,
         w: from.0,
@@ -392,7 +383,7 @@ fn resize(
 fn resize_crop(
     pixels: Vec<u8>,
     from: (u32, u32),
-    crop: Crop,
+    crop: receipt::Rect,
     to: (u32, u32),
     kind: PixelType,
 ) -> Result<Vec<u8>, Skip> {

@@ -2,7 +2,7 @@
 //! cropped, sized by its print, in grey, its light evened out and the table around it white;
 //! or, with no receipt found, the size the whole photo is kept at.
 
-use super::{encode, fit, orient, receipt, resize_crop, Colour, Crop, Normalized, Skip, Target};
+use super::{encode, fit, orient, receipt, resize_crop, Colour, Normalized, Skip, Target};
 use fast_image_resize::PixelType;
 use image::GrayImage;
 
@@ -39,13 +39,7 @@ pub(super) fn make(
     };
     let rect = found.rect;
     let ((w, h), print) = size(&grey, rect, target);
-    let crop = Crop {
-        x: rect.x,
-        y: rect.y,
-        w: rect.w,
-        h: rect.h,
-    };
-    let out = resize_crop(grey.into_raw(), (gw, gh), crop, (w, h), PixelType::U8)?;
+    let out = resize_crop(grey.into_raw(), (gw, gh), rect, (w, h), PixelType::U8)?;
     let mut out = GrayImage::from_raw(w, h, out)
         .ok_or_else(|| Skip::Corrupt("the resized receipt is short of pixels".into()))?;
     let scale = f64::from(w) / f64::from(rect.w);
