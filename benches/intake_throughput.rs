@@ -1,6 +1,6 @@
 //! Intake handler throughput on the embedded store: fresh intents (a conditional create and
 //! an announce each) and duplicates (a create that finds the old item), through the same
-//! `intake::handle` the Lambda runs. Prints requests per second; run with
+//! `intake::events::handle` the `intake-events` Lambda runs. Prints requests per second; run with
 //! `cargo bench --bench intake_throughput`.
 
 use batch_orchestrator::embedded::{Embedded, EmbeddedOptions};

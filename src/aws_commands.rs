@@ -112,7 +112,7 @@ pub async fn bedrock_emulator(
             clients.eventbridge.clone(),
             "default",
         )),
-        std::sync::Arc::new(shared::adapters::embedded::clock::SystemClock),
+        std::sync::Arc::new(shared::adapters::clock::SystemClock),
         EmulatorOptions {
             faults,
             ..EmulatorOptions::new(quotas)

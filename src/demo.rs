@@ -112,19 +112,9 @@ fn open(cli: &Cli, images: usize) -> anyhow::Result<Embedded> {
 
 /// Posts the request through the HTTP API's Lambda door, then again to show the cached answer.
 async fn post_twice(app: &Embedded, user: &str, intent_id: &str, keys: &[String]) {
-    let request = json!({
-        "version": "2.0",
-        "routeKey": "POST /api/batch/jobs",
-        "rawPath": "/api/batch/jobs",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {
-            "http": {"method": "POST", "path": "/api/batch/jobs", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "demo"},
-            "authorizer": {"jwt": {"claims": {"sub": user}, "scopes": null}},
-            "requestId": "demo-request", "routeKey": "POST /api/batch/jobs", "stage": "$default", "timeEpoch": 0
-        },
-        "body": json!({"intentId": intent_id, "images": keys}).to_string(),
-        "isBase64Encoded": false
-    });
+    let body = json!({"intentId": intent_id, "images": keys}).to_string();
+    let request =
+        batch_orchestrator::http_api::http_api_event("POST", "/api/batch/jobs", Some(user), &body);
     for label in ["POST /api/batch/jobs", "retry with the same intentId"] {
         let answer = app.intake(request.clone()).await;
         println!(

@@ -6,15 +6,15 @@
 use anyhow::Context as _;
 use chrono::Duration;
 use sha2::Digest as _;
+use shared::adapters::clock::{ManualClock, SystemClock};
 use shared::adapters::embedded::bedrock_emulator::{BedrockEmulator, EmulatorOptions};
 use shared::adapters::embedded::bus::{BusOptions, SqliteBus};
-use shared::adapters::embedded::clock::{ManualClock, SystemClock};
 use shared::adapters::embedded::db::Db;
 use shared::adapters::embedded::faults::{wrap_deps, FaultPlan};
 use shared::adapters::embedded::objects::FsObjectStore;
 use shared::adapters::embedded::runtime_emulator::RuntimeEmulator;
 use shared::adapters::embedded::store::SqliteStore;
-use shared::app::sweep::sweep_outboxes;
+use shared::app::outbox::sweep_outboxes;
 use shared::app::Deps;
 use shared::domain::bedrock::S3Uri;
 use shared::domain::ids::ObjectKey;
@@ -143,9 +143,9 @@ impl Step {
 
 impl Embedded {
     pub fn open(opts: EmbeddedOptions) -> anyhow::Result<Self> {
-        shared::adapters::embedded::data_dir::private_dir(&opts.data_dir)
+        shared::adapters::data_dir::private_dir(&opts.data_dir)
             .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
-        shared::adapters::embedded::data_dir::require_case_sensitive(&opts.data_dir)?;
+        shared::adapters::data_dir::require_case_sensitive(&opts.data_dir)?;
         let (clock, run_clock): (Arc<dyn Clock>, RunClock) = if opts.manual_clock {
             let c = Arc::new(ManualClock::new(chrono::Utc::now()));
             (c.clone(), RunClock::Manual(c))
@@ -235,9 +235,21 @@ impl Embedded {
         Ok(key)
     }
 
-    /// Invokes the intake handler with any event it accepts.
+    /// Delivers an event to intake as deployed: an API Gateway event (it has a
+    /// `requestContext`) to the HTTP Lambda, anything else to `intake-events`. An API event the
+    /// runtime cannot type fails that invocation, which API Gateway answers 500.
     pub async fn intake(&self, event: serde_json::Value) -> serde_json::Value {
-        intake::handle(&self.deps, event).await
+        if event.get("requestContext").is_none() {
+            return intake::events::handle(&self.deps, event).await;
+        }
+        let answer = match serde_json::from_value(event) {
+            Ok(request) => serde_json::to_value(intake::http::answer(&self.deps, request).await),
+            Err(e) => Err(e),
+        };
+        answer.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the API event failed its invocation");
+            serde_json::json!({"statusCode": 500, "body": r#"{"message":"Internal Server Error"}"#})
+        })
     }
 
     /// Delivers one batch from every queue to its handler and ticks the emulator once.

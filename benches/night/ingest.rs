@@ -155,15 +155,15 @@ pub fn child(lines: usize, image_kib: usize) -> anyhow::Result<()> {
         std::fs::write("/proc/self/clear_refs", "5")?;
         let start = Instant::now();
         let arn = BedrockJobArn::parse(ARN).map_err(err)?;
-        shared::app::watch::apply_job_status(
-            &app.deps,
-            &arn,
-            BedrockJobStatus::Completed,
-            None,
-            None,
-        )
-        .await
-        .map_err(err)?;
+        let event = shared::domain::bedrock::JobEvent {
+            arn,
+            status: BedrockJobStatus::Completed,
+            failure_message: None,
+            job: None,
+        };
+        shared::app::watch::apply_job_event(&app.deps, &event)
+            .await
+            .map_err(err)?;
         let secs = start.elapsed().as_secs_f64();
         let stored = app
             .store

@@ -59,8 +59,13 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
   return [
     [stack.intakeEventsDlq, [{
       id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself a dead-letter queue: the DeadLetterConfig of the two EventBridge targets that invoke intake (S3 Object Created, nightly run). cdk-nag only recognizes queues named in another queue\'s RedrivePolicy as DLQs; a DLQ of a DLQ would only move the same dead letters once more.',
+      reason: 'This queue is itself a dead-letter queue: the DeadLetterConfig of the two EventBridge targets that invoke intake-events (S3 Object Created, nightly run). cdk-nag only recognizes queues named in another queue\'s RedrivePolicy as DLQs; a DLQ of a DLQ would only move the same dead letters once more.',
     }]],
+    [f['intake-events'].role!, [
+      objects(stack.uploadsBucket, 'Each uploaded image (uploads/{userId}/{day}/, named by users after deploy) is read once to normalize it when its S3 event arrives, and its normalized copy is read back. The wildcard covers objects of the dedicated uploads bucket only.'),
+      normalizedCopies('The function writes the normalized copy of each upload at normalized/{long edge}/{key}.jpg, keys made by users after deploy; the wildcard covers only that folder, never an original.'),
+      lists(`The function writes a request's keys past 1,000 (a direct invoke, a user's nightly run) to its list before recording the intent. ${LIST_KEYS}`),
+    ]],
     [f.intake.role!, [
       objects(stack.uploadsBucket, 'Each uploaded image (uploads/{userId}/{day}/, named by users after deploy) is read once to normalize it, and its normalized copy is read back. The wildcard covers objects of the dedicated uploads bucket only.'),
       normalizedCopies('The function writes the normalized copy of each upload at normalized/{long edge}/{key}.jpg, keys made by users after deploy; the wildcard covers only that folder, never an original.'),

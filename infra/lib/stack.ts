@@ -42,10 +42,12 @@ export const GSI = {
   byStatusUpdated: 'byStatusUpdated',
 } as const;
 
-export type FunctionName = 'intake' | 'manifest-builder' | 'submitter' | 'status-watcher' | 'reconciler' | 'webhook-sender';
+export type FunctionName = 'intake' | 'intake-events' | 'manifest-builder' | 'submitter' | 'status-watcher' | 'reconciler' | 'webhook-sender';
 
 interface FunctionSpec {
   readonly name: FunctionName;
+  /** The crate under `functions/` whose binary `name` it runs, when not a crate of its own. */
+  readonly crate?: string;
   readonly description: string;
   readonly timeout: Duration;
   readonly memorySize: number;
@@ -61,7 +63,9 @@ interface FunctionSpec {
 export const STACK_TAG = 'batch-orchestrator-stack';
 
 /**
- * One crate per function (`functions/{name}`, binary of the same name). Timeouts: intake answers
+ * One crate per function (`functions/{name}`, binary of the same name), except intake's two: its
+ * crate builds `intake` (the HTTP API, under lambda_http) and `intake-events` (direct invoke, the
+ * S3 uploads index, the nightly run; see docs/architecture.md). Timeouts: intake answers
  * an HTTP API (which gives up after 30 s); manifest-builder fetches every image of a request and writes
  * the JSONL parts (each streamed up as a multipart upload in 8 MiB parts, so memory holds one
  * part's buffer, plus the images in flight); status-watcher ingests
@@ -72,7 +76,9 @@ export const STACK_TAG = 'batch-orchestrator-stack';
  * job it finds finished, and the pools it seals, on-demand runs of below-minimum pools included).
  */
 export const FUNCTIONS: readonly FunctionSpec[] = [
-  { name: 'intake', description: 'HTTP API and direct-invoke intake of batch requests, S3 uploads index and nightly run', timeout: Duration.seconds(29), memorySize: 1024 },
+  { name: 'intake', description: 'HTTP API of batch requests: submit, status, list, results, cancel, usage', timeout: Duration.seconds(29), memorySize: 1024 },
+  // A nightly run records one intent per user (normalizing their uploads as needed).
+  { name: 'intake-events', crate: 'intake', description: 'Direct-invoke intake of batch requests, S3 uploads index and nightly run', timeout: Duration.minutes(5), memorySize: 1024 },
   // One message per invocation: a large request can take most of the 5 minutes, and a timeout
   // would fail (and spend the receive count of) every message of its batch.
   { name: 'manifest-builder', description: 'Builds the Bedrock JSONL manifests of a requested batch', timeout: Duration.minutes(5), memorySize: 2048, queue: 'manifest-builder', batchSize: 1 },
@@ -171,11 +177,11 @@ export class BatchOrchestratorStack extends Stack {
   readonly functions: Record<FunctionName, lambda.Function>;
   /** The EventBridge schedule (default bus) that invokes the reconciler. */
   readonly reconcileRule: events.Rule;
-  /** S3 Object Created events of the uploads bucket (default bus) -> intake. */
+  /** S3 Object Created events of the uploads bucket (default bus) -> intake-events. */
   readonly uploadsRule: events.Rule;
-  /** The nightly schedule (default bus) -> intake; absent when `nightlyEnabled` is false. */
+  /** The nightly schedule (default bus) -> intake-events; absent when `nightlyEnabled` is false. */
   readonly nightlyRule?: events.Rule;
-  /** Dead letters of intake's event sources: events EventBridge could not deliver to intake. */
+  /** Dead letters of intake's event sources: events EventBridge could not deliver to intake-events. */
   readonly intakeEventsDlq: sqs.Queue;
   readonly api: apigw.HttpApi;
   /** The night on one CloudWatch dashboard (infra/lib/dashboard.ts). */
@@ -460,7 +466,7 @@ export class BatchOrchestratorStack extends Stack {
       });
       logGroup.grantWrite(role);
       const fn = new RustFunction(this, id, {
-        manifestPath: path.join(repoRoot, 'functions', spec.name, 'Cargo.toml'),
+        manifestPath: path.join(repoRoot, 'functions', spec.crate ?? spec.name, 'Cargo.toml'),
         binaryName: spec.name,
         architecture: lambda.Architecture.ARM_64,
         runtime: 'provided.al2023',
@@ -507,13 +513,13 @@ export class BatchOrchestratorStack extends Stack {
     });
 
     // ---- Intake's event sources: S3 uploads and the nightly run ------------------------------
-    // Both are EventBridge rules on the default bus targeting intake directly (not the Rust
+    // Both are EventBridge rules on the default bus targeting intake-events directly (not the Rust
     // event->queue topology of topology.ts). EventBridge invokes Lambda asynchronously: the
     // target's retry policy and DLQ cover only events EventBridge could not hand to Lambda
-    // (throttling, the Invoke call failing). Once Lambda has accepted an event, intake fails
+    // (throttling, the Invoke call failing). Once Lambda has accepted an event, intake-events fails
     // the invocation on a retryable error (the store or S3 unavailable), Lambda retries it
-    // twice, and then hands it to intake's on-failure destination, the same intake-events DLQ
-    // (a destination record: the original event is its `requestPayload`; re-invoke intake with
+    // twice, and then hands it to its on-failure destination, the same intake-events DLQ
+    // (a destination record: the original event is its `requestPayload`; re-invoke intake-events with
     // it). Without the destination Lambda would drop it. Both are idempotent: an upload is a
     // plain put of the same index item, and nightly intent ids derive from (user, day).
     this.intakeEventsDlq = new sqs.Queue(this, 'IntakeEventsDlq', {
@@ -523,20 +529,20 @@ export class BatchOrchestratorStack extends Stack {
       enforceSSL: true,
     });
     const intakeTarget = (event?: events.RuleTargetInput): targets.LambdaFunction =>
-      new targets.LambdaFunction(functions.intake, {
+      new targets.LambdaFunction(functions['intake-events'], {
         event,
         retryAttempts: INTAKE_EVENT_RETRY_ATTEMPTS,
         maxEventAge: INTAKE_EVENT_MAX_AGE,
         deadLetterQueue: this.intakeEventsDlq,
       });
-    // Intake records every new object under uploads/ in the uploads index (keys outside the
+    // intake-events records every new object under uploads/ in the uploads index (keys outside the
     // uploads/{userId}/{day}/ layout are answered `indexed: false` and never retried).
-    functions.intake.configureAsyncInvoke({
+    functions['intake-events'].configureAsyncInvoke({
       retryAttempts: 2,
       onFailure: new destinations.SqsDestination(this.intakeEventsDlq),
     });
     this.uploadsRule = new events.Rule(this, 'UploadsObjectCreatedRule', {
-      description: `aws.s3 Object Created in the uploads bucket under ${UPLOADS_PREFIX} -> intake (uploads index)`,
+      description: `aws.s3 Object Created in the uploads bucket under ${UPLOADS_PREFIX} -> intake-events (uploads index)`,
       eventBus: defaultBus,
       eventPattern: {
         source: ['aws.s3'],
@@ -553,7 +559,7 @@ export class BatchOrchestratorStack extends Stack {
     // a retry creates nothing twice.
     if (settings.nightlyEnabled) {
       this.nightlyRule = new events.Rule(this, 'NightlyScheduleRule', {
-        description: `Runs intake's nightly run (${settings.nightlyCron}, UTC) for the previous UTC day`,
+        description: `Runs intake-events' nightly run (${settings.nightlyCron}, UTC) for the previous UTC day`,
         schedule: events.Schedule.expression(settings.nightlyCron),
         targets: [intakeTarget(events.RuleTargetInput.fromObject(NIGHTLY_INPUT))],
       });
@@ -594,7 +600,7 @@ export class BatchOrchestratorStack extends Stack {
       if (topic !== undefined) a.addAlarmAction(new cwActions.SnsAction(topic));
     };
     alarm('IntakeEventsDlqAlarm', {
-      alarmDescription: 'An S3 upload or nightly-run event failed in intake after its retries (a Lambda destination record: the event is its requestPayload) or could not be delivered to it: fix the cause, then re-invoke intake with the event (a nightly run with {"nightlyRun": {"day": "YYYY-MM-DD"}})',
+      alarmDescription: 'An S3 upload or nightly-run event failed in intake-events after its retries (a Lambda destination record: the event is its requestPayload) or could not be delivered to it: fix the cause, then re-invoke intake-events with the event (a nightly run with {"nightlyRun": {"day": "YYYY-MM-DD"}})',
       metric: this.intakeEventsDlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
       threshold: 1,
       evaluationPeriods: 1,
@@ -690,7 +696,9 @@ export class BatchOrchestratorStack extends Stack {
    *
    * What each function reaches (the use case its crate calls, and what that calls in turn):
    * - intake: app::intake::accept, app::status (job_status, list_jobs, list_results),
-   *   app::cancel (cancel, leave_shared_job), app::uploads (index_object_created, nightly);
+   *   app::cancel (cancel, leave_shared_job), app::usage;
+   * - intake-events: app::intake::accept (direct invoke), app::uploads (index_object_created,
+   *   nightly, which accepts each user's day);
    * - manifest-builder: app::manifest::build_manifest (build_shared and relocate for a shared job);
    * - submitter: app::submit::submit_jobs;
    * - status-watcher: app::watch::apply_state_change (ingest, rerun_retryable,
@@ -717,7 +725,7 @@ export class BatchOrchestratorStack extends Stack {
     // PutItem (conditional create, e.g. the reconciler's shared-job intent; the Puts of the
     // update transaction; a slot's conditional put). Every function saves through the outbox,
     // so every function publishes to our bus.
-    for (const fn of [f.intake, f['manifest-builder'], f.submitter, f['status-watcher'], f.reconciler]) {
+    for (const fn of [f.intake, f['intake-events'], f['manifest-builder'], f.submitter, f['status-watcher'], f.reconciler]) {
       allow(fn, 'IntentStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], [intents]);
       this.bus.grantPutEventsTo(fn);
     }
@@ -741,6 +749,8 @@ export class BatchOrchestratorStack extends Stack {
     // the intents waiting ahead (byStatusUpdated, app::deadline).
     const queries: Array<[lambda.Function, string[]]> = [
       [f.intake, [GSI.byJobId, GSI.byUserCreated, GSI.byStatusUpdated]],
+      // intake-events accepts requests as POST does (direct invoke, the nightly run).
+      [f['intake-events'], [GSI.byJobId, GSI.byUserCreated, GSI.byStatusUpdated]],
       [f['manifest-builder'], [GSI.byStatusUpdated]],
       [f.submitter, [GSI.byStatusUpdated]],
       [f['status-watcher'], [GSI.byJobId, GSI.byStatusUpdated]],
@@ -763,7 +773,9 @@ export class BatchOrchestratorStack extends Stack {
     // Uploads index: intake records each uploaded object (two plain puts) and, in the nightly
     // run, queries the `day#{day}` partition for the day's users; manifest-builder queries a
     // `up#{day}#{userId}` partition to resolve a day's keys. No one else touches the table.
-    allow(f.intake, 'UploadsIndex', ['dynamodb:PutItem', 'dynamodb:Query'], [this.uploadsTable.tableArn]);
+    for (const fn of [f.intake, f['intake-events']]) {
+      allow(fn, 'UploadsIndex', ['dynamodb:PutItem', 'dynamodb:Query'], [this.uploadsTable.tableArn]);
+    }
     allow(f['manifest-builder'], 'UploadsIndex', ['dynamodb:Query'], [this.uploadsTable.tableArn]);
     // Result store: results are upserted with BatchWriteItem (put_results) and read with a
     // Query on the table's own key (list_results); no PutItem, no index.
@@ -803,9 +815,11 @@ export class BatchOrchestratorStack extends Stack {
     // the manifest builder makes any still missing. Only under `normalized/`: no function
     // writes over an original.
     const normalized = [this.uploadsBucket.arnForObjects('normalized/*')];
-    allow(f.intake, 'ReadUploads', ['s3:GetObject'], [this.uploadsBucket.arnForObjects('*')]);
-    allow(f.intake, 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
-    allow(f.intake, 'WriteNormalized', ['s3:PutObject'], normalized);
+    for (const fn of [f.intake, f['intake-events']]) {
+      allow(fn, 'ReadUploads', ['s3:GetObject'], [this.uploadsBucket.arnForObjects('*')]);
+      allow(fn, 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
+      allow(fn, 'WriteNormalized', ['s3:PutObject'], normalized);
+    }
     allow(f['manifest-builder'], 'WriteNormalized', ['s3:PutObject'], normalized);
 
     // submitter: creates its jobs (CreateModelInvocationJob is its only Bedrock call), tagging
@@ -855,7 +869,9 @@ export class BatchOrchestratorStack extends Stack {
     // multipart) and, cancelling a pooled member, reads its images list and its shared job's
     // members list; the reconciler writes a shared job's members list when it seals one.
     const lists = [this.manifestsBucket.arnForObjects('manifests/*/lists/*')];
-    allow(f.intake, 'WriteLists', ['s3:PutObject', 's3:AbortMultipartUpload'], lists);
+    for (const fn of [f.intake, f['intake-events']]) {
+      allow(fn, 'WriteLists', ['s3:PutObject', 's3:AbortMultipartUpload'], lists);
+    }
     allow(f.intake, 'ReadLists', ['s3:GetObject'], lists);
     allow(f.reconciler, 'WriteLists', ['s3:PutObject', 's3:AbortMultipartUpload'], lists);
     // reconciler: asks Bedrock for the state of each open job. Not conditioned on the stack's

@@ -20,10 +20,10 @@ describe('function environment', () => {
     );
   });
 
-  it('when synthesized should have one Lambda function per crate', () => {
+  it('when synthesized should have one Lambda function per binary (intake\'s crate has two)', () => {
     expect(Object.keys(functions)).toHaveLength(FUNCTIONS.length);
     expect(FUNCTIONS.map((f) => f.name).sort()).toEqual(
-      ['intake', 'manifest-builder', 'reconciler', 'status-watcher', 'submitter', 'webhook-sender']);
+      ['intake', 'intake-events', 'manifest-builder', 'reconciler', 'status-watcher', 'submitter', 'webhook-sender']);
   });
 
   it('when a variable is set only when configured should be an optional one of ENV_VARS', () => {

@@ -147,9 +147,11 @@ describe('function roles', () => {
   // manifest-builder's dynamodb:Query is the uploads index alone. dynamodb:Query also covers the
   // results table for intake, status-watcher and reconciler (see RESULTS below).
   const EXPECTED: Record<FunctionName, string[]> = {
-    // sqs: the on-failure destination of intake's async invocations (the intake-events DLQ).
     intake: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
-      'bedrock:StopModelInvocationJob', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage',
+      'bedrock:StopModelInvocationJob', 's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
+    // sqs: the on-failure destination of its async invocations (the intake-events DLQ).
+    'intake-events': [...LOGS, ...INTENTS, 'dynamodb:Query', 'events:PutEvents',
+      'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
     'manifest-builder': [...LOGS, ...SQS, ...INTENTS, 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
       's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
@@ -198,6 +200,13 @@ describe('function roles', () => {
       ['WriteLists', ['s3:AbortMultipartUpload', 's3:PutObject'], 'manifests', 'lists'],
       ['ReadLists', ['s3:GetObject'], 'manifests', 'lists'],
     ],
+    // the uploads it indexes, normalized; a request's keys past 1,000 (a direct invoke, a night)
+    'intake-events': [
+      ['ReadUploads', ['s3:GetObject'], 'uploads', 'objects'],
+      ['ListUploads', ['s3:ListBucket'], 'uploads', 'bucket'],
+      ['WriteNormalized', ['s3:PutObject'], 'uploads', 'normalized'],
+      ['WriteLists', ['s3:AbortMultipartUpload', 's3:PutObject'], 'manifests', 'lists'],
+    ],
     'manifest-builder': [
       // get (inline images), head (ranged GetObject), the source of the s3Location image copy
       ['ReadUploads', ['s3:GetObject'], 'uploads', 'objects'],
@@ -231,6 +240,7 @@ describe('function roles', () => {
   const INDEXES: Partial<Record<FunctionName, string[]>> = {
     // byStatusUpdated: a deadline's plan counts the intents waiting ahead when slots are full
     intake: ['byJobId', 'byStatusUpdated', 'byUserCreated'],
+    'intake-events': ['byJobId', 'byStatusUpdated', 'byUserCreated'],
     'manifest-builder': ['byStatusUpdated'],
     submitter: ['byStatusUpdated'],
     'status-watcher': ['byJobId', 'byStatusUpdated'],
@@ -256,6 +266,7 @@ describe('function roles', () => {
   /** The functions that touch the uploads index, and how (none other may). */
   const UPLOADS_INDEX: Partial<Record<FunctionName, string[]>> = {
     intake: ['dynamodb:PutItem', 'dynamodb:Query'],
+    'intake-events': ['dynamodb:PutItem', 'dynamodb:Query'],
     'manifest-builder': ['dynamodb:Query'],
   };
 
@@ -282,7 +293,7 @@ describe('function roles', () => {
     }
   });
 
-  it('when a function reaches the uploads index should be intake (PutItem, Query) and manifest-builder (Query) only, on the table itself', () => {
+  it('when a function reaches the uploads index should be intake and intake-events (PutItem, Query) and manifest-builder (Query) only, on the table itself', () => {
     const uploads = arnOf(stack.uploadsTable);
     for (const name of Object.keys(EXPECTED) as FunctionName[]) {
       const st = roleStatements(template, roleId(name))
@@ -371,11 +382,11 @@ describe('function roles', () => {
     expect(actionsOn('manifest-builder', objectsOf(stack.manifestsBucket)).sort())
       .toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject']);
     // The others copy no image: intake writes normalized copies and lists, the reconciler lists.
-    for (const name of ['intake', 'submitter', 'status-watcher', 'reconciler'] as const) {
+    for (const name of ['intake', 'intake-events', 'submitter', 'status-watcher', 'reconciler'] as const) {
       const writes = roleStatements(template, roleId(name))
         .filter((s) => asArray(s.Action).some((a) => a === 's3:PutObject' || a === 's3:AbortMultipartUpload'))
         .map((s) => s.Resource);
-      const lists = name === 'intake' ? [normalizedOf(stack.uploadsBucket), listsOf(stack.manifestsBucket)]
+      const lists = name === 'intake' || name === 'intake-events' ? [normalizedOf(stack.uploadsBucket), listsOf(stack.manifestsBucket)]
         : name === 'reconciler' ? [listsOf(stack.manifestsBucket)] : [];
       expect([name, writes]).toEqual([name, lists]);
     }
@@ -417,9 +428,11 @@ describe('function roles', () => {
     for (const s of st.filter((x) => asArray(x.Action).some((a: string) => a.startsWith('s3:')))) {
       expect(allowed).toContain(JSON.stringify(s.Resource));
     }
-    // Its only queue is the on-failure destination of its async invocations.
+    // No queue: the async event sources and their DLQ are intake-events'.
+    expect(st.filter((x) => asArray(x.Action).some((a: string) => a.startsWith('sqs:')))).toEqual([]);
     const dlq = { 'Fn::GetAtt': [id(stack.intakeEventsDlq), 'Arn'] };
-    for (const s of st.filter((x) => asArray(x.Action).some((a: string) => a.startsWith('sqs:')))) {
+    const events = roleStatements(template, roleId('intake-events'));
+    for (const s of events.filter((x) => asArray(x.Action).some((a: string) => a.startsWith('sqs:')))) {
       expect(s.Resource).toEqual(dlq);
     }
     // GET …/results lists a job's results; leaving a shared job writes `canceled` results.

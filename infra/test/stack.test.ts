@@ -207,8 +207,10 @@ describe('queues and event sources', () => {
       expect(mine).toHaveLength(1);
       expect(mine[0].Properties.EventSourceArn).toEqual({ 'Fn::GetAtt': [id(stack.queues[spec.queue!].queue), 'Arn'] });
     }
-    const intakeId = id(stack.functions.intake);
-    expect(mappings.filter((m) => m.Properties.FunctionName.Ref === intakeId)).toHaveLength(0);
+    for (const name of ['intake', 'intake-events'] as const) {
+      const intakeId = id(stack.functions[name]);
+      expect(mappings.filter((m) => m.Properties.FunctionName.Ref === intakeId)).toHaveLength(0);
+    }
   });
 });
 
@@ -301,7 +303,7 @@ describe('functions', () => {
     for (const spec of FUNCTIONS) {
       const fn = fns[id(stack.functions[spec.name])].Properties;
       const hash = String(fn.Code.S3Key).replace(/\.zip$/, '');
-      expect(files[hash].source.path).toMatch(new RegExp(`functions/${spec.name}$`));
+      expect(files[hash].source.path).toMatch(new RegExp(`functions/${spec.crate ?? spec.name}$`));
       expect(fn.Timeout).toBe(spec.timeout.toSeconds());
     }
   });
@@ -403,16 +405,16 @@ describe('reconciler schedule', () => {
 
 describe('intake event sources (S3 uploads, nightly run)', () => {
   const rules = () => resourcesOf(template, 'AWS::Events::Rule');
-  const intakeArn = () => ({ 'Fn::GetAtt': [id(stack.functions.intake), 'Arn'] });
+  const intakeArn = () => ({ 'Fn::GetAtt': [id(stack.functions['intake-events']), 'Arn'] });
   const dlqArn = () => ({ 'Fn::GetAtt': [id(stack.intakeEventsDlq), 'Arn'] });
   const retryPolicy = {
     MaximumRetryAttempts: INTAKE_EVENT_RETRY_ATTEMPTS,
     MaximumEventAgeInSeconds: INTAKE_EVENT_MAX_AGE.toSeconds(),
   };
 
-  it('when intake fails an async event after Lambda\'s retries should hand it to the intake-events DLQ, not drop it', () => {
+  it('when intake-events fails an async event after Lambda\'s retries should hand it to the intake-events DLQ, not drop it', () => {
     const configs = Object.values(resourcesOf(template, 'AWS::Lambda::EventInvokeConfig'))
-      .filter((c) => c.Properties.FunctionName.Ref === id(stack.functions.intake));
+      .filter((c) => c.Properties.FunctionName.Ref === id(stack.functions['intake-events']));
     expect(configs).toHaveLength(1);
     expect(configs[0].Properties).toMatchObject({
       MaximumRetryAttempts: 2,
@@ -439,7 +441,7 @@ describe('intake event sources (S3 uploads, nightly run)', () => {
     });
   });
 
-  it('when an object is created should invoke intake with the event itself, retried, dead letters to the intake-events DLQ', () => {
+  it('when an object is created should invoke intake-events with the event itself, retried, dead letters to the intake-events DLQ', () => {
     const rule = rules()[id(stack.uploadsRule)].Properties;
     expect(rule.Targets).toEqual([{
       Id: expect.any(String),
@@ -457,7 +459,7 @@ describe('intake event sources (S3 uploads, nightly run)', () => {
     expect(rule.EventPattern).toBeUndefined();
   });
 
-  it('when the nightly schedule fires should invoke intake with {"nightlyRun": {}} (the previous UTC day), retried, dead letters to the intake-events DLQ', () => {
+  it('when the nightly schedule fires should invoke intake-events with {"nightlyRun": {}} (the previous UTC day), retried, dead letters to the intake-events DLQ', () => {
     const rule = rules()[id(stack.nightlyRule!)].Properties;
     expect(rule.Targets).toEqual([{
       Id: expect.any(String),
@@ -468,10 +470,13 @@ describe('intake event sources (S3 uploads, nightly run)', () => {
     }]);
   });
 
-  it('when EventBridge invokes intake should be allowed from these two rules only', () => {
+  it('when EventBridge invokes intake-events should be allowed from these two rules only, and never intake', () => {
     const permissions = Object.values(resourcesOf(template, 'AWS::Lambda::Permission'))
       .filter((p) => p.Properties.Principal === 'events.amazonaws.com')
-      .filter((p) => p.Properties.FunctionName['Fn::GetAtt'][0] === id(stack.functions.intake));
+      .filter((p) => p.Properties.FunctionName['Fn::GetAtt'][0] === id(stack.functions['intake-events']));
+    expect(Object.values(resourcesOf(template, 'AWS::Lambda::Permission'))
+      .filter((p) => p.Properties.Principal === 'events.amazonaws.com')
+      .filter((p) => p.Properties.FunctionName['Fn::GetAtt'][0] === id(stack.functions.intake))).toEqual([]);
     expect(permissions.map((p) => p.Properties.SourceArn['Fn::GetAtt'][0]).sort())
       .toEqual([id(stack.uploadsRule), id(stack.nightlyRule!)].sort());
     for (const p of permissions) expect(p.Properties.Action).toBe('lambda:InvokeFunction');
@@ -505,7 +510,7 @@ describe('intake event sources (S3 uploads, nightly run)', () => {
     expect(all.filter((r) => r.Properties.ScheduleExpression?.startsWith('cron('))).toEqual([]);
     expect(all.filter((r) => JSON.stringify(r.Properties.Targets).includes('nightlyRun'))).toEqual([]);
     expect(all.filter((r) => r.Properties.ScheduleExpression !== undefined)).toHaveLength(1);
-    const intakeId = s.getLogicalId(s.functions.intake.node.defaultChild as any);
+    const intakeId = s.getLogicalId(s.functions['intake-events'].node.defaultChild as any);
     const fromEvents = Object.values(resourcesOf(t, 'AWS::Lambda::Permission'))
       .filter((p) => p.Properties.Principal === 'events.amazonaws.com' && p.Properties.FunctionName['Fn::GetAtt'][0] === intakeId);
     expect(fromEvents.map((p) => p.Properties.SourceArn['Fn::GetAtt'][0]))

@@ -49,7 +49,7 @@ describe('routing rules', () => {
     expect(toQueues.length + toFunctions.length).toBe(Object.keys(all).length);
     expect(toQueues).toHaveLength(RULES.length);
     expect(toFunctions.sort()).toEqual(directRuleIds().sort());
-    const intake = stack.getLogicalId(stack.functions.intake.node.defaultChild as any);
+    const intake = stack.getLogicalId(stack.functions['intake-events'].node.defaultChild as any);
     const reconciler = stack.getLogicalId(stack.functions.reconciler.node.defaultChild as any);
     const [reconcile, uploads, nightly] = directRuleIds();
     expect(targetIds(all[reconcile])).toEqual([reconciler]);

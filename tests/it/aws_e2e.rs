@@ -13,9 +13,9 @@ use batch_orchestrator::samples::receipt_png;
 use serde_json::{json, Value};
 use shared::adapters::aws::sqs::SqsQueues;
 use shared::adapters::aws::AwsClients;
+use shared::adapters::clock::SystemClock;
 use shared::adapters::embedded::bedrock_emulator::fault_plan::BedrockFault;
 use shared::adapters::embedded::bedrock_emulator::{BedrockEmulator, EmulatorOptions};
-use shared::adapters::embedded::clock::SystemClock;
 use shared::adapters::embedded::db::Db;
 use shared::app::Deps;
 use shared::domain::bedrock::S3Uri;
@@ -433,7 +433,9 @@ async fn when_1000_identical_intakes_storm_dynamodb_should_make_one_intent_one_e
                         Some("user-1"),
                         &body,
                     );
-                    answer = intake::handle(&env.deps, ev).await;
+                    let request = serde_json::from_value(ev).expect("an HTTP API event");
+                    let response = intake::http::answer(&env.deps, request).await;
+                    answer = serde_json::to_value(response).expect("a proxy response");
                     if answer["statusCode"] != 503 {
                         break;
                     }

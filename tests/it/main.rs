@@ -32,4 +32,5 @@ mod pools;
 mod scale;
 mod serve_api;
 mod usage;
+mod use_cases;
 mod webhooks;

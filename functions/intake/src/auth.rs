@@ -142,7 +142,7 @@ impl LocalKey {
         if path.exists() {
             return Self::load(&path);
         }
-        shared::adapters::embedded::data_dir::private_dir(data_dir)?;
+        shared::adapters::data_dir::private_dir(data_dir)?;
         let secret: Vec<u8> = (0..2)
             .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
             .collect();

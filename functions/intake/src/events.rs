@@ -1,18 +1,16 @@
-//! The events intake takes besides HTTP requests: a direct invoke, S3 "Object Created" for the
-//! uploads index, and the nightly schedule. They stay plain events (no router): nobody reads an
-//! asynchronous source's answer, and a direct invoke is a trusted caller naming its user.
+//! The plain events' door (the `intake-events` Lambda): a direct invoke, S3 "Object Created" for
+//! the uploads index, and the nightly schedule. They stay plain events (no router): nobody reads
+//! an asynchronous source's answer, and a direct invoke is a trusted caller naming its user.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+use crate::answer::{event_answer, to_json};
 use serde_json::{json, Value};
 use shared::app::intake::{accept, parse_payload, Caller, IntakeError};
 use shared::app::uploads::{index_object_created, nightly, Indexed};
 use shared::app::Deps;
 
-/// Which door a request came through; the answer goes back in the same shape.
+/// The plain events, told apart by their markers.
 #[derive(Debug)]
 pub enum IntakeEvent {
-    RestV1(Box<ApiGatewayProxyRequest>),
-    HttpV2(Box<ApiGatewayV2httpRequest>),
     /// A trusted caller invoking the function with the payload object itself.
     Direct(Value),
     /// S3 "Object Created" (EventBridge) for the uploads bucket: the uploads index.
@@ -28,23 +26,9 @@ pub enum IntakeEvent {
 }
 
 impl IntakeEvent {
-    /// Tells the event kinds apart by their markers: HTTP API v2 carries `version: "2.0"`,
-    /// REST v1 carries `httpMethod` next to `requestContext`.
+    /// S3's event by its source and detail type, the nightly run by its `nightlyRun`; anything
+    /// else is a direct invoke's payload.
     pub fn from_value(event: Value) -> Result<Self, IntakeError> {
-        let has_context = event.get("requestContext").is_some();
-        let malformed = |e: serde_json::Error| {
-            IntakeError::invalid("event", format!("malformed API Gateway event: {e}"))
-        };
-        if has_context && event.get("version").and_then(Value::as_str) == Some("2.0") {
-            return Ok(Self::HttpV2(Box::new(
-                serde_json::from_value(event).map_err(malformed)?,
-            )));
-        }
-        if has_context && event.get("httpMethod").is_some() {
-            return Ok(Self::RestV1(Box::new(
-                serde_json::from_value(event).map_err(malformed)?,
-            )));
-        }
         if event.get("source").and_then(Value::as_str) == Some("aws.s3")
             && event.get("detail-type").and_then(Value::as_str) == Some("Object Created")
         {
@@ -82,15 +66,38 @@ impl IntakeEvent {
     }
 }
 
-/// Runs a non-HTTP event: a direct invoke, an upload's index entry, or the nightly run.
-pub(crate) async fn run(deps: &Deps, event: IntakeEvent) -> Result<(u16, Value), IntakeError> {
+/// True for the asynchronous sources (S3 events, the nightly schedule): nobody reads their
+/// answer, so a retryable failure must fail the invocation for EventBridge's retry policy
+/// and dead-letter queue to take over.
+fn is_async_source(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some("aws.s3")
+        || event.get("nightlyRun").is_some()
+}
+
+/// The Lambda entry point: [`handle`], except that an asynchronous source's retryable
+/// failure (5xx) fails the invocation instead of answering it.
+pub async fn invoke(deps: &Deps, event: Value) -> Result<Value, String> {
+    let async_source = is_async_source(&event);
+    let answer = handle(deps, event).await;
+    let failed = answer["statusCode"].as_u64().is_some_and(|c| c >= 500);
+    if async_source && failed {
+        return Err(format!("retryable failure, to be retried: {answer}"));
+    }
+    Ok(answer)
+}
+
+/// Handles one plain event; the answer is its JSON with `statusCode` in it.
+pub async fn handle(deps: &Deps, event: Value) -> Value {
+    let result = match IntakeEvent::from_value(event) {
+        Ok(event) => run(deps, event).await,
+        Err(e) => Err(e),
+    };
+    event_answer(result)
+}
+
+/// Runs a plain event: a direct invoke, an upload's index entry, or the nightly run.
+async fn run(deps: &Deps, event: IntakeEvent) -> Result<(u16, Value), IntakeError> {
     let new = match event {
-        IntakeEvent::RestV1(_) | IntakeEvent::HttpV2(_) => {
-            return Err(IntakeError::invalid(
-                "event",
-                "an API request goes to the router",
-            ))
-        }
         IntakeEvent::Direct(payload) => {
             let trace = payload
                 .get("traceId")
@@ -111,7 +118,7 @@ pub(crate) async fn run(deps: &Deps, event: IntakeEvent) -> Result<(u16, Value),
         IntakeEvent::Nightly(day) => {
             let day =
                 day.unwrap_or_else(|| deps.clock.now().date_naive().pred_opt().unwrap_or_default());
-            let r = nightly(deps, day).await.map_err(stage_error)?;
+            let r = nightly(deps, day).await?;
             return Ok((
                 200,
                 json!({"day": day, "users": r.users, "created": r.created, "existing": r.existing, "refused": r.refused}),
@@ -119,13 +126,7 @@ pub(crate) async fn run(deps: &Deps, event: IntakeEvent) -> Result<(u16, Value),
         }
     };
     let accepted = accept(deps, new).await?;
-    let body = serde_json::to_value(&accepted).map_err(|e| {
-        IntakeError::Unavailable(shared::ports::PortError::new(
-            shared::ports::ErrorKind::Unexpected,
-            format!("the answer could not be serialized: {e}"),
-        ))
-    })?;
-    Ok((202, body))
+    Ok((202, to_json(&accepted)?))
 }
 
 async fn object_created(
@@ -144,15 +145,6 @@ async fn object_created(
             tracing::info!(bucket, key, reason, "object not indexed");
             Ok((200, json!({"indexed": false, "reason": reason})))
         }
-        Err(e) => Err(stage_error(e)),
-    }
-}
-
-/// A stage failure of the index or the nightly run: retryable ones are 503 (the invoker's
-/// retry policy and DLQ take over), permanent ones are refused.
-fn stage_error(e: shared::app::StageError) -> IntakeError {
-    match e {
-        shared::app::StageError::Retryable(p) => IntakeError::Unavailable(p),
-        shared::app::StageError::Permanent(m) => IntakeError::invalid("event", m),
+        Err(e) => Err(e.into()),
     }
 }

@@ -1,6 +1,6 @@
-//! Intake's HTTP API as one axum [`Router`]: the Lambda runs it under `lambda_http`'s request
-//! conversion ([`crate::lambda`]) and `serve` serves the very same router on localhost. This is
-//! the one place errors become status codes and JSON bodies.
+//! Intake's HTTP API as one axum [`Router`]: the Lambda runs it under `lambda_http`'s adapter
+//! ([`crate::http`]) and `serve` serves the very same router on localhost. Its refusals are
+//! [`ApiError`]s, which [`crate::answer`] turns into status codes and JSON bodies.
 //!
 //! | route | answer |
 //! |---|---|
@@ -14,15 +14,15 @@
 //! Any other method on these paths is a JSON 405 with `Allow`; any other path a JSON 404; a
 //! body over [`MAX_BODY_BYTES`] (API Gateway's 10 MB) a JSON 413.
 
+use crate::answer::{to_json, ApiError};
 use crate::auth::Auth;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::{request::Parts, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 use shared::app::cancel::cancel;
 use shared::app::intake::{
     accept, parse_request, Caller as IntakeCaller, IntakeError, MAX_BODY_BYTES,
@@ -68,62 +68,6 @@ pub fn router(deps: Deps, auth: Auth) -> Router {
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
-}
-
-/// A refusal, as the API answers it.
-#[derive(Debug)]
-pub enum ApiError {
-    Intake(IntakeError),
-    NotFound(String),
-    MethodNotAllowed,
-    TooLarge,
-}
-
-impl From<IntakeError> for ApiError {
-    fn from(e: IntakeError) -> Self {
-        Self::Intake(e)
-    }
-}
-
-impl From<shared::app::StageError> for ApiError {
-    fn from(e: shared::app::StageError) -> Self {
-        Self::Intake(e.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let retry_after = match &self {
-            Self::Intake(IntakeError::OverLimit {
-                retry_after_secs, ..
-            }) => Some(retry_after_secs.to_string()),
-            Self::Intake(IntakeError::Unavailable(_)) => Some("5".to_owned()),
-            _ => None,
-        };
-        let (status, body) = match &self {
-            Self::Intake(e) => {
-                if !matches!(e, IntakeError::Unavailable(_)) {
-                    tracing::info!(status = e.status_code(), error = %e, "request refused");
-                }
-                (e.status_code(), crate::error_body(e))
-            }
-            Self::NotFound(what) => (404, json!({"error": "not_found", "message": what})),
-            Self::MethodNotAllowed => (
-                405,
-                json!({"error": "method_not_allowed", "message": "this method is not supported on this path; see the Allow header"}),
-            ),
-            Self::TooLarge => (
-                413,
-                json!({"error": "payload_too_large", "field": "body", "message": format!("body: must be at most {MAX_BODY_BYTES} bytes")}),
-            ),
-        };
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Json(body)).into_response();
-        if let Some(v) = retry_after.and_then(|v| axum::http::HeaderValue::from_str(&v).ok()) {
-            response.headers_mut().insert("retry-after", v);
-        }
-        response
-    }
 }
 
 /// The authenticated caller of a route.
@@ -184,16 +128,6 @@ async fn create(
     Ok((StatusCode::ACCEPTED, Json(to_json(&accepted)?)))
 }
 
-/// Serializes an answer; a failure is a 503 logged with its cause, never a silent `null`.
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(value).map_err(|e| {
-        ApiError::Intake(IntakeError::Unavailable(shared::ports::PortError::new(
-            shared::ports::ErrorKind::Unexpected,
-            format!("the answer could not be serialized: {e}"),
-        )))
-    })
-}
-
 /// The job id of a `/api/batch/jobs/{jobId}…` path; anything that cannot be one of ours is
 /// the same 404 as another user's job, so nothing about existence leaks.
 fn job_id(path: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> {
@@ -203,7 +137,7 @@ fn job_id(path: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> 
 
 fn found(view: Option<impl serde::Serialize>, job: &JobId) -> Result<Value, ApiError> {
     match view {
-        Some(view) => to_json(&view),
+        Some(view) => Ok(to_json(&view)?),
         None => Err(ApiError::NotFound(format!("no job {job}"))),
     }
 }
@@ -281,11 +215,8 @@ async fn results_route(
     let job = job_id(path)?;
     let params = Params::from(query)?;
     let limit = params.limit(100, 1000)?;
-    match list_results(&api.deps, &user, &job, limit, params.cursor()).await? {
-        None => Err(ApiError::NotFound(format!("no job {job}"))),
-        Some(Ok(page)) => Ok(Json(to_json(&page)?)),
-        Some(Err(e)) => Err(IntakeError::invalid("cursor", e.to_string()).into()),
-    }
+    let page = list_results(&api.deps, &user, &job, limit, params.cursor()).await?;
+    Ok(Json(to_json(&page)?))
 }
 
 /// `GET /api/batch/jobs?status=&limit=&cursor=`: the caller's own jobs, newest first.
@@ -305,10 +236,8 @@ async fn list_route(
         })
         .transpose()?;
     let limit = params.limit(20, 100)?;
-    match list_jobs(&api.deps, &user, status, limit, params.cursor()).await? {
-        Ok(page) => Ok(Json(to_json(&page)?)),
-        Err(e) => Err(IntakeError::invalid("cursor", e.to_string()).into()),
-    }
+    let page = list_jobs(&api.deps, &user, status, limit, params.cursor()).await?;
+    Ok(Json(to_json(&page)?))
 }
 
 /// A `YYYY-MM-DD` query parameter, `default` when absent.

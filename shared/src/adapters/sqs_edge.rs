@@ -4,7 +4,7 @@
 
 use crate::app::{Outcome, StageError};
 use crate::domain::events::Envelope;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use std::future::Future;
 use tracing::Instrument as _;
 
@@ -37,53 +37,75 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
+/// Runs `handle` on every message of the batch, concurrently (as the runtime's own SQS
+/// example does: a slow message does not hold up its neighbours), and reports the failed ones.
 pub async fn process_batch<F, Fut>(stage: &str, event: SqsEvent, handle: F) -> SqsBatchResponse
 where
     F: Fn(Envelope) -> Fut,
     Fut: Future<Output = Result<Outcome, StageError>>,
 {
-    let mut failures = Vec::new();
-    for message in event.records {
-        let id = message.message_id.clone().unwrap_or_default();
-        let parsed = message
-            .body
-            .as_deref()
-            .map(serde_json::from_str::<Envelope>);
-        let span = message_span(stage, &id, parsed.as_ref().and_then(|p| p.as_ref().ok()));
-        let result = match parsed {
-            None => Err(StageError::Permanent("message has no body".into())),
-            Some(Err(e)) => Err(StageError::Permanent(format!(
-                "body is not an EventBridge envelope: {e}"
-            ))),
-            // A panic in one message is that message's failure, not the batch's (nor the
-            // process's): it goes back to the queue and, if it keeps panicking, to the DLQ.
-            Some(Ok(envelope)) => {
-                let run = std::panic::AssertUnwindSafe(handle(envelope).instrument(span.clone()));
-                match futures::FutureExt::catch_unwind(run).await {
-                    Ok(result) => result,
-                    Err(panic) => Err(StageError::Permanent(format!(
-                        "the stage panicked: {}",
-                        panic_text(panic.as_ref())
-                    ))),
-                }
-            }
-        };
-        let _entered = span.enter();
-        match result {
-            Ok(outcome) => tracing::info!(stage, message_id = %id, ?outcome, "message handled"),
-            Err(e) => {
-                // Both kinds go back to the queue: retryable ones succeed later, permanent ones
-                // reach the DLQ after maxReceiveCount, where an operator can look and replay.
-                tracing::error!(stage, message_id = %id, retryable = e.is_retryable(), error = %e, "message failed");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failures.push(failure);
+    let runs = event
+        .records
+        .into_iter()
+        .map(|message| process_one(stage, message, &handle));
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    response
+}
+
+/// One message: its envelope decoded, the stage run in the message's span (a panic is that
+/// message's failure, not the batch's nor the process's), and its failure, if any.
+async fn process_one<F, Fut>(
+    stage: &str,
+    message: SqsMessage,
+    handle: &F,
+) -> Option<BatchItemFailure>
+where
+    F: Fn(Envelope) -> Fut,
+    Fut: Future<Output = Result<Outcome, StageError>>,
+{
+    let id = message.message_id.clone().unwrap_or_default();
+    let parsed = message
+        .body
+        .as_deref()
+        .map(serde_json::from_str::<Envelope>);
+    let span = message_span(stage, &id, parsed.as_ref().and_then(|p| p.as_ref().ok()));
+    let result = match parsed {
+        None => Err(StageError::Permanent("message has no body".into())),
+        Some(Err(e)) => Err(StageError::Permanent(format!(
+            "body is not an EventBridge envelope: {e}"
+        ))),
+        // A panicking message goes back to the queue and, if it keeps panicking, to the DLQ.
+        Some(Ok(envelope)) => {
+            let run = std::panic::AssertUnwindSafe(handle(envelope).instrument(span.clone()));
+            match futures::FutureExt::catch_unwind(run).await {
+                Ok(result) => result,
+                Err(panic) => Err(StageError::Permanent(format!(
+                    "the stage panicked: {}",
+                    panic_text(panic.as_ref())
+                ))),
             }
         }
+    };
+    let _entered = span.enter();
+    match result {
+        Ok(outcome) => {
+            tracing::info!(stage, message_id = %id, ?outcome, "message handled");
+            None
+        }
+        Err(e) => {
+            // Both kinds go back to the queue: retryable ones succeed later, permanent ones
+            // reach the DLQ after maxReceiveCount, where an operator can look and replay.
+            tracing::error!(stage, message_id = %id, retryable = e.is_retryable(), error = %e, "message failed");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            Some(failure)
+        }
     }
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
-    response
 }
 
 /// The domain event in an envelope, or a permanent error naming what is wrong with it.

@@ -19,7 +19,6 @@ mod remainder;
 pub mod slots;
 pub mod status;
 pub mod submit;
-pub mod sweep;
 pub mod uploads;
 pub mod usage;
 pub mod watch;
@@ -73,10 +72,14 @@ impl StageError {
 }
 
 impl From<PortError> for StageError {
-    /// Infrastructure failures are retried: the message goes back to its queue (and, after
-    /// the queue's maxReceiveCount, to the DLQ), so nothing is lost.
+    /// A port error keeps its kind: a request the service refused as invalid can never succeed
+    /// (permanent); every other failure is retried: the message goes back to its queue (and,
+    /// after the queue's maxReceiveCount, to the DLQ), so nothing is lost.
     fn from(e: PortError) -> Self {
-        Self::Retryable(e)
+        match e.kind {
+            crate::ports::ErrorKind::Validation => Self::Permanent(e.to_string()),
+            _ => Self::Retryable(e),
+        }
     }
 }
 
@@ -158,6 +161,27 @@ pub(crate) fn lost_races(what: &str) -> StageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn when_a_port_error_becomes_a_stage_error_should_keep_its_kind() {
+        use crate::ports::ErrorKind;
+        let of = |kind| StageError::from(PortError::new(kind, "x"));
+        assert!(
+            !of(ErrorKind::Validation).is_retryable(),
+            "a validation error never succeeds"
+        );
+        for kind in [
+            ErrorKind::Conflict,
+            ErrorKind::NotFound,
+            ErrorKind::Transient,
+            ErrorKind::Throttled,
+            ErrorKind::QuotaExceeded,
+            ErrorKind::Forbidden,
+            ErrorKind::Unexpected,
+        ] {
+            assert!(of(kind).is_retryable(), "{kind:?} goes back to its queue");
+        }
+    }
 
     #[tokio::test]
     async fn when_a_loop_makes_progress_should_not_spend_its_race_attempts() {

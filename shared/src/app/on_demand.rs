@@ -113,6 +113,53 @@ pub fn input_of(
     full.model_input.map(|m| (full.record_id, m))
 }
 
+/// Manifest parts read line by line, [`CHUNK`] wanted records at a time: memory holds one
+/// chunk's inputs, a crash or timeout loses at most one chunk's calls, and a replay starts
+/// after what was stored. The re-run, on-demand job and pooled member paths share it.
+pub(crate) struct PartInputs {
+    parts: std::collections::VecDeque<crate::domain::bedrock::S3Uri>,
+    lines: Option<crate::ports::LineStream>,
+}
+
+impl PartInputs {
+    pub(crate) fn new(parts: Vec<crate::domain::bedrock::S3Uri>) -> Self {
+        Self {
+            parts: parts.into(),
+            lines: None,
+        }
+    }
+
+    /// The next chunk: `wanted` says from a line's record id alone whether to parse its
+    /// input, `take` makes the chunk's item of a wanted `(record id, modelInput)`. A chunk
+    /// shorter than [`CHUNK`] (possibly empty) is the last.
+    pub(crate) async fn next_chunk<T>(
+        &mut self,
+        deps: &Deps,
+        wanted: impl Fn(&str) -> bool,
+        mut take: impl FnMut(String, serde_json::Value) -> Option<T>,
+    ) -> Result<Vec<T>, crate::ports::PortError> {
+        let mut chunk = Vec::new();
+        while chunk.len() < CHUNK {
+            let lines = match &mut self.lines {
+                Some(lines) => lines,
+                None => match self.parts.pop_front() {
+                    Some(part) => self.lines.insert(deps.objects.lines(&part).await?),
+                    None => break,
+                },
+            };
+            match lines.next().await {
+                Some(line) => {
+                    if let Some((rid, input)) = input_of(&line?, &wanted) {
+                        chunk.extend(take(rid, input));
+                    }
+                }
+                None => self.lines = None,
+            }
+        }
+        Ok(chunk)
+    }
+}
+
 /// Every `(record id, modelInput)` of a manifest part that `wanted` accepts, read line by line.
 pub async fn inputs_of(
     deps: &Deps,

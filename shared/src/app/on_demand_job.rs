@@ -7,14 +7,13 @@
 //! costs at most one chunk's calls and answers no image twice; the job's end is a
 //! version-conditional write that a second run finds done.
 
-use super::on_demand::{input_of, Pending, CHUNK};
+use super::on_demand::{PartInputs, Pending, CHUNK};
 use super::remainder::JobRecords;
 use super::{Deps, StageError};
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{IntentId, RecordId};
 use crate::domain::intent::{BatchIntent, BatchJob};
 use crate::domain::results::{ImageResult, ResultStatus};
-use futures::StreamExt as _;
 use std::collections::{HashMap, HashSet};
 
 /// Wall-clock time one call runs chunks before it hands the rest on (the submitter's Lambda has
@@ -38,37 +37,36 @@ pub(super) async fn run_job(
         .map(|(line_id, v)| (line_id.as_str(), v))
         .collect();
     tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, records = records.len(), left = wanted.len(), "running a job on-demand");
-    let mut pending = Vec::new();
-    for part in &job.parts {
-        if wanted.is_empty() {
+    let parts = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        job.part_uris()
+    };
+    let mut inputs = PartInputs::new(parts);
+    let take = |line_id: String, input| {
+        let (rid, index, key, _) = wanted.get(line_id.as_str())?;
+        Some(Pending {
+            record_id: rid.clone(),
+            index: *index,
+            key: key.clone(),
+            model_input: input,
+            attempts: 0,
+        })
+    };
+    loop {
+        let chunk = inputs
+            .next_chunk(deps, |id| wanted.contains_key(id), take)
+            .await?;
+        let last = chunk.len() < CHUNK;
+        run_chunk(deps, intent, chunk).await?;
+        if last {
             break;
         }
-        let mut lines = deps.objects.lines(&part.uri).await?;
-        while let Some(line) = lines.next().await {
-            let line = line?;
-            let Some((line_id, input)) = input_of(&line, |id| wanted.contains_key(id)) else {
-                continue;
-            };
-            let Some((rid, index, key, _)) = wanted.get(line_id.as_str()) else {
-                continue;
-            };
-            pending.push(Pending {
-                record_id: rid.clone(),
-                index: *index,
-                key: key.clone(),
-                model_input: input,
-                attempts: 0,
-            });
-            if pending.len() == CHUNK {
-                run_chunk(deps, intent, std::mem::take(&mut pending)).await?;
-                if started.elapsed() > BUDGET {
-                    tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, "on-demand job out of time for this call; the next resumes it");
-                    return Ok(None);
-                }
-            }
+        if started.elapsed() > BUDGET {
+            tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, "on-demand job out of time for this call; the next resumes it");
+            return Ok(None);
         }
     }
-    run_chunk(deps, intent, pending).await?;
     let results = stored(deps, &records).await?;
     Ok(Some(counts(records.len() as u64, results.values())))
 }
@@ -84,7 +82,7 @@ async fn run_chunk(
     }
     let results = super::on_demand::run(deps, &intent.model_id, chunk).await;
     if intent.is_pool_job() {
-        super::watch::route_to_members(deps, intent, results).await
+        super::pool::route_to_members(deps, intent, results).await
     } else {
         deps.results
             .put_results(&intent.intent_id, &results)

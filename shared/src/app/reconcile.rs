@@ -9,10 +9,11 @@
 //! Replay: a status the intent already has is refused by the state machine, so a second pass
 //! writes nothing; a re-announcement only repeats an idempotent stage.
 
+use super::outbox::sweep_outboxes;
 use super::outbox::{save, Saved};
-use super::sweep::sweep_outboxes;
-use super::watch::apply_job_status;
+use super::watch::apply_job_event;
 use super::{Deps, Outcome, StageError};
+use crate::domain::bedrock::JobEvent;
 use crate::domain::status::IntentStatus;
 use chrono::Duration;
 
@@ -89,12 +90,10 @@ async fn poll_open_jobs(
                 report.jobs_checked += 1;
                 let outcome = match deps.bedrock.get_job(arn).await {
                     Ok(info) => {
-                        let name = Some(info.job_name.as_str());
                         let (progress, expires) = (info.progress, info.expires_at);
-                        let applied =
-                            apply_job_status(deps, arn, info.status, info.failure_message, name)
-                                .await;
-                        if !info.status.is_terminal() {
+                        let terminal = info.status.is_terminal();
+                        let applied = apply_job_event(deps, &JobEvent::polled(arn, info)).await;
+                        if !terminal {
                             record_progress(deps, arn, progress, expires).await;
                         }
                         applied

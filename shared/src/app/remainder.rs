@@ -16,7 +16,6 @@ use crate::domain::ids::{IntentId, ObjectKey, RecordId};
 use crate::domain::intent::{BatchIntent, BatchJob, MappedRecord};
 use crate::domain::results::{ImageResult, ResultStatus};
 use crate::domain::settings::RemainderPolicy;
-use futures::StreamExt as _;
 use std::collections::HashMap;
 
 /// A job's records by the id its lines carry: (record id, image index, key, owning intent).
@@ -82,7 +81,7 @@ async fn wanted_records(
     records: &JobRecords,
     failed: &HashMap<&RecordId, &ImageResult>,
 ) -> Result<HashMap<String, MappedRecord>, StageError> {
-    let stored = super::watch::stored_results(deps, intent, failed.values().copied()).await?;
+    let stored = super::pool::stored_results(deps, intent, failed.values().copied()).await?;
     Ok(records
         .iter()
         .filter(|(_, (rid, ..))| failed.contains_key(rid))
@@ -190,7 +189,7 @@ pub(super) async fn rerun_retryable(
     // A replay of this job's end (a redelivery, or the reconciler racing the watcher) finds
     // what earlier re-runs stored: those stand, and are not paid for again.
     let stored =
-        super::watch::stored_results(deps, intent, candidates.iter().map(|&i| &results[i])).await?;
+        super::pool::stored_results(deps, intent, candidates.iter().map(|&i| &results[i])).await?;
     let mut replayed = false;
     candidates.retain(|&i| match stored.get(&results[i].record_id) {
         // Its owner left the shared job: its answer is dropped, so it is not paid for.
@@ -229,59 +228,53 @@ pub(super) async fn rerun_retryable(
     // The job's input parts, line by line; the wanted records run and are stored CHUNK at a
     // time: memory holds one chunk's inputs, a crash or timeout loses at most one chunk's
     // calls, and the replay starts after what was stored.
-    let mut pending: Vec<(usize, super::on_demand::Pending)> = Vec::new();
-    for part in &job.parts {
-        let mut lines = deps.objects.lines(&part.uri).await?;
-        while let Some(line) = lines.next().await {
-            let line = line?;
-            let Some((rid, input)) = super::on_demand::input_of(&line, |r| wanted.contains_key(r))
-            else {
-                continue;
-            };
-            let Some(&i) = wanted.get(&rid) else {
-                continue;
-            };
-            let r = &results[i];
-            pending.push((
-                i,
-                super::on_demand::Pending {
-                    record_id: r.record_id.clone(),
-                    index: r.image_index,
-                    key: r.image_key.clone(),
-                    model_input: input,
-                    attempts: r.attempts.max(1),
-                },
-            ));
-            if pending.len() == super::on_demand::CHUNK {
-                rerun_chunk(deps, intent, results, std::mem::take(&mut pending)).await?;
-            }
+    let take = |rid: String, input| {
+        let &i = wanted.get(&rid)?;
+        let r = &results[i];
+        let pending = super::on_demand::Pending {
+            record_id: r.record_id.clone(),
+            index: r.image_index,
+            key: r.image_key.clone(),
+            model_input: input,
+            attempts: r.attempts.max(1),
+        };
+        Some((i, pending))
+    };
+    let mut inputs = super::on_demand::PartInputs::new(job.part_uris());
+    let mut done = Vec::new();
+    loop {
+        let chunk = inputs
+            .next_chunk(deps, |r| wanted.contains_key(r), take)
+            .await?;
+        let last = chunk.len() < super::on_demand::CHUNK;
+        done.extend(rerun_chunk(deps, intent, chunk).await?);
+        if last {
+            break;
         }
     }
-    rerun_chunk(deps, intent, results, pending).await?;
+    for (i, r) in done {
+        results[i] = r;
+    }
     Ok(true)
 }
 
-/// Runs one chunk of re-runs, stores it, and puts it in `results`.
+/// Runs one chunk of re-runs and stores it; returns each re-run by its slot in the results.
 async fn rerun_chunk(
     deps: &Deps,
     intent: &BatchIntent,
-    results: &mut [ImageResult],
     chunk: Vec<(usize, super::on_demand::Pending)>,
-) -> Result<(), StageError> {
+) -> Result<Vec<(usize, ImageResult)>, StageError> {
     if chunk.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let (slots, records): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
     let rerun = super::on_demand::run(deps, &intent.model_id, records).await;
     if intent.is_pool_job() {
-        super::watch::route_to_members(deps, intent, rerun.clone()).await?;
+        super::pool::route_to_members(deps, intent, rerun.clone()).await?;
     } else {
         deps.results.put_results(&intent.intent_id, &rerun).await?;
     }
-    for (i, r) in slots.into_iter().zip(rerun) {
-        results[i] = r;
-    }
-    Ok(())
+    Ok(slots.into_iter().zip(rerun).collect())
 }
 
 /// `summary` without the records a re-run took.

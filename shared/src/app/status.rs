@@ -166,6 +166,25 @@ pub struct JobPage {
 #[error("must be the nextCursor of a previous page")]
 pub struct BadCursor;
 
+/// Why a list has no page to show.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The `cursor` given is not one a page handed out.
+    #[error(transparent)]
+    BadCursor(#[from] BadCursor),
+    /// No such job, or another user's (the same answer, so nothing about existence leaks).
+    #[error("no job {0}")]
+    NoJob(JobId),
+    #[error(transparent)]
+    Stage(#[from] StageError),
+}
+
+impl From<crate::ports::PortError> for ListError {
+    fn from(e: crate::ports::PortError) -> Self {
+        Self::Stage(e.into())
+    }
+}
+
 /// The list's cursor: a keyset position, `{createdAt as Unix microseconds}.{intent key}`. Any
 /// string of that shape is a position (the jobs created before it), so the API takes exactly
 /// what its OpenAPI pattern describes.
@@ -299,11 +318,8 @@ pub async fn list_jobs(
     status: Option<IntentStatus>,
     limit: usize,
     cursor: Option<&str>,
-) -> Result<Result<JobPage, BadCursor>, StageError> {
-    let mut after = match cursor.map(decode_cursor).transpose() {
-        Ok(a) => a,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<JobPage, ListError> {
+    let mut after = cursor.map(decode_cursor).transpose()?;
     let mut jobs = Vec::new();
     // Filtering by status happens after the query, so keep reading pages until this one is
     // full or the user's intents run out (bounded: each read is one index page).
@@ -329,13 +345,13 @@ pub async fn list_jobs(
             let next_cursor = (jobs.len() == limit)
                 .then(|| after.as_ref().map(|(t, id)| encode_cursor(*t, id)))
                 .flatten();
-            return Ok(Ok(JobPage { jobs, next_cursor }));
+            return Ok(JobPage { jobs, next_cursor });
         }
     }
-    Ok(Ok(JobPage {
+    Ok(JobPage {
         jobs,
         next_cursor: after.as_ref().map(|(t, id)| encode_cursor(*t, id)),
-    }))
+    })
 }
 
 /// One page of a job's per-image results, in record order.
@@ -348,26 +364,24 @@ pub struct ResultPage {
     pub next_cursor: Option<String>,
 }
 
-/// The caller's job's results after `cursor` (the last recordId of the page before), or
-/// `None` for a missing job or another user's.
+/// The caller's job's results after `cursor` (the last recordId of the page before);
+/// [`ListError::NoJob`] for a missing job or another user's.
 pub async fn list_results(
     deps: &Deps,
     caller: &UserId,
     job_id: &JobId,
     limit: usize,
     cursor: Option<&str>,
-) -> Result<Option<Result<ResultPage, BadCursor>>, StageError> {
-    let Some(intent) = deps.store.get_by_job_id(job_id).await? else {
-        return Ok(None);
+) -> Result<ResultPage, ListError> {
+    let intent = deps.store.get_by_job_id(job_id).await?;
+    let Some(intent) = intent.filter(|i| &i.user_id == caller) else {
+        return Err(ListError::NoJob(job_id.clone()));
     };
-    if &intent.user_id != caller {
-        return Ok(None);
-    }
     // The results' cursor is the last recordId of the page before: any recordId is a position.
-    let after = match cursor.map(crate::domain::ids::RecordId::parse).transpose() {
-        Ok(after) => after,
-        Err(_) => return Ok(Some(Err(BadCursor))),
-    };
+    let after = cursor
+        .map(crate::domain::ids::RecordId::parse)
+        .transpose()
+        .map_err(|_| BadCursor)?;
     let results = deps
         .results
         .list_results(&intent.intent_id, after.as_ref(), limit)
@@ -376,9 +390,9 @@ pub async fn list_results(
         .then(|| results.last())
         .flatten()
         .map(|r| r.record_id.to_string());
-    Ok(Some(Ok(ResultPage {
+    Ok(ResultPage {
         job_id: job_id.to_string(),
         results,
         next_cursor,
-    })))
+    })
 }

@@ -10,8 +10,9 @@ use super::outbox::{save, take_over, Saved};
 use super::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
 use crate::domain::bedrock::S3Uri;
 use crate::domain::bedrock::{
-    output_file_name, JobStateChange, ManifestSummary, OutputLine, SUMMARY_FILE,
+    output_file_name, JobEvent, ManifestSummary, NotAJobEvent, OutputLine, SUMMARY_FILE,
 };
+use crate::domain::events::Envelope;
 use crate::domain::ids::{BedrockJobArn, IntentId, JobId, ObjectKey, RecordId};
 use crate::domain::intent::{BatchIntent, BatchJob, MappedRecord};
 use crate::domain::manifest::{image_record_id, PAD_PREFIX};
@@ -21,60 +22,42 @@ use crate::ports::{ErrorKind, PortError};
 use futures::StreamExt as _;
 use std::collections::{HashMap, HashSet};
 
+/// The watcher's message: Bedrock's state change, decoded once by [`JobEvent::decode`]. A
+/// change it cannot read (a status Bedrock added later) is logged and ignored; anything that
+/// is not a state change can never be applied.
+pub async fn apply_envelope(deps: &Deps, envelope: Envelope) -> Result<Outcome, StageError> {
+    match JobEvent::decode(&envelope.source, &envelope.detail_type, envelope.detail) {
+        Ok(event) => apply_job_event(deps, &event).await,
+        Err(NotAJobEvent::Unreadable(what)) => {
+            tracing::warn!(%what, "state change ignored");
+            Ok(Outcome::Unknown(what))
+        }
+        Err(e) => Err(StageError::Permanent(e.to_string())),
+    }
+}
+
+/// Applies a job's status, from Bedrock's event or the reconciler's poll (so both agree).
 #[tracing::instrument(skip_all, fields(
-    bedrock_job_arn = %change.batch_job_arn,
-    status = %change.status,
+    bedrock_job_arn = %event.arn,
+    status = %event.status,
     intent_id = tracing::field::Empty,
     job_id = tracing::field::Empty,
     trace_id = tracing::field::Empty,
 ))]
-pub async fn apply_state_change(
-    deps: &Deps,
-    change: &JobStateChange,
-) -> Result<Outcome, StageError> {
-    let Ok(arn) = BedrockJobArn::parse(&change.batch_job_arn) else {
-        tracing::warn!("state change for a malformed ARN; ignored");
-        return Ok(Outcome::Unknown(change.batch_job_arn.clone()));
-    };
-    let Ok(status) = change.status.parse::<BedrockJobStatus>() else {
-        tracing::warn!("unknown Bedrock status; ignored");
-        return Ok(Outcome::Unknown(change.status.clone()));
-    };
-    apply_job_status(
-        deps,
-        &arn,
-        status,
-        change.failure_message.clone(),
-        change.batch_job_name.as_deref(),
-    )
-    .await
-}
-
-/// Shared by the watcher and (later) the reconciler, so an event and a poll agree.
-pub async fn apply_job_status(
-    deps: &Deps,
-    arn: &BedrockJobArn,
-    status: BedrockJobStatus,
-    failure_message: Option<String>,
-    job_name: Option<&str>,
-) -> Result<Outcome, StageError> {
+pub async fn apply_job_event(deps: &Deps, event: &JobEvent) -> Result<Outcome, StageError> {
+    let (arn, status) = (&event.arn, event.status);
     // Bedrock's own message can name the account, the role and the buckets: it goes to the
     // log, and the client reads a fixed text.
-    let failure = failure_message
-        .filter(|m| !m.trim().is_empty())
-        .map(|raw| {
-            tracing::warn!(bedrock_job_arn = %arn, %status, bedrock_message = %raw, "Bedrock's message for a job");
-            client_failure(status).to_owned()
-        });
-    let failure = failure.as_deref();
-    cas_loop((), move |()| {
-        apply_once(deps, arn, status, failure, job_name)
-    })
-    .await?
-    .ok_or_else(|| lost_races("status write"))
+    let failure = event.failure_message.as_ref().map(|raw| {
+        tracing::warn!(bedrock_job_arn = %arn, %status, bedrock_message = %raw, "Bedrock's message for a job");
+        client_failure(status).to_owned()
+    });
+    let (failure, owner) = (failure.as_deref(), event.job.as_ref());
+    cas_loop((), move |()| apply_once(deps, arn, status, failure, owner))
+        .await?
+        .ok_or_else(|| lost_races("status write"))
 }
 
-/// What a client is told when Bedrock ends a job with a message.
 fn client_failure(status: BedrockJobStatus) -> &'static str {
     match status {
         BedrockJobStatus::Failed => "Bedrock failed the batch job: it checks the input files, their sizes and the service role's access before running (the operators' log has Bedrock's own message)",
@@ -91,10 +74,10 @@ async fn apply_once(
     arn: &BedrockJobArn,
     status: BedrockJobStatus,
     failure_message: Option<&str>,
-    job_name: Option<&str>,
+    owner: Option<&JobId>,
 ) -> Result<Cas<Outcome>, StageError> {
     let Some(intent) = deps.store.get_by_bedrock_arn(arn).await? else {
-        return not_recorded_yet(deps, arn, job_name).await.map(Cas::Done);
+        return not_recorded_yet(deps, arn, owner).await.map(Cas::Done);
     };
     let span = tracing::Span::current();
     span.record("intent_id", intent.intent_id.as_str());
@@ -186,11 +169,10 @@ async fn release_slot(deps: &Deps, intent: &BatchIntent, job: &BatchJob) -> Resu
 async fn not_recorded_yet(
     deps: &Deps,
     arn: &BedrockJobArn,
-    job_name: Option<&str>,
+    owner: Option<&JobId>,
 ) -> Result<Outcome, StageError> {
-    let owner = job_name.and_then(crate::domain::bedrock::job_id_of_name);
     if let Some(job_id) = owner {
-        if let Some(intent) = deps.store.get_by_job_id(&job_id).await? {
+        if let Some(intent) = deps.store.get_by_job_id(job_id).await? {
             if intent.status == IntentStatus::Cancelled {
                 // A job created for an intent cancelled before its ARN was recorded (a
                 // submitter died in between): stop it rather than let it run and bill.
@@ -258,7 +240,7 @@ async fn ingest(
         && !redrive
         && super::remainder::rerun_retryable(deps, intent, job, &line_ids, &mut results).await?;
     if intent.is_pool_job() {
-        route_to_members(deps, intent, results.clone()).await?;
+        super::pool::route_to_members(deps, intent, results.clone()).await?;
     } else {
         deps.results
             .put_results(&intent.intent_id, &results)
@@ -362,95 +344,6 @@ fn counts_of(job: &BatchJob, results: &[ImageResult]) -> ManifestSummary {
         input_token_count: results.iter().map(|r| r.input_tokens).sum(),
         output_token_count: results.iter().map(|r| r.output_tokens).sum(),
     }
-}
-
-/// The stored results of these records, by record id (a shared job's are its members').
-pub(super) async fn stored_results<'r>(
-    deps: &Deps,
-    intent: &BatchIntent,
-    records: impl Iterator<Item = &'r ImageResult>,
-) -> Result<HashMap<RecordId, ImageResult>, StageError> {
-    let mut owners: HashSet<IntentId> = HashSet::new();
-    let members: HashMap<JobId, IntentId> = super::lists::members(deps, intent)
-        .await?
-        .into_iter()
-        .map(|m| (m.job_id, m.intent_id))
-        .collect();
-    for r in records {
-        let owner = if intent.is_pool_job() {
-            r.record_id
-                .owner()
-                .and_then(|(job, _)| members.get(&job).cloned())
-        } else {
-            Some(intent.intent_id.clone())
-        };
-        owners.extend(owner);
-    }
-    let mut out = HashMap::new();
-    for owner in owners {
-        for r in super::pool::all_results(deps, &owner).await? {
-            out.insert(r.record_id.clone(), r);
-        }
-    }
-    Ok(out)
-}
-
-/// A shared job's results go to its members, each under its own image index. A member
-/// cancelled meanwhile keeps its `canceled` results: the job's answers for it are dropped.
-pub(super) async fn route_to_members(
-    deps: &Deps,
-    shared: &BatchIntent,
-    results: Vec<ImageResult>,
-) -> Result<(), StageError> {
-    let mut by_job: HashMap<JobId, Vec<ImageResult>> = HashMap::new();
-    for mut r in results {
-        let Some((job, index)) = r.record_id.owner() else {
-            continue;
-        };
-        r.image_index = index;
-        by_job.entry(job).or_default().push(r);
-    }
-    let members = super::lists::members(deps, shared).await?;
-    let ours = |m: &BatchIntent| {
-        m.status == IntentStatus::Pooled
-            && m.pool
-                .as_ref()
-                .is_some_and(|p| p.sealed_into.as_ref() == Some(&shared.intent_id))
-    };
-    for member in members {
-        let Some(rows) = by_job.remove(&member.job_id) else {
-            continue;
-        };
-        let live = deps
-            .store
-            .get(&member.intent_id)
-            .await?
-            .is_some_and(|m| ours(&m));
-        if !live {
-            continue;
-        }
-        deps.results.put_results(&member.intent_id, &rows).await?;
-        // A cancel that landed while these were written marked the member's records
-        // canceled first; put that back, so a cancelled member's answers stay discarded.
-        if let Some(m) = deps.store.get(&member.intent_id).await? {
-            if m.status == IntentStatus::Cancelled {
-                let canceled: Vec<ImageResult> = rows
-                    .iter()
-                    .map(|r| {
-                        ImageResult::canceled(
-                            r.record_id.clone(),
-                            r.image_index,
-                            r.image_key.clone(),
-                        )
-                    })
-                    .collect();
-                deps.results
-                    .put_results(&member.intent_id, &canceled)
-                    .await?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Every record `job` was given, by its Bedrock record id (the id in the manifest line): (our

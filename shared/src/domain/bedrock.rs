@@ -176,6 +176,73 @@ pub struct JobStateChange {
 pub const BEDROCK_EVENT_SOURCE: &str = "aws.bedrock";
 pub const BEDROCK_STATE_CHANGE: &str = "Batch Inference Job State Change";
 
+/// A state change as the watcher acts on it: decoded once, here, from the event's envelope
+/// fields and its `detail`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEvent {
+    pub arn: BedrockJobArn,
+    pub status: BedrockJobStatus,
+    /// Bedrock's own message, when it gave one (it may name accounts and buckets: log only).
+    pub failure_message: Option<String>,
+    /// Our job id, when the job's name is one [`job_name`] made: how an event that beats the
+    /// ARN's write finds its intent.
+    pub job: Option<JobId>,
+}
+
+/// Why an event is not a [`JobEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAJobEvent {
+    /// Another source or detail type, or a detail that is not a state change: it can never
+    /// be applied (permanent).
+    #[error("{0}")]
+    Malformed(String),
+    /// A state change whose ARN or status this service cannot read (a status Bedrock added
+    /// later): nothing to apply, so it is ignored and logged.
+    #[error("unreadable {0}")]
+    Unreadable(String),
+}
+
+impl JobEvent {
+    /// What the reconciler's poll (`GetModelInvocationJob`) says of job `arn`.
+    pub fn polled(arn: &BedrockJobArn, info: JobInfo) -> Self {
+        Self {
+            arn: arn.clone(),
+            status: info.status,
+            failure_message: info.failure_message.filter(|m| !m.trim().is_empty()),
+            job: job_id_of_name(&info.job_name),
+        }
+    }
+
+    /// Decodes Bedrock's "Batch Inference Job State Change" from its envelope's `source`,
+    /// `detail-type` and `detail`.
+    pub fn decode(
+        source: &str,
+        detail_type: &str,
+        detail: serde_json::Value,
+    ) -> Result<Self, NotAJobEvent> {
+        if source != BEDROCK_EVENT_SOURCE || detail_type != BEDROCK_STATE_CHANGE {
+            return Err(NotAJobEvent::Malformed(format!(
+                "expected a Bedrock job state change, got {detail_type} from {source}"
+            )));
+        }
+        let change: JobStateChange = serde_json::from_value(detail).map_err(|e| {
+            NotAJobEvent::Malformed(format!("state change detail is malformed: {e}"))
+        })?;
+        let arn = BedrockJobArn::parse(&change.batch_job_arn)
+            .map_err(|_| NotAJobEvent::Unreadable(format!("ARN {}", change.batch_job_arn)))?;
+        let status = change
+            .status
+            .parse::<BedrockJobStatus>()
+            .map_err(|_| NotAJobEvent::Unreadable(format!("status {}", change.status)))?;
+        Ok(Self {
+            arn,
+            status,
+            failure_message: change.failure_message.filter(|m| !m.trim().is_empty()),
+            job: change.batch_job_name.as_deref().and_then(job_id_of_name),
+        })
+    }
+}
+
 /// One line of a `<part>.jsonl.out` file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -260,6 +327,78 @@ pub fn output_file_name(input_file: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    fn state_change(status: &str, name: &str) -> serde_json::Value {
+        serde_json::json!({
+            "version": "0.0",
+            "batchJobName": name,
+            "batchJobArn": "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcd1234wxyz",
+            "status": status,
+            "failureMessage": "",
+        })
+    }
+
+    #[test]
+    fn when_a_state_change_is_decoded_should_yield_arn_status_and_our_job_id_once() {
+        let ours = job_name(
+            &JobId::parse("bj-3ae489935892792f79a38850").expect("id"),
+            1,
+            1,
+        );
+        let e = JobEvent::decode(
+            BEDROCK_EVENT_SOURCE,
+            BEDROCK_STATE_CHANGE,
+            state_change("Completed", &ours),
+        )
+        .expect("a state change");
+        assert_eq!(e.status, BedrockJobStatus::Completed);
+        assert!(e.arn.as_str().ends_with("/abcd1234wxyz"));
+        assert_eq!(
+            e.job.map(|j| j.to_string()).as_deref(),
+            Some("bj-3ae489935892792f79a38850")
+        );
+        assert_eq!(e.failure_message, None, "an empty message is no message");
+        // Another application's job: decoded, but no job id of ours.
+        let theirs = JobEvent::decode(
+            BEDROCK_EVENT_SOURCE,
+            BEDROCK_STATE_CHANGE,
+            state_change("InProgress", "nightly-etl"),
+        )
+        .expect("a state change");
+        assert_eq!(theirs.job, None);
+    }
+
+    #[test]
+    fn when_an_event_is_not_a_readable_state_change_should_say_whether_it_can_ever_apply() {
+        let detail = state_change("Completed", "bo-x");
+        assert!(matches!(
+            JobEvent::decode("aws.s3", "Object Created", detail.clone()),
+            Err(NotAJobEvent::Malformed(_))
+        ));
+        assert!(matches!(
+            JobEvent::decode(
+                BEDROCK_EVENT_SOURCE,
+                BEDROCK_STATE_CHANGE,
+                serde_json::json!({"status": 1})
+            ),
+            Err(NotAJobEvent::Malformed(_))
+        ));
+        assert_eq!(
+            JobEvent::decode(
+                BEDROCK_EVENT_SOURCE,
+                BEDROCK_STATE_CHANGE,
+                state_change("Hibernating", "bo-x")
+            ),
+            Err(NotAJobEvent::Unreadable("status Hibernating".into()))
+        );
+        let mut bad_arn = detail;
+        bad_arn["batchJobArn"] = serde_json::json!("not-an-arn");
+        assert!(matches!(
+            JobEvent::decode(BEDROCK_EVENT_SOURCE, BEDROCK_STATE_CHANGE, bad_arn),
+            Err(NotAJobEvent::Unreadable(_))
+        ));
+    }
+
     use super::*;
 
     fn job() -> JobId {

@@ -177,7 +177,7 @@ impl AwsClients {
             on_demand: Arc::new(bedrock_runtime::BedrockRuntime::new(
                 self.bedrock_runtime.clone(),
             )),
-            clock: Arc::new(crate::adapters::embedded::clock::SystemClock),
+            clock: Arc::new(crate::adapters::clock::SystemClock),
             settings: Arc::new(config.settings.clone()),
         }
     }

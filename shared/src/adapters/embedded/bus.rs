@@ -345,7 +345,7 @@ impl EventBus for SqliteBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::embedded::clock::ManualClock;
+    use crate::adapters::clock::ManualClock;
     use crate::domain::events::EVENT_SOURCE;
 
     fn envelope(detail_type: &str) -> Envelope {

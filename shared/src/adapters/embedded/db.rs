@@ -80,3 +80,9 @@ pub fn map_err(e: rusqlite::Error) -> PortError {
 pub fn json_err(e: serde_json::Error) -> PortError {
     PortError::with_source(ErrorKind::Unexpected, "stored JSON is unreadable", e)
 }
+
+/// A time as the embedded tables store it: RFC 3339 in microseconds, UTC, so text order is time
+/// order.
+pub(super) fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -4,8 +4,7 @@
 //! newer versions winning, as a GSI converges on an item's last write. Until then index reads
 //! see the previous version, or nothing for a new intent.
 
-use super::db::{map_err, Db};
-use super::store::ts;
+use super::db::{map_err, ts, Db};
 use crate::domain::intent::BatchIntent;
 use crate::ports::{Clock, PortError};
 use chrono::{DateTime, Duration, Utc};

@@ -3,8 +3,6 @@
 
 pub mod bedrock_emulator;
 pub mod bus;
-pub mod clock;
-pub mod data_dir;
 pub mod db;
 pub mod faults;
 pub mod history;

@@ -7,7 +7,7 @@
 //! lag like a DynamoDB GSI ([`SqliteStore::with_index_lag`]): each write is then seen by them
 //! only `delay` later, until then they see the previous version (or nothing, for a new intent).
 
-use super::db::{json_err, map_err, Db};
+use super::db::{json_err, map_err, ts, Db};
 use super::index_lag::IndexLag;
 use crate::domain::ids::{BedrockJobArn, IntentId, JobId, RecordId, UserId};
 use crate::domain::intent::BatchIntent;
@@ -17,7 +17,7 @@ use crate::ports::{
     Clock, Created, IntentStore, PortError, ResultStore, SlotStore, Updated, UploadsIndex,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::sync::Arc;
 
@@ -169,10 +169,6 @@ impl SqliteStore {
             .collect()
         })
     }
-}
-
-pub(super) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 fn read_one(tx: &Transaction<'_>, sql: &str, key: &str) -> Result<Option<BatchIntent>, PortError> {

@@ -32,7 +32,6 @@ use crate::domain::settings::BelowMinimum;
 use crate::domain::status::IntentStatus;
 use crate::ports::Created;
 use chrono::Duration;
-use futures::StreamExt as _;
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +60,9 @@ impl PoolReport {
 }
 
 mod members;
-pub(crate) use members::all_results;
 use members::finish_member;
 pub use members::finish_members;
+pub(crate) use members::{all_results, route_to_members, stored_results};
 
 /// One pass over every pooled intent (oldest first, at most `limit`). `idle_seals`: whether
 /// this pass may seal a part-full rest on an idle slot (the reconciler allows it in its first
@@ -455,45 +454,40 @@ async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageEr
         .filter(|r| r.status == ResultStatus::Succeeded)
         .map(|r| (r.record_id.clone(), r))
         .collect();
-    // The member's parts, line by line, run and stored CHUNK records at a time: memory holds
-    // one chunk's inputs, and a crash loses at most one chunk's calls.
     let images = super::lists::images(deps, &m).await?;
-    let mut pending = Vec::new();
-    for part in m.jobs.iter().flat_map(|j| j.parts.iter()) {
-        let mut lines = deps.objects.lines(&part.uri).await?;
-        while let Some(line) = lines.next().await {
-            let line = line?;
-            // A member's own part: its lines carry `REC{image index}` (parts written before
-            // Bedrock-format record ids carry the record id itself).
-            let image_of = |rid: &str| match image_index_of(rid) {
-                Some(index) => images.get(index).filter(|i| i.index == index),
-                None => RecordId::parse(rid)
-                    .ok()
-                    .and_then(|r| images.iter().find(|i| i.record_id == r)),
-            };
-            let wanted =
-                |rid: &str| image_of(rid).is_some_and(|i| !succeeded.contains_key(&i.record_id));
-            let Some((rid, input)) = on_demand::input_of(&line, wanted) else {
-                continue;
-            };
-            let Some(image) = image_of(&rid) else {
-                continue;
-            };
-            let record_id = image.record_id.clone();
-            pending.push(Pending {
-                record_id,
-                index: image.index,
-                key: image.key.clone(),
-                model_input: input,
-                attempts: 0,
-            });
-            if pending.len() == on_demand::CHUNK && !run_chunk(deps, &m, &mut pending).await? {
-                return Ok(()); // cancelled meanwhile
-            }
+    // A member's own part: its lines carry `REC{image index}` (parts written before
+    // Bedrock-format record ids carry the record id itself).
+    let image_of = |rid: &str| match image_index_of(rid) {
+        Some(index) => images.get(index).filter(|i| i.index == index),
+        None => RecordId::parse(rid)
+            .ok()
+            .and_then(|r| images.iter().find(|i| i.record_id == r)),
+    };
+    let wanted = |rid: &str| image_of(rid).is_some_and(|i| !succeeded.contains_key(&i.record_id));
+    let take = |rid: String, input| {
+        let image = image_of(&rid)?;
+        Some(Pending {
+            record_id: image.record_id.clone(),
+            index: image.index,
+            key: image.key.clone(),
+            model_input: input,
+            attempts: 0,
+        })
+    };
+    let parts = m
+        .jobs
+        .iter()
+        .flat_map(crate::domain::intent::BatchJob::part_uris);
+    let mut inputs = on_demand::PartInputs::new(parts.collect());
+    loop {
+        let mut chunk = inputs.next_chunk(deps, wanted, take).await?;
+        let last = chunk.len() < on_demand::CHUNK;
+        if !run_chunk(deps, &m, &mut chunk).await? {
+            return Ok(()); // cancelled meanwhile
         }
-    }
-    if !run_chunk(deps, &m, &mut pending).await? {
-        return Ok(());
+        if last {
+            break;
+        }
     }
     finish_member(deps, &m.intent_id, None).await
 }

@@ -289,6 +289,11 @@ pub struct MappedRecord {
 }
 
 impl BatchJob {
+    /// Where its manifest parts are, in order.
+    pub fn part_uris(&self) -> Vec<S3Uri> {
+        self.parts.iter().map(|p| p.uri.clone()).collect()
+    }
+
     /// Job `job_no` of an intent as the planner opens it: first attempt, no parts yet, its
     /// name, token and folders derived from the jobId (so a replay plans the same job).
     pub fn planned(

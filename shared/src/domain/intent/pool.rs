@@ -24,6 +24,16 @@ pub fn pool_intent_id(
 }
 
 impl BatchIntent {
+    /// Whether this member still takes the results of shared job `shared`: pooled and sealed
+    /// into it (a member cancelled meanwhile keeps its `canceled` results).
+    pub fn is_live_member_of(&self, shared: &IntentId) -> bool {
+        self.status == IntentStatus::Pooled
+            && self
+                .pool
+                .as_ref()
+                .is_some_and(|p| p.sealed_into.as_ref() == Some(shared))
+    }
+
     /// The intent of a shared job sealed from `members` (at least one). Its id comes from
     /// [`pool_intent_id`] over the members the sealer chose, so two sealers of the same set
     /// make one intent; `members` are the ones it could claim.

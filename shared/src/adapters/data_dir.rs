@@ -1,5 +1,5 @@
-//! The embedded backend's data dir: private to its owner (0700), on a case-sensitive disk.
-//! Everything inside (`state.db`, `s3/`, `jwt.key`) is then unreadable to other local users
+//! A local data dir (the embedded backend's, and `serve`'s signing key): private to its owner
+//! (0700), on a case-sensitive disk. Everything inside (`state.db`, `s3/`, `jwt.key`) is then unreadable to other local users
 //! whatever its own mode, and `uploads/Alice/` and `uploads/alice/` stay two folders.
 
 use std::path::Path;
