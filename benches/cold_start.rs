@@ -4,7 +4,8 @@
 //! event that needs no AWS call (a 400 for intake, an empty batch for the SQS consumers), so
 //! the figures are start-up plus the runtime loop, without network I/O.
 //!
-//! Build the binaries first (`cargo build --release --bins`), then
+//! Build the binaries first as deployed, without the embedded backend (`cargo build --release
+//! -p intake -p manifest-builder -p submitter -p status-watcher -p reconciler -p webhook-sender`), then
 //! `cargo bench --bench cold_start`. `BO_BIN_DIR` points elsewhere (e.g. a cargo-lambda build).
 
 use axum::extract::{Path, State};
@@ -193,6 +194,8 @@ async fn main() -> anyhow::Result<()> {
     );
     for (name, payload) in [
         ("intake", bad_request),
+        // A direct invoke without an intentId: refused before any AWS call.
+        ("intake-events", json!({})),
         ("manifest-builder", empty_batch.clone()),
         ("submitter", empty_batch.clone()),
         ("status-watcher", empty_batch),

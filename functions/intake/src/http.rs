@@ -1,12 +1,14 @@
 //! The HTTP Lambda's door. The runtime hands it API Gateway's REST (v1) or HTTP API (v2) event
 //! already typed (`lambda_http`'s `LambdaRequest`); `lambda_http`'s own adapter, the code
 //! `lambda_http::run` runs, turns it into an `http::Request`, the [`router`] answers, and the
-//! adapter turns the answer into the proxy response. Two small things stand around it:
+//! adapter turns the answer into the proxy response. Three small things stand around it:
 //! - [`defect`]: `lambda_http` panics on a body marked base64 that does not decode and on a host
 //!   or path that is not a URL. API Gateway sends neither, but a hostile direct invoke could;
 //!   such an event is answered 400 naming the field instead of failing the invocation.
 //! - [`stage_free`]: `lambda_http` puts a REST API's stage in front of the path; the routes are
 //!   stage-free, so the path is the one the client sent (`RawHttpPath`).
+//! - [`buffered`]: the router's answer (a small JSON document) in memory, so the invocation's
+//!   future can move between threads (the shared Lambda main needs it `Send`).
 
 use crate::answer::ApiError;
 use crate::auth::Auth;
