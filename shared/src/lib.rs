@@ -5,8 +5,7 @@
 //!
 //! ```text
 //! functions/*/src/main.rs   decode the Lambda event, call one use case, encode the answer
-//!   adapters/sqs_edge.rs    the SQS edge: envelopes in (a batch's messages concurrently),
-//!                           batchItemFailures out
+//!   adapters/sqs_edge.rs    the SQS edge: envelopes in, batchItemFailures out
 //!   app/                    one use case per stage: intake/, manifest/, submit, watch,
 //!                           reconcile, cancel, status, pool/, on_demand, deadline, webhooks,
 //!                           normalized (the image copies), outbox (and its sweep)

@@ -37,23 +37,21 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
-/// Runs `handle` on every message of the batch, concurrently (as the runtime's own SQS
-/// example does: a slow message does not hold up its neighbours), and reports the failed ones.
+/// Runs `handle` on every message of the batch, one after the other, and reports the failed
+/// ones. Not concurrently, as the runtime's own SQS example does: every queue hands its
+/// function one message per invocation (batch size 1, for the timeouts), so concurrency would
+/// change nothing deployed, and `join_all` made manifest-builder's binary 279 KB larger
+/// (measured, docs/performance.md).
 pub async fn process_batch<F, Fut>(stage: &str, event: SqsEvent, handle: F) -> SqsBatchResponse
 where
     F: Fn(Envelope) -> Fut,
     Fut: Future<Output = Result<Outcome, StageError>>,
 {
-    let runs = event
-        .records
-        .into_iter()
-        .map(|message| process_one(stage, message, &handle));
     let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = futures::future::join_all(runs)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    for message in event.records {
+        let failure = process_one(stage, message, &handle).await;
+        response.batch_item_failures.extend(failure);
+    }
     response
 }
 
