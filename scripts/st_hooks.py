@@ -52,6 +52,10 @@ def map_query(ctx, query):
     if start is None or end is None:
         return query
     start, end = min(start, end), max(start, end)
-    start = max(start, end - datetime.timedelta(days=30))
+    # Within the 31 days the API allows; `end - 30 days` itself would overflow for an `end`
+    # in January of year 1, so only a wider range is cut.
+    window = datetime.timedelta(days=30)
+    if end - start > window:
+        start = end - window
     query["from"], query["to"] = start.isoformat(), end.isoformat()
     return query

@@ -66,21 +66,12 @@ impl IntakeEvent {
     }
 }
 
-/// True for the asynchronous sources (S3 events, the nightly schedule): nobody reads their
-/// answer, so a retryable failure must fail the invocation for EventBridge's retry policy
-/// and dead-letter queue to take over.
-fn is_async_source(event: &Value) -> bool {
-    event.get("source").and_then(Value::as_str) == Some("aws.s3")
-        || event.get("nightlyRun").is_some()
-}
-
-/// The Lambda entry point: [`handle`], except that an asynchronous source's retryable
-/// failure (5xx) fails the invocation instead of answering it.
+/// The Lambda entry point: [`handle`], except that an asynchronous source's (S3's event, the
+/// nightly schedule) retryable failure fails the invocation instead of answering it: nobody
+/// reads that answer, and a failed invocation is what Lambda retries and then dead-letters.
 pub async fn invoke(deps: &Deps, event: Value) -> Result<Value, String> {
-    let async_source = is_async_source(&event);
-    let answer = handle(deps, event).await;
-    let failed = answer["statusCode"].as_u64().is_some_and(|c| c >= 500);
-    if async_source && failed {
+    let (answer, retry) = answered(deps, event).await;
+    if retry {
         return Err(format!("retryable failure, to be retried: {answer}"));
     }
     Ok(answer)
@@ -88,11 +79,23 @@ pub async fn invoke(deps: &Deps, event: Value) -> Result<Value, String> {
 
 /// Handles one plain event; the answer is its JSON with `statusCode` in it.
 pub async fn handle(deps: &Deps, event: Value) -> Value {
-    let result = match IntakeEvent::from_value(event) {
-        Ok(event) => run(deps, event).await,
-        Err(e) => Err(e),
+    answered(deps, event).await.0
+}
+
+/// The answer, and whether it is an asynchronous source's retryable failure.
+async fn answered(deps: &Deps, event: Value) -> (Value, bool) {
+    let (result, from_async_source) = match IntakeEvent::from_value(event) {
+        Ok(event) => {
+            let from_async_source = matches!(
+                event,
+                IntakeEvent::ObjectCreated { .. } | IntakeEvent::Nightly(_)
+            );
+            (run(deps, event).await, from_async_source)
+        }
+        Err(e) => (Err(e), false),
     };
-    event_answer(result)
+    let retry = from_async_source && matches!(result, Err(IntakeError::Unavailable(_)));
+    (event_answer(result), retry)
 }
 
 /// Runs a plain event: a direct invoke, an upload's index entry, or the nightly run.
