@@ -67,8 +67,6 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
       lists(`The function writes a request's keys past 1,000 (a direct invoke, a user's nightly run) to its list before recording the intent. ${LIST_KEYS}`),
     ]],
     [f.intake.role!, [
-      objects(stack.uploadsBucket, 'Each uploaded image (uploads/{userId}/{day}/, named by users after deploy) is read once to normalize it, and its normalized copy is read back. The wildcard covers objects of the dedicated uploads bucket only.'),
-      normalizedCopies('The function writes the normalized copy of each upload at normalized/{long edge}/{key}.jpg, keys made by users after deploy; the wildcard covers only that folder, never an original.'),
       lists(`The function writes a request's keys past 1,000 to its list before recording the intent, and a member leaving a shared job reads its images list and the shared job's members list. ${LIST_KEYS}`),
       jobs(`StopModelInvocationJob stops the running jobs of a batch its owner cancels (DELETE /api/batch/jobs/{jobId}), and those of a shared job once its last member is cancelled; the ARNs come from the intents themselves. ${JOB_ARNS}`),
     ]],

@@ -770,12 +770,10 @@ export class BatchOrchestratorStack extends Stack {
     // webhook-sender: reads the ended intent and its job view (GetItem: the intent, the jobId
     // pointer, a shared job's intent); it writes nothing and publishes nothing.
     allow(f['webhook-sender'], 'ReadIntents', ['dynamodb:GetItem'], [intents]);
-    // Uploads index: intake records each uploaded object (two plain puts) and, in the nightly
-    // run, queries the `day#{day}` partition for the day's users; manifest-builder queries a
+    // Uploads index: intake-events records each uploaded object (two plain puts) and, in the
+    // nightly run, queries the `day#{day}` partition for the day's users; manifest-builder queries a
     // `up#{day}#{userId}` partition to resolve a day's keys. No one else touches the table.
-    for (const fn of [f.intake, f['intake-events']]) {
-      allow(fn, 'UploadsIndex', ['dynamodb:PutItem', 'dynamodb:Query'], [this.uploadsTable.tableArn]);
-    }
+    allow(f['intake-events'], 'UploadsIndex', ['dynamodb:PutItem', 'dynamodb:Query'], [this.uploadsTable.tableArn]);
     allow(f['manifest-builder'], 'UploadsIndex', ['dynamodb:Query'], [this.uploadsTable.tableArn]);
     // Result store: results are upserted with BatchWriteItem (put_results) and read with a
     // Query on the table's own key (list_results); no PutItem, no index.
@@ -810,16 +808,14 @@ export class BatchOrchestratorStack extends Stack {
     allow(f['manifest-builder'], 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
     allow(f['manifest-builder'], 'WriteManifests', ['s3:PutObject', 's3:AbortMultipartUpload'], [this.manifestsBucket.arnForObjects('*')]);
     allow(f['manifest-builder'], 'ReadManifests', ['s3:GetObject'], [this.manifestsBucket.arnForObjects('*')]);
-    // Normalized copies of the uploads (shared/src/app/normalized.rs): intake makes one at
-    // upload (reading the original; ListBucket makes a copy not made yet a 404, not a 403),
+    // Normalized copies of the uploads (shared/src/app/normalized.rs): intake-events makes one
+    // at upload (reading the original; ListBucket makes a copy not made yet a 404, not a 403),
     // the manifest builder makes any still missing. Only under `normalized/`: no function
     // writes over an original.
     const normalized = [this.uploadsBucket.arnForObjects('normalized/*')];
-    for (const fn of [f.intake, f['intake-events']]) {
-      allow(fn, 'ReadUploads', ['s3:GetObject'], [this.uploadsBucket.arnForObjects('*')]);
-      allow(fn, 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
-      allow(fn, 'WriteNormalized', ['s3:PutObject'], normalized);
-    }
+    allow(f['intake-events'], 'ReadUploads', ['s3:GetObject'], [this.uploadsBucket.arnForObjects('*')]);
+    allow(f['intake-events'], 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
+    allow(f['intake-events'], 'WriteNormalized', ['s3:PutObject'], normalized);
     allow(f['manifest-builder'], 'WriteNormalized', ['s3:PutObject'], normalized);
 
     // submitter: creates its jobs (CreateModelInvocationJob is its only Bedrock call), tagging

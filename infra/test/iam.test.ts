@@ -143,12 +143,13 @@ describe('function roles', () => {
   const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
   const SQS = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
   const INTENTS = ['dynamodb:GetItem', 'dynamodb:PutItem'];
-  // intake's dynamodb:PutItem and dynamodb:Query also cover the uploads index (see UploadsIndex);
+  // intake-events' dynamodb:PutItem and dynamodb:Query also cover the uploads index (see UploadsIndex);
   // manifest-builder's dynamodb:Query is the uploads index alone. dynamodb:Query also covers the
   // results table for intake, status-watcher and reconciler (see RESULTS below).
   const EXPECTED: Record<FunctionName, string[]> = {
+    // No uploads: the index, the copies and the nightly run are intake-events'.
     intake: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
-      'bedrock:StopModelInvocationJob', 's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject'],
+      'bedrock:StopModelInvocationJob', 's3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'],
     // sqs: the on-failure destination of its async invocations (the intake-events DLQ).
     'intake-events': [...LOGS, ...INTENTS, 'dynamodb:Query', 'events:PutEvents',
       'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage',
@@ -193,10 +194,6 @@ describe('function roles', () => {
     intake: [
       // a request's keys past 1,000 (keep_keys, streaming); a member leaving a shared job
       // reads its images list and the shared job's members list
-      // normalizing each upload: read the original (and a copy made already), write the copy
-      ['ReadUploads', ['s3:GetObject'], 'uploads', 'objects'],
-      ['ListUploads', ['s3:ListBucket'], 'uploads', 'bucket'],
-      ['WriteNormalized', ['s3:PutObject'], 'uploads', 'normalized'],
       ['WriteLists', ['s3:AbortMultipartUpload', 's3:PutObject'], 'manifests', 'lists'],
       ['ReadLists', ['s3:GetObject'], 'manifests', 'lists'],
     ],
@@ -265,7 +262,6 @@ describe('function roles', () => {
 
   /** The functions that touch the uploads index, and how (none other may). */
   const UPLOADS_INDEX: Partial<Record<FunctionName, string[]>> = {
-    intake: ['dynamodb:PutItem', 'dynamodb:Query'],
     'intake-events': ['dynamodb:PutItem', 'dynamodb:Query'],
     'manifest-builder': ['dynamodb:Query'],
   };
@@ -293,7 +289,7 @@ describe('function roles', () => {
     }
   });
 
-  it('when a function reaches the uploads index should be intake and intake-events (PutItem, Query) and manifest-builder (Query) only, on the table itself', () => {
+  it('when a function reaches the uploads index should be intake-events (PutItem, Query) and manifest-builder (Query) only, on the table itself', () => {
     const uploads = arnOf(stack.uploadsTable);
     for (const name of Object.keys(EXPECTED) as FunctionName[]) {
       const st = roleStatements(template, roleId(name))
@@ -386,7 +382,8 @@ describe('function roles', () => {
       const writes = roleStatements(template, roleId(name))
         .filter((s) => asArray(s.Action).some((a) => a === 's3:PutObject' || a === 's3:AbortMultipartUpload'))
         .map((s) => s.Resource);
-      const lists = name === 'intake' || name === 'intake-events' ? [normalizedOf(stack.uploadsBucket), listsOf(stack.manifestsBucket)]
+      const lists = name === 'intake' ? [listsOf(stack.manifestsBucket)]
+        : name === 'intake-events' ? [normalizedOf(stack.uploadsBucket), listsOf(stack.manifestsBucket)]
         : name === 'reconciler' ? [listsOf(stack.manifestsBucket)] : [];
       expect([name, writes]).toEqual([name, lists]);
     }
@@ -421,10 +418,8 @@ describe('function roles', () => {
     const actions = roleActions(template, roleId('intake'));
     expect(actions.filter((a) => a.startsWith('bedrock:'))).toEqual(['bedrock:StopModelInvocationJob']);
     expect(actions.filter((a) => a.startsWith('iam:'))).toEqual([]);
-    // S3 only on the long lists (a request's keys, a leaving member's images and members)
-    // and the uploads it normalizes.
-    const allowed = [listsOf(stack.manifestsBucket), objectsOf(stack.uploadsBucket), arnOf(stack.uploadsBucket),
-      normalizedOf(stack.uploadsBucket)].map((r) => JSON.stringify(r));
+    // S3 only on the long lists (a request's keys, a leaving member's images and members).
+    const allowed = [listsOf(stack.manifestsBucket)].map((r) => JSON.stringify(r));
     for (const s of st.filter((x) => asArray(x.Action).some((a: string) => a.startsWith('s3:')))) {
       expect(allowed).toContain(JSON.stringify(s.Resource));
     }
