@@ -235,6 +235,11 @@ impl Embedded {
         Ok(key)
     }
 
+    /// Intake's HTTP API over this backend's ports, as the `intake` Lambda builds it.
+    fn intake_app(&self) -> axum::Router {
+        intake::router(self.deps.clone(), intake::Auth::Authorizer)
+    }
+
     /// Delivers an event to intake as deployed: an API Gateway event (it has a
     /// `requestContext`) to the HTTP Lambda, anything else to `intake-events`. An API event the
     /// runtime cannot type fails that invocation, which API Gateway answers 500.
@@ -243,7 +248,9 @@ impl Embedded {
             return intake::events::handle(&self.deps, event).await;
         }
         let answer = match serde_json::from_value(event) {
-            Ok(request) => serde_json::to_value(intake::http::answer(&self.deps, request).await),
+            Ok(request) => {
+                serde_json::to_value(intake::http::answer(&self.intake_app(), request).await)
+            }
             Err(e) => Err(e),
         };
         answer.unwrap_or_else(|e| {

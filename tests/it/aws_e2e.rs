@@ -434,7 +434,11 @@ async fn when_1000_identical_intakes_storm_dynamodb_should_make_one_intent_one_e
                         &body,
                     );
                     let request = serde_json::from_value(ev).expect("an HTTP API event");
-                    let response = intake::http::answer(&env.deps, request).await;
+                    let response = intake::http::answer(
+                        &intake::router(env.deps.clone(), intake::Auth::Authorizer),
+                        request,
+                    )
+                    .await;
                     answer = serde_json::to_value(response).expect("a proxy response");
                     if answer["statusCode"] != 503 {
                         break;

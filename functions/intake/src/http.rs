@@ -1,6 +1,6 @@
 //! The HTTP Lambda's door. The runtime hands it API Gateway's REST (v1) or HTTP API (v2) event
 //! already typed (`lambda_http`'s `LambdaRequest`); `lambda_http`'s own adapter, the code
-//! `lambda_http::run` runs, turns it into an `http::Request`, the [`router`] answers, and the
+//! `lambda_http::run` runs, turns it into an `http::Request`, the router answers, and the
 //! adapter turns the answer into the proxy response. Three small things stand around it:
 //! - [`defect`]: `lambda_http` panics on a body marked base64 that does not decode and on a host
 //!   or path that is not a URL. API Gateway sends neither, but a hostile direct invoke could;
@@ -11,8 +11,6 @@
 //!   future can move between threads (the shared Lambda main needs it `Send`).
 
 use crate::answer::ApiError;
-use crate::auth::Auth;
-use crate::router::router;
 use axum::http::header::HOST;
 use axum::http::HeaderValue;
 use axum::response::IntoResponse as _;
@@ -20,7 +18,6 @@ use base64::Engine as _;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Body, Context, LambdaEvent, Request, RequestExt as _};
 use shared::app::intake::IntakeError;
-use shared::app::Deps;
 use std::convert::Infallible;
 use tower::ServiceExt as _;
 
@@ -36,8 +33,9 @@ const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'{')
     .add(b'}');
 
-/// The proxy response to one API Gateway event (`lambda_http`'s response type).
-pub async fn answer(deps: &Deps, mut request: LambdaRequest) -> impl serde::Serialize {
+/// The proxy response of `app` (the [`router`], built once per process) to one API Gateway
+/// event (`lambda_http`'s response type).
+pub async fn answer(app: &axum::Router, mut request: LambdaRequest) -> impl serde::Serialize {
     if let Err(e) = defect(&request) {
         // The event's own defect would panic the conversion: the refusal goes through the same
         // adapter with the defective parts taken out, so it has its door's shape.
@@ -48,7 +46,8 @@ pub async fn answer(deps: &Deps, mut request: LambdaRequest) -> impl serde::Seri
         });
         return call(Adapter::from(refuse), request).await;
     }
-    let service = router(deps.clone(), Auth::Authorizer)
+    let service = app
+        .clone()
         .map_request(stage_free)
         .and_then(|response| async { Ok(buffered(response).await) });
     call(Adapter::from(service), request).await

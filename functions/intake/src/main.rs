@@ -6,8 +6,13 @@ use lambda_runtime::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::adapters::aws::lambda::serve("intake", |deps, request: LambdaRequest| async move {
-        Ok::<_, Error>(intake::http::answer(&deps, request).await)
+    // The router is built once, on the first request (the Deps arrive with it), then shared.
+    let app = std::sync::OnceLock::new();
+    shared::adapters::aws::lambda::serve("intake", move |deps, request: LambdaRequest| {
+        let app: axum::Router = app
+            .get_or_init(|| intake::router((*deps).clone(), intake::Auth::Authorizer))
+            .clone();
+        async move { Ok::<_, Error>(intake::http::answer(&app, request).await) }
     })
     .await
 }

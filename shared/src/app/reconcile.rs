@@ -92,7 +92,7 @@ async fn poll_open_jobs(
                     Ok(info) => {
                         let (progress, expires) = (info.progress, info.expires_at);
                         let terminal = info.status.is_terminal();
-                        let applied = apply_job_event(deps, &JobEvent::polled(arn, info)).await;
+                        let applied = apply_job_event(deps, &JobEvent::polled(info)).await;
                         if !terminal {
                             record_progress(deps, arn, progress, expires).await;
                         }

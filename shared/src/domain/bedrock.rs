@@ -203,10 +203,10 @@ pub enum NotAJobEvent {
 }
 
 impl JobEvent {
-    /// What the reconciler's poll (`GetModelInvocationJob`) says of job `arn`.
-    pub fn polled(arn: &BedrockJobArn, info: JobInfo) -> Self {
+    /// What the reconciler's poll (`GetModelInvocationJob`) says of a job.
+    pub fn polled(info: JobInfo) -> Self {
         Self {
-            arn: arn.clone(),
+            arn: info.arn,
             status: info.status,
             failure_message: info.failure_message.filter(|m| !m.trim().is_empty()),
             job: job_id_of_name(&info.job_name),
