@@ -174,6 +174,7 @@ impl Embedded {
             store: store.clone(),
             results: store.clone(),
             slots: store.clone(),
+            allowances: store.clone(),
             history,
             webhooks: Arc::new(shared::adapters::webhook_http::HttpWebhooks),
             objects: objects.clone(),

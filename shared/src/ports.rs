@@ -3,12 +3,12 @@
 
 use crate::domain::bedrock::{CreateJobRequest, JobInfo, S3Uri};
 use crate::domain::events::Envelope;
-use crate::domain::ids::{BedrockJobArn, BucketName, IntentId, JobId, ObjectKey, RecordId};
+use crate::domain::ids::{BedrockJobArn, BucketName, IntentId, JobId, ObjectKey, RecordId, UserId};
 use crate::domain::intent::BatchIntent;
 use crate::domain::results::ImageResult;
 use crate::domain::status::BedrockJobStatus;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::fmt;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -166,6 +166,36 @@ pub trait SlotStore: Send + Sync {
     async fn release(&self, pool: &str, holder: &str, cap: u32) -> Result<(), PortError>;
     /// How many of the pool's `cap` slots are taken (strongly consistent).
     async fn held(&self, pool: &str, cap: u32) -> Result<u32, PortError>;
+}
+
+/// Per-user allowances, each moved by one conditional write, so that N requests at once pass a
+/// limit exactly as one at a time would (`app::limits`): the intents a user has open, and the
+/// images a user requested on a UTC day.
+#[async_trait]
+pub trait Allowances: Send + Sync {
+    /// Counts `intent` among `user`'s open intents unless `max` are counted already. True if
+    /// it is counted (now, or before: a retry takes no second place).
+    async fn open(&self, user: &UserId, intent: &IntentId, max: usize) -> Result<bool, PortError>;
+    /// Stops counting `intent` as open (idempotent).
+    async fn close(&self, user: &UserId, intent: &IntentId) -> Result<(), PortError>;
+    /// The intents counted open for `user` (strongly consistent).
+    async fn open_intents(&self, user: &UserId) -> Result<Vec<IntentId>, PortError>;
+    /// Adds `images` to `user`'s count for `day` unless the sum would pass `max`; true if
+    /// added, false if refused (the count is left as it was).
+    async fn take_images(
+        &self,
+        user: &UserId,
+        day: NaiveDate,
+        images: u64,
+        max: u64,
+    ) -> Result<bool, PortError>;
+    /// Gives back `images` taken for a request that was not recorded after all.
+    async fn give_back_images(
+        &self,
+        user: &UserId,
+        day: NaiveDate,
+        images: u64,
+    ) -> Result<(), PortError>;
 }
 
 /// Durations of finished batch jobs, per model: what deadlines are planned on (see

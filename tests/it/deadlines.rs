@@ -291,3 +291,67 @@ async fn when_a_job_still_waits_for_a_slot_at_its_cutoff_should_run_it_on_demand
         "the slot holder keeps its slot, the moved job holds none"
     );
 }
+
+/// Issue 32, item 1: one member's deadline never moves another member's records. User A posts
+/// 50 images with no deadline, user B 1 image due in 90 s, both below the job minimum, under a
+/// stuck Bedrock and the on-demand policy: B is answered by its deadline, on-demand, alone;
+/// A keeps waiting for a batch job (none of its records is run on-demand).
+#[tokio::test]
+async fn when_a_pooled_member_has_a_near_deadline_should_move_only_its_own_records() {
+    let app = app_with(|o| {
+        o.emulator.faults = vec![BedrockFault::StuckScheduled];
+        o.settings.quotas.min_records_per_job = 100;
+        o.settings.pool_below_records = 10_000;
+        o.settings.below_minimum = BelowMinimum::OnDemand;
+        o.settings.min_deadline_secs = 60;
+        o.emulator.quotas = o.settings.quotas.clone();
+    })
+    .await;
+    let mut a_keys = Vec::new();
+    for i in 0..50 {
+        let key = format!("uploads/{SAMPLE_USER}/2026-12-03/a{i:03}.png");
+        app.upload(&key, batch_orchestrator::samples::receipt_png(i % 7 + 1))
+            .await
+            .expect("upload");
+        a_keys.push(key);
+    }
+    let b_key = "uploads/user-b/2026-12-03/b000.png";
+    app.upload(b_key, batch_orchestrator::samples::receipt_png(3))
+        .await
+        .expect("upload");
+    let a = direct(
+        "a-night",
+        &a_keys.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(status(&app.intake(a).await), 202);
+    run(&app).await;
+    let deadline = app.deps.clock.now() + chrono::Duration::seconds(90);
+    let b = serde_json::json!({"intentId": "b-soon", "userId": "user-b", "images": [b_key],
+        "deadline": deadline.to_rfc3339()});
+    assert_eq!(status(&app.intake(b).await), 202);
+    // The reconciler's passes, 10 s apart, until B's deadline.
+    let clock = app.manual_clock().expect("manual clock");
+    while app.deps.clock.now() + chrono::Duration::seconds(10) < deadline {
+        run(&app).await;
+        clock.advance(chrono::Duration::seconds(8));
+        scheduled_pass(&app).await;
+    }
+    run(&app).await;
+
+    let b = intents(&app)
+        .into_iter()
+        .find(|i| i.client_id().as_str() == "b-soon")
+        .expect("B");
+    assert_eq!(b.status, IntentStatus::Completed, "{b:?}");
+    let rs = results(&app, &b).await;
+    assert_eq!(rs.len(), 1);
+    assert!(rs[0].status == ResultStatus::Succeeded && rs[0].on_demand);
+    assert!(app.deps.clock.now() <= deadline, "B by its deadline");
+    let a = intent_named(&app, "a-night");
+    assert_eq!(a.status, IntentStatus::Pooled, "A still waits for batch");
+    assert!(
+        results(&app, &a).await.iter().all(|r| !r.on_demand),
+        "none of A's records ran on-demand"
+    );
+    assert_eq!(app.runtime.calls(), 1, "one model call: B's");
+}

@@ -22,6 +22,7 @@ mod faults;
 mod hostile;
 mod intake;
 mod legibility;
+mod limits;
 mod nightly;
 mod nova;
 mod openapi;

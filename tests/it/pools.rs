@@ -17,6 +17,8 @@ async fn pool_app(n: usize, policy: BelowMinimum) -> TestApp {
     let app = app_with(|o| {
         o.settings.quotas.min_records_per_job = 100;
         o.settings.below_minimum = policy;
+        // One user sends hundreds of small requests here: pooling, not the open-batches limit.
+        o.settings.max_open_intents_per_user = 1_000;
         o.emulator.quotas = o.settings.quotas.clone();
     })
     .await;

@@ -3,33 +3,68 @@
 //! `MAX_IMAGES_PER_USER_PER_DAY` images requested per UTC day. Over either, intake answers
 //! 429 with `Retry-After` and writes nothing.
 //!
-//! Both are counted from the user's own list (the `byUserCreated` index, newest first), which
-//! may lag a write by a moment, and the count and the create are two steps: N requests sent at
-//! once can all pass the count, so a burst can pass a limit by up to N - 1 (a conditional
-//! per-user counter would close that; see docs/threat-model.md). A replay of an existing intent
-//! is never refused (it writes nothing new).
+//! Both are counters kept by the store ([`crate::ports::Allowances`]), each moved by one
+//! conditional write before the intent is created: the user's open intents (a set of ids, so a
+//! retry takes no second place) and the user's images of the UTC day (a number, added to only
+//! while the sum stays within the limit). So N requests at once pass a limit exactly as one at
+//! a time would, however many requests the user made before.
+//!
+//! Replay and crashes:
+//! - a replay of an existing intent is never refused and counts nothing (the store is read
+//!   first, consistently);
+//! - a request not recorded after it was counted (its id taken meanwhile, its key list not
+//!   written) gives its images back and its open place up;
+//! - an intent frees its place when it ends (`outbox::save`, idempotent); a crash between the
+//!   end and the freeing leaves a stale place, which the next refusal heals: the user's counted
+//!   intents are re-read, and those ended or missing are freed before the count is tried again;
+//! - a crash between counting and creating leaves the images counted (the safe direction: the
+//!   user's day allows fewer, never more).
 
 use super::intake::IntakeError;
 use super::Deps;
+use crate::domain::ids::{IntentId, UserId};
 use crate::domain::intent::{BatchIntent, ImageSelection};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, NaiveDate};
 
-/// Most of a user's intents read to count: the newest, as many as a day can hold.
-const SCAN: usize = 2_000;
 /// How long a client over the open-batches limit waits before trying again.
-const OPEN_RETRY_SECS: i64 = 60;
+const OPEN_RETRY_SECS: u64 = 60;
 
-/// Refuses `intent` when its user is over a limit, unless it is already stored (a replay; the
-/// read is consistent). A request larger than a whole day's allowance can never pass: a 400,
-/// not a 429.
-pub async fn check_new(deps: &Deps, intent: &BatchIntent) -> Result<(), IntakeError> {
+/// What a new request took of its user's allowances, given back if it is not recorded.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    user: UserId,
+    intent: IntentId,
+    day: NaiveDate,
+    images: u64,
+}
+
+impl Taken {
+    /// Gives back what was taken, for a request that was not recorded (best effort: a failure
+    /// leaves the user's allowance smaller, never larger).
+    pub async fn give_back(self, deps: &Deps, close: bool) {
+        let a = &deps.allowances;
+        if let Err(e) = a.give_back_images(&self.user, self.day, self.images).await {
+            tracing::warn!(user_id = %self.user, error = %e, "could not give back a request's images");
+        }
+        if close {
+            if let Err(e) = a.close(&self.user, &self.intent).await {
+                tracing::warn!(user_id = %self.user, error = %e, "could not free an open place");
+            }
+        }
+    }
+}
+
+/// Counts `intent` against its user's limits, unless it is already stored (a replay; the read
+/// is consistent): None for a replay, else what was taken. A request larger than a whole day's
+/// allowance can never pass: a 400, not a 429.
+pub async fn check_new(deps: &Deps, intent: &BatchIntent) -> Result<Option<Taken>, IntakeError> {
     let existing = deps
         .store
         .get(&intent.intent_id)
         .await
         .map_err(IntakeError::Unavailable)?;
     if existing.is_some() {
-        return Ok(());
+        return Ok(None);
     }
     let asked = images_of(deps, intent).await?;
     let max = deps.settings.max_images_per_user_per_day;
@@ -43,84 +78,108 @@ pub async fn check_new(deps: &Deps, intent: &BatchIntent) -> Result<(), IntakeEr
             format!("names {asked} images; at most {max} a user may request a day (MAX_IMAGES_PER_USER_PER_DAY)"),
         ));
     }
-    check(deps, intent, asked as usize).await
+    take_open(deps, intent).await?;
+    let taken = Taken {
+        user: intent.user_id.clone(),
+        intent: intent.intent_id.clone(),
+        day: deps.clock.now().date_naive(),
+        images: asked,
+    };
+    take_images(deps, &taken, max).await?;
+    Ok(Some(taken))
 }
 
-/// Refuses `intent` (new, of `images` images) when its user is over a limit.
-async fn check(deps: &Deps, intent: &BatchIntent, images: usize) -> Result<(), IntakeError> {
-    let s = &deps.settings;
-    let now = deps.clock.now();
-    let day_start = now
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map_or(now, |t| t.and_utc());
-    let (open, today) = usage(deps, intent, day_start).await?;
-    if open >= s.max_open_intents_per_user {
-        return Err(IntakeError::OverLimit {
-            field: "intentId".into(),
-            message: format!(
-                "you have {open} batches in progress; at most {} may be (MAX_OPEN_INTENTS_PER_USER): wait for one to end",
-                s.max_open_intents_per_user
-            ),
-            retry_after_secs: OPEN_RETRY_SECS as u64,
-        });
+/// Takes an open place for `intent`, healing stale places once when the count is full.
+async fn take_open(deps: &Deps, intent: &BatchIntent) -> Result<(), IntakeError> {
+    let max = deps.settings.max_open_intents_per_user;
+    let a = &deps.allowances;
+    let open = || a.open(&intent.user_id, &intent.intent_id, max);
+    if open().await.map_err(IntakeError::Unavailable)? {
+        return Ok(());
     }
-    let max = s.max_images_per_user_per_day;
-    if today + images as u64 > max {
-        let tomorrow = day_start + Duration::days(1);
-        return Err(IntakeError::OverLimit {
-            field: "images".into(),
-            message: format!(
-                "{images} more images would make {} today (UTC); at most {max} a day (MAX_IMAGES_PER_USER_PER_DAY)",
-                today + images as u64
-            ),
-            retry_after_secs: (tomorrow - now).num_seconds().max(1) as u64,
-        });
+    if heal(deps, &intent.user_id).await? > 0 && open().await.map_err(IntakeError::Unavailable)? {
+        return Ok(());
     }
-    Ok(())
+    Err(IntakeError::OverLimit {
+        field: "intentId".into(),
+        message: format!(
+            "you have {max} batches in progress; at most {max} may be (MAX_OPEN_INTENTS_PER_USER): wait for one to end"
+        ),
+        retry_after_secs: OPEN_RETRY_SECS,
+    })
 }
 
-/// The user's batches in progress, and the images they requested since `day_start`.
-async fn usage(
-    deps: &Deps,
-    intent: &BatchIntent,
-    day_start: DateTime<Utc>,
-) -> Result<(usize, u64), IntakeError> {
-    let (mut open, mut today) = (0, 0u64);
-    let mut after = None;
-    let mut scanned = 0;
-    while scanned < SCAN {
-        let page = deps
-            .store
-            .list_by_user(&intent.user_id, after.clone(), 200)
-            .await
-            .map_err(IntakeError::Unavailable)?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.created_at, last.intent_id.clone()));
-        scanned += page.len();
-        let mut older = false;
-        for i in page.iter().filter(|i| i.intent_id != intent.intent_id) {
-            open += usize::from(!i.status.is_terminal());
-            if i.created_at >= day_start {
-                today += images_of(deps, i).await?;
-            } else {
-                older = true;
-            }
-        }
-        // Open batches older than today still count; a page past today with none open ends it.
-        if older
-            && page
-                .iter()
-                .all(|i| i.status.is_terminal() || i.created_at >= day_start)
-        {
-            break;
+/// Frees the places of `user`'s counted intents that ended or are gone (a crash between an
+/// intent's end and its freeing); how many it freed.
+async fn heal(deps: &Deps, user: &UserId) -> Result<usize, IntakeError> {
+    let unavailable = IntakeError::Unavailable;
+    let counted = deps
+        .allowances
+        .open_intents(user)
+        .await
+        .map_err(unavailable)?;
+    let mut freed = 0;
+    for id in counted {
+        let live = deps.store.get(&id).await.map_err(unavailable)?;
+        if live.is_none_or(|i| i.status.is_terminal()) {
+            deps.allowances
+                .close(user, &id)
+                .await
+                .map_err(unavailable)?;
+            freed += 1;
         }
     }
-    Ok((open, today))
+    if freed > 0 {
+        tracing::info!(user_id = %user, freed, "freed open places of ended intents");
+    }
+    Ok(freed)
 }
 
-/// How many images an intent asked for (a day's: its uploads that day, read from the index
-/// only until its manifest lists them).
+/// Adds the request's images to the user's day, or frees its open place and refuses it.
+async fn take_images(deps: &Deps, taken: &Taken, max: u64) -> Result<(), IntakeError> {
+    let added = deps
+        .allowances
+        .take_images(&taken.user, taken.day, taken.images, max)
+        .await;
+    match added {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            let _ = deps.allowances.close(&taken.user, &taken.intent).await;
+            let now = deps.clock.now();
+            let tomorrow = (taken.day + Duration::days(1))
+                .and_hms_opt(0, 0, 0)
+                .map_or(now, |t| t.and_utc());
+            Err(IntakeError::OverLimit {
+                field: "images".into(),
+                message: format!(
+                    "{} more images would pass the {max} a user may request a day (UTC) (MAX_IMAGES_PER_USER_PER_DAY)",
+                    taken.images
+                ),
+                retry_after_secs: (tomorrow - now).num_seconds().max(1) as u64,
+            })
+        }
+        Err(e) => {
+            let _ = deps.allowances.close(&taken.user, &taken.intent).await;
+            Err(IntakeError::Unavailable(e))
+        }
+    }
+}
+
+/// Frees `intent`'s open place once it has ended (idempotent; best effort, healed otherwise).
+pub async fn close_ended(deps: &Deps, intent: &BatchIntent) {
+    if !intent.status.is_terminal() || intent.client_intent_id.is_none() {
+        return;
+    }
+    if let Err(e) = deps
+        .allowances
+        .close(&intent.user_id, &intent.intent_id)
+        .await
+    {
+        tracing::warn!(intent_id = %intent.intent_id, error = %e, "could not free an ended intent's place; the next refusal heals it");
+    }
+}
+
+/// How many images an intent asks for (a day's: its uploads that day, read from the index).
 async fn images_of(deps: &Deps, i: &BatchIntent) -> Result<u64, IntakeError> {
     let (listed, _) = i.image_counts();
     Ok(match &i.selection {

@@ -37,6 +37,7 @@ pub struct Deps {
     pub store: Arc<dyn IntentStore>,
     pub results: Arc<dyn ResultStore>,
     pub slots: Arc<dyn SlotStore>,
+    pub allowances: Arc<dyn crate::ports::Allowances>,
     pub history: Arc<dyn crate::ports::JobHistory>,
     pub webhooks: Arc<dyn crate::ports::WebhookPoster>,
     pub objects: Arc<dyn ObjectStore>,

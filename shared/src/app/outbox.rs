@@ -22,7 +22,11 @@ pub async fn save(deps: &Deps, mut next: BatchIntent, expected: u64) -> Result<S
     next.version = expected + 1;
     match deps.store.update(&next, expected).await? {
         Updated::Stale(current) => Ok(Saved::Stale(current)),
-        Updated::Written => Ok(Saved::Written(Box::new(publish_owned(deps, next).await?))),
+        Updated::Written => {
+            // An intent that ended frees its user's open place (idempotent: see `limits`).
+            super::limits::close_ended(deps, &next).await;
+            Ok(Saved::Written(Box::new(publish_owned(deps, next).await?)))
+        }
     }
 }
 

@@ -36,6 +36,7 @@
 //!
 //! Uploads table: see [`DynamoUploads`] (`dynamodb/uploads.rs`).
 
+mod allowances;
 mod history;
 mod slots;
 mod uploads;

@@ -162,6 +162,7 @@ impl AwsClients {
             store: store.clone(),
             results: store.clone(),
             slots: store.clone(),
+            allowances: store.clone(),
             history: store,
             webhooks: std::sync::Arc::new(crate::adapters::webhook_http::HttpWebhooks),
             objects: Arc::new(s3::S3ObjectStore::new(self.s3.clone())),

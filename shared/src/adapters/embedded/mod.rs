@@ -1,6 +1,7 @@
 //! The embedded backend: an SQLite file for the store, results and bus; a folder for S3; and a
 //! Bedrock batch emulator. One adapter file per service.
 
+mod allowances;
 pub mod bedrock_emulator;
 pub mod bus;
 pub mod db;

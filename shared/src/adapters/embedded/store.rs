@@ -57,6 +57,17 @@ CREATE TABLE IF NOT EXISTS uploads (
     body TEXT NOT NULL,
     PRIMARY KEY (day, user_id, key)
 );
+CREATE TABLE IF NOT EXISTS open_intents (
+    user_id TEXT NOT NULL,
+    intent_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, intent_id)
+);
+CREATE TABLE IF NOT EXISTS images_by_day (
+    user_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    images INTEGER NOT NULL,
+    PRIMARY KEY (user_id, day)
+);
 CREATE TABLE IF NOT EXISTS results (
     intent_id TEXT NOT NULL,
     record_id TEXT NOT NULL,
@@ -67,7 +78,7 @@ CREATE TABLE IF NOT EXISTS results (
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    db: Arc<Db>,
+    pub(super) db: Arc<Db>,
     lag: Option<IndexLag>,
 }
 

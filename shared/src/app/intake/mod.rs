@@ -195,13 +195,25 @@ pub async fn accept(deps: &Deps, mut req: NewIntent) -> Result<Accepted, IntakeE
     let legacy = legacy_replay(deps, &intent).await?;
     // A client's new request (not a replay, nor the service's own nightly intent) counts
     // against its user's limits, before anything is written (its keys list included).
-    if legacy.is_none() && intent.client_intent_id.is_some() {
-        super::limits::check_new(deps, &intent).await?;
-    }
+    let taken = match legacy {
+        None if intent.client_intent_id.is_some() => {
+            super::limits::check_new(deps, &intent).await?
+        }
+        _ => None,
+    };
     if legacy.is_none() {
         // Over INLINE_LIST keys, the keys go to their list first (the hash is the request's).
         let selection = std::mem::replace(&mut intent.selection, ImageSelection::Keys(Vec::new()));
-        intent.selection = super::lists::keep_keys(deps, &intent.job_id, &hash, selection).await?;
+        let kept = super::lists::keep_keys(deps, &intent.job_id, &hash, selection).await;
+        intent.selection = match kept {
+            Ok(selection) => selection,
+            Err(e) => {
+                if let Some(t) = taken {
+                    t.give_back(deps, true).await;
+                }
+                return Err(e.into());
+            }
+        };
     }
     let (stored, cached) = match legacy {
         Some(old) => (replayed(deps, old, &intent, &hash).await?, true),
@@ -216,7 +228,14 @@ pub async fn accept(deps: &Deps, mut req: NewIntent) -> Result<Accepted, IntakeE
                 tracing::info!(job_id = %intent.job_id, "intent recorded");
                 (publish_owned(deps, intent).await?, false)
             }
-            Created::Existing(old) => (replayed(deps, *old, &intent, &hash).await?, true),
+            Created::Existing(old) => {
+                // Recorded meanwhile by a retry of the same request: its count stands, this
+                // one's images go back (its open place is the same id's, and stays).
+                if let Some(t) = taken {
+                    t.give_back(deps, false).await;
+                }
+                (replayed(deps, *old, &intent, &hash).await?, true)
+            }
         },
     };
     Ok(answer(deps, &stored, cached, images))

@@ -8,6 +8,12 @@
 //!   below-minimum policy: `wait` (stay for the next window), `pad` (a shared job padded to
 //!   the minimum with tiny text records) or `on_demand` (InvokeModel record by record).
 //!
+//! A pool is per model, prompt **and deadline**: only intents with the same deadline (none,
+//! or the same instant, as every nightly intent of one night has) share a job. So no member's
+//! deadline seals, stops or redrives another member's records: a client that posts one image
+//! due in 15 minutes waits in a pool of its own, and its early seal (or its job's cut-off)
+//! moves only its own records to on-demand, at its own price (docs/architecture.md, "Pools").
+//!
 //! A shared job's record ids are its members' own, so every output line maps back to exactly
 //! one (member intentId, image); when it ends, each member gets its own results, counts and
 //! terminal status (see `finish_members`).
@@ -86,16 +92,35 @@ pub async fn pool_pass(
     let whole_pool = idle_seals && pooled.len() < limit;
     let (claimed, waiting) = sort_pooled(deps, pooled, &mut report).await;
     resume_claimed(deps, claimed, &mut report).await;
-    for ((model, _), members) in waiting {
-        seal_pool(deps, &model, members, whole_pool, &mut report).await?;
+    for (key, members) in waiting {
+        seal_pool(deps, &key.model, members, whole_pool, &mut report).await?;
     }
     Ok(report)
 }
 
 /// Members claimed into a shared job, by the job's intent id.
 type Claimed = BTreeMap<IntentId, Vec<BatchIntent>>;
-/// Members waiting for a shared job, by (model, prompt version), oldest first.
-type WaitingMembers = BTreeMap<(String, String), Vec<BatchIntent>>;
+/// Members waiting for a shared job, by their pool's key, oldest first.
+type WaitingMembers = BTreeMap<PoolKey, Vec<BatchIntent>>;
+
+/// What members must have in common to share a job: the model, the prompt version and the
+/// deadline (see the module doc: one member's deadline never steers another's records).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct PoolKey {
+    model: String,
+    prompt_version: String,
+    deadline: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl PoolKey {
+    fn of(m: &BatchIntent) -> Self {
+        PoolKey {
+            model: m.model_id.to_string(),
+            prompt_version: m.prompt_version.clone(),
+            deadline: m.deadline,
+        }
+    }
+}
 
 /// Sorts the pooled intents: claimed ones (their shared job may not exist, if a sealer died,
 /// or may have ended, if a watcher died before finishing them) and waiting ones; on-demand
@@ -123,10 +148,7 @@ async fn sort_pooled(
                 }
             }
         } else {
-            waiting
-                .entry((m.model_id.to_string(), m.prompt_version.clone()))
-                .or_default()
-                .push(m);
+            waiting.entry(PoolKey::of(&m)).or_default().push(m);
         }
     }
     (claimed, waiting)
@@ -330,7 +352,8 @@ async fn write_shared(
     let listed: Vec<PoolMember> = members.iter().map(member_of).collect();
     let records = listed.iter().map(|m| m.records).sum();
     let member_count = listed.len();
-    // The earliest of its members' deadlines: the shared job is cut off for it.
+    // Its members' one deadline (a pool's key holds it): the shared job is cut off for it.
+    // A job resumed from members of an older pool keyed without it keeps the earliest.
     let deadline = members.iter().filter_map(|m| m.deadline).min();
     // Past INLINE_LIST members, the list goes to S3 first (its key is the shared job's).
     let (members, member_list) = if member_count > crate::domain::intent::INLINE_LIST {
