@@ -162,6 +162,12 @@ impl Embedded {
         )?);
         let bus = Arc::new(SqliteBus::new(db, clock.clone(), opts.bus)?);
         let objects = Arc::new(FsObjectStore::new(opts.data_dir.join("s3")));
+        // Under `on-demand-throttle`, InvokeModel keeps the configured requests a minute.
+        let throttle = opts
+            .emulator
+            .faults
+            .contains(&shared::adapters::embedded::bedrock_emulator::fault_plan::BedrockFault::OnDemandThrottle)
+            .then_some(opts.settings.on_demand_rate.requests_per_minute as usize);
         let emulator = Arc::new(BedrockEmulator::new(
             Db::open(&opts.data_dir.join("bedrock-emulator.db"))?,
             objects.clone(),
@@ -169,12 +175,16 @@ impl Embedded {
             clock.clone(),
             opts.emulator,
         )?);
-        let runtime = Arc::new(RuntimeEmulator::new());
+        let runtime = Arc::new(match throttle {
+            Some(per_minute) => RuntimeEmulator::throttled(per_minute, clock.clone()),
+            None => RuntimeEmulator::new(),
+        });
         let mut deps = Deps {
             store: store.clone(),
             results: store.clone(),
             slots: store.clone(),
             allowances: store.clone(),
+            rates: store.clone(),
             history,
             webhooks: Arc::new(shared::adapters::webhook_http::HttpWebhooks),
             objects: objects.clone(),

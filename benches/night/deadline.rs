@@ -73,8 +73,8 @@ pub fn plan_night(
         queue_secs: 2.0 * 3600.0,
         secs_per_record: 3600.0 / 20_000.0,
     };
-    let tokens = settings.tokens_per_record();
-    let rate = settings.rate_for(model);
+    let tokens = settings.quota_tokens_per_record(model);
+    let rate = settings.paced_rate(model);
     let min = settings.quotas_for(model).min_records_per_job;
     let mut free_at = vec![0.0f64; slots];
     let (mut batch, mut on_demand_wanted) = (0u64, below_min);

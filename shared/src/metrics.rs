@@ -25,6 +25,9 @@ pub const JOBS_RERUN: &str = "jobs_rerun";
 pub const INTENTS_AT_RISK: &str = "intents_at_risk";
 pub const RECORDS_REDRIVEN: &str = "records_redriven";
 pub const ON_DEMAND_EXTRA_USD: &str = "on_demand_extra_usd";
+pub const ON_DEMAND_PACED: &str = "on_demand_paced";
+pub const ON_DEMAND_THROTTLED: &str = "on_demand_throttled";
+pub const OUTPUT_INGEST_SHORT: &str = "output_ingest_short";
 pub const WEBHOOKS_DELIVERED: &str = "webhooks_delivered";
 pub const WEBHOOKS_FAILED: &str = "webhooks_failed";
 
@@ -46,6 +49,9 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (INTENTS_AT_RISK, "Count", "open intents with a deadline that their plan or a cut-off says may be missed, per reconciler pass; the stack alarms on it (`DeadlineAtRiskAlarm`)"),
     (RECORDS_REDRIVEN, "Count", "records of a job stopped at its deadline's cut-off (or whose re-run would end too late) redriven on-demand"),
     (ON_DEMAND_EXTRA_USD, "None", "USD that records re-run on-demand cost over the batch price, from their real tokens"),
+    (ON_DEMAND_PACED, "Count", "waits of an on-demand runner for the next window of its model's shared budget (`domain::rate`)"),
+    (ON_DEMAND_THROTTLED, "Count", "InvokeModel calls Bedrock answered with a retryable \"slow down\" (throttling, unavailable, model not ready, model error), retried with backoff"),
+    (OUTPUT_INGEST_SHORT, "Count", "ingests of a Completed or PartiallyCompleted job whose output held fewer lines than its processed records; retried before anything is re-run"),
     (WEBHOOKS_DELIVERED, "Count", "completion webhooks a receiver took (2xx)"),
     (WEBHOOKS_FAILED, "Count", "completion webhook tries that failed (no answer, not 2xx, or an address refused); retried through the webhooks queue, then its DLQ"),
     (STAGE_SECONDS, "Seconds", "time an intent spent before a stage moved it on, with dimension `stage` (the status reached)"),

@@ -198,6 +198,28 @@ pub trait Allowances: Send + Sync {
     ) -> Result<(), PortError>;
 }
 
+/// The shared per-model budget of on-demand calls, in windows (see `domain::rate`): every
+/// runner of every function takes its turn here, each take one conditional write.
+#[async_trait]
+pub trait RateBudget: Send + Sync {
+    /// Takes one request and `tokens` from `model`'s `window` unless that would pass `max`
+    /// (requests, tokens); a window's first request passes whatever its tokens. True if taken.
+    async fn take(
+        &self,
+        model: &str,
+        window: DateTime<Utc>,
+        tokens: u64,
+        max: (u64, u64),
+    ) -> Result<bool, PortError>;
+    /// Corrects a window's tokens by `delta` once a call's real tokens are known.
+    async fn correct(
+        &self,
+        model: &str,
+        window: DateTime<Utc>,
+        delta: i64,
+    ) -> Result<(), PortError>;
+}
+
 /// Durations of finished batch jobs, per model: what deadlines are planned on (see
 /// `domain::deadline`). Best effort: a sample lost to a crash only leaves the estimate as it was.
 #[async_trait]
@@ -349,6 +371,12 @@ pub trait OnDemandInference: Send + Sync {
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+    /// Waits until `t`: the system clock sleeps; a manual clock moves there at once (tests and
+    /// the embedded runner never wait for real).
+    fn sleep_until(&self, t: DateTime<Utc>) -> futures::future::BoxFuture<'static, ()> {
+        let wait = (t - self.now()).to_std().unwrap_or_default();
+        Box::pin(tokio::time::sleep(wait))
+    }
 }
 
 impl fmt::Debug for dyn Clock {

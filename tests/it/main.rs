@@ -30,6 +30,7 @@ mod ops_page;
 mod photos;
 mod pipeline;
 mod pools;
+mod rates;
 mod scale;
 mod serve_api;
 mod usage;

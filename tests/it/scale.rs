@@ -18,7 +18,7 @@ fn body_size(intent: &BatchIntent) -> usize {
 /// Uploads one image (normalized at upload, as every upload is) and makes `n - 1` hard links
 /// to it and to its normalized copy under `key(i)`: every key is its own object, normalized
 /// as a night finds it, and the disk holds one image.
-async fn store_many(app: &TestApp, n: usize, key: impl Fn(usize) -> String) {
+pub(crate) async fn store_many(app: &TestApp, n: usize, key: impl Fn(usize) -> String) {
     let first = app
         .upload(&key(0), batch_orchestrator::samples::receipt_png(7))
         .await

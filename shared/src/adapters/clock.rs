@@ -43,4 +43,9 @@ impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn sleep_until(&self, t: DateTime<Utc>) -> futures::future::BoxFuture<'static, ()> {
+        self.advance_to(t);
+        Box::pin(tokio::task::yield_now())
+    }
 }

@@ -64,8 +64,8 @@ pub async fn outlook(
         deadline,
         wait_secs,
         pace,
-        rate: s.rate_for(model),
-        tokens_per_record: s.tokens_per_record(),
+        rate: s.paced_rate(model),
+        tokens_per_record: s.quota_tokens_per_record(model),
         min_records: s.quotas_for(model).min_records_per_job,
         margin_secs: s.deadline_margin_secs as f64,
     })
@@ -191,8 +191,8 @@ fn job_cutoff(deps: &Deps, intent: &BatchIntent, job: &BatchJob) -> Option<DateT
     Some(cutoff(
         deadline,
         unanswered,
-        &s.rate_for(&intent.model_id),
-        s.tokens_per_record(),
+        &s.paced_rate(&intent.model_id),
+        s.quota_tokens_per_record(&intent.model_id),
         s.deadline_margin_secs as f64,
     ))
 }

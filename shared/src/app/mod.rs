@@ -13,6 +13,7 @@ pub mod on_demand;
 mod on_demand_job;
 pub mod ops;
 pub mod outbox;
+pub mod pace;
 pub mod pool;
 pub mod reconcile;
 mod remainder;
@@ -38,6 +39,7 @@ pub struct Deps {
     pub results: Arc<dyn ResultStore>,
     pub slots: Arc<dyn SlotStore>,
     pub allowances: Arc<dyn crate::ports::Allowances>,
+    pub rates: Arc<dyn crate::ports::RateBudget>,
     pub history: Arc<dyn crate::ports::JobHistory>,
     pub webhooks: Arc<dyn crate::ports::WebhookPoster>,
     pub objects: Arc<dyn ObjectStore>,

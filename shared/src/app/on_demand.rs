@@ -1,20 +1,30 @@
 //! The on-demand path: records run one by one through `InvokeModel`, a few at a time. Used
-//! for pooled intents still below the minimum at their deadline (policy `on_demand`) and to
-//! re-run records whose batch attempt failed with a retryable error.
+//! for pooled intents still below the minimum at their deadline (policy `on_demand`), for jobs
+//! moved or redriven at a deadline's cut-off, and to re-run records whose batch attempt failed
+//! with a retryable error.
 //!
-//! Each record gets at most `max_record_attempts` attempts in all (its earlier ones count);
-//! retryable errors back off and try again, a validation error ends the record at once.
+//! Every call first takes its turn from the model's shared budget (`app::pace`), so no number
+//! of runners calls a model faster than its quota. A "slow down" from Bedrock (throttling,
+//! unavailable, model not ready, model error) backs off over a minute-scale window and does
+//! not use up the record's attempts (`domain::rate`): such a record ends failed only when its
+//! deadline leaves no room for another try, and a record still waiting when this call's
+//! [`BUDGET`] runs out gets no result (the caller's next run takes it again). Any other error
+//! ends the record at once, a validation error included.
 
 use super::Deps;
 use crate::domain::bedrock::OutputLine;
 use crate::domain::ids::{ModelId, ObjectKey, RecordId};
 use crate::domain::results::ImageResult;
 use crate::ports::ErrorKind;
+use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use std::time::Duration;
 
 /// Records run, and stored, at a time by the callers that read inputs from parts.
 pub const CHUNK: usize = 50;
+
+/// Time one call may spend retrying a record Bedrock keeps refusing (the functions' Lambdas
+/// run 15 minutes).
+pub const BUDGET: chrono::Duration = chrono::Duration::minutes(10);
 
 /// One record to run.
 #[derive(Debug, Clone)]
@@ -27,16 +37,24 @@ pub struct Pending {
     pub attempts: u32,
 }
 
-/// Runs every record with bounded concurrency; returns one result per record, in order.
-pub async fn run(deps: &Deps, model: &ModelId, records: Vec<Pending>) -> Vec<ImageResult> {
-    let max = deps.settings.max_record_attempts;
-    let n = records.len() as u64;
+/// Runs every record with bounded concurrency, each by `deadline` if it has one; returns the
+/// result of each record that ended, in order (fewer than asked when Bedrock kept refusing
+/// some past this call's [`BUDGET`]: see the module doc).
+pub async fn run(
+    deps: &Deps,
+    model: &ModelId,
+    records: Vec<Pending>,
+    deadline: Option<DateTime<Utc>>,
+) -> Vec<ImageResult> {
+    let until = deps.clock.now() + BUDGET;
+    let until = (deadline, until);
     let results: Vec<ImageResult> = stream::iter(records)
-        .map(|r| run_one(deps, model, r, max))
+        .map(|r| run_one(deps, model, r, until))
         .buffered(deps.settings.on_demand_concurrency.max(1))
+        .filter_map(|r| async move { r })
         .collect()
         .await;
-    crate::metrics::count(crate::metrics::RECORDS_ON_DEMAND, n);
+    crate::metrics::count(crate::metrics::RECORDS_ON_DEMAND, results.len() as u64);
     // What on-demand cost over batch for these records, from their real tokens.
     let (input, output) = results.iter().fold((0, 0), |(i, o), r: &ImageResult| {
         (i + r.input_tokens, o + r.output_tokens)
@@ -50,48 +68,95 @@ pub async fn run(deps: &Deps, model: &ModelId, records: Vec<Pending>) -> Vec<Ima
     results
 }
 
-async fn run_one(deps: &Deps, model: &ModelId, rec: Pending, max: u32) -> ImageResult {
-    let mut attempts = rec.attempts;
-    loop {
-        attempts += 1;
-        let answer = deps.on_demand.invoke(model, &rec.model_input).await;
-        let line = match answer {
-            Ok(output) => OutputLine {
+/// Runs one record: its result, or None when Bedrock still refused it at the call's budget.
+async fn run_one(
+    deps: &Deps,
+    model: &ModelId,
+    rec: Pending,
+    (deadline, budget_end): (Option<DateTime<Utc>>, DateTime<Utc>),
+) -> Option<ImageResult> {
+    let max = deps.settings.max_record_attempts;
+    let tokens = deps.settings.quota_tokens_per_record(model);
+    let (mut attempts, mut refusals) = (rec.attempts, 0u32);
+    let error = loop {
+        let answer = match super::pace::take_turn(deps, model, tokens).await {
+            Ok(turn) => {
+                attempts += 1;
+                let answer = deps.on_demand.invoke(model, &rec.model_input).await;
+                if let Ok(output) = &answer {
+                    if let Some(a) = crate::domain::family::read_any(output) {
+                        super::pace::settle(deps, model, turn, a.input_tokens, a.output_tokens)
+                            .await;
+                    }
+                }
+                answer
+            }
+            Err(e) => Err(e),
+        };
+        let e = match answer {
+            Ok(output) => return Some(finish(rec, attempts, Ok(output))),
+            Err(e) => e,
+        };
+        let slow_down = matches!(
+            e.kind,
+            ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::QuotaExceeded
+        );
+        if !slow_down {
+            break e;
+        }
+        // A "slow down" is not the record's fault: it costs no attempt.
+        attempts = attempts.saturating_sub(1).max(rec.attempts);
+        refusals += 1;
+        crate::metrics::count(crate::metrics::ON_DEMAND_THROTTLED, 1);
+        let next = super::pace::retry_at(deps, refusals);
+        if deadline.is_some_and(|d| next > d) {
+            tracing::warn!(record_id = %rec.record_id, refusals, error = %e, "Bedrock refused until the deadline");
+            break e;
+        }
+        if next > budget_end {
+            tracing::info!(record_id = %rec.record_id, refusals, "still refused at this call's budget; the next run takes it again");
+            return None;
+        }
+        deps.clock.sleep_until(next).await;
+    };
+    tracing::warn!(record_id = %rec.record_id, attempts, max, error = %error, "on-demand call failed");
+    Some(finish(rec, attempts.max(1), Err(error)))
+}
+
+/// The result of a record's last try.
+fn finish(
+    rec: Pending,
+    attempts: u32,
+    answer: Result<serde_json::Value, crate::ports::PortError>,
+) -> ImageResult {
+    let line = match answer {
+        Ok(output) => OutputLine {
+            record_id: rec.record_id.to_string(),
+            model_input: None,
+            model_output: Some(output),
+            error: None,
+        },
+        Err(e) => {
+            let code = match e.kind {
+                ErrorKind::Transient | ErrorKind::Throttled | ErrorKind::QuotaExceeded => "429",
+                ErrorKind::Validation => "400",
+                _ => "500",
+            };
+            OutputLine {
                 record_id: rec.record_id.to_string(),
                 model_input: None,
-                model_output: Some(output),
-                error: None,
-            },
-            Err(e) => {
-                let code = match e.kind {
-                    ErrorKind::Transient | ErrorKind::Throttled | ErrorKind::QuotaExceeded => "429",
-                    ErrorKind::Validation => "400",
-                    _ => "500",
-                };
-                let retry = e.is_retryable() && attempts < max;
-                tracing::warn!(record_id = %rec.record_id, attempts, retry, error = %e, "on-demand call failed");
-                if retry {
-                    let backoff = 50u64 << attempts.min(6);
-                    tokio::time::sleep(Duration::from_millis(backoff)).await;
-                    continue;
-                }
-                OutputLine {
-                    record_id: rec.record_id.to_string(),
-                    model_input: None,
-                    model_output: None,
-                    error: Some(crate::domain::bedrock::RecordError {
-                        error_code: serde_json::Value::String(code.into()),
-                        error_message: e.message.clone(),
-                    }),
-                }
+                model_output: None,
+                error: Some(crate::domain::bedrock::RecordError {
+                    error_code: serde_json::Value::String(code.into()),
+                    error_message: e.message.clone(),
+                }),
             }
-        };
-        let mut result =
-            ImageResult::from_output(&line, rec.record_id.clone(), rec.index, rec.key.clone());
-        result.attempts = attempts;
-        result.on_demand = true;
-        return result;
-    }
+        }
+    };
+    let mut result = ImageResult::from_output(&line, rec.record_id.clone(), rec.index, rec.key);
+    result.attempts = attempts;
+    result.on_demand = true;
+    result
 }
 
 /// The record id and `modelInput` of one manifest line, if `wanted` accepts its record id.

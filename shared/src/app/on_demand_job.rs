@@ -68,6 +68,11 @@ pub(super) async fn run_job(
         }
     }
     let results = stored(deps, &records).await?;
+    if results.len() < records.len() {
+        // Bedrock refused some past this call's budget: the next call takes them again.
+        tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, left = records.len() - results.len(), "records still refused; the next call resumes them");
+        return Ok(None);
+    }
     Ok(Some(counts(records.len() as u64, results.values())))
 }
 
@@ -80,7 +85,7 @@ async fn run_chunk(
     if chunk.is_empty() {
         return Ok(());
     }
-    let results = super::on_demand::run(deps, &intent.model_id, chunk).await;
+    let results = super::on_demand::run(deps, &intent.model_id, chunk, intent.deadline).await;
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, results).await
     } else {

@@ -268,11 +268,20 @@ async fn rerun_chunk(
         return Ok(Vec::new());
     }
     let (slots, records): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
-    let rerun = super::on_demand::run(deps, &intent.model_id, records).await;
+    let asked = records.len();
+    let rerun = super::on_demand::run(deps, &intent.model_id, records, intent.deadline).await;
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, rerun.clone()).await?;
     } else {
         deps.results.put_results(&intent.intent_id, &rerun).await?;
+    }
+    if rerun.len() < asked {
+        // Bedrock refused some past the call's budget: the message is tried again, and
+        // what was answered here is not run twice (its stored result is no failure).
+        return Err(StageError::Retryable(crate::ports::PortError::new(
+            crate::ports::ErrorKind::Throttled,
+            format!("{} re-runs still refused on-demand", asked - rerun.len()),
+        )));
     }
     Ok(slots.into_iter().zip(rerun).collect())
 }

@@ -13,6 +13,7 @@ pub mod media;
 pub mod normalize;
 pub mod plan;
 pub mod pool;
+pub mod rate;
 pub mod results;
 pub mod settings;
 pub mod status;

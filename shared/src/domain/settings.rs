@@ -353,9 +353,20 @@ impl Settings {
         }
     }
 
-    /// Tokens one record is expected to cost, input and output (what a TPM quota counts).
-    pub fn tokens_per_record(&self) -> u64 {
-        self.estimate_input_tokens_per_image + self.estimate_output_tokens_per_image
+    /// Quota tokens one record of `model` is expected to burn: input plus output times the
+    /// model's burndown rate (see `domain::rate`).
+    pub fn quota_tokens_per_record(&self, model: &ModelId) -> u64 {
+        super::rate::quota_tokens(
+            model.as_str(),
+            self.estimate_input_tokens_per_image,
+            self.estimate_output_tokens_per_image,
+        )
+    }
+
+    /// The rate on-demand runners keep for `model` under the shared budget: what deadlines
+    /// and cut-offs are planned on (see `domain::rate`).
+    pub fn paced_rate(&self, model: &ModelId) -> OnDemandRate {
+        super::rate::paced(self.rate_for(model))
     }
 
     /// The on-demand rate of `model`: its own (by id or foundation id), else the common one.

@@ -21,6 +21,9 @@ const THROTTLING_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "TooManyRequestsException",
     "SlowDown",
+    // InvokeModel's 429 for a model still warming up ("The AWS SDK will automatically retry
+    // the operation", Bedrock Runtime API reference).
+    "ModelNotReadyException",
 ];
 
 /// Error codes that mean "try again later" (a fault on the service's side).
@@ -36,7 +39,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestTimeout",
     "RequestTimeoutException",
     "ModelTimeoutException",
-    "ModelNotReadyException",
+    // InvokeModel's 424: "an error while processing the model"; retried like a 5xx.
+    "ModelErrorException",
 ];
 
 /// Maps an error code the service returned to a kind.
@@ -163,6 +167,7 @@ impl AwsClients {
             results: store.clone(),
             slots: store.clone(),
             allowances: store.clone(),
+            rates: store.clone(),
             history: store,
             webhooks: std::sync::Arc::new(crate::adapters::webhook_http::HttpWebhooks),
             objects: Arc::new(s3::S3ObjectStore::new(self.s3.clone())),

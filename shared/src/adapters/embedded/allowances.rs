@@ -1,6 +1,6 @@
-//! Per-user allowances in the embedded store's SQLite file (see `app::limits`): the same
-//! all-or-nothing conditional changes the DynamoDB adapter makes with a conditional `ADD`, each
-//! inside one IMMEDIATE transaction.
+//! Per-user allowances and the on-demand rate budget in the embedded store's SQLite file (see
+//! `app::limits`, `app::pace`): the same all-or-nothing conditional changes the DynamoDB adapter
+//! makes with a conditional `ADD`, each inside one IMMEDIATE transaction.
 
 use super::db::map_err;
 use super::store::SqliteStore;
@@ -114,6 +114,58 @@ impl Allowances for SqliteStore {
             tx.execute(
                 "UPDATE images_by_day SET images = MAX(images - ?3, 0) WHERE user_id = ?1 AND day = ?2",
                 params![user.to_string(), day.to_string(), images as i64],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl crate::ports::RateBudget for SqliteStore {
+    async fn take(
+        &self,
+        model: &str,
+        window: chrono::DateTime<chrono::Utc>,
+        tokens: u64,
+        (max_requests, max_tokens): (u64, u64),
+    ) -> Result<bool, PortError> {
+        let w = window.timestamp();
+        self.db.tx(|tx| {
+            let row: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT requests, tokens FROM rate_windows WHERE model = ?1 AND win = ?2",
+                    params![model, w],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(map_err)?;
+            if let Some((requests, used)) = row {
+                let over_tokens = used.max(0) as u64 + tokens > max_tokens;
+                if requests.max(0) as u64 >= max_requests || over_tokens {
+                    return Ok(false);
+                }
+            }
+            tx.execute(
+                "INSERT INTO rate_windows (model, win, requests, tokens) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT(model, win) DO UPDATE SET requests = requests + 1, tokens = tokens + ?3",
+                params![model, w, tokens as i64],
+            )
+            .map_err(map_err)?;
+            Ok(true)
+        })
+    }
+
+    async fn correct(
+        &self,
+        model: &str,
+        window: chrono::DateTime<chrono::Utc>,
+        delta: i64,
+    ) -> Result<(), PortError> {
+        self.db.tx(|tx| {
+            tx.execute(
+                "UPDATE rate_windows SET tokens = tokens + ?3 WHERE model = ?1 AND win = ?2",
+                params![model, window.timestamp(), delta],
             )
             .map_err(map_err)?;
             Ok(())

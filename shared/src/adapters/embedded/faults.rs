@@ -314,6 +314,7 @@ pub fn wrap_deps(deps: &crate::app::Deps, plan: &Arc<FaultPlan>) -> crate::app::
         results: Faulty::wrap(deps.results.clone(), plan.clone()),
         slots: Faulty::wrap(deps.slots.clone(), plan.clone()),
         allowances: deps.allowances.clone(),
+        rates: deps.rates.clone(),
         history: deps.history.clone(),
         webhooks: deps.webhooks.clone(),
         objects: Faulty::wrap(deps.objects.clone(), plan.clone()),

@@ -68,6 +68,13 @@ CREATE TABLE IF NOT EXISTS images_by_day (
     images INTEGER NOT NULL,
     PRIMARY KEY (user_id, day)
 );
+CREATE TABLE IF NOT EXISTS rate_windows (
+    model TEXT NOT NULL,
+    win INTEGER NOT NULL,
+    requests INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    PRIMARY KEY (model, win)
+);
 CREATE TABLE IF NOT EXISTS results (
     intent_id TEXT NOT NULL,
     record_id TEXT NOT NULL,

@@ -522,7 +522,8 @@ async fn run_chunk(
     m: &BatchIntent,
     pending: &mut Vec<Pending>,
 ) -> Result<bool, StageError> {
-    let results = on_demand::run(deps, &m.model_id, std::mem::take(pending)).await;
+    let asked = pending.len();
+    let results = on_demand::run(deps, &m.model_id, std::mem::take(pending), m.deadline).await;
     let live = deps
         .store
         .get(&m.intent_id)
@@ -530,6 +531,13 @@ async fn run_chunk(
         .is_some_and(|i| i.status == IntentStatus::Pooled);
     if live && !results.is_empty() {
         deps.results.put_results(&m.intent_id, &results).await?;
+    }
+    if live && results.len() < asked {
+        // Bedrock refused some past the call's budget: the next pass resumes the member.
+        return Err(StageError::Retryable(crate::ports::PortError::new(
+            crate::ports::ErrorKind::Throttled,
+            format!("{} records still refused on-demand", asked - results.len()),
+        )));
     }
     Ok(live)
 }

@@ -1,5 +1,5 @@
-//! Per-user allowances in the intents table (see `app::limits`), each moved by one conditional
-//! UpdateItem:
+//! Per-user allowances and the on-demand rate budget in the intents table (see `app::limits`,
+//! `app::pace`), each moved by one conditional UpdateItem:
 //! - `intentId = "limit#open#{user}"`: `open`, a string set of the user's open intent ids.
 //!   `ADD` one id on the condition that the set has fewer than the limit or holds it already;
 //!   `DELETE` it when the intent ends (DynamoDB drops a set that becomes empty).
@@ -148,6 +148,62 @@ impl Allowances for DynamoStore {
             .condition_expression("attribute_exists(intentId)")
             .expression_attribute_names("#i", "images")
             .expression_attribute_values(":n", n(format!("-{images}")))
+            .send()
+            .await;
+        conditional(result).map(|_| ())
+    }
+}
+
+/// A window of `model`'s on-demand budget: `intentId = "rate#{model}#{window start, epoch s}"`
+/// with `requests` and `tokens`, expiring an hour after the window.
+fn rate_key(model: &str, window: chrono::DateTime<chrono::Utc>) -> String {
+    format!("rate#{model}#{}", window.timestamp())
+}
+
+#[async_trait]
+impl crate::ports::RateBudget for DynamoStore {
+    async fn take(
+        &self,
+        model: &str,
+        window: chrono::DateTime<chrono::Utc>,
+        tokens: u64,
+        (max_requests, max_tokens): (u64, u64),
+    ) -> Result<bool, PortError> {
+        let room = i128::from(max_tokens) - i128::from(tokens);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.intents_table)
+            .key("intentId", s(rate_key(model, window)))
+            .update_expression("ADD #r :one, #t :tok SET expiresAt = :exp")
+            .condition_expression("attribute_not_exists(#r) OR (#r < :maxr AND #t <= :room)")
+            .expression_attribute_names("#r", "requests")
+            .expression_attribute_names("#t", "tokens")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":tok", n(tokens))
+            .expression_attribute_values(":maxr", n(max_requests))
+            .expression_attribute_values(":room", n(room))
+            .expression_attribute_values(":exp", n(window.timestamp() + 3600))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    async fn correct(
+        &self,
+        model: &str,
+        window: chrono::DateTime<chrono::Utc>,
+        delta: i64,
+    ) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.intents_table)
+            .key("intentId", s(rate_key(model, window)))
+            .update_expression("ADD #t :d")
+            .condition_expression("attribute_exists(intentId)")
+            .expression_attribute_names("#t", "tokens")
+            .expression_attribute_values(":d", n(delta))
             .send()
             .await;
         conditional(result).map(|_| ())

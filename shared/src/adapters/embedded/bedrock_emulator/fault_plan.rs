@@ -10,6 +10,9 @@
 //! | `create-access-denied` | the first create answers AccessDeniedException |
 //! | `create-quota-exceeded` | the first 3 creates answer ServiceQuotaExceededException |
 //! | `stuck-scheduled` | every job stays Scheduled until stopped or its timeout passes |
+//! | `on-demand-throttle` | InvokeModel takes at most the configured requests a minute (any 60 s) and answers ThrottlingException above it |
+//! | `output-renamed` | each job's output files get other names than `{input}.out` (AWS documents one output file per input file, but no name) |
+//! | `late-output` | a stopped job's output for its processed records lands some seconds after the Stopped event |
 //!
 //! "First" counts within one emulator (one process): a plan is for one run.
 
@@ -29,15 +32,21 @@ pub enum BedrockFault {
     CreateAccessDenied,
     CreateQuotaExceeded,
     StuckScheduled,
+    OnDemandThrottle,
+    OutputRenamed,
+    LateOutput,
 }
 
 impl BedrockFault {
-    pub const ALL: [BedrockFault; 5] = [
+    pub const ALL: [BedrockFault; 8] = [
         Self::CompletedWithErrors,
         Self::ExpireHalf,
         Self::CreateAccessDenied,
         Self::CreateQuotaExceeded,
         Self::StuckScheduled,
+        Self::OnDemandThrottle,
+        Self::OutputRenamed,
+        Self::LateOutput,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +56,9 @@ impl BedrockFault {
             Self::CreateAccessDenied => "create-access-denied",
             Self::CreateQuotaExceeded => "create-quota-exceeded",
             Self::StuckScheduled => "stuck-scheduled",
+            Self::OnDemandThrottle => "on-demand-throttle",
+            Self::OutputRenamed => "output-renamed",
+            Self::LateOutput => "late-output",
         }
     }
 }
