@@ -30,6 +30,10 @@
 //! (1,000 users) and for the default night, and ends with one more line each:
 //! `deadline: images=N answered_by_deadline=A batch_share=S cost_usd=C all_batch_usd=B all_on_demand_usd=D`.
 //!
+//! The fourth part redrives 1,000 records under an emulated on-demand rate of 100 a minute
+//! (see `night/throttle.rs`) and ends with
+//! `throttle: records=N answered=A failed=F rate_per_min=R busiest_minute=B throttled=T emulated_minutes=M`.
+//!
 //! `BO_BENCH_QUICK=1` shrinks the night and the output tenfold (a smoke run).
 
 #[path = "night/deadline.rs"]
@@ -38,6 +42,8 @@ mod deadline;
 mod ingest;
 #[path = "support/rss.rs"]
 mod rss;
+#[path = "night/throttle.rs"]
+mod throttle;
 
 use shared::domain::ids::ModelId;
 use shared::domain::normalize::Policy;
@@ -301,5 +307,5 @@ fn main() -> anyhow::Result<()> {
         println!("{label}, deadline {hours} h: {}", d.detail());
         println!("{}", d.line());
     }
-    Ok(())
+    throttle::report(if quick() { 100 } else { 1_000 })
 }

@@ -8,7 +8,7 @@
 //! | `POST /model-invocation-job` | CreateModelInvocationJob |
 //! | `GET /model-invocation-job/{jobIdentifier}` | GetModelInvocationJob |
 //! | `POST /model-invocation-job/{jobIdentifier}/stop` | StopModelInvocationJob |
-//! | `GET /model-invocation-jobs?statusEquals=` | ListModelInvocationJobs |
+//! | `GET /model-invocation-jobs?statusEquals=&nameContains=` | ListModelInvocationJobs |
 //! | `POST /model/{modelId}/invoke` | InvokeModel (`bedrock-runtime`, the on-demand path) |
 //! | `POST /_emulator/create-faults` | test hook: the next creates fail (`["Transient", …]`) |
 //! | `GET /_emulator/jobs` | test hook: how many jobs exist |
@@ -184,6 +184,8 @@ async fn stop_job(
 struct ListQuery {
     #[serde(default)]
     status_equals: Option<String>,
+    #[serde(default)]
+    name_contains: Option<String>,
 }
 
 async fn list_jobs(
@@ -197,6 +199,11 @@ async fn list_jobs(
     let jobs = emu.list_jobs(status).await?;
     let summaries = jobs
         .iter()
+        .filter(|j| {
+            q.name_contains
+                .as_ref()
+                .is_none_or(|n| j.job_name.contains(n.as_str()))
+        })
         .map(|j| describe(&emu, j))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({"invocationJobSummaries": summaries})))

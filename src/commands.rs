@@ -157,9 +157,11 @@ pub async fn report(cli: &Cli, day: &str) -> anyhow::Result<()> {
 }
 
 /// Serves the HTTP API on localhost over the embedded backend.
-pub async fn serve(cli: &Cli, port: u16) -> anyhow::Result<()> {
+pub async fn serve(cli: &Cli, port: u16, allow_local_webhooks: bool) -> anyhow::Result<()> {
     let mut opts = options(cli)?;
     opts.settings.api_base_url = format!("http://127.0.0.1:{port}");
+    // A server others can call must not post inward unless its operator says so.
+    opts.settings.webhook_local = allow_local_webhooks;
     batch_orchestrator::serve::serve(opts, port).await
 }
 

@@ -185,6 +185,7 @@ impl Embedded {
             slots: store.clone(),
             allowances: store.clone(),
             rates: store.clone(),
+            leases: store.clone(),
             history,
             webhooks: Arc::new(shared::adapters::webhook_http::HttpWebhooks),
             objects: objects.clone(),
@@ -315,6 +316,56 @@ impl Embedded {
         Ok((messages.len(), failed.len()))
     }
 
+    /// When something waits to be done later (a delayed retry, an owed outbox, a lagging index,
+    /// a backoff, a cut-off, the emulator's held-back output), if anything does.
+    async fn next_wake(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let retry_at = self.bus.next_visible_at()?;
+        let grace = Duration::seconds(self.deps.settings.outbox_grace_secs);
+        // The earliest owed outbox, however far ahead (a webhook's next try is staged for
+        // its time on the schedule, up to a day ahead).
+        let outbox_at = self
+            .store
+            .list_pending_outbox(now + Duration::days(7), 1)
+            .await?
+            .first()
+            .and_then(|i| i.outbox.as_ref().map(|o| o.staged_at + grace));
+        // A lagging index shows what it hides now at this time: a later pass sees it.
+        let index_at = self.store.index_catches_up_at()?;
+        // An intent Bedrock told "not now" waits out its backoff; the reconciler wakes it.
+        let backoff_at = match shared::app::slots::next_backoff_end(&self.deps).await {
+            Ok(at) => at,
+            Err(e) => {
+                // Like a failed scheduled pass: look again a moment later.
+                tracing::warn!(error = %e, "reading backoffs failed");
+                Some(now + Duration::seconds(1))
+            }
+        };
+        // A job that must be stopped at its deadline's cut-off.
+        let cutoff_at = match shared::app::deadline::next_cutoff(&self.deps).await {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading cut-offs failed");
+                Some(now + Duration::seconds(1))
+            }
+        };
+        // Output the emulator holds back (`late-output`) lands then; the next pass polls.
+        let emulator_at = self.emulator.next_event_at();
+        Ok([
+            retry_at,
+            outbox_at,
+            index_at,
+            backoff_at,
+            cutoff_at,
+            emulator_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min())
+    }
+
     /// Runs until nothing is left to do: every queue drained (or dead-lettered), every job
     /// terminal, every outbox published. Waits for delayed retries by moving the manual
     /// clock, or by sleeping on the system clock. `on_step` sees each pass.
@@ -365,38 +416,7 @@ impl Embedded {
             }
             // Nothing ready now: is anything waiting for later?
             let now = self.deps.clock.now();
-            let retry_at = self.bus.next_visible_at()?;
-            let grace = Duration::seconds(self.deps.settings.outbox_grace_secs);
-            let outbox_at = self
-                .store
-                .list_pending_outbox(now + grace, 1)
-                .await?
-                .first()
-                .and_then(|i| i.outbox.as_ref().map(|o| o.staged_at + grace));
-            // A lagging index shows what it hides now at this time: a later pass sees it.
-            let index_at = self.store.index_catches_up_at()?;
-            // An intent Bedrock told "not now" waits out its backoff; the reconciler wakes it.
-            let backoff_at = match shared::app::slots::next_backoff_end(&self.deps).await {
-                Ok(at) => at,
-                Err(e) => {
-                    // Like a failed scheduled pass: look again a moment later.
-                    tracing::warn!(error = %e, "reading backoffs failed");
-                    Some(now + Duration::seconds(1))
-                }
-            };
-            // A job that must be stopped at its deadline's cut-off.
-            let cutoff_at = match shared::app::deadline::next_cutoff(&self.deps).await {
-                Ok(at) => at,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading cut-offs failed");
-                    Some(now + Duration::seconds(1))
-                }
-            };
-            let Some(wake) = [retry_at, outbox_at, index_at, backoff_at, cutoff_at]
-                .into_iter()
-                .flatten()
-                .min()
-            else {
+            let Some(wake) = self.next_wake(now).await? else {
                 return Ok(n + 1);
             };
             match &self.clock {

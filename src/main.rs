@@ -113,6 +113,10 @@ enum Command {
     Serve {
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Let webhooks go to http:// and to this machine or a private network (a receiver of
+        /// your own, under test); without it only https:// public receivers are accepted.
+        #[arg(long)]
+        allow_local_webhooks: bool,
     },
     /// Print every user's images, tokens and USD of one UTC day (batches created that day),
     /// and the night's total: what was paid against all-batch and all-on-demand.
@@ -256,6 +260,30 @@ fn options(cli: &Cli) -> anyhow::Result<EmbeddedOptions> {
     options_in(cli, &cli.data_dir)
 }
 
+/// `submit`'s arguments, from the command line.
+async fn submit(cli: &Cli) -> anyhow::Result<()> {
+    let Command::Submit {
+        user,
+        intent,
+        images,
+        day,
+        model,
+        wait,
+    } = &cli.command
+    else {
+        anyhow::bail!("not a submit command");
+    };
+    let request = commands::SubmitArgs {
+        user,
+        intent,
+        images,
+        day: day.as_deref(),
+        model: model.as_deref(),
+        wait: *wait,
+    };
+    commands::submit(cli, request).await
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_tracing();
@@ -266,28 +294,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Upload { user, day, files } => {
             commands::upload(&cli, user, day.as_deref(), files).await
         }
-        Command::Submit {
-            user,
-            intent,
-            images,
-            day,
-            model,
-            wait,
-        } => {
-            let request = commands::SubmitArgs {
-                user,
-                intent,
-                images,
-                day: day.as_deref(),
-                model: model.as_deref(),
-                wait: *wait,
-            };
-            commands::submit(&cli, request).await
-        }
+        Command::Submit { .. } => submit(&cli).await,
         Command::Run => commands::run(&cli).await,
         Command::Status { id, user } => commands::status(&cli, id, user.as_deref()).await,
         Command::Dlq { action } => commands::dlq(&cli, action),
-        Command::Serve { port } => commands::serve(&cli, *port).await,
+        Command::Serve {
+            port,
+            allow_local_webhooks,
+        } => commands::serve(&cli, *port, *allow_local_webhooks).await,
         Command::Report { day } => commands::report(&cli, day).await,
         Command::Token {
             user,

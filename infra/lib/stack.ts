@@ -408,27 +408,20 @@ export class BatchOrchestratorStack extends Stack {
         },
       }),
     });
+    // The shape of the S3 policy AWS documents for a batch inference service role (user guide,
+    // "Create a custom service role for batch inference", batch-iam-sr): one statement `S3Access`
+    // with s3:GetObject, s3:PutObject and s3:ListBucket on the input and output buckets and their
+    // objects, on the condition that the buckets are this account's (aws:ResourceAccount).
     this.bedrockRole.addToPolicy(new iam.PolicyStatement({
-      sid: 'ReadManifests',
-      actions: ['s3:GetObject'],
-      resources: [this.manifestsBucket.arnForObjects('*')],
-    }));
-    this.bedrockRole.addToPolicy(new iam.PolicyStatement({
-      sid: 'ListManifests',
-      actions: ['s3:ListBucket'],
-      resources: [this.manifestsBucket.bucketArn],
-    }));
-    this.bedrockRole.addToPolicy(new iam.PolicyStatement({
-      sid: 'WriteOutputs',
-      actions: ['s3:PutObject'],
-      resources: [this.outputsBucket.arnForObjects('*')],
-    }));
-    // The policy Bedrock documents for the service role grants s3:ListBucket on the output
-    // bucket as well as the input (user guide, batch-iam-sr).
-    this.bedrockRole.addToPolicy(new iam.PolicyStatement({
-      sid: 'ListOutputs',
-      actions: ['s3:ListBucket'],
-      resources: [this.outputsBucket.bucketArn],
+      sid: 'S3Access',
+      actions: ['s3:GetObject', 's3:PutObject', 's3:ListBucket'],
+      resources: [
+        this.manifestsBucket.bucketArn,
+        this.manifestsBucket.arnForObjects('*'),
+        this.outputsBucket.bucketArn,
+        this.outputsBucket.arnForObjects('*'),
+      ],
+      conditions: { StringEquals: { 'aws:ResourceAccount': [this.account] } },
     }));
     this.bedrockRole.addToPolicy(new iam.PolicyStatement({
       sid: 'InvokeConfiguredModels',
@@ -644,6 +637,36 @@ export class BatchOrchestratorStack extends Stack {
     // stopped at a cut-off are redriven on-demand: this says it happened, and that on-demand
     // may not make it either (see the runbook in docs/operations.md).
     ownAlarm('DeadlineAtRiskAlarm', 'An intent may miss its deadline: a batch job was stopped at its cut-off and redriven on-demand, or the plan ends after the deadline (raise ON_DEMAND_RATES or the Bedrock quotas behind them)', 'intents_at_risk', 'reconciler', 'Maximum');
+    // A stuck batch job, per model, as AWS's SLA sample raises it
+    // (step-functions-workflows-collection, bedrock-batch-with-sla, monitoring_construct.py):
+    // records pending (AWS/Bedrock/Batch NumberOfRecordsPendingProcessing > 0) while no input
+    // token is processed (NumberOfInputTokensProcessedPerMinute = 0), 5-minute averages, for 30
+    // minutes. Bedrock publishes these per `ModelId` (the sample's dimension name).
+    for (const [i, modelId] of settings.modelIds.entries()) {
+      const batchMetric = (metricName: string): cloudwatch.Metric => new cloudwatch.Metric({
+        namespace: 'AWS/Bedrock/Batch',
+        metricName,
+        dimensionsMap: { ModelId: modelId },
+        period: Duration.minutes(5),
+        statistic: 'Average',
+      });
+      alarm(`BatchJobStuckAlarm${i + 1}`, {
+        alarmDescription: `Bedrock batch jobs of ${modelId} hold pending records but processed no input token for 30 minutes: a stuck job (see docs/operations.md, Runbook, "A job is stuck"); deadlines are cut off and redriven on-demand by the reconciler`,
+        metric: new cloudwatch.MathExpression({
+          expression: 'IF(pending > 0 AND tokens == 0, 1, 0)',
+          usingMetrics: {
+            pending: batchMetric('NumberOfRecordsPendingProcessing'),
+            tokens: batchMetric('NumberOfInputTokensProcessedPerMinute'),
+          },
+          period: Duration.minutes(5),
+        }),
+        threshold: 0,
+        evaluationPeriods: 6,
+        datapointsToAlarm: 6,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
     for (const spec of FUNCTIONS) {
       alarm(`${pascal(spec.name)}ErrorsAlarm`, {
         alarmDescription: `The ${spec.name} function failed an invocation`,

@@ -74,11 +74,19 @@ describe('Bedrock service role', () => {
 
   it('when a job runs should read manifests, write and list outputs, and invoke only the configured models', () => {
     const st = roleStatements(template, id(stack.bedrockRole));
-    expect(bySid(st, 'ReadManifests')).toMatchObject({ Action: 's3:GetObject', Resource: objectsOf(stack.manifestsBucket) });
-    expect(bySid(st, 'ListManifests')).toMatchObject({ Action: 's3:ListBucket', Resource: arnOf(stack.manifestsBucket) });
-    expect(bySid(st, 'WriteOutputs')).toMatchObject({ Action: 's3:PutObject', Resource: objectsOf(stack.outputsBucket) });
-    // AWS's documented service-role policy lists the output bucket too (batch-iam-sr).
-    expect(bySid(st, 'ListOutputs')).toMatchObject({ Action: 's3:ListBucket', Resource: arnOf(stack.outputsBucket) });
+    // The shape of AWS's documented service-role S3 policy (batch-iam-sr): one statement, the
+    // three actions, both buckets and their objects, this account's buckets only.
+    const s3 = bySid(st, 'S3Access');
+    expect([...(s3.Action as string[])].sort()).toEqual(['s3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    const buckets = [
+      arnOf(stack.manifestsBucket),
+      objectsOf(stack.manifestsBucket),
+      arnOf(stack.outputsBucket),
+      objectsOf(stack.outputsBucket),
+    ];
+    expect(s3.Resource).toHaveLength(buckets.length);
+    expect(s3.Resource).toEqual(expect.arrayContaining(buckets));
+    expect(s3.Condition).toEqual({ StringEquals: { 'aws:ResourceAccount': [stack.account] } });
     expect(bySid(st, 'InvokeConfiguredModels')).toMatchObject({ Action: 'bedrock:InvokeModel' });
     // The cdk.json defaults: the catalog's models through us. system inference profiles.
     expect([...asArray(bySid(st, 'InvokeConfiguredModels').Resource as string[])].sort()).toEqual([

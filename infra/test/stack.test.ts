@@ -623,8 +623,38 @@ describe('operations', () => {
       });
     }
     // One per stage DLQ, one for the intake-events DLQ, one per function, one for refused
-    // jobs, one for deadlines at risk.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', QUEUES.length + 1 + FUNCTIONS.length + 2);
+    // jobs, one for deadlines at risk, one stuck-job alarm per configured model.
+    const models = stack.settings.modelIds.length;
+    template.resourceCountIs('AWS::CloudWatch::Alarm', QUEUES.length + 1 + FUNCTIONS.length + 2 + models);
+  });
+
+  it('when a model\'s batch jobs hold pending records and process no token for 30 minutes should alarm', () => {
+    for (const modelId of stack.settings.modelIds) {
+      const dims = [{ Name: 'ModelId', Value: modelId }];
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Metrics: Match.arrayWith([
+          Match.objectLike({ Expression: 'IF(pending > 0 AND tokens == 0, 1, 0)' }),
+          Match.objectLike({
+            Id: 'pending',
+            MetricStat: Match.objectLike({
+              Metric: { Namespace: 'AWS/Bedrock/Batch', MetricName: 'NumberOfRecordsPendingProcessing', Dimensions: dims },
+              Period: 300,
+              Stat: 'Average',
+            }),
+          }),
+          Match.objectLike({
+            Id: 'tokens',
+            MetricStat: Match.objectLike({
+              Metric: { Namespace: 'AWS/Bedrock/Batch', MetricName: 'NumberOfInputTokensProcessedPerMinute', Dimensions: dims },
+            }),
+          }),
+        ]),
+        EvaluationPeriods: 6,
+        DatapointsToAlarm: 6,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+    }
   });
 
   it('when an intent may miss its deadline should alarm on the reconciler\'s intents_at_risk gauge', () => {

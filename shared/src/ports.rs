@@ -220,6 +220,23 @@ pub trait RateBudget: Send + Sync {
     ) -> Result<(), PortError>;
 }
 
+/// Short leases, so one runner at a time works on a thing (an on-demand job): taken and renewed
+/// by a conditional write that only an expired lease, or the holder's own, lets through.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Takes or renews `key` for `holder` until `until`, unless another holder's lease runs past
+    /// `now`. True if `holder` holds it.
+    async fn take(
+        &self,
+        key: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, PortError>;
+    /// Ends `holder`'s lease on `key`, if it still holds it.
+    async fn release(&self, key: &str, holder: &str) -> Result<(), PortError>;
+}
+
 /// Durations of finished batch jobs, per model: what deadlines are planned on (see
 /// `domain::deadline`). Best effort: a sample lost to a crash only leaves the estimate as it was.
 #[async_trait]
@@ -296,6 +313,8 @@ pub trait BatchInference: Send + Sync {
     async fn get_job(&self, arn: &BedrockJobArn) -> Result<JobInfo, PortError>;
     async fn stop_job(&self, arn: &BedrockJobArn) -> Result<(), PortError>;
     async fn list_jobs(&self, status: Option<BedrockJobStatus>) -> Result<Vec<JobInfo>, PortError>;
+    /// The job named exactly `name` (`ListModelInvocationJobs` with `nameContains`), if any.
+    async fn find_job(&self, name: &str) -> Result<Option<JobInfo>, PortError>;
 }
 
 /// The lines of an object, read as they arrive.

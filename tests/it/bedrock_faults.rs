@@ -251,3 +251,109 @@ async fn when_a_job_ends_short_while_its_sibling_waits_for_a_slot_should_still_r
     assert!(rs.iter().all(|r| r.status == ResultStatus::Succeeded));
     assert_clean(&app, &intent).await;
 }
+
+#[tokio::test]
+async fn when_outputs_have_other_names_should_find_them_by_listing_and_run_nothing_twice() {
+    let (app, keys) = faulty(&[BedrockFault::OutputRenamed], 1, |_| {}).await;
+    let (intent, _) = post_and_run(&app, &keys).await;
+    assert_eq!(
+        intent.status,
+        IntentStatus::Completed,
+        "{:?}",
+        intent.failure_message
+    );
+    assert_eq!(app.emulator.job_count().expect("jobs"), 1, "no re-run job");
+    assert_eq!(app.runtime.calls(), 0, "nothing went on-demand");
+    let rs = results(&app, &intent).await;
+    assert_eq!(rs.len(), IMAGES);
+    assert!(rs
+        .iter()
+        .all(|r| r.status == ResultStatus::Succeeded && r.attempts == 1));
+    assert_clean(&app, &intent).await;
+}
+
+#[tokio::test]
+async fn when_an_ended_jobs_output_lands_late_should_wait_for_it_and_rerun_only_the_rest() {
+    let min = (IMAGES / 2) as u64;
+    let faults = [BedrockFault::ExpireHalf, BedrockFault::LateOutput];
+    let (app, keys) = faulty(&faults, min, |_| {}).await;
+    let (intent, _) = post_and_run(&app, &keys).await;
+    assert_eq!(
+        intent.status,
+        IntentStatus::Completed,
+        "{:?}",
+        intent.failure_message
+    );
+    assert_eq!(intent.jobs.len(), 2);
+    assert_eq!(intent.jobs[0].status, Some(BedrockJobStatus::Expired));
+    let rerun = &intent.jobs[1];
+    assert_eq!(
+        rerun.records() - rerun.pad_records,
+        min,
+        "only the half the expired job did not process is sent again"
+    );
+    let rs = results(&app, &intent).await;
+    assert_eq!(rs.len(), IMAGES);
+    assert!(rs.iter().all(|r| r.status == ResultStatus::Succeeded));
+    assert_eq!(rs.iter().filter(|r| r.attempts == 1).count() as u64, min);
+    assert_eq!(app.runtime.calls(), 0, "nothing went on-demand");
+    assert_clean(&app, &intent).await;
+}
+
+#[tokio::test]
+async fn when_a_create_answers_conflict_should_adopt_the_job_of_that_name() {
+    let (app, keys) = faulty(&[BedrockFault::CreateConflict], 1, |_| {}).await;
+    let (intent, failed) = post_and_run(&app, &keys).await;
+    assert_eq!(
+        intent.status,
+        IntentStatus::Completed,
+        "{:?}",
+        intent.failure_message
+    );
+    assert_eq!(
+        failed, 0,
+        "adopted in the same delivery, no receive count spent"
+    );
+    assert_eq!(app.emulator.job_count().expect("jobs"), 1, "one billed job");
+    assert!(intent.jobs[0].arn.is_some());
+    assert_clean(&app, &intent).await;
+}
+
+#[tokio::test]
+async fn when_a_job_expires_without_starting_should_keep_its_queue_time_for_the_estimate() {
+    let (app, keys) = faulty(&[], 1, |o| o.emulator.expire_scheduled = true).await;
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let answer = app.intake(direct("faulty", &refs)).await;
+    assert_eq!(status(&answer), 202, "{answer}");
+    // The job is created, then expires in Scheduled a while later.
+    app.deliver(shared::topology::Queue::ManifestBuilder)
+        .await
+        .expect("manifest");
+    app.deliver(shared::topology::Queue::Submitter)
+        .await
+        .expect("submit");
+    app.manual_clock()
+        .expect("manual clock")
+        .advance(chrono::Duration::minutes(30));
+    for _ in 0..4 {
+        app.emulator.tick().await.expect("tick");
+    }
+    // The re-run job starts normally.
+    app.emulator.set_options(|o| o.expire_scheduled = false);
+    run(&app).await;
+    let intent = intent_named(&app, "faulty");
+    let samples = app
+        .deps
+        .history
+        .recent(intent.model_id.as_str())
+        .await
+        .expect("history");
+    let expired = samples
+        .iter()
+        .find(|s| s.run_secs.is_none())
+        .expect("a sample of the expired job");
+    assert!(
+        expired.queue_secs >= 1_800.0,
+        "queued 30 minutes: {expired:?}"
+    );
+}

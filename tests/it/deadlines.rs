@@ -355,3 +355,47 @@ async fn when_a_pooled_member_has_a_near_deadline_should_move_only_its_own_recor
     );
     assert_eq!(app.runtime.calls(), 1, "one model call: B's");
 }
+
+/// Issue 32, item 11: two announcements of one on-demand job delivered at once make exactly one
+/// model call per record (the job's lease lets one runner through; the other answers its
+/// message without spending a receive count).
+#[tokio::test]
+async fn when_an_on_demand_job_is_announced_twice_at_once_should_call_the_model_once_per_record() {
+    let app = app_with(|o| o.settings.min_deadline_secs = 60).await;
+    let model = app.deps.settings.default_model().expect("model").clone();
+    for _ in 0..3 {
+        let sample = shared::domain::deadline::JobSample {
+            ended_at: app.deps.clock.now(),
+            records: 100,
+            queue_secs: 3_600.0,
+            run_secs: Some(60.0),
+        };
+        app.deps
+            .history
+            .record(model.as_str(), &sample)
+            .await
+            .expect("record");
+    }
+    let deadline = app.deps.clock.now() + chrono::Duration::seconds(120);
+    let mut body = direct("twice", &SAMPLE_KEYS);
+    body["deadline"] = serde_json::json!(deadline.to_rfc3339());
+    assert_eq!(status(&app.intake(body).await), 202);
+    app.deliver(shared::topology::Queue::ManifestBuilder)
+        .await
+        .expect("manifest");
+    let intent = intent_named(&app, "twice");
+    assert!(intent.jobs.iter().all(|j| j.on_demand), "{:?}", intent.jobs);
+    let (a, b) = tokio::join!(
+        shared::app::submit::submit_jobs(&app.deps, &intent.intent_id),
+        shared::app::submit::submit_jobs(&app.deps, &intent.intent_id)
+    );
+    a.expect("first");
+    b.expect("second");
+    run(&app).await;
+    assert_eq!(intent_named(&app, "twice").status, IntentStatus::Completed);
+    assert_eq!(
+        app.runtime.calls(),
+        SAMPLE_KEYS.len(),
+        "one call per record"
+    );
+}

@@ -452,7 +452,8 @@ async fn when_1000_identical_intakes_storm_should_make_one_intent_one_event_one_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn when_1000_intakes_carry_100_distinct_ids_should_make_exactly_100_of_each() {
-    let app = std::sync::Arc::new(app().await);
+    // 100 batches of one user at once: past the open-batches limit's default of 20.
+    let app = std::sync::Arc::new(app_with(|o| o.settings.max_open_intents_per_user = 1_000).await);
     let tasks: Vec<_> = (0..1000)
         .map(|i| {
             let app = app.clone();
@@ -506,7 +507,11 @@ async fn when_the_index_lags_should_answer_the_status_url_at_once_and_list_the_j
     use batch_orchestrator::http_api::http_api_event;
     // An index an hour behind: only a consistent lookup finds a job this early.
     let lag = chrono::Duration::hours(1);
-    let app = app_with(|o| o.index_lag = Some(lag)).await;
+    let app = app_with(|o| {
+        o.index_lag = Some(lag);
+        o.settings.max_open_intents_per_user = 1_000;
+    })
+    .await;
     let list = || http_api_event("GET", "/api/batch/jobs", Some(SAMPLE_USER), "");
     for n in 0..100 {
         let request = json!({"intentId": format!("lagging-{n}"), "images": [SAMPLE_KEYS[n % 3]]});

@@ -12,6 +12,8 @@ mod authz;
 mod aws_e2e;
 #[cfg(feature = "aws")]
 mod aws_history;
+#[cfg(feature = "aws")]
+mod aws_limits;
 mod bedrock_faults;
 mod chaos;
 mod deadlines;

@@ -137,3 +137,39 @@ async fn when_bedrock_throttles_past_the_budget_should_back_off_and_fail_no_reco
     assert!(app.runtime.throttled_calls() > 0, "Bedrock said slow down");
     assert!(app.runtime.busiest_minute() <= 100);
 }
+
+/// The acceptance's night: a 300-image request due in 2 minutes, every batch job stuck and
+/// InvokeModel throttled at the backend's own rate: 300 of 300 answered by the deadline.
+#[tokio::test]
+async fn when_300_images_are_due_in_2_minutes_under_a_stuck_throttled_bedrock_should_answer_all() {
+    let app = app_with(|o| {
+        o.emulator.faults = vec![BedrockFault::StuckScheduled, BedrockFault::OnDemandThrottle];
+        o.settings.quotas.min_records_per_job = 100;
+        o.settings.min_deadline_secs = 60;
+        o.emulator.quotas = o.settings.quotas.clone();
+    })
+    .await;
+    let key = |i: usize| format!("uploads/{SAMPLE_USER}/2026-12-05/s{i:04}.png");
+    crate::scale::store_many(&app, 300, key).await;
+    let keys: Vec<String> = (0..300).map(key).collect();
+    let deadline = app.deps.clock.now() + chrono::Duration::minutes(2);
+    let mut body = direct("due", &keys.iter().map(String::as_str).collect::<Vec<_>>());
+    body["deadline"] = serde_json::json!(deadline.to_rfc3339());
+    assert_eq!(status(&app.intake(body).await), 202);
+    run(&app).await;
+    let intent = intent_named(&app, "due");
+    assert_eq!(
+        intent.status,
+        IntentStatus::Completed,
+        "{:?}",
+        intent.failure_message
+    );
+    let rs = results(&app, &intent).await;
+    assert_eq!(
+        rs.iter()
+            .filter(|r| r.status == ResultStatus::Succeeded)
+            .count(),
+        300
+    );
+    assert!(app.deps.clock.now() <= deadline);
+}

@@ -148,6 +148,7 @@ async fn when_5000_small_intents_pool_should_run_one_shared_job_of_5000_members(
     const MEMBERS: usize = 5_000;
     let app = app_with(|o| {
         o.settings.quotas.min_records_per_job = MEMBERS as u64;
+        o.settings.max_open_intents_per_user = MEMBERS;
         o.emulator.quotas = o.settings.quotas.clone();
     })
     .await;

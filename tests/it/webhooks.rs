@@ -14,12 +14,20 @@ type Seen = Arc<Mutex<Vec<(String, bool, u16, serde_json::Value)>>>;
 
 /// A receiver that answers 500 to its first `fail_first` calls, then 204.
 async fn receiver(fail_first: usize) -> (String, Seen) {
+    receiver_answering(move |n| if n < fail_first { 500 } else { 204 }).await
+}
+
+/// A receiver that answers `code(n)` to its `n`-th call (from 0).
+async fn receiver_answering(
+    code: impl Fn(usize) -> u16 + Clone + Send + Sync + 'static,
+) -> (String, Seen) {
     let seen: Seen = Arc::default();
     let log = seen.clone();
     let app = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
             let log = log.clone();
+            let code = code.clone();
             async move {
                 let header = |n: &str| {
                     headers
@@ -37,7 +45,7 @@ async fn receiver(fail_first: usize) -> (String, Seen) {
                     .split(' ')
                     .any(|s| s == expected);
                 let mut log = log.lock().expect("log");
-                let code = if log.len() < fail_first { 500 } else { 204 };
+                let code = code(log.len());
                 let json = serde_json::from_slice(&body).unwrap_or_default();
                 log.push((id, valid, code, json));
                 axum::http::StatusCode::from_u16(code).expect("code")
@@ -123,4 +131,59 @@ async fn when_deployed_should_refuse_a_webhook_to_this_machine_or_plain_http() {
     let answer = app.intake(body).await;
     assert_eq!(body_of(&answer)["field"], "webhookSecret", "{answer}");
     assert!(intents(&app).is_empty(), "nothing written");
+}
+
+#[tokio::test]
+async fn when_the_receiver_keeps_failing_should_retry_on_the_spec_schedule_for_over_a_day() {
+    let app = app().await;
+    let (url, seen) = receiver_answering(|_| 503).await;
+    assert_eq!(status(&post_with_hook(&app, "down", &url).await), 202);
+    let start = app.deps.clock.now();
+    run(&app).await;
+    let seen = seen.lock().expect("seen").clone();
+    assert_eq!(
+        seen.len(),
+        10,
+        "the first try and the schedule's nine: {seen:?}"
+    );
+    assert!(seen.iter().all(|s| s.0 == seen[0].0), "one webhook-id");
+    let span = app.deps.clock.now() - start;
+    assert!(span >= chrono::Duration::hours(75), "tried over {span}");
+    let hook = intent_named(&app, "down").webhook.expect("webhook");
+    assert_eq!(
+        hook.ended,
+        Some(shared::domain::webhook::DeliveryEnd::Exhausted)
+    );
+    assert!(
+        app.bus.dead_letters(None).expect("dlq").is_empty(),
+        "no DLQ while on schedule"
+    );
+}
+
+#[tokio::test]
+async fn when_the_receiver_answers_410_gone_should_disable_the_endpoint() {
+    let app = app().await;
+    let (url, seen) = receiver_answering(|_| 410).await;
+    assert_eq!(status(&post_with_hook(&app, "gone", &url).await), 202);
+    run(&app).await;
+    assert_eq!(seen.lock().expect("seen").len(), 1, "no try after 410");
+    let hook = intent_named(&app, "gone").webhook.expect("webhook");
+    assert_eq!(hook.ended, Some(shared::domain::webhook::DeliveryEnd::Gone));
+}
+
+#[tokio::test]
+async fn when_deployed_should_refuse_ipv6_forms_of_inward_addresses() {
+    let app = app_with(|o| o.settings.webhook_local = false).await;
+    for (i, url) in [
+        "https://[::169.254.169.254]/",
+        "https://[64:ff9b:1::a9fe:a9fe]/",
+        "https://[fec0::1]/",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let answer = post_with_hook(&app, &format!("v6-{i}"), url).await;
+        assert_eq!(status(&answer), 400, "{url}: {answer}");
+        assert_eq!(body_of(&answer)["field"], "webhook", "{answer}");
+    }
 }

@@ -120,6 +120,9 @@ struct Claims {
     iss: String,
     iat: u64,
     exp: u64,
+    /// Not before (RFC 7519 section 4.1.5): honoured when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
     /// `operator` on an operator's token (`token --operator`): the operator page's data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     role: Option<String>,
@@ -127,6 +130,9 @@ struct Claims {
 
 /// The `role` claim of an operator's token.
 pub const OPERATOR_ROLE: &str = "operator";
+
+/// Clock skew a token's `exp` and `nbf` are allowed.
+pub const LEEWAY_SECS: u64 = 5;
 
 /// The local signing key: 32 random bytes in `{data_dir}/jwt.key`, made on first use.
 pub struct LocalKey {
@@ -197,6 +203,7 @@ impl LocalKey {
             iss: LOCAL_ISSUER.into(),
             iat: now,
             exp: now + ttl_secs,
+            nbf: None,
             role: None,
         };
         self.encode(&claims)
@@ -223,9 +230,15 @@ impl LocalKey {
                 message: "the operator page needs an operator's token (`token --operator`)".into(),
             });
         }
-        UserId::parse(&claims.sub).map_err(|e| {
+        let operator = UserId::parse(&claims.sub).map_err(|e| {
             IntakeError::Unauthorized(format!("the token's `sub` is not a valid user id: {e}"))
-        })
+        })?;
+        if is_reserved_user(&operator) {
+            return Err(IntakeError::Unauthorized(format!(
+                "{RESERVED_USER_PREFIX}… is reserved for the service's own identities"
+            )));
+        }
+        Ok(operator)
     }
 
     fn encode(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
@@ -234,9 +247,12 @@ impl LocalKey {
         jsonwebtoken::encode(&header, claims, &key)
     }
 
-    /// A valid token's claims: HS256 only, signature, `exp` and `iss` checked.
+    /// A valid token's claims: HS256 only, signature, `iss`, `exp` and (when present) `nbf`
+    /// checked, with at most [`LEEWAY_SECS`] of clock skew (jsonwebtoken's default is 60 s).
     fn claims(&self, token: &str) -> Result<Claims, IntakeError> {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_issuer(&[LOCAL_ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         jsonwebtoken::DecodingKey::from_secret(&self.secret)
@@ -245,9 +261,16 @@ impl LocalKey {
             .map_err(|e| IntakeError::Unauthorized(format!("the bearer token is not valid ({e})")))
     }
 
-    /// The caller named by a valid token: HS256 only, signature, `exp` and `iss` checked.
+    /// The caller named by a valid user's token: HS256 only, signature, `exp`, `nbf` and `iss`
+    /// checked. An operator's token never acts as a user (it reads every user's night on
+    /// `/ops`; it must not also post or cancel as its holder).
     pub fn verify(&self, token: &str) -> Result<UserId, IntakeError> {
         let claims = self.claims(token)?;
+        if claims.role.is_some() {
+            return Err(IntakeError::Unauthorized(
+                "an operator's token opens the operator page only; use a user's token (`token --user`)".into(),
+            ));
+        }
         UserId::parse(&claims.sub).map_err(|e| {
             IntakeError::Unauthorized(format!("the token's `sub` is not a valid user id: {e}"))
         })
@@ -351,21 +374,66 @@ mod tests {
         assert_eq!(files, 1, "no temporary key left behind");
     }
 
+    /// A token of `sub` with `exp`, `nbf` and `role` as given (times relative to now).
+    fn token_of(
+        key: &LocalKey,
+        sub: &str,
+        exp: i64,
+        nbf: Option<i64>,
+        role: Option<&str>,
+    ) -> String {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let claims = Claims {
+            role: role.map(str::to_owned),
+            sub: sub.into(),
+            iss: LOCAL_ISSUER.into(),
+            iat: (now - 60) as u64,
+            exp: (now + exp) as u64,
+            nbf: nbf.map(|n| (now + n) as u64),
+        };
+        key.encode(&claims).expect("token")
+    }
+
     #[test]
-    fn an_expired_token_is_refused() {
+    fn a_token_past_its_exp_or_before_its_nbf_is_refused_with_at_most_5_s_of_leeway() {
         let dir = tempfile::tempdir().expect("dir");
         let key = LocalKey::load_or_create(dir.path()).expect("key");
-        let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims {
-            role: None,
-            sub: "u1".into(),
-            iss: LOCAL_ISSUER.into(),
-            iat: now - 7200,
-            exp: now - 3600,
-        };
-        let token = key.encode(&claims).expect("token");
+        let refused = |t: &str| matches!(key.verify(t), Err(IntakeError::Unauthorized(_)));
+        assert!(
+            refused(&token_of(&key, "u1", -3600, None, None)),
+            "an hour past exp"
+        );
+        assert!(
+            refused(&token_of(&key, "u1", -10, None, None)),
+            "10 s past exp"
+        );
+        assert!(
+            !refused(&token_of(&key, "u1", -2, None, None)),
+            "2 s of skew pass"
+        );
+        assert!(
+            refused(&token_of(&key, "u1", 600, Some(30), None)),
+            "nbf 30 s ahead"
+        );
+        assert!(
+            !refused(&token_of(&key, "u1", 600, Some(-1), None)),
+            "nbf passed"
+        );
+    }
+
+    #[test]
+    fn an_operator_token_never_acts_as_a_user_and_no_reserved_identity_operates() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = LocalKey::load_or_create(dir.path()).expect("key");
+        let op = token_of(&key, "alice", 600, None, Some(OPERATOR_ROLE));
+        assert!(matches!(key.verify(&op), Err(IntakeError::Unauthorized(_))));
+        assert_eq!(
+            key.verify_operator(&op).expect("operator").as_str(),
+            "alice"
+        );
+        let reserved = token_of(&key, "system.pool", 600, None, Some(OPERATOR_ROLE));
         assert!(matches!(
-            key.verify(&token),
+            key.verify_operator(&reserved),
             Err(IntakeError::Unauthorized(_))
         ));
     }

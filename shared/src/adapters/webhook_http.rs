@@ -1,4 +1,5 @@
-//! Webhooks over HTTP (`reqwest`, rustls): one POST, no redirects followed, 10 seconds at most.
+//! Webhooks over HTTP (`reqwest`, rustls): one POST, no redirects followed, 15 seconds at most
+//! (the Standard Webhooks spec: "somewhere between 15 and 30s").
 //! Unless local receivers are allowed, the host's addresses are resolved first, each must be
 //! public (`domain::webhook::is_public`), and the connection is pinned to the address checked,
 //! so a name that resolves elsewhere a moment later (DNS rebinding) cannot reach inward.
@@ -9,7 +10,7 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 /// How long a receiver has to answer.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub const TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Default, Clone)]
 pub struct HttpWebhooks;

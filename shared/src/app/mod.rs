@@ -5,6 +5,7 @@
 pub mod cancel;
 pub mod deadline;
 pub mod intake;
+pub mod lease;
 pub mod limits;
 pub mod lists;
 pub mod manifest;
@@ -40,6 +41,7 @@ pub struct Deps {
     pub slots: Arc<dyn SlotStore>,
     pub allowances: Arc<dyn crate::ports::Allowances>,
     pub rates: Arc<dyn crate::ports::RateBudget>,
+    pub leases: Arc<dyn crate::ports::Leases>,
     pub history: Arc<dyn crate::ports::JobHistory>,
     pub webhooks: Arc<dyn crate::ports::WebhookPoster>,
     pub objects: Arc<dyn ObjectStore>,

@@ -5,11 +5,13 @@
 //!
 //! Every call first takes its turn from the model's shared budget (`app::pace`), so no number
 //! of runners calls a model faster than its quota. A "slow down" from Bedrock (throttling,
-//! unavailable, model not ready, model error) backs off over a minute-scale window and does
-//! not use up the record's attempts (`domain::rate`): such a record ends failed only when its
-//! deadline leaves no room for another try, and a record still waiting when this call's
-//! [`BUDGET`] runs out gets no result (the caller's next run takes it again). Any other error
-//! ends the record at once, a validation error included.
+//! unavailable, model not ready, model error: `ErrorKind::Throttled`) backs off over a
+//! minute-scale window and does not use up the record's attempts (`domain::rate`): such a
+//! record ends failed only when its deadline leaves no room for another try, and a record still
+//! waiting when this call's [`BUDGET`] runs out gets no result (the caller's next run takes it
+//! again). Another retryable fault (a 5xx, a timeout) is retried with the same backoff within
+//! the record's `max_record_attempts`; anything else ends the record at once, a validation
+//! error included.
 
 use super::Deps;
 use crate::domain::bedrock::OutputLine;
@@ -97,12 +99,16 @@ async fn run_one(
             Ok(output) => return Some(finish(rec, attempts, Ok(output))),
             Err(e) => e,
         };
-        let slow_down = matches!(
-            e.kind,
-            ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::QuotaExceeded
-        );
+        let slow_down = matches!(e.kind, ErrorKind::Throttled | ErrorKind::QuotaExceeded);
         if !slow_down {
-            break e;
+            // Another fault (a 5xx, a timeout): retried with backoff while attempts remain.
+            if !e.is_retryable() || attempts >= max {
+                break e;
+            }
+            deps.clock
+                .sleep_until(super::pace::retry_at(deps, attempts))
+                .await;
+            continue;
         }
         // A "slow down" is not the record's fault: it costs no attempt.
         attempts = attempts.saturating_sub(1).max(rec.attempts);

@@ -20,14 +20,42 @@ use std::collections::{HashMap, HashSet};
 /// 15 minutes; a chunk of 50 calls takes seconds).
 pub const BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// What one call did with an on-demand job.
+#[derive(Debug)]
+pub(super) enum Ran {
+    /// Every record has its result: the job's counts over all its records.
+    Done(ManifestSummary),
+    /// Time ran out first (or Bedrock kept refusing some records): the caller announces the
+    /// intent again, and the next call resumes after what was stored.
+    Unfinished,
+    /// Another runner holds the job's lease (a duplicate announcement): it runs the job.
+    Held,
+}
+
 /// Runs every record of on-demand job `job` that has no result yet, for at most [`BUDGET`],
-/// and returns the job's counts over all its records, or None when time ran out first (the
-/// caller announces the intent again, and the next call resumes after what was stored).
+/// holding the job's lease (`app::lease`) so that no two runners call the model for it at once.
 pub(super) async fn run_job(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,
-) -> Result<Option<ManifestSummary>, StageError> {
+) -> Result<Ran, StageError> {
+    let key = format!("on-demand#{}#{}", intent.intent_id, job.job_no);
+    let Some(lease) = super::lease::Lease::take(deps, key).await? else {
+        tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, "another runner holds this on-demand job");
+        return Ok(Ran::Held);
+    };
+    let ran = run_held(deps, intent, job, &lease).await;
+    lease.release(deps).await;
+    ran
+}
+
+/// [`run_job`] under its lease, renewed before each chunk.
+async fn run_held(
+    deps: &Deps,
+    intent: &BatchIntent,
+    job: &BatchJob,
+    lease: &super::lease::Lease,
+) -> Result<Ran, StageError> {
     let started = std::time::Instant::now();
     let records = super::watch::job_records(deps, intent, job).await?;
     let done = stored(deps, &records).await?;
@@ -58,22 +86,25 @@ pub(super) async fn run_job(
             .next_chunk(deps, |id| wanted.contains_key(id), take)
             .await?;
         let last = chunk.len() < CHUNK;
+        if !lease.renew(deps).await? {
+            return Ok(Ran::Held);
+        }
         run_chunk(deps, intent, chunk).await?;
         if last {
             break;
         }
         if started.elapsed() > BUDGET {
             tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, "on-demand job out of time for this call; the next resumes it");
-            return Ok(None);
+            return Ok(Ran::Unfinished);
         }
     }
     let results = stored(deps, &records).await?;
     if results.len() < records.len() {
         // Bedrock refused some past this call's budget: the next call takes them again.
         tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, left = records.len() - results.len(), "records still refused; the next call resumes them");
-        return Ok(None);
+        return Ok(Ran::Unfinished);
     }
-    Ok(Some(counts(records.len() as u64, results.values())))
+    Ok(Ran::Done(counts(records.len() as u64, results.values())))
 }
 
 /// Runs one chunk and stores its results (a shared job's go to its members).

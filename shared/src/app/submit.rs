@@ -103,25 +103,52 @@ async fn submit_next(
             tracing::info!(job_id = %intent.job_id, bedrock_job_arn = %arn, job_no = job.job_no, "Bedrock job created");
             record_created(deps, intent, &job, arn).await
         }
-        Err(e) => match CreateRefusal::of(&e) {
-            CreateRefusal::NotNow => {
-                // Bedrock's own count is full (other applications share the account's
-                // quota) or it throttles: free our slot and wait like an intent with no free
-                // slot, backing off, without spending the message's receive count.
-                super::slots::release(deps, &intent.model_id, &job.client_token).await?;
-                crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
-                tracing::info!(job_id = %intent.job_id, model = %intent.model_id, error = %e, "Bedrock said not now; waiting");
-                wait(deps, intent, true, created).await
-            }
-            CreateRefusal::Never(reason) => {
-                super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
-                crate::metrics::refused(reason.metric());
-                tracing::error!(job_id = %intent.job_id, model = %intent.model_id, error = %e, "Bedrock refused the job for good");
-                refuse(deps, intent, &job, reason, created).await
-            }
-            CreateRefusal::Later => Err(e.into()),
-        },
+        Err(e) => create_refused(deps, intent, &job, &req, e, created).await,
     }
+}
+
+/// What a refused create leads to (see [`CreateRefusal`]).
+async fn create_refused(
+    deps: &Deps,
+    intent: BatchIntent,
+    job: &BatchJob,
+    req: &CreateJobRequest,
+    e: PortError,
+    created: Option<BedrockJobArn>,
+) -> Result<Cas<Outcome, Option<BedrockJobArn>>, StageError> {
+    match CreateRefusal::of(&e) {
+        CreateRefusal::NotNow => {
+            // Bedrock's own count is full (other applications share the account's quota) or
+            // it throttles: free our slot and wait like an intent with no free slot, backing
+            // off, without spending the message's receive count.
+            super::slots::release(deps, &intent.model_id, &job.client_token).await?;
+            crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
+            tracing::info!(job_id = %intent.job_id, model = %intent.model_id, error = %e, "Bedrock said not now; waiting");
+            wait(deps, intent, true, created).await
+        }
+        CreateRefusal::Never(reason) => {
+            super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
+            crate::metrics::refused(reason.metric());
+            tracing::error!(job_id = %intent.job_id, model = %intent.model_id, error = %e, "Bedrock refused the job for good");
+            refuse(deps, intent, job, reason, created).await
+        }
+        CreateRefusal::Adopt => match adopt(deps, req).await? {
+            Some(arn) => record_created(deps, intent, job, arn).await,
+            None => Err(e.into()),
+        },
+        CreateRefusal::Later => Err(e.into()),
+    }
+}
+
+/// The job a conflicting create (or one answered without an ARN) made earlier, found by its
+/// deterministic name; None when Bedrock lists none yet (the message is retried).
+async fn adopt(deps: &Deps, req: &CreateJobRequest) -> Result<Option<BedrockJobArn>, StageError> {
+    let found = deps.bedrock.find_job(&req.job_name).await?;
+    if let Some(job) = &found {
+        crate::metrics::count(crate::metrics::JOBS_SUBMITTED, 1);
+        tracing::info!(bedrock_job_arn = %job.arn, job_name = %req.job_name, "create conflicted; adopted the job of that name");
+    }
+    Ok(found.map(|j| j.arn))
 }
 
 /// Runs an on-demand job's records (see `on_demand_job`) and records its end; on to the next
@@ -131,14 +158,20 @@ async fn run_on_demand(
     intent: BatchIntent,
     job: &BatchJob,
 ) -> Result<Cas<Outcome, Option<BedrockJobArn>>, StageError> {
-    let Some(summary) = super::on_demand_job::run_job(deps, &intent, job).await? else {
-        // Out of time: announced again, the next call resumes after the stored records.
-        let (expected, mut next) = (intent.version, intent);
-        next.reannounce(deps.clock.now())?;
-        return match save(deps, next, expected).await? {
-            Saved::Written(_) => Ok(Cas::Done(Outcome::Waiting)),
-            Saved::Stale(_) => Ok(Cas::Again(None)),
-        };
+    use super::on_demand_job::Ran;
+    let summary = match super::on_demand_job::run_job(deps, &intent, job).await? {
+        Ran::Done(summary) => summary,
+        // Another runner holds it: this message is answered, the holder finishes the job.
+        Ran::Held => return Ok(Cas::Done(Outcome::AlreadyDone)),
+        Ran::Unfinished => {
+            // Announced again, the next call resumes after the stored records.
+            let (expected, mut next) = (intent.version, intent);
+            next.reannounce(deps.clock.now())?;
+            return match save(deps, next, expected).await? {
+                Saved::Written(_) => Ok(Cas::Done(Outcome::Waiting)),
+                Saved::Stale(_) => Ok(Cas::Again(None)),
+            };
+        }
     };
     let (now, expected, was_terminal) = (
         deps.clock.now(),
@@ -322,8 +355,12 @@ pub enum CreateRefusal {
     /// AccessDeniedException, ResourceNotFoundException, ValidationException: a setting or a
     /// permission is wrong, and no retry heals it.
     Never(Never),
-    /// Anything else (InternalServerException, a timeout, ConflictException): retried through
-    /// the queue with backoff, then the DLQ.
+    /// ConflictException, or a create answered without an ARN: the job may exist (a retried
+    /// create racing its first); it is looked up by its deterministic name and adopted,
+    /// never dead-lettered for that.
+    Adopt,
+    /// Anything else (InternalServerException, a timeout): retried through the queue with
+    /// backoff, then the DLQ.
     Later,
 }
 
@@ -342,6 +379,7 @@ impl CreateRefusal {
             ErrorKind::Forbidden => Self::Never(Never::AccessDenied),
             ErrorKind::NotFound => Self::Never(Never::NotFound),
             ErrorKind::Validation => Self::Never(Never::Validation),
+            ErrorKind::Conflict => Self::Adopt,
             _ => Self::Later,
         }
     }
@@ -414,11 +452,8 @@ mod tests {
             of(ErrorKind::Validation),
             CreateRefusal::Never(Never::Validation)
         );
-        for later in [
-            ErrorKind::Transient,
-            ErrorKind::Conflict,
-            ErrorKind::Unexpected,
-        ] {
+        assert_eq!(of(ErrorKind::Conflict), CreateRefusal::Adopt);
+        for later in [ErrorKind::Transient, ErrorKind::Unexpected] {
             assert_eq!(of(later), CreateRefusal::Later, "{later:?}");
         }
         let model = crate::domain::ids::ModelId::parse("amazon.nova-lite-v1:0").expect("model");

@@ -9,9 +9,7 @@
 use super::outbox::{save, take_over, Saved};
 use super::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
 use crate::domain::bedrock::S3Uri;
-use crate::domain::bedrock::{
-    output_file_name, JobEvent, ManifestSummary, NotAJobEvent, OutputLine, SUMMARY_FILE,
-};
+use crate::domain::bedrock::{JobEvent, ManifestSummary, NotAJobEvent, OutputLine, SUMMARY_FILE};
 use crate::domain::events::Envelope;
 use crate::domain::ids::{BedrockJobArn, IntentId, JobId, ObjectKey, RecordId};
 use crate::domain::intent::{BatchIntent, BatchJob, MappedRecord};
@@ -96,7 +94,11 @@ async fn apply_once(
         return stale_change(deps, &intent, &job).await.map(Cas::Done);
     }
     let (summary, rerun) = if status.is_terminal() && status.has_outputs() {
-        let (summary, rerun) = ingest(deps, &intent, &job, arn).await?;
+        let Some((summary, rerun)) = ingest(deps, &intent, &job, arn).await? else {
+            // Its output is still landing: left open, the reconciler's next poll of the job
+            // applies its end again (no receive count spent, nothing re-run).
+            return Ok(Cas::Done(Outcome::Waiting));
+        };
         (Some(summary), rerun)
     } else {
         (None, None)
@@ -196,18 +198,27 @@ async fn not_recorded_yet(
 }
 
 /// Reads every output file and the summary of one job, stores a result per image, and
-/// returns the job's counts and the re-run jobs of its remainder, if it gets some. Records
-/// with no output line become "no output" failures.
+/// returns the job's counts and the re-run jobs of its remainder, if it gets some; None, having
+/// stored nothing, while its output is still landing (see [`every_line_landed`]). Records with
+/// no output line become "no output" failures.
 async fn ingest(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,
     arn: &BedrockJobArn,
-) -> Result<(ManifestSummary, Option<Vec<BatchJob>>), StageError> {
+) -> Result<Option<(ManifestSummary, Option<Vec<BatchJob>>)>, StageError> {
     let out_dir = job.output.join(arn.job_suffix());
     // Whose each record of this job is: the intent's own images, or a shared job's map.
     let expected = job_records(deps, intent, job).await?;
-    let (mut results, seen) = read_outputs(deps, job, &out_dir, &expected).await?;
+    let summary = read_summary(deps, &out_dir).await?;
+    let Read {
+        mut results,
+        seen,
+        lines,
+    } = read_outputs(deps, &out_dir, &expected).await?;
+    if !every_line_landed(deps, arn, summary.as_ref(), lines).await? {
+        return Ok(None);
+    }
     let mut missing: Vec<&(RecordId, usize, ObjectKey, IntentId)> = expected
         .iter()
         .filter(|(rid, _)| !seen.contains(*rid))
@@ -246,34 +257,89 @@ async fn ingest(
             .put_results(&intent.intent_id, &results)
             .await?;
     }
-    let summary = match deps.objects.get(&out_dir.join(SUMMARY_FILE)).await {
-        Ok(bytes) => serde_json::from_slice::<ManifestSummary>(&bytes).ok(),
-        Err(e) if e.kind == ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
-    };
     // Without a readable summary, or once records were re-run, the counts come from the
     // results themselves. Bedrock's summary counts pad records too, so a padded job's counts
     // are derived.
     let counts = summary
         .filter(|_| !rerun && job.pad_records == 0)
         .unwrap_or_else(|| counts_of(job, &results));
-    Ok(match batch_rerun {
+    Ok(Some(match batch_rerun {
         Some(r) => (super::remainder::without(counts, &r.moved), Some(r.jobs)),
         None => (counts, None),
-    })
+    }))
 }
 
 use super::remainder::JobRecords;
 
-/// Every output line of a job's parts, line by line (an output part echoes every input, so
-/// it is as large as the manifest): one result per known record, first line wins; padding
-/// and unknown lines are dropped. Also the line ids seen.
+/// How long after a job's end its output may still be landing: three reconciler passes.
+const OUTPUT_GRACE: chrono::Duration = chrono::Duration::minutes(15);
+
+/// `manifest.json.out`, if it is there and readable.
+async fn read_summary(deps: &Deps, out_dir: &S3Uri) -> Result<Option<ManifestSummary>, StageError> {
+    match deps.objects.get(&out_dir.join(SUMMARY_FILE)).await {
+        Ok(bytes) => Ok(serde_json::from_slice::<ManifestSummary>(&bytes).ok()),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// False while a job's output files hold fewer lines than it processed (by its summary, else
+/// by `GetModelInvocationJob`'s counts) and it ended less than [`OUTPUT_GRACE`] ago: its output
+/// is still landing (a stopped job's can follow its event), and a record read as "no output"
+/// now would be run and billed twice. Past the grace, the missing records count as unanswered.
+async fn every_line_landed(
+    deps: &Deps,
+    arn: &BedrockJobArn,
+    summary: Option<&ManifestSummary>,
+    lines: u64,
+) -> Result<bool, StageError> {
+    if summary.is_some_and(|s| lines >= s.processed_record_count) {
+        return Ok(true);
+    }
+    let info = match deps.bedrock.get_job(arn).await {
+        Ok(info) => Some(info),
+        Err(e) if e.kind == ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let processed = summary
+        .map(|s| s.processed_record_count)
+        .or_else(|| {
+            info.as_ref()
+                .and_then(|i| i.progress)
+                .map(|p| p.processed_record_count)
+        })
+        .unwrap_or(0);
+    if lines >= processed {
+        return Ok(true);
+    }
+    let ended = info
+        .and_then(|i| i.ended_at)
+        .unwrap_or_else(|| deps.clock.now());
+    if deps.clock.now() - ended >= OUTPUT_GRACE {
+        tracing::warn!(bedrock_job_arn = %arn, lines, processed, "output still short after the grace period; the missing records count as not answered");
+        return Ok(true);
+    }
+    crate::metrics::count(crate::metrics::OUTPUT_INGEST_SHORT, 1);
+    tracing::info!(bedrock_job_arn = %arn, lines, processed, "output not all written yet; the job's end is applied again at the next poll");
+    Ok(false)
+}
+
+/// What a job's output files held: one result per known record, the line ids seen, and every
+/// non-blank line read (padding and unknown lines included, as Bedrock counts them).
+struct Read {
+    results: Vec<ImageResult>,
+    seen: HashSet<String>,
+    lines: u64,
+}
+
+/// Every output line of a job, line by line (an output file echoes every input, so it is as
+/// large as the manifest): one result per known record, first line wins; padding and unknown
+/// lines are dropped.
 async fn read_outputs(
     deps: &Deps,
-    job: &BatchJob,
     out_dir: &S3Uri,
     expected: &JobRecords,
-) -> Result<(Vec<ImageResult>, HashSet<String>), StageError> {
+) -> Result<Read, StageError> {
     // Manifests written before record ids were Bedrock's 11 characters carry our own record
     // id in each line: map those to the line id the record has now.
     let legacy: HashMap<String, &String> = expected
@@ -282,12 +348,11 @@ async fn read_outputs(
         .collect();
     let mut results = Vec::new();
     let mut seen = HashSet::new();
-    for part in &job.parts {
-        let name = part.uri.key.rsplit('/').next().unwrap_or_default();
-        let uri = out_dir.join(&output_file_name(name));
+    let mut lines_read = 0u64;
+    for uri in output_files(deps, out_dir).await? {
         let mut lines = match deps.objects.lines(&uri).await {
             Ok(l) => l,
-            // Stopped/Expired jobs may not have reached every part.
+            // Listed, then gone (a lifecycle rule): its records count as not answered.
             Err(e) if e.kind == ErrorKind::NotFound => continue,
             Err(e) => return Err(e.into()),
         };
@@ -298,6 +363,7 @@ async fn read_outputs(
             if line.trim().is_empty() {
                 continue;
             }
+            lines_read += 1;
             let Ok(parsed) = OutputLine::parse(&line) else {
                 tracing::warn!(file = %uri, line = n, "unparseable output line skipped");
                 continue;
@@ -323,7 +389,26 @@ async fn read_outputs(
             }
         }
     }
-    Ok((results, seen))
+    Ok(Read {
+        results,
+        seen,
+        lines: lines_read,
+    })
+}
+
+/// The output files of a job, found by listing its output folder: every `*.jsonl.out`
+/// (AWS documents "an output JSONL file for each input JSONL file", and no name; its own
+/// samples read `{outputS3Uri}/{jobId}/*.jsonl.out`), in key order. `manifest.json.out` is
+/// read apart.
+async fn output_files(deps: &Deps, out_dir: &S3Uri) -> Result<Vec<S3Uri>, StageError> {
+    let prefix = format!("{}/", out_dir.key.trim_end_matches('/'));
+    let mut keys = deps.objects.list(&out_dir.bucket, &prefix).await?;
+    keys.sort();
+    Ok(keys
+        .iter()
+        .filter(|k| k.as_str().ends_with(".jsonl.out"))
+        .map(|k| S3Uri::object(&out_dir.bucket, k))
+        .collect())
 }
 
 /// A job's counts from its results (pad records left out).

@@ -121,7 +121,14 @@ impl BatchInference for BedrockBatch {
             .send()
             .await
             .map_err(|e| classify("CreateModelInvocationJob", e))?;
-        BedrockJobArn::parse(out.job_arn()).map_err(|_| bad_answer("job ARN"))
+        // An answer without a usable ARN (a repeated token is "ignored" without an error, the
+        // service model says): the caller finds the job by its name.
+        BedrockJobArn::parse(out.job_arn()).map_err(|_| {
+            PortError::new(
+                ErrorKind::Conflict,
+                "CreateModelInvocationJob answered without a job ARN",
+            )
+        })
     }
 
     async fn get_job(&self, arn: &BedrockJobArn) -> Result<JobInfo, PortError> {
@@ -164,10 +171,27 @@ impl BatchInference for BedrockBatch {
     }
 
     async fn list_jobs(&self, status: Option<BedrockJobStatus>) -> Result<Vec<JobInfo>, PortError> {
+        self.list(status, None).await
+    }
+
+    async fn find_job(&self, name: &str) -> Result<Option<JobInfo>, PortError> {
+        let jobs = self.list(None, Some(name)).await?;
+        Ok(jobs.into_iter().find(|j| j.job_name == name))
+    }
+}
+
+impl BedrockBatch {
+    /// `ListModelInvocationJobs`, every page, by status and a part of the name.
+    async fn list(
+        &self,
+        status: Option<BedrockJobStatus>,
+        name_contains: Option<&str>,
+    ) -> Result<Vec<JobInfo>, PortError> {
         let mut pages = self
             .client
             .list_model_invocation_jobs()
             .set_status_equals(status.map(to_sdk_status))
+            .set_name_contains(name_contains.map(str::to_owned))
             .into_paginator()
             .send();
         let mut jobs = Vec::new();

@@ -21,9 +21,13 @@ const THROTTLING_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "TooManyRequestsException",
     "SlowDown",
-    // InvokeModel's 429 for a model still warming up ("The AWS SDK will automatically retry
-    // the operation", Bedrock Runtime API reference).
+    // InvokeModel's "slow down" family (Bedrock Runtime API reference, InvokeModel errors):
+    // 429 for a model still warming up ("The AWS SDK will automatically retry the operation"),
+    // 503 "The service isn't currently available. Try again later.", and 424 "an error while
+    // processing the model". Retried over minutes without spending a record's attempts.
     "ModelNotReadyException",
+    "ServiceUnavailableException",
+    "ModelErrorException",
 ];
 
 /// Error codes that mean "try again later" (a fault on the service's side).
@@ -33,14 +37,11 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalFailure",
     "InternalError",
     "ServiceUnavailable",
-    "ServiceUnavailableException",
     "TransactionConflictException",
     "TransactionInProgressException",
     "RequestTimeout",
     "RequestTimeoutException",
     "ModelTimeoutException",
-    // InvokeModel's 424: "an error while processing the model"; retried like a 5xx.
-    "ModelErrorException",
 ];
 
 /// Maps an error code the service returned to a kind.
@@ -168,6 +169,7 @@ impl AwsClients {
             slots: store.clone(),
             allowances: store.clone(),
             rates: store.clone(),
+            leases: store.clone(),
             history: store,
             webhooks: std::sync::Arc::new(crate::adapters::webhook_http::HttpWebhooks),
             objects: Arc::new(s3::S3ObjectStore::new(self.s3.clone())),

@@ -172,3 +172,38 @@ impl crate::ports::RateBudget for SqliteStore {
         })
     }
 }
+
+#[async_trait]
+impl crate::ports::Leases for SqliteStore {
+    async fn take(
+        &self,
+        key: &str,
+        holder: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, PortError> {
+        let (now, until) = (super::db::ts(now), super::db::ts(until));
+        self.db.tx(|tx| {
+            let taken = tx
+                .execute(
+                    "INSERT INTO leases (key, holder, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(key) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                     WHERE leases.holder = excluded.holder OR leases.until < ?4",
+                    params![key, holder, until, now],
+                )
+                .map_err(map_err)?;
+            Ok(taken == 1)
+        })
+    }
+
+    async fn release(&self, key: &str, holder: &str) -> Result<(), PortError> {
+        self.db.tx(|tx| {
+            tx.execute(
+                "DELETE FROM leases WHERE key = ?1 AND holder = ?2",
+                params![key, holder],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+}

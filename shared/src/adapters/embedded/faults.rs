@@ -305,6 +305,11 @@ impl BatchInference for Faulty<dyn BatchInference> {
             .around("bedrock.list_jobs", self.inner.list_jobs(status))
             .await
     }
+    async fn find_job(&self, name: &str) -> Result<Option<JobInfo>, PortError> {
+        self.plan
+            .around("bedrock.find_job", self.inner.find_job(name))
+            .await
+    }
 }
 
 /// `deps` with every port behind `plan`.
@@ -315,6 +320,7 @@ pub fn wrap_deps(deps: &crate::app::Deps, plan: &Arc<FaultPlan>) -> crate::app::
         slots: Faulty::wrap(deps.slots.clone(), plan.clone()),
         allowances: deps.allowances.clone(),
         rates: deps.rates.clone(),
+        leases: deps.leases.clone(),
         history: deps.history.clone(),
         webhooks: deps.webhooks.clone(),
         objects: Faulty::wrap(deps.objects.clone(), plan.clone()),

@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS rate_windows (
     tokens INTEGER NOT NULL,
     PRIMARY KEY (model, win)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS results (
     intent_id TEXT NOT NULL,
     record_id TEXT NOT NULL,

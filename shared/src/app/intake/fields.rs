@@ -209,7 +209,7 @@ fn webhook(
                 .map_err(|rule| IntakeError::invalid("webhook", rule))?;
             crate::domain::webhook::check_secret(&secret)
                 .map_err(|rule| IntakeError::invalid("webhookSecret", rule))?;
-            Ok(Some(crate::domain::webhook::Webhook { url, secret }))
+            Ok(Some(crate::domain::webhook::Webhook::new(url, secret)))
         }
     }
 }

@@ -469,8 +469,20 @@ async fn create_shared(
 }
 
 /// Runs a member's records on-demand (skipping any that already succeeded), stores their
-/// results and ends the member.
+/// results and ends the member, holding the member's lease (`app::lease`): an overlapping pass
+/// finds it held and leaves the member to its holder.
 async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageError> {
+    let key = format!("on-demand-member#{}", m.intent_id);
+    let Some(lease) = super::lease::Lease::take(deps, key).await? else {
+        tracing::info!(intent_id = %m.intent_id, "another runner holds this member's on-demand run");
+        return Ok(());
+    };
+    let ran = run_member_held(deps, m).await;
+    lease.release(deps).await;
+    ran
+}
+
+async fn run_member_held(deps: &Deps, m: BatchIntent) -> Result<(), StageError> {
     let done = all_results(deps, &m.intent_id).await?;
     let succeeded: HashMap<RecordId, ImageResult> = done
         .into_iter()

@@ -86,6 +86,9 @@ impl BatchIntent {
         let (queue, run) = match job.started_at {
             Some(started) => (secs(started - created), Some(secs(now - started))),
             None if job.deadline_stop_at.is_some() => (secs(now - created), None),
+            // Expired without starting: it queued at least this long, and leaving it out would
+            // make the queue look short (the p90 optimistic) exactly when it is long.
+            None if job.status == Some(BedrockJobStatus::Expired) => (secs(now - created), None),
             // Ended without being seen running (an event missed): the whole is an upper
             // bound of neither part, so it is not kept.
             None => return None,

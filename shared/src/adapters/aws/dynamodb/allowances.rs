@@ -209,3 +209,57 @@ impl crate::ports::RateBudget for DynamoStore {
         conditional(result).map(|_| ())
     }
 }
+
+/// A lease: `intentId = "lease#{key}"` with its `holder` and `until` (epoch milliseconds),
+/// expiring a day after it was last taken.
+#[async_trait]
+impl crate::ports::Leases for DynamoStore {
+    async fn take(
+        &self,
+        key: &str,
+        holder: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.intents_table)
+            .key("intentId", s(format!("lease#{key}")))
+            .update_expression("SET holder = :h, #u = :until, expiresAt = :exp")
+            .condition_expression("attribute_not_exists(intentId) OR holder = :h OR #u < :now")
+            .expression_attribute_names("#u", "until")
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":until", n(until.timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":exp", n(until.timestamp() + 86_400))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    async fn release(&self, key: &str, holder: &str) -> Result<(), PortError> {
+        use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.intents_table)
+            .key("intentId", s(format!("lease#{key}")))
+            .condition_expression("holder = :h")
+            .expression_attribute_values(":h", s(holder))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("DeleteItem", e)),
+        }
+    }
+}

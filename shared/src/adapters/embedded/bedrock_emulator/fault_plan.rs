@@ -12,7 +12,8 @@
 //! | `stuck-scheduled` | every job stays Scheduled until stopped or its timeout passes |
 //! | `on-demand-throttle` | InvokeModel takes at most the configured requests a minute (any 60 s) and answers ThrottlingException above it |
 //! | `output-renamed` | each job's output files get other names than `{input}.out` (AWS documents one output file per input file, but no name) |
-//! | `late-output` | a stopped job's output for its processed records lands some seconds after the Stopped event |
+//! | `create-conflict` | the first create makes its job, then answers ConflictException (as a retried create racing its first may) |
+//! | `late-output` | a stopped or expired job's output for its processed records lands 20 s after the job's event |
 //!
 //! "First" counts within one emulator (one process): a plan is for one run.
 
@@ -35,10 +36,11 @@ pub enum BedrockFault {
     OnDemandThrottle,
     OutputRenamed,
     LateOutput,
+    CreateConflict,
 }
 
 impl BedrockFault {
-    pub const ALL: [BedrockFault; 8] = [
+    pub const ALL: [BedrockFault; 9] = [
         Self::CompletedWithErrors,
         Self::ExpireHalf,
         Self::CreateAccessDenied,
@@ -47,6 +49,7 @@ impl BedrockFault {
         Self::OnDemandThrottle,
         Self::OutputRenamed,
         Self::LateOutput,
+        Self::CreateConflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl BedrockFault {
             Self::OnDemandThrottle => "on-demand-throttle",
             Self::OutputRenamed => "output-renamed",
             Self::LateOutput => "late-output",
+            Self::CreateConflict => "create-conflict",
         }
     }
 }
@@ -104,9 +108,19 @@ const QUOTA_REFUSALS: usize = 3;
 struct Spent {
     creates_refused: usize,
     access_denied: bool,
+    conflicted: bool,
     /// The job `expire-half` chose (the first to run).
     expiring: Option<String>,
+    /// Output held back by `late-output`: when it lands, where, and its bytes.
+    late: Vec<(
+        chrono::DateTime<chrono::Utc>,
+        crate::domain::bedrock::S3Uri,
+        Vec<u8>,
+    )>,
 }
+
+/// How long `late-output` holds a stopped job's output back after its Stopped event.
+pub const LATE_OUTPUT_SECS: i64 = 20;
 
 /// The fault plan and what it has spent.
 #[derive(Debug, Default)]
@@ -152,6 +166,49 @@ impl Faults {
             ));
         }
         None
+    }
+
+    /// The ConflictException the first create answers after making its job (`create-conflict`).
+    pub fn conflict_after_create(&self, job_name: &str) -> Option<PortError> {
+        let mut spent = self.spent();
+        if !self.has(BedrockFault::CreateConflict) || spent.conflicted {
+            return None;
+        }
+        spent.conflicted = true;
+        Some(PortError::new(
+            ErrorKind::Conflict,
+            format!("ConflictException: a job named {job_name} is being created (emulated fault create-conflict)"),
+        ))
+    }
+
+    /// Holds `bytes` for `uri` back until `at` (`late-output`).
+    pub fn hold(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+        uri: crate::domain::bedrock::S3Uri,
+        bytes: Vec<u8>,
+    ) {
+        self.spent().late.push((at, uri, bytes));
+    }
+
+    /// When the earliest held-back output lands, if any is held.
+    pub fn next_due(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.spent().late.iter().map(|(at, ..)| *at).min()
+    }
+
+    /// The held-back output due by `now`, taken out of the plan.
+    pub fn due(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<(crate::domain::bedrock::S3Uri, Vec<u8>)> {
+        let mut spent = self.spent();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut spent.late)
+            .into_iter()
+            .partition(|(at, ..)| *at <= now);
+        spent.late = later;
+        due.into_iter()
+            .map(|(_, uri, bytes)| (uri, bytes))
+            .collect()
     }
 
     /// True when the job `arn`, now running, is the one `expire-half` expires: the first to run.

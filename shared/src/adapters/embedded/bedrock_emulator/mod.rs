@@ -364,7 +364,7 @@ impl BedrockEmulator {
             "WHERE status NOT IN ('Completed','PartiallyCompleted','Failed','Stopped','Expired')",
         )?;
         let opts = self.opts();
-        let mut moved = 0;
+        let mut moved = self.land_late_output().await?;
         for job in &jobs {
             if let Some((status, failure)) = self.next_step(job, &opts).await? {
                 self.transition(job, status, failure.as_deref()).await?;
@@ -541,6 +541,9 @@ impl BatchInference for BedrockEmulator {
         if fresh {
             let job = self.one(&parsed)?;
             self.emit(&job, BedrockJobStatus::Submitted, None).await;
+            if let Some(e) = self.plan().conflict_after_create(&req.job_name) {
+                return Err(e);
+            }
         }
         Ok(parsed)
     }
@@ -575,5 +578,10 @@ impl BatchInference for BedrockEmulator {
             .filter(|r| status.is_none_or(|s| r.status == s))
             .map(|r| r.info())
             .collect()
+    }
+
+    async fn find_job(&self, name: &str) -> Result<Option<JobInfo>, PortError> {
+        let jobs = self.list_jobs(None).await?;
+        Ok(jobs.into_iter().find(|j| j.job_name == name))
     }
 }

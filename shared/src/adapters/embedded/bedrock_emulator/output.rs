@@ -20,7 +20,9 @@ impl BedrockEmulator {
             .map_err(|e| bad(e.rule))?
             .join(arn.job_suffix());
         let mut summary = ManifestSummary::default();
-        for (name, _, records) in files {
+        let renamed = self.plan().has(BedrockFault::OutputRenamed);
+        let late = take == Take::Half && self.plan().has(BedrockFault::LateOutput);
+        for (file_no, (name, _, records)) in files.into_iter().enumerate() {
             summary.total_record_count += records.len() as u64;
             let take = match take {
                 Take::All => records.len(),
@@ -62,15 +64,45 @@ impl BedrockEmulator {
                 out.push_str(&line.to_string());
                 out.push('\n');
             }
-            self.objects
-                .put(&out_dir.join(&output_file_name(&name)), out.into_bytes())
+            // AWS documents one output file per input file, and no name for it.
+            let file = if renamed {
+                format!("{}-{:05}.jsonl.out", arn.job_suffix(), file_no + 1)
+            } else {
+                output_file_name(&name)
+            };
+            self.put_output(out_dir.join(&file), out.into_bytes(), late)
                 .await?;
         }
         let body = serde_json::to_vec(&summary)
             .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "summary", e))?;
-        self.objects.put(&out_dir.join(SUMMARY_FILE), body).await?;
+        self.put_output(out_dir.join(SUMMARY_FILE), body, late)
+            .await?;
         self.set_counts(job, &summary)?;
         Ok(summary)
+    }
+
+    /// Writes one output object now, or (`late-output`) holds it back some seconds.
+    async fn put_output(&self, uri: S3Uri, bytes: Vec<u8>, late: bool) -> Result<(), PortError> {
+        if late {
+            let at = self.clock.now() + Duration::seconds(fault_plan::LATE_OUTPUT_SECS);
+            self.plan().hold(at, uri, bytes);
+            return Ok(());
+        }
+        self.objects.put(&uri, bytes).await
+    }
+
+    /// When output held back by `late-output` lands next, if any is held.
+    pub fn next_event_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.plan().next_due()
+    }
+
+    /// Writes the held-back output that is due; how many objects landed.
+    pub(super) async fn land_late_output(&self) -> Result<usize, PortError> {
+        let due = self.plan().due(self.clock.now());
+        for (uri, bytes) in &due {
+            self.objects.put(uri, bytes.clone()).await?;
+        }
+        Ok(due.len())
     }
 }
 
