@@ -307,5 +307,5 @@ fn main() -> anyhow::Result<()> {
         println!("{label}, deadline {hours} h: {}", d.detail());
         println!("{}", d.line());
     }
-    throttle::report(if quick() { 100 } else { 1_000 })
+    throttle::report(1_000)
 }

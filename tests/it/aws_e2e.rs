@@ -488,7 +488,22 @@ async fn when_1000_identical_intakes_storm_dynamodb_should_make_one_intent_one_e
         intent_items, 1,
         "one intent item (beside its jobId pointer)"
     );
-    assert_eq!(scan.count, 2, "the intent and its jobId pointer");
+    let (limits, rest): (Vec<_>, Vec<_>) = scan.items().iter().partition(|i| {
+        i.get("intentId")
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|k| k.starts_with("limit#"))
+    });
+    assert_eq!(rest.len(), 2, "the intent and its jobId pointer");
+    assert_eq!(
+        limits.len(),
+        2,
+        "the user's open-intents and images-of-the-day counters"
+    );
+    let open = limits
+        .iter()
+        .find_map(|i| i.get("open").and_then(|v| v.as_ss().ok()))
+        .expect("the open set");
+    assert_eq!(open.len(), 1, "one open place for the one intent: {open:?}");
     let driver = Driver::new(env.deps.clone(), &env.clients, &env.stack, false)
         .await
         .expect("driver");

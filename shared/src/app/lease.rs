@@ -1,8 +1,10 @@
 //! One runner at a time: a short lease per piece of work (an on-demand job), taken by a
 //! conditional write (`ports::Leases`) and renewed by its holder before each chunk. A second
 //! runner (a duplicate announcement, an overlapping pass) finds it held and leaves the work to
-//! the holder, answering its message without spending a receive count; a holder that died
-//! leaves a lease that expires after [`TTL`], and its own message, redelivered, takes it again.
+//! the holder, answering its message without spending a receive count; it stages the intent's
+//! announcement for when the lease would run out, so a holder that died (its lease expiring
+//! after [`TTL`]) is resumed by whoever comes then, and a holder that finished leaves nothing
+//! to do.
 
 use super::Deps;
 use crate::ports::PortError;

@@ -140,6 +140,26 @@ async fn create_refused(
     }
 }
 
+/// Stages the intent's announcement in its outbox for when the on-demand job's lease runs
+/// out (`app::lease::TTL`): the outbox sweep publishes it then, and a call that finds the job
+/// done by its holder does nothing. Written without publishing (a version-conditional write).
+async fn reannounce_after_lease(
+    deps: &Deps,
+    mut intent: BatchIntent,
+) -> Result<Cas<Outcome, Option<BedrockJobArn>>, StageError> {
+    let (now, expected) = (deps.clock.now(), intent.version);
+    intent.reannounce(now)?;
+    let grace = chrono::Duration::seconds(deps.settings.outbox_grace_secs);
+    if let Some(outbox) = intent.outbox.as_mut() {
+        outbox.staged_at = now + super::lease::TTL - grace;
+    }
+    intent.version = expected + 1;
+    match deps.store.update(&intent, expected).await? {
+        crate::ports::Updated::Written => Ok(Cas::Done(Outcome::Waiting)),
+        crate::ports::Updated::Stale(_) => Ok(Cas::Again(None)),
+    }
+}
+
 /// The job a conflicting create (or one answered without an ARN) made earlier, found by its
 /// deterministic name; None when Bedrock lists none yet (the message is retried).
 async fn adopt(deps: &Deps, req: &CreateJobRequest) -> Result<Option<BedrockJobArn>, StageError> {
@@ -161,8 +181,9 @@ async fn run_on_demand(
     use super::on_demand_job::Ran;
     let summary = match super::on_demand_job::run_job(deps, &intent, job).await? {
         Ran::Done(summary) => summary,
-        // Another runner holds it: this message is answered, the holder finishes the job.
-        Ran::Held => return Ok(Cas::Done(Outcome::AlreadyDone)),
+        // Another runner holds it: this message is answered (no receive count spent), and the
+        // intent is announced again once the lease would have run out, should its holder die.
+        Ran::Held => return reannounce_after_lease(deps, intent).await,
         Ran::Unfinished => {
             // Announced again, the next call resumes after the stored records.
             let (expected, mut next) = (intent.version, intent);
