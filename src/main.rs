@@ -260,6 +260,17 @@ fn options(cli: &Cli) -> anyhow::Result<EmbeddedOptions> {
     options_in(cli, &cli.data_dir)
 }
 
+/// Whether `command` keeps state in the data dir (the AWS-only tools and `sample-photos` do
+/// not).
+fn uses_data_dir(command: &Command) -> bool {
+    match command {
+        Command::SamplePhotos { .. } => false,
+        #[cfg(feature = "aws")]
+        Command::ReplayDlq { .. } | Command::LocalAwsSetup { .. } => false,
+        _ => true,
+    }
+}
+
 /// `submit`'s arguments, from the command line.
 async fn submit(cli: &Cli) -> anyhow::Result<()> {
     let Command::Submit {
@@ -288,6 +299,10 @@ async fn submit(cli: &Cli) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     init_tracing();
     let cli = Cli::parse();
+    if uses_data_dir(&cli.command) {
+        // Made private if this run makes it; refused (its mode untouched) if others may write it.
+        shared::adapters::data_dir::private_dir(&cli.data_dir)?;
+    }
     match &cli.command {
         Command::Demo { images } => demo::demo(&cli, *images).await,
         Command::SamplePhotos { dir } => commands::sample_photos(dir),

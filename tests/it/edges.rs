@@ -76,3 +76,39 @@ async fn when_a_stored_key_is_too_long_for_its_copy_should_skip_it_not_crash() {
         other => panic!("expected a skip, got {other:?}"),
     }
 }
+
+/// Issue 32, item 9, as a user runs it: `--data-dir` naming a directory others may write (as
+/// /tmp is, mode 1777) is refused with its name, and its mode is left as it was.
+#[cfg(unix)]
+#[test]
+fn when_the_data_dir_is_shared_should_refuse_it_by_name_and_leave_its_mode() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = tempfile::tempdir().expect("tmp");
+    let shared_dir = root.path().join("sticky");
+    std::fs::create_dir(&shared_dir).expect("dir");
+    std::fs::set_permissions(&shared_dir, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_batch-orchestrator"))
+        .arg("--data-dir")
+        .arg(&shared_dir)
+        .args(["demo", "--images", "1"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sticky") && err.contains("writable by group or others"),
+        "{err}"
+    );
+    let mode = std::fs::metadata(&shared_dir)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o1777);
+    assert_eq!(
+        std::fs::read_dir(&shared_dir).expect("ls").count(),
+        0,
+        "nothing written"
+    );
+}
