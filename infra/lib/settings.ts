@@ -82,6 +82,8 @@ export interface Settings {
   readonly onDemandConcurrency: number;
   /** Attempts per record, the batch job's included; retryable failures are re-run up to it. */
   readonly maxRecordAttempts: number;
+  /** Days before its upload a receipt's date may be (the `date` check). */
+  readonly receiptMaxAgeDays: number;
   /** Where a job's unanswered records are re-run when there are at least the minimum of them. */
   readonly remainderPolicy: RemainderPolicy;
   /** The receipt alone, cropped, grey, sized by its print (economy), or the whole photo. */
@@ -148,6 +150,7 @@ export const CONTEXT_KEYS = [
   'belowMinimumPolicy',
   'onDemandConcurrency',
   'maxRecordAttempts',
+  'receiptMaxAgeDays',
   'remainderPolicy',
   'imagePolicy',
   'createBackoffSecs',
@@ -192,6 +195,7 @@ export const DEFAULT_POOL_BELOW_RECORDS = 10000;
 export const DEFAULT_BELOW_MINIMUM_POLICY: BelowMinimumPolicy = 'on_demand';
 export const DEFAULT_ON_DEMAND_CONCURRENCY = 4;
 export const DEFAULT_MAX_RECORD_ATTEMPTS = 3;
+export const DEFAULT_RECEIPT_MAX_AGE_DAYS = 365;
 
 /** The values the Rust `BelowMinimum::from_str` accepts. */
 export const BELOW_MINIMUM_POLICIES: readonly BelowMinimumPolicy[] = ['wait', 'pad', 'on_demand'];
@@ -536,6 +540,7 @@ export function readSettings(read: ContextReader): Settings {
     belowMinimumPolicy: oneOf(read, 'belowMinimumPolicy', BELOW_MINIMUM_POLICIES, DEFAULT_BELOW_MINIMUM_POLICY),
     onDemandConcurrency: optionalInt(read, 'onDemandConcurrency', DEFAULT_ON_DEMAND_CONCURRENCY, 1),
     maxRecordAttempts: optionalInt(read, 'maxRecordAttempts', DEFAULT_MAX_RECORD_ATTEMPTS, 1),
+    receiptMaxAgeDays: optionalInt(read, 'receiptMaxAgeDays', DEFAULT_RECEIPT_MAX_AGE_DAYS, 0),
     remainderPolicy: oneOf(read, 'remainderPolicy', REMAINDER_POLICIES, DEFAULT_REMAINDER_POLICY),
     imagePolicy: oneOf(read, 'imagePolicy', IMAGE_POLICIES, DEFAULT_IMAGE_POLICY),
     createBackoffSecs: optionalInt(read, 'createBackoffSecs', DEFAULT_CREATE_BACKOFF_SECS, 0),

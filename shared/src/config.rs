@@ -35,6 +35,7 @@ pub const POOL_BELOW_RECORDS: &str = "POOL_BELOW_RECORDS";
 pub const BELOW_MINIMUM_POLICY: &str = "BELOW_MINIMUM_POLICY";
 pub const ON_DEMAND_CONCURRENCY: &str = "ON_DEMAND_CONCURRENCY";
 pub const MAX_RECORD_ATTEMPTS: &str = "MAX_RECORD_ATTEMPTS";
+pub const RECEIPT_MAX_AGE_DAYS: &str = "RECEIPT_MAX_AGE_DAYS";
 pub const MODEL_PRICES: &str = "MODEL_PRICES";
 pub const MODEL_FAMILIES: &str = "MODEL_FAMILIES";
 pub const MODEL_QUOTAS: &str = "MODEL_QUOTAS";
@@ -100,6 +101,11 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
         MAX_RECORD_ATTEMPTS,
         false,
         "attempts per record, the batch job's included; retryable failures re-run up to it (default 3)",
+    ),
+    (
+        RECEIPT_MAX_AGE_DAYS,
+        false,
+        "days before its upload a receipt's date may be; an older (or later) date fails the `date` check (default 365)",
     ),
     (
         MODEL_FAMILIES,
@@ -410,6 +416,7 @@ pub fn settings_from_map(
         on_demand_concurrency: number(env, ON_DEMAND_CONCURRENCY, base.on_demand_concurrency)?
             .max(1),
         max_record_attempts: number(env, MAX_RECORD_ATTEMPTS, base.max_record_attempts)?.max(1),
+        receipt_max_age_days: number(env, RECEIPT_MAX_AGE_DAYS, base.receipt_max_age_days)?.max(0),
         image_policy,
         estimate_input_tokens_per_image,
         remainder_policy: match present(env, REMAINDER_POLICY) {

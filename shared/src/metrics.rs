@@ -28,6 +28,7 @@ pub const ON_DEMAND_EXTRA_USD: &str = "on_demand_extra_usd";
 pub const ON_DEMAND_PACED: &str = "on_demand_paced";
 pub const ON_DEMAND_THROTTLED: &str = "on_demand_throttled";
 pub const OUTPUT_INGEST_SHORT: &str = "output_ingest_short";
+pub const RECEIPTS_FLAGGED: &str = "receipts_flagged";
 pub const WEBHOOKS_DELIVERED: &str = "webhooks_delivered";
 pub const WEBHOOKS_FAILED: &str = "webhooks_failed";
 
@@ -52,6 +53,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (ON_DEMAND_PACED, "Count", "waits of an on-demand runner for the next window of its model's shared budget (`domain::rate`)"),
     (ON_DEMAND_THROTTLED, "Count", "InvokeModel calls Bedrock answered with a retryable \"slow down\" (throttling, unavailable, model not ready, model error), retried with backoff"),
     (OUTPUT_INGEST_SHORT, "Count", "ingests of a Completed or PartiallyCompleted job whose output held fewer lines than its processed records; retried before anything is re-run"),
+    (RECEIPTS_FLAGGED, "Count", "answers that failed a receipt check (`needsReview`: the schema, the arithmetic, the date, the currency or the total; `domain::receipt`)"),
     (WEBHOOKS_DELIVERED, "Count", "completion webhooks a receiver took (2xx)"),
     (WEBHOOKS_FAILED, "Count", "completion webhook tries that failed (no answer, not 2xx, or an address refused); retried through the webhooks queue, then its DLQ"),
     (STAGE_SECONDS, "Seconds", "time an intent spent before a stage moved it on, with dimension `stage` (the status reached)"),
@@ -69,6 +71,17 @@ pub fn gauge(name: &'static str, value: f64) {
 /// An amount of US dollars (summed per period on the dashboard).
 pub fn usd(name: &'static str, amount: f64) {
     metrics::histogram!(name).record(amount);
+}
+
+/// Counts the answers among `results` that failed a receipt check.
+pub fn flagged(results: &[crate::domain::results::ImageResult]) {
+    let n = results
+        .iter()
+        .filter(|r| r.needs_review == Some(true))
+        .count();
+    if n > 0 {
+        count(RECEIPTS_FLAGGED, n as u64);
+    }
 }
 
 pub fn sealed(by: &'static str) {

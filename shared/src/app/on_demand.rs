@@ -16,6 +16,7 @@
 use super::Deps;
 use crate::domain::bedrock::OutputLine;
 use crate::domain::ids::{ModelId, ObjectKey, RecordId};
+use crate::domain::receipt::Review;
 use crate::domain::results::ImageResult;
 use crate::ports::ErrorKind;
 use chrono::{DateTime, Utc};
@@ -46,17 +47,19 @@ pub async fn run(
     deps: &Deps,
     model: &ModelId,
     records: Vec<Pending>,
-    deadline: Option<DateTime<Utc>>,
+    (deadline, review): (Option<DateTime<Utc>>, Option<Review>),
 ) -> Vec<ImageResult> {
     let until = deps.clock.now() + BUDGET;
     let until = (deadline, until);
+    let review = review.as_ref();
     let results: Vec<ImageResult> = stream::iter(records)
-        .map(|r| run_one(deps, model, r, until))
+        .map(|r| run_one(deps, model, r, until, review))
         .buffered(deps.settings.on_demand_concurrency.max(1))
         .filter_map(|r| async move { r })
         .collect()
         .await;
     crate::metrics::count(crate::metrics::RECORDS_ON_DEMAND, results.len() as u64);
+    crate::metrics::flagged(&results);
     // What on-demand cost over batch for these records, from their real tokens.
     let (input, output) = results.iter().fold((0, 0), |(i, o), r: &ImageResult| {
         (i + r.input_tokens, o + r.output_tokens)
@@ -76,6 +79,7 @@ async fn run_one(
     model: &ModelId,
     rec: Pending,
     (deadline, budget_end): (Option<DateTime<Utc>>, DateTime<Utc>),
+    review: Option<&Review>,
 ) -> Option<ImageResult> {
     let max = deps.settings.max_record_attempts;
     let tokens = deps.settings.quota_tokens_per_record(model);
@@ -96,7 +100,7 @@ async fn run_one(
             Err(e) => Err(e),
         };
         let e = match answer {
-            Ok(output) => return Some(finish(rec, attempts, Ok(output))),
+            Ok(output) => return Some(finish(rec, attempts, Ok(output), review)),
             Err(e) => e,
         };
         let slow_down = matches!(e.kind, ErrorKind::Throttled | ErrorKind::QuotaExceeded);
@@ -126,7 +130,7 @@ async fn run_one(
         deps.clock.sleep_until(next).await;
     };
     tracing::warn!(record_id = %rec.record_id, attempts, max, error = %error, "on-demand call failed");
-    Some(finish(rec, attempts.max(1), Err(error)))
+    Some(finish(rec, attempts.max(1), Err(error), review))
 }
 
 /// The result of a record's last try.
@@ -134,6 +138,7 @@ fn finish(
     rec: Pending,
     attempts: u32,
     answer: Result<serde_json::Value, crate::ports::PortError>,
+    review: Option<&Review>,
 ) -> ImageResult {
     let line = match answer {
         Ok(output) => OutputLine {
@@ -159,7 +164,8 @@ fn finish(
             }
         }
     };
-    let mut result = ImageResult::from_output(&line, rec.record_id.clone(), rec.index, rec.key);
+    let mut result =
+        ImageResult::from_output(&line, rec.record_id.clone(), rec.index, rec.key, review);
     result.attempts = attempts;
     result.on_demand = true;
     result

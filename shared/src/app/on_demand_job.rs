@@ -116,7 +116,9 @@ async fn run_chunk(
     if chunk.is_empty() {
         return Ok(());
     }
-    let results = super::on_demand::run(deps, &intent.model_id, chunk, intent.deadline).await;
+    let review = super::watch::review_of(deps, intent);
+    let results =
+        super::on_demand::run(deps, &intent.model_id, chunk, (intent.deadline, review)).await;
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, results).await
     } else {

@@ -269,7 +269,9 @@ async fn rerun_chunk(
     }
     let (slots, records): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
     let asked = records.len();
-    let rerun = super::on_demand::run(deps, &intent.model_id, records, intent.deadline).await;
+    let review = super::watch::review_of(deps, intent);
+    let rerun =
+        super::on_demand::run(deps, &intent.model_id, records, (intent.deadline, review)).await;
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, rerun.clone()).await?;
     } else {

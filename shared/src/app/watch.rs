@@ -215,10 +215,11 @@ async fn ingest(
         mut results,
         seen,
         lines,
-    } = read_outputs(deps, &out_dir, &expected).await?;
+    } = read_outputs(deps, &out_dir, &expected, review_of(deps, intent)).await?;
     if !every_line_landed(deps, arn, summary.as_ref(), lines).await? {
         return Ok(None);
     }
+    crate::metrics::flagged(&results);
     let mut missing: Vec<&(RecordId, usize, ObjectKey, IntentId)> = expected
         .iter()
         .filter(|(rid, _)| !seen.contains(*rid))
@@ -324,6 +325,15 @@ async fn every_line_landed(
     Ok(false)
 }
 
+/// How the intent's answers are reviewed (`domain::receipt`), if its prompt has a schema.
+pub(super) fn review_of(
+    deps: &Deps,
+    intent: &BatchIntent,
+) -> Option<crate::domain::receipt::Review> {
+    deps.settings
+        .review(&intent.prompt_version, deps.clock.now())
+}
+
 /// What a job's output files held: one result per known record, the line ids seen, and every
 /// non-blank line read (padding and unknown lines included, as Bedrock counts them).
 struct Read {
@@ -339,6 +349,7 @@ async fn read_outputs(
     deps: &Deps,
     out_dir: &S3Uri,
     expected: &JobRecords,
+    review: Option<crate::domain::receipt::Review>,
 ) -> Result<Read, StageError> {
     // Manifests written before record ids were Bedrock's 11 characters carry our own record
     // id in each line: map those to the line id the record has now.
@@ -385,6 +396,7 @@ async fn read_outputs(
                     record_id.clone(),
                     *index,
                     key.clone(),
+                    review.as_ref(),
                 ));
             }
         }

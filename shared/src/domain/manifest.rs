@@ -9,6 +9,23 @@ pub const DEFAULT_PROMPT_VERSION: &str = "receipt-v1";
 
 pub fn prompt(version: &str) -> Option<&'static str> {
     match version {
+        // The schema is asked for in the prompt: AWS's batch pages disagree on whether a batch
+        // record may carry Claude's `tools` / `tool_choice` or Bedrock's structured-output
+        // fields (one copy of the batch inference page says batch "does not support tool
+        // calling (function calling) or structured output", another that only Converse-type
+        // jobs refuse `toolConfig`), so the safe reading asks in words and validates every
+        // answer against `schemas/receipt-v2.schema.json` itself (`domain::receipt`).
+        super::receipt::RECEIPT_V2 => Some(
+            "You are reading a photo of a shopping receipt. Reply with one JSON object and \
+             nothing else, with exactly these keys (receipt-v2): \"merchant\" ({\"name\", \
+             \"address\", \"phone\"}), \"date\" (YYYY-MM-DD), \"time\" (HH:MM), \
+             \"currency\" (ISO 4217 code), \"subtotal\", \"taxes\" (array of {\"rate\" \
+             (percent), \"amount\", \"included\" (true when already in the prices)}), \
+             \"tip\", \"discount\", \"total\", \"paymentMethod\", \"items\" (array of \
+             {\"description\", \"quantity\", \"unitPrice\", \"amount\"}). Amounts are \
+             numbers with the currency's decimals (none for JPY). Use null for what you cannot \
+             read, and [] when there are no taxes or items.",
+        ),
         "receipt-v1" => Some(
             "You are reading a photo of a shopping receipt. Reply with one JSON object and \
              nothing else, with these keys: \"merchant\" (string), \"date\" (YYYY-MM-DD), \

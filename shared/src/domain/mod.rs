@@ -14,6 +14,7 @@ pub mod normalize;
 pub mod plan;
 pub mod pool;
 pub mod rate;
+pub mod receipt;
 pub mod results;
 pub mod settings;
 pub mod status;

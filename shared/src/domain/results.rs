@@ -65,6 +65,12 @@ pub struct ImageResult {
     /// in a batch job.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub on_demand: bool,
+    /// What a receipt-v2 answer was held to (`domain::receipt`), each check with its detail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<super::receipt::Check>,
+    /// True when any check failed: a person should look (set on every checked answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_review: Option<bool>,
 }
 
 fn one() -> u32 {
@@ -78,6 +84,7 @@ impl ImageResult {
         record_id: RecordId,
         index: usize,
         key: ObjectKey,
+        review: Option<&super::receipt::Review>,
     ) -> Self {
         let mut result = Self {
             record_id,
@@ -92,6 +99,8 @@ impl ImageResult {
             output_tokens: 0,
             attempts: 1,
             on_demand: false,
+            checks: Vec::new(),
+            needs_review: None,
         };
         if let Some(err) = &line.error {
             result.error_code = Some(match &err.error_code {
@@ -112,7 +121,13 @@ impl ImageResult {
         let text = answer.text;
         result.input_tokens = answer.input_tokens;
         result.output_tokens = answer.output_tokens;
-        result.receipt = parse_receipt(&text);
+        let json = answer_json(&text);
+        result.receipt = json.as_ref().and_then(Receipt::from_answer);
+        if let Some(review) = review {
+            let ctx = review.context_for(result.image_key.as_str());
+            result.checks = super::receipt::check(json.as_ref(), ctx);
+            result.needs_review = Some(result.checks.iter().any(|c| !c.passed));
+        }
         result.text = Some(text);
         result.status = ResultStatus::Succeeded;
         result
@@ -132,6 +147,8 @@ impl ImageResult {
             output_tokens: 0,
             attempts: 0,
             on_demand: false,
+            checks: Vec::new(),
+            needs_review: None,
         }
     }
 
@@ -175,15 +192,59 @@ impl ImageResult {
     }
 }
 
-/// The first JSON object in the model's text, read as a receipt. Models sometimes wrap JSON
-/// in prose or code fences, so this looks for the outermost braces.
-pub fn parse_receipt(text: &str) -> Option<Receipt> {
+/// The JSON object in the model's text: its outermost braces (models sometimes wrap JSON in
+/// prose or code fences). None when there is no object.
+pub fn answer_json(text: &str) -> Option<serde_json::Value> {
     let start = text.find('{')?;
     let end = text.rfind('}')?;
     if end < start {
         return None;
     }
-    serde_json::from_str(&text[start..=end]).ok()
+    serde_json::from_str::<serde_json::Value>(&text[start..=end])
+        .ok()
+        .filter(serde_json::Value::is_object)
+}
+
+/// The first JSON object in the model's text, read as a receipt (see [`Receipt::from_answer`]).
+pub fn parse_receipt(text: &str) -> Option<Receipt> {
+    answer_json(text).as_ref().and_then(Receipt::from_answer)
+}
+
+impl Receipt {
+    /// The summary fields of an answer in either shape: receipt-v1's (`merchant` a string,
+    /// items of description and amount) or receipt-v2's (`merchant.name`, items with quantity
+    /// and unit price). None when it holds neither.
+    pub fn from_answer(v: &serde_json::Value) -> Option<Self> {
+        let text = |x: &serde_json::Value| x.as_str().map(str::to_owned);
+        let merchant = match &v["merchant"] {
+            serde_json::Value::String(name) => Some(name.clone()),
+            obj => text(&obj["name"]),
+        };
+        let items = v["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| LineItem {
+                        description: text(&i["description"]),
+                        amount: i["amount"].as_f64(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let receipt = Self {
+            merchant,
+            date: text(&v["date"]),
+            total: v["total"].as_f64(),
+            currency: text(&v["currency"]),
+            items,
+        };
+        let empty = receipt.merchant.is_none()
+            && receipt.date.is_none()
+            && receipt.total.is_none()
+            && receipt.items.is_empty();
+        (!empty).then_some(receipt)
+    }
 }
 
 #[cfg(test)]
@@ -215,7 +276,7 @@ mod tests {
         )
         .expect("line");
         let (rid, key) = ids();
-        let r = ImageResult::from_output(&line, rid, 0, key);
+        let r = ImageResult::from_output(&line, rid, 0, key, None);
         assert_eq!(r.status, ResultStatus::Succeeded);
         assert_eq!((r.input_tokens, r.output_tokens), (10, 5));
         assert_eq!(r.receipt.expect("fields").merchant.as_deref(), Some("A"));
@@ -228,7 +289,7 @@ mod tests {
         )
         .expect("line");
         let (rid, key) = ids();
-        let r = ImageResult::from_output(&line, rid, 0, key);
+        let r = ImageResult::from_output(&line, rid, 0, key, None);
         assert_eq!(r.status, ResultStatus::Failed);
         assert_eq!(r.error_code.as_deref(), Some("429"));
     }

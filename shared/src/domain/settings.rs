@@ -242,6 +242,8 @@ pub struct Settings {
     /// Attempts per record, the batch job's included; retryable failures are re-run until
     /// this many were made.
     pub max_record_attempts: u32,
+    /// Days before its upload a receipt's date may be (`RECEIPT_MAX_AGE_DAYS`, the `date` check).
+    pub receipt_max_age_days: i64,
     /// Where a remainder of at least the model's minimum records is re-run.
     pub remainder_policy: RemainderPolicy,
     /// Batches one user may have in progress at once (`app::limits`).
@@ -321,6 +323,7 @@ impl Settings {
             below_minimum: BelowMinimum::OnDemand,
             on_demand_concurrency: 4,
             max_record_attempts: 3,
+            receipt_max_age_days: 365,
             remainder_policy: RemainderPolicy::Batch,
             max_open_intents_per_user: 20,
             // Four full jobs: a heavy user's day, not the night's every slot.
@@ -367,6 +370,15 @@ impl Settings {
     /// and cut-offs are planned on (see `domain::rate`).
     pub fn paced_rate(&self, model: &ModelId) -> OnDemandRate {
         super::rate::paced(self.rate_for(model))
+    }
+
+    /// How answers of `prompt_version` are reviewed at `now` (see `domain::receipt`).
+    pub fn review(
+        &self,
+        prompt_version: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<super::receipt::Review> {
+        super::receipt::Review::of(prompt_version, now.date_naive(), self.receipt_max_age_days)
     }
 
     /// The on-demand rate of `model`: its own (by id or foundation id), else the common one.

@@ -66,3 +66,18 @@ pub fn input_tokens(model_input: &serde_json::Value) -> u64 {
         .sum();
     images + text_chars(model_input) as u64 / 4
 }
+
+/// True when a model input's prompt asks for a receipt-v2 answer.
+pub fn asks_receipt_v2(model_input: &serde_json::Value) -> bool {
+    fn walk(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| match (k.as_str(), v) {
+                ("text", serde_json::Value::String(t)) => t.contains("(receipt-v2)"),
+                _ => walk(v),
+            }),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            _ => false,
+        }
+    }
+    walk(model_input)
+}

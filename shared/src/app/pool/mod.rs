@@ -535,7 +535,9 @@ async fn run_chunk(
     pending: &mut Vec<Pending>,
 ) -> Result<bool, StageError> {
     let asked = pending.len();
-    let results = on_demand::run(deps, &m.model_id, std::mem::take(pending), m.deadline).await;
+    let review = super::watch::review_of(deps, m);
+    let records = std::mem::take(pending);
+    let results = on_demand::run(deps, &m.model_id, records, (m.deadline, review)).await;
     let live = deps
         .store
         .get(&m.intent_id)

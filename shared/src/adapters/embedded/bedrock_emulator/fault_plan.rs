@@ -13,6 +13,9 @@
 //! | `on-demand-throttle` | InvokeModel takes at most the configured requests a minute (any 60 s) and answers ThrottlingException above it |
 //! | `output-renamed` | each job's output files get other names than `{input}.out` (AWS documents one output file per input file, but no name) |
 //! | `create-conflict` | the first create makes its job, then answers ConflictException (as a retried create racing its first may) |
+//! | `wrong-total` | the answer of every 10th record (record index 0 mod 10) in a batch job has its total off by 10 |
+//! | `malformed-json` | the same records' answers are cut in half: no JSON object |
+//! | `future-date` | the same records' answers are dated 2099-01-01 |
 //! | `late-output` | a stopped or expired job's output for its processed records lands 20 s after the job's event |
 //!
 //! "First" counts within one emulator (one process): a plan is for one run.
@@ -37,10 +40,13 @@ pub enum BedrockFault {
     OutputRenamed,
     LateOutput,
     CreateConflict,
+    WrongTotal,
+    MalformedJson,
+    FutureDate,
 }
 
 impl BedrockFault {
-    pub const ALL: [BedrockFault; 9] = [
+    pub const ALL: [BedrockFault; 12] = [
         Self::CompletedWithErrors,
         Self::ExpireHalf,
         Self::CreateAccessDenied,
@@ -50,6 +56,9 @@ impl BedrockFault {
         Self::OutputRenamed,
         Self::LateOutput,
         Self::CreateConflict,
+        Self::WrongTotal,
+        Self::MalformedJson,
+        Self::FutureDate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +72,9 @@ impl BedrockFault {
             Self::OutputRenamed => "output-renamed",
             Self::LateOutput => "late-output",
             Self::CreateConflict => "create-conflict",
+            Self::WrongTotal => "wrong-total",
+            Self::MalformedJson => "malformed-json",
+            Self::FutureDate => "future-date",
         }
     }
 }
@@ -179,6 +191,22 @@ impl Faults {
             ErrorKind::Conflict,
             format!("ConflictException: a job named {job_name} is being created (emulated fault create-conflict)"),
         ))
+    }
+
+    /// The answer fault for the batch record `record_id`, if the plan spoils it: every 10th
+    /// record (its image index 0 mod 10). An on-demand answer (a re-ask) is never spoiled.
+    pub fn answer_fault(&self, record_id: &str) -> Option<BedrockFault> {
+        let index = crate::domain::manifest::image_index_of(record_id)?;
+        if index % 10 != 0 {
+            return None;
+        }
+        [
+            BedrockFault::WrongTotal,
+            BedrockFault::MalformedJson,
+            BedrockFault::FutureDate,
+        ]
+        .into_iter()
+        .find(|f| self.has(*f))
     }
 
     /// Holds `bytes` for `uri` back until `at` (`late-output`).

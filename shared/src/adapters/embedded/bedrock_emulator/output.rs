@@ -52,8 +52,11 @@ impl BedrockEmulator {
                 } else {
                     let input_tokens = tokens.unwrap_or_default()
                         + super::super::vision::text_chars(&rec.model_input) as u64 / 4;
-                    let output =
+                    let mut output =
                         emulated_output_with(&job.model_id, &rec.model_input, input_tokens);
+                    if let Some(fault) = self.plan().answer_fault(&rec.record_id) {
+                        spoil(&mut output, fault);
+                    }
                     summary.success_record_count += 1;
                     summary.input_token_count +=
                         output["usage"]["input_tokens"].as_u64().unwrap_or(0);
@@ -145,15 +148,19 @@ pub fn emulated_output_with(
     let total: f64 = items.iter().filter_map(|i| i["amount"].as_f64()).sum();
     let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default()
         + Duration::days(((n >> 40) % 28) as i64);
-    let text = serde_json::json!({
-        "merchant": merchant,
-        "date": date.format("%Y-%m-%d").to_string(),
-        "total": (total * 100.0).round() / 100.0,
-        "currency": "USD",
-        "items": items,
-        "note": "emulated output from batch-orchestrator's Bedrock emulator, not a real model",
-    })
-    .to_string();
+    let text = if super::super::vision::asks_receipt_v2(model_input) {
+        receipt_v2(merchant, date, n)
+    } else {
+        serde_json::json!({
+            "merchant": merchant,
+            "date": date.format("%Y-%m-%d").to_string(),
+            "total": (total * 100.0).round() / 100.0,
+            "currency": "USD",
+            "items": items,
+            "note": "emulated output from batch-orchestrator's Bedrock emulator, not a real model",
+        })
+        .to_string()
+    };
     let output_tokens = text.len() as u64 / 4;
     // An application inference profile's id names no model: answer in the request's shape.
     let family = ModelId::parse(model_id)
@@ -176,4 +183,84 @@ pub fn emulated_output_with(
         );
     }
     answer
+}
+
+/// A receipt-v2 answer whose arithmetic holds: items of quantity x unit price, their sum the
+/// subtotal, 8% tax on top, the total their sum; all in cents.
+fn receipt_v2(merchant: &str, date: chrono::NaiveDate, n: u64) -> String {
+    let items: Vec<(u64, u64)> = (0..(1 + (n >> 8) % 3))
+        .map(|i| {
+            (
+                1 + (n >> (12 + i * 4)) % 3,
+                100 + ((n >> (16 + i * 8)) % 900),
+            )
+        })
+        .collect();
+    let subtotal: u64 = items.iter().map(|(q, p)| q * p).sum();
+    let tax = (subtotal * 8 + 50) / 100;
+    let usd = |cents: u64| cents as f64 / 100.0;
+    serde_json::json!({
+        "merchant": {"name": merchant, "address": null, "phone": null},
+        "date": date.format("%Y-%m-%d").to_string(),
+        "time": null,
+        "currency": "USD",
+        "subtotal": usd(subtotal),
+        "taxes": [{"rate": 8, "amount": usd(tax), "included": false}],
+        "tip": null,
+        "discount": null,
+        "total": usd(subtotal + tax),
+        "paymentMethod": null,
+        "items": items.iter().enumerate().map(|(i, (q, p))| serde_json::json!({
+            "description": format!("emulated item {}", i + 1),
+            "quantity": q,
+            "unitPrice": usd(*p),
+            "amount": usd(q * p),
+        })).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+/// A first answer spoiled as the fault plan says (`wrong-total`, `malformed-json`,
+/// `future-date`): the Claude or Nova answer's text rewritten.
+pub(super) fn spoil(output: &mut serde_json::Value, fault: BedrockFault) {
+    let Some(text) = answer_text_mut(output) else {
+        return;
+    };
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    match fault {
+        BedrockFault::WrongTotal => {
+            let total = v["total"].as_f64().unwrap_or(0.0);
+            v["total"] = serde_json::json!(((total + 10.0) * 100.0).round() / 100.0);
+            *text = v.to_string();
+        }
+        BedrockFault::FutureDate => {
+            v["date"] = serde_json::json!("2099-01-01");
+            *text = v.to_string();
+        }
+        BedrockFault::MalformedJson => {
+            let cut = v.to_string();
+            *text = format!("Here is the receipt: {}", &cut[..cut.len() / 2]);
+        }
+        _ => {}
+    }
+}
+
+/// The answer text of a Claude (`content[0].text`) or Nova (`output.message.content[0].text`)
+/// response.
+fn answer_text_mut(output: &mut serde_json::Value) -> Option<&mut String> {
+    let path: &[&str] = if output.get("content").is_some() {
+        &["content"]
+    } else {
+        &["output", "message", "content"]
+    };
+    let mut at = output;
+    for key in path {
+        at = at.get_mut(*key)?;
+    }
+    match at.get_mut(0)?.get_mut("text")? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    }
 }
