@@ -76,3 +76,76 @@ async fn when_every_10th_answer_is_spoiled_should_flag_exactly_those_by_the_rule
         );
     }
 }
+
+#[tokio::test]
+async fn when_a_client_asks_for_the_flagged_should_list_them_and_count_them_in_the_job_view() {
+    use batch_orchestrator::http_api::http_api_event;
+    let app = app_with(|o| o.emulator.faults = vec![BedrockFault::WrongTotal]).await;
+    let key = |i: usize| format!("uploads/{SAMPLE_USER}/2026-12-01/f-{i:03}.png");
+    crate::scale::store_many(&app, 25, key).await;
+    let keys: Vec<String> = (0..25).map(key).collect();
+    let request =
+        serde_json::json!({"intentId": "flags", "images": keys, "promptVersion": "receipt-v2"});
+    let post = http_api_event(
+        "POST",
+        "/api/batch/jobs",
+        Some(SAMPLE_USER),
+        &request.to_string(),
+    );
+    let job_id = body(&app.intake(post).await)["jobId"]
+        .as_str()
+        .expect("jobId")
+        .to_owned();
+    run(&app).await;
+    let get = |path: String| http_api_event("GET", &path, Some(SAMPLE_USER), "");
+    let view = body(&app.intake(get(format!("/api/batch/jobs/{job_id}"))).await);
+    assert_eq!(
+        view["progress"]["flagged"], 3,
+        "images 0, 10 and 20: {view}"
+    );
+    assert_eq!(view["counts"]["flaggedRecordCount"], 3, "{view}");
+    // Two at a time: the filter reads on past pages with none, and pages on by its cursor.
+    let results_path = format!("/api/batch/jobs/{job_id}/results");
+    let page = |query: serde_json::Value| {
+        let mut event = get(results_path.clone());
+        set_query(&mut event, query);
+        event
+    };
+    let first = body(
+        &app.intake(page(
+            serde_json::json!({"needsReview": "true", "limit": "2"}),
+        ))
+        .await,
+    );
+    let mut flagged: Vec<u64> = first["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["imageIndex"].as_u64().expect("index"))
+        .collect();
+    let cursor = first["nextCursor"].as_str().expect("more").to_owned();
+    let second = body(
+        &app.intake(page(
+            serde_json::json!({"needsReview": "true", "limit": "2", "cursor": cursor}),
+        ))
+        .await,
+    );
+    flagged.extend(
+        second["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r["imageIndex"].as_u64().expect("index")),
+    );
+    assert_eq!(flagged, vec![0, 10, 20], "{first} {second}");
+    assert!(second["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .all(|r| r["needsReview"] == true));
+    let bad = app
+        .intake(page(serde_json::json!({"needsReview": "maybe"})))
+        .await;
+    assert_eq!(status(&bad), 400, "{bad}");
+    assert_eq!(body(&bad)["field"], "needsReview");
+}

@@ -55,14 +55,14 @@ async fn when_a_list_is_asked_with_a_bad_cursor_or_for_another_users_job_should_
     assert!(matches!(&page, Ok(p) if p.jobs.len() == 1), "{page:?}");
     let bad = list_jobs(&app.deps, &owner, None, 10, Some("yesterday")).await;
     assert!(matches!(bad, Err(ListError::BadCursor(_))), "{bad:?}");
-    let theirs = list_results(&app.deps, &stranger, &job, 10, None).await;
+    let theirs = list_results(&app.deps, &stranger, &job, (10, None), None).await;
     assert!(
         matches!(&theirs, Err(ListError::NoJob(j)) if j == &job),
         "{theirs:?}"
     );
-    let mine = list_results(&app.deps, &owner, &job, 10, Some("")).await;
+    let mine = list_results(&app.deps, &owner, &job, (10, Some("")), None).await;
     assert!(matches!(mine, Err(ListError::BadCursor(_))), "{mine:?}");
-    let mine = list_results(&app.deps, &owner, &job, 10, None).await;
+    let mine = list_results(&app.deps, &owner, &job, (10, None), None).await;
     assert!(
         matches!(&mine, Ok(p) if p.results.is_empty()),
         "no results yet: {mine:?}"

@@ -8,7 +8,7 @@
 //! | `GET /api/batch/jobs?status=&limit=&cursor=` | 200 the caller's jobs, newest first |
 //! | `GET /api/batch/jobs/{jobId}` | 200 the job, 404 if not the caller's |
 //! | `DELETE /api/batch/jobs/{jobId}` | 202 cancel |
-//! | `GET /api/batch/jobs/{jobId}/results?limit=&cursor=` | 200 per-image results |
+//! | `GET /api/batch/jobs/{jobId}/results?limit=&cursor=&needsReview=` | 200 per-image results |
 //! | `GET /api/batch/usage?from=&to=` | 200 the caller's images, tokens and USD per day |
 //!
 //! Any other method on these paths is a JSON 405 with `Allow`; any other path a JSON 404; a
@@ -203,9 +203,20 @@ impl Params {
     fn cursor(&self) -> Option<&str> {
         self.get("cursor")
     }
+
+    /// `needsReview`: absent, `true` or `false`.
+    fn needs_review(&self) -> Result<Option<bool>, IntakeError> {
+        match self.get("needsReview") {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(IntakeError::invalid("needsReview", "must be true or false")),
+        }
+    }
 }
 
-/// `GET /api/batch/jobs/{jobId}/results?limit=&cursor=`: per-image results, paginated.
+/// `GET /api/batch/jobs/{jobId}/results?limit=&cursor=&needsReview=`: per-image results,
+/// paginated; with `needsReview`, only those whose answer does (or does not) need review.
 async fn results_route(
     State(api): State<Api>,
     Caller(user): Caller,
@@ -215,7 +226,8 @@ async fn results_route(
     let job = job_id(path)?;
     let params = Params::from(query)?;
     let limit = params.limit(100, 1000)?;
-    let page = list_results(&api.deps, &user, &job, limit, params.cursor()).await?;
+    let filter = params.needs_review()?;
+    let page = list_results(&api.deps, &user, &job, (limit, params.cursor()), filter).await?;
     Ok(Json(to_json(&page)?))
 }
 

@@ -159,6 +159,7 @@ fn counts<'r>(total: u64, results: impl Iterator<Item = &'r ImageResult>) -> Man
     };
     for r in results {
         c.processed_record_count += 1;
+        c.flagged_record_count += u64::from(r.needs_review == Some(true));
         match r.status {
             ResultStatus::Succeeded => c.success_record_count += 1,
             _ => c.error_record_count += 1,

@@ -6,6 +6,7 @@ use crate::app::Deps;
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{JobId, UserId};
 use crate::domain::intent::{BatchIntent, ProcessingPath};
+use crate::domain::results::ImageResult;
 use crate::domain::settings::{BelowMinimum, CostEstimate};
 use crate::domain::status::IntentStatus;
 use chrono::{DateTime, Utc};
@@ -55,6 +56,9 @@ pub struct Progress {
     /// Rejected before any model saw them (see the per-image results).
     pub skipped: u64,
     pub pending: u64,
+    /// Answered, but an answer failed a receipt check (`needsReview`): among `succeeded`.
+    #[serde(default)]
+    pub flagged: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -301,6 +305,7 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
             failed,
             skipped,
             pending,
+            flagged: intent.counts.map_or(0, |c| c.flagged_record_count),
         },
         estimated_cost: settings.estimate_cost(&intent.model_id, (total - skipped) as usize),
         max_record_attempts: settings.max_record_attempts,
@@ -364,32 +369,49 @@ pub struct ResultPage {
     pub next_cursor: Option<String>,
 }
 
-/// The caller's job's results after `cursor` (the last recordId of the page before);
-/// [`ListError::NoJob`] for a missing job or another user's.
+/// A page of the results of the caller's job `job_id`, after `cursor` (the last recordId of
+/// the page before); with `needs_review`, only results whose `needsReview` is that. A filtered
+/// read takes store pages until this one is full or 20 pages were read, so a page may come
+/// back short with a `nextCursor` to go on from.
 pub async fn list_results(
     deps: &Deps,
     caller: &UserId,
     job_id: &JobId,
-    limit: usize,
-    cursor: Option<&str>,
+    (limit, cursor): (usize, Option<&str>),
+    needs_review: Option<bool>,
 ) -> Result<ResultPage, ListError> {
     let intent = deps.store.get_by_job_id(job_id).await?;
     let Some(intent) = intent.filter(|i| &i.user_id == caller) else {
         return Err(ListError::NoJob(job_id.clone()));
     };
     // The results' cursor is the last recordId of the page before: any recordId is a position.
-    let after = cursor
+    let mut after = cursor
         .map(crate::domain::ids::RecordId::parse)
         .transpose()
         .map_err(|_| BadCursor)?;
-    let results = deps
-        .results
-        .list_results(&intent.intent_id, after.as_ref(), limit)
-        .await?;
-    let next_cursor = (results.len() == limit)
-        .then(|| results.last())
-        .flatten()
-        .map(|r| r.record_id.to_string());
+    let mut results = Vec::new();
+    let mut more = false;
+    for _ in 0..20 {
+        let page = deps
+            .results
+            .list_results(&intent.intent_id, after.as_ref(), limit)
+            .await?;
+        more = page.len() == limit;
+        after = page.last().map(|r| r.record_id.clone()).or(after);
+        let wanted = |r: &ImageResult| {
+            needs_review.is_none_or(|want| r.needs_review.unwrap_or(false) == want)
+        };
+        results.extend(page.into_iter().filter(wanted));
+        if !more || results.len() >= limit {
+            break;
+        }
+    }
+    results.truncate(limit);
+    let next_cursor = if results.len() == limit {
+        results.last().map(|r| r.record_id.to_string())
+    } else {
+        more.then(|| after.map(|a| a.to_string())).flatten()
+    };
     Ok(ResultPage {
         job_id: job_id.to_string(),
         results,

@@ -261,9 +261,10 @@ async fn ingest(
     // Without a readable summary, or once records were re-run, the counts come from the
     // results themselves. Bedrock's summary counts pad records too, so a padded job's counts
     // are derived.
-    let counts = summary
+    let mut counts = summary
         .filter(|_| !rerun && job.pad_records == 0)
         .unwrap_or_else(|| counts_of(job, &results));
+    counts.flagged_record_count = flagged_in(&results);
     Ok(Some(match batch_rerun {
         Some(r) => (super::remainder::without(counts, &r.moved), Some(r.jobs)),
         None => (counts, None),
@@ -323,6 +324,14 @@ async fn every_line_landed(
     crate::metrics::count(crate::metrics::OUTPUT_INGEST_SHORT, 1);
     tracing::info!(bedrock_job_arn = %arn, lines, processed, "output not all written yet; the job's end is applied again at the next poll");
     Ok(false)
+}
+
+/// How many of `results` need review.
+pub(super) fn flagged_in(results: &[ImageResult]) -> u64 {
+    results
+        .iter()
+        .filter(|r| r.needs_review == Some(true))
+        .count() as u64
 }
 
 /// How the intent's answers are reviewed (`domain::receipt`), if its prompt has a schema.
@@ -440,6 +449,7 @@ fn counts_of(job: &BatchJob, results: &[ImageResult]) -> ManifestSummary {
         error_record_count: processed.saturating_sub(ok),
         input_token_count: results.iter().map(|r| r.input_tokens).sum(),
         output_token_count: results.iter().map(|r| r.output_tokens).sum(),
+        flagged_record_count: flagged_in(results),
     }
 }
 

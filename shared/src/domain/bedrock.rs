@@ -305,10 +305,18 @@ pub struct ManifestSummary {
     pub input_token_count: u64,
     #[serde(default)]
     pub output_token_count: u64,
+    /// Ours, not Bedrock's: answers that failed a receipt check (`needsReview`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flagged_record_count: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ManifestSummary {
     pub fn add(&mut self, other: &ManifestSummary) {
+        self.flagged_record_count += other.flagged_record_count;
         self.total_record_count += other.total_record_count;
         self.processed_record_count += other.processed_record_count;
         self.success_record_count += other.success_record_count;
