@@ -148,4 +148,13 @@ async fn when_a_client_asks_for_the_flagged_should_list_them_and_count_them_in_t
         .await;
     assert_eq!(status(&bad), 400, "{bad}");
     assert_eq!(body(&bad)["field"], "needsReview");
+    // The usage API counts them on the day, and so does the operators' report.
+    let usage = body(&app.intake(get("/api/batch/usage".into())).await);
+    assert_eq!(usage["total"]["flagged"], 3, "{usage}");
+    let all = app.store.all().expect("intents");
+    let day = app.deps.clock.now().date_naive();
+    let users = shared::app::usage::day_report(&app.deps, &all, day)
+        .await
+        .expect("report");
+    assert_eq!(users.values().map(|u| u.usage.flagged).sum::<u64>(), 3);
 }

@@ -14,6 +14,9 @@ pub struct Usage {
     /// Images a model was sent (answered or failed), not the skipped or cancelled ones.
     pub images: u64,
     pub on_demand_images: u64,
+    /// Answers that failed a receipt check (`needsReview`).
+    #[serde(default)]
+    pub flagged: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// What these tokens cost as they ran: batch at the batch price, on-demand at its own.
@@ -58,6 +61,7 @@ impl Usage {
             return;
         }
         self.images += 1;
+        self.flagged += u64::from(r.needs_review == Some(true));
         self.input_tokens += r.input_tokens;
         self.output_tokens += r.output_tokens;
         let Some(p) = price else {
@@ -81,6 +85,7 @@ impl Usage {
     pub fn merge(&mut self, o: &Usage) {
         self.images += o.images;
         self.on_demand_images += o.on_demand_images;
+        self.flagged += o.flagged;
         self.input_tokens += o.input_tokens;
         self.output_tokens += o.output_tokens;
         self.cost_usd += o.cost_usd;
