@@ -81,17 +81,20 @@ export function nagAcknowledgments(stack: BatchOrchestratorStack): Array<[IConst
       objects(stack.manifestsBucket, `The function writes (and on failure aborts the multipart upload of) the parts and the s3Location images copied beside them, and for a shared job reads its members' parts and copies their images into its own folder. ${MANIFEST_KEYS}`),
     ]],
     [f.submitter.role!, [
+      objects(stack.uploadsBucket, 'A flagged answer (one that failed a receipt check) is asked again with the whole photo: the function reads that image\'s original, uploaded by users under uploads/{userId}/{day}/ after deploy. The wildcard covers objects of the dedicated uploads bucket only.'),
       jobs(`CreateModelInvocationJob and TagResource act on the job being created, and StopModelInvocationJob stops a job it just created when the owner cancelled meanwhile. ${JOB_ARNS}`),
       objects(stack.manifestsBucket, `The function reads an on-demand job's input parts (the share of a batch that cannot make its deadline in batch) to run them through InvokeModel. ${MANIFEST_KEYS}`),
       ...anyRegionModels(`CreateModelInvocationJob is authorized on the model the job uses, and InvokeModel runs a deadline's on-demand jobs on it. ${GEO_MODELS}`),
     ]],
     [f['status-watcher'].role!, [
+      objects(stack.uploadsBucket, 'A flagged answer (one that failed a receipt check) is asked again with the whole photo: the function reads that image\'s original, uploaded by users under uploads/{userId}/{day}/ after deploy. The wildcard covers objects of the dedicated uploads bucket only.'),
       objects(stack.outputsBucket, `The function reads each finished job's .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
       objects(stack.manifestsBucket, `The function reads a finished job's input parts to re-run its retryable failures on-demand (and InvokeModel reads an s3Location record's image there with its credentials). ${MANIFEST_KEYS}`),
       jobs(`StopModelInvocationJob stops a job whose state-change event names an intent that was cancelled before the job's ARN was recorded. ${JOB_ARNS}`),
       ...anyRegionModels(`InvokeModel re-runs a finished job's retryable failures on-demand, on the model the job used. ${GEO_MODELS}`),
     ]],
     [f.reconciler.role!, [
+      objects(stack.uploadsBucket, 'A flagged answer (one that failed a receipt check) is asked again with the whole photo: the function reads that image\'s original, uploaded by users under uploads/{userId}/{day}/ after deploy. The wildcard covers objects of the dedicated uploads bucket only.'),
       objects(stack.outputsBucket, `When a poll finds a job finished, the function reads its .jsonl.out files and manifest.json.out. ${OUTPUT_KEYS}`),
       objects(stack.manifestsBucket, `The function reads a pooled member's parts to run it on-demand (policy on_demand) and a finished job's parts to re-run its retryable failures (and InvokeModel reads an s3Location record's image there with its credentials). ${MANIFEST_KEYS}`),
       lists(`Sealing a shared job of more than 1,000 members writes its members list before its intent. ${LIST_KEYS}`),

@@ -84,6 +84,8 @@ export interface Settings {
   readonly maxRecordAttempts: number;
   /** Days before its upload a receipt's date may be (the `date` check). */
   readonly receiptMaxAgeDays: number;
+  /** How a flagged answer is asked again: off, whole or model:<id>. */
+  readonly reaskPolicy: string;
   /** Where a job's unanswered records are re-run when there are at least the minimum of them. */
   readonly remainderPolicy: RemainderPolicy;
   /** The receipt alone, cropped, grey, sized by its print (economy), or the whole photo. */
@@ -151,6 +153,7 @@ export const CONTEXT_KEYS = [
   'onDemandConcurrency',
   'maxRecordAttempts',
   'receiptMaxAgeDays',
+  'reaskPolicy',
   'remainderPolicy',
   'imagePolicy',
   'createBackoffSecs',
@@ -196,6 +199,7 @@ export const DEFAULT_BELOW_MINIMUM_POLICY: BelowMinimumPolicy = 'on_demand';
 export const DEFAULT_ON_DEMAND_CONCURRENCY = 4;
 export const DEFAULT_MAX_RECORD_ATTEMPTS = 3;
 export const DEFAULT_RECEIPT_MAX_AGE_DAYS = 365;
+export const DEFAULT_REASK_POLICY = 'whole';
 
 /** The values the Rust `BelowMinimum::from_str` accepts. */
 export const BELOW_MINIMUM_POLICIES: readonly BelowMinimumPolicy[] = ['wait', 'pad', 'on_demand'];
@@ -349,6 +353,16 @@ function quotas(read: ContextReader): Quotas {
 }
 
 /** An optional integer setting: its default when the context does not set it. */
+/** `reaskPolicy`: off, whole or model:<id> (the Rust config refuses anything else). */
+function reaskPolicy(read: ContextReader): string {
+  if (!present(read('reaskPolicy'))) return DEFAULT_REASK_POLICY;
+  const v = str(read, 'reaskPolicy');
+  if (!/^(off|whole|model:[A-Za-z0-9:._\/-]+)$/.test(v)) {
+    throw new SettingsError('reaskPolicy', 'must be off, whole or model:<id>');
+  }
+  return v;
+}
+
 function optionalInt(read: ContextReader, key: ContextKey, fallback: number, min: number, max?: number): number {
   return present(read(key)) ? int(key, read(key), min, max) : fallback;
 }
@@ -541,6 +555,7 @@ export function readSettings(read: ContextReader): Settings {
     onDemandConcurrency: optionalInt(read, 'onDemandConcurrency', DEFAULT_ON_DEMAND_CONCURRENCY, 1),
     maxRecordAttempts: optionalInt(read, 'maxRecordAttempts', DEFAULT_MAX_RECORD_ATTEMPTS, 1),
     receiptMaxAgeDays: optionalInt(read, 'receiptMaxAgeDays', DEFAULT_RECEIPT_MAX_AGE_DAYS, 0),
+    reaskPolicy: reaskPolicy(read),
     remainderPolicy: oneOf(read, 'remainderPolicy', REMAINDER_POLICIES, DEFAULT_REMAINDER_POLICY),
     imagePolicy: oneOf(read, 'imagePolicy', IMAGE_POLICIES, DEFAULT_IMAGE_POLICY),
     createBackoffSecs: optionalInt(read, 'createBackoffSecs', DEFAULT_CREATE_BACKOFF_SECS, 0),

@@ -840,6 +840,11 @@ export class BatchOrchestratorStack extends Stack {
     allow(f['intake-events'], 'ListUploads', ['s3:ListBucket'], [this.uploadsBucket.bucketArn]);
     allow(f['intake-events'], 'WriteNormalized', ['s3:PutObject'], normalized);
     allow(f['manifest-builder'], 'WriteNormalized', ['s3:PutObject'], normalized);
+    // A flagged answer is asked again with the whole photo (shared/src/app/reask.rs): the
+    // functions that store answers read the original upload.
+    for (const name of ['status-watcher', 'submitter', 'reconciler'] as const) {
+      allow(f[name], 'ReadUploads', ['s3:GetObject'], [this.uploadsBucket.arnForObjects('*')]);
+    }
 
     // submitter: creates its jobs (CreateModelInvocationJob is its only Bedrock call), tagging
     // them on create (authorized as bedrock:TagResource), and hands Bedrock exactly the service role.

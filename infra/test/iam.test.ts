@@ -224,15 +224,20 @@ describe('function roles', () => {
       // the normalized copy of an image not normalized at upload
       ['WriteNormalized', ['s3:PutObject'], 'uploads', 'normalized'],
     ],
-    // an on-demand job's input parts
-    submitter: [['ReadManifests', ['s3:GetObject'], 'manifests', 'objects']],
+    // an on-demand job's input parts; the originals a flagged answer is asked again with
+    submitter: [
+      ['ReadUploads', ['s3:GetObject'], 'uploads', 'objects'],
+      ['ReadManifests', ['s3:GetObject'], 'manifests', 'objects'],
+    ],
     'status-watcher': [
+      ['ReadUploads', ['s3:GetObject'], 'uploads', 'objects'],
       ['ReadOutputs', ['s3:GetObject'], 'outputs', 'objects'],
       ['ListOutputs', ['s3:ListBucket'], 'outputs', 'bucket'],
       // re-runs read the job's input parts (rerun_retryable)
       ['ReadManifests', ['s3:GetObject'], 'manifests', 'objects'],
     ],
     reconciler: [
+      ['ReadUploads', ['s3:GetObject'], 'uploads', 'objects'],
       ['ReadOutputs', ['s3:GetObject'], 'outputs', 'objects'],
       ['ListOutputs', ['s3:ListBucket'], 'outputs', 'bucket'],
       // a pooled member run on-demand, and re-runs, read manifest parts

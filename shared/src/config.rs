@@ -36,6 +36,7 @@ pub const BELOW_MINIMUM_POLICY: &str = "BELOW_MINIMUM_POLICY";
 pub const ON_DEMAND_CONCURRENCY: &str = "ON_DEMAND_CONCURRENCY";
 pub const MAX_RECORD_ATTEMPTS: &str = "MAX_RECORD_ATTEMPTS";
 pub const RECEIPT_MAX_AGE_DAYS: &str = "RECEIPT_MAX_AGE_DAYS";
+pub const REASK_POLICY: &str = "REASK_POLICY";
 pub const MODEL_PRICES: &str = "MODEL_PRICES";
 pub const MODEL_FAMILIES: &str = "MODEL_FAMILIES";
 pub const MODEL_QUOTAS: &str = "MODEL_QUOTAS";
@@ -101,6 +102,11 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
         MAX_RECORD_ATTEMPTS,
         false,
         "attempts per record, the batch job's included; retryable failures re-run up to it (default 3)",
+    ),
+    (
+        REASK_POLICY,
+        false,
+        "how an answer that failed a receipt check is asked again, once, on-demand: off, whole (the whole photo at full size instead of the economy crop) or model:<id> (a stronger model) (default whole)",
     ),
     (
         RECEIPT_MAX_AGE_DAYS,
@@ -319,6 +325,18 @@ fn present<'a>(env: &'a HashMap<String, String>, var: &str) -> Option<&'a str> {
     env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
+/// `var` parsed by its type's own rule (which names what it must be), else `default`.
+fn parsed<T: std::str::FromStr<Err = String>>(
+    env: &HashMap<String, String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match present(env, var) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|problem| ConfigError { var, problem }),
+    }
+}
+
 fn number<T: std::str::FromStr>(
     env: &HashMap<String, String>,
     var: &'static str,
@@ -406,26 +424,15 @@ pub fn settings_from_map(
         max_output_tokens: number(env, MAX_OUTPUT_TOKENS, base.max_output_tokens)?,
         pool_deadline_secs: number(env, POOL_DEADLINE_SECS, base.pool_deadline_secs)?,
         pool_below_records: number(env, POOL_BELOW_RECORDS, base.pool_below_records)?,
-        below_minimum: match present(env, BELOW_MINIMUM_POLICY) {
-            None => base.below_minimum,
-            Some(v) => v.parse().map_err(|problem| ConfigError {
-                var: BELOW_MINIMUM_POLICY,
-                problem,
-            })?,
-        },
+        below_minimum: parsed(env, BELOW_MINIMUM_POLICY, base.below_minimum)?,
         on_demand_concurrency: number(env, ON_DEMAND_CONCURRENCY, base.on_demand_concurrency)?
             .max(1),
         max_record_attempts: number(env, MAX_RECORD_ATTEMPTS, base.max_record_attempts)?.max(1),
         receipt_max_age_days: number(env, RECEIPT_MAX_AGE_DAYS, base.receipt_max_age_days)?.max(0),
+        reask: parsed(env, REASK_POLICY, base.reask.clone())?,
         image_policy,
         estimate_input_tokens_per_image,
-        remainder_policy: match present(env, REMAINDER_POLICY) {
-            None => base.remainder_policy,
-            Some(v) => v.parse().map_err(|problem| ConfigError {
-                var: REMAINDER_POLICY,
-                problem,
-            })?,
-        },
+        remainder_policy: parsed(env, REMAINDER_POLICY, base.remainder_policy)?,
         prices: json(
             env,
             MODEL_PRICES,
@@ -538,61 +545,5 @@ fn quotas(env: &HashMap<String, String>, base: &Quotas) -> Result<Quotas, Config
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub fn full_env() -> HashMap<String, String> {
-        [
-            (INTENTS_TABLE, "intents"),
-            (RESULTS_TABLE, "results"),
-            (UPLOADS_TABLE, "uploads"),
-            (EVENT_BUS_NAME, "bus"),
-            (UPLOADS_BUCKET, "up-bucket"),
-            (MANIFESTS_BUCKET, "man-bucket"),
-            (OUTPUTS_BUCKET, "out-bucket"),
-            (BEDROCK_ROLE_ARN, "arn:aws:iam::123456789012:role/bedrock"),
-            (
-                ALLOWED_MODEL_IDS,
-                "us.anthropic.claude-haiku-4-5-20251001-v1:0, amazon.nova-lite-v1:0",
-            ),
-            (API_BASE_URL, "https://api.example.com"),
-            (MIN_RECORDS_PER_JOB, "1000"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-    }
-
-    #[test]
-    fn when_env_is_complete_should_build_settings_with_defaults() {
-        let c = FunctionConfig::from_map(&full_env()).expect("valid");
-        assert_eq!(c.settings.allowed_models.len(), 2);
-        assert_eq!(c.settings.quotas.min_records_per_job, 1000);
-        assert_eq!(c.settings.quotas.max_records_per_job, 50_000);
-        assert_eq!(c.settings.job_timeout_hours, 24);
-    }
-
-    #[test]
-    fn when_a_variable_is_missing_or_bad_should_name_it() {
-        for (var, value) in [
-            (INTENTS_TABLE, ""),
-            (UPLOADS_BUCKET, "Bad_Bucket"),
-            (MIN_RECORDS_PER_JOB, "lots"),
-            (JOB_TIMEOUT_HOURS, "200"),
-            (BEDROCK_ROLE_ARN, "not-an-arn"),
-            (ALLOWED_MODEL_IDS, " , "),
-        ] {
-            let mut env = full_env();
-            env.insert(var.to_owned(), value.to_owned());
-            let err = FunctionConfig::from_map(&env).expect_err(var);
-            assert_eq!(err.var, var);
-            assert!(err.to_string().contains(var));
-        }
-    }
-
-    #[test]
-    fn when_listing_variables_should_cover_each_name_once() {
-        let names: std::collections::HashSet<_> = ENV_VARS.iter().map(|v| v.0).collect();
-        assert_eq!(names.len(), ENV_VARS.len());
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

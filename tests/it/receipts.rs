@@ -5,7 +5,8 @@
 
 use crate::common::*;
 use shared::adapters::embedded::bedrock_emulator::fault_plan::BedrockFault;
-use shared::domain::results::ResultStatus;
+use shared::domain::results::{Kept, ResultStatus};
+use shared::domain::settings::ReaskPolicy;
 use shared::domain::status::IntentStatus;
 
 const IMAGES: usize = 40;
@@ -14,7 +15,11 @@ const IMAGES: usize = 40;
 /// the names of the failed checks of each result, by image index.
 async fn flagged(faults: &[BedrockFault]) -> Vec<(usize, Vec<String>)> {
     let faults = faults.to_vec();
-    let app = app_with(|o| o.emulator.faults = faults).await;
+    let app = app_with(|o| {
+        o.emulator.faults = faults;
+        o.settings.reask = ReaskPolicy::Off;
+    })
+    .await;
     let key = |i: usize| format!("uploads/{SAMPLE_USER}/2026-12-01/v2-{i:03}.png");
     crate::scale::store_many(&app, IMAGES, key).await;
     let keys: Vec<String> = (0..IMAGES).map(key).collect();
@@ -80,7 +85,11 @@ async fn when_every_10th_answer_is_spoiled_should_flag_exactly_those_by_the_rule
 #[tokio::test]
 async fn when_a_client_asks_for_the_flagged_should_list_them_and_count_them_in_the_job_view() {
     use batch_orchestrator::http_api::http_api_event;
-    let app = app_with(|o| o.emulator.faults = vec![BedrockFault::WrongTotal]).await;
+    let app = app_with(|o| {
+        o.emulator.faults = vec![BedrockFault::WrongTotal];
+        o.settings.reask = ReaskPolicy::Off;
+    })
+    .await;
     let key = |i: usize| format!("uploads/{SAMPLE_USER}/2026-12-01/f-{i:03}.png");
     crate::scale::store_many(&app, 25, key).await;
     let keys: Vec<String> = (0..25).map(key).collect();
@@ -157,4 +166,56 @@ async fn when_a_client_asks_for_the_flagged_should_list_them_and_count_them_in_t
         .await
         .expect("report");
     assert_eq!(users.values().map(|u| u.usage.flagged).sum::<u64>(), 3);
+}
+
+/// Issue 33, item 4: with `REASK_POLICY=whole` (the default), every flagged answer is asked
+/// again once, on-demand, with the whole photo; the better answer is kept, the other held
+/// beside it, and both attempts are paid for. The emulator spoils batch answers only, so each
+/// re-ask fixes its record.
+#[tokio::test]
+async fn when_answers_are_flagged_should_reask_each_once_and_keep_the_better() {
+    for fault in [
+        BedrockFault::WrongTotal,
+        BedrockFault::MalformedJson,
+        BedrockFault::FutureDate,
+    ] {
+        let app = app_with(|o| o.emulator.faults = vec![fault]).await;
+        let key = |i: usize| format!("uploads/{SAMPLE_USER}/2026-12-01/r-{i:03}.png");
+        crate::scale::store_many(&app, IMAGES, key).await;
+        let keys: Vec<String> = (0..IMAGES).map(key).collect();
+        let mut body = direct(
+            "reask",
+            &keys.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        body["promptVersion"] = serde_json::json!("receipt-v2");
+        assert_eq!(status(&app.intake(body).await), 202);
+        run(&app).await;
+        let intent = intent_named(&app, "reask");
+        let rs = results(&app, &intent).await;
+        let reasked: Vec<_> = rs.iter().filter(|r| r.reask.is_some()).collect();
+        let indexes: Vec<usize> = reasked.iter().map(|r| r.image_index).collect();
+        assert_eq!(
+            indexes,
+            vec![0, 10, 20, 30],
+            "{fault}: re-asked exactly the flagged"
+        );
+        for r in &reasked {
+            let reask = r.reask.as_ref().expect("reask");
+            assert_eq!(reask.kept, Kept::Reask, "{fault}: the re-ask fixed it");
+            assert_eq!(reask.policy, "whole");
+            assert!(r.on_demand && r.needs_review == Some(false));
+            assert!(
+                reask.other.checks.iter().any(|c| !c.passed),
+                "the first answer kept beside"
+            );
+            assert!(reask.other.input_tokens > 0 || fault == BedrockFault::MalformedJson);
+            assert_eq!(r.attempts, 2);
+        }
+        assert!(
+            rs.iter().all(|r| r.needs_review == Some(false)),
+            "{fault}: none left flagged"
+        );
+        assert_eq!(app.runtime.calls(), 4, "{fault}: one re-ask each");
+        assert_eq!(intent.counts.expect("counts").flagged_record_count, 0);
+    }
 }

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod outbox;
 pub mod pace;
 pub mod pool;
+pub mod reask;
 pub mod reconcile;
 mod remainder;
 pub mod slots;

@@ -89,7 +89,7 @@ async fn run_held(
         if !lease.renew(deps).await? {
             return Ok(Ran::Held);
         }
-        run_chunk(deps, intent, chunk).await?;
+        run_chunk(deps, intent, chunk, &records).await?;
         if last {
             break;
         }
@@ -112,13 +112,22 @@ async fn run_chunk(
     deps: &Deps,
     intent: &BatchIntent,
     chunk: Vec<Pending>,
+    records: &JobRecords,
 ) -> Result<(), StageError> {
     if chunk.is_empty() {
         return Ok(());
     }
     let review = super::watch::review_of(deps, intent);
-    let results =
+    let mut results =
         super::on_demand::run(deps, &intent.model_id, chunk, (intent.deadline, review)).await;
+    let owners: HashMap<&RecordId, &IntentId> =
+        records.values().map(|(rid, _, _, o)| (rid, o)).collect();
+    let owner = |rid: &RecordId| {
+        owners
+            .get(rid)
+            .map_or(intent.intent_id.clone(), |o| (*o).clone())
+    };
+    super::reask::reask_flagged(deps, intent, &mut results, owner).await?;
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, results).await
     } else {

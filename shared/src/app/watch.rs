@@ -219,7 +219,6 @@ async fn ingest(
     if !every_line_landed(deps, arn, summary.as_ref(), lines).await? {
         return Ok(None);
     }
-    crate::metrics::flagged(&results);
     let mut missing: Vec<&(RecordId, usize, ObjectKey, IntentId)> = expected
         .iter()
         .filter(|(rid, _)| !seen.contains(*rid))
@@ -234,6 +233,17 @@ async fn ingest(
         r.attempts = r.attempts.max(job.attempt);
     }
     let owner_cancelled = intent.cancel_requested_at.is_some();
+    if !owner_cancelled {
+        let owners: HashMap<&RecordId, &IntentId> =
+            expected.values().map(|(rid, _, _, o)| (rid, o)).collect();
+        let owner = |rid: &RecordId| {
+            owners
+                .get(rid)
+                .map_or(intent.intent_id.clone(), |o| (*o).clone())
+        };
+        super::reask::reask_flagged(deps, intent, &mut results, owner).await?;
+    }
+    crate::metrics::flagged(&results);
     let line_ids: HashMap<RecordId, String> = expected
         .iter()
         .map(|(line_id, (rid, ..))| (rid.clone(), line_id.clone()))

@@ -71,6 +71,86 @@ pub struct ImageResult {
     /// True when any check failed: a person should look (set on every checked answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs_review: Option<bool>,
+    /// A flagged answer asked again (`app::reask`): how, which answer this result holds, and
+    /// the other one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reask: Option<Box<Reask>>,
+}
+
+/// The two attempts of a record asked again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reask {
+    /// How it was asked again (`REASK_POLICY`): `whole` or `model:<id>`.
+    pub policy: String,
+    /// Which answer the result holds: the one with fewer failed checks, the first on a tie.
+    pub kept: Kept,
+    /// The answer not kept.
+    pub other: Attempt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kept {
+    First,
+    Reask,
+}
+
+/// One answer of a record asked twice: the one its result does not hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub status: ResultStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<super::receipt::Check>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
+}
+
+impl ImageResult {
+    /// How many of its checks failed (none for an unchecked answer; one more than any for a
+    /// failed record, so an answer always beats no answer).
+    pub fn failed_checks(&self) -> usize {
+        match self.status {
+            ResultStatus::Succeeded => self.checks.iter().filter(|c| !c.passed).count(),
+            _ => usize::MAX,
+        }
+    }
+
+    /// Of this first answer and `reask`, the one with fewer failed checks (this one on a tie),
+    /// holding the other in its `reask` field; both attempts counted.
+    pub fn keep_better(self, mut reask: ImageResult, policy: String) -> ImageResult {
+        let reask_wins = reask.failed_checks() < self.failed_checks();
+        reask.attempts = reask.attempts.max(self.attempts + 1);
+        let (mut kept, other, which) = if reask_wins {
+            (reask, self, Kept::Reask)
+        } else {
+            let attempts = reask.attempts;
+            let mut first = self;
+            first.attempts = attempts;
+            (first, reask, Kept::First)
+        };
+        kept.reask = Some(Box::new(Reask {
+            policy,
+            kept: which,
+            other: Attempt {
+                status: other.status,
+                text: other.text,
+                error_message: other.error_message,
+                checks: other.checks,
+                input_tokens: other.input_tokens,
+                output_tokens: other.output_tokens,
+                on_demand: other.on_demand,
+            },
+        }));
+        kept
+    }
 }
 
 fn one() -> u32 {
@@ -101,6 +181,7 @@ impl ImageResult {
             on_demand: false,
             checks: Vec::new(),
             needs_review: None,
+            reask: None,
         };
         if let Some(err) = &line.error {
             result.error_code = Some(match &err.error_code {
@@ -149,6 +230,7 @@ impl ImageResult {
             on_demand: false,
             checks: Vec::new(),
             needs_review: None,
+            reask: None,
         }
     }
 

@@ -153,6 +153,44 @@ impl std::str::FromStr for BelowMinimum {
     }
 }
 
+/// How a flagged answer (one that failed a receipt check) is asked again, once (`REASK_POLICY`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReaskPolicy {
+    /// Never: a flagged answer stays as it is, for a person to review.
+    Off,
+    /// The upright whole photo at full size instead of the economy crop, on-demand.
+    Whole,
+    /// The same photo to a stronger model, on-demand.
+    Model(super::ids::ModelId),
+}
+
+impl std::str::FromStr for ReaskPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(Self::Off),
+            "whole" => Ok(Self::Whole),
+            other => match other.strip_prefix("model:") {
+                Some(id) => super::ids::ModelId::parse(id)
+                    .map(Self::Model)
+                    .map_err(|e| format!("model:<id> names no model id: {e}")),
+                None => Err(format!("must be off, whole or model:<id>, got {other:?}")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ReaskPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::Whole => f.write_str("whole"),
+            Self::Model(id) => write!(f, "model:{id}"),
+        }
+    }
+}
+
 /// Where the unanswered records of a job that ended short are re-run when there are at least the
 /// model's minimum of them (fewer always run on-demand).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +282,8 @@ pub struct Settings {
     pub max_record_attempts: u32,
     /// Days before its upload a receipt's date may be (`RECEIPT_MAX_AGE_DAYS`, the `date` check).
     pub receipt_max_age_days: i64,
+    /// How a flagged answer is asked again (`REASK_POLICY`; see `app::reask`).
+    pub reask: ReaskPolicy,
     /// Where a remainder of at least the model's minimum records is re-run.
     pub remainder_policy: RemainderPolicy,
     /// Batches one user may have in progress at once (`app::limits`).
@@ -324,6 +364,7 @@ impl Settings {
             on_demand_concurrency: 4,
             max_record_attempts: 3,
             receipt_max_age_days: 365,
+            reask: ReaskPolicy::Whole,
             remainder_policy: RemainderPolicy::Batch,
             max_open_intents_per_user: 20,
             // Four full jobs: a heavy user's day, not the night's every slot.

@@ -62,23 +62,34 @@ impl Usage {
         }
         self.images += 1;
         self.flagged += u64::from(r.needs_review == Some(true));
-        self.input_tokens += r.input_tokens;
-        self.output_tokens += r.output_tokens;
+        self.on_demand_images += u64::from(r.on_demand);
+        // A record asked twice (`app::reask`) costs both attempts, each at its own price.
+        let other = r.reask.as_ref().map(|a| &a.other);
+        let attempts = std::iter::once((r.input_tokens, r.output_tokens, r.on_demand))
+            .chain(other.map(|o| (o.input_tokens, o.output_tokens, o.on_demand)));
+        for (input, output, on_demand) in attempts {
+            self.add_tokens(input, output, on_demand, price, batch_discount);
+        }
+    }
+
+    fn add_tokens(
+        &mut self,
+        input: u64,
+        output: u64,
+        ran_on_demand: bool,
+        price: Option<&ModelPrice>,
+        batch_discount: f64,
+    ) {
+        self.input_tokens += input;
+        self.output_tokens += output;
         let Some(p) = price else {
             return;
         };
-        let on_demand = (r.input_tokens as f64 * p.input_per_mtok
-            + r.output_tokens as f64 * p.output_per_mtok)
-            / 1e6;
+        let on_demand = (input as f64 * p.input_per_mtok + output as f64 * p.output_per_mtok) / 1e6;
         let batch = on_demand * batch_discount;
         self.on_demand_usd += on_demand;
         self.batch_usd += batch;
-        if r.on_demand {
-            self.on_demand_images += 1;
-            self.cost_usd += on_demand;
-        } else {
-            self.cost_usd += batch;
-        }
+        self.cost_usd += if ran_on_demand { on_demand } else { batch };
     }
 
     /// Adds another's figures.

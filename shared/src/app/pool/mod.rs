@@ -537,7 +537,9 @@ async fn run_chunk(
     let asked = pending.len();
     let review = super::watch::review_of(deps, m);
     let records = std::mem::take(pending);
-    let results = on_demand::run(deps, &m.model_id, records, (m.deadline, review)).await;
+    let mut results = on_demand::run(deps, &m.model_id, records, (m.deadline, review)).await;
+    let owner = |_: &RecordId| m.intent_id.clone();
+    super::reask::reask_flagged(deps, m, &mut results, owner).await?;
     let live = deps
         .store
         .get(&m.intent_id)
