@@ -193,3 +193,28 @@ pub fn aws_endpoint() -> Option<String> {
         }
     }
 }
+
+/// The intent `id`, which must have completed, and its results.
+pub async fn completed(app: &Embedded, id: &str) -> (BatchIntent, Vec<ImageResult>) {
+    let intent = intent_named(app, id);
+    assert_eq!(
+        intent.status,
+        shared::domain::status::IntentStatus::Completed,
+        "{:?}",
+        intent.failure_message
+    );
+    let rs = results(app, &intent).await;
+    (intent, rs)
+}
+
+/// Posts `keys` as the sample user's intent `id`, with `extra` fields merged into the body, and
+/// runs the pipeline until idle.
+pub async fn post_and_run(app: &Embedded, id: &str, keys: &[String], extra: Value) {
+    let mut body = direct(id, &keys.iter().map(String::as_str).collect::<Vec<_>>());
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let answer = app.intake(body).await;
+    assert_eq!(status(&answer), 202, "{answer}");
+    run(app).await;
+}

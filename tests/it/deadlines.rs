@@ -184,11 +184,9 @@ async fn when_the_process_dies_between_two_redrive_chunks_should_answer_each_ima
     crash_run("results.put:after", 2).await;
 }
 
-#[tokio::test]
-async fn when_history_says_batch_cannot_make_it_should_plan_on_demand_from_the_start() {
-    let app = app_with(|o| o.settings.min_deadline_secs = 60).await;
+/// Three recent jobs of the default model that each queued an hour.
+async fn slow_history(app: &TestApp) {
     let model = app.deps.settings.default_model().expect("model").clone();
-    // Three recent jobs each queued an hour: a 2-minute deadline leaves batch no room.
     for _ in 0..3 {
         let sample = shared::domain::deadline::JobSample {
             ended_at: app.deps.clock.now(),
@@ -202,6 +200,13 @@ async fn when_history_says_batch_cannot_make_it_should_plan_on_demand_from_the_s
             .await
             .expect("record");
     }
+}
+
+#[tokio::test]
+async fn when_history_says_batch_cannot_make_it_should_plan_on_demand_from_the_start() {
+    let app = app_with(|o| o.settings.min_deadline_secs = 60).await;
+    // Three recent jobs each queued an hour: a 2-minute deadline leaves batch no room.
+    slow_history(&app).await;
     let deadline = app.deps.clock.now() + chrono::Duration::seconds(120);
     let mut body = direct("urgent", &SAMPLE_KEYS);
     body["deadline"] = serde_json::json!(deadline.to_rfc3339());
@@ -362,20 +367,7 @@ async fn when_a_pooled_member_has_a_near_deadline_should_move_only_its_own_recor
 #[tokio::test]
 async fn when_an_on_demand_job_is_announced_twice_at_once_should_call_the_model_once_per_record() {
     let app = app_with(|o| o.settings.min_deadline_secs = 60).await;
-    let model = app.deps.settings.default_model().expect("model").clone();
-    for _ in 0..3 {
-        let sample = shared::domain::deadline::JobSample {
-            ended_at: app.deps.clock.now(),
-            records: 100,
-            queue_secs: 3_600.0,
-            run_secs: Some(60.0),
-        };
-        app.deps
-            .history
-            .record(model.as_str(), &sample)
-            .await
-            .expect("record");
-    }
+    slow_history(&app).await;
     let deadline = app.deps.clock.now() + chrono::Duration::seconds(120);
     let mut body = direct("twice", &SAMPLE_KEYS);
     body["deadline"] = serde_json::json!(deadline.to_rfc3339());

@@ -52,22 +52,9 @@ async fn redrive_night(app: &TestApp, minutes: i64) {
         .map(|i| format!("uploads/{SAMPLE_USER}/2026-12-05/t{i:04}.png"))
         .collect();
     let deadline = app.deps.clock.now() + chrono::Duration::minutes(minutes);
-    let mut body = direct(
-        "paced",
-        &keys.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    body["deadline"] = serde_json::json!(deadline.to_rfc3339());
-    let answer = app.intake(body).await;
-    assert_eq!(status(&answer), 202, "{answer}");
-    run(app).await;
-    let intent = intent_named(app, "paced");
-    assert_eq!(
-        intent.status,
-        IntentStatus::Completed,
-        "{:?}",
-        intent.failure_message
-    );
-    let rs = results(app, &intent).await;
+    let extra = serde_json::json!({"deadline": deadline.to_rfc3339()});
+    post_and_run(app, "paced", &keys, extra).await;
+    let (_, rs) = completed(app, "paced").await;
     assert_eq!(rs.len(), IMAGES);
     let failed = rs
         .iter()
@@ -153,18 +140,9 @@ async fn when_300_images_are_due_in_2_minutes_under_a_stuck_throttled_bedrock_sh
     crate::scale::store_many(&app, 300, key).await;
     let keys: Vec<String> = (0..300).map(key).collect();
     let deadline = app.deps.clock.now() + chrono::Duration::minutes(2);
-    let mut body = direct("due", &keys.iter().map(String::as_str).collect::<Vec<_>>());
-    body["deadline"] = serde_json::json!(deadline.to_rfc3339());
-    assert_eq!(status(&app.intake(body).await), 202);
-    run(&app).await;
-    let intent = intent_named(&app, "due");
-    assert_eq!(
-        intent.status,
-        IntentStatus::Completed,
-        "{:?}",
-        intent.failure_message
-    );
-    let rs = results(&app, &intent).await;
+    let extra = serde_json::json!({"deadline": deadline.to_rfc3339()});
+    post_and_run(&app, "due", &keys, extra).await;
+    let (_, rs) = completed(&app, "due").await;
     assert_eq!(
         rs.iter()
             .filter(|r| r.status == ResultStatus::Succeeded)

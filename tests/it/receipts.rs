@@ -7,9 +7,12 @@ use crate::common::*;
 use shared::adapters::embedded::bedrock_emulator::fault_plan::BedrockFault;
 use shared::domain::results::{Kept, ResultStatus};
 use shared::domain::settings::ReaskPolicy;
-use shared::domain::status::IntentStatus;
 
 const IMAGES: usize = 40;
+
+/// The request field that asks for receipt-v2.
+static V2: std::sync::LazyLock<serde_json::Value> =
+    std::sync::LazyLock::new(|| serde_json::json!({"promptVersion": "receipt-v2"}));
 
 /// Posts [`IMAGES`] receipts as a receipt-v2 request under `faults`, runs it, and returns
 /// the names of the failed checks of each result, by image index.
@@ -23,18 +26,8 @@ async fn flagged(faults: &[BedrockFault]) -> Vec<(usize, Vec<String>)> {
     let key = |i: usize| format!("uploads/{SAMPLE_USER}/2026-12-01/v2-{i:03}.png");
     crate::scale::store_many(&app, IMAGES, key).await;
     let keys: Vec<String> = (0..IMAGES).map(key).collect();
-    let mut body = direct("v2", &keys.iter().map(String::as_str).collect::<Vec<_>>());
-    body["promptVersion"] = serde_json::json!("receipt-v2");
-    assert_eq!(status(&app.intake(body).await), 202);
-    run(&app).await;
-    let intent = intent_named(&app, "v2");
-    assert_eq!(
-        intent.status,
-        IntentStatus::Completed,
-        "{:?}",
-        intent.failure_message
-    );
-    let rs = results(&app, &intent).await;
+    post_and_run(&app, "v2", &keys, V2.clone()).await;
+    let (_, rs) = completed(&app, "v2").await;
     assert_eq!(rs.len(), IMAGES);
     let mut out = Vec::new();
     for r in &rs {
@@ -183,15 +176,8 @@ async fn when_answers_are_flagged_should_reask_each_once_and_keep_the_better() {
         let key = |i: usize| format!("uploads/{SAMPLE_USER}/2026-12-01/r-{i:03}.png");
         crate::scale::store_many(&app, IMAGES, key).await;
         let keys: Vec<String> = (0..IMAGES).map(key).collect();
-        let mut body = direct(
-            "reask",
-            &keys.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-        body["promptVersion"] = serde_json::json!("receipt-v2");
-        assert_eq!(status(&app.intake(body).await), 202);
-        run(&app).await;
-        let intent = intent_named(&app, "reask");
-        let rs = results(&app, &intent).await;
+        post_and_run(&app, "reask", &keys, V2.clone()).await;
+        let (intent, rs) = completed(&app, "reask").await;
         let reasked: Vec<_> = rs.iter().filter(|r| r.reask.is_some()).collect();
         let indexes: Vec<usize> = reasked.iter().map(|r| r.image_index).collect();
         assert_eq!(

@@ -120,14 +120,7 @@ async fn run_chunk(
     let review = super::watch::review_of(deps, intent);
     let mut results =
         super::on_demand::run(deps, &intent.model_id, chunk, (intent.deadline, review)).await;
-    let owners: HashMap<&RecordId, &IntentId> =
-        records.values().map(|(rid, _, _, o)| (rid, o)).collect();
-    let owner = |rid: &RecordId| {
-        owners
-            .get(rid)
-            .map_or(intent.intent_id.clone(), |o| (*o).clone())
-    };
-    super::reask::reask_flagged(deps, intent, &mut results, owner).await?;
+    super::reask::reask_job(deps, intent, &mut results, records).await?;
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, results).await
     } else {

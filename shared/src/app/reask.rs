@@ -97,6 +97,23 @@ pub async fn reask_flagged(
     Ok(())
 }
 
+/// [`reask_flagged`] for the answers of a job, whose records' owners `records` names.
+pub(super) async fn reask_job(
+    deps: &Deps,
+    intent: &BatchIntent,
+    results: &mut [ImageResult],
+    records: &super::remainder::JobRecords,
+) -> Result<(), StageError> {
+    let owners: HashMap<&RecordId, &IntentId> =
+        records.values().map(|(rid, _, _, o)| (rid, o)).collect();
+    let owner = |rid: &RecordId| {
+        owners
+            .get(rid)
+            .map_or(intent.intent_id.clone(), |o| (*o).clone())
+    };
+    reask_flagged(deps, intent, results, owner).await
+}
+
 /// The stored results of the flagged records that hold a re-ask already, by record id.
 async fn already_reasked(
     deps: &Deps,

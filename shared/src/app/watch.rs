@@ -234,14 +234,7 @@ async fn ingest(
     }
     let owner_cancelled = intent.cancel_requested_at.is_some();
     if !owner_cancelled {
-        let owners: HashMap<&RecordId, &IntentId> =
-            expected.values().map(|(rid, _, _, o)| (rid, o)).collect();
-        let owner = |rid: &RecordId| {
-            owners
-                .get(rid)
-                .map_or(intent.intent_id.clone(), |o| (*o).clone())
-        };
-        super::reask::reask_flagged(deps, intent, &mut results, owner).await?;
+        super::reask::reask_job(deps, intent, &mut results, &expected).await?;
     }
     crate::metrics::flagged(&results);
     let line_ids: HashMap<RecordId, String> = expected
