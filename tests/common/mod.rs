@@ -218,3 +218,23 @@ pub async fn post_and_run(app: &Embedded, id: &str, keys: &[String], extra: Valu
     assert_eq!(status(&answer), 202, "{answer}");
     run(app).await;
 }
+
+/// The stages' ports on moto: a fresh stack named `{name}-{8 hex}` (tables, buckets, queues),
+/// its SDK clients and the `Deps` over them; None (the test is skipped) without moto.
+#[cfg(feature = "aws")]
+pub async fn moto_deps(name: &str) -> Option<shared::app::Deps> {
+    use batch_orchestrator::local_aws::{
+        create_resources, local_clients, valid_prefix, LocalStack,
+    };
+    let aws = aws_endpoint()?;
+    let prefix = valid_prefix(&format!(
+        "{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    let stack = LocalStack::named(&prefix);
+    let clients = local_clients(&aws, "http://127.0.0.1:9").await;
+    create_resources(&clients, &stack, 3, 1)
+        .await
+        .expect("resources");
+    Some(clients.deps(&stack.config()))
+}

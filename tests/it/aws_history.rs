@@ -5,10 +5,7 @@
 //! lost an append there), so a race would test moto, not this code. Skipped (and passing)
 //! without `BO_AWS_ENDPOINT`, like `aws_e2e.rs`; CI sets `BO_REQUIRE_AWS_TESTS`.
 
-use batch_orchestrator::local_aws::{create_resources, local_clients, valid_prefix, LocalStack};
 use shared::domain::deadline::{JobSample, HISTORY};
-
-use crate::common::aws_endpoint as endpoint;
 
 fn sample(i: i64) -> JobSample {
     JobSample {
@@ -21,17 +18,9 @@ fn sample(i: i64) -> JobSample {
 
 #[tokio::test]
 async fn when_jobs_end_on_aws_should_keep_each_models_newest_samples_and_trim_the_rest() {
-    let Some(aws) = endpoint() else { return };
-    let prefix = valid_prefix(&format!(
-        "history-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ));
-    let stack = LocalStack::named(&prefix);
-    let clients = local_clients(&aws, "http://127.0.0.1:9").await;
-    create_resources(&clients, &stack, 3, 1)
-        .await
-        .expect("resources");
-    let deps = clients.deps(&stack.config());
+    let Some(deps) = crate::common::moto_deps("history").await else {
+        return;
+    };
     // 160 jobs end: the list is trimmed to the newest 50 each time it reaches 100.
     for i in 0..160 {
         deps.history

@@ -4,24 +4,13 @@
 //! concurrent updates of one item (see `aws_history.rs`), so a race here would test moto.
 //! Skipped (and passing) without `BO_AWS_ENDPOINT`; CI sets `BO_REQUIRE_AWS_TESTS`.
 
-use batch_orchestrator::local_aws::{create_resources, local_clients, valid_prefix, LocalStack};
 use shared::domain::ids::{IntentId, UserId};
-
-use crate::common::aws_endpoint as endpoint;
 
 #[tokio::test]
 async fn when_counters_leases_and_rates_move_on_aws_should_stop_exactly_at_their_limits() {
-    let Some(aws) = endpoint() else { return };
-    let prefix = valid_prefix(&format!(
-        "limits-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ));
-    let stack = LocalStack::named(&prefix);
-    let clients = local_clients(&aws, "http://127.0.0.1:9").await;
-    create_resources(&clients, &stack, 3, 1)
-        .await
-        .expect("resources");
-    let deps = clients.deps(&stack.config());
+    let Some(deps) = crate::common::moto_deps("limits").await else {
+        return;
+    };
     let a = &deps.allowances;
     let user = UserId::parse("u-limits").expect("user");
     let id = |n: usize| IntentId::parse(&format!("i-{n}")).expect("id");
