@@ -16,7 +16,8 @@
 //!   written) gives its images back and its open place up;
 //! - an intent frees its place when it ends (`outbox::save`, idempotent); a crash between the
 //!   end and the freeing leaves a stale place, which the next refusal heals: the user's counted
-//!   intents are re-read, and those ended or missing are freed before the count is tried again;
+//!   intents are re-read, and those ended (or still missing a moment later: a request between
+//!   its count and its write is never freed) are freed before the count is tried again;
 //! - a crash between counting and creating leaves the images counted (the safe direction: the
 //!   user's day allows fewer, never more).
 
@@ -28,6 +29,9 @@ use chrono::{Duration, NaiveDate};
 
 /// How long a client over the open-batches limit waits before trying again.
 const OPEN_RETRY_SECS: u64 = 60;
+/// Longer than a request takes from its count to its write: a counted intent still not
+/// written after it is a crash's leftover.
+const IN_FLIGHT: Duration = Duration::seconds(2);
 
 /// What a new request took of its user's allowances, given back if it is not recorded.
 #[derive(Debug, Clone)]
@@ -109,8 +113,11 @@ async fn take_open(deps: &Deps, intent: &BatchIntent) -> Result<(), IntakeError>
     })
 }
 
-/// Frees the places of `user`'s counted intents that ended or are gone (a crash between an
-/// intent's end and its freeing); how many it freed.
+/// Frees the places of `user`'s counted intents that ended (a crash between an intent's end and
+/// its freeing) or are gone. A place whose intent is not there may belong to a request between
+/// its count and its write: it is freed only if the intent is still not there after
+/// [`IN_FLIGHT`], so requests arriving together never free each other's places. How many it
+/// freed.
 async fn heal(deps: &Deps, user: &UserId) -> Result<usize, IntakeError> {
     let unavailable = IntakeError::Unavailable;
     let counted = deps
@@ -118,16 +125,29 @@ async fn heal(deps: &Deps, user: &UserId) -> Result<usize, IntakeError> {
         .open_intents(user)
         .await
         .map_err(unavailable)?;
-    let mut freed = 0;
+    let mut stale = Vec::new();
+    let mut missing = Vec::new();
     for id in counted {
-        let live = deps.store.get(&id).await.map_err(unavailable)?;
-        if live.is_none_or(|i| i.status.is_terminal()) {
-            deps.allowances
-                .close(user, &id)
-                .await
-                .map_err(unavailable)?;
-            freed += 1;
+        match deps.store.get(&id).await.map_err(unavailable)? {
+            Some(i) if i.status.is_terminal() => stale.push(id),
+            Some(_) => {}
+            None => missing.push(id),
         }
+    }
+    if !missing.is_empty() {
+        deps.clock.sleep_until(deps.clock.now() + IN_FLIGHT).await;
+        for id in missing {
+            if deps.store.get(&id).await.map_err(unavailable)?.is_none() {
+                stale.push(id);
+            }
+        }
+    }
+    let freed = stale.len();
+    for id in stale {
+        deps.allowances
+            .close(user, &id)
+            .await
+            .map_err(unavailable)?;
     }
     if freed > 0 {
         tracing::info!(user_id = %user, freed, "freed open places of ended intents");
@@ -144,7 +164,7 @@ async fn take_images(deps: &Deps, taken: &Taken, max: u64) -> Result<(), IntakeE
     match added {
         Ok(true) => Ok(()),
         Ok(false) => {
-            let _ = deps.allowances.close(&taken.user, &taken.intent).await;
+            close_unrecorded(deps, taken).await;
             let now = deps.clock.now();
             let tomorrow = (taken.day + Duration::days(1))
                 .and_hms_opt(0, 0, 0)
@@ -159,8 +179,18 @@ async fn take_images(deps: &Deps, taken: &Taken, max: u64) -> Result<(), IntakeE
             })
         }
         Err(e) => {
-            let _ = deps.allowances.close(&taken.user, &taken.intent).await;
+            close_unrecorded(deps, taken).await;
             Err(IntakeError::Unavailable(e))
+        }
+    }
+}
+
+/// Frees the open place a refused request took, unless its intent is recorded (a retry racing
+/// the original request: the place is the original's).
+async fn close_unrecorded(deps: &Deps, taken: &Taken) {
+    if let Ok(None) = deps.store.get(&taken.intent).await {
+        if let Err(e) = deps.allowances.close(&taken.user, &taken.intent).await {
+            tracing::warn!(user_id = %taken.user, error = %e, "could not free a refused request's place; healed later");
         }
     }
 }

@@ -29,6 +29,27 @@ pub const CHUNK: usize = 50;
 /// run 15 minutes).
 pub const BUDGET: chrono::Duration = chrono::Duration::minutes(10);
 
+/// What bounds one call's on-demand runs: the intent's deadline (a "slow down" past it ends the
+/// record failed), the call's end (past it a record is left for the next call, and no turn
+/// is waited for), and how answers are reviewed. Computed once per call, shared by its chunks.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub deadline: Option<DateTime<Utc>>,
+    pub until: DateTime<Utc>,
+    pub review: Option<Review>,
+}
+
+impl Limits {
+    /// The limits of a call starting now on `intent`: [`BUDGET`] from now.
+    pub fn for_call(deps: &Deps, intent: &crate::domain::intent::BatchIntent) -> Self {
+        Self {
+            deadline: intent.deadline,
+            until: deps.clock.now() + BUDGET,
+            review: super::watch::review_of(deps, intent),
+        }
+    }
+}
+
 /// One record to run.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -47,13 +68,10 @@ pub async fn run(
     deps: &Deps,
     model: &ModelId,
     records: Vec<Pending>,
-    (deadline, review): (Option<DateTime<Utc>>, Option<Review>),
+    limits: &Limits,
 ) -> Vec<ImageResult> {
-    let until = deps.clock.now() + BUDGET;
-    let until = (deadline, until);
-    let review = review.as_ref();
     let results: Vec<ImageResult> = stream::iter(records)
-        .map(|r| run_one(deps, model, r, until, review))
+        .map(|r| run_one(deps, model, r, limits))
         .buffered(deps.settings.on_demand_concurrency.max(1))
         .filter_map(|r| async move { r })
         .collect()
@@ -78,15 +96,17 @@ async fn run_one(
     deps: &Deps,
     model: &ModelId,
     rec: Pending,
-    (deadline, budget_end): (Option<DateTime<Utc>>, DateTime<Utc>),
-    review: Option<&Review>,
+    limits: &Limits,
 ) -> Option<ImageResult> {
+    let (deadline, budget_end, review) = (limits.deadline, limits.until, limits.review.as_ref());
     let max = deps.settings.max_record_attempts;
     let tokens = deps.settings.quota_tokens_per_record(model);
     let (mut attempts, mut refusals) = (rec.attempts, 0u32);
     let error = loop {
-        let answer = match super::pace::take_turn(deps, model, tokens).await {
-            Ok(turn) => {
+        let answer = match super::pace::take_turn(deps, model, tokens, budget_end).await {
+            // No turn before the call ends: the next call takes the record.
+            Ok(None) => return None,
+            Ok(Some(turn)) => {
                 attempts += 1;
                 let answer = deps.on_demand.invoke(model, &rec.model_input).await;
                 if let Ok(output) = &answer {
@@ -97,7 +117,11 @@ async fn run_one(
                 }
                 answer
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // The budget's store failed: an attempt spent, so this cannot loop forever.
+                attempts += 1;
+                Err(e)
+            }
         };
         let e = match answer {
             Ok(output) => return Some(finish(rec, attempts, Ok(output), review)),

@@ -57,6 +57,7 @@ async fn run_held(
     lease: &super::lease::Lease,
 ) -> Result<Ran, StageError> {
     let started = std::time::Instant::now();
+    let limits = super::on_demand::Limits::for_call(deps, intent);
     let records = super::watch::job_records(deps, intent, job).await?;
     let done = stored(deps, &records).await?;
     let wanted: HashMap<&str, _> = records
@@ -89,7 +90,7 @@ async fn run_held(
         if !lease.renew(deps).await? {
             return Ok(Ran::Held);
         }
-        run_chunk(deps, intent, chunk, &records).await?;
+        run_chunk(deps, intent, chunk, (&records, &limits)).await?;
         if last {
             break;
         }
@@ -112,15 +113,13 @@ async fn run_chunk(
     deps: &Deps,
     intent: &BatchIntent,
     chunk: Vec<Pending>,
-    records: &JobRecords,
+    (records, limits): (&JobRecords, &super::on_demand::Limits),
 ) -> Result<(), StageError> {
     if chunk.is_empty() {
         return Ok(());
     }
-    let review = super::watch::review_of(deps, intent);
-    let mut results =
-        super::on_demand::run(deps, &intent.model_id, chunk, (intent.deadline, review)).await;
-    super::reask::reask_job(deps, intent, &mut results, records).await?;
+    let mut results = super::on_demand::run(deps, &intent.model_id, chunk, limits).await;
+    super::reask::reask_job(deps, intent, &mut results, (records, limits.until)).await?;
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, results).await
     } else {

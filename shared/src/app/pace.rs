@@ -21,8 +21,14 @@ pub struct Turn {
 }
 
 /// Takes a turn for one call of `model` expected to burn `tokens` quota tokens, waiting (on
-/// the clock) for a window with room; an error if the budget's store fails.
-pub async fn take_turn(deps: &Deps, model: &ModelId, tokens: u64) -> Result<Turn, PortError> {
+/// the clock) for a window with room, but for none that starts after `until` (None then); an
+/// error if the budget's store fails.
+pub async fn take_turn(
+    deps: &Deps,
+    model: &ModelId,
+    tokens: u64,
+    until: DateTime<Utc>,
+) -> Result<Option<Turn>, PortError> {
     let max = window_budget(&deps.settings.rate_for(model));
     let mut waits = 0u32;
     loop {
@@ -31,10 +37,13 @@ pub async fn take_turn(deps: &Deps, model: &ModelId, tokens: u64) -> Result<Turn
             if waits > 0 {
                 crate::metrics::count(crate::metrics::ON_DEMAND_PACED, u64::from(waits));
             }
-            return Ok(Turn { window, tokens });
+            return Ok(Some(Turn { window, tokens }));
         }
         waits += 1;
         let next = window + Duration::seconds(WINDOW_SECS);
+        if next > until {
+            return Ok(None);
+        }
         deps.clock.sleep_until(next + jitter(WINDOW_SECS)).await;
     }
 }

@@ -6,7 +6,7 @@
 //! - `off`: never.
 //!
 //! It runs on-demand (InvokeModel, through the model's shared budget, `app::pace`) within the
-//! intent's deadline, and both attempts' tokens count in the intent's cost (`domain::usage`).
+//! intent's deadline and the call's time ([`BUDGET`] for an ingest), a chunk at a time, and both attempts' tokens count in the intent's cost (`domain::usage`).
 //! The result keeps the answer with fewer failed checks, the first on a tie, and holds the
 //! other in its `reask` field (`ImageResult::keep_better`).
 //!
@@ -27,7 +27,12 @@ use crate::domain::normalize::{normalize, Policy, Target};
 use crate::domain::results::ImageResult;
 use crate::domain::settings::ReaskPolicy;
 use crate::ports::ErrorKind;
+use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
+
+/// How long one ingest may spend asking flagged answers again (the watcher's Lambda runs 15
+/// minutes; what is left keeps its first answer, flagged).
+pub const BUDGET: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Asks the flagged answers among `results` (of `intent`'s job) again, each result then
 /// holding the better answer. `owner` names the intent each record's result is stored under
@@ -36,7 +41,7 @@ pub async fn reask_flagged(
     deps: &Deps,
     intent: &BatchIntent,
     results: &mut [ImageResult],
-    owner: impl Fn(&RecordId) -> IntentId,
+    (owner, until): (impl Fn(&RecordId) -> IntentId, DateTime<Utc>),
 ) -> Result<(), StageError> {
     let policy = deps.settings.reask.clone();
     let flagged: Vec<usize> = (0..results.len())
@@ -65,35 +70,48 @@ pub async fn reask_flagged(
     let Some(prompt) = crate::domain::manifest::prompt(&intent.prompt_version) else {
         return Ok(());
     };
-    let mut pending = Vec::new();
-    for &i in &asked {
-        let r = &results[i];
-        let shape = (family, image_policy, prompt);
-        if let Some(input) = input_for(deps, shape, &r.image_key, r.image_index).await? {
-            pending.push(Pending {
-                record_id: r.record_id.clone(),
-                index: r.image_index,
-                key: r.image_key.clone(),
-                model_input: input,
-                attempts: 0,
-            });
+    let limits = super::on_demand::Limits {
+        deadline: intent.deadline,
+        until,
+        review: super::watch::review_of(deps, intent),
+    };
+    let shape = (family, image_policy, prompt);
+    let mut left = asked.len();
+    // A chunk at a time, within the call's end: only a chunk's inputs are in memory, and what
+    // the call has no time for keeps its first answer, flagged for a person.
+    for chunk in asked.chunks(super::on_demand::CHUNK) {
+        if deps.clock.now() >= until {
+            tracing::warn!(intent_id = %intent.intent_id, left, "no time left to ask the rest again; their first answers stay flagged");
+            break;
         }
-    }
-    let n = pending.len();
-    let review = super::watch::review_of(deps, intent);
-    let answers = super::on_demand::run(deps, &model, pending, (intent.deadline, review)).await;
-    crate::metrics::count(crate::metrics::RECEIPTS_REASKED, answers.len() as u64);
-    tracing::info!(intent_id = %intent.intent_id, flagged = flagged.len(), asked = n, answered = answers.len(), policy = %policy, "flagged answers asked again");
-    let mut by_record: HashMap<RecordId, ImageResult> = answers
-        .into_iter()
-        .map(|a| (a.record_id.clone(), a))
-        .collect();
-    for &i in &asked {
-        if let Some(answer) = by_record.remove(&results[i].record_id) {
-            let first = results[i].clone();
-            results[i] = first.keep_better(answer, policy.to_string());
+        let mut pending = Vec::new();
+        for &i in chunk {
+            let r = &results[i];
+            if let Some(input) = input_for(deps, shape, &r.image_key, r.image_index).await? {
+                pending.push(Pending {
+                    record_id: r.record_id.clone(),
+                    index: r.image_index,
+                    key: r.image_key.clone(),
+                    model_input: input,
+                    attempts: 0,
+                });
+            }
         }
+        let answers = super::on_demand::run(deps, &model, pending, &limits).await;
+        crate::metrics::count(crate::metrics::RECEIPTS_REASKED, answers.len() as u64);
+        let mut by_record: HashMap<RecordId, ImageResult> = answers
+            .into_iter()
+            .map(|a| (a.record_id.clone(), a))
+            .collect();
+        for &i in chunk {
+            if let Some(answer) = by_record.remove(&results[i].record_id) {
+                let first = results[i].clone();
+                results[i] = first.keep_better(answer, policy.to_string());
+            }
+        }
+        left -= chunk.len();
     }
+    tracing::info!(intent_id = %intent.intent_id, flagged = flagged.len(), asked = asked.len() - left, policy = %policy, "flagged answers asked again");
     Ok(())
 }
 
@@ -102,7 +120,7 @@ pub(super) async fn reask_job(
     deps: &Deps,
     intent: &BatchIntent,
     results: &mut [ImageResult],
-    records: &super::remainder::JobRecords,
+    (records, until): (&super::remainder::JobRecords, DateTime<Utc>),
 ) -> Result<(), StageError> {
     let owners: HashMap<&RecordId, &IntentId> =
         records.values().map(|(rid, _, _, o)| (rid, o)).collect();
@@ -111,7 +129,7 @@ pub(super) async fn reask_job(
             .get(rid)
             .map_or(intent.intent_id.clone(), |o| (*o).clone())
     };
-    reask_flagged(deps, intent, results, owner).await
+    reask_flagged(deps, intent, results, (owner, until)).await
 }
 
 /// The stored results of the flagged records that hold a re-ask already, by record id.

@@ -241,13 +241,14 @@ pub(super) async fn rerun_retryable(
         Some((i, pending))
     };
     let mut inputs = super::on_demand::PartInputs::new(job.part_uris());
+    let limits = super::on_demand::Limits::for_call(deps, intent);
     let mut done = Vec::new();
     loop {
         let chunk = inputs
             .next_chunk(deps, |r| wanted.contains_key(r), take)
             .await?;
         let last = chunk.len() < super::on_demand::CHUNK;
-        done.extend(rerun_chunk(deps, intent, chunk).await?);
+        done.extend(rerun_chunk(deps, intent, chunk, &limits).await?);
         if last {
             break;
         }
@@ -263,15 +264,14 @@ async fn rerun_chunk(
     deps: &Deps,
     intent: &BatchIntent,
     chunk: Vec<(usize, super::on_demand::Pending)>,
+    limits: &super::on_demand::Limits,
 ) -> Result<Vec<(usize, ImageResult)>, StageError> {
     if chunk.is_empty() {
         return Ok(Vec::new());
     }
     let (slots, records): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
     let asked = records.len();
-    let review = super::watch::review_of(deps, intent);
-    let rerun =
-        super::on_demand::run(deps, &intent.model_id, records, (intent.deadline, review)).await;
+    let rerun = super::on_demand::run(deps, &intent.model_id, records, limits).await;
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, rerun.clone()).await?;
     } else {

@@ -140,6 +140,22 @@ async fn create_refused(
     }
 }
 
+/// Announces `intent` again now (a version-conditional write, re-read on a lost race).
+async fn reannounce_now(deps: &Deps, intent: BatchIntent) -> Result<(), StageError> {
+    cas_loop(intent, move |mut next: BatchIntent| async move {
+        let expected = next.version;
+        if next.reannounce(deps.clock.now()).is_err() {
+            return Ok(Cas::Done(())); // ended meanwhile: nothing to resume
+        }
+        match save(deps, next, expected).await? {
+            Saved::Written(_) => Ok(Cas::Done(())),
+            Saved::Stale(fresh) => Ok(Cas::Again(*fresh)),
+        }
+    })
+    .await?
+    .ok_or_else(|| lost_races("re-announce"))
+}
+
 /// Stages the intent's announcement in its outbox for when the on-demand job's lease runs
 /// out (`app::lease::TTL`): the outbox sweep publishes it then, and a call that finds the job
 /// done by its holder does nothing. Written without publishing (a version-conditional write).
@@ -185,13 +201,10 @@ async fn run_on_demand(
         // intent is announced again once the lease would have run out, should its holder die.
         Ran::Held => return reannounce_after_lease(deps, intent).await,
         Ran::Unfinished => {
-            // Announced again, the next call resumes after the stored records.
-            let (expected, mut next) = (intent.version, intent);
-            next.reannounce(deps.clock.now())?;
-            return match save(deps, next, expected).await? {
-                Saved::Written(_) => Ok(Cas::Done(Outcome::Waiting)),
-                Saved::Stale(_) => Ok(Cas::Again(None)),
-            };
+            // Announced again, the next call resumes after the stored records; never run again
+            // in this call (its time is spent), even when the write races another.
+            reannounce_now(deps, intent).await?;
+            return Ok(Cas::Done(Outcome::Waiting));
         }
     };
     let (now, expected, was_terminal) = (

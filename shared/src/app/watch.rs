@@ -234,7 +234,8 @@ async fn ingest(
     }
     let owner_cancelled = intent.cancel_requested_at.is_some();
     if !owner_cancelled {
-        super::reask::reask_job(deps, intent, &mut results, &expected).await?;
+        let until = deps.clock.now() + super::reask::BUDGET;
+        super::reask::reask_job(deps, intent, &mut results, (&expected, until)).await?;
     }
     crate::metrics::flagged(&results);
     let line_ids: HashMap<RecordId, String> = expected
@@ -371,7 +372,9 @@ async fn read_outputs(
         .collect();
     let mut results = Vec::new();
     let mut seen = HashSet::new();
-    let mut lines_read = 0u64;
+    // Distinct record ids of every line (pads and unknown ones included, as Bedrock counts
+    // them): a file listed twice mid-rename, or an unparseable line, never adds up to a line.
+    let mut ids_read: HashSet<String> = HashSet::new();
     for uri in output_files(deps, out_dir).await? {
         let mut lines = match deps.objects.lines(&uri).await {
             Ok(l) => l,
@@ -386,11 +389,11 @@ async fn read_outputs(
             if line.trim().is_empty() {
                 continue;
             }
-            lines_read += 1;
             let Ok(parsed) = OutputLine::parse(&line) else {
                 tracing::warn!(file = %uri, line = n, "unparseable output line skipped");
                 continue;
             };
+            ids_read.insert(parsed.record_id.clone());
             let line_id = legacy
                 .get(&parsed.record_id)
                 .map_or_else(|| parsed.record_id.clone(), |id| (*id).clone());
@@ -416,7 +419,7 @@ async fn read_outputs(
     Ok(Read {
         results,
         seen,
-        lines: lines_read,
+        lines: ids_read.len() as u64,
     })
 }
 

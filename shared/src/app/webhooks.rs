@@ -43,7 +43,8 @@ pub async fn deliver(deps: &Deps, event: &DomainEvent) -> Result<Outcome, StageE
         "data": view,
     }))
     .map_err(|e| StageError::Permanent(format!("webhook body: {e}")))?;
-    let id = &event.detail.event_id;
+    // Every try carries the event's own id (a staged retry's entry adds `#try{n}` to it).
+    let id = &webhook_id(&event.detail.event_id).to_owned();
     let now = deps.clock.now().timestamp();
     let signature = canonical_secret(&hook.secret)
         .and_then(|s| standardwebhooks::Webhook::new(&s).map_err(|e| e.to_string()))
@@ -126,8 +127,13 @@ async fn record(
                             staged_at,
                         });
                         outbox.staged_at = staged_at;
-                        outbox.events.retain(|e| e.detail.event_id != event.detail.event_id);
-                        outbox.events.push(event.clone());
+                        // An entry of its own for this try: the sweep's clear of an earlier
+                        // publish never removes it.
+                        let mut retry = event.clone();
+                        let base = webhook_id(&event.detail.event_id);
+                        retry.detail.event_id = format!("{base}#try{}", hook.failures);
+                        outbox.events.retain(|e| webhook_id(&e.detail.event_id) != base);
+                        outbox.events.push(retry);
                     }
                     None => {
                         tracing::error!(error = %e, failures = hook.failures, "webhook given up after its schedule");
@@ -144,4 +150,11 @@ async fn record(
     })
     .await?
     .ok_or_else(|| lost_races("webhook record"))
+}
+
+/// The webhook-id of an event or of a staged retry of it (`{event id}#try{n}`).
+fn webhook_id(event_id: &str) -> &str {
+    event_id
+        .split_once("#try")
+        .map_or(event_id, |(base, _)| base)
 }

@@ -10,8 +10,8 @@
 //! - `total`: subtotal + taxes not included + tip - discount = total, within one minor unit per
 //!   term;
 //! - `line_amounts`: quantity x unit price = amount for each item, within one minor unit;
-//! - `date`: a real date, not after the day the photo was uploaded, not older than
-//!   `RECEIPT_MAX_AGE_DAYS`;
+//! - `date`: a real date, not after the day the photo was uploaded (UTC, with a day of
+//!   leeway for zones east of it), not older than `RECEIPT_MAX_AGE_DAYS`;
 //! - `currency`: an ISO 4217 code (the `iso_currency` crate), and no amount with more decimals
 //!   than its minor unit (JPY 0, USD 2, KWD 3);
 //! - `total_positive`: a total above 0.
@@ -262,7 +262,9 @@ fn date(r: &ReceiptV2, ctx: Context) -> Check {
         return Check::new(NAME, false, format!("{raw} is not a date"));
     };
     let oldest = ctx.uploaded - chrono::Duration::days(ctx.max_age_days);
-    if day > ctx.uploaded {
+    // A day of leeway: the upload day is UTC's, and a receipt printed east of UTC may be dated
+    // the next day.
+    if day > ctx.uploaded + chrono::Duration::days(1) {
         return Check::new(
             NAME,
             false,

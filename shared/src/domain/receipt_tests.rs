@@ -48,7 +48,7 @@ fn each_rule_names_what_it_caught() {
     assert_eq!(failed(&wrong_item), vec!["items_sum", "line_amounts"]);
 
     let mut future = good();
-    future["date"] = json!("2026-12-06");
+    future["date"] = json!("2026-12-07");
     assert_eq!(failed(&future), vec!["date"]);
     future["date"] = json!("2024-01-01");
     assert_eq!(failed(&future), vec!["date"], "older than a year");

@@ -477,12 +477,17 @@ async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageEr
         tracing::info!(intent_id = %m.intent_id, "another runner holds this member's on-demand run");
         return Ok(());
     };
-    let ran = run_member_held(deps, m).await;
+    let ran = run_member_held(deps, m, &lease).await;
     lease.release(deps).await;
     ran
 }
 
-async fn run_member_held(deps: &Deps, m: BatchIntent) -> Result<(), StageError> {
+async fn run_member_held(
+    deps: &Deps,
+    m: BatchIntent,
+    lease: &super::lease::Lease,
+) -> Result<(), StageError> {
+    let limits = on_demand::Limits::for_call(deps, &m);
     let done = all_results(deps, &m.intent_id).await?;
     let succeeded: HashMap<RecordId, ImageResult> = done
         .into_iter()
@@ -517,7 +522,7 @@ async fn run_member_held(deps: &Deps, m: BatchIntent) -> Result<(), StageError> 
     loop {
         let mut chunk = inputs.next_chunk(deps, wanted, take).await?;
         let last = chunk.len() < on_demand::CHUNK;
-        if !run_chunk(deps, &m, &mut chunk).await? {
+        if !lease.renew(deps).await? || !run_chunk(deps, &m, &mut chunk, &limits).await? {
             return Ok(()); // cancelled meanwhile
         }
         if last {
@@ -533,13 +538,13 @@ async fn run_chunk(
     deps: &Deps,
     m: &BatchIntent,
     pending: &mut Vec<Pending>,
+    limits: &on_demand::Limits,
 ) -> Result<bool, StageError> {
     let asked = pending.len();
-    let review = super::watch::review_of(deps, m);
     let records = std::mem::take(pending);
-    let mut results = on_demand::run(deps, &m.model_id, records, (m.deadline, review)).await;
+    let mut results = on_demand::run(deps, &m.model_id, records, limits).await;
     let owner = |_: &RecordId| m.intent_id.clone();
-    super::reask::reask_flagged(deps, m, &mut results, owner).await?;
+    super::reask::reask_flagged(deps, m, &mut results, (owner, limits.until)).await?;
     let live = deps
         .store
         .get(&m.intent_id)
