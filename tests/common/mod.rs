@@ -126,6 +126,11 @@ pub async fn run_day(app: &Embedded, id: &str, day: &str) -> BatchIntent {
         .await;
     assert_eq!(status(&answer), 202, "{answer}");
     run(app).await;
+    completed_intent(app, id)
+}
+
+/// The intent `id`, which must have completed.
+pub fn completed_intent(app: &Embedded, id: &str) -> BatchIntent {
     let intent = intent_named(app, id);
     assert_eq!(
         intent.status,
@@ -196,13 +201,7 @@ pub fn aws_endpoint() -> Option<String> {
 
 /// The intent `id`, which must have completed, and its results.
 pub async fn completed(app: &Embedded, id: &str) -> (BatchIntent, Vec<ImageResult>) {
-    let intent = intent_named(app, id);
-    assert_eq!(
-        intent.status,
-        shared::domain::status::IntentStatus::Completed,
-        "{:?}",
-        intent.failure_message
-    );
+    let intent = completed_intent(app, id);
     let rs = results(app, &intent).await;
     (intent, rs)
 }
