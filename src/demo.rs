@@ -5,10 +5,13 @@ use crate::commands::show;
 use crate::{options_in, Cli};
 use anyhow::{bail, Context as _};
 use batch_orchestrator::embedded::Embedded;
-use batch_orchestrator::samples;
+use batch_orchestrator::receipts::{self, Drawn};
 use serde_json::json;
+use shared::adapters::embedded::local_model::LocalModel;
 use shared::domain::ids::{IntentId, UserId};
+use shared::domain::intent::BatchIntent;
 use shared::domain::status::IntentStatus;
+use std::collections::BTreeMap;
 
 pub async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
     if images == 0 {
@@ -17,17 +20,19 @@ pub async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
     let app = open(cli, images)?;
     let user = "demo-user";
     let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let today = chrono::Utc::now().date_naive();
     let mut keys = Vec::with_capacity(images);
+    let mut drawn = BTreeMap::new();
     for i in 1..=images {
+        let (png, receipt) = receipts::demo_receipt(i, today);
+        let name = format!("receipt-{i:03}.png");
         let key = app
-            .upload(
-                &format!("uploads/{user}/{day}/receipt-{i:03}.png"),
-                samples::receipt_png(i),
-            )
+            .upload(&format!("uploads/{user}/{day}/{name}"), png)
             .await?;
         keys.push(key.to_string());
+        drawn.insert(name, receipt);
     }
-    println!("uploaded {images} sample receipts to uploads/{user}/{day}/");
+    println!("uploaded {images} receipts drawn in three fonts to uploads/{user}/{day}/");
     let intent_id = format!("demo-{}", uuid_like());
     post_twice(&app, user, &intent_id, &keys).await;
     let steps = run_and_narrate(&app).await?;
@@ -38,6 +43,7 @@ pub async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
     );
     let intent = app.deps.store.get(&id).await?.context("intent vanished")?;
     show(&app, intent.clone()).await?;
+    read_against_drawn(&app, &intent, &drawn).await?;
     let dead = app.bus.dead_letters(None)?.len();
     let held = slots_held(&app).await?;
     println!(
@@ -54,6 +60,58 @@ pub async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
     if !faults.is_empty() && dead + held as usize > 0 {
         bail!("demo under faults left {dead} dead letter(s) and {held} held job slot(s)");
     }
+    Ok(())
+}
+
+/// Each receipt's total as the local model read it, beside the total drawn on it, and how many
+/// match (to the cent); or, with synthetic answers, why there is nothing to compare.
+async fn read_against_drawn(
+    app: &Embedded,
+    intent: &BatchIntent,
+    drawn: &BTreeMap<String, Drawn>,
+) -> anyhow::Result<()> {
+    if app.emulator.local_model() != LocalModel::Tesseract {
+        println!(
+            "answers are synthetic (BO_LOCAL_MODEL=synthetic, or no tesseract): nothing was read"
+        );
+        return Ok(());
+    }
+    let results = app
+        .deps
+        .results
+        .list_results(&intent.intent_id, None, 100_000)
+        .await?;
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(vec!["image", "drawn", "read", "match"]);
+    let mut matched = 0;
+    for r in &results {
+        let Some(d) = drawn.get(r.image_key.file_name()) else {
+            continue;
+        };
+        let read = r.receipt.as_ref().and_then(|x| x.total);
+        let same = read.is_some_and(|t| (t * 100.0).round() as i64 == i64::from(d.total));
+        matched += usize::from(same);
+        table.add_row(vec![
+            r.image_key.file_name().to_string(),
+            format!("{} {}", d.merchant, receipts::money(d.total)),
+            format!(
+                "{} {}",
+                r.receipt
+                    .as_ref()
+                    .and_then(|x| x.merchant.clone())
+                    .unwrap_or_else(|| "-".into()),
+                read.map_or("-".into(), |t| format!("{t:.2}"))
+            ),
+            if same { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    println!("Totals read by the local model (tesseract, standing in for the model) against the totals drawn:");
+    println!("{table}");
+    println!(
+        "read totals match the drawn ones: {matched} of {}",
+        drawn.len()
+    );
     Ok(())
 }
 

@@ -168,6 +168,7 @@ impl Embedded {
             .faults
             .contains(&shared::adapters::embedded::bedrock_emulator::fault_plan::BedrockFault::OnDemandThrottle)
             .then_some(opts.settings.on_demand_rate.requests_per_minute as usize);
+        let local_model = opts.emulator.local_model;
         let emulator = Arc::new(BedrockEmulator::new(
             Db::open(&opts.data_dir.join("bedrock-emulator.db"))?,
             objects.clone(),
@@ -175,10 +176,13 @@ impl Embedded {
             clock.clone(),
             opts.emulator,
         )?);
-        let runtime = Arc::new(match throttle {
-            Some(per_minute) => RuntimeEmulator::throttled(per_minute, clock.clone()),
-            None => RuntimeEmulator::new(),
-        });
+        let runtime = Arc::new(
+            match throttle {
+                Some(per_minute) => RuntimeEmulator::throttled(per_minute, clock.clone()),
+                None => RuntimeEmulator::new(),
+            }
+            .with_local_model(local_model),
+        );
         let mut deps = Deps {
             store: store.clone(),
             results: store.clone(),

@@ -8,6 +8,7 @@ pub mod http_api;
 pub mod local_aws;
 pub mod ops;
 pub mod progress;
+pub mod receipts;
 pub mod report;
 pub mod samples;
 pub mod serve;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use shared::adapters::embedded::bedrock_emulator::fault_plan::{
     parse_faults, BedrockFault, BEDROCK_FAULTS_ENV,
 };
+use shared::adapters::embedded::local_model::{LocalModel, LOCAL_MODEL_ENV};
 use std::path::PathBuf;
 
 #[cfg(feature = "aws")]
@@ -234,6 +235,9 @@ fn options_in(cli: &Cli, dir: &std::path::Path) -> anyhow::Result<EmbeddedOption
         opts.settings.below_minimum = policy;
     }
     opts.emulator.faults = bedrock_faults(cli, &env)?;
+    opts.emulator.local_model = LocalModel::choose(env.get(LOCAL_MODEL_ENV).map(String::as_str))
+        .map_err(|e| anyhow::anyhow!(e))?
+        .0;
     opts.emulator.quotas = opts.settings.quotas.clone();
     opts.emulator.model_quotas = opts.settings.model_quotas.clone();
     opts.index_lag =

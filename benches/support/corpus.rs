@@ -11,26 +11,11 @@
 //!
 //! Everything is deterministic: the same shot and seed make the same bytes.
 
-use ab_glyph::{Font as _, FontRef, PxScale, ScaleFont as _};
+use ab_glyph::{FontRef, PxScale};
+pub use batch_orchestrator::receipts::{typeset, Drawn, FONTS};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use imageproc::geometric_transformations::{warp_into, Border, Interpolation, Projection};
 use rand::{Rng as _, SeedableRng as _};
-
-/// The fonts receipts are printed in.
-pub const FONTS: [(&str, &[u8]); 3] = [
-    (
-        "DejaVu Sans Mono",
-        include_bytes!("../../assets/fonts/DejaVuSansMono.ttf"),
-    ),
-    (
-        "Liberation Mono",
-        include_bytes!("../../assets/fonts/LiberationMono-Regular.ttf"),
-    ),
-    (
-        "Liberation Sans Narrow Bold",
-        include_bytes!("../../assets/fonts/LiberationSansNarrow-Bold.ttf"),
-    ),
-];
 
 /// How one photo is taken.
 #[derive(Debug, Clone, Copy)]
@@ -147,119 +132,20 @@ fn name_seed(name: &str) -> u64 {
     })
 }
 
+/// The corpus's receipts are dated in November 2026.
+fn november() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("a day")
+}
+
+/// The receipt of `items` lines for `seed`, with every field known.
+pub fn receipt(items: usize, seed: u64) -> Drawn {
+    batch_orchestrator::receipts::receipt(items, seed, november())
+}
+
 /// The receipt's text: a merchant, its address, a date, `items` priced lines, the totals and
 /// the payment, deterministic for `seed`.
 pub fn receipt_text(items: usize, seed: u64) -> Vec<String> {
-    const SHOPS: [&str; 4] = [
-        "GREENLEAF MARKET",
-        "CORNER HARDWARE",
-        "BLUE DOOR CAFE",
-        "NORTHSIDE PHARMACY",
-    ];
-    const GOODS: [&str; 16] = [
-        "OAT MILK 1L",
-        "SOURDOUGH LOAF",
-        "FREE RANGE EGGS 12",
-        "BANANAS 1.2KG",
-        "ESPRESSO BEANS",
-        "WOOD SCREWS 4X40",
-        "AA BATTERIES 8PK",
-        "DISH SOAP 500ML",
-        "GREEK YOGURT",
-        "CHEDDAR 400G",
-        "PAPER TOWELS 6",
-        "TOMATOES VINE",
-        "OLIVE OIL 750ML",
-        "IBUPROFEN 200MG",
-        "RICE BASMATI 2KG",
-        "GREEN TEA 40",
-    ];
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let shop = SHOPS[rng.random_range(0..SHOPS.len())];
-    let mut lines = vec![
-        format!("{shop:^32}"),
-        format!(
-            "{:^32}",
-            format!("{} HARBOR ST, PORTLAND", rng.random_range(10..999))
-        ),
-        format!(
-            "{:^32}",
-            format!(
-                "TEL 503-{:03}-{:04}",
-                rng.random_range(200..999),
-                rng.random_range(0..9999)
-            )
-        ),
-        format!(
-            "2026-11-{:02} {:02}:{:02}  TILL {} #{:04}",
-            rng.random_range(1..29),
-            rng.random_range(8..21),
-            rng.random_range(0..60),
-            rng.random_range(1..9),
-            rng.random_range(0..9999)
-        ),
-    ];
-    let mut total = 0u32;
-    for _ in 0..items {
-        let cents = rng.random_range(59..4999u32);
-        total += cents;
-        let good = GOODS[rng.random_range(0..GOODS.len())];
-        lines.push(format!("{good:<24}{:>8}", money(cents)));
-    }
-    let tax = total * 85 / 1000;
-    lines.push(format!("{:<24}{:>8}", "SUBTOTAL", money(total)));
-    lines.push(format!("{:<24}{:>8}", "TAX 8.5%", money(tax)));
-    lines.push(format!("{:<24}{:>8}", "TOTAL", money(total + tax)));
-    lines.push(format!(
-        "VISA **** {:04}  AUTH {:06}",
-        rng.random_range(0..9999),
-        rng.random_range(0..999_999)
-    ));
-    lines.push(format!("{:^32}", "THANK YOU, COME AGAIN"));
-    lines
-}
-
-fn money(cents: u32) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
-}
-
-/// The receipt, typeset on paper: grey, paper 245, ink `ink` (never 0: the photo keeps 0 for
-/// "not paper"), `em` px per em.
-pub fn typeset(lines: &[String], font: usize, em: f32, ink: u8) -> GrayImage {
-    let font = FontRef::try_from_slice(FONTS[font].1).expect("a bundled font");
-    let scaled = font.as_scaled(PxScale::from(em));
-    let advance = scaled.h_advance(font.glyph_id('0'));
-    let pitch = (em * 1.3).ceil() as u32;
-    let margin = (em * 1.6) as u32;
-    let width = (advance * 32.0).ceil() as u32 + 2 * margin;
-    let rules = 2;
-    let height = 2 * margin + pitch * (lines.len() as u32 + rules);
-    let mut paper = GrayImage::from_pixel(width, height, Luma([245]));
-    let ink = Luma([ink.max(1)]);
-    let mut y = margin;
-    for (i, line) in lines.iter().enumerate() {
-        // Rules under the header and above the totals.
-        if i == 4 || i == lines.len() - 5 {
-            let rule = y + pitch / 2;
-            for x in margin..width - margin {
-                for t in 0..(em / 12.0).max(1.0) as u32 {
-                    paper.put_pixel(x, rule + t, ink);
-                }
-            }
-            y += pitch;
-        }
-        imageproc::drawing::draw_text_mut(
-            &mut paper,
-            ink,
-            margin as i32,
-            y as i32,
-            PxScale::from(em),
-            &font,
-            line,
-        );
-        y += pitch;
-    }
-    paper
+    receipt(items, seed).lines
 }
 
 /// `shot` photographed at `long` px on the frame's long edge (4032: 12 MP).

@@ -8,6 +8,7 @@ pub mod db;
 pub mod faults;
 pub mod history;
 mod index_lag;
+pub mod local_model;
 pub mod objects;
 pub mod runtime_emulator;
 pub mod store;

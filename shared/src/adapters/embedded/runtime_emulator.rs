@@ -4,7 +4,8 @@
 //! keeps a model's requests-per-minute quota as Bedrock does, over any 60 seconds of its clock,
 //! and answers `ThrottlingException` (429) above it.
 
-use super::bedrock_emulator::emulated_output;
+use super::bedrock_emulator::emulated_output_with;
+use super::local_model::LocalModel;
 use crate::domain::ids::ModelId;
 use crate::ports::{Clock, ErrorKind, OnDemandInference, PortError};
 use async_trait::async_trait;
@@ -28,6 +29,8 @@ pub struct RuntimeEmulator {
     /// Every call fails with this, while set.
     fail_all: Mutex<Option<ErrorKind>>,
     throttle: Option<Throttle>,
+    /// Who answers for the model (`BO_LOCAL_MODEL`).
+    local_model: LocalModel,
 }
 
 impl std::fmt::Debug for RuntimeEmulator {
@@ -52,6 +55,14 @@ impl RuntimeEmulator {
                 taken: Mutex::default(),
             }),
             ..Self::default()
+        }
+    }
+
+    /// This emulator with `model` answering for the model.
+    pub fn with_local_model(self, model: LocalModel) -> Self {
+        Self {
+            local_model: model,
+            ..self
         }
     }
 
@@ -131,6 +142,16 @@ impl OnDemandInference for RuntimeEmulator {
                 "ValidationException: body has no messages",
             ));
         }
-        Ok(emulated_output(model.as_str(), body))
+        let reading = match super::vision::inline_images(body).first() {
+            Some(image) => self.local_model.read(image).await,
+            None => None,
+        };
+        let tokens = super::vision::input_tokens(body);
+        Ok(emulated_output_with(
+            model.as_str(),
+            body,
+            tokens,
+            reading.as_ref(),
+        ))
     }
 }

@@ -99,13 +99,14 @@ impl BedrockEmulator {
         None
     }
 
-    /// A record's image tokens, as Bedrock would count them from the pixels it is sent, or why
-    /// it refuses the record (an image over its limits, an s3Location outside the job's folder).
-    pub(super) async fn image_tokens(
+    /// A record's images and their tokens, as Bedrock would count them from the pixels it is
+    /// sent, or why it refuses the record (an image over its limits, an s3Location outside the
+    /// job's folder).
+    pub(super) async fn record_images(
         &self,
         job: &Row,
         model_input: &serde_json::Value,
-    ) -> Result<u64, String> {
+    ) -> Result<(u64, Vec<Vec<u8>>), String> {
         if let Some(msg) = self.check_locations(job, model_input).await {
             return Err(msg);
         }
@@ -114,10 +115,11 @@ impl BedrockEmulator {
             let uri = S3Uri::parse(&raw).map_err(|e| e.rule)?;
             images.push(self.objects.get(&uri).await.map_err(|e| e.to_string())?);
         }
-        images
+        let tokens = images
             .iter()
             .map(|b| super::super::vision::image_tokens(b))
-            .sum()
+            .sum::<Result<u64, String>>()?;
+        Ok((tokens, images))
     }
 
     pub(super) async fn validate(&self, job: &Row, q: &Quotas) -> Result<u64, String> {

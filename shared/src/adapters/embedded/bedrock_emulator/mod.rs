@@ -63,6 +63,8 @@ pub struct EmulatorOptions {
     pub emit_events: bool,
     /// Bedrock's real failures to play (see [`fault_plan`]).
     pub faults: Vec<BedrockFault>,
+    /// Who answers for the model (`BO_LOCAL_MODEL`).
+    pub local_model: super::local_model::LocalModel,
 }
 
 impl EmulatorOptions {
@@ -227,6 +229,11 @@ impl BedrockEmulator {
     /// The fault plan it plays.
     pub fn faults(&self) -> Vec<BedrockFault> {
         self.opts().faults
+    }
+
+    /// Who answers for the model.
+    pub fn local_model(&self) -> super::local_model::LocalModel {
+        self.opts().local_model
     }
 
     fn plan(&self) -> Arc<Faults> {

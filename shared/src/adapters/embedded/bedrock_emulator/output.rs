@@ -34,8 +34,8 @@ impl BedrockEmulator {
                     continue;
                 }
                 summary.processed_record_count += 1;
-                let tokens = self.image_tokens(job, &rec.model_input).await;
-                let line = if let Err(msg) = tokens {
+                let read = self.record_images(job, &rec.model_input).await;
+                let line = if let Err(msg) = read {
                     summary.error_record_count += 1;
                     serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
                         "error": {"errorCode": 400, "errorMessage": msg}})
@@ -50,10 +50,19 @@ impl BedrockEmulator {
                     serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
                         "error": {"errorCode": 400, "errorMessage": "ValidationException: the model could not process this record (emulated fault completed-with-errors)"}})
                 } else {
-                    let input_tokens = tokens.unwrap_or_default()
-                        + super::super::vision::text_chars(&rec.model_input) as u64 / 4;
-                    let mut output =
-                        emulated_output_with(&job.model_id, &rec.model_input, input_tokens);
+                    let (tokens, images) = read.unwrap_or_default();
+                    let input_tokens =
+                        tokens + super::super::vision::text_chars(&rec.model_input) as u64 / 4;
+                    let reading = match images.first() {
+                        Some(image) => opts.local_model.read(image).await,
+                        None => None,
+                    };
+                    let mut output = emulated_output_with(
+                        &job.model_id,
+                        &rec.model_input,
+                        input_tokens,
+                        reading.as_ref(),
+                    );
                     if let Some(fault) = self.plan().answer_fault(&rec.record_id) {
                         spoil(&mut output, fault);
                     }
@@ -110,21 +119,24 @@ impl BedrockEmulator {
 }
 
 /// A deterministic Claude Messages response whose text is receipt JSON derived from a hash of
-/// the input. Every answer says it is emulated.
+/// the input (the synthetic local model). Every answer says it is emulated.
 pub fn emulated_output(model_id: &str, model_input: &serde_json::Value) -> serde_json::Value {
     emulated_output_with(
         model_id,
         model_input,
         super::super::vision::input_tokens(model_input),
+        None,
     )
 }
 
 /// [`emulated_output`] with the input tokens already counted (the batch emulator counts an
-/// s3Location image's pixels too).
+/// s3Location image's pixels too), answering `reading` (the local model's receipt-v2 reading
+/// of the image, see [`super::super::local_model`]) when there is one.
 pub fn emulated_output_with(
     model_id: &str,
     model_input: &serde_json::Value,
     input_tokens: u64,
+    reading: Option<&serde_json::Value>,
 ) -> serde_json::Value {
     let input = model_input.to_string();
     let digest = Sha256::digest(input.as_bytes());
@@ -148,7 +160,14 @@ pub fn emulated_output_with(
     let total: f64 = items.iter().filter_map(|i| i["amount"].as_f64()).sum();
     let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default()
         + Duration::days(((n >> 40) % 28) as i64);
-    let text = if super::super::vision::asks_receipt_v2(model_input) {
+    let v2 = super::super::vision::asks_receipt_v2(model_input);
+    let text = if let Some(read) = reading {
+        if v2 {
+            read.to_string()
+        } else {
+            super::super::local_model::as_receipt_v1(read).to_string()
+        }
+    } else if v2 {
         receipt_v2(merchant, date, n)
     } else {
         serde_json::json!({
@@ -179,7 +198,10 @@ pub fn emulated_output_with(
         );
         obj.insert(
             "model".into(),
-            serde_json::Value::String(format!("{model_id} (emulated)")),
+            serde_json::Value::String(match reading {
+                Some(_) => format!("{model_id} (emulated: read by tesseract)"),
+                None => format!("{model_id} (emulated)"),
+            }),
         );
     }
     answer
