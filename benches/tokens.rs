@@ -117,6 +117,35 @@ fn print_table(photos: &[Photo], whole: &[Copy], econ: &[Copy]) {
     }
 }
 
+/// The economy copy judged photo by photo against the whole photo: no photo's CER may worsen
+/// by more than 0.02, nor the mean by more than 0.01 (a mean alone hides a photo that reads
+/// far worse behind one that improves).
+fn judge(photos: &[Photo], whole: &[Copy], econ: &[Copy]) -> String {
+    let deltas: Vec<(&str, f64)> = photos
+        .iter()
+        .zip(whole.iter().zip(econ))
+        .map(|(p, (w, e))| (p.name, e.cer - w.cer))
+        .collect();
+    let worse: Vec<String> = deltas
+        .iter()
+        .filter(|(_, d)| *d > 0.02)
+        .map(|(n, d)| format!("{n}:{d:+.3}"))
+        .collect();
+    let (worst, delta) = deltas
+        .iter()
+        .copied()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or(("-", 0.0));
+    let mean_delta = mean(deltas.iter().map(|(_, d)| *d));
+    format!(
+        "judge: photos={} worse_by_over_0.02={} mean_delta={mean_delta:+.3} worst={worst}:{delta:+.3} verdict={} [{}]",
+        deltas.len(),
+        worse.len(),
+        if worse.is_empty() && mean_delta <= 0.01 { "pass" } else { "fail" },
+        worse.join(" ")
+    )
+}
+
 fn summary(whole: &[Copy], econ: &[Copy]) -> String {
     let tok = |c: &[Copy]| mean(c.iter().map(|c| tokens(&c.n) as f64));
     let bytes = |c: &[Copy]| mean(c.iter().map(|c| record_bytes(&c.n) as f64));
@@ -142,7 +171,8 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let shots = corpus::shots();
+    let mut shots = corpus::shots();
+    shots.extend(corpus::unseen_shots());
     let mut photos = par_map(&shots, |s| corpus::photograph(s, 4032));
     photos.push(corpus::screenshot(0, 1170, 2532));
     println!(
@@ -154,6 +184,7 @@ fn main() -> anyhow::Result<()> {
     let whole = measure(&photos, Target::new(1568, Policy::Whole))?;
     let econ = measure(&photos, economy(TEXT_PX))?;
     print_table(&photos, &whole, &econ);
+    println!("\n{}", judge(&photos, &whole, &econ));
     if runs > 0 {
         let w = seconds_each(&photos, Target::new(1568, Policy::Whole), runs)?;
         let e = seconds_each(&photos, economy(TEXT_PX), runs)?;

@@ -9,7 +9,7 @@ use batch_orchestrator::receipts::{self, Drawn};
 use serde_json::json;
 use shared::adapters::embedded::local_model::LocalModel;
 use shared::domain::ids::{IntentId, UserId};
-use shared::domain::intent::BatchIntent;
+use shared::domain::results::{ImageResult, Kept};
 use shared::domain::status::IntentStatus;
 use std::collections::BTreeMap;
 
@@ -43,7 +43,13 @@ pub async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
     );
     let intent = app.deps.store.get(&id).await?.context("intent vanished")?;
     show(&app, intent.clone()).await?;
-    read_against_drawn(&app, &intent, &drawn).await?;
+    let results = app
+        .deps
+        .results
+        .list_results(&intent.intent_id, None, 100_000)
+        .await?;
+    read_against_drawn(&app, &results, &drawn);
+    println!("{}", review_line(&results));
     let dead = app.bus.dead_letters(None)?.len();
     let held = slots_held(&app).await?;
     println!(
@@ -65,27 +71,18 @@ pub async fn demo(cli: &Cli, images: usize) -> anyhow::Result<()> {
 
 /// Each receipt's total as the local model read it, beside the total drawn on it, and how many
 /// match (to the cent); or, with synthetic answers, why there is nothing to compare.
-async fn read_against_drawn(
-    app: &Embedded,
-    intent: &BatchIntent,
-    drawn: &BTreeMap<String, Drawn>,
-) -> anyhow::Result<()> {
+fn read_against_drawn(app: &Embedded, results: &[ImageResult], drawn: &BTreeMap<String, Drawn>) {
     if app.emulator.local_model() != LocalModel::Tesseract {
         println!(
             "answers are synthetic (BO_LOCAL_MODEL=synthetic, or no tesseract): nothing was read"
         );
-        return Ok(());
+        return;
     }
-    let results = app
-        .deps
-        .results
-        .list_results(&intent.intent_id, None, 100_000)
-        .await?;
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     table.set_header(vec!["image", "drawn", "read", "match"]);
     let mut matched = 0;
-    for r in &results {
+    for r in results {
         let Some(d) = drawn.get(r.image_key.file_name()) else {
             continue;
         };
@@ -112,7 +109,22 @@ async fn read_against_drawn(
         "read totals match the drawn ones: {matched} of {}",
         drawn.len()
     );
-    Ok(())
+}
+
+/// What the checks made of the answers: flagged (the first answer failed a check), re-asked,
+/// fixed by the re-ask (it kept the re-ask, which passes every check), still to review.
+fn review_line(results: &[ImageResult]) -> String {
+    let count = |f: &dyn Fn(&ImageResult) -> bool| results.iter().filter(|r| f(r)).count();
+    let reviewed = count(&|r| r.needs_review.is_some());
+    let flagged = count(&|r| r.reask.is_some() || r.needs_review == Some(true));
+    let reasked = count(&|r| r.reask.is_some());
+    let fixed = count(&|r| {
+        r.reask.as_ref().is_some_and(|a| a.kept == Kept::Reask) && r.needs_review == Some(false)
+    });
+    let review = count(&|r| r.needs_review == Some(true));
+    format!(
+        "receipts checked: {reviewed} | flagged: {flagged} | re-asked: {reasked} | fixed by the re-ask: {fixed} | still needing review: {review}"
+    )
 }
 
 /// The fault plan the demo's emulator plays.

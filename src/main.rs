@@ -235,9 +235,12 @@ fn options_in(cli: &Cli, dir: &std::path::Path) -> anyhow::Result<EmbeddedOption
         opts.settings.below_minimum = policy;
     }
     opts.emulator.faults = bedrock_faults(cli, &env)?;
-    opts.emulator.local_model = LocalModel::choose(env.get(LOCAL_MODEL_ENV).map(String::as_str))
-        .map_err(|e| anyhow::anyhow!(e))?
-        .0;
+    let (model, note) = LocalModel::choose(env.get(LOCAL_MODEL_ENV).map(String::as_str))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    opts.emulator.local_model = model;
     opts.emulator.quotas = opts.settings.quotas.clone();
     opts.emulator.model_quotas = opts.settings.model_quotas.clone();
     opts.index_lag =

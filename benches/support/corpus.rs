@@ -43,6 +43,8 @@ pub struct Shot {
     pub ink: u8,
     /// The table's colour.
     pub table: [u8; 3],
+    /// Printed as a thermal printer's dot matrix.
+    pub dots: bool,
     pub seed: u64,
 }
 
@@ -79,6 +81,7 @@ pub fn shots() -> Vec<Shot> {
         blur: 1.0,
         ink: 35,
         table: WOOD,
+        dots: false,
         seed: name_seed(name),
     };
     vec![
@@ -126,6 +129,84 @@ pub fn shots() -> Vec<Shot> {
     ]
 }
 
+/// Shots unlike [`shots`]' (the fonts and print sizes the economy policy was not tuned on): a
+/// proportional sans, a condensed face, a thermal printer's dot matrix; small print (a long
+/// receipt far off) and large (a short one close); turned a few degrees, in perspective.
+pub fn unseen_shots() -> Vec<Shot> {
+    let s = |name, items, font, orientation, angle, coverage| Shot {
+        name,
+        items,
+        font,
+        portrait: true,
+        orientation,
+        angle,
+        keystone: 0.05,
+        coverage,
+        shadow: false,
+        blur: 1.0,
+        ink: 40,
+        table: SLATE,
+        dots: false,
+        seed: name_seed(name),
+    };
+    vec![
+        s("unseen-sans-short", 10, 3, 6, 4.0, 0.60),
+        Shot {
+            table: OAK,
+            ..s("unseen-condensed-30", 30, 4, 6, -7.0, 0.82)
+        },
+        Shot {
+            dots: true,
+            ..s("unseen-dots-30", 30, 1, 6, 3.0, 0.80)
+        },
+        Shot {
+            keystone: 0.09,
+            ..s("unseen-sans-60-small", 60, 3, 1, -3.0, 0.62)
+        },
+        Shot {
+            table: WOOD,
+            ..s("unseen-condensed-large", 8, 4, 3, 2.5, 0.90)
+        },
+        Shot {
+            dots: true,
+            blur: 1.5,
+            ..s("unseen-dots-45-far", 45, 0, 6, -5.0, 0.58)
+        },
+    ]
+}
+
+/// A thermal printer's dot matrix of `paper`: each cell of `pitch` px that is mostly ink
+/// becomes a round dot, the rest paper.
+fn dot_matrix(paper: &GrayImage, pitch: u32, ink: u8) -> GrayImage {
+    let (w, h) = paper.dimensions();
+    let pitch = pitch.max(2);
+    let mut out = GrayImage::from_pixel(w, h, Luma([245]));
+    let r = pitch as f32 * 0.48;
+    for cy in (0..h).step_by(pitch as usize) {
+        for cx in (0..w).step_by(pitch as usize) {
+            let (cw, ch) = (pitch.min(w - cx), pitch.min(h - cy));
+            let dark = (cy..cy + ch)
+                .flat_map(|y| (cx..cx + cw).map(move |x| (x, y)))
+                .filter(|&(x, y)| paper.get_pixel(x, y).0[0] < 140)
+                .count();
+            if dark * 3 < (cw * ch) as usize {
+                continue;
+            }
+            let centre = (
+                cx as f32 + pitch as f32 / 2.0,
+                cy as f32 + pitch as f32 / 2.0,
+            );
+            imageproc::drawing::draw_filled_circle_mut(
+                &mut out,
+                (centre.0 as i32, centre.1 as i32),
+                r as i32,
+                Luma([ink.max(1)]),
+            );
+        }
+    }
+    out
+}
+
 fn name_seed(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -161,6 +242,11 @@ pub fn photograph(shot: &Shot, long: u32) -> Photo {
     let probe = typeset(&lines, shot.font, 32.0, shot.ink);
     let em = (32.0 * fit_scale(probe.dimensions(), shot, frame)).clamp(8.0, 160.0);
     let paper = typeset(&lines, shot.font, em, shot.ink);
+    let paper = if shot.dots {
+        dot_matrix(&paper, (em / 9.0).round() as u32, shot.ink)
+    } else {
+        paper
+    };
     let placed = place(&paper, shot, frame);
     let sigma = shot.blur * long as f32 / 4032.0;
     let blurred = if sigma > 0.3 {

@@ -33,6 +33,7 @@ mod photos;
 mod pipeline;
 mod pools;
 mod rates;
+mod reading;
 mod receipts;
 mod scale;
 mod serve_api;

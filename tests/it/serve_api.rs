@@ -6,13 +6,13 @@ use serde_json::{json, Value};
 use shared::domain::ids::UserId;
 use std::sync::Arc;
 
-struct Served {
-    url: String,
+pub(crate) struct Served {
+    pub(crate) url: String,
     key: Arc<intake::LocalKey>,
     _key_dir: tempfile::TempDir,
 }
 
-async fn serve(app: &TestApp) -> Served {
+pub(crate) async fn serve(app: &TestApp) -> Served {
     let key_dir = tempfile::tempdir().expect("dir");
     let key = Arc::new(intake::LocalKey::load_or_create(key_dir.path()).expect("key"));
     let router = intake::router(app.deps.clone(), intake::Auth::LocalJwt(key.clone()));
@@ -29,13 +29,13 @@ async fn serve(app: &TestApp) -> Served {
 }
 
 impl Served {
-    fn token(&self, user: &str) -> String {
+    pub(crate) fn token(&self, user: &str) -> String {
         self.key
             .sign(&UserId::parse(user).expect("user"), 600)
             .expect("token")
     }
 
-    async fn post(&self, auth: Option<&str>, body: String) -> (u16, Value) {
+    pub(crate) async fn post(&self, auth: Option<&str>, body: String) -> (u16, Value) {
         let mut req = reqwest::Client::new()
             .post(format!("{}/api/batch/jobs", self.url))
             .header("content-type", "application/json")

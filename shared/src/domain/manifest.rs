@@ -5,7 +5,7 @@ use super::bedrock::S3Uri;
 use super::ids::{BucketName, JobId};
 
 /// Versioned prompt templates; the version is part of the intent's payload.
-pub const DEFAULT_PROMPT_VERSION: &str = "receipt-v1";
+pub const DEFAULT_PROMPT_VERSION: &str = "receipt-v2";
 
 pub fn prompt(version: &str) -> Option<&'static str> {
     match version {

@@ -9,6 +9,8 @@
 //!   subtotal and every tax is included in the prices; within one minor unit per item;
 //! - `total`: subtotal + taxes not included + tip - discount = total, within one minor unit per
 //!   term;
+//! - `tax_rate`: a single tax added on top is its rate of the subtotal, within one minor unit
+//!   (several taxes, or one in the prices, may have bases of their own: not checked);
 //! - `line_amounts`: quantity x unit price = amount for each item, within one minor unit;
 //! - `date`: a real date, not after the day the photo was uploaded (UTC, with a day of
 //!   leeway for zones east of it), not older than `RECEIPT_MAX_AGE_DAYS`;
@@ -128,6 +130,7 @@ pub fn check(answer: Option<&serde_json::Value>, ctx: Context) -> Vec<Check> {
         Check::new("schema", true, "valid receipt-v2"),
         items_sum(&r, unit),
         total(&r, unit),
+        tax_rate(&r, unit),
         line_amounts(&r, unit),
         date(&r, ctx),
         currency(&r),
@@ -151,6 +154,7 @@ struct ReceiptV2 {
 
 #[derive(Debug, Clone, Deserialize)]
 struct Tax {
+    rate: Option<f64>,
     amount: Option<f64>,
     included: Option<bool>,
 }
@@ -224,6 +228,32 @@ fn total(r: &ReceiptV2, unit: f64) -> Check {
         close(expected, total, tol),
         format!(
             "subtotal + taxes + tip - discount = {expected:.4} against the total {total:.4} (tolerance {tol:.4}: one minor unit per term)"
+        ),
+    )
+}
+
+/// A single tax added on top is its rate of the subtotal, within one minor unit (a till rounds
+/// or truncates the tax to its minor unit). Several taxes, or a tax in the prices, may each
+/// have a base of their own: not checked.
+fn tax_rate(r: &ReceiptV2, unit: f64) -> Check {
+    const NAME: &str = "tax_rate";
+    let added: Vec<&Tax> = r
+        .taxes
+        .iter()
+        .filter(|t| t.included != Some(true))
+        .collect();
+    let (Some(subtotal), [tax]) = (r.subtotal, added.as_slice()) else {
+        return Check::not_read(NAME, "one added tax and a subtotal");
+    };
+    let (Some(rate), Some(amount)) = (tax.rate, tax.amount) else {
+        return Check::not_read(NAME, "the tax's rate and amount");
+    };
+    let expected = subtotal * rate / 100.0;
+    Check::new(
+        NAME,
+        close(expected, amount, unit),
+        format!(
+            "{rate}% of the subtotal {subtotal:.4} = {expected:.4} against the tax {amount:.4} (tolerance {unit:.4}: one minor unit)"
         ),
     )
 }

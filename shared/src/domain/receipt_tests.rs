@@ -33,7 +33,7 @@ fn failed(answer: &serde_json::Value) -> Vec<String> {
 #[test]
 fn a_consistent_receipt_passes_every_check() {
     let checks = check(Some(&good()), ctx());
-    assert_eq!(checks.len(), 7);
+    assert_eq!(checks.len(), 8);
     assert!(checks.iter().all(|c| c.passed), "{checks:?}");
 }
 
@@ -42,6 +42,17 @@ fn each_rule_names_what_it_caught() {
     let mut wrong_total = good();
     wrong_total["total"] = json!(19.10);
     assert_eq!(failed(&wrong_total), vec!["total"]);
+
+    // A tax misread while the total still adds up (both off by the same 0.10).
+    let mut wrong_tax = good();
+    wrong_tax["taxes"][0]["amount"] = json!(0.70);
+    wrong_tax["total"] = json!(9.20);
+    assert_eq!(failed(&wrong_tax), vec!["tax_rate"]);
+    // A truncated tax is within one minor unit: 8.5% of 7.50 is 0.6375, printed 0.63.
+    let mut truncated = good();
+    truncated["taxes"][0] = json!({"rate": 8.5, "amount": 0.63, "included": false});
+    truncated["total"] = json!(9.13);
+    assert!(failed(&truncated).is_empty());
 
     let mut wrong_item = good();
     wrong_item["items"][1]["amount"] = json!(3.50);

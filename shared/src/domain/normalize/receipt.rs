@@ -122,6 +122,9 @@ pub struct Found {
     spans: Spans,
     /// Pixels of the upright image per pixel of the small copy, across and down.
     scale: (f64, f64),
+    /// The paper's corners (top-left, top-right, bottom-right, bottom-left) in the upright
+    /// image's pixels, when they outline it closely (see [`corners`]): what to warp upright.
+    pub corners: Option<[(f64, f64); 4]>,
 }
 
 impl Found {
@@ -170,10 +173,12 @@ pub fn find(grey: &GrayImage) -> Option<Found> {
             .find_map(|((labels, regions), label)| {
                 confident(labels, regions.get(label as usize)?, label)
             });
-    found.map(|(paper, spans)| Found {
+    let scale = (f64::from(w) / f64::from(sw), f64::from(h) / f64::from(sh));
+    found.map(|(paper, spans, quad)| Found {
         rect: scale_up(&paper, (sw, sh), (w, h)),
         spans: widen(&spans, margin_of(&paper)),
-        scale: (f64::from(w) / f64::from(sw), f64::from(h) / f64::from(sh)),
+        scale,
+        corners: quad.map(|q| q.map(|(x, y)| (x * scale.0, y * scale.1))),
     })
 }
 
@@ -181,8 +186,9 @@ type Labels = image::ImageBuffer<Luma<u32>, Vec<u32>>;
 /// Per row of the small copy: a region's first and last column, if it has any there.
 type Spans = Vec<Option<(u32, u32)>>;
 
-/// Region `label` and its row spans, when it passes the module's checks for a receipt.
-fn confident(labels: &Labels, paper: &Region, label: u32) -> Option<(Region, Spans)> {
+/// Region `label`, its row spans and its corners, when it passes the module's checks for a
+/// receipt.
+fn confident(labels: &Labels, paper: &Region, label: u32) -> Option<(Region, Spans, Quad)> {
     let (sw, sh) = labels.dimensions();
     let frame = f64::from(sw) * f64::from(sh);
     let boxed = f64::from(paper.width()) * f64::from(paper.height());
@@ -200,7 +206,57 @@ fn confident(labels: &Labels, paper: &Region, label: u32) -> Option<(Region, Spa
     }
     let spans = row_spans(labels, label, sh);
     let filled: u32 = spans.iter().flatten().map(|(lo, hi)| hi - lo + 1).sum();
-    (f64::from(filled) / boxed >= MIN_FILL).then_some((*paper, spans))
+    (f64::from(filled) / boxed >= MIN_FILL).then(|| (*paper, spans, corners(labels, label, paper)))
+}
+
+/// Four corners: top-left, top-right, bottom-right, bottom-left.
+type Quad = Option<[(f64, f64); 4]>;
+
+/// The quadrilateral may differ from the region's area by at most this share.
+pub const MAX_QUAD_MISFIT: f64 = 0.06;
+
+/// Region `label`'s corners in the small copy's pixels, as a document scanner finds a page's:
+/// its extreme points along the two diagonals (least and most x + y, most and least x - y),
+/// taken at the pixels' outer corners. None unless the quadrilateral they make has the region's
+/// area within [`MAX_QUAD_MISFIT`] (a curled, torn or occluded receipt is not a quadrilateral,
+/// and is cropped by its box instead).
+fn corners(labels: &Labels, label: u32, paper: &Region) -> Quad {
+    // (key, point) for top-left, top-right, bottom-right, bottom-left.
+    let mut best = [(f64::MAX, (0.0, 0.0)); 4];
+    for y in paper.y0..=paper.y1 {
+        for x in paper.x0..=paper.x1 {
+            if labels.get_pixel(x, y).0[0] != label {
+                continue;
+            }
+            let (x, y) = (f64::from(x), f64::from(y));
+            let candidates = [
+                (x + y, (x, y)),
+                (-(x - y), (x + 1.0, y)),
+                (-(x + y), (x + 1.0, y + 1.0)),
+                (x - y, (x, y + 1.0)),
+            ];
+            for (b, c) in best.iter_mut().zip(candidates) {
+                if c.0 < b.0 {
+                    *b = c;
+                }
+            }
+        }
+    }
+    let quad = best.map(|(_, p)| p);
+    let area = shoelace(&quad);
+    ((area - paper.count as f64).abs() <= paper.count as f64 * MAX_QUAD_MISFIT).then_some(quad)
+}
+
+/// The area of a simple polygon (the shoelace formula).
+fn shoelace(points: &[(f64, f64)]) -> f64 {
+    let n = points.len();
+    let twice: f64 = (0..n)
+        .map(|i| {
+            let (a, b) = (points[i], points[(i + 1) % n]);
+            a.0 * b.1 - b.0 * a.1
+        })
+        .sum();
+    twice.abs() / 2.0
 }
 
 /// The margin, in pixels of the small copy, around a receipt of `paper`'s size.

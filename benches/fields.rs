@@ -1,0 +1,185 @@
+//! Field accuracy, SROIE-style (`cargo bench --bench fields`): the corpus of phone-like receipt
+//! photos whose every field is known (`support/corpus.rs`, the tuned shots and the unseen
+//! ones), each normalized under the whole and the economy policy and read by the local model
+//! (Tesseract and the receipt rules, `shared::adapters::embedded::local_model`: the stand-in
+//! for the model that the embedded backend runs). Scored as SROIE scores its key fields: exact
+//! match after normalization (merchant: upper case, letters and digits; date: YYYY-MM-DD;
+//! total: to the cent), and F1 over the items (description and amount pairs). Then the checks
+//! (`domain::receipt::check`): how many answers they flag, how many flagged answers a re-ask of
+//! the whole photo fixes (`REASK_POLICY=whole`: the better answer kept, the first on a tie), and
+//! how many flags fall on an answer whose merchant, date and total were right (false flags).
+//! Prints one line per copy:
+//!
+//! `fields: copy=C receipts=N merchant=… date=… total=… items_f1=… flagged=… reasked=… fixed=… false_flags=…`
+
+// The corpus's text and screenshot serve the OCR benches; this one reads its fields.
+#[allow(dead_code)]
+#[path = "support/corpus.rs"]
+mod corpus;
+
+use corpus::Drawn;
+use serde_json::Value;
+use shared::adapters::embedded::local_model::LocalModel;
+use shared::domain::normalize::{normalize, Policy, Target};
+use shared::domain::receipt::{check, Context};
+
+/// What one reading scored.
+#[derive(Debug, Clone, Copy, Default)]
+struct Score {
+    merchant: bool,
+    date: bool,
+    total: bool,
+    items_f1: f64,
+    failed_checks: usize,
+}
+
+impl Score {
+    fn right(&self) -> bool {
+        self.merchant && self.date && self.total
+    }
+}
+
+fn letters(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_uppercase()
+}
+
+fn cents(v: &Value) -> Option<i64> {
+    v.as_f64().map(|x| (x * 100.0).round() as i64)
+}
+
+/// F1 of the read items against the drawn ones, as (description, amount) pairs.
+fn items_f1(read: &Value, drawn: &Drawn) -> f64 {
+    let mut want: Vec<(String, i64)> = drawn
+        .items
+        .iter()
+        .map(|(d, c)| (letters(d), i64::from(*c)))
+        .collect();
+    let got: Vec<(String, i64)> = read["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| {
+                    let d = letters(i["description"].as_str().unwrap_or(""));
+                    (d, cents(&i["amount"]).unwrap_or(-1))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (n_want, n_got) = (want.len(), got.len());
+    let mut hits = 0usize;
+    for g in &got {
+        if let Some(i) = want.iter().position(|w| w == g) {
+            want.swap_remove(i);
+            hits += 1;
+        }
+    }
+    if n_want + n_got == 0 {
+        return 1.0;
+    }
+    2.0 * hits as f64 / (n_want + n_got) as f64
+}
+
+fn score(read: &Value, drawn: &Drawn) -> Score {
+    let ctx = Context {
+        uploaded: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("a day"),
+        max_age_days: 365,
+    };
+    Score {
+        merchant: read["merchant"]["name"].as_str().map(letters) == Some(letters(&drawn.merchant)),
+        date: read["date"].as_str() == Some(&drawn.date.format("%Y-%m-%d").to_string()),
+        total: cents(&read["total"]) == Some(i64::from(drawn.total)),
+        items_f1: items_f1(read, drawn),
+        failed_checks: check(Some(read), ctx).iter().filter(|c| !c.passed).count(),
+    }
+}
+
+/// The local model's reading of a normalized copy of `photo` under `target`.
+async fn read(photo: &corpus::Photo, target: Target) -> anyhow::Result<Value> {
+    let n = normalize(&photo.bytes, target).map_err(|e| anyhow::anyhow!("{}: {e}", photo.name))?;
+    LocalModel::Tesseract
+        .read(&n.jpeg)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("tesseract did not run"))
+}
+
+fn line(copy: &str, firsts: &[Score], kept: &[Score], reasked: usize) -> String {
+    let n = firsts.len().max(1) as f64;
+    let share = |f: &dyn Fn(&Score) -> bool| firsts.iter().filter(|s| f(s)).count() as f64 / n;
+    let flagged: Vec<usize> = (0..firsts.len())
+        .filter(|&i| firsts[i].failed_checks > 0)
+        .collect();
+    let fixed = flagged
+        .iter()
+        .filter(|&&i| !firsts[i].right() && kept[i].right() && kept[i].failed_checks == 0)
+        .count();
+    let false_flags = flagged.iter().filter(|&&i| firsts[i].right()).count();
+    format!(
+        "fields: copy={copy} receipts={} merchant={:.3} date={:.3} total={:.3} items_f1={:.3} flagged={} reasked={reasked} fixed={fixed} false_flags={false_flags} caught={}/{}",
+        firsts.len(),
+        share(&|s| s.merchant),
+        share(&|s| s.date),
+        share(&|s| s.total),
+        firsts.iter().map(|s| s.items_f1).sum::<f64>() / n,
+        flagged.len(),
+        flagged.iter().filter(|&&i| !firsts[i].right()).count(),
+        firsts.iter().filter(|s| !s.right()).count(),
+    )
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    anyhow::ensure!(
+        shared::adapters::embedded::local_model::tesseract_installed(),
+        "tesseract is missing: apt-get install tesseract-ocr (Debian's, 5.x)"
+    );
+    let mut shots = corpus::shots();
+    shots.extend(corpus::unseen_shots());
+    // The close-up is a receipt too; the screenshot's fields are known as well.
+    let whole_target = Target::new(1568, Policy::Whole);
+    let economy_target = Target::new(1568, Policy::Economy);
+    let (mut whole, mut econ, mut econ_kept) = (Vec::new(), Vec::new(), Vec::new());
+    let mut reasked = 0;
+    println!(
+        "| photo | whole: merchant, date, total, items F1, failed checks | economy: the same |"
+    );
+    println!("| --- | --- | --- |");
+    for shot in &shots {
+        let photo = corpus::photograph(shot, 4032);
+        let drawn = corpus::receipt(shot.items, shot.seed);
+        let w = score(&read(&photo, whole_target).await?, &drawn);
+        let e = score(&read(&photo, economy_target).await?, &drawn);
+        // REASK_POLICY=whole: a flagged economy answer is asked again with the whole photo.
+        let kept = if e.failed_checks > 0 {
+            reasked += 1;
+            if w.failed_checks < e.failed_checks {
+                w
+            } else {
+                e
+            }
+        } else {
+            e
+        };
+        let cell = |s: &Score| {
+            format!(
+                "{} {} {} {:.2} {}",
+                u8::from(s.merchant),
+                u8::from(s.date),
+                u8::from(s.total),
+                s.items_f1,
+                s.failed_checks
+            )
+        };
+        println!("| {} | {} | {} |", shot.name, cell(&w), cell(&e));
+        whole.push(w);
+        econ.push(e);
+        econ_kept.push(kept);
+    }
+    println!();
+    println!("{}", line("whole", &whole, &whole, 0));
+    println!("{}", line("economy", &econ, &econ_kept, reasked));
+    Ok(())
+}
