@@ -205,3 +205,37 @@ async fn when_answers_are_flagged_should_reask_each_once_and_keep_the_better() {
         assert_eq!(intent.counts.expect("counts").flagged_record_count, 0);
     }
 }
+
+/// The answer faults spoil a shared (pooled) job's records too, by their number in the job:
+/// a pooled member's flagged answers are re-asked and fixed like an intent's own, and no
+/// padding record or right answer is flagged.
+#[tokio::test]
+async fn when_a_pooled_job_is_spoiled_should_flag_reask_and_fix_every_10th_record() {
+    let app = app_with(|o| {
+        o.emulator.faults = vec![BedrockFault::WrongTotal];
+        o.settings.quotas.min_records_per_job = 100;
+        o.settings.pool_deadline_secs = 0;
+        o.settings.below_minimum = shared::domain::settings::BelowMinimum::Pad;
+        o.emulator.quotas = o.settings.quotas.clone();
+    })
+    .await;
+    let key = |i: usize| format!("uploads/{SAMPLE_USER}/2026-12-01/p-{i:03}.png");
+    crate::scale::store_many(&app, 30, key).await;
+    let keys: Vec<String> = (0..30).map(key).collect();
+    post_and_run(&app, "pooled", &keys, serde_json::json!({})).await;
+    let (intent, rs) = completed(&app, "pooled").await;
+    assert!(intent.pool.is_some(), "pooled into a shared job");
+    let reasked: Vec<_> = rs.iter().filter(|r| r.reask.is_some()).collect();
+    assert_eq!(reasked.len(), 3, "records 0, 10 and 20 of the shared job");
+    for r in &reasked {
+        let reask = r.reask.as_ref().expect("reask");
+        assert_eq!(reask.kept, Kept::Reask);
+        let first = reask.other.checks.iter().filter(|c| !c.passed);
+        assert_eq!(
+            first.map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            vec!["total"]
+        );
+    }
+    assert!(rs.iter().all(|r| r.needs_review == Some(false)));
+    assert_eq!(app.runtime.calls(), 3, "one re-ask each, none for padding");
+}

@@ -103,6 +103,18 @@ pub fn shared_record_id(n: u64) -> String {
     format!("{SHARED_PREFIX}{n:08}")
 }
 
+/// The record's number in its job: an intent's image index, or a shared job's `n`; None for
+/// padding and for ids of neither shape.
+pub fn record_number(record_id: &str) -> Option<usize> {
+    let digits = record_id.strip_prefix(SHARED_PREFIX);
+    match digits {
+        Some(d) if is_bedrock_record_id(record_id) && d.bytes().all(|b| b.is_ascii_digit()) => {
+            d.parse().ok()
+        }
+        _ => image_index_of(record_id),
+    }
+}
+
 /// A padding record (below-minimum policy `pad`, or a shared job that cancels took under the
 /// minimum): the family's smallest valid request, one output token.
 pub fn pad_record(family: &dyn super::family::RecordFamily, n: u64) -> String {
@@ -257,6 +269,9 @@ mod tests {
         }
         assert_eq!(image_index_of(&image_record_id(4_321)), Some(4_321));
         assert_eq!(image_index_of(&shared_record_id(4)), None);
+        assert_eq!(record_number(&shared_record_id(4)), Some(4));
+        assert_eq!(record_number(&image_record_id(30)), Some(30));
+        assert_eq!(record_number("PAD00000001"), None);
         assert_eq!(image_index_of("bj-000000000000000000000001-000007"), None);
         assert!(!is_bedrock_record_id("bj-000000000000000000000001-000007"));
         assert!(!is_bedrock_record_id("REC0000001-"));

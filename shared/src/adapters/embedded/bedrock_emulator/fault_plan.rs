@@ -194,9 +194,10 @@ impl Faults {
     }
 
     /// The answer fault for the batch record `record_id`, if the plan spoils it: every 10th
-    /// record (its image index 0 mod 10). An on-demand answer (a re-ask) is never spoiled.
+    /// record (its number in the job 0 mod 10: an intent's image index, a shared job's n;
+    /// padding never). An on-demand answer (a re-ask) is never spoiled.
     pub fn answer_fault(&self, record_id: &str) -> Option<BedrockFault> {
-        let index = crate::domain::manifest::image_index_of(record_id)?;
+        let index = crate::domain::manifest::record_number(record_id)?;
         if index % 10 != 0 {
             return None;
         }
