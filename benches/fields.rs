@@ -7,7 +7,8 @@
 //! total: to the cent), and F1 over the items (description and amount pairs). Then the checks
 //! (`domain::receipt::check`): how many answers they flag, how many flagged answers a re-ask of
 //! the whole photo fixes (`REASK_POLICY=whole`: the better answer kept, the first on a tie), and
-//! how many flags fall on an answer whose merchant, date and total were right (false flags).
+//! how many flags fall on an answer right in everything the checks read (its date and every
+//! amount: a false flag); `caught` is the share of answers wrong in those that were flagged.
 //! Prints one line per copy:
 //!
 //! `fields: copy=C receipts=N merchant=… date=… total=… items_f1=… flagged=… reasked=… fixed=… false_flags=…`
@@ -30,12 +31,17 @@ struct Score {
     date: bool,
     total: bool,
     items_f1: f64,
+    /// Every amount the checks read is right: the items' (as a multiset), the subtotal, the
+    /// tax, the total.
+    amounts: bool,
     failed_checks: usize,
 }
 
 impl Score {
-    fn right(&self) -> bool {
-        self.merchant && self.date && self.total
+    /// Right in everything the checks look at (they see no merchant or description): a flag
+    /// on such an answer is a false flag.
+    fn checked_right(&self) -> bool {
+        self.date && self.amounts
     }
 }
 
@@ -83,6 +89,25 @@ fn items_f1(read: &Value, drawn: &Drawn) -> f64 {
     2.0 * hits as f64 / (n_want + n_got) as f64
 }
 
+/// True when the read amounts are the drawn ones: items (in any order), subtotal, tax, total.
+fn amounts_right(read: &Value, drawn: &Drawn) -> bool {
+    let mut want: Vec<i64> = drawn.items.iter().map(|(_, c)| i64::from(*c)).collect();
+    let mut got: Vec<i64> = read["items"]
+        .as_array()
+        .map(|i| {
+            i.iter()
+                .map(|x| cents(&x["amount"]).unwrap_or(-1))
+                .collect()
+        })
+        .unwrap_or_default();
+    want.sort_unstable();
+    got.sort_unstable();
+    want == got
+        && cents(&read["subtotal"]) == Some(i64::from(drawn.subtotal))
+        && cents(&read["taxes"][0]["amount"]) == Some(i64::from(drawn.tax))
+        && cents(&read["total"]) == Some(i64::from(drawn.total))
+}
+
 fn score(read: &Value, drawn: &Drawn) -> Score {
     let ctx = Context {
         uploaded: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("a day"),
@@ -93,6 +118,7 @@ fn score(read: &Value, drawn: &Drawn) -> Score {
         date: read["date"].as_str() == Some(&drawn.date.format("%Y-%m-%d").to_string()),
         total: cents(&read["total"]) == Some(i64::from(drawn.total)),
         items_f1: items_f1(read, drawn),
+        amounts: amounts_right(read, drawn),
         failed_checks: check(Some(read), ctx).iter().filter(|c| !c.passed).count(),
     }
 }
@@ -114,9 +140,12 @@ fn line(copy: &str, firsts: &[Score], kept: &[Score], reasked: usize) -> String 
         .collect();
     let fixed = flagged
         .iter()
-        .filter(|&&i| !firsts[i].right() && kept[i].right() && kept[i].failed_checks == 0)
+        .filter(|&&i| !firsts[i].checked_right() && kept[i].checked_right())
         .count();
-    let false_flags = flagged.iter().filter(|&&i| firsts[i].right()).count();
+    let false_flags = flagged
+        .iter()
+        .filter(|&&i| firsts[i].checked_right())
+        .count();
     format!(
         "fields: copy={copy} receipts={} merchant={:.3} date={:.3} total={:.3} items_f1={:.3} flagged={} reasked={reasked} fixed={fixed} false_flags={false_flags} caught={}/{}",
         firsts.len(),
@@ -125,8 +154,8 @@ fn line(copy: &str, firsts: &[Score], kept: &[Score], reasked: usize) -> String 
         share(&|s| s.total),
         firsts.iter().map(|s| s.items_f1).sum::<f64>() / n,
         flagged.len(),
-        flagged.iter().filter(|&&i| !firsts[i].right()).count(),
-        firsts.iter().filter(|s| !s.right()).count(),
+        flagged.iter().filter(|&&i| !firsts[i].checked_right()).count(),
+        firsts.iter().filter(|s| !s.checked_right()).count(),
     )
 }
 
@@ -165,11 +194,12 @@ async fn main() -> anyhow::Result<()> {
         };
         let cell = |s: &Score| {
             format!(
-                "{} {} {} {:.2} {}",
+                "{} {} {} {:.2} {} {}",
                 u8::from(s.merchant),
                 u8::from(s.date),
                 u8::from(s.total),
                 s.items_f1,
+                u8::from(s.amounts),
                 s.failed_checks
             )
         };

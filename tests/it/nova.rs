@@ -216,3 +216,36 @@ async fn when_a_record_id_is_not_alphanumeric_should_fail_the_job_at_validation(
     let why = info.failure_message.unwrap_or_default();
     assert!(why.contains("is not an alphanumeric string"), "{why}");
 }
+
+/// A flagged Nova answer is re-asked with the whole photo inline (`source.bytes`, base64, as
+/// Nova's InvokeModel body takes it), and fixed.
+#[tokio::test]
+async fn when_a_nova_answer_is_flagged_should_reask_it_with_the_photo_inline() {
+    let app = app_with(|o| {
+        o.settings
+            .allowed_models
+            .push(ModelId::parse(NOVA).expect("model"));
+        o.settings.quotas.min_records_per_job = 1;
+        o.emulator.quotas = o.settings.quotas.clone();
+        o.emulator.faults = vec![
+            shared::adapters::embedded::bedrock_emulator::fault_plan::BedrockFault::WrongTotal,
+        ];
+    })
+    .await;
+    let key = |i: usize| format!("uploads/{SAMPLE_USER}/2026-12-01/n-{i:03}.png");
+    crate::scale::store_many(&app, 12, key).await;
+    let keys: Vec<String> = (0..12).map(key).collect();
+    post_and_run(&app, "nova-reask", &keys, json!({"modelId": NOVA})).await;
+    let (_, rs) = completed(&app, "nova-reask").await;
+    let reasked: Vec<usize> = rs
+        .iter()
+        .filter(|r| r.reask.is_some())
+        .map(|r| r.image_index)
+        .collect();
+    assert_eq!(reasked, vec![0, 10]);
+    assert!(
+        rs.iter().all(|r| r.needs_review == Some(false)),
+        "each fixed"
+    );
+    assert_eq!(app.runtime.calls(), 2);
+}

@@ -15,12 +15,12 @@
 //! is, so a replay asks no second time. A record is re-asked at most once: a result that holds
 //! a re-ask is never flagged for another.
 //!
-//! Left out for now: an S3Location family (Nova) under `whole` keeps its first answer (its
-//! whole photo would have to be copied beside the job's input first).
+//! A family whose batch records reference images in S3 (Nova) is re-asked with the image
+//! inline: InvokeModel takes Nova's `source.bytes` as base64 (see `domain::family::nova`).
 
 use super::on_demand::Pending;
 use super::{Deps, StageError};
-use crate::domain::family::{ImageRef, ImageSource, RecordFamily};
+use crate::domain::family::{ImageRef, RecordFamily};
 use crate::domain::ids::{IntentId, ObjectKey, RecordId};
 use crate::domain::intent::BatchIntent;
 use crate::domain::normalize::{normalize, Policy, Target};
@@ -153,17 +153,14 @@ async fn already_reasked(
 }
 
 /// The re-ask's model input for the image at `key`: its original normalized under
-/// `image_policy` and built into `family`'s record. None when the original is gone or not
-/// usable, or the family reads images from S3 (see the module doc).
+/// `image_policy` and built into `family`'s record, the image inline. None when the original is
+/// gone or not usable.
 async fn input_for(
     deps: &Deps,
     (family, image_policy, prompt): (&'static dyn RecordFamily, Policy, &'static str),
     key: &ObjectKey,
     index: usize,
 ) -> Result<Option<serde_json::Value>, StageError> {
-    if family.image_source() == ImageSource::S3Location {
-        return Ok(None);
-    }
     let original = crate::domain::bedrock::S3Uri::object(&deps.settings.uploads_bucket, key);
     let bytes = match deps.objects.get(&original).await {
         Ok(b) => b,

@@ -31,7 +31,14 @@ pub async fn add_intent(
             .list_results(&intent.intent_id, after.as_ref(), PAGE)
             .await?;
         for r in &page {
-            usage.add(r, price.as_ref(), discount);
+            // A re-ask to a stronger model (`model:<id>`) is paid at that model's price.
+            let reask_price = r
+                .reask
+                .as_ref()
+                .and_then(|a| a.policy.strip_prefix("model:"))
+                .and_then(|id| crate::domain::ids::ModelId::parse(id).ok())
+                .and_then(|m| deps.settings.price_for(&m));
+            usage.add(r, (price.as_ref(), reask_price.as_ref()), discount);
         }
         match page.last() {
             Some(last) if page.len() == PAGE => after = Some(last.record_id.clone()),

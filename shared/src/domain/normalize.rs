@@ -43,10 +43,13 @@ pub const MAX_JPEG_PIXELS: u64 = 256_000_000;
 /// screenshot pass).
 pub const MAX_DECODED_PIXELS: u64 = 40_000_000;
 
-/// The economy policy scales a receipt so that its print (the median glyph's height) is this
-/// many pixels tall: the smallest size at which Tesseract reads the corpus as well as it reads
-/// the whole photo (docs/performance.md, "Tokens per receipt").
-pub const TEXT_PX: u32 = 14;
+/// The economy policy scales a receipt so that its print (the median glyph's height: on a till
+/// receipt's capitals and digits, the capital height) is this many pixels tall. Chosen with a
+/// margin: the corpus and the unseen photos first read worse than the whole photo at 12 px (a
+/// dot-matrix print), so 16 keeps 4 px above that, and an x-height of about 11 px, above the
+/// 10 px below which Tesseract's FAQ gives "very little chance"; Willus's 30 px optimum would
+/// cost more tokens than the whole photo (docs/performance.md, "Tokens per receipt").
+pub const TEXT_PX: u32 = 16;
 /// JPEG quality of the economy policy's copies: a flattened grey receipt is white paper and
 /// ink, and Tesseract reads it as well at 70 as at 85 for a quarter fewer bytes (the same
 /// measure).

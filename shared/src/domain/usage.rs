@@ -55,21 +55,46 @@ impl DayUsage {
 
 impl Usage {
     /// Adds one result at `price` (on-demand USD per million tokens); batch costs
-    /// `batch_discount` of it. Results no model saw add nothing.
-    pub fn add(&mut self, r: &ImageResult, price: Option<&ModelPrice>, batch_discount: f64) {
+    /// `batch_discount` of it. A re-ask to another model (`REASK_POLICY=model:<id>`) is priced
+    /// at `reask_price`, that model's. Results no model saw add nothing.
+    pub fn add(
+        &mut self,
+        r: &ImageResult,
+        (price, reask_price): (Option<&ModelPrice>, Option<&ModelPrice>),
+        batch_discount: f64,
+    ) {
         if matches!(r.status, ResultStatus::Skipped | ResultStatus::Canceled) {
             return;
         }
         self.images += 1;
         self.flagged += u64::from(r.needs_review == Some(true));
         self.on_demand_images += u64::from(r.on_demand);
-        // A record asked twice (`app::reask`) costs both attempts, each at its own price.
-        let other = r.reask.as_ref().map(|a| &a.other);
-        let attempts = std::iter::once((r.input_tokens, r.output_tokens, r.on_demand))
-            .chain(other.map(|o| (o.input_tokens, o.output_tokens, o.on_demand)));
-        for (input, output, on_demand) in attempts {
-            self.add_tokens(input, output, on_demand, price, batch_discount);
-        }
+        // A record asked twice (`app::reask`) costs both attempts, each at its own price: the
+        // result holds the kept answer's tokens, `other` the one not kept.
+        let Some(reask) = r.reask.as_ref() else {
+            let (i, o) = (r.input_tokens, r.output_tokens);
+            return self.add_tokens(i, o, r.on_demand, price, batch_discount);
+        };
+        let reask_price = reask_price.or(price);
+        let (kept_price, other_price) = match reask.kept {
+            super::results::Kept::Reask => (reask_price, price),
+            super::results::Kept::First => (price, reask_price),
+        };
+        let other = &reask.other;
+        self.add_tokens(
+            r.input_tokens,
+            r.output_tokens,
+            r.on_demand,
+            kept_price,
+            batch_discount,
+        );
+        self.add_tokens(
+            other.input_tokens,
+            other.output_tokens,
+            other.on_demand,
+            other_price,
+            batch_discount,
+        );
     }
 
     fn add_tokens(
@@ -143,22 +168,61 @@ mod tests {
         // 1,000,000 input + 200,000 output tokens: 2 USD on-demand, 1 USD in batch.
         u.add(
             &result(1_000_000, 200_000, false, ResultStatus::Succeeded),
-            Some(&price),
+            (Some(&price), None),
             0.5,
         );
         u.add(
             &result(1_000_000, 200_000, true, ResultStatus::Succeeded),
-            Some(&price),
+            (Some(&price), None),
             0.5,
         );
         u.add(
             &result(9, 9, false, ResultStatus::Skipped),
-            Some(&price),
+            (Some(&price), None),
             0.5,
         );
         let u = d.rounded().usage;
         assert_eq!((u.images, u.on_demand_images), (2, 1));
         assert_eq!((u.input_tokens, u.output_tokens), (2_000_000, 400_000));
         assert_eq!((u.cost_usd, u.batch_usd, u.on_demand_usd), (3.0, 2.0, 4.0));
+    }
+
+    #[test]
+    fn when_a_reask_went_to_a_stronger_model_should_price_it_at_that_model() {
+        use crate::domain::results::{Attempt, Kept, Reask};
+        let cheap = ModelPrice {
+            input_per_mtok: 1.0,
+            output_per_mtok: 5.0,
+        };
+        let strong = ModelPrice {
+            input_per_mtok: 3.0,
+            output_per_mtok: 15.0,
+        };
+        // The batch answer (1 USD in batch at the cheap price) was flagged; the stronger
+        // model's on-demand re-ask (6 USD at its price) was kept.
+        let mut r = result(1_000_000, 200_000, true, ResultStatus::Succeeded);
+        r.reask = Some(Box::new(Reask {
+            policy: "model:strong".into(),
+            kept: Kept::Reask,
+            other: Attempt {
+                status: ResultStatus::Succeeded,
+                text: None,
+                error_message: None,
+                checks: Vec::new(),
+                input_tokens: 1_000_000,
+                output_tokens: 200_000,
+                on_demand: false,
+            },
+        }));
+        let mut u = Usage::default();
+        u.add(&r, (Some(&cheap), Some(&strong)), 0.5);
+        assert_eq!(u.rounded().cost_usd, 7.0);
+        let mut same = Usage::default();
+        same.add(&r, (Some(&cheap), None), 0.5);
+        assert_eq!(
+            same.rounded().cost_usd,
+            3.0,
+            "no price of its own: the intent's"
+        );
     }
 }

@@ -47,8 +47,14 @@ impl RecordFamily for Nova {
         prompt: &str,
         max_tokens: u32,
     ) -> String {
-        let ImageRef::S3(uri) = image else {
-            unreachable!("Nova references images in S3; the builder passes a location")
+        // A batch record references its image in S3; an on-demand one (a re-ask) may carry it
+        // inline: InvokeModel's Nova body takes `source.bytes` as a "Base64-encoded string
+        // (Invoke API)" (Amazon Nova User Guide, "Image understanding examples").
+        let source = match image {
+            ImageRef::S3(uri) => serde_json::json!({"s3Location": {"uri": uri.to_string()}}),
+            ImageRef::Bytes(bytes) => serde_json::json!({
+                "bytes": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
+            }),
         };
         line(
             record_id,
@@ -57,7 +63,7 @@ impl RecordFamily for Nova {
                 "messages": [{
                     "role": "user",
                     "content": [
-                        {"image": {"format": format(media), "source": {"s3Location": {"uri": uri.to_string()}}}},
+                        {"image": {"format": format(media), "source": source}},
                         {"text": prompt}
                     ]
                 }],
