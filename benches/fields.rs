@@ -21,6 +21,7 @@ mod corpus;
 use corpus::Drawn;
 use serde_json::Value;
 use shared::adapters::embedded::local_model::LocalModel;
+use shared::domain::family::Claude;
 use shared::domain::normalize::{normalize, Policy, Target};
 use shared::domain::receipt::{check, Context};
 
@@ -168,8 +169,8 @@ async fn main() -> anyhow::Result<()> {
     let mut shots = corpus::shots();
     shots.extend(corpus::unseen_shots());
     // The close-up is a receipt too; the screenshot's fields are known as well.
-    let whole_target = Target::new(1568, Policy::Whole);
-    let economy_target = Target::new(1568, Policy::Economy);
+    let whole_target = Target::for_family(&Claude, Policy::Whole);
+    let economy_target = Target::for_family(&Claude, Policy::Economy);
     let (mut whole, mut econ, mut econ_kept) = (Vec::new(), Vec::new(), Vec::new());
     let mut reasked = 0;
     println!(

@@ -1,7 +1,8 @@
 //! Tokens per receipt at the same legibility (`cargo bench --bench tokens`): the corpus of
 //! phone-like receipt photos with known text (`support/corpus.rs`) through the real
-//! `domain::normalize`, with today's baseline (the whole policy: the whole photo at a 1568 px
-//! long edge, in colour) and the economy policy side by side, each copy read by Tesseract
+//! `domain::normalize`, with the baseline (the whole policy: the whole photo sized as Claude's
+//! family sizes it, a 1568 px long edge and at most 1.15 MP, in colour) and the economy policy
+//! (the same family's) side by side, each copy read by Tesseract
 //! (`support/ocr.rs`). Prints a table per photo, the economy policy's speed on one core, and
 //! one line:
 //!
@@ -21,6 +22,7 @@ mod corpus;
 mod ocr;
 
 use corpus::Photo;
+use shared::domain::family::Claude;
 use shared::domain::normalize::{normalize, Normalized, Policy, Target, QUALITY, TEXT_PX};
 use std::time::Instant;
 
@@ -38,7 +40,7 @@ fn record_bytes(n: &Normalized) -> usize {
 fn economy(text_px: u32) -> Target {
     Target {
         text_px,
-        ..Target::new(1568, Policy::Economy)
+        ..Target::for_family(&Claude, Policy::Economy)
     }
 }
 
@@ -181,12 +183,12 @@ fn main() -> anyhow::Result<()> {
         photos.iter().filter(|p| p.has_table).count(),
         ocr::MODES.map(|m| format!("--psm {m}")).join(" / ")
     );
-    let whole = measure(&photos, Target::new(1568, Policy::Whole))?;
+    let whole = measure(&photos, Target::for_family(&Claude, Policy::Whole))?;
     let econ = measure(&photos, economy(TEXT_PX))?;
     print_table(&photos, &whole, &econ);
     println!("\n{}", judge(&photos, &whole, &econ));
     if runs > 0 {
-        let w = seconds_each(&photos, Target::new(1568, Policy::Whole), runs)?;
+        let w = seconds_each(&photos, Target::for_family(&Claude, Policy::Whole), runs)?;
         let e = seconds_each(&photos, economy(TEXT_PX), runs)?;
         println!(
             "\nspeed, one core, {runs} runs of the corpus: economy {:.1} photos/s ({:.0} ms each), whole {:.1} photos/s ({:.0} ms each)\n",

@@ -67,7 +67,7 @@ async fn when_a_stored_key_is_too_long_for_its_copy_should_skip_it_not_crash() {
     let got = shared::app::normalized::get_or_make(
         &app.deps,
         &ObjectKey::parse(&long).expect("a valid S3 key"),
-        1568,
+        &shared::domain::family::Claude,
     )
     .await
     .expect("an answer");

@@ -13,6 +13,7 @@ pub(crate) mod corpus;
 #[path = "../../benches/support/ocr.rs"]
 mod ocr;
 
+use shared::domain::family::Claude;
 use shared::domain::normalize::{normalize, Normalized, Policy, Target};
 
 pub(crate) fn tesseract() -> bool {
@@ -53,7 +54,7 @@ fn assert_reads_as_well(photo: &corpus::Photo, economy: &Normalized) {
     if !tesseract() {
         return;
     }
-    let whole = normalize(&photo.bytes, Target::new(1568, Policy::Whole)).expect("whole");
+    let whole = normalize(&photo.bytes, Target::for_family(&Claude, Policy::Whole)).expect("whole");
     let (e, w) = (
         ocr::best_cer(&economy.jpeg, &photo.text).expect("tesseract"),
         ocr::best_cer(&whole.jpeg, &photo.text).expect("tesseract"),
@@ -78,8 +79,10 @@ fn when_receipt_photos_are_normalized_for_economy_should_read_as_well_for_under_
     ];
     for name in names {
         let photo = corpus::photograph(&shot(name), 4032);
-        let whole = normalize(&photo.bytes, Target::new(1568, Policy::Whole)).expect("whole");
-        let economy = normalize(&photo.bytes, Target::new(1568, Policy::Economy)).expect("economy");
+        let whole =
+            normalize(&photo.bytes, Target::for_family(&Claude, Policy::Whole)).expect("whole");
+        let economy =
+            normalize(&photo.bytes, Target::for_family(&Claude, Policy::Economy)).expect("economy");
         assert!(
             tokens(&economy) * 2 < tokens(&whole),
             "{name}: {} tokens against {}",
@@ -111,8 +114,10 @@ fn when_photos_are_unlike_the_tuned_corpus_should_read_as_well_photo_by_photo() 
     let mut deltas = Vec::new();
     for shot in corpus::unseen_shots() {
         let photo = corpus::photograph(&shot, 4032);
-        let whole = normalize(&photo.bytes, Target::new(1568, Policy::Whole)).expect("whole");
-        let economy = normalize(&photo.bytes, Target::new(1568, Policy::Economy)).expect("economy");
+        let whole =
+            normalize(&photo.bytes, Target::for_family(&Claude, Policy::Whole)).expect("whole");
+        let economy =
+            normalize(&photo.bytes, Target::for_family(&Claude, Policy::Economy)).expect("economy");
         let w = ocr::best_cer(&whole.jpeg, &photo.text).expect("tesseract");
         let e = ocr::best_cer(&economy.jpeg, &photo.text).expect("tesseract");
         assert!(
@@ -134,7 +139,7 @@ fn when_photos_are_unlike_the_tuned_corpus_should_read_as_well_photo_by_photo() 
 #[test]
 fn when_a_receipt_fills_the_frame_should_keep_the_photo_whole_upright_and_in_colour() {
     let photo = corpus::photograph(&shot("closeup-mono"), 4032);
-    let n = normalize(&photo.bytes, Target::new(1568, Policy::Economy)).expect("economy");
+    let n = normalize(&photo.bytes, Target::for_family(&Claude, Policy::Economy)).expect("economy");
     let (w, h) = (f64::from(n.width), f64::from(n.height));
     assert!(
         (h / w - 4.0 / 3.0).abs() < 0.01,
@@ -147,7 +152,7 @@ fn when_a_receipt_fills_the_frame_should_keep_the_photo_whole_upright_and_in_col
 #[test]
 fn when_a_screenshot_fills_the_frame_should_keep_it_whole_in_colour_and_as_legible() {
     let shot = corpus::screenshot(0, 1170, 2532);
-    let n = normalize(&shot.bytes, Target::new(1568, Policy::Economy)).expect("economy");
+    let n = normalize(&shot.bytes, Target::for_family(&Claude, Policy::Economy)).expect("economy");
     let ratio = f64::from(n.height) / f64::from(n.width);
     assert!(
         (ratio - 2532.0 / 1170.0).abs() < 0.01,

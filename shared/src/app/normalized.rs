@@ -14,6 +14,7 @@
 
 use super::{Deps, StageError};
 use crate::domain::bedrock::S3Uri;
+use crate::domain::family::RecordFamily;
 use crate::domain::ids::ObjectKey;
 use crate::domain::normalize::{normalize, Policy, Target};
 use crate::ports::ErrorKind;
@@ -81,7 +82,12 @@ fn too_long(key: &ObjectKey) -> Got {
 
 /// The copy of `key` normalized to `long_edge`, while the original exists: read if it is
 /// there, else made from the original and stored.
-pub async fn get_or_make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result<Got, StageError> {
+pub async fn get_or_make(
+    deps: &Deps,
+    key: &ObjectKey,
+    family: &dyn RecordFamily,
+) -> Result<Got, StageError> {
+    let long_edge = family.image_long_edge();
     let original = S3Uri::object(&deps.settings.uploads_bucket, key);
     match deps.objects.head(&original, 0).await {
         Ok(_) => {}
@@ -93,15 +99,19 @@ pub async fn get_or_make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result
     };
     match deps.objects.get(&uri).await {
         Ok(jpeg) => Ok(Got::Ready { jpeg, uri }),
-        Err(e) if e.kind == ErrorKind::NotFound => make(deps, key, long_edge).await,
+        Err(e) if e.kind == ErrorKind::NotFound => make(deps, key, family).await,
         Err(e) => Err(e.into()),
     }
 }
 
-/// Makes the copy of `key` normalized to `long_edge` from the original (on the blocking pool:
-/// it is CPU work) and stores it, over any older copy.
-pub async fn make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result<Got, StageError> {
-    let Some(uri) = normalized_uri(deps, key, long_edge) else {
+/// Makes the copy of `key` normalized for `family` (its long edge and pixel count) from the
+/// original (on the blocking pool: it is CPU work) and stores it, over any older copy.
+pub async fn make(
+    deps: &Deps,
+    key: &ObjectKey,
+    family: &dyn RecordFamily,
+) -> Result<Got, StageError> {
+    let Some(uri) = normalized_uri(deps, key, family.image_long_edge()) else {
         return Ok(too_long(key));
     };
     let original = S3Uri::object(&deps.settings.uploads_bucket, key);
@@ -124,7 +134,7 @@ pub async fn make(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Result<Got, S
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(Got::Missing),
         Err(e) => return Err(e.into()),
     };
-    let target = Target::new(long_edge, deps.settings.image_policy);
+    let target = Target::for_family(family, deps.settings.image_policy);
     let made = tokio::task::spawn_blocking(move || normalize(&bytes, target)).await;
     // A decoder that panics on a file is the file's fault, like any other corrupt image.
     let Ok(made) = made else {

@@ -167,7 +167,7 @@ async fn input_for(
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let target = Target::new(family.image_long_edge(), image_policy);
+    let target = Target::for_family(family, image_policy);
     let max_tokens = deps.settings.max_output_tokens;
     let line = tokio::task::spawn_blocking(move || {
         let n = normalize(&bytes, target).ok()?;

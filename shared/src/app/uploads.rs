@@ -63,7 +63,7 @@ async fn normalize_at_upload(deps: &Deps, key: &ObjectKey) -> Result<(), StageEr
         return Ok(());
     };
     // Always from the original: a re-upload under the same key replaces its copy.
-    match super::normalized::make(deps, key, family.image_long_edge()).await? {
+    match super::normalized::make(deps, key, family).await? {
         super::normalized::Got::Skipped(reason) => {
             tracing::warn!(key = %key, reason, "upload cannot be normalized; requests will skip it");
         }

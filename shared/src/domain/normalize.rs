@@ -96,6 +96,8 @@ pub struct Target {
     pub policy: Policy,
     /// The economy policy's print height, in pixels.
     pub text_px: u32,
+    /// The most pixels a copy may have (the family's: Claude's 1.15 MP), never enlarged.
+    pub max_pixels: u64,
 }
 
 impl Target {
@@ -109,9 +111,23 @@ impl Target {
             },
             policy,
             text_px: TEXT_PX,
+            max_pixels: u64::MAX,
+        }
+    }
+
+    /// `policy` sized for `family`'s models: its long edge and its pixel count.
+    pub fn for_family(family: &dyn super::family::RecordFamily, policy: Policy) -> Self {
+        Self {
+            max_pixels: family.image_max_pixels(),
+            ..Self::new(family.image_long_edge(), policy)
         }
     }
 }
+
+/// The smallest short edge a receipt crop is given (Anthropic, "Vision": "Very small images
+/// under 200 pixels on any given edge may degrade performance"), unless that would take its
+/// long edge over the target's (a 1 m receipt is 1:14; then the long edge wins).
+pub const MIN_SHORT_EDGE: u32 = 200;
 
 /// A normalized image: an upright JPEG with no metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +199,7 @@ pub fn normalize_with(
         // The size upright, as stored: turned a quarter for orientations 5 to 8.
         Some((uw, uh)) if orientation >= 5 => (uh, uw),
         Some(upright) => upright,
-        None => fit(width, height, target.long_edge),
+        None => fit_within(width, height, target),
     };
     let resized = if (w, h) == (width, height) {
         pixels
@@ -240,6 +256,19 @@ pub fn fit(width: u32, height: u32, long_edge: u32) -> (u32, u32) {
             as u32
     };
     (scale(width), scale(height))
+}
+
+/// (`width`, `height`) fitted to `target`'s long edge and then to its pixel count, each only
+/// ever shrinking, the aspect kept.
+pub fn fit_within(width: u32, height: u32, target: Target) -> (u32, u32) {
+    let (w, h) = fit(width, height, target.long_edge);
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels <= target.max_pixels {
+        return (w, h);
+    }
+    let scale = (target.max_pixels as f64 / pixels as f64).sqrt();
+    let side = |v: u32| ((f64::from(v) * scale).floor() as u32).max(1);
+    (side(w), side(h))
 }
 
 fn check_pixels(width: u32, height: u32, cap: u64) -> Result<(), Skip> {

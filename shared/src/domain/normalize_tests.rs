@@ -284,3 +284,24 @@ fn when_the_policy_is_named_should_parse_economy_and_whole_only() {
     assert!(err.contains("economy or whole"), "{err}");
     assert_eq!(Policy::default(), Policy::Economy);
 }
+
+#[test]
+fn when_sized_for_claude_should_keep_within_1568_px_and_1_15_megapixels() {
+    let t = Target::for_family(&crate::domain::family::Claude, Policy::Whole);
+    let (w, h) = fit_within(4032, 3024, t);
+    assert!(
+        w.max(h) <= 1568 && u64::from(w) * u64::from(h) <= 1_150_000,
+        "{w}x{h}"
+    );
+    assert!(
+        (f64::from(w) / f64::from(h) - 4.0 / 3.0).abs() < 0.01,
+        "aspect kept"
+    );
+    assert_eq!(fit_within(800, 600, t), (800, 600), "never enlarged");
+    let nova = Target::for_family(&crate::domain::family::Nova, Policy::Whole);
+    assert_eq!(
+        fit_within(3600, 1800, nova),
+        (1800, 900),
+        "Nova: its long edge alone"
+    );
+}

@@ -15,15 +15,14 @@ pub(super) async fn prepare(
     prompt_text: &'static str,
 ) -> Result<(crate::domain::bedrock::S3Uri, Prepared), StageError> {
     let original = crate::domain::bedrock::S3Uri::object(&deps.settings.uploads_bucket, key);
-    let (jpeg, uri) =
-        match super::super::normalized::get_or_make(deps, key, family.image_long_edge()).await? {
-            Got::Ready { jpeg, uri } => (jpeg, uri),
-            Got::Skipped(reason) => return Ok((original, Prepared::Rejected(reason))),
-            Got::Missing => {
-                let why = "not found in the uploads bucket".to_string();
-                return Ok((original, Prepared::Rejected(why)));
-            }
-        };
+    let (jpeg, uri) = match super::super::normalized::get_or_make(deps, key, family).await? {
+        Got::Ready { jpeg, uri } => (jpeg, uri),
+        Got::Skipped(reason) => return Ok((original, Prepared::Rejected(reason))),
+        Got::Missing => {
+            let why = "not found in the uploads bucket".to_string();
+            return Ok((original, Prepared::Rejected(why)));
+        }
+    };
     // Bedrock's limits apply to what it is sent: the normalized copy.
     let media = match check_image(&jpeg) {
         Ok(m) => m,

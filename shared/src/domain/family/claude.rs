@@ -25,6 +25,13 @@ impl RecordFamily for Claude {
         1568
     }
 
+    /// Anthropic recommends "no more than 1.15 megapixels (and within 1568 pixels in both
+    /// dimensions)" ("Vision", evaluate image size); an image of more than ~1,600 tokens is
+    /// scaled down before it is read, so more pixels buy only bytes and latency.
+    fn image_max_pixels(&self) -> u64 {
+        1_150_000
+    }
+
     fn record(
         &self,
         record_id: &str,

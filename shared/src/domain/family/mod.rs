@@ -46,6 +46,10 @@ pub trait RecordFamily: Send + Sync + std::fmt::Debug {
     /// The long edge, in pixels, images are normalized to for this family's models: the most
     /// the model reads (a larger image only costs bytes), see `domain::normalize`.
     fn image_long_edge(&self) -> u32;
+    /// The most pixels an image is given for this family's models (none by default).
+    fn image_max_pixels(&self) -> u64 {
+        u64::MAX
+    }
     /// One JSONL line, newline included, with Bedrock record id `record_id` (11
     /// alphanumerics, see [`crate::domain::manifest::image_record_id`]). `image` is `Bytes` for
     /// an inline family and `S3` for an S3Location one.

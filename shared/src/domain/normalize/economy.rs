@@ -2,7 +2,10 @@
 //! cropped, sized by its print, in grey, its light evened out and the table around it white;
 //! or, with no receipt found, the size the whole photo is kept at.
 
-use super::{encode, fit, orient, receipt, resize_crop, Colour, Normalized, Skip, Target};
+use super::{
+    encode, fit_within, orient, receipt, resize_crop, Colour, Normalized, Skip, Target,
+    MIN_SHORT_EDGE,
+};
 use fast_image_resize::PixelType;
 use image::{GrayImage, Luma};
 use imageproc::geometric_transformations::{warp_into, Border, Interpolation, Projection};
@@ -99,12 +102,16 @@ fn straighten(crop: &GrayImage, found: &receipt::Found, size: (u32, u32)) -> Opt
 }
 
 /// The size `rect` of `grey` is given at: its print `target.text_px` tall when measured
-/// (never enlarged), at most the long edge; and the print's height measured, if it was.
+/// (never enlarged), its short edge at least [`MIN_SHORT_EDGE`] where the long edge allows, at
+/// most the long edge and the pixel count; and the print's height measured, if it was.
 fn size(grey: &GrayImage, rect: receipt::Rect, target: Target) -> ((u32, u32), Option<f64>) {
     let print = receipt::print_height(grey, rect);
     let by_print = print.map_or(1.0, |p| (f64::from(target.text_px) / p).min(1.0));
-    let side = |v: u32| ((f64::from(v) * by_print).round() as u32).max(1);
-    let by_edge = fit(rect.w, rect.h, target.long_edge);
+    let short = f64::from(rect.w.min(rect.h).max(1));
+    let floor = (f64::from(MIN_SHORT_EDGE) / short).min(1.0);
+    let scale = by_print.max(floor);
+    let side = |v: u32| ((f64::from(v) * scale).round() as u32).max(1);
+    let by_edge = fit_within(rect.w, rect.h, target);
     let size = if side(rect.w.max(rect.h)) < by_edge.0.max(by_edge.1) {
         (side(rect.w), side(rect.h))
     } else {
