@@ -1,10 +1,12 @@
 //! What the model receives, judged by an OCR we did not write: receipt photos of the corpus
 //! (`benches/support/corpus.rs`: known text in a real font, on a table, turned, in
 //! perspective, shadowed, stored sideways with EXIF orientation) normalized under both
-//! policies and read by Tesseract (`benches/support/ocr.rs`). The economy copy must cost under
-//! half the whole photo's tokens and read as well (within two points of character error
-//! rate); a close-up and a full-frame screenshot stay whole, upright and in colour. Tesseract missing: skipped, unless
-//! `BO_REQUIRE_TESSERACT` is set (scripts/test.sh installs it and sets it).
+//! policies as Claude's family sizes them (1568 px, 1.15 MP) and read by Tesseract
+//! (`benches/support/ocr.rs`). The economy copy must cost under two thirds of the whole photo's
+//! tokens and read as well (within two points of character error rate), photo by photo on
+//! photos unlike the tuned corpus too; a close-up and a full-frame screenshot stay whole,
+//! upright and in colour. Tesseract missing: skipped, unless `BO_REQUIRE_TESSERACT` is set
+//! (scripts/test.sh installs it and sets it).
 
 #[allow(dead_code)]
 #[path = "../../benches/support/corpus.rs"]
@@ -67,7 +69,8 @@ fn assert_reads_as_well(photo: &corpus::Photo, economy: &Normalized) {
 }
 
 #[test]
-fn when_receipt_photos_are_normalized_for_economy_should_read_as_well_for_under_half_the_tokens() {
+fn when_receipt_photos_are_normalized_for_economy_should_read_as_well_for_under_two_thirds_the_tokens(
+) {
     if !tesseract() {
         return;
     }
@@ -84,7 +87,7 @@ fn when_receipt_photos_are_normalized_for_economy_should_read_as_well_for_under_
         let economy =
             normalize(&photo.bytes, Target::for_family(&Claude, Policy::Economy)).expect("economy");
         assert!(
-            tokens(&economy) * 2 < tokens(&whole),
+            tokens(&economy) * 3 < tokens(&whole) * 2,
             "{name}: {} tokens against {}",
             tokens(&economy),
             tokens(&whole)

@@ -53,6 +53,14 @@ pub(super) fn make(
         None => whiten_table(&mut out, &found),
     }
     receipt::flatten(&mut out, print_out.max(1));
+    // A soft blur, in proportion to the print, joins a dot-matrix printer's dots into strokes
+    // as a smaller copy does; small print (a long receipt far off) is barely touched.
+    let sigma = INK_BLUR * print_out as f32;
+    let out = if sigma >= 0.3 {
+        imageproc::filter::gaussian_blur_f32(&out, sigma)
+    } else {
+        out
+    };
     let (w, h) = out.dimensions();
     let jpeg = encode(out.as_raw(), w, h, target.quality, Colour::Grey)?;
     Ok(Made::Receipt(Normalized {
@@ -61,6 +69,11 @@ pub(super) fn make(
         height: h,
     }))
 }
+
+/// The Gaussian blur over a finished copy, as a share of its print's height (0.8 px at 16 px):
+/// a thermal printer's dots read as strokes, solid print keeps its edges (docs/performance.md,
+/// "Straightened, with a margin, judged photo by photo").
+pub const INK_BLUR: f32 = 0.05;
 
 /// The cropped receipt (`crop`, the found box at `size`) warped to an upright rectangle, as a
 /// document scanner does: its four corners to a rectangle's, which takes out both the turn
