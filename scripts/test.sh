@@ -49,11 +49,17 @@ export BO_REQUIRE_TESSERACT=1
 cargo test --workspace --all-features --lib --bins --tests
 
 # The embedded-only build the README's demo command makes (no AWS SDK): its unit tests, then
-# the demo itself, which fails unless its batch ends COMPLETED.
+# the demo itself, which fails unless its batch ends COMPLETED and (Tesseract standing in for
+# the model, installed above) at least 10 of its 12 drawn totals are read back.
 cargo test -p batch-orchestrator --lib --bins
 demo_dir=$(mktemp -d)
 cargo run --quiet -p batch-orchestrator -- --data-dir "$demo_dir" demo > "$demo_dir/demo.log"
-grep -E "^(pipeline idle|Bedrock jobs created)" "$demo_dir/demo.log"
+grep -E "^(pipeline idle|Bedrock jobs created|read totals match|receipts checked)" "$demo_dir/demo.log"
+matched=$(sed -nE 's/^read totals match the drawn ones: ([0-9]+) of 12$/\1/p' "$demo_dir/demo.log")
+if [ -z "$matched" ] || [ "$matched" -lt 10 ]; then
+    echo "the demo read ${matched:-no} totals of 12 right; at least 10 expected" >&2
+    exit 1
+fi
 rm -rf "$demo_dir"
 
 # The HTTP API against its OpenAPI document: schemathesis (pinned) against `serve`, --checks
