@@ -11,14 +11,9 @@ use std::process::{Command, Stdio};
 /// The page-segmentation modes tried.
 pub const MODES: [u8; 2] = [4, 6];
 
-/// True when `tesseract` runs here.
+/// True when `tesseract` runs here (the local model's own probe).
 pub fn available() -> bool {
-    Command::new("tesseract")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    shared::adapters::embedded::local_model::tesseract_installed()
 }
 
 /// What Tesseract reads in `image` (any format Leptonica reads) in mode `psm`.

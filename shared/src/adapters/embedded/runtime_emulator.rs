@@ -142,11 +142,13 @@ impl OnDemandInference for RuntimeEmulator {
                 "ValidationException: body has no messages",
             ));
         }
-        let reading = match super::vision::inline_images(body).first() {
+        // Each image decoded once: for its tokens and for the local model's reading.
+        let images = super::vision::inline_images(body);
+        let reading = match images.first() {
             Some(image) => self.local_model.read(image).await,
             None => None,
         };
-        let tokens = super::vision::input_tokens(body);
+        let tokens = super::vision::input_tokens_of(&images, body);
         Ok(emulated_output_with(
             model.as_str(),
             body,

@@ -60,11 +60,13 @@ pub fn text_chars(model_input: &serde_json::Value) -> usize {
 /// Input tokens of a model input whose inline images are all it carries: the images' tokens
 /// (refused ones count nothing) plus the text's.
 pub fn input_tokens(model_input: &serde_json::Value) -> u64 {
-    let images: u64 = inline_images(model_input)
-        .iter()
-        .filter_map(|b| image_tokens(b).ok())
-        .sum();
-    images + text_chars(model_input) as u64 / 4
+    input_tokens_of(&inline_images(model_input), model_input)
+}
+
+/// [`input_tokens`] with the model input's inline images already decoded.
+pub fn input_tokens_of(images: &[Vec<u8>], model_input: &serde_json::Value) -> u64 {
+    let tokens: u64 = images.iter().filter_map(|b| image_tokens(b).ok()).sum();
+    tokens + text_chars(model_input) as u64 / 4
 }
 
 /// True when a model input's prompt asks for a receipt-v2 answer.
