@@ -51,6 +51,8 @@ async fn open(dir: &std::path::Path, max_images: usize) -> anyhow::Result<Embedd
     opts.settings.quotas.min_records_per_job = 1;
     // Jobs of its own at every size, so both sizes build the same way.
     opts.settings.pool_below_records = 0;
+    // One image hard-linked under every key: measure the manifest, not duplicate finding.
+    opts.settings.duplicate_window_days = 0;
     opts.settings
         .allowed_models
         .push(ModelId::parse(NOVA).map_err(|e| anyhow::anyhow!("{e}"))?);

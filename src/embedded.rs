@@ -160,6 +160,8 @@ impl Embedded {
         let history = Arc::new(shared::adapters::embedded::history::SqliteHistory::new(
             db.clone(),
         )?);
+        let duplicates =
+            Arc::new(shared::adapters::embedded::duplicates::SqliteDuplicates::new(db.clone())?);
         let bus = Arc::new(SqliteBus::new(db, clock.clone(), opts.bus)?);
         let objects = Arc::new(FsObjectStore::new(opts.data_dir.join("s3")));
         // Under `on-demand-throttle`, InvokeModel keeps the configured requests a minute.
@@ -191,6 +193,7 @@ impl Embedded {
             rates: store.clone(),
             leases: store.clone(),
             history,
+            duplicates,
             webhooks: Arc::new(shared::adapters::webhook_http::HttpWebhooks),
             objects: objects.clone(),
             bus: bus.clone(),

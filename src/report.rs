@@ -121,6 +121,9 @@ pub fn usage_table(
         "cost USD",
         "all batch USD",
         "all on-demand USD",
+        "copies answered",
+        "tokens saved",
+        "USD saved",
     ]);
     let row = |name: String, u: &shared::domain::usage::Usage| {
         vec![
@@ -133,6 +136,9 @@ pub fn usage_table(
             Cell::new(format!("{:.6}", u.cost_usd)),
             Cell::new(format!("{:.6}", u.batch_usd)),
             Cell::new(format!("{:.6}", u.on_demand_usd)),
+            Cell::new(u.deduplicated),
+            Cell::new(u.tokens_saved),
+            Cell::new(format!("{:.6}", u.usd_saved)),
         ]
     };
     for (user, u) in users {

@@ -95,6 +95,7 @@ async fn fixture(app: &Embedded, lines: usize, image_kib: usize) -> anyhow::Resu
                 key: ObjectKey::parse(&format!("uploads/bench-user/2026-11-28/r{index:06}.jpg"))?,
                 record_id: RecordId::for_image(&intent.job_id, index),
                 rejected: None,
+                duplicate_of: None,
             })
         })
         .collect::<Result<_, shared::domain::ids::IdError>>()

@@ -64,6 +64,7 @@ export function functionEnvironment(i: FunctionEnvInputs): Record<string, string
     ON_DEMAND_CONCURRENCY: String(s.onDemandConcurrency),
     MAX_RECORD_ATTEMPTS: String(s.maxRecordAttempts),
     RECEIPT_MAX_AGE_DAYS: String(s.receiptMaxAgeDays),
+    DUPLICATE_WINDOW_DAYS: String(s.duplicateWindowDays),
     REASK_POLICY: s.reaskPolicy,
     REMAINDER_POLICY: s.remainderPolicy,
     IMAGE_POLICY: s.imagePolicy,

@@ -84,6 +84,8 @@ export interface Settings {
   readonly maxRecordAttempts: number;
   /** Days before its upload a receipt's date may be (the `date` check). */
   readonly receiptMaxAgeDays: number;
+  /** Days a photo's normalized content answers the same user's copies of it (0: never). */
+  readonly duplicateWindowDays: number;
   /** How a flagged answer is asked again: off, whole or model:<id>. */
   readonly reaskPolicy: string;
   /** Where a job's unanswered records are re-run when there are at least the minimum of them. */
@@ -153,6 +155,7 @@ export const CONTEXT_KEYS = [
   'onDemandConcurrency',
   'maxRecordAttempts',
   'receiptMaxAgeDays',
+  'duplicateWindowDays',
   'reaskPolicy',
   'remainderPolicy',
   'imagePolicy',
@@ -199,6 +202,7 @@ export const DEFAULT_BELOW_MINIMUM_POLICY: BelowMinimumPolicy = 'on_demand';
 export const DEFAULT_ON_DEMAND_CONCURRENCY = 4;
 export const DEFAULT_MAX_RECORD_ATTEMPTS = 3;
 export const DEFAULT_RECEIPT_MAX_AGE_DAYS = 365;
+export const DEFAULT_DUPLICATE_WINDOW_DAYS = 30;
 export const DEFAULT_REASK_POLICY = 'whole';
 
 /** The values the Rust `BelowMinimum::from_str` accepts. */
@@ -555,6 +559,7 @@ export function readSettings(read: ContextReader): Settings {
     onDemandConcurrency: optionalInt(read, 'onDemandConcurrency', DEFAULT_ON_DEMAND_CONCURRENCY, 1),
     maxRecordAttempts: optionalInt(read, 'maxRecordAttempts', DEFAULT_MAX_RECORD_ATTEMPTS, 1),
     receiptMaxAgeDays: optionalInt(read, 'receiptMaxAgeDays', DEFAULT_RECEIPT_MAX_AGE_DAYS, 0),
+    duplicateWindowDays: optionalInt(read, 'duplicateWindowDays', DEFAULT_DUPLICATE_WINDOW_DAYS, 0),
     reaskPolicy: reaskPolicy(read),
     remainderPolicy: oneOf(read, 'remainderPolicy', REMAINDER_POLICIES, DEFAULT_REMAINDER_POLICY),
     imagePolicy: oneOf(read, 'imagePolicy', IMAGE_POLICIES, DEFAULT_IMAGE_POLICY),

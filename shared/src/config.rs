@@ -36,6 +36,7 @@ pub const BELOW_MINIMUM_POLICY: &str = "BELOW_MINIMUM_POLICY";
 pub const ON_DEMAND_CONCURRENCY: &str = "ON_DEMAND_CONCURRENCY";
 pub const MAX_RECORD_ATTEMPTS: &str = "MAX_RECORD_ATTEMPTS";
 pub const RECEIPT_MAX_AGE_DAYS: &str = "RECEIPT_MAX_AGE_DAYS";
+pub const DUPLICATE_WINDOW_DAYS: &str = "DUPLICATE_WINDOW_DAYS";
 pub const REASK_POLICY: &str = "REASK_POLICY";
 pub const MODEL_PRICES: &str = "MODEL_PRICES";
 pub const MODEL_FAMILIES: &str = "MODEL_FAMILIES";
@@ -112,6 +113,11 @@ pub const ENV_VARS: &[(&str, bool, &str)] = &[
         RECEIPT_MAX_AGE_DAYS,
         false,
         "days before its upload a receipt's date may be; an older (or later) date fails the `date` check (default 365)",
+    ),
+    (
+        DUPLICATE_WINDOW_DAYS,
+        false,
+        "days a photo's normalized content answers the same user's copies of it without a model call (0: never) (default 30)",
     ),
     (
         MODEL_FAMILIES,
@@ -429,6 +435,8 @@ pub fn settings_from_map(
             .max(1),
         max_record_attempts: number(env, MAX_RECORD_ATTEMPTS, base.max_record_attempts)?.max(1),
         receipt_max_age_days: number(env, RECEIPT_MAX_AGE_DAYS, base.receipt_max_age_days)?.max(0),
+        duplicate_window_days: number(env, DUPLICATE_WINDOW_DAYS, base.duplicate_window_days)?
+            .max(0),
         reask: parsed(env, REASK_POLICY, base.reask.clone())?,
         image_policy,
         estimate_input_tokens_per_image,

@@ -29,6 +29,7 @@ pub const ON_DEMAND_PACED: &str = "on_demand_paced";
 pub const ON_DEMAND_THROTTLED: &str = "on_demand_throttled";
 pub const OUTPUT_INGEST_SHORT: &str = "output_ingest_short";
 pub const RECEIPTS_FLAGGED: &str = "receipts_flagged";
+pub const IMAGES_DEDUPLICATED: &str = "images_deduplicated";
 pub const RECEIPTS_REASKED: &str = "receipts_reasked";
 pub const WEBHOOKS_DELIVERED: &str = "webhooks_delivered";
 pub const WEBHOOKS_FAILED: &str = "webhooks_failed";
@@ -55,6 +56,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (ON_DEMAND_THROTTLED, "Count", "InvokeModel calls Bedrock answered with a retryable \"slow down\" (throttling, unavailable, model not ready, model error), retried with backoff"),
     (OUTPUT_INGEST_SHORT, "Count", "ingests of a Completed or PartiallyCompleted job whose output held fewer lines than its processed records; retried before anything is re-run"),
     (RECEIPTS_FLAGGED, "Count", "answers that failed a receipt check (`needsReview`: the schema, the arithmetic, the date, the currency or the total; `domain::receipt`)"),
+    (IMAGES_DEDUPLICATED, "Count", "images found to be exact copies of one their user sent within `DUPLICATE_WINDOW_DAYS`: answered from it, never sent (`app::duplicates`)"),
     (RECEIPTS_REASKED, "Count", "flagged answers asked again, once, on-demand (`REASK_POLICY`, `app::reask`)"),
     (WEBHOOKS_DELIVERED, "Count", "completion webhooks a receiver took (2xx)"),
     (WEBHOOKS_FAILED, "Count", "completion webhook tries that failed (no answer, not 2xx, or an address refused); retried through the webhooks queue, then its DLQ"),

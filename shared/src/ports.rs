@@ -2,6 +2,7 @@
 //! service (`adapters::embedded::*` now, `adapters::aws::*` for the SDK).
 
 use crate::domain::bedrock::{CreateJobRequest, JobInfo, S3Uri};
+use crate::domain::duplicates::{Claim, FirstCopy, Follower, NearMark, Seen};
 use crate::domain::events::Envelope;
 use crate::domain::ids::{BedrockJobArn, BucketName, IntentId, JobId, ObjectKey, RecordId, UserId};
 use crate::domain::intent::BatchIntent;
@@ -252,6 +253,38 @@ pub trait JobHistory: Send + Sync {
         &self,
         model: &str,
     ) -> Result<Vec<crate::domain::deadline::JobSample>, PortError>;
+}
+
+/// The duplicate index (see `domain::duplicates`): per user, the images sent in the window by
+/// digest, each claimed by one conditional write; per intent, the copies waiting on its records
+/// and its records' near-copy marks. Every write is idempotent.
+#[async_trait]
+pub trait DuplicateIndex: Send + Sync {
+    /// Writes `seen` unless a live item of its digest names another first image; what it found
+    /// (the same first again is [`Claim::First`]: a replay).
+    async fn claim(
+        &self,
+        user: &UserId,
+        seen: &Seen,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, PortError>;
+    /// `user`'s images still in their window (strongly consistent).
+    async fn seen(&self, user: &UserId, now: DateTime<Utc>) -> Result<Vec<Seen>, PortError>;
+    /// Keeps `follower` under its first's intent until `expires_at`.
+    async fn follow(&self, follower: &Follower, expires_at: DateTime<Utc>)
+        -> Result<(), PortError>;
+    /// Keeps a record's near-copy mark under `intent` until `expires_at`.
+    async fn mark_near(
+        &self,
+        intent: &IntentId,
+        mark: &NearMark,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+    /// What waits on `intent`'s records: the copies to answer from them, and their near marks
+    /// (strongly consistent).
+    async fn under(&self, intent: &IntentId) -> Result<(Vec<Follower>, Vec<NearMark>), PortError>;
+    /// The first image's stored result, if it has one yet.
+    async fn first_result(&self, first: &FirstCopy) -> Result<Option<ImageResult>, PortError>;
 }
 
 /// Completion webhooks: one POST to a receiver (see `app::webhooks`).

@@ -42,6 +42,9 @@ pub async fn app_with(configure: impl FnOnce(&mut EmbeddedOptions)) -> TestApp {
     opts.index_lag = Some(INDEX_LAG);
     opts.settings.quotas.min_records_per_job = 1;
     opts.settings.pool_below_records = 0;
+    // The scale tests hard-link one image under thousands of keys; duplicates are found only
+    // where a test asks (tests/it/duplicates.rs turns the window back on).
+    opts.settings.duplicate_window_days = 0;
     opts.emulator.quotas = opts.settings.quotas.clone();
     configure(&mut opts);
     let app = Embedded::open(opts).expect("embedded backend");

@@ -9,6 +9,8 @@ mod common;
 
 mod authz;
 #[cfg(feature = "aws")]
+mod aws_duplicates;
+#[cfg(feature = "aws")]
 mod aws_e2e;
 #[cfg(feature = "aws")]
 mod aws_history;
@@ -18,6 +20,7 @@ mod bedrock_faults;
 mod chaos;
 mod deadlines;
 mod docs;
+mod duplicates;
 mod edges;
 mod events;
 mod faults;

@@ -100,9 +100,7 @@ async fn leave_shared_job(
         .filter(|i| i.rejected.is_none())
         .map(|i| ImageResult::canceled(i.record_id.clone(), i.index, i.key.clone()))
         .collect();
-    deps.results
-        .put_results(&member.intent_id, &canceled)
-        .await?;
+    super::duplicates::store(deps, &member.intent_id, &canceled).await?;
     cas_loop((), move |()| async move {
         let Some(pool) = deps.store.get(shared).await? else {
             // Not created yet (its sealer died): the next pool pass creates it without this

@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod deadline;
+pub mod duplicates;
 pub mod intake;
 pub mod lease;
 pub mod limits;
@@ -44,6 +45,7 @@ pub struct Deps {
     pub rates: Arc<dyn crate::ports::RateBudget>,
     pub leases: Arc<dyn crate::ports::Leases>,
     pub history: Arc<dyn crate::ports::JobHistory>,
+    pub duplicates: Arc<dyn crate::ports::DuplicateIndex>,
     pub webhooks: Arc<dyn crate::ports::WebhookPoster>,
     pub objects: Arc<dyn ObjectStore>,
     pub bus: Arc<dyn EventBus>,

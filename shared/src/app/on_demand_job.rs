@@ -123,10 +123,7 @@ async fn run_chunk(
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, results).await
     } else {
-        deps.results
-            .put_results(&intent.intent_id, &results)
-            .await
-            .map_err(Into::into)
+        super::duplicates::store(deps, &intent.intent_id, &results).await
     }
 }
 

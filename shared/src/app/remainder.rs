@@ -275,7 +275,7 @@ async fn rerun_chunk(
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, rerun.clone()).await?;
     } else {
-        deps.results.put_results(&intent.intent_id, &rerun).await?;
+        super::duplicates::store(deps, &intent.intent_id, &rerun).await?;
     }
     if rerun.len() < asked {
         // Bedrock refused some past the call's budget: the message is tried again, and

@@ -43,6 +43,72 @@ pub struct JobView {
     /// When the plan says the results are ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_completion: Option<DateTime<Utc>>,
+    /// Present when some of its images were copies of earlier ones: what answering them from
+    /// those saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deduplicated: Option<Deduplicated>,
+}
+
+/// Exact copies answered from earlier images, and the tokens and USD their answers did not
+/// cost again (from the copies answered so far).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deduplicated {
+    pub images: u64,
+    pub tokens_saved: u64,
+    pub usd_saved: f64,
+}
+
+/// Where a pooled intent waits, and its shared job once sealed (None for any other intent).
+async fn pool_view(deps: &Deps, intent: &BatchIntent) -> Result<Option<PoolView>, StageError> {
+    let settings = &deps.settings;
+    Ok(match &intent.pool {
+        None => None,
+        Some(p) => {
+            let shared_job = match &p.sealed_into {
+                None => None,
+                Some(id) => deps.store.get(id).await?.map(|s| SharedJobView {
+                    status: s.status,
+                    bedrock_jobs: s
+                        .jobs
+                        .iter()
+                        .map(|j| SharedBedrockJobView {
+                            job_no: j.job_no,
+                            status: j.status.map(|st| st.as_str().to_owned()),
+                            on_demand: j.on_demand,
+                            stopped_at_cutoff: j.deadline_stop_at,
+                        })
+                        .collect(),
+                }),
+            };
+            Some(PoolView {
+                waiting_since: p.since,
+                records: p.records,
+                min_records_per_job: settings.quotas_for(&intent.model_id).min_records_per_job,
+                deadline: p.since + chrono::Duration::seconds(settings.pool_deadline_secs),
+                below_minimum_policy: settings.below_minimum,
+                shared_job,
+            })
+        }
+    })
+}
+
+/// What an intent's copies saved, read from their results (only for an intent with copies).
+async fn deduplicated(
+    deps: &Deps,
+    intent: &BatchIntent,
+) -> Result<Option<Deduplicated>, StageError> {
+    if intent.duplicates == 0 {
+        return Ok(None);
+    }
+    let mut usage = crate::domain::usage::Usage::default();
+    super::usage::add_intent(deps, intent, &mut usage).await?;
+    let usage = usage.rounded();
+    Ok(Some(Deduplicated {
+        images: intent.duplicates,
+        tokens_saved: usage.tokens_saved,
+        usd_saved: usage.usd_saved,
+    }))
 }
 
 /// Where the images stand. Succeeded and failed are known once the job (or on-demand run)
@@ -55,6 +121,9 @@ pub struct Progress {
     pub failed: u64,
     /// Rejected before any model saw them (see the per-image results).
     pub skipped: u64,
+    /// Exact copies of images the user sent before, answered from them (`duplicateOf`).
+    #[serde(default)]
+    pub duplicates: u64,
     pub pending: u64,
     /// Answered, but an answer failed a receipt check (`needsReview`): among `succeeded`.
     #[serde(default)]
@@ -239,9 +308,10 @@ fn job_views(jobs: &[crate::domain::intent::BatchJob]) -> Vec<BedrockJobView> {
 
 async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
     let settings = &deps.settings;
-    let (images, skipped) = intent.image_counts();
+    let (images, not_sent) = intent.image_counts();
     let total = images.max(intent.selection.len_hint()) as u64;
-    let skipped = skipped as u64;
+    let duplicates = intent.duplicates;
+    let skipped = (not_sent as u64).saturating_sub(duplicates);
     let (succeeded, failed) = match &intent.counts {
         Some(c) => (
             c.success_record_count,
@@ -252,37 +322,9 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
     let pending = if intent.status.is_terminal() {
         0
     } else {
-        total.saturating_sub(skipped + succeeded + failed)
+        total.saturating_sub(skipped + duplicates + succeeded + failed)
     };
-    let pool = match &intent.pool {
-        None => None,
-        Some(p) => {
-            let shared_job = match &p.sealed_into {
-                None => None,
-                Some(id) => deps.store.get(id).await?.map(|s| SharedJobView {
-                    status: s.status,
-                    bedrock_jobs: s
-                        .jobs
-                        .iter()
-                        .map(|j| SharedBedrockJobView {
-                            job_no: j.job_no,
-                            status: j.status.map(|st| st.as_str().to_owned()),
-                            on_demand: j.on_demand,
-                            stopped_at_cutoff: j.deadline_stop_at,
-                        })
-                        .collect(),
-                }),
-            };
-            Some(PoolView {
-                waiting_since: p.since,
-                records: p.records,
-                min_records_per_job: settings.quotas_for(&intent.model_id).min_records_per_job,
-                deadline: p.since + chrono::Duration::seconds(settings.pool_deadline_secs),
-                below_minimum_policy: settings.below_minimum,
-                shared_job,
-            })
-        }
-    };
+    let pool = pool_view(deps, &intent).await?;
     Ok(JobView {
         job_id: intent.job_id.to_string(),
         intent_id: intent.client_id().to_string(),
@@ -304,10 +346,16 @@ async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
             succeeded,
             failed,
             skipped,
+            duplicates,
             pending,
             flagged: intent.counts.map_or(0, |c| c.flagged_record_count),
         },
-        estimated_cost: settings.estimate_cost(&intent.model_id, (total - skipped) as usize),
+        // Copies of earlier images are left out: no model is sent them.
+        estimated_cost: settings.estimate_cost(
+            &intent.model_id,
+            total.saturating_sub(skipped + duplicates) as usize,
+        ),
+        deduplicated: deduplicated(deps, &intent).await?,
         max_record_attempts: settings.max_record_attempts,
         pool,
         deadline: intent.deadline,

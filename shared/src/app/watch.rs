@@ -258,9 +258,7 @@ async fn ingest(
     if intent.is_pool_job() {
         super::pool::route_to_members(deps, intent, results.clone()).await?;
     } else {
-        deps.results
-            .put_results(&intent.intent_id, &results)
-            .await?;
+        super::duplicates::store(deps, &intent.intent_id, &results).await?;
     }
     // Without a readable summary, or once records were re-run, the counts come from the
     // results themselves. Bedrock's summary counts pad records too, so a padded job's counts

@@ -4,6 +4,7 @@
 pub mod bedrock;
 pub mod catalog;
 pub mod deadline;
+pub mod duplicates;
 pub mod events;
 pub mod family;
 pub mod ids;

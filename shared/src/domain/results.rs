@@ -75,6 +75,13 @@ pub struct ImageResult {
     /// the other one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reask: Option<Box<Reask>>,
+    /// An exact copy of an image answered before: no model saw this one, and its fields are
+    /// that image's (`domain::duplicates`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Box<super::duplicates::DuplicateOf>>,
+    /// Answered, and looks like an image seen before (the same receipt photographed again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub possible_duplicate_of: Option<super::duplicates::PossibleDuplicateOf>,
 }
 
 /// The two attempts of a record asked again.
@@ -182,6 +189,8 @@ impl ImageResult {
             checks: Vec::new(),
             needs_review: None,
             reask: None,
+            duplicate_of: None,
+            possible_duplicate_of: None,
         };
         if let Some(err) = &line.error {
             result.error_code = Some(match &err.error_code {
@@ -231,6 +240,8 @@ impl ImageResult {
             checks: Vec::new(),
             needs_review: None,
             reask: None,
+            duplicate_of: None,
+            possible_duplicate_of: None,
         }
     }
 

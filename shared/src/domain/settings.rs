@@ -282,6 +282,8 @@ pub struct Settings {
     pub max_record_attempts: u32,
     /// Days before its upload a receipt's date may be (`RECEIPT_MAX_AGE_DAYS`, the `date` check).
     pub receipt_max_age_days: i64,
+    /// Days an image's content hash answers its duplicates (`DUPLICATE_WINDOW_DAYS`; 0: off).
+    pub duplicate_window_days: i64,
     /// How a flagged answer is asked again (`REASK_POLICY`; see `app::reask`).
     pub reask: ReaskPolicy,
     /// Where a remainder of at least the model's minimum records is re-run.
@@ -364,6 +366,7 @@ impl Settings {
             on_demand_concurrency: 4,
             max_record_attempts: 3,
             receipt_max_age_days: 365,
+            duplicate_window_days: 30,
             reask: ReaskPolicy::Whole,
             remainder_policy: RemainderPolicy::Batch,
             max_open_intents_per_user: 20,

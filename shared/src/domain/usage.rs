@@ -25,6 +25,15 @@ pub struct Usage {
     pub batch_usd: f64,
     /// The same tokens had every image run on-demand.
     pub on_demand_usd: f64,
+    /// Exact copies of earlier images, answered from them (`duplicateOf`): no model saw them.
+    #[serde(default)]
+    pub deduplicated: u64,
+    /// The tokens their first images' answers took, not paid again.
+    #[serde(default)]
+    pub tokens_saved: u64,
+    /// What those tokens would have cost, priced as the first image ran.
+    #[serde(default)]
+    pub usd_saved: f64,
 }
 
 /// One day's usage (of one user, or of every user).
@@ -64,6 +73,15 @@ impl Usage {
         batch_discount: f64,
     ) {
         if matches!(r.status, ResultStatus::Skipped | ResultStatus::Canceled) {
+            return;
+        }
+        if let Some(of) = &r.duplicate_of {
+            let (i, o) = (of.saved_input_tokens, of.saved_output_tokens);
+            self.deduplicated += 1;
+            self.tokens_saved += i + o;
+            let mut saved = Usage::default();
+            saved.add_tokens(i, o, of.saved_on_demand, price, batch_discount);
+            self.usd_saved += saved.cost_usd;
             return;
         }
         self.images += 1;
@@ -127,6 +145,9 @@ impl Usage {
         self.cost_usd += o.cost_usd;
         self.batch_usd += o.batch_usd;
         self.on_demand_usd += o.on_demand_usd;
+        self.deduplicated += o.deduplicated;
+        self.tokens_saved += o.tokens_saved;
+        self.usd_saved += o.usd_saved;
     }
 
     /// The same figures with USD rounded to a millionth (for answers and reports).
@@ -135,6 +156,7 @@ impl Usage {
         self.cost_usd = r(self.cost_usd);
         self.batch_usd = r(self.batch_usd);
         self.on_demand_usd = r(self.on_demand_usd);
+        self.usd_saved = r(self.usd_saved);
         self
     }
 }
@@ -185,6 +207,31 @@ mod tests {
         assert_eq!((u.images, u.on_demand_images), (2, 1));
         assert_eq!((u.input_tokens, u.output_tokens), (2_000_000, 400_000));
         assert_eq!((u.cost_usd, u.batch_usd, u.on_demand_usd), (3.0, 2.0, 4.0));
+    }
+
+    #[test]
+    fn when_a_copy_was_answered_from_its_first_should_count_what_it_saved_not_what_it_cost() {
+        use crate::domain::duplicates::DuplicateOf;
+        let price = ModelPrice {
+            input_per_mtok: 1.0,
+            output_per_mtok: 5.0,
+        };
+        let mut copy = result(0, 0, false, ResultStatus::Succeeded);
+        copy.duplicate_of = Some(Box::new(DuplicateOf {
+            job_id: crate::domain::ids::JobId::parse("bj-0123456789abcdef01234567").expect("id"),
+            image_key: ObjectKey::parse("uploads/u/first.jpg").expect("key"),
+            saved_input_tokens: 1_000_000,
+            saved_output_tokens: 200_000,
+            saved_on_demand: false,
+        }));
+        let mut u = Usage::default();
+        u.add(&copy, (Some(&price), None), 0.5);
+        let u = u.rounded();
+        assert_eq!((u.images, u.input_tokens, u.cost_usd), (0, 0, 0.0));
+        assert_eq!(
+            (u.deduplicated, u.tokens_saved, u.usd_saved),
+            (1, 1_200_000, 1.0)
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@
 //! Uploads table: see [`DynamoUploads`] (`dynamodb/uploads.rs`).
 
 mod allowances;
+mod duplicates;
 mod history;
 mod slots;
 mod uploads;

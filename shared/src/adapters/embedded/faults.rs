@@ -322,6 +322,7 @@ pub fn wrap_deps(deps: &crate::app::Deps, plan: &Arc<FaultPlan>) -> crate::app::
         rates: deps.rates.clone(),
         leases: deps.leases.clone(),
         history: deps.history.clone(),
+        duplicates: deps.duplicates.clone(),
         webhooks: deps.webhooks.clone(),
         objects: Faulty::wrap(deps.objects.clone(), plan.clone()),
         bus: Faulty::wrap(deps.bus.clone(), plan.clone()),

@@ -5,6 +5,7 @@ mod allowances;
 pub mod bedrock_emulator;
 pub mod bus;
 pub mod db;
+pub mod duplicates;
 pub mod faults;
 pub mod history;
 mod index_lag;

@@ -124,6 +124,8 @@ struct Written<'d> {
     out: ManifestWriter<'d>,
     images: ImageSink,
     skipped: Vec<ImageResult>,
+    /// Images that are exact copies of earlier ones (their entries name the first).
+    duplicates: u64,
 }
 
 /// Fetches, checks and encodes the images `FETCH_CONCURRENCY` at a time, ahead of the writer,
@@ -139,13 +141,15 @@ async fn write_records<'d>(
     cut: Option<u64>,
 ) -> Result<Written<'d>, StageError> {
     let job_id = &intent.job_id;
+    let dups = &super::duplicates::Checker::open(deps, intent).await?;
     let mut fetched = keys
         .enumerate()
         .map(|(index, key)| async move {
             let key = key?;
             let record_id = RecordId::for_image(job_id, index);
-            let (src, prepared) =
-                prepare(deps, recipe.family, &key, index, recipe.prompt_text).await?;
+            let recipe_of = (recipe.family, recipe.prompt_text);
+            let image = (index, &key, &record_id);
+            let (src, prepared) = prepare(deps, recipe_of, (intent, dups), image).await?;
             Ok::<_, StageError>((index, key, src, record_id, prepared))
         })
         .buffered(FETCH_CONCURRENCY);
@@ -153,33 +157,13 @@ async fn write_records<'d>(
         out: ManifestWriter::new(deps, job_id, &intent.model_id, expected as u64).with_cut(cut),
         images: ImageSink::open(deps, job_id, expected).await?,
         skipped: Vec::new(),
+        duplicates: 0,
     };
     while let Some(item) = fetched.next().await {
         let step = match item {
             Ok((index, key, src, record_id, prepared)) => {
-                let rejected = w
-                    .place(deps, recipe, (index, &src, &record_id), prepared)
-                    .await;
-                match rejected {
-                    Ok(rejected) => {
-                        if let Some(reason) = &rejected {
-                            w.skipped.push(ImageResult::skipped(
-                                record_id.clone(),
-                                index,
-                                key.clone(),
-                                reason,
-                            ));
-                        }
-                        let entry = ImageEntry {
-                            index,
-                            key,
-                            record_id,
-                            rejected,
-                        };
-                        w.images.push(deps, entry).await
-                    }
-                    Err(e) => Err(e),
-                }
+                w.accept(deps, recipe, (index, key, src, record_id), prepared)
+                    .await
             }
             Err(e) => Err(e),
         };
@@ -193,6 +177,38 @@ async fn write_records<'d>(
 }
 
 impl Written<'_> {
+    /// Places one prepared image and keeps its entry: a record, a rejected image (with its
+    /// `skipped` result), or a copy of an earlier image (answered from it, never sent).
+    async fn accept(
+        &mut self,
+        deps: &Deps,
+        recipe: Recipe,
+        (index, key, src, record_id): (usize, ObjectKey, S3Uri, RecordId),
+        prepared: Prepared,
+    ) -> Result<(), StageError> {
+        let mut entry = ImageEntry {
+            index,
+            key,
+            record_id,
+            rejected: None,
+            duplicate_of: None,
+        };
+        if let Prepared::Copy(first) = prepared {
+            self.duplicates += 1;
+            entry.rejected = Some(format!("an exact copy of {}", first.image_key));
+            entry.duplicate_of = Some(first);
+            return self.images.push(deps, entry).await;
+        }
+        let image = (index, &src, &entry.record_id);
+        entry.rejected = self.place(deps, recipe, image, prepared).await?;
+        if let Some(reason) = &entry.rejected {
+            let (rid, key) = (entry.record_id.clone(), entry.key.clone());
+            self.skipped
+                .push(ImageResult::skipped(rid, index, key, reason));
+        }
+        self.images.push(deps, entry).await
+    }
+
     /// Writes one prepared image's record; `Some(reason)` if it was rejected instead.
     async fn place(
         &mut self,
@@ -229,6 +245,9 @@ impl Written<'_> {
                 self.out.push(build(&dest).as_bytes()).await?;
             }
             Prepared::Rejected(reason) => return Ok(Some(reason)),
+            Prepared::Copy(first) => {
+                return Ok(Some(format!("an exact copy of {}", first.image_key)))
+            }
         }
         Ok(None)
     }
@@ -248,7 +267,9 @@ async fn record_written(
         out,
         images,
         skipped,
+        duplicates,
     } = written;
+    intent.duplicates = duplicates;
     let accepted = out.records();
     // An intent with jobs of its own pads a short last job; a pooled one's records are
     // re-read into a shared job, which pads its own.
@@ -271,7 +292,11 @@ async fn record_written(
             .put_results(&intent.intent_id, &skipped)
             .await?;
     }
-    if jobs.is_empty() {
+    if jobs.is_empty() && duplicates > 0 {
+        // Every image it sends is a copy of an earlier one: nothing to run.
+        intent.images = images;
+        intent.complete_without_jobs(now)?;
+    } else if jobs.is_empty() {
         intent.images = images;
         intent.fail(
             "every image was rejected; see the per-image results".into(),

@@ -1,18 +1,26 @@
 //! One image made ready for the writer: normalized, checked and (inline families) encoded.
 
+use super::super::duplicates::Verdict;
 use super::super::normalized::Got;
 use super::super::{Deps, StageError};
 use crate::domain::family::{ImageRef, ImageSource, RecordFamily};
 use crate::domain::manifest::{check_image, image_record_id};
 
-/// One image, normalized (see `app::normalized`) and checked, and for an inline family
-/// encoded into its record: where its normalized copy is, and what the writer does with it.
+/// One image, normalized (see `app::normalized`), checked, held against the user's earlier
+/// images (`app::duplicates`), and for an inline family encoded into its record: where its
+/// normalized copy is, and what the writer does with it.
 pub(super) async fn prepare(
     deps: &Deps,
-    family: &'static dyn RecordFamily,
-    key: &crate::domain::ids::ObjectKey,
-    index: usize,
-    prompt_text: &'static str,
+    (family, prompt_text): (&'static dyn RecordFamily, &'static str),
+    (intent, dups): (
+        &crate::domain::intent::BatchIntent,
+        &super::super::duplicates::Checker,
+    ),
+    (index, key, record_id): (
+        usize,
+        &crate::domain::ids::ObjectKey,
+        &crate::domain::ids::RecordId,
+    ),
 ) -> Result<(crate::domain::bedrock::S3Uri, Prepared), StageError> {
     let original = crate::domain::bedrock::S3Uri::object(&deps.settings.uploads_bucket, key);
     let (jpeg, uri) = match super::super::normalized::get_or_make(deps, key, family).await? {
@@ -28,6 +36,10 @@ pub(super) async fn prepare(
         Ok(m) => m,
         Err(reason) => return Ok((uri, Prepared::Rejected(reason))),
     };
+    let image = (index, key, record_id);
+    if let Verdict::Copy(first) = dups.check(deps, intent, image, &jpeg).await? {
+        return Ok((uri, Prepared::Copy(first)));
+    }
     if family.image_source() == ImageSource::S3Location {
         return Ok((uri, Prepared::Located(media)));
     }
@@ -56,6 +68,8 @@ pub(super) enum Prepared {
     Located(crate::domain::manifest::MediaType),
     /// Why it is not in the manifest.
     Rejected(String),
+    /// An exact copy of this earlier image: answered from it (`app::duplicates`).
+    Copy(crate::domain::duplicates::FirstCopy),
     /// The encoding task died (a panic): retry the message.
     Failed(String),
 }

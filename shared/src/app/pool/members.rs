@@ -166,7 +166,7 @@ pub(crate) async fn route_to_members(
         if !live {
             continue;
         }
-        deps.results.put_results(&member.intent_id, &rows).await?;
+        super::super::duplicates::store(deps, &member.intent_id, &rows).await?;
         // A cancel that landed while these were written marked the member's records
         // canceled first; put that back, so a cancelled member's answers stay discarded.
         if let Some(m) = deps.store.get(&member.intent_id).await? {
@@ -181,9 +181,7 @@ pub(crate) async fn route_to_members(
                         )
                     })
                     .collect();
-                deps.results
-                    .put_results(&member.intent_id, &canceled)
-                    .await?;
+                super::super::duplicates::store(deps, &member.intent_id, &canceled).await?;
             }
         }
     }

@@ -551,7 +551,7 @@ async fn run_chunk(
         .await?
         .is_some_and(|i| i.status == IntentStatus::Pooled);
     if live && !results.is_empty() {
-        deps.results.put_results(&m.intent_id, &results).await?;
+        super::duplicates::store(deps, &m.intent_id, &results).await?;
     }
     if live && results.len() < asked {
         // Bedrock refused some past the call's budget: the next pass resumes the member.

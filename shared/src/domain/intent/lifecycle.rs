@@ -373,6 +373,15 @@ impl BatchIntent {
     }
 
     /// Any non-terminal status -> FAILED, for a permanent error at some stage.
+    /// Ends an intent with no records to run: every image it sends is a copy of an earlier
+    /// one (`app::duplicates`), answered from it.
+    pub fn complete_without_jobs(&mut self, now: DateTime<Utc>) -> Result<(), Refused> {
+        self.counts = Some(ManifestSummary::default());
+        self.advance(IntentStatus::Completed, now)?;
+        self.stage(EventKind::BatchCompleted, now);
+        Ok(())
+    }
+
     pub fn fail(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Refused> {
         self.failure_message = Some(reason);
         self.advance(IntentStatus::Failed, now)?;

@@ -200,9 +200,12 @@ pub struct ImageEntry {
     pub index: usize,
     pub key: ObjectKey,
     pub record_id: RecordId,
-    /// Why the image is not in any manifest (missing, not an image, too large).
+    /// Why the image is not in any manifest (missing, not an image, too large, a copy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected: Option<String>,
+    /// An exact copy of this earlier image, answered from it (`app::duplicates`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<super::duplicates::FirstCopy>,
 }
 
 /// One JSONL file of a job's input folder.
@@ -268,10 +271,6 @@ pub struct BatchJob {
     /// on-demand when it ends, and never re-run in batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_stop_at: Option<DateTime<Utc>>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// One line of a shared job's record map.
@@ -397,6 +396,13 @@ pub struct BatchIntent {
     /// Where its end is told; its secret is never shown in a view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<super::webhook::Webhook>,
+    /// Its images that are exact copies of earlier ones: answered from them, never sent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub duplicates: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Creates Bedrock refused for now, in a row, and when to try again.
@@ -483,6 +489,7 @@ impl BatchIntent {
             deadline: req.deadline,
             estimated_completion: None,
             webhook: req.webhook,
+            duplicates: 0,
         };
         intent.stage(EventKind::BatchRequested, now);
         intent

@@ -1,0 +1,192 @@
+//! Each receipt paid for once (`domain::duplicates`): the manifest builder checks every
+//! accepted image against its user's index before it becomes a record, and every writer of
+//! model answers stores them through [`store`], which answers the copies waiting on them.
+//!
+//! - **Check** ([`Checker::check`]): the image's digest is claimed with one conditional write.
+//!   The first image of a digest becomes a record; a copy (in the same intent or a later one,
+//!   within `DUPLICATE_WINDOW_DAYS`) does not. It is kept as a follower under its first's
+//!   intent, and answered at once if the first's result is stored already. A first image is
+//!   also compared with the user's other images by perceptual hash; a near one gets a mark
+//!   that [`store`] puts on its result as `possibleDuplicateOf`.
+//! - **Store** ([`store`]): writes the results (with their near marks), then answers every
+//!   follower of those records from them.
+//!
+//! Two identical images in flight at once: one claim wins, the other is its follower. The
+//! follower is registered before it looks for the first's result, and the first's writer
+//! looks for followers after it stored the result, so whichever comes second answers it:
+//! never lost, and at worst answered twice with the same copy (one key, rewritten).
+//!
+//! Replay: a claim by the same (intent, record) is `First` again, so a rebuilt manifest makes
+//! the same records; following and marking are puts of the same items; a first re-run (a
+//! retryable failure, a redrive) rewrites its result and its copies with the new answer, one
+//! result per copy, still 0 tokens.
+
+use super::{Deps, StageError};
+use crate::domain::duplicates::{
+    digest, follower_result, nearest, perceptual, Claim, FirstCopy, Follower, NearMark, Seen,
+};
+use crate::domain::ids::{IntentId, ObjectKey, RecordId};
+use crate::domain::intent::BatchIntent;
+use crate::domain::results::ImageResult;
+use chrono::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// What the check found for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// It becomes a record.
+    First,
+    /// A copy of this image: answered from it, never sent.
+    Copy(FirstCopy),
+}
+
+/// One manifest build's checker: the user's images in the window, read once, and those this
+/// build added.
+pub struct Checker {
+    seen: Option<Mutex<Vec<Seen>>>,
+    window: Duration,
+}
+
+impl Checker {
+    /// Off when `DUPLICATE_WINDOW_DAYS` is 0, and for a shared job (its members were checked).
+    pub async fn open(deps: &Deps, intent: &BatchIntent) -> Result<Self, StageError> {
+        let days = deps.settings.duplicate_window_days;
+        let seen = if days == 0 || intent.is_pool_job() {
+            None
+        } else {
+            let now = deps.clock.now();
+            Some(Mutex::new(
+                deps.duplicates.seen(&intent.user_id, now).await?,
+            ))
+        };
+        Ok(Self {
+            seen,
+            window: Duration::days(days),
+        })
+    }
+
+    /// Claims image `index` (`key`, its normalized copy `jpeg`) of `intent`.
+    pub async fn check(
+        &self,
+        deps: &Deps,
+        intent: &BatchIntent,
+        (index, key, record_id): (usize, &ObjectKey, &RecordId),
+        jpeg: &[u8],
+    ) -> Result<Verdict, StageError> {
+        let Some(seen_before) = &self.seen else {
+            return Ok(Verdict::First);
+        };
+        let now = deps.clock.now();
+        let first = FirstCopy {
+            intent_id: intent.intent_id.clone(),
+            job_id: intent.job_id.clone(),
+            record_id: record_id.clone(),
+            image_key: key.clone(),
+        };
+        let seen = Seen {
+            digest: digest(&intent.model_id, &intent.prompt_version, jpeg),
+            perceptual: perceptual(jpeg),
+            first,
+            seen_at: now,
+            expires_at: now + self.window,
+        };
+        match deps.duplicates.claim(&intent.user_id, &seen, now).await? {
+            Claim::Duplicate(first) => {
+                let follower = Follower {
+                    first: first.clone(),
+                    intent_id: intent.intent_id.clone(),
+                    record_id: record_id.clone(),
+                    index,
+                    image_key: key.clone(),
+                };
+                follow(deps, &follower, seen.expires_at).await?;
+                Ok(Verdict::Copy(first))
+            }
+            Claim::First => {
+                let near = {
+                    let mut known = seen_before.lock().unwrap_or_else(|p| p.into_inner());
+                    let near = seen
+                        .perceptual
+                        .as_deref()
+                        .and_then(|p| nearest(&known, &seen.digest, p, now));
+                    known.push(seen.clone());
+                    near
+                };
+                if let Some(of) = near {
+                    let mark = NearMark {
+                        record_id: record_id.clone(),
+                        of,
+                    };
+                    let until = seen.expires_at;
+                    deps.duplicates
+                        .mark_near(&intent.intent_id, &mark, until)
+                        .await?;
+                }
+                Ok(Verdict::First)
+            }
+        }
+    }
+}
+
+/// Registers a copy, then answers it if its first's result is stored already (see the module
+/// doc for why in this order).
+async fn follow(
+    deps: &Deps,
+    follower: &Follower,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StageError> {
+    deps.duplicates.follow(follower, until).await?;
+    crate::metrics::count(crate::metrics::IMAGES_DEDUPLICATED, 1);
+    if let Some(first) = deps.duplicates.first_result(&follower.first).await? {
+        let copy = follower_result(&first, follower);
+        deps.results
+            .put_results(&follower.intent_id, &[copy])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Stores `results` of `intent` (each with its near-copy mark, if it has one), then answers the
+/// copies that wait on them. Every writer of model answers calls this.
+pub async fn store(
+    deps: &Deps,
+    intent: &IntentId,
+    results: &[ImageResult],
+) -> Result<(), StageError> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let (followers, near) = deps.duplicates.under(intent).await?;
+    let marks: HashMap<&RecordId, &NearMark> = near.iter().map(|m| (&m.record_id, m)).collect();
+    let marked: Vec<ImageResult>;
+    let results = if marks.is_empty() {
+        results
+    } else {
+        marked = results
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                r.possible_duplicate_of = marks.get(&r.record_id).map(|m| m.of.clone());
+                r
+            })
+            .collect();
+        &marked
+    };
+    deps.results.put_results(intent, results).await?;
+    let by_record: HashMap<&RecordId, &ImageResult> =
+        results.iter().map(|r| (&r.record_id, r)).collect();
+    let mut copies: BTreeMap<&IntentId, Vec<ImageResult>> = BTreeMap::new();
+    for f in &followers {
+        if let Some(first) = by_record.get(&f.first.record_id) {
+            copies
+                .entry(&f.intent_id)
+                .or_default()
+                .push(follower_result(first, f));
+        }
+    }
+    for (owner, rows) in copies {
+        deps.results.put_results(owner, &rows).await?;
+    }
+    Ok(())
+}

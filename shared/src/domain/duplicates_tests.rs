@@ -1,0 +1,102 @@
+use super::*;
+use chrono::TimeZone as _;
+
+fn first() -> FirstCopy {
+    let intent = IntentId::parse("u1.a").expect("id");
+    FirstCopy {
+        job_id: JobId::for_intent(&intent),
+        intent_id: intent,
+        record_id: RecordId::parse("r-0").expect("id"),
+        image_key: ObjectKey::parse("uploads/u1/a.jpg").expect("key"),
+    }
+}
+
+fn stripes(period: u32) -> String {
+    let img = image::GrayImage::from_fn(256, 256, |x, y| {
+        image::Luma([if (x / period + y / 7).is_multiple_of(2) {
+            30
+        } else {
+            220
+        }])
+    });
+    hasher().hash_image(&img).to_base64()
+}
+
+fn seen(digest: &str, perceptual: String, now: DateTime<Utc>) -> Seen {
+    Seen {
+        digest: digest.into(),
+        perceptual: Some(perceptual),
+        first: first(),
+        seen_at: now,
+        expires_at: now + chrono::Duration::days(30),
+    }
+}
+
+#[test]
+fn when_digesting_should_tell_models_and_prompts_apart() {
+    let haiku = ModelId::parse("us.anthropic.claude-haiku-4-5-20251001-v1:0").expect("id");
+    let nova = ModelId::parse("us.amazon.nova-lite-v1:0").expect("id");
+    let a = digest(&haiku, "receipt-v2", b"jpeg");
+    assert_eq!(a, digest(&haiku, "receipt-v2", b"jpeg"));
+    assert_ne!(a, digest(&nova, "receipt-v2", b"jpeg"));
+    assert_ne!(a, digest(&haiku, "receipt-v1", b"jpeg"));
+    assert_ne!(a, digest(&haiku, "receipt-v2", b"jpeh"));
+}
+
+#[test]
+fn when_a_copy_is_answered_from_its_first_should_cost_nothing_and_say_what_it_saved() {
+    let mut answer = ImageResult::skipped(
+        RecordId::parse("r-0").expect("id"),
+        0,
+        ObjectKey::parse("uploads/u1/a.jpg").expect("key"),
+        "",
+    );
+    (answer.status, answer.error_code, answer.error_message) =
+        (ResultStatus::Succeeded, None, None);
+    (answer.input_tokens, answer.output_tokens, answer.attempts) = (900, 300, 1);
+    answer.text = Some("{\"total\": 9.5}".into());
+    let follower = Follower {
+        first: first(),
+        intent_id: IntentId::parse("u1.b").expect("id"),
+        record_id: RecordId::parse("r-7").expect("id"),
+        index: 7,
+        image_key: ObjectKey::parse("uploads/u1/b.jpg").expect("key"),
+    };
+    let copy = follower_result(&answer, &follower);
+    assert_eq!(copy.status, ResultStatus::Succeeded);
+    assert_eq!(copy.text, answer.text);
+    assert_eq!(
+        (copy.input_tokens, copy.output_tokens, copy.attempts),
+        (0, 0, 0)
+    );
+    assert_eq!((copy.record_id.as_str(), copy.image_index), ("r-7", 7));
+    let of = copy.duplicate_of.expect("duplicateOf");
+    assert_eq!(of.image_key.as_str(), "uploads/u1/a.jpg");
+    assert_eq!((of.saved_input_tokens, of.saved_output_tokens), (900, 300));
+    // A cancelled first leaves its copies failed, with a reason.
+    answer.status = ResultStatus::Canceled;
+    let copy = follower_result(&answer, &follower);
+    assert_eq!(copy.status, ResultStatus::Failed);
+    assert!(copy
+        .error_message
+        .expect("why")
+        .contains("uploads/u1/a.jpg"));
+}
+
+#[test]
+fn when_looking_for_a_near_copy_should_skip_itself_the_expired_and_the_far() {
+    let now = Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap();
+    let h = stripes(9);
+    assert_eq!(distance(&h, &h), Some(0));
+    // The same digest is the image itself, never its own near copy.
+    assert_eq!(nearest(&[seen("d1", h.clone(), now)], "d1", &h, now), None);
+    let near = nearest(&[seen("d0", h.clone(), now)], "d1", &h, now).expect("near");
+    assert_eq!(near.distance, 0);
+    // Past its window it answers nothing.
+    let late = now + chrono::Duration::days(31);
+    assert_eq!(nearest(&[seen("d0", h.clone(), now)], "d1", &h, late), None);
+    // A different picture is far.
+    let other = stripes(40);
+    assert!(distance(&h, &other).expect("distance") > NEAR_DISTANCE);
+    assert_eq!(nearest(&[seen("d0", other, now)], "d1", &h, now), None);
+}
