@@ -289,8 +289,9 @@ fn main() {
     let tuning = pairs(false);
     let tuned = report("tuning", &tuning, None);
     shapes("tuning", &tuning);
+    let bits = hasher().hash_image(&tuning[0].first.grey).as_bytes().len() * 8;
     println!(
-        "tuning set: the largest threshold with no false positive is {}; NEAR_DISTANCE is {NEAR_DISTANCE}",
+        "tuning set: the pipeline's hash has {bits} bits; the largest threshold with no false positive is {}; NEAR_DISTANCE is {NEAR_DISTANCE}",
         tuned["pipeline"]
     );
     let check = pairs(true);

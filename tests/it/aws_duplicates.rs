@@ -15,6 +15,7 @@ fn first(intent: &str, record: &str, key: &str) -> FirstCopy {
         job_id: JobId::for_intent(&intent_id),
         intent_id,
         record_id: RecordId::parse(record).expect("id"),
+        index: record.trim_start_matches("r-").parse().expect("index"),
         image_key: ObjectKey::parse(key).expect("key"),
     }
 }

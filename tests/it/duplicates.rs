@@ -152,9 +152,13 @@ async fn when_a_photo_comes_twice_and_again_rephotographed_should_answer_it_once
     );
 }
 
-/// `n` keys of one photo, each a file of its own.
+/// `names`: keys of one photo of the receipt, each a file of its own.
 async fn upload_copies(app: &TestApp, day: &str, names: &[&str]) {
-    let photo = corpus::photograph(&shot(RECEIPT), 2016).bytes;
+    upload_copies_of(app, day, names, RECEIPT).await;
+}
+
+async fn upload_copies_of(app: &TestApp, day: &str, names: &[&str], seed: u64) {
+    let photo = corpus::photograph(&shot(seed), 1344).bytes;
     for n in names {
         app.upload(&key(day, n), photo.clone())
             .await
@@ -170,11 +174,30 @@ async fn when_the_same_photo_is_sent_on_two_days_should_answer_it_once() {
     app.manual_clock()
         .expect("clock")
         .advance(chrono::Duration::days(1));
-    upload_copies(&app, "2026-12-02", &["tuesday"]).await;
-    post_and_run(&app, "day-2", &[key("2026-12-02", "tuesday")], json!({})).await;
+    upload_copies(&app, "2026-12-02", &["tuesday", "also-tuesday"]).await;
+    upload_copies_of(&app, "2026-12-02", &["other"], SAME_SHOP).await;
+    let keys = ["tuesday", "also-tuesday", "other"].map(|n| key("2026-12-02", n));
+    let answer = app
+        .intake(direct("day-2", &keys.each_ref().map(String::as_str)))
+        .await;
+    assert_eq!(status(&answer), 202, "{answer}");
+    // The 202 prices only what will be sent: one image of three (its upload's digest is new).
+    let cost = |n: usize| {
+        app.deps
+            .settings
+            .estimate_cost(&app.deps.settings.allowed_models[0], n)
+    };
+    let estimated: shared::domain::settings::CostEstimate =
+        serde_json::from_value(body(&answer)["estimatedCost"].clone()).expect("estimatedCost");
+    assert_eq!(Some(estimated), cost(1), "{answer}");
+    run(&app).await;
     let (second, results) = completed(&app, "day-2").await;
-    assert!(second.jobs.is_empty(), "nothing to run: {:?}", second.jobs);
     assert_eq!(second.status.as_str(), "COMPLETED");
+    assert_eq!(
+        second.jobs.iter().map(|j| j.records()).sum::<u64>(),
+        1,
+        "only the other receipt"
+    );
     let copy: &ImageResult = &results[0];
     let of = copy.duplicate_of.as_ref().expect("duplicateOf");
     assert_eq!(of.image_key.as_str(), key("2026-12-01", "monday"));
@@ -182,9 +205,14 @@ async fn when_the_same_photo_is_sent_on_two_days_should_answer_it_once() {
     let (first, first_results) = completed(&app, "day-1").await;
     assert_eq!(of.job_id, first.job_id);
     assert_eq!(copy.text, first_results[0].text);
+    // A request of nothing but copies runs nothing and completes, answered.
+    post_and_run(&app, "day-3", &[key("2026-12-02", "tuesday")], json!({})).await;
+    let (third, results) = completed(&app, "day-3").await;
+    assert!(third.jobs.is_empty(), "nothing to run: {:?}", third.jobs);
+    assert_eq!(results[0].text, first_results[0].text);
     use shared::ports::BatchInference as _;
     let jobs = app.emulator.list_jobs(None).await.expect("jobs");
-    assert_eq!(jobs.len(), 1, "one Bedrock job in all");
+    assert_eq!(jobs.len(), 2, "one Bedrock job a day with a new receipt");
 }
 
 #[tokio::test]

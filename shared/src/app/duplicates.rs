@@ -2,9 +2,11 @@
 //! accepted image against its user's index before it becomes a record, and every writer of
 //! model answers stores them through [`store`], which answers the copies waiting on them.
 //!
-//! - **Check** ([`Checker::check`]): the image's digest is claimed with one conditional write.
-//!   The first image of a digest becomes a record; a copy (in the same intent or a later one,
-//!   within `DUPLICATE_WINDOW_DAYS`) does not. It is kept as a follower under its first's
+//! - **Check** ([`Checker::check`]): the image's digest is claimed with one conditional write
+//!   (images are checked several at once; [`Checker::settle`] then takes them in the request's
+//!   order, so of two copies in one request the earlier is the first). The first image of a
+//!   digest becomes a record; a copy (in the same intent or a later one, within
+//!   `DUPLICATE_WINDOW_DAYS`) does not. It is kept as a follower under its first's
 //!   intent, and answered at once if the first's result is stored already. A first image is
 //!   also compared with the user's other images by perceptual hash; a near one gets a mark
 //!   that [`store`] puts on its result as `possibleDuplicateOf`.
@@ -41,10 +43,19 @@ pub enum Verdict {
     Copy(FirstCopy),
 }
 
+/// One image's check: its digest (None when duplicates are not looked for) and the verdict
+/// of its claim, before [`Checker::settle`] puts the build's images in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub digest: Option<String>,
+    pub verdict: Verdict,
+}
+
 /// One manifest build's checker: the user's images in the window, read once, and those this
-/// build added.
+/// build added; and, in the build's order, the first image of each digest it placed.
 pub struct Checker {
     seen: Option<Mutex<Vec<Seen>>>,
+    placed: Mutex<HashMap<String, FirstCopy>>,
     window: Duration,
 }
 
@@ -62,26 +73,33 @@ impl Checker {
         };
         Ok(Self {
             seen,
+            placed: Mutex::new(HashMap::new()),
             window: Duration::days(days),
         })
     }
 
-    /// Claims image `index` (`key`, its normalized copy `jpeg`) of `intent`.
+    /// Claims image `index` (`key`, its normalized copy `jpeg`) of `intent`. Images are
+    /// checked several at once; a lower index of the same intent takes a claim over from a
+    /// higher one, so the index ends up naming the build's first copy whatever the timing.
     pub async fn check(
         &self,
         deps: &Deps,
         intent: &BatchIntent,
         (index, key, record_id): (usize, &ObjectKey, &RecordId),
         jpeg: &[u8],
-    ) -> Result<Verdict, StageError> {
+    ) -> Result<Checked, StageError> {
         let Some(seen_before) = &self.seen else {
-            return Ok(Verdict::First);
+            return Ok(Checked {
+                digest: None,
+                verdict: Verdict::First,
+            });
         };
         let now = deps.clock.now();
         let first = FirstCopy {
             intent_id: intent.intent_id.clone(),
             job_id: intent.job_id.clone(),
             record_id: record_id.clone(),
+            index,
             image_key: key.clone(),
         };
         let seen = Seen {
@@ -91,18 +109,8 @@ impl Checker {
             seen_at: now,
             expires_at: now + self.window,
         };
-        match deps.duplicates.claim(&intent.user_id, &seen, now).await? {
-            Claim::Duplicate(first) => {
-                let follower = Follower {
-                    first: first.clone(),
-                    intent_id: intent.intent_id.clone(),
-                    record_id: record_id.clone(),
-                    index,
-                    image_key: key.clone(),
-                };
-                follow(deps, &follower, seen.expires_at).await?;
-                Ok(Verdict::Copy(first))
-            }
+        let verdict = match deps.duplicates.claim(&intent.user_id, &seen, now).await? {
+            Claim::Duplicate(first) => Verdict::Copy(first),
             Claim::First => {
                 let near = {
                     let mut known = seen_before.lock().unwrap_or_else(|p| p.into_inner());
@@ -114,18 +122,67 @@ impl Checker {
                     near
                 };
                 if let Some(of) = near {
-                    let mark = NearMark {
-                        record_id: record_id.clone(),
-                        of,
-                    };
+                    let record_id = record_id.clone();
+                    let mark = NearMark { record_id, of };
                     let until = seen.expires_at;
                     deps.duplicates
                         .mark_near(&intent.intent_id, &mark, until)
                         .await?;
                 }
-                Ok(Verdict::First)
+                Verdict::First
             }
-        }
+        };
+        Ok(Checked {
+            digest: Some(seen.digest),
+            verdict,
+        })
+    }
+
+    /// The image's final verdict, taken in the build's order: an image whose digest an earlier
+    /// image of this build placed is a copy of that one, whatever its own claim said. A copy is
+    /// registered under its first (and answered at once if the first has its result).
+    pub async fn settle(
+        &self,
+        deps: &Deps,
+        intent: &BatchIntent,
+        (index, key, record_id): (usize, &ObjectKey, &RecordId),
+        checked: Checked,
+    ) -> Result<Verdict, StageError> {
+        let Some(digest) = checked.digest else {
+            return Ok(checked.verdict);
+        };
+        let placed = self
+            .placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&digest)
+            .cloned();
+        let first = match (placed, checked.verdict) {
+            (Some(earlier), _) => earlier,
+            (None, Verdict::Copy(first)) => first,
+            (None, Verdict::First) => {
+                let me = FirstCopy {
+                    intent_id: intent.intent_id.clone(),
+                    job_id: intent.job_id.clone(),
+                    record_id: record_id.clone(),
+                    index,
+                    image_key: key.clone(),
+                };
+                let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+                placed.insert(digest, me);
+                return Ok(Verdict::First);
+            }
+        };
+        let follower = Follower {
+            first: first.clone(),
+            intent_id: intent.intent_id.clone(),
+            record_id: record_id.clone(),
+            index,
+            image_key: key.clone(),
+        };
+        let until = deps.clock.now() + self.window;
+        follow(deps, &follower, until).await?;
+        Ok(Verdict::Copy(first))
     }
 }
 
@@ -189,4 +246,53 @@ pub async fn store(
         deps.results.put_results(owner, &rows).await?;
     }
     Ok(())
+}
+
+/// How many of a new request's images the index already knows to be copies, for its estimate:
+/// uploads whose digest (recorded at upload, for the default model and prompt) was seen in the
+/// window, or repeats another of the request's. Keys listed in the request (at most
+/// `INLINE_LIST`) or a day's uploads; 0 for anything else, another model or prompt, or with
+/// the window off. Index reads: an upload not indexed yet is not counted.
+pub async fn known_copies(deps: &Deps, intent: &BatchIntent) -> Result<usize, StageError> {
+    use crate::domain::intent::ImageSelection;
+    use crate::domain::uploads::Upload;
+    let settings = &deps.settings;
+    let defaults = settings.default_model() == Some(&intent.model_id)
+        && intent.prompt_version == crate::domain::manifest::DEFAULT_PROMPT_VERSION;
+    if settings.duplicate_window_days == 0 || !defaults {
+        return Ok(0);
+    }
+    let user = &intent.user_id;
+    let uploads: Vec<Upload> = match &intent.selection {
+        ImageSelection::Day(day) => deps.uploads.uploads(user, *day).await?,
+        ImageSelection::Keys(keys) => {
+            let days: std::collections::BTreeSet<_> = keys
+                .iter()
+                .filter_map(|k| Upload::from_key(k.as_str(), 0, "").ok())
+                .filter(|u| u.user_id == *user)
+                .map(|u| u.day)
+                .collect();
+            let wanted: std::collections::HashSet<&ObjectKey> = keys.iter().collect();
+            let mut found = Vec::new();
+            for day in days {
+                let listed = deps.uploads.uploads(user, day).await?;
+                found.extend(listed.into_iter().filter(|u| wanted.contains(&u.key)));
+            }
+            found
+        }
+        _ => return Ok(0),
+    };
+    let seen: std::collections::HashSet<String> = deps
+        .duplicates
+        .seen(user, deps.clock.now())
+        .await?
+        .into_iter()
+        .map(|s| s.digest)
+        .collect();
+    let mut mine = std::collections::HashSet::new();
+    Ok(uploads
+        .iter()
+        .filter_map(|u| u.digest.as_ref())
+        .filter(|d| seen.contains(*d) || !mine.insert(*d))
+        .count())
 }

@@ -47,20 +47,32 @@ pub async fn index_object_created(
     };
     deps.uploads.record(&upload).await?;
     tracing::info!(user_id = %upload.user_id, day = %upload.day, key = %upload.key, "upload indexed");
-    normalize_at_upload(deps, &upload.key).await?;
+    let upload = match normalize_at_upload(deps, &upload.key).await? {
+        Some(digest) => {
+            // With its digest, so a request's estimate knows its copies (`app::duplicates`).
+            let upload = Upload {
+                digest: Some(digest),
+                ..upload
+            };
+            deps.uploads.record(&upload).await?;
+            upload
+        }
+        None => upload,
+    };
     Ok(Indexed::Recorded(upload))
 }
 
 /// Normalizes a new upload for the default model's family (see `app::normalized`), so the
-/// nightly manifest reads a small, upright copy. An image that cannot be normalized is only
-/// logged here: its request skips it with the reason.
-async fn normalize_at_upload(deps: &Deps, key: &ObjectKey) -> Result<(), StageError> {
+/// nightly manifest reads a small, upright copy; the copy's digest for the default model and
+/// prompt. An image that cannot be normalized is only logged here: its request skips it with
+/// the reason.
+async fn normalize_at_upload(deps: &Deps, key: &ObjectKey) -> Result<Option<String>, StageError> {
     let settings = &deps.settings;
-    let Some(family) = settings
-        .default_model()
-        .and_then(|m| crate::domain::family::for_model_in(m, &settings.model_families))
-    else {
-        return Ok(());
+    let Some(model) = settings.default_model() else {
+        return Ok(None);
+    };
+    let Some(family) = crate::domain::family::for_model_in(model, &settings.model_families) else {
+        return Ok(None);
     };
     // Always from the original: a re-upload under the same key replaces its copy.
     match super::normalized::make(deps, key, family).await? {
@@ -70,9 +82,12 @@ async fn normalize_at_upload(deps: &Deps, key: &ObjectKey) -> Result<(), StageEr
         super::normalized::Got::Missing => {
             tracing::info!(key = %key, "upload deleted before it was normalized");
         }
-        super::normalized::Got::Ready { .. } => {}
+        super::normalized::Got::Ready { jpeg, .. } => {
+            let digest = crate::domain::duplicates::digest(model, DEFAULT_PROMPT_VERSION, &jpeg);
+            return Ok(Some(digest));
+        }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The keys of a user's day: from the index, else a sharded listing of the prefix.

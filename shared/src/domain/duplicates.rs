@@ -19,12 +19,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The largest Hamming distance between two perceptual hashes that flags a possible
-/// duplicate: the largest that gave no false positive on different receipts of one merchant
-/// and layout (docs/performance.md, "Duplicates").
-pub const NEAR_DISTANCE: u32 = 16;
+/// duplicate. Measured (`cargo bench --bench duplicates`, docs/performance.md, "Duplicates"):
+/// on the tuning set the same receipt photographed again lay at most 74 bits apart and
+/// different receipts of one shop at least 87; 80 sits in the middle of that gap. On the
+/// check set (other fonts and conditions) it flagged 8 of 8 re-photographs and 0 of 32 others.
+pub const NEAR_DISTANCE: u32 = 80;
 
-/// The side of the perceptual hash in cells: 16 × 16 = 256 bits.
-pub const HASH_SIDE: u32 = 16;
+/// The side of the perceptual hash's grid: a double gradient over 32 × 32 cells (544 bits).
+/// Smaller grids see the shop's layout and not its lines: at 16 × 16 different receipts of
+/// one shop came within the distance of the same receipt photographed again.
+pub const HASH_SIDE: u32 = 32;
 
 /// The digest that keys exact copies: the normalized copy's bytes, read by this model with
 /// this prompt (an answer is only reused for the same question), as hex.
@@ -90,6 +94,9 @@ pub struct FirstCopy {
     pub intent_id: IntentId,
     pub job_id: JobId,
     pub record_id: RecordId,
+    /// Its index in its intent: a lower one of the same intent takes a claim over.
+    #[serde(default)]
+    pub index: usize,
     pub image_key: ObjectKey,
 }
 
@@ -117,10 +124,21 @@ impl Seen {
 /// What the conditional write of a digest found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// This image is the first (or the same image again, on a replay).
+    /// This image is the first (or the same image again, on a replay, or an earlier image of
+    /// the intent that claimed it: see [`takes_over`]).
     First,
     /// Another image of the same digest came first, in the window.
     Duplicate(FirstCopy),
+}
+
+/// True when `claimant` may write the digest's item over `stored`: the item has passed its
+/// window, it names the same image (a replay), or it names a later image of the same intent
+/// (two copies in one request, checked at once: the earlier is the first).
+pub fn takes_over(stored: &Seen, claimant: &FirstCopy, now: DateTime<Utc>) -> bool {
+    let s = &stored.first;
+    !stored.is_live(now)
+        || (s.intent_id == claimant.intent_id
+            && (s.record_id == claimant.record_id || s.index > claimant.index))
 }
 
 /// A copy waiting for (or answered from) its first: kept under the first's intent, so the
@@ -164,7 +182,7 @@ pub struct DuplicateOf {
 pub struct PossibleDuplicateOf {
     pub job_id: JobId,
     pub image_key: ObjectKey,
-    /// Bits that differ between the two perceptual hashes (of 256).
+    /// Bits that differ between the two perceptual hashes (of 544).
     pub distance: u32,
 }
 

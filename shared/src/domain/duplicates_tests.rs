@@ -7,17 +7,16 @@ fn first() -> FirstCopy {
         job_id: JobId::for_intent(&intent),
         intent_id: intent,
         record_id: RecordId::parse("r-0").expect("id"),
+        index: 0,
         image_key: ObjectKey::parse("uploads/u1/a.jpg").expect("key"),
     }
 }
 
-fn stripes(period: u32) -> String {
+/// Bands across (`across`) or down a page, `period` px wide.
+fn stripes(period: u32, across: bool) -> String {
     let img = image::GrayImage::from_fn(256, 256, |x, y| {
-        image::Luma([if (x / period + y / 7).is_multiple_of(2) {
-            30
-        } else {
-            220
-        }])
+        let band = if across { y / period } else { x / period };
+        image::Luma([if band.is_multiple_of(2) { 30 } else { 220 }])
     });
     hasher().hash_image(&img).to_base64()
 }
@@ -86,7 +85,7 @@ fn when_a_copy_is_answered_from_its_first_should_cost_nothing_and_say_what_it_sa
 #[test]
 fn when_looking_for_a_near_copy_should_skip_itself_the_expired_and_the_far() {
     let now = Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap();
-    let h = stripes(9);
+    let h = stripes(9, true);
     assert_eq!(distance(&h, &h), Some(0));
     // The same digest is the image itself, never its own near copy.
     assert_eq!(nearest(&[seen("d1", h.clone(), now)], "d1", &h, now), None);
@@ -96,7 +95,52 @@ fn when_looking_for_a_near_copy_should_skip_itself_the_expired_and_the_far() {
     let late = now + chrono::Duration::days(31);
     assert_eq!(nearest(&[seen("d0", h.clone(), now)], "d1", &h, late), None);
     // A different picture is far.
-    let other = stripes(40);
+    let other = stripes(9, false);
     assert!(distance(&h, &other).expect("distance") > NEAR_DISTANCE);
     assert_eq!(nearest(&[seen("d0", other, now)], "d1", &h, now), None);
+}
+
+#[test]
+fn when_two_images_claim_one_digest_should_let_only_an_earlier_image_of_the_same_intent_take_over()
+{
+    let now = Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap();
+    let stored = Seen {
+        digest: "d".into(),
+        perceptual: None,
+        first: FirstCopy {
+            index: 5,
+            record_id: RecordId::parse("r-5").expect("id"),
+            ..first()
+        },
+        seen_at: now,
+        expires_at: now + chrono::Duration::days(30),
+    };
+    let earlier = first();
+    assert!(
+        takes_over(&stored, &earlier, now),
+        "index 0 of the same intent"
+    );
+    assert!(
+        takes_over(&stored, &stored.first, now),
+        "the same image: a replay"
+    );
+    let later = FirstCopy {
+        index: 9,
+        record_id: RecordId::parse("r-9").expect("id"),
+        ..first()
+    };
+    assert!(!takes_over(&stored, &later, now));
+    let other_intent = FirstCopy {
+        intent_id: IntentId::parse("u1.b").expect("id"),
+        ..first()
+    };
+    assert!(
+        !takes_over(&stored, &other_intent, now),
+        "another request never"
+    );
+    let past = now + chrono::Duration::days(31);
+    assert!(
+        takes_over(&stored, &other_intent, past),
+        "past the window anyone"
+    );
 }

@@ -44,6 +44,10 @@ pub struct Upload {
     pub key: ObjectKey,
     pub size: u64,
     pub etag: String,
+    /// Its normalized copy's digest for the default model and prompt (`domain::duplicates`),
+    /// once normalized at upload: how a request's estimate knows its copies before it is built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl Upload {
@@ -78,6 +82,7 @@ impl Upload {
             key: ObjectKey::parse(key)?,
             size,
             etag: etag.trim_matches('"').to_owned(),
+            digest: None,
         })
     }
 }

@@ -4,7 +4,7 @@
 //! result is read from the store's `results` table in the same file.
 
 use super::db::{json_err, map_err, ts, Db};
-use crate::domain::duplicates::{Claim, FirstCopy, Follower, NearMark, Seen};
+use crate::domain::duplicates::{takes_over, Claim, FirstCopy, Follower, NearMark, Seen};
 use crate::domain::ids::{IntentId, UserId};
 use crate::domain::results::ImageResult;
 use crate::ports::{DuplicateIndex, PortError};
@@ -78,18 +78,17 @@ impl DuplicateIndex for SqliteDuplicates {
         self.db.tx(|tx| {
             let found: Option<String> = tx
                 .query_row(
-                    "SELECT body FROM dup_seen WHERE user_id = ?1 AND digest = ?2 AND expires_at > ?3",
-                    params![user.as_str(), seen.digest, ts(now)],
+                    "SELECT body FROM dup_seen WHERE user_id = ?1 AND digest = ?2",
+                    params![user.as_str(), seen.digest],
                     |r| r.get(0),
                 )
                 .optional()
                 .map_err(map_err)?;
             if let Some(found) = found {
                 let found: Seen = serde_json::from_str(&found).map_err(json_err)?;
-                if found.first != seen.first {
+                if !takes_over(&found, &seen.first, now) {
                     return Ok(Claim::Duplicate(found.first));
                 }
-                return Ok(Claim::First);
             }
             tx.execute(
                 "INSERT OR REPLACE INTO dup_seen (user_id, digest, expires_at, body) VALUES (?1, ?2, ?3, ?4)",

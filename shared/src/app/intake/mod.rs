@@ -183,7 +183,8 @@ pub async fn accept(deps: &Deps, mut req: NewIntent) -> Result<Accepted, IntakeE
         // A retry of a stored request whose deadline has come closer is still that request.
         return match deps.store.get(&req.intent_id).await {
             Ok(Some(old)) if old.payload_hash == hash && old.user_id == req.user_id => {
-                Ok(answer(deps, &old, true, images))
+                let copies = copies_known(deps, &old).await;
+                Ok(answer(deps, &old, true, (images, copies)))
             }
             Ok(_) => Err(e),
             Err(p) => Err(IntakeError::Unavailable(p)),
@@ -238,7 +239,20 @@ pub async fn accept(deps: &Deps, mut req: NewIntent) -> Result<Accepted, IntakeE
             }
         },
     };
-    Ok(answer(deps, &stored, cached, images))
+    let copies = copies_known(deps, &stored).await;
+    Ok(answer(deps, &stored, cached, (images, copies)))
+}
+
+/// Copies the index already knows are left out of the estimate: they will not be sent. An
+/// index that cannot be read leaves every image in it.
+async fn copies_known(deps: &Deps, intent: &BatchIntent) -> usize {
+    match super::duplicates::known_copies(deps, intent).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "known copies unread; the estimate counts every image");
+            0
+        }
+    }
 }
 
 /// When the results of `images` images are expected: the deadline plan (waves ahead, the
@@ -263,8 +277,14 @@ async fn estimate_completion(
     Ok(split.estimated_completion.max(now) + wait)
 }
 
-/// The 202 answer for a stored intent of `images` images.
-fn answer(deps: &Deps, stored: &BatchIntent, cached: bool, images: usize) -> Accepted {
+/// The 202 answer for a stored intent of `images` images, `copies` of them known copies of
+/// earlier ones (left out of the cost).
+fn answer(
+    deps: &Deps,
+    stored: &BatchIntent,
+    cached: bool,
+    (images, copies): (usize, usize),
+) -> Accepted {
     let now = deps.clock.now();
     let pooled = images > 0 && (images as u64) < deps.settings.pool_threshold(&stored.model_id);
     let completion = stored.estimated_completion;
@@ -288,7 +308,10 @@ fn answer(deps: &Deps, stored: &BatchIntent, cached: bool, images: usize) -> Acc
             EstimatedPath::Batch
         }),
         estimated_cost: (images > 0)
-            .then(|| deps.settings.estimate_cost(&stored.model_id, images))
+            .then(|| {
+                let sent = images.saturating_sub(copies);
+                deps.settings.estimate_cost(&stored.model_id, sent)
+            })
             .flatten(),
         deadline: stored.deadline,
         estimated_completion: completion,

@@ -149,8 +149,8 @@ async fn write_records<'d>(
             let record_id = RecordId::for_image(job_id, index);
             let recipe_of = (recipe.family, recipe.prompt_text);
             let image = (index, &key, &record_id);
-            let (src, prepared) = prepare(deps, recipe_of, (intent, dups), image).await?;
-            Ok::<_, StageError>((index, key, src, record_id, prepared))
+            let (src, prepared, digest) = prepare(deps, recipe_of, (intent, dups), image).await?;
+            Ok::<_, StageError>((index, key, src, record_id, (prepared, digest)))
         })
         .buffered(FETCH_CONCURRENCY);
     let mut w = Written {
@@ -161,9 +161,21 @@ async fn write_records<'d>(
     };
     while let Some(item) = fetched.next().await {
         let step = match item {
-            Ok((index, key, src, record_id, prepared)) => {
-                w.accept(deps, recipe, (index, key, src, record_id), prepared)
-                    .await
+            Ok((index, key, src, record_id, (prepared, digest))) => {
+                match in_order(
+                    deps,
+                    (intent, dups),
+                    (index, &key, &record_id),
+                    (prepared, digest),
+                )
+                .await
+                {
+                    Ok(prepared) => {
+                        w.accept(deps, recipe, (index, key, src, record_id), prepared)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         };
@@ -174,6 +186,26 @@ async fn write_records<'d>(
         }
     }
     Ok(w)
+}
+
+/// A prepared image's final place in the build's order (`app::duplicates::Checker::settle`):
+/// one whose digest an earlier image of the request placed becomes a copy of that one.
+async fn in_order(
+    deps: &Deps,
+    (intent, dups): (&BatchIntent, &super::duplicates::Checker),
+    image: (usize, &ObjectKey, &RecordId),
+    (prepared, digest): (Prepared, Option<String>),
+) -> Result<Prepared, StageError> {
+    use super::duplicates::{Checked, Verdict};
+    let verdict = match &prepared {
+        Prepared::Copy(first) => Verdict::Copy(first.clone()),
+        _ => Verdict::First,
+    };
+    let checked = Checked { digest, verdict };
+    Ok(match dups.settle(deps, intent, image, checked).await? {
+        Verdict::Copy(first) => Prepared::Copy(first),
+        Verdict::First => prepared,
+    })
 }
 
 impl Written<'_> {

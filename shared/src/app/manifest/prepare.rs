@@ -21,27 +21,29 @@ pub(super) async fn prepare(
         &crate::domain::ids::ObjectKey,
         &crate::domain::ids::RecordId,
     ),
-) -> Result<(crate::domain::bedrock::S3Uri, Prepared), StageError> {
+) -> Result<(crate::domain::bedrock::S3Uri, Prepared, Option<String>), StageError> {
     let original = crate::domain::bedrock::S3Uri::object(&deps.settings.uploads_bucket, key);
     let (jpeg, uri) = match super::super::normalized::get_or_make(deps, key, family).await? {
         Got::Ready { jpeg, uri } => (jpeg, uri),
-        Got::Skipped(reason) => return Ok((original, Prepared::Rejected(reason))),
+        Got::Skipped(reason) => return Ok((original, Prepared::Rejected(reason), None)),
         Got::Missing => {
             let why = "not found in the uploads bucket".to_string();
-            return Ok((original, Prepared::Rejected(why)));
+            return Ok((original, Prepared::Rejected(why), None));
         }
     };
     // Bedrock's limits apply to what it is sent: the normalized copy.
     let media = match check_image(&jpeg) {
         Ok(m) => m,
-        Err(reason) => return Ok((uri, Prepared::Rejected(reason))),
+        Err(reason) => return Ok((uri, Prepared::Rejected(reason), None)),
     };
     let image = (index, key, record_id);
-    if let Verdict::Copy(first) = dups.check(deps, intent, image, &jpeg).await? {
-        return Ok((uri, Prepared::Copy(first)));
+    let checked = dups.check(deps, intent, image, &jpeg).await?;
+    let digest = checked.digest;
+    if let Verdict::Copy(first) = checked.verdict {
+        return Ok((uri, Prepared::Copy(first), digest));
     }
     if family.image_source() == ImageSource::S3Location {
-        return Ok((uri, Prepared::Located(media)));
+        return Ok((uri, Prepared::Located(media), digest));
     }
     // Encoding is CPU work: on the blocking pool it runs beside the writer (and other
     // encodes) instead of between its writes.
@@ -57,6 +59,7 @@ pub(super) async fn prepare(
             Ok(line) => Prepared::Line(line),
             Err(e) => Prepared::Failed(e.to_string()),
         },
+        digest,
     ))
 }
 

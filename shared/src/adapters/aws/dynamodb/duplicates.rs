@@ -7,8 +7,9 @@
 //! | a near-copy mark | `dupf#{intentId}` | `n#{recordId}` | `body` |
 //!
 //! A claim is one conditional PutItem: it writes when no item of the digest exists, when the
-//! one there has passed its window (TTL deletes lazily, so the condition reads `expiresAt`), or
-//! when it names the same first (a replay). Reads are strongly consistent Queries. `#` cannot
+//! one there has passed its window (TTL deletes lazily, so the condition reads `expiresAt`),
+//! when it names the same first (a replay), or a later image of the same intent
+//! (`domain::duplicates::takes_over`). Reads are strongly consistent Queries. `#` cannot
 //! appear in an intent id, so these partitions never meet an intent's results.
 
 use super::{s, unexpected, DynamoStore, Item};
@@ -125,13 +126,19 @@ impl DuplicateIndex for DynamoStore {
                 .item("recordId", s(&seen.digest))
                 .item("firstIntent", s(seen.first.intent_id.as_str()))
                 .item("firstRecord", s(seen.first.record_id.as_str()))
+                .item(
+                    "firstIndex",
+                    AttributeValue::N(seen.first.index.to_string()),
+                )
                 .item("body", s(json(seen)?))
                 .item("expiresAt", n(seen.expires_at))
+                // `domain::duplicates::takes_over`, as a condition.
                 .condition_expression(
                     "attribute_not_exists(recordId) OR expiresAt <= :now \
-                     OR (firstIntent = :i AND firstRecord = :r)",
+                     OR (firstIntent = :i AND (firstRecord = :r OR firstIndex > :x))",
                 )
                 .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":x", AttributeValue::N(seen.first.index.to_string()))
                 .expression_attribute_values(":i", s(seen.first.intent_id.as_str()))
                 .expression_attribute_values(":r", s(seen.first.record_id.as_str()))
                 .send()
