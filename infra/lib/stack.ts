@@ -798,11 +798,18 @@ export class BatchOrchestratorStack extends Stack {
     // `up#{day}#{userId}` partition to resolve a day's keys. No one else touches the table.
     allow(f['intake-events'], 'UploadsIndex', ['dynamodb:PutItem', 'dynamodb:Query'], [this.uploadsTable.tableArn]);
     allow(f['manifest-builder'], 'UploadsIndex', ['dynamodb:Query'], [this.uploadsTable.tableArn]);
+    // intake reads a request's uploads (their digests) for the 202's estimate, which leaves
+    // out the copies the duplicate index knows (app::duplicates::known_copies).
+    allow(f.intake, 'UploadsIndex', ['dynamodb:Query'], [this.uploadsTable.tableArn]);
     // Result store: results are upserted with BatchWriteItem (put_results) and read with a
     // Query on the table's own key (list_results); no PutItem, no index.
     // - intake writes the `canceled` results of a member leaving a shared job, and reads a
     //   job's results for GET /api/batch/jobs/{jobId}/results;
-    // - manifest-builder writes the `skipped` results of rejected images (it reads none);
+    // - manifest-builder writes the `skipped` results of rejected images and the answers of
+    //   copies of photos answered before; it reads the user's duplicate index (Query on
+    //   `dup#{userId}`) and a first copy's result (GetItem), and writes the index's items with
+    //   conditional PutItems, on `dup#` and `dupf#` partitions only (below);
+    // - every writer of answers reads the copies waiting on them (Query on `dupf#{intentId}`);
     // - status-watcher writes ingested (and re-run) results, to a shared job's members too, and
     //   reads a member's results to count them when the shared job ends (pool::finish_members);
     // - reconciler does the same when a poll finds a job finished, and in the pool pass reads
@@ -810,7 +817,7 @@ export class BatchOrchestratorStack extends Stack {
     //   members) and writes its on-demand results.
     const results: Array<[lambda.Function, string[]]> = [
       [f.intake, ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
-      [f['manifest-builder'], ['dynamodb:BatchWriteItem']],
+      [f['manifest-builder'], ['dynamodb:BatchWriteItem', 'dynamodb:Query', 'dynamodb:GetItem']],
       [f['status-watcher'], ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
       [f.reconciler, ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
       // submitter: an on-demand job's results, and what is stored already (a resumed run).
@@ -819,6 +826,9 @@ export class BatchOrchestratorStack extends Stack {
     for (const [fn, actions] of results) {
       allow(fn, 'ResultStore', actions, [this.resultsTable.tableArn]);
     }
+    allow(f['manifest-builder'], 'DuplicateIndex', ['dynamodb:PutItem'], [this.resultsTable.tableArn], {
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['dup#*', 'dupf#*'] },
+    });
 
     // manifest-builder: reads the uploaded images (GetObject; `head` is a ranged GetObject; the
     // source of the server-side copy of an s3Location image), lists a day's prefix by range

@@ -184,8 +184,9 @@ describe('function roles', () => {
   const RESULTS: Partial<Record<FunctionName, string[]>> = {
     // canceled results of a member leaving a shared job; GET /api/batch/jobs/{jobId}/results
     intake: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
-    // skipped results of rejected images
-    'manifest-builder': ['dynamodb:BatchWriteItem'],
+    // skipped results of rejected images, copies answered from their first (its result read
+    // with GetItem), the user's duplicate index (Query)
+    'manifest-builder': ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query'],
     // ingest (and re-runs, routed to a shared job's members); counting a member's results
     'status-watcher': ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
     // the same, plus the pool pass's on-demand runs (resumed after the records that succeeded)
@@ -277,6 +278,8 @@ describe('function roles', () => {
   const UPLOADS_INDEX: Partial<Record<FunctionName, string[]>> = {
     'intake-events': ['dynamodb:PutItem', 'dynamodb:Query'],
     'manifest-builder': ['dynamodb:Query'],
+    // a request's uploads and their digests, for the 202's estimate (known copies left out)
+    intake: ['dynamodb:Query'],
   };
 
   it('when a function touches DynamoDB should reach only its tables and the indexes its code queries', () => {
@@ -295,14 +298,15 @@ describe('function roles', () => {
       for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:BatchWriteItem'))) {
         expect(s.Resource).toEqual(arnOf(stack.resultsTable));
       }
-      // The results table is written only with BatchWriteItem: no role may PutItem there.
-      for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:PutItem'))) {
+      // The results table is written only with BatchWriteItem: no role may PutItem there, but
+      // the manifest builder's conditional puts of the duplicate index, on its partitions only.
+      for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:PutItem') && x.Sid !== 'DuplicateIndex')) {
         expect([intents, uploads]).toContainEqual(s.Resource);
       }
     }
   });
 
-  it('when a function reaches the uploads index should be intake-events (PutItem, Query) and manifest-builder (Query) only, on the table itself', () => {
+  it('when a function reaches the uploads index should be intake-events (PutItem, Query), manifest-builder and intake (Query) only, on the table itself', () => {
     const uploads = arnOf(stack.uploadsTable);
     for (const name of Object.keys(EXPECTED) as FunctionName[]) {
       const st = roleStatements(template, roleId(name))
@@ -411,12 +415,20 @@ describe('function roles', () => {
         expect([name, st]).toEqual([name, []]);
         continue;
       }
+      // The manifest builder also writes the duplicate index: PutItem on its partitions only.
+      const index = name === 'manifest-builder' ? [{
+        Sid: 'DuplicateIndex',
+        Effect: 'Allow',
+        Action: 'dynamodb:PutItem',
+        Resource: arnOf(stack.resultsTable),
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['dup#*', 'dupf#*'] } },
+      }] : [];
       expect(st).toEqual([{
         Sid: 'ResultStore',
         Effect: 'Allow',
         Action: expected.length === 1 ? expected[0] : expected,
         Resource: arnOf(stack.resultsTable),
-      }]);
+      }, ...index]);
     }
   });
 

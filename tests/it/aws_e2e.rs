@@ -223,11 +223,15 @@ async fn when_intents_flow_through_aws_services_should_complete_once_each_despit
 ) {
     let Some(aws) = endpoint() else { return };
     let env = setup(&aws, "e2e", 3).await;
-    let keys = env.upload("user-1", 3).await;
+    // Three photos of its own for each intent: the same photo in two intents is answered
+    // once, with no job of the second's (tests/it/duplicates.rs).
+    let all = env.upload("user-1", 9).await;
+    let keys_of = |i: usize| all[3 * i..3 * i + 3].to_vec();
+    let keys = keys_of(0);
     let intents: Vec<String> = (0..3).map(|i| format!("aws-intent-{i}")).collect();
-    for id in &intents {
+    for (i, id) in intents.iter().enumerate() {
         let (status, body) = env
-            .post("user-1", json!({"intentId": id, "images": keys}))
+            .post("user-1", json!({"intentId": id, "images": keys_of(i)}))
             .await;
         assert_eq!(status, 202, "{body}");
         assert_eq!(body["cached"], false, "{body}");
@@ -807,6 +811,7 @@ async fn when_a_users_jobs_pass_one_dynamodb_page_should_list_every_one() {
                     .expect("key"),
                 record_id: shared::domain::ids::RecordId::for_image(&intent.job_id, k),
                 rejected: None,
+                duplicate_of: None,
             })
             .collect();
         env.deps.store.create(&intent).await.expect("create");
