@@ -188,6 +188,9 @@ async fn pool_rounds(deps: &Deps, report: &mut ReconcileReport) {
                 let progressed =
                     p.sealed_by_size + p.sealed_by_deadline + p.sealed_idle + p.on_demand_intents;
                 report.pools.add(&p);
+                // A member whose on-demand run left work (refused past its call's time) is a
+                // failure of this pass: the next one resumes it.
+                report.failed += p.failed;
                 if progressed == 0 || started.elapsed() > POOL_BUDGET {
                     break;
                 }
