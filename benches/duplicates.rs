@@ -171,8 +171,8 @@ fn hashers() -> Vec<(&'static str, image_hasher::Hasher)> {
         ("gradient-16", cfg(16, HashAlg::Gradient, false)),
         ("blockhash-16", cfg(16, HashAlg::Blockhash, false)),
         (
-            "double-gradient-32",
-            cfg(32, HashAlg::DoubleGradient, false),
+            "double-gradient-16",
+            cfg(16, HashAlg::DoubleGradient, false),
         ),
         (
             "double-gradient-64",
