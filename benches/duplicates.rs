@@ -56,55 +56,6 @@ fn seeds_by_shop(from: u64, count: usize) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// The two shots of a receipt: the first flat and straight on wood, the second turned,
-/// farther, on another table, in other light (a shadow, or faded print) and another
-/// orientation; `check` varies them otherwise than the tuning set does.
-fn shots(seed: u64, font: usize, check: bool) -> (Shot, Shot) {
-    let items = 8 + (seed % 13) as usize;
-    let first = Shot {
-        name: "first",
-        items,
-        font,
-        portrait: true,
-        orientation: 6,
-        angle: 1.0,
-        keystone: 0.03,
-        coverage: 0.80,
-        shadow: false,
-        blur: 1.0,
-        ink: 35,
-        table: [120, 84, 52],
-        dots: false,
-        seed,
-    };
-    let again = if check {
-        Shot {
-            name: "again",
-            orientation: 1,
-            portrait: false,
-            angle: 4.5,
-            keystone: 0.07,
-            coverage: 0.86,
-            blur: 1.5,
-            ink: 70,
-            table: [60, 82, 120],
-            ..first
-        }
-    } else {
-        Shot {
-            name: "again",
-            orientation: 8,
-            angle: -3.5,
-            keystone: 0.08,
-            coverage: 0.66,
-            shadow: true,
-            table: [70, 74, 80],
-            ..first
-        }
-    };
-    (first, again)
-}
-
 /// The set's pairs. A shop prints every receipt in one font (one printer): the tuning set's
 /// shops in the monospace and condensed faces, the check set's in the three others.
 fn pairs(check: bool) -> Vec<Pair> {
@@ -118,7 +69,7 @@ fn pairs(check: bool) -> Vec<Pair> {
         .into_iter()
         .map(|(shop, seed)| {
             let n = shops.iter().position(|s| *s == shop).expect("a shop");
-            let (a, b) = shots(seed, fonts[n % fonts.len()], check);
+            let (a, b) = corpus::photographed_twice(seed, fonts[n % fonts.len()], check);
             let set = if check { "check" } else { "tuning" };
             Pair {
                 first: copy_of(&a, &format!("{set}-{seed}-first")),

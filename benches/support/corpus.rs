@@ -213,6 +213,58 @@ fn name_seed(name: &str) -> u64 {
     })
 }
 
+/// One receipt photographed twice, as a user does (the near-duplicate measure and its test):
+/// first flat and nearly straight on wood; then turned the other way, nearer or farther, on
+/// another table, in shadow or with fainter ink, the phone held another way up. `other` takes
+/// the second photo otherwise (a set the threshold was not tuned on).
+// Used by benches/duplicates.rs and tests/it/duplicates.rs, not by every file that includes
+// the corpus.
+#[allow(dead_code)]
+pub fn photographed_twice(seed: u64, font: usize, other: bool) -> (Shot, Shot) {
+    let first = Shot {
+        name: "first",
+        items: 8 + (seed % 13) as usize,
+        font,
+        portrait: true,
+        orientation: 6,
+        angle: 1.0,
+        keystone: 0.03,
+        coverage: 0.80,
+        shadow: false,
+        blur: 1.0,
+        ink: 35,
+        table: WOOD,
+        dots: false,
+        seed,
+    };
+    let again = if other {
+        Shot {
+            name: "again",
+            orientation: 1,
+            portrait: false,
+            angle: 4.5,
+            keystone: 0.07,
+            coverage: 0.86,
+            blur: 1.5,
+            ink: 70,
+            table: BLUE,
+            ..first
+        }
+    } else {
+        Shot {
+            name: "again",
+            orientation: 8,
+            angle: -3.5,
+            keystone: 0.08,
+            coverage: 0.66,
+            shadow: true,
+            table: SLATE,
+            ..first
+        }
+    };
+    (first, again)
+}
+
 /// The corpus's receipts are dated in November 2026.
 fn november() -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("a day")

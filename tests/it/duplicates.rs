@@ -15,38 +15,15 @@ use shared::domain::results::ImageResult;
 const RECEIPT: u64 = 1;
 const SAME_SHOP: u64 = 14;
 
+/// The receipt's first photo (flat, nearly straight, on wood).
 fn shot(seed: u64) -> corpus::Shot {
-    corpus::Shot {
-        name: "first",
-        items: 8 + (seed % 13) as usize,
-        font: 0,
-        portrait: true,
-        orientation: 6,
-        angle: 1.0,
-        keystone: 0.03,
-        coverage: 0.80,
-        shadow: false,
-        blur: 1.0,
-        ink: 35,
-        table: [120, 84, 52],
-        dots: false,
-        seed,
-    }
+    corpus::photographed_twice(seed, 0, false).0
 }
 
 /// The same receipt again: turned a few degrees the other way, nearer, on slate, in shadow,
 /// the phone held the other way up.
 fn again(seed: u64) -> corpus::Shot {
-    corpus::Shot {
-        name: "again",
-        orientation: 8,
-        angle: -3.5,
-        keystone: 0.08,
-        coverage: 0.66,
-        shadow: true,
-        table: [70, 74, 80],
-        ..shot(seed)
-    }
+    corpus::photographed_twice(seed, 0, false).1
 }
 
 fn key(day: &str, name: &str) -> String {
@@ -58,15 +35,9 @@ async fn app_finding_duplicates() -> TestApp {
 }
 
 async fn results_of(api: &crate::serve_api::Served, auth: &str, job: &str) -> Vec<Value> {
-    let page: Value = reqwest::Client::new()
-        .get(format!("{}/api/batch/jobs/{job}/results", api.url))
-        .header("authorization", auth)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let page = api
+        .get_json(&format!("/api/batch/jobs/{job}/results"), auth)
+        .await;
     page["results"].as_array().expect("results").clone()
 }
 
@@ -131,15 +102,7 @@ async fn when_a_photo_comes_twice_and_again_rephotographed_should_answer_it_once
     let intent = completed_intent(&app, "dup-1");
     let records: u64 = intent.jobs.iter().map(|j| j.records()).sum();
     assert_eq!(records, 3);
-    let view: Value = reqwest::Client::new()
-        .get(format!("{}/api/batch/jobs/{job}", api.url))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let view = api.get_json(&format!("/api/batch/jobs/{job}"), &auth).await;
     assert_eq!(view["progress"]["duplicates"], 1, "{view}");
     assert_eq!(view["deduplicated"]["images"], 1, "{view}");
     assert_eq!(

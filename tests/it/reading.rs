@@ -8,7 +8,7 @@
 use crate::common::*;
 use crate::legibility::{corpus, tesseract};
 use crate::serve_api::serve;
-use serde_json::{json, Value};
+use serde_json::json;
 use shared::adapters::embedded::local_model::LocalModel;
 
 /// Six photos: each font, portrait and landscape, sideways and upside down, a shadow, a blur.
@@ -48,15 +48,9 @@ async fn when_receipt_photos_are_posted_through_serve_should_come_back_with_thei
     assert_eq!(code, 202, "{answer}");
     run(&app).await;
     let job = answer["jobId"].as_str().expect("jobId");
-    let page: Value = reqwest::Client::new()
-        .get(format!("{}/api/batch/jobs/{job}/results", api.url))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let page = api
+        .get_json(&format!("/api/batch/jobs/{job}/results"), &auth)
+        .await;
     let items = page["results"].as_array().expect("results");
     assert_eq!(items.len(), SHOTS.len(), "{page}");
     let mut right = 0;

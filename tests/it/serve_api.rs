@@ -47,6 +47,19 @@ impl Served {
         let code = resp.status().as_u16();
         (code, resp.json().await.expect("a JSON answer"))
     }
+
+    /// GETs `path` (from `/api/...`) with `auth`; its JSON answer.
+    pub(crate) async fn get_json(&self, path: &str, auth: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .header("authorization", auth)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
 }
 
 #[tokio::test]

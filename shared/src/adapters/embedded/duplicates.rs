@@ -1,7 +1,8 @@
 //! The duplicate index in SQLite (state.db): `dup_seen` a row per (user, digest), claimed in
 //! one IMMEDIATE transaction (the same all-or-nothing condition as the DynamoDB adapter's
 //! conditional put), and `dup_under` a row per (intent, follower or near mark). The first's
-//! result is read from the store's `results` table in the same file.
+//! result is read from the store's `results` table in the same file (`store.rs` creates it;
+//! the backend opens the store first).
 
 use super::db::{json_err, map_err, ts, Db};
 use crate::domain::duplicates::{takes_over, Claim, FirstCopy, Follower, NearMark, Seen};
@@ -27,12 +28,6 @@ CREATE TABLE IF NOT EXISTS dup_under (
     expires_at TEXT NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (intent_id, sort_key)
-);
-CREATE TABLE IF NOT EXISTS results (
-    intent_id TEXT NOT NULL,
-    record_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (intent_id, record_id)
 );
 ";
 
