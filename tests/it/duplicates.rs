@@ -105,6 +105,7 @@ async fn when_a_photo_comes_twice_and_again_rephotographed_should_answer_it_once
     let view = api.get_json(&format!("/api/batch/jobs/{job}"), &auth).await;
     assert_eq!(view["progress"]["duplicates"], 1, "{view}");
     assert_eq!(view["deduplicated"]["images"], 1, "{view}");
+    assert_eq!(view["deduplicated"]["waiting"], 0, "answered: {view}");
     assert_eq!(
         view["deduplicated"]["tokensSaved"].as_u64(),
         Some(a["inputTokens"].as_u64().expect("n") + a["outputTokens"].as_u64().expect("n"))

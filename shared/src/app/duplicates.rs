@@ -8,8 +8,9 @@
 //!   digest becomes a record; a copy (in the same intent or a later one, within
 //!   `DUPLICATE_WINDOW_DAYS`) does not. It is kept as a follower under its first's
 //!   intent, and answered at once if the first's result is stored already. A first image is
-//!   also compared with the user's other images by perceptual hash; a near one gets a mark
-//!   that [`store`] puts on its result as `possibleDuplicateOf`.
+//!   also compared, in the request's order, with the user's images of other requests and the
+//!   earlier ones of this request by perceptual hash; a near one gets a mark that [`store`]
+//!   puts on its result as `possibleDuplicateOf` (it names a first image, never a copy).
 //! - **Store** ([`store`]): writes the results (with their near marks), then answers every
 //!   follower of those records from them.
 //!
@@ -43,19 +44,21 @@ pub enum Verdict {
     Copy(FirstCopy),
 }
 
-/// One image's check: its digest (None when duplicates are not looked for) and the verdict
-/// of its claim, before [`Checker::settle`] puts the build's images in order.
+/// One image's check: its digest and perceptual hash (None when duplicates are not looked
+/// for) and the verdict of its claim, before [`Checker::settle`] puts the build's images in
+/// order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     pub digest: Option<String>,
+    pub perceptual: Option<String>,
     pub verdict: Verdict,
 }
 
-/// One manifest build's checker: the user's images in the window, read once, and those this
-/// build added; and, in the build's order, the first image of each digest it placed.
+/// One manifest build's checker: the user's images in the window from other requests, read
+/// once; and, in the build's order, the first image of each digest it placed.
 pub struct Checker {
-    seen: Option<Mutex<Vec<Seen>>>,
-    placed: Mutex<HashMap<String, FirstCopy>>,
+    earlier: Option<Vec<Seen>>,
+    placed: Mutex<Vec<Seen>>,
     window: Duration,
 }
 
@@ -63,17 +66,20 @@ impl Checker {
     /// Off when `DUPLICATE_WINDOW_DAYS` is 0, and for a shared job (its members were checked).
     pub async fn open(deps: &Deps, intent: &BatchIntent) -> Result<Self, StageError> {
         let days = deps.settings.duplicate_window_days;
-        let seen = if days == 0 || intent.is_pool_job() {
+        let earlier = if days == 0 || intent.is_pool_job() {
             None
         } else {
             let now = deps.clock.now();
-            Some(Mutex::new(
-                deps.duplicates.seen(&intent.user_id, now).await?,
-            ))
+            let seen = deps.duplicates.seen(&intent.user_id, now).await?;
+            // This request's own images (a rebuilt manifest's) are placed again, in order.
+            let others = seen
+                .into_iter()
+                .filter(|s| s.first.intent_id != intent.intent_id);
+            Some(others.collect())
         };
         Ok(Self {
-            seen,
-            placed: Mutex::new(HashMap::new()),
+            earlier,
+            placed: Mutex::new(Vec::new()),
             window: Duration::days(days),
         })
     }
@@ -88,91 +94,83 @@ impl Checker {
         (index, key, record_id): (usize, &ObjectKey, &RecordId),
         jpeg: &[u8],
     ) -> Result<Checked, StageError> {
-        let Some(seen_before) = &self.seen else {
+        if self.earlier.is_none() {
             return Ok(Checked {
                 digest: None,
+                perceptual: None,
                 verdict: Verdict::First,
             });
-        };
+        }
         let now = deps.clock.now();
-        let first = FirstCopy {
-            intent_id: intent.intent_id.clone(),
-            job_id: intent.job_id.clone(),
-            record_id: record_id.clone(),
-            index,
-            image_key: key.clone(),
-        };
         let seen = Seen {
             digest: digest(&intent.model_id, &intent.prompt_version, jpeg),
             perceptual: perceptual(jpeg),
-            first,
+            first: first_copy(intent, (index, key, record_id)),
             seen_at: now,
             expires_at: now + self.window,
         };
         let verdict = match deps.duplicates.claim(&intent.user_id, &seen, now).await? {
             Claim::Duplicate(first) => Verdict::Copy(first),
-            Claim::First => {
-                let near = {
-                    let mut known = seen_before.lock().unwrap_or_else(|p| p.into_inner());
-                    let near = seen
-                        .perceptual
-                        .as_deref()
-                        .and_then(|p| nearest(&known, &seen.digest, p, now));
-                    known.push(seen.clone());
-                    near
-                };
-                if let Some(of) = near {
-                    let record_id = record_id.clone();
-                    let mark = NearMark { record_id, of };
-                    let until = seen.expires_at;
-                    deps.duplicates
-                        .mark_near(&intent.intent_id, &mark, until)
-                        .await?;
-                }
-                Verdict::First
-            }
+            Claim::First => Verdict::First,
         };
         Ok(Checked {
             digest: Some(seen.digest),
+            perceptual: seen.perceptual,
             verdict,
         })
     }
 
     /// The image's final verdict, taken in the build's order: an image whose digest an earlier
     /// image of this build placed is a copy of that one, whatever its own claim said. A copy is
-    /// registered under its first (and answered at once if the first has its result).
+    /// registered under its first (and answered at once if the first has its result); a first
+    /// near an earlier image (of another request, or earlier in this one) gets its mark.
     pub async fn settle(
         &self,
         deps: &Deps,
         intent: &BatchIntent,
-        (index, key, record_id): (usize, &ObjectKey, &RecordId),
+        image: (usize, &ObjectKey, &RecordId),
         checked: Checked,
     ) -> Result<Verdict, StageError> {
-        let Some(digest) = checked.digest else {
+        let (Some(earlier), Some(digest)) = (&self.earlier, checked.digest) else {
             return Ok(checked.verdict);
         };
-        let placed = self
-            .placed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&digest)
-            .cloned();
-        let first = match (placed, checked.verdict) {
+        let now = deps.clock.now();
+        let me = Seen {
+            digest,
+            perceptual: checked.perceptual,
+            first: first_copy(intent, image),
+            seen_at: now,
+            expires_at: now + self.window,
+        };
+        let (placed_first, near) = {
+            let placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+            let same = placed.iter().find(|s| s.digest == me.digest);
+            let near = me.perceptual.as_deref().and_then(|p| {
+                let known: Vec<Seen> = earlier.iter().chain(placed.iter()).cloned().collect();
+                nearest(&known, &me.digest, p, now)
+            });
+            (same.map(|s| s.first.clone()), near)
+        };
+        let first = match (placed_first, checked.verdict) {
             (Some(earlier), _) => earlier,
             (None, Verdict::Copy(first)) => first,
             (None, Verdict::First) => {
-                let me = FirstCopy {
-                    intent_id: intent.intent_id.clone(),
-                    job_id: intent.job_id.clone(),
-                    record_id: record_id.clone(),
-                    index,
-                    image_key: key.clone(),
-                };
-                let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
-                placed.insert(digest, me);
+                if let Some(of) = near {
+                    let record_id = me.first.record_id.clone();
+                    let mark = NearMark { record_id, of };
+                    let until = me.expires_at;
+                    deps.duplicates
+                        .mark_near(&intent.intent_id, &mark, until)
+                        .await?;
+                }
+                self.placed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(me);
                 return Ok(Verdict::First);
             }
         };
+        let (index, key, record_id) = image;
         let follower = Follower {
             first: first.clone(),
             intent_id: intent.intent_id.clone(),
@@ -180,9 +178,22 @@ impl Checker {
             index,
             image_key: key.clone(),
         };
-        let until = deps.clock.now() + self.window;
-        follow(deps, &follower, until).await?;
+        follow(deps, &follower, me.expires_at).await?;
         Ok(Verdict::Copy(first))
+    }
+}
+
+/// Image `index` of `intent` as a first copy.
+fn first_copy(
+    intent: &BatchIntent,
+    (index, key, record_id): (usize, &ObjectKey, &RecordId),
+) -> FirstCopy {
+    FirstCopy {
+        intent_id: intent.intent_id.clone(),
+        job_id: intent.job_id.clone(),
+        record_id: record_id.clone(),
+        index,
+        image_key: key.clone(),
     }
 }
 

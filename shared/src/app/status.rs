@@ -55,6 +55,9 @@ pub struct JobView {
 #[serde(rename_all = "camelCase")]
 pub struct Deduplicated {
     pub images: u64,
+    /// Of those, copies whose first image (in another request still running) has no answer
+    /// yet: each is answered when its first is, even after this request ended.
+    pub waiting: u64,
     pub tokens_saved: u64,
     pub usd_saved: f64,
 }
@@ -106,6 +109,7 @@ async fn deduplicated(
     let usage = usage.rounded();
     Ok(Some(Deduplicated {
         images: intent.duplicates,
+        waiting: intent.duplicates.saturating_sub(usage.deduplicated),
         tokens_saved: usage.tokens_saved,
         usd_saved: usage.usd_saved,
     }))

@@ -194,14 +194,18 @@ async fn in_order(
     deps: &Deps,
     (intent, dups): (&BatchIntent, &super::duplicates::Checker),
     image: (usize, &ObjectKey, &RecordId),
-    (prepared, digest): (Prepared, Option<String>),
+    (prepared, (digest, perceptual)): (Prepared, prepare::Hashes),
 ) -> Result<Prepared, StageError> {
     use super::duplicates::{Checked, Verdict};
     let verdict = match &prepared {
         Prepared::Copy(first) => Verdict::Copy(first.clone()),
         _ => Verdict::First,
     };
-    let checked = Checked { digest, verdict };
+    let checked = Checked {
+        digest,
+        perceptual,
+        verdict,
+    };
     Ok(match dups.settle(deps, intent, image, checked).await? {
         Verdict::Copy(first) => Prepared::Copy(first),
         Verdict::First => prepared,

@@ -21,24 +21,24 @@ pub(super) async fn prepare(
         &crate::domain::ids::ObjectKey,
         &crate::domain::ids::RecordId,
     ),
-) -> Result<(crate::domain::bedrock::S3Uri, Prepared, Option<String>), StageError> {
+) -> Result<(crate::domain::bedrock::S3Uri, Prepared, Hashes), StageError> {
     let original = crate::domain::bedrock::S3Uri::object(&deps.settings.uploads_bucket, key);
     let (jpeg, uri) = match super::super::normalized::get_or_make(deps, key, family).await? {
         Got::Ready { jpeg, uri } => (jpeg, uri),
-        Got::Skipped(reason) => return Ok((original, Prepared::Rejected(reason), None)),
+        Got::Skipped(reason) => return Ok((original, Prepared::Rejected(reason), (None, None))),
         Got::Missing => {
             let why = "not found in the uploads bucket".to_string();
-            return Ok((original, Prepared::Rejected(why), None));
+            return Ok((original, Prepared::Rejected(why), (None, None)));
         }
     };
     // Bedrock's limits apply to what it is sent: the normalized copy.
     let media = match check_image(&jpeg) {
         Ok(m) => m,
-        Err(reason) => return Ok((uri, Prepared::Rejected(reason), None)),
+        Err(reason) => return Ok((uri, Prepared::Rejected(reason), (None, None))),
     };
     let image = (index, key, record_id);
     let checked = dups.check(deps, intent, image, &jpeg).await?;
-    let digest = checked.digest;
+    let digest = (checked.digest, checked.perceptual);
     if let Verdict::Copy(first) = checked.verdict {
         return Ok((uri, Prepared::Copy(first), digest));
     }
@@ -62,6 +62,9 @@ pub(super) async fn prepare(
         digest,
     ))
 }
+
+/// An image's digest and perceptual hash (`app::duplicates`), when they were looked for.
+pub(super) type Hashes = (Option<String>, Option<String>);
 
 /// One image, ready for the writer.
 pub(super) enum Prepared {
