@@ -808,7 +808,7 @@ export class BatchOrchestratorStack extends Stack {
     // - manifest-builder writes the `skipped` results of rejected images and the answers of
     //   copies of photos answered before; it reads the user's duplicate index (Query on
     //   `dup#{userId}`) and a first copy's result (GetItem), and writes the index's items with
-    //   conditional PutItems, on `dup#` and `dupf#` partitions only (below);
+    //   conditional PutItems, on `dup#`, `dupr#` and `dupf#` partitions only (below);
     // - every writer of answers reads the copies waiting on them (Query on `dupf#{intentId}`);
     // - status-watcher writes ingested (and re-run) results, to a shared job's members too, and
     //   reads a member's results to count them when the shared job ends (pool::finish_members);
@@ -816,7 +816,8 @@ export class BatchOrchestratorStack extends Stack {
     //   a member's results (on-demand runs resume after the records that succeeded; finishing
     //   members) and writes its on-demand results.
     const results: Array<[lambda.Function, string[]]> = [
-      [f.intake, ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
+      // intake also asks which of a request's digests the duplicate index knows (BatchGetItem).
+      [f.intake, ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query']],
       [f['manifest-builder'], ['dynamodb:BatchWriteItem', 'dynamodb:Query', 'dynamodb:GetItem']],
       [f['status-watcher'], ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
       [f.reconciler, ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
@@ -827,7 +828,7 @@ export class BatchOrchestratorStack extends Stack {
       allow(fn, 'ResultStore', actions, [this.resultsTable.tableArn]);
     }
     allow(f['manifest-builder'], 'DuplicateIndex', ['dynamodb:PutItem'], [this.resultsTable.tableArn], {
-      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['dup#*', 'dupf#*'] },
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['dup#*', 'dupr#*', 'dupf#*'] },
     });
 
     // manifest-builder: reads the uploaded images (GetObject; `head` is a ranged GetObject; the

@@ -156,7 +156,7 @@ describe('function roles', () => {
   // results table for intake, status-watcher and reconciler (see RESULTS below).
   const EXPECTED: Record<FunctionName, string[]> = {
     // No uploads: the index, the copies and the nightly run are intake-events'.
-    intake: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'events:PutEvents',
+    intake: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'dynamodb:BatchGetItem', 'events:PutEvents',
       'bedrock:StopModelInvocationJob', 's3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'],
     // sqs: the on-failure destination of its async invocations (the intake-events DLQ).
     'intake-events': [...LOGS, ...INTENTS, 'dynamodb:Query', 'events:PutEvents',
@@ -183,7 +183,8 @@ describe('function roles', () => {
   /** The results-table actions of each function, in one ResultStore statement (none for the others). */
   const RESULTS: Partial<Record<FunctionName, string[]>> = {
     // canceled results of a member leaving a shared job; GET /api/batch/jobs/{jobId}/results
-    intake: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
+    // and which of a request's digests the duplicate index knows (the 202's estimate)
+    intake: ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query'],
     // skipped results of rejected images, copies answered from their first (its result read
     // with GetItem), the user's duplicate index (Query)
     'manifest-builder': ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query'],
@@ -421,7 +422,7 @@ describe('function roles', () => {
         Effect: 'Allow',
         Action: 'dynamodb:PutItem',
         Resource: arnOf(stack.resultsTable),
-        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['dup#*', 'dupf#*'] } },
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['dup#*', 'dupr#*', 'dupf#*'] } },
       }] : [];
       expect(st).toEqual([{
         Sid: 'ResultStore',
@@ -455,9 +456,10 @@ describe('function roles', () => {
     for (const s of events.filter((x) => asArray(x.Action).some((a: string) => a.startsWith('sqs:')))) {
       expect(s.Resource).toEqual(dlq);
     }
-    // GET …/results lists a job's results; leaving a shared job writes `canceled` results.
+    // GET …/results lists a job's results; leaving a shared job writes `canceled` results; the
+    // 202's estimate asks the duplicate index which digests it knows.
     expect(bySid(st, 'ResultStore')).toMatchObject({
-      Action: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
+      Action: ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query'],
       Resource: arnOf(stack.resultsTable),
     });
   });

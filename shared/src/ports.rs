@@ -260,16 +260,29 @@ pub trait JobHistory: Send + Sync {
 /// and its records' near-copy marks. Every write is idempotent.
 #[async_trait]
 pub trait DuplicateIndex: Send + Sync {
-    /// Writes `seen` unless a live item of its digest names another first image; what it found
-    /// (the same first again is [`Claim::First`]: a replay).
+    /// Writes `seen` unless a live item of its digest names another first image (see
+    /// `domain::duplicates::takes_over`); what it found. The same first again is
+    /// [`Claim::First`] (a replay) and keeps the item as it was.
     async fn claim(
         &self,
         user: &UserId,
         seen: &Seen,
         now: DateTime<Utc>,
     ) -> Result<Claim, PortError>;
-    /// `user`'s images still in their window (strongly consistent).
-    async fn seen(&self, user: &UserId, now: DateTime<Utc>) -> Result<Vec<Seen>, PortError>;
+    /// `user`'s newest `limit` first images still in their window, newest first.
+    async fn recent(
+        &self,
+        user: &UserId,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Seen>, PortError>;
+    /// Which of `digests` are live in `user`'s index (strongly consistent).
+    async fn known(
+        &self,
+        user: &UserId,
+        digests: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, PortError>;
     /// Keeps `follower` under its first's intent until `expires_at`.
     async fn follow(&self, follower: &Follower, expires_at: DateTime<Utc>)
         -> Result<(), PortError>;

@@ -56,7 +56,14 @@ async fn when_copies_of_one_image_are_claimed_on_aws_should_keep_one_first_per_w
             .expect("claim"),
         Claim::Duplicate(a.clone())
     );
-    assert_eq!(d.seen(&user, now).await.expect("seen").len(), 1);
+    let recent = d.recent(&user, now, 10).await.expect("recent");
+    assert_eq!(recent.len(), 1, "a replay adds no second item");
+    let digest = "abc123".to_string();
+    let known = d
+        .known(&user, &[digest.clone(), "other".into()], now)
+        .await
+        .expect("known");
+    assert_eq!(known, vec![digest.clone()]);
     // Past the window, the next image of the digest is the first of a new one.
     let later = now + Duration::days(31);
     assert_eq!(
@@ -65,7 +72,16 @@ async fn when_copies_of_one_image_are_claimed_on_aws_should_keep_one_first_per_w
             .expect("claim"),
         Claim::First
     );
-    assert_eq!(d.seen(&user, later).await.expect("seen")[0].first, b);
+    assert_eq!(
+        d.recent(&user, later, 10).await.expect("recent")[0].first,
+        b
+    );
+    assert_eq!(
+        d.known(&user, &[digest], later + Duration::days(31))
+            .await
+            .expect("known"),
+        Vec::<String>::new()
+    );
     // A follower and a near mark under the first's intent; the first's result read back.
     let follower = Follower {
         first: a.clone(),

@@ -70,7 +70,8 @@ impl Checker {
             None
         } else {
             let now = deps.clock.now();
-            let seen = deps.duplicates.seen(&intent.user_id, now).await?;
+            let limit = crate::domain::duplicates::NEAR_SCAN;
+            let seen = deps.duplicates.recent(&intent.user_id, now, limit).await?;
             // This request's own images (a rebuilt manifest's) are placed again, in order.
             let others = seen
                 .into_iter()
@@ -293,12 +294,13 @@ pub async fn known_copies(deps: &Deps, intent: &BatchIntent) -> Result<usize, St
         }
         _ => return Ok(0),
     };
+    let digests: Vec<String> = uploads.iter().filter_map(|u| u.digest.clone()).collect();
+    let now = deps.clock.now();
     let seen: std::collections::HashSet<String> = deps
         .duplicates
-        .seen(user, deps.clock.now())
+        .known(user, &digests, now)
         .await?
         .into_iter()
-        .map(|s| s.digest)
         .collect();
     let mut mine = std::collections::HashSet::new();
     Ok(uploads

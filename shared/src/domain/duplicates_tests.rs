@@ -121,8 +121,8 @@ fn when_two_images_claim_one_digest_should_let_only_an_earlier_image_of_the_same
         "index 0 of the same intent"
     );
     assert!(
-        takes_over(&stored, &stored.first, now),
-        "the same image: a replay"
+        !takes_over(&stored, &stored.first, now),
+        "the same image is a replay: first without a write"
     );
     let later = FirstCopy {
         index: 9,

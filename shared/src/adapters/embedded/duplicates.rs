@@ -19,9 +19,11 @@ CREATE TABLE IF NOT EXISTS dup_seen (
     user_id TEXT NOT NULL,
     digest TEXT NOT NULL,
     expires_at TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (user_id, digest)
 );
+CREATE INDEX IF NOT EXISTS dup_seen_by_time ON dup_seen (user_id, seen_at);
 CREATE TABLE IF NOT EXISTS dup_under (
     intent_id TEXT NOT NULL,
     sort_key TEXT NOT NULL,
@@ -81,32 +83,77 @@ impl DuplicateIndex for SqliteDuplicates {
                 .map_err(map_err)?;
             if let Some(found) = found {
                 let found: Seen = serde_json::from_str(&found).map_err(json_err)?;
+                if found.first == seen.first && found.is_live(now) {
+                    return Ok(Claim::First);
+                }
                 if !takes_over(&found, &seen.first, now) {
                     return Ok(Claim::Duplicate(found.first));
                 }
             }
             tx.execute(
-                "INSERT OR REPLACE INTO dup_seen (user_id, digest, expires_at, body) VALUES (?1, ?2, ?3, ?4)",
-                params![user.as_str(), seen.digest, ts(seen.expires_at), body],
+                "INSERT OR REPLACE INTO dup_seen (user_id, digest, expires_at, seen_at, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    user.as_str(),
+                    seen.digest,
+                    ts(seen.expires_at),
+                    ts(seen.seen_at),
+                    body
+                ],
             )
             .map_err(map_err)?;
             Ok(Claim::First)
         })
     }
 
-    async fn seen(&self, user: &UserId, now: DateTime<Utc>) -> Result<Vec<Seen>, PortError> {
+    async fn recent(
+        &self,
+        user: &UserId,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Seen>, PortError> {
         self.db.tx(|tx| {
             let mut stmt = tx
-                .prepare("SELECT body FROM dup_seen WHERE user_id = ?1 AND expires_at > ?2")
+                .prepare(
+                    "SELECT body FROM dup_seen WHERE user_id = ?1 AND expires_at > ?2 \
+                     ORDER BY seen_at DESC LIMIT ?3",
+                )
                 .map_err(map_err)?;
             let rows = stmt
-                .query_map(params![user.as_str(), ts(now)], |r| r.get::<_, String>(0))
+                .query_map(params![user.as_str(), ts(now), limit as i64], |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(map_err)?;
             rows.map(|r| {
                 r.map_err(map_err)
                     .and_then(|b| serde_json::from_str(&b).map_err(json_err))
             })
             .collect()
+        })
+    }
+
+    async fn known(
+        &self,
+        user: &UserId,
+        digests: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, PortError> {
+        self.db.tx(|tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT 1 FROM dup_seen WHERE user_id = ?1 AND digest = ?2 AND expires_at > ?3",
+                )
+                .map_err(map_err)?;
+            let mut out = Vec::new();
+            for d in digests {
+                let live = stmt
+                    .exists(params![user.as_str(), d, ts(now)])
+                    .map_err(map_err)?;
+                if live {
+                    out.push(d.clone());
+                }
+            }
+            Ok(out)
         })
     }
 

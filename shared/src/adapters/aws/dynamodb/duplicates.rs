@@ -2,7 +2,8 @@
 //!
 //! | item | `intentId` | `recordId` | other attributes |
 //! |---|---|---|---|
-//! | an image seen | `dup#{userId}` | its digest | `firstIntent`, `firstRecord`, `body` (the `Seen`) |
+//! | an image seen | `dup#{userId}` | its digest | `firstIntent`, `firstIndex`, `body` (the `Seen`) |
+//! | a first image, by when it was seen | `dupr#{userId}` | `{seenAt}#{digest}` | `body` (the `Seen`): the newest are what near copies are compared with |
 //! | a copy waiting on a first | `dupf#{firstIntentId}` | `f#{firstRecord}#{intent}#{record}` | `body` |
 //! | a near-copy mark | `dupf#{intentId}` | `n#{recordId}` | `body` |
 //!
@@ -22,6 +23,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+
+/// BatchGetItem takes at most 100 keys a call.
+const BATCH_GET_MAX: usize = 100;
 
 fn n(t: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(t.timestamp().to_string())
@@ -106,6 +110,125 @@ impl DynamoStore {
         let seen = out.item.as_ref().map(body_of::<Seen>).transpose()?;
         Ok(seen.filter(|s| s.is_live(now)))
     }
+    /// The digest's conditional put (`domain::duplicates::takes_over` as a condition): true if
+    /// written, false if the condition failed.
+    async fn put_claim(
+        &self,
+        user: &UserId,
+        seen: &Seen,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let index = || AttributeValue::N(seen.first.index.to_string());
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.results_table)
+            .item("intentId", s(format!("dup#{user}")))
+            .item("recordId", s(&seen.digest))
+            .item("firstIntent", s(seen.first.intent_id.as_str()))
+            .item("firstIndex", index())
+            .item("body", s(json(seen)?))
+            .item("expiresAt", n(seen.expires_at))
+            .condition_expression(
+                "attribute_not_exists(recordId) OR expiresAt <= :now \
+                 OR (firstIntent = :i AND firstIndex > :x)",
+            )
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":x", index())
+            .expression_attribute_values(":i", s(seen.first.intent_id.as_str()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("PutItem", e)),
+        }
+    }
+
+    /// The first image's item in `dupr#{userId}`, by the time it was first seen (what
+    /// [`DuplicateIndex::recent`] reads newest first); the same item again on a replay.
+    async fn put_recent(&self, user: &UserId, seen: &Seen) -> Result<(), PortError> {
+        let sk = format!(
+            "{}#{}",
+            seen.seen_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            seen.digest
+        );
+        self.put_under(format!("dupr#{user}"), sk, json(seen)?, seen.expires_at)
+            .await
+    }
+
+    /// Which of at most [`BATCH_GET_MAX`] digests are live (one BatchGetItem, consistent; the
+    /// keys DynamoDB leaves unprocessed are asked again, a bounded number of times).
+    async fn known_chunk(
+        &self,
+        user: &UserId,
+        digests: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, PortError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let keys: Vec<Item> = digests
+            .iter()
+            .map(|d| {
+                Item::from([
+                    ("intentId".into(), s(format!("dup#{user}"))),
+                    ("recordId".into(), s(d)),
+                ])
+            })
+            .collect();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| PortError::with_source(ErrorKind::Unexpected, "build keys", e))?,
+        );
+        let mut out = Vec::new();
+        for attempt in 0..8u32 {
+            let Some(request) = pending.take() else {
+                break;
+            };
+            let got = self
+                .client
+                .batch_get_item()
+                .request_items(&self.results_table, request)
+                .send()
+                .await
+                .map_err(|e| classify("BatchGetItem", e))?;
+            for item in got
+                .responses()
+                .and_then(|r| r.get(&self.results_table))
+                .into_iter()
+                .flatten()
+            {
+                let seen: Seen = body_of(item)?;
+                if seen.is_live(now) {
+                    out.push(seen.digest);
+                }
+            }
+            pending = got
+                .unprocessed_keys
+                .and_then(|mut m| m.remove(&self.results_table))
+                .filter(|k| !k.keys().is_empty());
+            if pending.is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        match pending {
+            None => Ok(out),
+            Some(_) => Err(PortError::new(
+                ErrorKind::Transient,
+                "BatchGetItem left keys unprocessed",
+            )),
+        }
+    }
 }
 
 #[async_trait]
@@ -118,42 +241,18 @@ impl DuplicateIndex for DynamoStore {
     ) -> Result<Claim, PortError> {
         // Twice at most: a lost claim whose winner expired before it was read is tried again.
         for _ in 0..2 {
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.results_table)
-                .item("intentId", s(format!("dup#{user}")))
-                .item("recordId", s(&seen.digest))
-                .item("firstIntent", s(seen.first.intent_id.as_str()))
-                .item("firstRecord", s(seen.first.record_id.as_str()))
-                .item(
-                    "firstIndex",
-                    AttributeValue::N(seen.first.index.to_string()),
-                )
-                .item("body", s(json(seen)?))
-                .item("expiresAt", n(seen.expires_at))
-                // `domain::duplicates::takes_over`, as a condition.
-                .condition_expression(
-                    "attribute_not_exists(recordId) OR expiresAt <= :now \
-                     OR (firstIntent = :i AND (firstRecord = :r OR firstIndex > :x))",
-                )
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":x", AttributeValue::N(seen.first.index.to_string()))
-                .expression_attribute_values(":i", s(seen.first.intent_id.as_str()))
-                .expression_attribute_values(":r", s(seen.first.record_id.as_str()))
-                .send()
-                .await;
-            match put {
-                Ok(_) => return Ok(Claim::First),
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(PutItemError::ConditionalCheckFailedException(_))
-                    ) => {}
-                Err(e) => return Err(classify("PutItem", e)),
+            if self.put_claim(user, seen, now).await? {
+                self.put_recent(user, seen).await?;
+                return Ok(Claim::First);
             }
-            if let Some(winner) = self.seen_item(user, &seen.digest, now).await? {
-                return Ok(Claim::Duplicate(winner.first));
+            match self.seen_item(user, &seen.digest, now).await? {
+                // A replay: first still, and its item as it was (its time in `dupr#`).
+                Some(stored) if stored.first == seen.first => {
+                    self.put_recent(user, &stored).await?;
+                    return Ok(Claim::First);
+                }
+                Some(winner) => return Ok(Claim::Duplicate(winner.first)),
+                None => {}
             }
         }
         Err(PortError::new(
@@ -162,10 +261,52 @@ impl DuplicateIndex for DynamoStore {
         ))
     }
 
-    async fn seen(&self, user: &UserId, now: DateTime<Utc>) -> Result<Vec<Seen>, PortError> {
-        let items = self.partition(&format!("dup#{user}")).await?;
-        let seen: Result<Vec<Seen>, PortError> = items.iter().map(body_of).collect();
-        Ok(seen?.into_iter().filter(|s| s.is_live(now)).collect())
+    async fn recent(
+        &self,
+        user: &UserId,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Seen>, PortError> {
+        let mut out: Vec<Seen> = Vec::new();
+        let mut start = None;
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.results_table)
+                .key_condition_expression("intentId = :p")
+                .expression_attribute_values(":p", s(format!("dupr#{user}")))
+                .scan_index_forward(false)
+                .limit((limit - out.len()).min(1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query", e))?;
+            for item in page.items() {
+                let seen: Seen = body_of(item)?;
+                if seen.is_live(now) {
+                    out.push(seen);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn known(
+        &self,
+        user: &UserId,
+        digests: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, PortError> {
+        let mut out = Vec::new();
+        for chunk in digests.chunks(BATCH_GET_MAX) {
+            out.extend(self.known_chunk(user, chunk, now).await?);
+        }
+        Ok(out)
     }
 
     async fn follow(
