@@ -269,6 +269,15 @@ pub trait DuplicateIndex: Send + Sync {
         seen: &Seen,
         now: DateTime<Utc>,
     ) -> Result<Claim, PortError>;
+    /// Writes `seen` over the digest's item only while it still names `stale` (a first whose
+    /// owner cancelled it); else what is there now, as [`Self::claim`] says it.
+    async fn replace(
+        &self,
+        user: &UserId,
+        seen: &Seen,
+        stale: &FirstCopy,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, PortError>;
     /// `user`'s newest `limit` first images still in their window, newest first.
     async fn recent(
         &self,

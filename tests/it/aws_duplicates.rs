@@ -82,6 +82,25 @@ async fn when_copies_of_one_image_are_claimed_on_aws_should_keep_one_first_per_w
             .expect("known"),
         Vec::<String>::new()
     );
+    // Replacing a first whose owner cancelled it: only while the item still names it.
+    let c = first("u-dups.three", "r-0", "uploads/u-dups/c.jpg");
+    assert_eq!(
+        d.replace(&user, &seen(c.clone(), later), &a, later)
+            .await
+            .expect("replace"),
+        Claim::Duplicate(b.clone()),
+        "the item names b now, not a"
+    );
+    assert_eq!(
+        d.replace(&user, &seen(c.clone(), later), &b, later)
+            .await
+            .expect("replace"),
+        Claim::First
+    );
+    assert_eq!(
+        d.recent(&user, later, 10).await.expect("recent")[0].first,
+        c
+    );
     // A follower and a near mark under the first's intent; the first's result read back.
     let follower = Follower {
         first: a.clone(),

@@ -222,3 +222,70 @@ async fn when_two_intents_send_the_same_photo_at_once_should_make_one_record_and
     assert_eq!(all.iter().filter(|r| r.duplicate_of.is_some()).count(), 1);
     assert_eq!(all[0].text, all[1].text);
 }
+
+#[tokio::test]
+async fn when_the_first_was_cancelled_by_its_owner_should_send_its_copy() {
+    use shared::domain::duplicates::{digest, FirstCopy, Seen};
+    use shared::domain::family::RecordFamily as _;
+    use shared::domain::ids::{IntentId, JobId, ObjectKey, RecordId, UserId};
+    let app = app_finding_duplicates().await;
+    upload_copies(&app, "2026-12-01", &["resent"]).await;
+    let key = ObjectKey::parse(&key("2026-12-01", "resent")).expect("key");
+    // The same photo was the first of another request, whose owner cancelled it.
+    let long_edge = shared::domain::family::Claude.image_long_edge();
+    let copy = shared::app::normalized::normalized_uri(&app.deps, &key, long_edge).expect("uri");
+    let jpeg = app
+        .deps
+        .objects
+        .get(&copy)
+        .await
+        .expect("normalized at upload");
+    let model = app.deps.settings.default_model().expect("model").clone();
+    let gone = IntentId::parse("gone-request").expect("id");
+    let job = JobId::for_intent(&gone);
+    let first = FirstCopy {
+        record_id: RecordId::for_image(&job, 0),
+        intent_id: gone.clone(),
+        job_id: job,
+        index: 0,
+        image_key: key.clone(),
+    };
+    let now = app.deps.clock.now();
+    let seen = Seen {
+        digest: digest(&model, "receipt-v2", &jpeg),
+        perceptual: None,
+        first: first.clone(),
+        seen_at: now,
+        expires_at: now + chrono::Duration::days(30),
+    };
+    let user = UserId::parse(SAMPLE_USER).expect("user");
+    app.deps
+        .duplicates
+        .claim(&user, &seen, now)
+        .await
+        .expect("claim");
+    let canceled = ImageResult::canceled(first.record_id.clone(), 0, key.clone());
+    app.deps
+        .results
+        .put_results(&gone, &[canceled])
+        .await
+        .expect("put");
+    post_and_run(&app, "resent", &[key.to_string()], json!({})).await;
+    let (intent, results) = completed(&app, "resent").await;
+    assert_eq!(
+        intent.jobs.iter().map(|j| j.records()).sum::<u64>(),
+        1,
+        "sent"
+    );
+    assert!(results[0].duplicate_of.is_none() && results[0].input_tokens > 0);
+    let recent = app
+        .deps
+        .duplicates
+        .recent(&user, app.deps.clock.now(), 10)
+        .await
+        .expect("recent");
+    assert!(
+        recent.iter().any(|s| s.first.intent_id == intent.intent_id),
+        "it is the digest's first now"
+    );
+}

@@ -111,6 +111,17 @@ impl Checker {
             expires_at: now + self.window,
         };
         let verdict = match deps.duplicates.claim(&intent.user_id, &seen, now).await? {
+            Claim::Duplicate(first) if was_cancelled(deps, intent, &first).await? => {
+                // Its owner cancelled the first: this image is sent, as the first of its digest.
+                match deps
+                    .duplicates
+                    .replace(&intent.user_id, &seen, &first, now)
+                    .await?
+                {
+                    Claim::Duplicate(other) => Verdict::Copy(other),
+                    Claim::First => Verdict::First,
+                }
+            }
             Claim::Duplicate(first) => Verdict::Copy(first),
             Claim::First => Verdict::First,
         };
@@ -182,6 +193,20 @@ impl Checker {
         follow(deps, &follower, me.expires_at).await?;
         Ok(Verdict::Copy(first))
     }
+}
+
+/// True when `first` is another request's image whose owner cancelled it (its result is
+/// `canceled`): no answer will ever come from it, so a copy must not wait on it.
+async fn was_cancelled(
+    deps: &Deps,
+    intent: &BatchIntent,
+    first: &FirstCopy,
+) -> Result<bool, StageError> {
+    if first.intent_id == intent.intent_id {
+        return Ok(false);
+    }
+    let result = deps.duplicates.first_result(first).await?;
+    Ok(result.is_some_and(|r| r.status == crate::domain::results::ResultStatus::Canceled))
 }
 
 /// Image `index` of `intent` as a first copy.

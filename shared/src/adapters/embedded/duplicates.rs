@@ -106,6 +106,49 @@ impl DuplicateIndex for SqliteDuplicates {
         })
     }
 
+    async fn replace(
+        &self,
+        user: &UserId,
+        seen: &Seen,
+        stale: &FirstCopy,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, PortError> {
+        let body = serde_json::to_string(seen).map_err(json_err)?;
+        let replaced = self.db.tx(|tx| {
+            let found: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM dup_seen WHERE user_id = ?1 AND digest = ?2",
+                    params![user.as_str(), seen.digest],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(map_err)?;
+            let found: Option<Seen> = found
+                .map(|b| serde_json::from_str(&b).map_err(json_err))
+                .transpose()?;
+            if found.is_some_and(|f| f.first == *stale) {
+                tx.execute(
+                    "INSERT OR REPLACE INTO dup_seen (user_id, digest, expires_at, seen_at, body) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        user.as_str(),
+                        seen.digest,
+                        ts(seen.expires_at),
+                        ts(seen.seen_at),
+                        body
+                    ],
+                )
+                .map_err(map_err)?;
+                return Ok(true);
+            }
+            Ok(false)
+        })?;
+        if replaced {
+            return Ok(Claim::First);
+        }
+        self.claim(user, seen, now).await
+    }
+
     async fn recent(
         &self,
         user: &UserId,

@@ -261,6 +261,46 @@ impl DuplicateIndex for DynamoStore {
         ))
     }
 
+    async fn replace(
+        &self,
+        user: &UserId,
+        seen: &Seen,
+        stale: &FirstCopy,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, PortError> {
+        let index = |f: &FirstCopy| AttributeValue::N(f.index.to_string());
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.results_table)
+            .item("intentId", s(format!("dup#{user}")))
+            .item("recordId", s(&seen.digest))
+            .item("firstIntent", s(seen.first.intent_id.as_str()))
+            .item("firstIndex", index(&seen.first))
+            .item("body", s(json(seen)?))
+            .item("expiresAt", n(seen.expires_at))
+            .condition_expression("firstIntent = :i AND firstIndex = :x")
+            .expression_attribute_values(":i", s(stale.intent_id.as_str()))
+            .expression_attribute_values(":x", index(stale))
+            .send()
+            .await;
+        match put {
+            Ok(_) => {
+                self.put_recent(user, seen).await?;
+                Ok(Claim::First)
+            }
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                self.claim(user, seen, now).await
+            }
+            Err(e) => Err(classify("PutItem", e)),
+        }
+    }
+
     async fn recent(
         &self,
         user: &UserId,
