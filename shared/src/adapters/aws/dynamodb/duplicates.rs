@@ -8,9 +8,12 @@
 //! | a near-copy mark | `dupf#{intentId}` | `n#{recordId}` | `body` |
 //!
 //! A claim is one conditional PutItem: it writes when no item of the digest exists, when the
-//! one there has passed its window (TTL deletes lazily, so the condition reads `expiresAt`),
-//! when it names the same first (a replay), or a later image of the same intent
-//! (`domain::duplicates::takes_over`). Reads are strongly consistent Queries. `#` cannot
+//! one there has passed its window (TTL deletes lazily: "items that have expired and not been
+//! deleted will still show up in reads, queries, and scans", typically within two days,
+//! Developer Guide, "Working with expired items"; so the condition and every read check
+//! `expiresAt` themselves), or when it names a later image of the same intent
+//! (`domain::duplicates::takes_over`); the same first again is a replay, answered from a read
+//! without a write. Reads are strongly consistent Queries. `#` cannot
 //! appear in an intent id, so these partitions never meet an intent's results.
 
 use super::{s, unexpected, DynamoStore, Item};
@@ -24,7 +27,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-/// BatchGetItem takes at most 100 keys a call.
+/// BatchGetItem takes at most 100 keys a call, and may return some as `UnprocessedKeys`
+/// (API Reference, "BatchGetItem").
 const BATCH_GET_MAX: usize = 100;
 
 fn n(t: DateTime<Utc>) -> AttributeValue {
