@@ -132,6 +132,22 @@ pub async fn status(cli: &Cli, id: &str, user: Option<&str>) -> anyhow::Result<(
     .await
 }
 
+/// Prints the summaries of the ended nights from `since` to today, newest first.
+pub async fn nights(cli: &Cli, since: Option<&str>) -> anyhow::Result<()> {
+    let since = since.unwrap_or_default();
+    let first = shared::app::intake::parse_day(since)
+        .with_context(|| format!("--since must be a date as YYYY-MM-DD, got {since:?}"))?;
+    let app = Embedded::open(options(cli)?)?;
+    let today = app.deps.clock.now().date_naive();
+    let nights = shared::app::nights::summaries(&app.deps, first, today).await?;
+    println!("{}", report::nights_table(&nights));
+    println!(
+        "{} night(s) with a summary from {first} to {today} (a night is the UTC day its batches were accepted)",
+        nights.len()
+    );
+    Ok(())
+}
+
 /// Prints every user's usage on `day` and the night's total, from each result's tokens.
 pub async fn report(cli: &Cli, day: &str) -> anyhow::Result<()> {
     let day = shared::app::intake::parse_day(day)

@@ -36,6 +36,8 @@ pub struct EmbeddedOptions {
     pub emulator: EmulatorOptions,
     /// A manual clock that the runner moves forward instead of sleeping (tests).
     pub manual_clock: bool,
+    /// Where the manual clock starts (None: now), e.g. nights ago (tests).
+    pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
     /// Put every port the stages use behind this fault plan (tests).
     pub faults: Option<Arc<FaultPlan>>,
     /// Run the reconciler whenever the pipeline is otherwise idle, as its schedule would.
@@ -67,6 +69,7 @@ impl EmbeddedOptions {
             bus: BusOptions::default(),
             emulator,
             manual_clock: false,
+            clock_start: None,
             faults: None,
             reconcile_when_idle: true,
             index_lag: None,
@@ -147,7 +150,9 @@ impl Embedded {
             .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
         shared::adapters::data_dir::require_case_sensitive(&opts.data_dir)?;
         let (clock, run_clock): (Arc<dyn Clock>, RunClock) = if opts.manual_clock {
-            let c = Arc::new(ManualClock::new(chrono::Utc::now()));
+            let c = Arc::new(ManualClock::new(
+                opts.clock_start.unwrap_or_else(chrono::Utc::now),
+            ));
             (c.clone(), RunClock::Manual(c))
         } else {
             (Arc::new(SystemClock), RunClock::System)
@@ -162,6 +167,9 @@ impl Embedded {
         )?);
         let duplicates =
             Arc::new(shared::adapters::embedded::duplicates::SqliteDuplicates::new(db.clone())?);
+        let nights = Arc::new(shared::adapters::embedded::nights::SqliteNights::new(
+            db.clone(),
+        )?);
         let bus = Arc::new(SqliteBus::new(db, clock.clone(), opts.bus)?);
         let objects = Arc::new(FsObjectStore::new(opts.data_dir.join("s3")));
         // Under `on-demand-throttle`, InvokeModel keeps the configured requests a minute.
@@ -194,6 +202,7 @@ impl Embedded {
             leases: store.clone(),
             history,
             duplicates,
+            nights,
             webhooks: Arc::new(shared::adapters::webhook_http::HttpWebhooks),
             objects: objects.clone(),
             bus: bus.clone(),

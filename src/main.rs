@@ -120,11 +120,16 @@ enum Command {
         allow_local_webhooks: bool,
     },
     /// Print every user's images, tokens and USD of one UTC day (batches created that day),
-    /// and the night's total: what was paid against all-batch and all-on-demand.
+    /// and the night's total: what was paid against all-batch and all-on-demand. With --since,
+    /// the summaries of the ended nights from that day to today instead (the rows /ops lists).
+    #[command(group(clap::ArgGroup::new("when").required(true).args(["day", "since"])))]
     Report {
         /// The day, YYYY-MM-DD.
         #[arg(long)]
-        day: String,
+        day: Option<String>,
+        /// The first night, YYYY-MM-DD.
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Print a bearer token for `serve`, signed with the key in the data dir: a user's, or with
     /// --operator an operator's (for the operator page, /ops).
@@ -324,7 +329,8 @@ async fn main() -> anyhow::Result<()> {
             port,
             allow_local_webhooks,
         } => commands::serve(&cli, *port, *allow_local_webhooks).await,
-        Command::Report { day } => commands::report(&cli, day).await,
+        Command::Report { day: Some(day), .. } => commands::report(&cli, day).await,
+        Command::Report { since, .. } => commands::nights(&cli, since.as_deref()).await,
         Command::Token {
             user,
             operator,

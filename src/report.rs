@@ -147,3 +147,63 @@ pub fn usage_table(
     table.add_row(row("(the night)".into(), total));
     table.to_string()
 }
+
+/// The columns of a night's row: what `report --since` prints and `/ops` lists, cell for cell.
+pub const NIGHT_COLUMNS: [&str; 16] = [
+    "night",
+    "intents",
+    "images",
+    "batch",
+    "on-demand",
+    "copies",
+    "failed",
+    "not sent",
+    "flagged",
+    "cost USD",
+    "all batch USD",
+    "all on-demand USD",
+    "first 202",
+    "last answer",
+    "deadline",
+    "met",
+];
+
+/// A night's row, each figure as text (times in UTC, `MM-DD HH:MM`).
+pub fn night_cells(s: &shared::domain::night::NightSummary) -> Vec<String> {
+    let time = |t: chrono::DateTime<chrono::Utc>| t.format("%m-%d %H:%M").to_string();
+    let a = &s.answered;
+    vec![
+        s.night.to_string(),
+        s.intents.to_string(),
+        s.images.to_string(),
+        a.batch.to_string(),
+        a.on_demand.to_string(),
+        a.copied.to_string(),
+        a.failed.to_string(),
+        (a.skipped + a.canceled).to_string(),
+        s.usage.flagged.to_string(),
+        format!("{:.4}", s.usage.cost_usd),
+        format!("{:.4}", s.usage.batch_usd),
+        format!("{:.4}", s.usage.on_demand_usd),
+        time(s.first_accepted),
+        time(s.last_answer),
+        s.deadline.map(time).unwrap_or_default(),
+        match s.met {
+            Some(true) => "met".into(),
+            Some(false) => format!("missed {}", s.missed),
+            None => String::new(),
+        },
+    ]
+}
+
+/// The nights' table `report --since` prints, newest first.
+pub fn nights_table(nights: &[shared::domain::night::NightSummary]) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(NIGHT_COLUMNS.to_vec());
+    for s in nights {
+        table.add_row(night_cells(s));
+    }
+    table.to_string()
+}

@@ -131,6 +131,15 @@ pub trait IntentStore: Send + Sync {
         updated_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<BatchIntent>, PortError>;
+    /// Intents in `status` last changed at or after `since`, oldest first, at most `limit`
+    /// (the nights' points: every intent of tonight and of last night). An index read that may
+    /// lag and show an older version of an intent; it is not re-read.
+    async fn list_changed_since(
+        &self,
+        status: crate::domain::status::IntentStatus,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError>;
     /// Intents whose outbox was staged before `before`, oldest first. An index read that may
     /// miss recent writes; each intent returned is re-read and still owes its outbox.
     async fn list_pending_outbox(
@@ -307,6 +316,47 @@ pub trait DuplicateIndex: Send + Sync {
     async fn under(&self, intent: &IntentId) -> Result<(Vec<Follower>, Vec<NearMark>), PortError>;
     /// The first image's stored result, if it has one yet.
     async fn first_result(&self, first: &FirstCopy) -> Result<Option<ImageResult>, PortError>;
+}
+
+/// The nights (see `domain::night`): a point per reconciler pass and a tally per ended intent,
+/// kept [`crate::domain::night::POINTS_KEPT_DAYS`], and one summary per night. Every write is a
+/// same-key put: a replay writes the same item again.
+#[async_trait]
+pub trait NightLog: Send + Sync {
+    /// Keeps `point` of `night` until `expires_at` (one per `point.at`).
+    async fn put_point(
+        &self,
+        night: NaiveDate,
+        point: &crate::domain::night::NightPoint,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+    /// The points of `night`, oldest first.
+    async fn points(
+        &self,
+        night: NaiveDate,
+    ) -> Result<Vec<crate::domain::night::NightPoint>, PortError>;
+    /// Keeps an ended intent's `tally` under `night` until `expires_at` (one per intent).
+    async fn put_tally(
+        &self,
+        night: NaiveDate,
+        tally: &crate::domain::night::Tally,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+    /// The tallies kept under `night`.
+    async fn tallies(
+        &self,
+        night: NaiveDate,
+    ) -> Result<Vec<crate::domain::night::Tally>, PortError>;
+    /// Writes (or rewrites) the summary of its night.
+    async fn put_summary(
+        &self,
+        summary: &crate::domain::night::NightSummary,
+    ) -> Result<(), PortError>;
+    /// The summaries of those of `nights` that have one, in the order asked.
+    async fn summaries(
+        &self,
+        nights: &[NaiveDate],
+    ) -> Result<Vec<crate::domain::night::NightSummary>, PortError>;
 }
 
 /// Completion webhooks: one POST to a receiver (see `app::webhooks`).

@@ -2,7 +2,9 @@
 //! that refreshes itself from `/ops/api/state` every two seconds, and replays a queue's dead
 //! letters through the CLI's own code (`POST /ops/api/dlq/{queue}/replay`). Its data is every
 //! user's, so both calls need an operator's token (`token --operator`): a user's token is a
-//! 403, none a 401. The page takes the token from its URL fragment (`/ops#token=…`, which no
+//! 403, none a 401. The night over time comes from `GET /ops/api/nights` (the last 14 nights'
+//! summaries, the rows `report --since` prints) and `GET /ops/api/nights/{date}` (one night's
+//! points, summary and charts, see `charts.rs`). The page takes the token from its URL fragment (`/ops#token=…`, which no
 //! request carries) and keeps it in the tab's session storage.
 
 use crate::embedded::Embedded;
@@ -14,6 +16,8 @@ use axum::{Json, Router};
 use serde_json::json;
 use shared::topology::Queue;
 use std::sync::Arc;
+
+pub mod charts;
 
 /// The page, compiled into the binary.
 const PAGE: &str = include_str!("page.html");
@@ -30,6 +34,8 @@ pub fn router(app: Arc<Embedded>, key: Arc<intake::LocalKey>) -> Router {
         .route("/ops", get(|| async { Html(PAGE) }))
         .route("/ops/api/state", get(state))
         .route("/ops/api/dlq/{queue}/replay", post(replay))
+        .route("/ops/api/nights", get(nights))
+        .route("/ops/api/nights/{night}", get(night))
         .with_state(Ops { app, key })
 }
 
@@ -110,6 +116,55 @@ async fn replay(State(ops): State<Ops>, headers: HeaderMap, Path(queue): Path<St
     };
     match ops.app.bus.replay_dead_letters(queue, 100) {
         Ok(moved) => Json(json!({"queue": queue.name(), "replayed": moved})).into_response(),
+        Err(e) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+/// `GET /ops/api/nights`: the last 14 nights' summaries, newest first, each with its row as
+/// `report --since` prints it.
+async fn nights(State(ops): State<Ops>, headers: HeaderMap) -> Response {
+    if let Some(r) = refusal(&ops, &headers) {
+        return r;
+    }
+    match shared::app::nights::last_nights(&ops.app.deps).await {
+        Ok(rows) => {
+            let nights: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|s| json!({"night": s.night, "cells": crate::report::night_cells(s), "summary": s}))
+                .collect();
+            Json(json!({"columns": crate::report::NIGHT_COLUMNS, "nights": nights})).into_response()
+        }
+        Err(e) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+/// `GET /ops/api/nights/{date}`: one night's summary (once it ended), points and charts.
+async fn night(State(ops): State<Ops>, headers: HeaderMap, Path(night): Path<String>) -> Response {
+    if let Some(r) = refusal(&ops, &headers) {
+        return r;
+    }
+    let Ok(day) = chrono::NaiveDate::parse_from_str(&night, "%Y-%m-%d") else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "invalid_night",
+            format!("night: must be a date as YYYY-MM-DD, got {night:?}"),
+        );
+    };
+    match shared::app::nights::view(&ops.app.deps, day).await {
+        Ok(view) => {
+            let charts = charts::charts(day, &view.points);
+            let mut body = serde_json::to_value(&view).unwrap_or_default();
+            body["charts"] = serde_json::to_value(charts).unwrap_or_default();
+            Json(body).into_response()
+        }
         Err(e) => refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

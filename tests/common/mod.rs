@@ -18,7 +18,7 @@ pub const SAMPLE_KEYS: [&str; 3] = [
 ];
 
 pub struct TestApp {
-    pub app: Embedded,
+    pub app: std::sync::Arc<Embedded>,
     _dir: tempfile::TempDir,
 }
 
@@ -57,7 +57,17 @@ pub async fn app_with(configure: impl FnOnce(&mut EmbeddedOptions)) -> TestApp {
             assert!(tries < 3, "upload {key}: {e}");
         }
     }
-    TestApp { app, _dir: dir }
+    TestApp {
+        app: std::sync::Arc::new(app),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// The app's data dir (the CLI's `--data-dir`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
 }
 
 pub async fn app() -> TestApp {

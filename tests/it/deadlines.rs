@@ -15,29 +15,38 @@ use shared::domain::status::{BedrockJobStatus, IntentStatus};
 use std::sync::Arc;
 
 /// Images of the request: more than Bedrock's minimum of 100 and more than one redrive chunk.
-const IMAGES: usize = 150;
+pub(crate) const IMAGES: usize = 150;
 
 /// The acceptance's setting: the job minimum of 100, pooled below 10,000, the pool sealed at
 /// once and padded, deadlines from a minute ahead.
 async fn night_app(faults: &[BedrockFault], plan: Option<Arc<FaultPlan>>) -> TestApp {
     let faults = faults.to_vec();
-    let app = app_with(move |o: &mut EmbeddedOptions| {
+    app_with(move |o: &mut EmbeddedOptions| {
+        night_options(o);
         o.emulator.faults = faults;
-        o.settings.quotas.min_records_per_job = 100;
-        o.settings.pool_below_records = 10_000;
-        o.settings.pool_deadline_secs = 0;
-        o.settings.below_minimum = BelowMinimum::Pad;
-        o.settings.min_deadline_secs = 60;
-        o.emulator.quotas = o.settings.quotas.clone();
         o.faults = plan;
     })
-    .await;
-    app
+    .await
+}
+
+/// The acceptance's settings (see [`night_app`]).
+pub(crate) fn night_options(o: &mut EmbeddedOptions) {
+    o.settings.quotas.min_records_per_job = 100;
+    o.settings.pool_below_records = 10_000;
+    o.settings.pool_deadline_secs = 0;
+    o.settings.below_minimum = BelowMinimum::Pad;
+    o.settings.min_deadline_secs = 60;
+    o.emulator.quotas = o.settings.quotas.clone();
 }
 
 /// Uploads [`IMAGES`] receipts and posts them with a deadline two minutes ahead; returns the
 /// deadline.
 async fn post(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
+    post_named(app, "by-morning").await
+}
+
+/// [`post`] as intent `name`.
+pub(crate) async fn post_named(app: &TestApp, name: &str) -> chrono::DateTime<chrono::Utc> {
     let mut keys = Vec::new();
     for i in 0..IMAGES {
         let key = format!("uploads/{SAMPLE_USER}/2026-12-03/d{i:03}.png");
@@ -47,10 +56,7 @@ async fn post(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
         keys.push(key);
     }
     let deadline = app.deps.clock.now() + chrono::Duration::seconds(120);
-    let mut body = direct(
-        "by-morning",
-        &keys.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let mut body = direct(name, &keys.iter().map(String::as_str).collect::<Vec<_>>());
     body["deadline"] = serde_json::json!(deadline.to_rfc3339());
     let answer = app.intake(body).await;
     assert_eq!(status(&answer), 202, "{answer}");

@@ -29,6 +29,8 @@ pub async fn handle(deps: &Deps, _event: Value) -> Result<Value, shared::app::St
         deadline_at_risk = r.deadline.at_risk,
         deadline_stopped = r.deadline.stopped,
         deadline_moved_on_demand = r.deadline.moved_on_demand,
+        night_points = r.nights.points,
+        night_summaries = r.nights.summaries,
         "reconcile pass done"
     );
     Ok(json!({
@@ -44,5 +46,7 @@ pub async fn handle(deps: &Deps, _event: Value) -> Result<Value, shared::app::St
         "deadlineAtRisk": r.deadline.at_risk,
         "deadlineStopped": r.deadline.stopped,
         "deadlineMovedOnDemand": r.deadline.moved_on_demand,
+        "nightPoints": r.nights.points,
+        "nightSummaries": r.nights.summaries,
     }))
 }

@@ -10,6 +10,7 @@ pub mod lease;
 pub mod limits;
 pub mod lists;
 pub mod manifest;
+pub mod nights;
 pub mod normalized;
 pub mod on_demand;
 mod on_demand_job;
@@ -46,6 +47,7 @@ pub struct Deps {
     pub leases: Arc<dyn crate::ports::Leases>,
     pub history: Arc<dyn crate::ports::JobHistory>,
     pub duplicates: Arc<dyn crate::ports::DuplicateIndex>,
+    pub nights: Arc<dyn crate::ports::NightLog>,
     pub webhooks: Arc<dyn crate::ports::WebhookPoster>,
     pub objects: Arc<dyn ObjectStore>,
     pub bus: Arc<dyn EventBus>,

@@ -49,7 +49,7 @@ pub struct ModelRow {
     pub slots: u32,
 }
 
-/// One Bedrock (or on-demand) job of an open intent.
+/// One Bedrock (or on-demand) job of an open intent, or of one of tonight's that ended.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobRow {
@@ -113,7 +113,12 @@ pub async fn snapshot(deps: &Deps) -> Result<OpsView, StageError> {
                 .map_or(&[], Vec::as_slice),
         ),
         models: models(deps).await?,
-        jobs: open.iter().flat_map(|i| job_rows(i)).collect(),
+        jobs: open
+            .iter()
+            .copied()
+            .chain(ended_today(&by_status, tonight.day))
+            .flat_map(job_rows)
+            .collect(),
         intents_by_status: by_status
             .iter()
             .map(|(s, v)| (s.as_str().to_owned(), v.len()))
@@ -131,6 +136,19 @@ pub async fn snapshot(deps: &Deps) -> Result<OpsView, StageError> {
             .collect(),
         tonight: tonight.rounded(),
     })
+}
+
+/// Intents of `day` that have ended and ran jobs of their own or shared ones (a pool member's
+/// planned job never runs): tonight's finished jobs stay listed.
+fn ended_today(
+    by_status: &std::collections::HashMap<IntentStatus, Vec<BatchIntent>>,
+    day: chrono::NaiveDate,
+) -> impl Iterator<Item = &BatchIntent> {
+    by_status
+        .iter()
+        .filter(|(s, _)| s.is_terminal())
+        .flat_map(|(_, v)| v)
+        .filter(move |i| i.pool.is_none() && i.created_at.date_naive() == day)
 }
 
 /// Waiting (not yet sealed) pooled intents, per model.

@@ -4,7 +4,8 @@
 //! It also re-announces intents stuck before submission (REQUESTED or MANIFEST_READY for
 //! longer than `stuck_after_secs`, their message lost or parked in a DLQ) and publishes owed
 //! events whose writer died (the outbox sweep). Last, it seals pools (see `pool.rs`): a
-//! schedule with one reconciler at a time is the pools' single sealer.
+//! schedule with one reconciler at a time is the pools' single sealer. And it keeps a point of
+//! the night and, once a night has ended, its summary (see `nights.rs`).
 //!
 //! Replay: a status the intent already has is refused by the state machine, so a second pass
 //! writes nothing; a re-announcement only repeats an idempotent stage.
@@ -26,6 +27,7 @@ pub struct ReconcileReport {
     pub swept: usize,
     pub pools: super::pool::PoolReport,
     pub deadline: super::deadline::CutoffReport,
+    pub nights: super::nights::NightsReport,
 }
 
 /// Pooled intents read per pool round (a night of 100,000 users pools most of them; a round
@@ -62,6 +64,13 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     }
     pool_rounds(deps, &mut report).await;
     report.swept = sweep_outboxes(deps, limit).await?;
+    // Last, so the point sees what this pass did; a failure leaves one point out, no more.
+    match super::nights::record_pass(deps).await {
+        Ok(n) => report.nights = n,
+        Err(e) => {
+            tracing::warn!(error = %e, "keeping the night's point failed; the next pass tries again")
+        }
+    }
     Ok(report)
 }
 

@@ -163,6 +163,11 @@ pub async fn nightly(deps: &Deps, day: NaiveDate) -> Result<NightlyReport, Stage
     let Some(model) = deps.settings.default_model().cloned() else {
         return Err(StageError::Permanent("no model is configured".into()));
     };
+    // The nights that ended since the last run get their summaries (a pass of the reconciler
+    // may not have seen their last intent end); a failure here must not hold the run up.
+    if let Err(e) = super::nights::close_ended(deps).await {
+        tracing::warn!(error = %e, "summarizing the ended nights failed; the reconciler tries again");
+    }
     let users = deps.uploads.users(day).await?;
     let deadline = deps.settings.nightly_deadline(deps.clock.now());
     let outcomes: Vec<(UserId, Result<bool, IntakeError>)> = stream::iter(users)

@@ -22,6 +22,16 @@ pub async fn add_intent(
     intent: &BatchIntent,
     usage: &mut Usage,
 ) -> Result<(), StageError> {
+    add_intent_and(deps, intent, usage, |_| {}).await
+}
+
+/// Adds every result of `intent` to `usage`, and shows each to `each` (one read of them).
+pub async fn add_intent_and(
+    deps: &Deps,
+    intent: &BatchIntent,
+    usage: &mut Usage,
+    mut each: impl FnMut(&crate::domain::results::ImageResult) + Send,
+) -> Result<(), StageError> {
     let price = deps.settings.price_for(&intent.model_id);
     let discount = deps.settings.batch_discount;
     let mut after = None;
@@ -39,6 +49,7 @@ pub async fn add_intent(
                 .and_then(|id| crate::domain::ids::ModelId::parse(id).ok())
                 .and_then(|m| deps.settings.price_for(&m));
             usage.add(r, (price.as_ref(), reask_price.as_ref()), discount);
+            each(r);
         }
         match page.last() {
             Some(last) if page.len() == PAGE => after = Some(last.record_id.clone()),

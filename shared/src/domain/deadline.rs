@@ -201,3 +201,9 @@ pub fn redrive_extra_usd(records: u64, on_demand_usd_per_record: f64, batch_disc
 #[cfg(test)]
 #[path = "deadline_tests.rs"]
 mod tests;
+
+/// Whether something that ends at `end` ends after `deadline`: ending at the deadline itself
+/// meets it.
+pub fn ends_after(end: DateTime<Utc>, deadline: DateTime<Utc>) -> bool {
+    end > deadline
+}

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod intent;
 pub mod manifest;
 pub mod media;
+pub mod night;
 pub mod normalize;
 pub mod plan;
 pub mod pool;

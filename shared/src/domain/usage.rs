@@ -115,7 +115,8 @@ impl Usage {
         );
     }
 
-    fn add_tokens(
+    /// Adds `input` and `output` tokens of one run, priced as it ran.
+    pub fn add_tokens(
         &mut self,
         input: u64,
         output: u64,

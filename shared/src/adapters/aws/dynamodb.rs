@@ -39,6 +39,7 @@
 mod allowances;
 mod duplicates;
 mod history;
+mod nights;
 mod slots;
 mod uploads;
 pub use uploads::DynamoUploads;
@@ -437,6 +438,15 @@ impl IntentStore for DynamoStore {
             .limit(limit.min(1000) as i32);
         let items = first_items(query, limit).await?;
         self.reread(&items, |i| i.status == status).await
+    }
+
+    async fn list_changed_since(
+        &self,
+        status: crate::domain::status::IntentStatus,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError> {
+        nights::changed_since(self, status, since, limit).await
     }
 
     async fn list_pending_outbox(

@@ -171,6 +171,7 @@ impl AwsClients {
             rates: store.clone(),
             leases: store.clone(),
             duplicates: store.clone(),
+            nights: store.clone(),
             history: store,
             webhooks: std::sync::Arc::new(crate::adapters::webhook_http::HttpWebhooks),
             objects: Arc::new(s3::S3ObjectStore::new(self.s3.clone())),

@@ -165,6 +165,19 @@ impl IntentStore for Faulty<dyn IntentStore> {
             )
             .await
     }
+    async fn list_changed_since(
+        &self,
+        status: crate::domain::status::IntentStatus,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError> {
+        self.plan
+            .around(
+                "store.list_changed_since",
+                self.inner.list_changed_since(status, since, limit),
+            )
+            .await
+    }
     async fn list_pending_outbox(
         &self,
         before: DateTime<Utc>,
@@ -323,6 +336,7 @@ pub fn wrap_deps(deps: &crate::app::Deps, plan: &Arc<FaultPlan>) -> crate::app::
         leases: deps.leases.clone(),
         history: deps.history.clone(),
         duplicates: deps.duplicates.clone(),
+        nights: deps.nights.clone(),
         webhooks: deps.webhooks.clone(),
         objects: Faulty::wrap(deps.objects.clone(), plan.clone()),
         bus: Faulty::wrap(deps.bus.clone(), plan.clone()),

@@ -10,6 +10,7 @@ pub mod faults;
 pub mod history;
 mod index_lag;
 pub mod local_model;
+pub mod nights;
 pub mod objects;
 pub mod runtime_emulator;
 pub mod store;

@@ -380,6 +380,22 @@ impl IntentStore for SqliteStore {
         })
     }
 
+    async fn list_changed_since(
+        &self,
+        status: crate::domain::status::IntentStatus,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<BatchIntent>, PortError> {
+        self.db.tx(|tx| {
+            self.query_index(
+                tx,
+                "WHERE idx.status = ?1 AND idx.updated_at >= ?2 ORDER BY idx.updated_at LIMIT ?3",
+                &[&status.as_str(), &ts(since), &(limit as i64)],
+                |i| i.status == status,
+            )
+        })
+    }
+
     async fn list_pending_outbox(
         &self,
         before: DateTime<Utc>,

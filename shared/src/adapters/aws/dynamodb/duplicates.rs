@@ -74,7 +74,7 @@ impl DynamoStore {
         }
     }
 
-    async fn put_under(
+    pub(super) async fn put_under(
         &self,
         pk: String,
         sk: String,
