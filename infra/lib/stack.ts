@@ -823,6 +823,9 @@ export class BatchOrchestratorStack extends Stack {
       [f.reconciler, ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
       // submitter: an on-demand job's results, and what is stored already (a resumed run).
       [f.submitter, ['dynamodb:BatchWriteItem', 'dynamodb:Query']],
+      // intake-events: the nightly run's start tallies the intents of nights that ended since
+      // the reconciler's last pass (their results, and the night's points and tallies).
+      [f['intake-events'], ['dynamodb:Query']],
     ];
     for (const [fn, actions] of results) {
       allow(fn, 'ResultStore', actions, [this.resultsTable.tableArn]);
@@ -830,6 +833,15 @@ export class BatchOrchestratorStack extends Stack {
     allow(f['manifest-builder'], 'DuplicateIndex', ['dynamodb:PutItem'], [this.resultsTable.tableArn], {
       'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['dup#*', 'dupr#*', 'dupf#*'] },
     });
+    // The nights (shared/src/adapters/aws/dynamodb/nights.rs): the reconciler keeps a point of
+    // the night each pass and the tally of each intent that ended; the nightly run's start
+    // (intake-events) the tallies of nights that ended since. Plain PutItems, on `night#`
+    // partitions only; a night's summary is an intents-table item (IntentStore's PutItem).
+    for (const fn of [f.reconciler, f['intake-events']]) {
+      allow(fn, 'NightLog', ['dynamodb:PutItem'], [this.resultsTable.tableArn], {
+        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['night#*'] },
+      });
+    }
 
     // manifest-builder: reads the uploaded images (GetObject; `head` is a ranged GetObject; the
     // source of the server-side copy of an s3Location image), lists a day's prefix by range

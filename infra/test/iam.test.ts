@@ -153,7 +153,7 @@ describe('function roles', () => {
   const INTENTS = ['dynamodb:GetItem', 'dynamodb:PutItem'];
   // intake-events' dynamodb:PutItem and dynamodb:Query also cover the uploads index (see UploadsIndex);
   // manifest-builder's dynamodb:Query is the uploads index alone. dynamodb:Query also covers the
-  // results table for intake, status-watcher and reconciler (see RESULTS below).
+  // results table for intake, intake-events, status-watcher and reconciler (see RESULTS below).
   const EXPECTED: Record<FunctionName, string[]> = {
     // No uploads: the index, the copies and the nightly run are intake-events'.
     intake: [...LOGS, ...INTENTS, 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'dynamodb:BatchGetItem', 'events:PutEvents',
@@ -194,7 +194,11 @@ describe('function roles', () => {
     reconciler: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
     // an on-demand job's results, and the stored ones a resumed run skips
     submitter: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
+    // the nightly run's start: the results, points and tallies of nights that ended
+    'intake-events': ['dynamodb:Query'],
   };
+  /** The functions that keep the nights' points and tallies: PutItem on `night#` partitions. */
+  const NIGHT_LOG: FunctionName[] = ['intake-events', 'reconciler'];
   /**
    * Every S3 statement of each function, as [Sid, actions, bucket, objects?] (none for the
    * others): the buckets and keys its code reads and writes, and nothing else.
@@ -301,7 +305,7 @@ describe('function roles', () => {
       }
       // The results table is written only with BatchWriteItem: no role may PutItem there, but
       // the manifest builder's conditional puts of the duplicate index, on its partitions only.
-      for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:PutItem') && x.Sid !== 'DuplicateIndex')) {
+      for (const s of st.filter((x) => asArray(x.Action).includes('dynamodb:PutItem') && !['DuplicateIndex', 'NightLog'].includes(x.Sid as string))) {
         expect([intents, uploads]).toContainEqual(s.Resource);
       }
     }
@@ -424,12 +428,19 @@ describe('function roles', () => {
         Resource: arnOf(stack.resultsTable),
         Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['dup#*', 'dupr#*', 'dupf#*'] } },
       }] : [];
+      const nights = NIGHT_LOG.includes(name) ? [{
+        Sid: 'NightLog',
+        Effect: 'Allow',
+        Action: 'dynamodb:PutItem',
+        Resource: arnOf(stack.resultsTable),
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['night#*'] } },
+      }] : [];
       expect(st).toEqual([{
         Sid: 'ResultStore',
         Effect: 'Allow',
         Action: expected.length === 1 ? expected[0] : expected,
         Resource: arnOf(stack.resultsTable),
-      }, ...index]);
+      }, ...index, ...nights]);
     }
   });
 

@@ -16,6 +16,8 @@ mod aws_e2e;
 mod aws_history;
 #[cfg(feature = "aws")]
 mod aws_limits;
+#[cfg(feature = "aws")]
+mod aws_nights;
 mod bedrock_faults;
 mod chaos;
 mod deadlines;
