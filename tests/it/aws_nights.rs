@@ -37,13 +37,15 @@ async fn when_a_night_is_kept_on_aws_should_read_back_in_order_and_replay_to_one
     let keep = at + Duration::days(30);
     let mut ended = intent("i-1", at);
     ended.status = IntentStatus::Completed;
-    let mut answered = Answered::default();
-    answered.batch = 1;
+    let answered = Answered {
+        batch: 1,
+        ..Answered::default()
+    };
     let tally = Tally::ended(&ended, answered, Usage::default());
     // Points out of order, a tally and a summary each written twice.
     for minutes in [30, 10, 20] {
         let p = night::point(
-            &[tally.clone()],
+            std::slice::from_ref(&tally),
             at + Duration::minutes(minutes),
             BTreeMap::new(),
         );
@@ -57,7 +59,7 @@ async fn when_a_night_is_kept_on_aws_should_read_back_in_order_and_replay_to_one
         .put_tally(day, &tally, keep)
         .await
         .expect("replay");
-    let summary = night::summarize(day, &[tally.clone()], &[]).expect("ended");
+    let summary = night::summarize(day, std::slice::from_ref(&tally), &[]).expect("ended");
     deps.nights.put_summary(&summary).await.expect("summary");
     deps.nights.put_summary(&summary).await.expect("replay");
 
