@@ -158,7 +158,13 @@ fn open(cli: &Cli, images: usize) -> anyhow::Result<Embedded> {
     let mut opts = options_in(cli, &dir)?;
     // Bedrock's "not now" (create-quota-exceeded) is waited out in seconds, not minutes.
     opts.settings.create_backoff_secs = opts.settings.create_backoff_secs.min(1);
-    let min = opts.settings.quotas.min_records_per_job;
+    // The demo posts to the default model: its minimum, as every stage reads it.
+    let min = opts
+        .settings
+        .default_model()
+        .map_or(opts.settings.quotas.min_records_per_job, |m| {
+            opts.settings.quotas_for(m).min_records_per_job
+        });
     let pooled = (images as u64) < min;
     if pooled {
         opts.settings.pool_deadline_secs = 0;

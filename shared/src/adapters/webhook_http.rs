@@ -1,4 +1,4 @@
-//! Webhooks over HTTP (`reqwest`, rustls): one POST, no redirects followed, 15 seconds at most
+//! Webhooks over HTTP (`reqwest`, rustls with ring): one POST, no redirects followed, 15 seconds at most
 //! (the Standard Webhooks spec: "somewhere between 15 and 30s").
 //! Unless local receivers are allowed, the host's addresses are resolved first, each must be
 //! public (`domain::webhook::is_public`), and the connection is pinned to the address checked,
@@ -30,6 +30,8 @@ impl WebhookPoster for HttpWebhooks {
     ) -> Result<u16, PortError> {
         let url = crate::domain::webhook::check_url(url, allow_local)
             .map_err(|rule| PortError::new(ErrorKind::Validation, format!("webhook: {rule}")))?;
+        // rustls' provider for the process: ring (a second install, or the SDK's, is left be).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT);

@@ -6,9 +6,9 @@
 //! second stop of a stopping job is ignored). A submitter that created a job just as the
 //! cancel landed stops that job itself (see `submit`).
 
-use super::outbox::{save, Saved};
-use super::status::{job_status, JobView};
-use super::{cas_loop, lost_races, Cas, Deps, StageError};
+use crate::app::outbox::{save, Saved};
+use crate::app::status::{job_status, JobView};
+use crate::app::{cas_loop, lost_races, Cas, Deps, StageError};
 use crate::domain::ids::{IntentId, JobId, UserId};
 use crate::domain::intent::{BatchIntent, Cancel, ImageSelection};
 use crate::domain::results::ImageResult;
@@ -94,13 +94,13 @@ async fn leave_shared_job(
     member: &BatchIntent,
     shared: &IntentId,
 ) -> Result<(), StageError> {
-    let canceled: Vec<ImageResult> = super::lists::images(deps, member)
+    let canceled: Vec<ImageResult> = crate::app::lists::images(deps, member)
         .await?
         .iter()
         .filter(|i| i.rejected.is_none())
         .map(|i| ImageResult::canceled(i.record_id.clone(), i.index, i.key.clone()))
         .collect();
-    super::duplicates::store(deps, &member.intent_id, &canceled).await?;
+    crate::app::duplicates::store(deps, &member.intent_id, &canceled).await?;
     cas_loop((), move |()| async move {
         let Some(pool) = deps.store.get(shared).await? else {
             // Not created yet (its sealer died): the next pool pass creates it without this
@@ -110,7 +110,7 @@ async fn leave_shared_job(
         if !matches!(pool.selection, ImageSelection::Pool { .. }) {
             return Ok(Cas::Done(()));
         }
-        for m in super::lists::members(deps, &pool).await? {
+        for m in crate::app::lists::members(deps, &pool).await? {
             // A member the shared job holds that still waits for it.
             let still_wanted = deps.store.get(&m.intent_id).await?.is_some_and(|i| {
                 i.status == IntentStatus::Pooled

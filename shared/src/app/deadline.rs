@@ -8,8 +8,8 @@
 //! and a marked job that is still open is asked again on the next pass; Bedrock's answer for a
 //! job already ending is taken as done. A moved job is refused a second move.
 
-use super::outbox::{save, Saved};
-use super::{Deps, StageError};
+use crate::app::outbox::{save, Saved};
+use crate::app::{Deps, StageError};
 use crate::domain::deadline::{cutoff, learned_pace, Outlook, Pace, Split};
 use crate::domain::ids::{BedrockJobArn, ModelId};
 use crate::domain::intent::{BatchIntent, BatchJob};
@@ -38,7 +38,7 @@ async fn wait_secs(deps: &Deps, model: &ModelId, pace: &Pace) -> Result<f64, Sta
         return Ok(0.0);
     }
     let now = deps.clock.now();
-    let waiting = super::slots::waiting_intents(deps, now, Some(model))
+    let waiting = crate::app::slots::waiting_intents(deps, now, Some(model))
         .await?
         .len() as u32;
     let waves = waiting / cap + 1;
@@ -241,7 +241,7 @@ async fn stop_late_job(
     }
     // The cancel's stop: a job already ending or ended (a late completion, a replayed stop)
     // answers ConflictException, taken as done; its event or the next poll brings the end.
-    super::cancel::stop_job(deps, arn).await
+    crate::app::cancel::stop_job(deps, arn).await
 }
 
 /// Moves a job that never got a slot to on-demand; true when this call moved it. A slot a
@@ -254,7 +254,7 @@ async fn move_job(deps: &Deps, intent: &BatchIntent, job: &BatchJob) -> Result<b
     }
     let moved = matches!(save(deps, next, intent.version).await?, Saved::Written(_));
     if moved {
-        super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
+        crate::app::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
         tracing::warn!(intent_id = %intent.intent_id, job_no = job.job_no, "job still waiting for a slot at its cut-off; running it on-demand");
     }
     Ok(moved)

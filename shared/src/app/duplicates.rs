@@ -24,7 +24,7 @@
 //! retryable failure, a redrive) rewrites its result and its copies with the new answer, one
 //! result per copy, still 0 tokens.
 
-use super::{Deps, StageError};
+use crate::app::{Deps, StageError};
 use crate::domain::duplicates::{
     digest, follower_result, nearest, perceptual, Claim, FirstCopy, Follower, NearMark, Seen,
 };

@@ -6,7 +6,7 @@
 //! after [`TTL`]) is resumed by whoever comes then, and a holder that finished leaves nothing
 //! to do.
 
-use super::Deps;
+use crate::app::Deps;
 use crate::ports::PortError;
 
 /// How long a lease lasts unless renewed: the longest a Lambda runs, so a live holder never

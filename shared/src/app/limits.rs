@@ -21,8 +21,8 @@
 //! - a crash between counting and creating leaves the images counted (the safe direction: the
 //!   user's day allows fewer, never more).
 
-use super::intake::IntakeError;
-use super::Deps;
+use crate::app::intake::IntakeError;
+use crate::app::Deps;
 use crate::domain::ids::{IntentId, UserId};
 use crate::domain::intent::{BatchIntent, ImageSelection};
 use chrono::{Duration, NaiveDate};

@@ -9,7 +9,7 @@
 //! - `manifests/{jobId}/lists/images.jsonl`: the images the manifest builder resolved;
 //! - `manifests/{jobId}/lists/members.jsonl`: a shared job's members, written before its intent.
 
-use super::{Deps, StageError};
+use crate::app::{Deps, StageError};
 use crate::domain::bedrock::S3Uri;
 use crate::domain::ids::{JobId, ObjectKey};
 use crate::domain::intent::{

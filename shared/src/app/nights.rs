@@ -12,7 +12,7 @@
 //! night, each computed from what is stored, so a replayed pass writes the same items again.
 //! A summary is rewritten only when the night changed (another intent of the day ended later).
 
-use super::{Deps, StageError};
+use crate::app::{Deps, StageError};
 use crate::domain::ids::IntentId;
 use crate::domain::intent::BatchIntent;
 use crate::domain::night::{self, Answered, NightPoint, NightSummary, Tally};
@@ -130,7 +130,7 @@ async fn tallies(
                 let mut usage = Usage::default();
                 let mut answered = Answered::default();
                 let count = |r: &ImageResult| answered.count(r);
-                super::usage::add_intent_and(deps, intent, &mut usage, count).await?;
+                crate::app::usage::add_intent_and(deps, intent, &mut usage, count).await?;
                 let t = Tally::ended(intent, answered, usage);
                 let keep_until = deps.clock.now() + Duration::days(POINTS_KEPT_DAYS);
                 deps.nights.put_tally(day, &t, keep_until).await?;

@@ -12,7 +12,7 @@
 //! original ([`make`], never the cached copy). The manifest builder uses a copy only while its
 //! original is still there: a deleted upload is `not found`, as it was before copies existed.
 
-use super::{Deps, StageError};
+use crate::app::{Deps, StageError};
 use crate::domain::bedrock::S3Uri;
 use crate::domain::family::RecordFamily;
 use crate::domain::ids::ObjectKey;

@@ -13,7 +13,7 @@
 //! the record's `max_record_attempts`; anything else ends the record at once, a validation
 //! error included.
 
-use super::Deps;
+use crate::app::Deps;
 use crate::domain::bedrock::OutputLine;
 use crate::domain::ids::{ModelId, ObjectKey, RecordId};
 use crate::domain::receipt::Review;
@@ -45,7 +45,7 @@ impl Limits {
         Self {
             deadline: intent.deadline,
             until: deps.clock.now() + BUDGET,
-            review: super::watch::review_of(deps, intent),
+            review: crate::app::watch::review_of(deps, intent),
         }
     }
 }
@@ -103,7 +103,7 @@ async fn run_one(
     let tokens = deps.settings.quota_tokens_per_record(model);
     let (mut attempts, mut refusals) = (rec.attempts, 0u32);
     let error = loop {
-        let answer = match super::pace::take_turn(deps, model, tokens, budget_end).await {
+        let answer = match crate::app::pace::take_turn(deps, model, tokens, budget_end).await {
             // No turn before the call ends: the next call takes the record.
             Ok(None) => return None,
             Ok(Some(turn)) => {
@@ -111,8 +111,14 @@ async fn run_one(
                 let answer = deps.on_demand.invoke(model, &rec.model_input).await;
                 if let Ok(output) = &answer {
                     if let Some(a) = crate::domain::family::read_any(output) {
-                        super::pace::settle(deps, model, turn, a.input_tokens, a.output_tokens)
-                            .await;
+                        crate::app::pace::settle(
+                            deps,
+                            model,
+                            turn,
+                            a.input_tokens,
+                            a.output_tokens,
+                        )
+                        .await;
                     }
                 }
                 answer
@@ -134,7 +140,7 @@ async fn run_one(
                 break e;
             }
             deps.clock
-                .sleep_until(super::pace::retry_at(deps, attempts))
+                .sleep_until(crate::app::pace::retry_at(deps, attempts))
                 .await;
             continue;
         }
@@ -142,7 +148,7 @@ async fn run_one(
         attempts = attempts.saturating_sub(1).max(rec.attempts);
         refusals += 1;
         crate::metrics::count(crate::metrics::ON_DEMAND_THROTTLED, 1);
-        let next = super::pace::retry_at(deps, refusals);
+        let next = crate::app::pace::retry_at(deps, refusals);
         if deadline.is_some_and(|d| next > d) {
             tracing::warn!(record_id = %rec.record_id, refusals, error = %e, "Bedrock refused until the deadline");
             break e;

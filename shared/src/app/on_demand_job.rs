@@ -7,9 +7,9 @@
 //! costs at most one chunk's calls and answers no image twice; the job's end is a
 //! version-conditional write that a second run finds done.
 
-use super::on_demand::{PartInputs, Pending, CHUNK};
-use super::remainder::JobRecords;
-use super::{Deps, StageError};
+use crate::app::on_demand::{PartInputs, Pending, CHUNK};
+use crate::app::remainder::JobRecords;
+use crate::app::{Deps, StageError};
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{IntentId, RecordId};
 use crate::domain::intent::{BatchIntent, BatchJob};
@@ -40,7 +40,7 @@ pub(super) async fn run_job(
     job: &BatchJob,
 ) -> Result<Ran, StageError> {
     let key = format!("on-demand#{}#{}", intent.intent_id, job.job_no);
-    let Some(lease) = super::lease::Lease::take(deps, key).await? else {
+    let Some(lease) = crate::app::lease::Lease::take(deps, key).await? else {
         tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, "another runner holds this on-demand job");
         return Ok(Ran::Held);
     };
@@ -54,11 +54,11 @@ async fn run_held(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,
-    lease: &super::lease::Lease,
+    lease: &crate::app::lease::Lease,
 ) -> Result<Ran, StageError> {
     let started = std::time::Instant::now();
-    let limits = super::on_demand::Limits::for_call(deps, intent);
-    let records = super::watch::job_records(deps, intent, job).await?;
+    let limits = crate::app::on_demand::Limits::for_call(deps, intent);
+    let records = crate::app::watch::job_records(deps, intent, job).await?;
     let done = stored(deps, &records).await?;
     let wanted: HashMap<&str, _> = records
         .iter()
@@ -113,17 +113,17 @@ async fn run_chunk(
     deps: &Deps,
     intent: &BatchIntent,
     chunk: Vec<Pending>,
-    (records, limits): (&JobRecords, &super::on_demand::Limits),
+    (records, limits): (&JobRecords, &crate::app::on_demand::Limits),
 ) -> Result<(), StageError> {
     if chunk.is_empty() {
         return Ok(());
     }
-    let mut results = super::on_demand::run(deps, &intent.model_id, chunk, limits).await;
-    super::reask::reask_job(deps, intent, &mut results, (records, limits.until)).await?;
+    let mut results = crate::app::on_demand::run(deps, &intent.model_id, chunk, limits).await;
+    crate::app::reask::reask_job(deps, intent, &mut results, (records, limits.until)).await?;
     if intent.is_pool_job() {
-        super::pool::route_to_members(deps, intent, results).await
+        crate::app::pool::route_to_members(deps, intent, results).await
     } else {
-        super::duplicates::store(deps, &intent.intent_id, &results).await
+        crate::app::duplicates::store(deps, &intent.intent_id, &results).await
     }
 }
 
@@ -139,7 +139,7 @@ async fn stored(
     let ours: HashSet<&RecordId> = records.values().map(|(rid, ..)| rid).collect();
     let mut out = HashMap::new();
     for owner in owners {
-        for r in super::pool::all_results(deps, owner).await? {
+        for r in crate::app::pool::all_results(deps, owner).await? {
             let done = r.on_demand || !r.is_retryable_failure();
             if ours.contains(&r.record_id) && r.status != ResultStatus::Skipped && done {
                 out.insert(r.record_id.clone(), r);

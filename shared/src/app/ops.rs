@@ -3,7 +3,7 @@
 //! their deadline, and tonight's cost. Read through the same ports as the API (index reads,
 //! so a write of the last seconds may show on the next refresh).
 
-use super::{Deps, StageError};
+use crate::app::{Deps, StageError};
 use crate::domain::intent::BatchIntent;
 use crate::domain::status::IntentStatus;
 use crate::domain::usage::DayUsage;
@@ -101,7 +101,7 @@ pub async fn snapshot(deps: &Deps) -> Result<OpsView, StageError> {
     let mut tonight = DayUsage::new(now.date_naive());
     for intent in by_status.values().flatten() {
         if intent.created_at.date_naive() == tonight.day && !intent.is_pool_job() {
-            super::usage::add_intent(deps, intent, &mut tonight.usage).await?;
+            crate::app::usage::add_intent(deps, intent, &mut tonight.usage).await?;
         }
     }
     Ok(OpsView {

@@ -3,7 +3,7 @@
 //! publish leaves the events in the store; after a grace period any replay (or the sweep)
 //! takes them over, so no intent is stranded and no event is published by two racers.
 
-use super::{Deps, StageError};
+use crate::app::{Deps, StageError};
 use crate::domain::intent::BatchIntent;
 use crate::ports::Updated;
 use chrono::{DateTime, Utc};
@@ -24,7 +24,7 @@ pub async fn save(deps: &Deps, mut next: BatchIntent, expected: u64) -> Result<S
         Updated::Stale(current) => Ok(Saved::Stale(current)),
         Updated::Written => {
             // An intent that ended frees its user's open place (idempotent: see `limits`).
-            super::limits::close_ended(deps, &next).await;
+            crate::app::limits::close_ended(deps, &next).await;
             Ok(Saved::Written(Box::new(publish_owned(deps, next).await?)))
         }
     }
@@ -93,10 +93,10 @@ async fn clear(
     intent: BatchIntent,
     published: &[String],
 ) -> Result<BatchIntent, StageError> {
-    super::cas_loop(intent, move |mut intent: BatchIntent| async move {
+    crate::app::cas_loop(intent, move |mut intent: BatchIntent| async move {
         let expected = intent.version;
         let Some(outbox) = intent.outbox.as_mut() else {
-            return Ok(super::Cas::Done(intent));
+            return Ok(crate::app::Cas::Done(intent));
         };
         outbox
             .events
@@ -106,13 +106,13 @@ async fn clear(
         }
         intent.version = expected + 1;
         match deps.store.update(&intent, expected).await? {
-            Updated::Written => Ok(super::Cas::Done(intent)),
+            Updated::Written => Ok(crate::app::Cas::Done(intent)),
             // The item as the race left it: decide again on that, without a re-read.
-            Updated::Stale(current) => Ok(super::Cas::Again(*current)),
+            Updated::Stale(current) => Ok(crate::app::Cas::Again(*current)),
         }
     })
     .await?
-    .ok_or_else(|| super::lost_races("outbox clear"))
+    .ok_or_else(|| crate::app::lost_races("outbox clear"))
 }
 
 /// The outbox sweep, a scheduled pass: publishes the events of intents whose writer crashed

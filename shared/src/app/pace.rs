@@ -7,7 +7,7 @@
 //! Replay: a turn is taken per call, never given back; a call retried after a crash takes a
 //! new one (the budget errs towards calling slower, never faster).
 
-use super::Deps;
+use crate::app::Deps;
 use crate::domain::ids::ModelId;
 use crate::domain::rate::{backoff, window_budget, window_of, WINDOW_SECS};
 use crate::ports::PortError;

@@ -18,8 +18,8 @@
 //! A family whose batch records reference images in S3 (Nova) is re-asked with the image
 //! inline: InvokeModel takes Nova's `source.bytes` as base64 (see `domain::family::nova`).
 
-use super::on_demand::Pending;
-use super::{Deps, StageError};
+use crate::app::on_demand::Pending;
+use crate::app::{Deps, StageError};
 use crate::domain::family::{ImageRef, RecordFamily};
 use crate::domain::ids::{IntentId, ObjectKey, RecordId};
 use crate::domain::intent::BatchIntent;
@@ -70,16 +70,16 @@ pub async fn reask_flagged(
     let Some(prompt) = crate::domain::manifest::prompt(&intent.prompt_version) else {
         return Ok(());
     };
-    let limits = super::on_demand::Limits {
+    let limits = crate::app::on_demand::Limits {
         deadline: intent.deadline,
         until,
-        review: super::watch::review_of(deps, intent),
+        review: crate::app::watch::review_of(deps, intent),
     };
     let shape = (family, image_policy, prompt);
     let mut left = asked.len();
     // A chunk at a time, within the call's end: only a chunk's inputs are in memory, and what
     // the call has no time for keeps its first answer, flagged for a person.
-    for chunk in asked.chunks(super::on_demand::CHUNK) {
+    for chunk in asked.chunks(crate::app::on_demand::CHUNK) {
         if deps.clock.now() >= until {
             tracing::warn!(intent_id = %intent.intent_id, left, "no time left to ask the rest again; their first answers stay flagged");
             break;
@@ -97,7 +97,7 @@ pub async fn reask_flagged(
                 });
             }
         }
-        let answers = super::on_demand::run(deps, &model, pending, &limits).await;
+        let answers = crate::app::on_demand::run(deps, &model, pending, &limits).await;
         crate::metrics::count(crate::metrics::RECEIPTS_REASKED, answers.len() as u64);
         let mut by_record: HashMap<RecordId, ImageResult> = answers
             .into_iter()
@@ -120,7 +120,7 @@ pub(super) async fn reask_job(
     deps: &Deps,
     intent: &BatchIntent,
     results: &mut [ImageResult],
-    (records, until): (&super::remainder::JobRecords, DateTime<Utc>),
+    (records, until): (&crate::app::remainder::JobRecords, DateTime<Utc>),
 ) -> Result<(), StageError> {
     let owners: HashMap<&RecordId, &IntentId> =
         records.values().map(|(rid, _, _, o)| (rid, o)).collect();
@@ -143,7 +143,7 @@ async fn already_reasked(
     let owners: HashSet<IntentId> = wanted.iter().map(|rid| owner(rid)).collect();
     let mut out = HashMap::new();
     for o in owners {
-        for r in super::pool::all_results(deps, &o).await? {
+        for r in crate::app::pool::all_results(deps, &o).await? {
             if r.reask.is_some() && wanted.contains(&r.record_id) {
                 out.insert(r.record_id.clone(), r);
             }
@@ -178,5 +178,5 @@ async fn input_for(
     .await
     .ok()
     .flatten();
-    Ok(line.and_then(|l| super::on_demand::input_of(&l, |_| true).map(|(_, v)| v)))
+    Ok(line.and_then(|l| crate::app::on_demand::input_of(&l, |_| true).map(|(_, v)| v)))
 }

@@ -10,10 +10,10 @@
 //! Replay: a status the intent already has is refused by the state machine, so a second pass
 //! writes nothing; a re-announcement only repeats an idempotent stage.
 
-use super::outbox::sweep_outboxes;
-use super::outbox::{save, Saved};
-use super::watch::apply_job_event;
-use super::{Deps, Outcome, StageError};
+use crate::app::outbox::sweep_outboxes;
+use crate::app::outbox::{save, Saved};
+use crate::app::watch::apply_job_event;
+use crate::app::{Deps, Outcome, StageError};
 use crate::domain::bedrock::JobEvent;
 use crate::domain::status::IntentStatus;
 use chrono::Duration;
@@ -25,9 +25,9 @@ pub struct ReconcileReport {
     pub reannounced: usize,
     pub failed: usize,
     pub swept: usize,
-    pub pools: super::pool::PoolReport,
-    pub deadline: super::deadline::CutoffReport,
-    pub nights: super::nights::NightsReport,
+    pub pools: crate::app::pool::PoolReport,
+    pub deadline: crate::app::deadline::CutoffReport,
+    pub nights: crate::app::nights::NightsReport,
 }
 
 /// Pooled intents read per pool round (a night of 100,000 users pools most of them; a round
@@ -43,7 +43,7 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     let now = deps.clock.now();
     poll_open_jobs(deps, now, limit, &mut report).await?;
     // After the poll (progress is fresh); a failure must not keep the rest from running.
-    match super::deadline::enforce(deps, limit).await {
+    match crate::app::deadline::enforce(deps, limit).await {
         Ok(d) => {
             report.failed += d.failed;
             report.deadline = d;
@@ -65,7 +65,7 @@ pub async fn reconcile(deps: &Deps, limit: usize) -> Result<ReconcileReport, Sta
     pool_rounds(deps, &mut report).await;
     report.swept = sweep_outboxes(deps, limit).await?;
     // Last, so the point sees what this pass did; a failure leaves one point out, no more.
-    match super::nights::record_pass(deps).await {
+    match crate::app::nights::record_pass(deps).await {
         Ok(n) => report.nights = n,
         Err(e) => {
             tracing::warn!(error = %e, "keeping the night's point failed; the next pass tries again")
@@ -192,7 +192,7 @@ async fn reannounce_stuck(
 async fn pool_rounds(deps: &Deps, report: &mut ReconcileReport) {
     let started = std::time::Instant::now();
     for round in 0..POOL_ROUNDS {
-        match super::pool::pool_pass(deps, POOL_WINDOW, round == 0).await {
+        match crate::app::pool::pool_pass(deps, POOL_WINDOW, round == 0).await {
             Ok(p) => {
                 let progressed =
                     p.sealed_by_size + p.sealed_by_deadline + p.sealed_idle + p.on_demand_intents;
@@ -220,14 +220,14 @@ async fn wake_waiting(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, StageError> {
     // Index read (may lag). Safe: each intent is re-read; one not shown yet waits a pass more.
-    let models: std::collections::BTreeSet<_> = super::slots::waiting_intents(deps, now, None)
+    let models: std::collections::BTreeSet<_> = crate::app::slots::waiting_intents(deps, now, None)
         .await?
         .into_iter()
         .map(|i| i.model_id)
         .collect();
     let mut woken = 0;
     for model in &models {
-        woken += super::slots::wake_while_free(deps, model).await?;
+        woken += crate::app::slots::wake_while_free(deps, model).await?;
     }
     Ok(woken)
 }

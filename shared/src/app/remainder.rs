@@ -10,7 +10,7 @@
 //! as the parent's end, and their manifests sit at deterministic keys, so a replay before that
 //! write rewrites the same objects and one after it is refused as stale.
 
-use super::{Deps, StageError};
+use crate::app::{Deps, StageError};
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{IntentId, ObjectKey, RecordId};
 use crate::domain::intent::{BatchIntent, BatchJob, MappedRecord};
@@ -62,7 +62,7 @@ pub(super) async fn plan_rerun(
     if (wanted.len() as u64) < min.max(1) {
         return Ok(None);
     }
-    let jobs = super::manifest::rerun::write_rerun(deps, intent, job, &wanted, false).await?;
+    let jobs = crate::app::manifest::rerun::write_rerun(deps, intent, job, &wanted, false).await?;
     crate::metrics::count(crate::metrics::JOBS_RERUN, jobs.len() as u64);
     crate::metrics::count(crate::metrics::RECORDS_RETRIED, wanted.len() as u64);
     tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, records = wanted.len(), jobs = jobs.len(), "remainder goes into a new batch job");
@@ -81,7 +81,7 @@ async fn wanted_records(
     records: &JobRecords,
     failed: &HashMap<&RecordId, &ImageResult>,
 ) -> Result<HashMap<String, MappedRecord>, StageError> {
-    let stored = super::pool::stored_results(deps, intent, failed.values().copied()).await?;
+    let stored = crate::app::pool::stored_results(deps, intent, failed.values().copied()).await?;
     Ok(records
         .iter()
         .filter(|(_, (rid, ..))| failed.contains_key(rid))
@@ -152,7 +152,7 @@ pub(super) async fn plan_redrive(
     if wanted.is_empty() {
         return Ok(None);
     }
-    let jobs = super::manifest::rerun::write_rerun(deps, intent, job, &wanted, true).await?;
+    let jobs = crate::app::manifest::rerun::write_rerun(deps, intent, job, &wanted, true).await?;
     crate::metrics::count(crate::metrics::RECORDS_REDRIVEN, wanted.len() as u64);
     tracing::warn!(intent_id = %intent.intent_id, job_no = job.job_no, records = wanted.len(), "deadline: the job's unanswered records are redriven on-demand");
     Ok(Some(Rerun {
@@ -189,7 +189,8 @@ pub(super) async fn rerun_retryable(
     // A replay of this job's end (a redelivery, or the reconciler racing the watcher) finds
     // what earlier re-runs stored: those stand, and are not paid for again.
     let stored =
-        super::pool::stored_results(deps, intent, candidates.iter().map(|&i| &results[i])).await?;
+        crate::app::pool::stored_results(deps, intent, candidates.iter().map(|&i| &results[i]))
+            .await?;
     let mut replayed = false;
     candidates.retain(|&i| match stored.get(&results[i].record_id) {
         // Its owner left the shared job: its answer is dropped, so it is not paid for.
@@ -231,7 +232,7 @@ pub(super) async fn rerun_retryable(
     let take = |rid: String, input| {
         let &i = wanted.get(&rid)?;
         let r = &results[i];
-        let pending = super::on_demand::Pending {
+        let pending = crate::app::on_demand::Pending {
             record_id: r.record_id.clone(),
             index: r.image_index,
             key: r.image_key.clone(),
@@ -240,14 +241,14 @@ pub(super) async fn rerun_retryable(
         };
         Some((i, pending))
     };
-    let mut inputs = super::on_demand::PartInputs::new(job.part_uris());
-    let limits = super::on_demand::Limits::for_call(deps, intent);
+    let mut inputs = crate::app::on_demand::PartInputs::new(job.part_uris());
+    let limits = crate::app::on_demand::Limits::for_call(deps, intent);
     let mut done = Vec::new();
     loop {
         let chunk = inputs
             .next_chunk(deps, |r| wanted.contains_key(r), take)
             .await?;
-        let last = chunk.len() < super::on_demand::CHUNK;
+        let last = chunk.len() < crate::app::on_demand::CHUNK;
         done.extend(rerun_chunk(deps, intent, chunk, &limits).await?);
         if last {
             break;
@@ -263,19 +264,19 @@ pub(super) async fn rerun_retryable(
 async fn rerun_chunk(
     deps: &Deps,
     intent: &BatchIntent,
-    chunk: Vec<(usize, super::on_demand::Pending)>,
-    limits: &super::on_demand::Limits,
+    chunk: Vec<(usize, crate::app::on_demand::Pending)>,
+    limits: &crate::app::on_demand::Limits,
 ) -> Result<Vec<(usize, ImageResult)>, StageError> {
     if chunk.is_empty() {
         return Ok(Vec::new());
     }
     let (slots, records): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
     let asked = records.len();
-    let rerun = super::on_demand::run(deps, &intent.model_id, records, limits).await;
+    let rerun = crate::app::on_demand::run(deps, &intent.model_id, records, limits).await;
     if intent.is_pool_job() {
-        super::pool::route_to_members(deps, intent, rerun.clone()).await?;
+        crate::app::pool::route_to_members(deps, intent, rerun.clone()).await?;
     } else {
-        super::duplicates::store(deps, &intent.intent_id, &rerun).await?;
+        crate::app::duplicates::store(deps, &intent.intent_id, &rerun).await?;
     }
     if rerun.len() < asked {
         // Bedrock refused some past the call's budget: the message is tried again, and

@@ -5,8 +5,8 @@
 //! can be lost (it reads a lagging index, or dies): each reconciler pass wakes waiting intents
 //! while their model has free slots ([`wake_while_free`]).
 
-use super::outbox::{save, Saved};
-use super::{Deps, StageError};
+use crate::app::outbox::{save, Saved};
+use crate::app::{Deps, StageError};
 use crate::domain::ids::ModelId;
 use crate::domain::status::IntentStatus;
 

@@ -1,8 +1,8 @@
 //! The status read behind `statusUrl`: one intent as its owner sees it. Another user's job is
 //! reported exactly like a missing one, so no existence leaks.
 
-use super::StageError;
 use crate::app::Deps;
+use crate::app::StageError;
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{JobId, UserId};
 use crate::domain::intent::{BatchIntent, ProcessingPath};
@@ -105,7 +105,7 @@ async fn deduplicated(
         return Ok(None);
     }
     let mut usage = crate::domain::usage::Usage::default();
-    super::usage::add_intent(deps, intent, &mut usage).await?;
+    crate::app::usage::add_intent(deps, intent, &mut usage).await?;
     let usage = usage.rounded();
     Ok(Some(Deduplicated {
         images: intent.duplicates,

@@ -5,8 +5,8 @@
 //! crash between create and record) never starts a second job; a job whose ARN is recorded is
 //! not created again, and once the intent is SUBMITTED a replay writes nothing.
 
-use super::outbox::{save, take_over, Saved};
-use super::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
+use crate::app::outbox::{save, take_over, Saved};
+use crate::app::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
 use crate::domain::bedrock::CreateJobRequest;
 use crate::domain::ids::{BedrockJobArn, IntentId};
 use crate::domain::intent::{BatchIntent, BatchJob, CreateBackoff};
@@ -44,7 +44,7 @@ async fn submit_next(
         // run (and bill) for an intent nobody wants.
         if let Some(arn) = created.take() {
             tracing::warn!(bedrock_job_arn = %arn, "cancelled during submission; stopping the job just created");
-            super::cancel::stop_job(deps, &arn).await?;
+            crate::app::cancel::stop_job(deps, &arn).await?;
         }
         if intent.status != IntentStatus::ManifestReady && intent.has_unsubmitted_job() {
             return drop_unsubmitted(deps, intent).await;
@@ -121,13 +121,13 @@ async fn create_refused(
             // Bedrock's own count is full (other applications share the account's quota) or
             // it throttles: free our slot and wait like an intent with no free slot, backing
             // off, without spending the message's receive count.
-            super::slots::release(deps, &intent.model_id, &job.client_token).await?;
+            crate::app::slots::release(deps, &intent.model_id, &job.client_token).await?;
             crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
             tracing::info!(job_id = %intent.job_id, model = %intent.model_id, error = %e, "Bedrock said not now; waiting");
             wait(deps, intent, true, created).await
         }
         CreateRefusal::Never(reason) => {
-            super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
+            crate::app::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await?;
             crate::metrics::refused(reason.metric());
             tracing::error!(job_id = %intent.job_id, model = %intent.model_id, error = %e, "Bedrock refused the job for good");
             refuse(deps, intent, job, reason, created).await
@@ -167,7 +167,7 @@ async fn reannounce_after_lease(
     intent.reannounce(now)?;
     let grace = chrono::Duration::seconds(deps.settings.outbox_grace_secs);
     if let Some(outbox) = intent.outbox.as_mut() {
-        outbox.staged_at = now + super::lease::TTL - grace;
+        outbox.staged_at = now + crate::app::lease::TTL - grace;
     }
     intent.version = expected + 1;
     match deps.store.update(&intent, expected).await? {
@@ -194,8 +194,8 @@ async fn run_on_demand(
     intent: BatchIntent,
     job: &BatchJob,
 ) -> Result<Cas<Outcome, Option<BedrockJobArn>>, StageError> {
-    use super::on_demand_job::Ran;
-    let summary = match super::on_demand_job::run_job(deps, &intent, job).await? {
+    use crate::app::on_demand_job::Ran;
+    let summary = match crate::app::on_demand_job::run_job(deps, &intent, job).await? {
         Ran::Done(summary) => summary,
         // Another runner holds it: this message is answered (no receive count spent), and the
         // intent is announced again once the lease would have run out, should its holder die.
@@ -218,7 +218,7 @@ async fn run_on_demand(
     }
     if next.is_pool_job() && next.status.is_terminal() && !was_terminal {
         // Members end first, as when a shared batch job ends.
-        super::pool::finish_members(deps, &next).await?;
+        crate::app::pool::finish_members(deps, &next).await?;
     }
     match save(deps, next, expected).await? {
         Saved::Written(i) if i.has_unsubmitted_job() => Ok(Cas::Next(None)),
@@ -252,7 +252,7 @@ async fn record_created(
             // stop what was created, or it would run and bill for records run elsewhere (the
             // cut-off pass freed its slot).
             tracing::warn!(bedrock_job_arn = %arn, job_no = job.job_no, "job moved to on-demand while created; stopping it");
-            super::cancel::stop_job(deps, &arn).await?;
+            crate::app::cancel::stop_job(deps, &arn).await?;
             Ok(Cas::Again(None))
         }
         Saved::Stale(_) => Ok(Cas::Again(Some(arn))),
@@ -340,12 +340,12 @@ async fn stop_created(deps: &Deps, intent: &BatchIntent) {
         .filter(|j| !j.status.is_some_and(|s| s.is_terminal()));
     for job in running {
         if let Some(arn) = &job.arn {
-            if let Err(e) = super::cancel::stop_job(deps, arn).await {
+            if let Err(e) = crate::app::cancel::stop_job(deps, arn).await {
                 tracing::warn!(bedrock_job_arn = %arn, error = %e, "could not stop a job of a failed intent");
             }
         }
         if let Err(e) =
-            super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await
+            crate::app::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await
         {
             tracing::warn!(error = %e, "could not free a slot of a failed intent");
         }
@@ -369,7 +369,7 @@ async fn drop_unsubmitted(
         Saved::Written(i) => {
             // A submitter that took a slot for one of them and died left it taken.
             for holder in &dropped {
-                super::slots::release_and_wake(deps, &i.model_id, holder).await?;
+                crate::app::slots::release_and_wake(deps, &i.model_id, holder).await?;
             }
             Ok(Cas::Done(Outcome::Advanced(i.status)))
         }

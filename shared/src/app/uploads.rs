@@ -11,8 +11,8 @@
 //!   derived from (userId, day), through the same `accept` as every request: running it twice,
 //!   or replaying it, finds the intents it made (`cached`) and creates nothing.
 
-use super::intake::{accept, IntakeError};
-use super::{Deps, StageError};
+use crate::app::intake::{accept, IntakeError};
+use crate::app::{Deps, StageError};
 use crate::domain::ids::{BucketName, ObjectKey, TraceId, UserId};
 use crate::domain::intent::{user_upload_prefix, ImageSelection, NewIntent};
 use crate::domain::manifest::DEFAULT_PROMPT_VERSION;
@@ -75,14 +75,14 @@ async fn normalize_at_upload(deps: &Deps, key: &ObjectKey) -> Result<Option<Stri
         return Ok(None);
     };
     // Always from the original: a re-upload under the same key replaces its copy.
-    match super::normalized::make(deps, key, family).await? {
-        super::normalized::Got::Skipped(reason) => {
+    match crate::app::normalized::make(deps, key, family).await? {
+        crate::app::normalized::Got::Skipped(reason) => {
             tracing::warn!(key = %key, reason, "upload cannot be normalized; requests will skip it");
         }
-        super::normalized::Got::Missing => {
+        crate::app::normalized::Got::Missing => {
             tracing::info!(key = %key, "upload deleted before it was normalized");
         }
-        super::normalized::Got::Ready { jpeg, .. } => {
+        crate::app::normalized::Got::Ready { jpeg, .. } => {
             let digest = crate::domain::duplicates::digest(model, DEFAULT_PROMPT_VERSION, &jpeg);
             return Ok(Some(digest));
         }
@@ -165,7 +165,7 @@ pub async fn nightly(deps: &Deps, day: NaiveDate) -> Result<NightlyReport, Stage
     };
     // The nights that ended since the last run get their summaries (a pass of the reconciler
     // may not have seen their last intent end); a failure here must not hold the run up.
-    if let Err(e) = super::nights::close_ended(deps).await {
+    if let Err(e) = crate::app::nights::close_ended(deps).await {
         tracing::warn!(error = %e, "summarizing the ended nights failed; the reconciler tries again");
     }
     let users = deps.uploads.users(day).await?;

@@ -3,7 +3,7 @@
 //! An intent counts on the UTC day it was created; a shared job's records count for their
 //! members (its results are theirs).
 
-use super::{Deps, StageError};
+use crate::app::{Deps, StageError};
 use crate::domain::ids::UserId;
 use crate::domain::intent::BatchIntent;
 use crate::domain::usage::{DayUsage, Usage};

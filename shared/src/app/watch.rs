@@ -6,8 +6,8 @@
 //! Results are upserts keyed by (intentId, recordId), so a crash between ingesting and the
 //! status write only means the replay ingests the same rows again.
 
-use super::outbox::{save, take_over, Saved};
-use super::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
+use crate::app::outbox::{save, take_over, Saved};
+use crate::app::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
 use crate::domain::bedrock::S3Uri;
 use crate::domain::bedrock::{JobEvent, ManifestSummary, NotAJobEvent, OutputLine, SUMMARY_FILE};
 use crate::domain::events::Envelope;
@@ -116,14 +116,14 @@ async fn apply_once(
     next.apply_job_status(arn, status, failure, summary, now)?;
     if next.is_pool_job() && next.status.is_terminal() {
         // Members end first, so a crash before the shared job's write is redone.
-        super::pool::finish_members(deps, &next).await?;
+        crate::app::pool::finish_members(deps, &next).await?;
     }
     let Saved::Written(i) = save(deps, next, expected).await? else {
         return Ok(Cas::Again(()));
     };
     if status.is_terminal() {
         release_slot(deps, &i, &job).await?;
-        super::deadline::record_sample(deps, &i, arn).await;
+        crate::app::deadline::record_sample(deps, &i, arn).await;
     }
     if i.status.is_terminal() && !was_terminal {
         crate::metrics::stage_time(i.status, since, now);
@@ -154,7 +154,7 @@ async fn stale_change(
     if intent.is_pool_job() && intent.status.is_terminal() {
         // A replay after the shared job's end was written: end any member a dead watcher
         // left behind (idempotent).
-        super::pool::finish_members(deps, intent).await?;
+        crate::app::pool::finish_members(deps, intent).await?;
     }
     take_over(deps, intent).await?;
     Ok(Outcome::AlreadyDone)
@@ -162,7 +162,7 @@ async fn stale_change(
 
 /// Frees the concurrency slot a finished job held (its holder is the job's client token).
 async fn release_slot(deps: &Deps, intent: &BatchIntent, job: &BatchJob) -> Result<(), StageError> {
-    super::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await
+    crate::app::slots::release_and_wake(deps, &intent.model_id, &job.client_token).await
 }
 
 /// An event can beat the submitter's write of the ARN (Bedrock emits as soon as the job
@@ -179,7 +179,7 @@ async fn not_recorded_yet(
                 // A job created for an intent cancelled before its ARN was recorded (a
                 // submitter died in between): stop it rather than let it run and bill.
                 tracing::warn!(intent_id = %intent.intent_id, bedrock_job_arn = %arn, "stopping a job of a cancelled intent");
-                super::cancel::stop_job(deps, arn).await?;
+                crate::app::cancel::stop_job(deps, arn).await?;
                 return Ok(Outcome::AlreadyDone);
             }
             if intent.status == IntentStatus::ManifestReady || intent.has_unsubmitted_job() {
@@ -234,8 +234,8 @@ async fn ingest(
     }
     let owner_cancelled = intent.cancel_requested_at.is_some();
     if !owner_cancelled {
-        let until = deps.clock.now() + super::reask::BUDGET;
-        super::reask::reask_job(deps, intent, &mut results, (&expected, until)).await?;
+        let until = deps.clock.now() + crate::app::reask::BUDGET;
+        crate::app::reask::reask_job(deps, intent, &mut results, (&expected, until)).await?;
     }
     crate::metrics::flagged(&results);
     let line_ids: HashMap<RecordId, String> = expected
@@ -245,20 +245,21 @@ async fn ingest(
     // Enough for a batch job: the remainder goes to batch; fewer: on-demand. A job stopped
     // at its deadline's cut-off, or one whose re-run would end past the deadline, has its
     // remainder redriven as an on-demand job (the submitter runs it), whatever its size.
-    let redrive = super::deadline::redrive_now(deps, intent, job).await;
+    let redrive = crate::app::deadline::redrive_now(deps, intent, job).await;
     let batch_rerun = if redrive {
-        super::remainder::plan_redrive(deps, intent, job, &expected, &results).await?
+        crate::app::remainder::plan_redrive(deps, intent, job, &expected, &results).await?
     } else {
-        super::remainder::plan_rerun(deps, intent, job, &expected, &results).await?
+        crate::app::remainder::plan_rerun(deps, intent, job, &expected, &results).await?
     };
     let rerun = batch_rerun.is_none()
         && !owner_cancelled
         && !redrive
-        && super::remainder::rerun_retryable(deps, intent, job, &line_ids, &mut results).await?;
+        && crate::app::remainder::rerun_retryable(deps, intent, job, &line_ids, &mut results)
+            .await?;
     if intent.is_pool_job() {
-        super::pool::route_to_members(deps, intent, results.clone()).await?;
+        crate::app::pool::route_to_members(deps, intent, results.clone()).await?;
     } else {
-        super::duplicates::store(deps, &intent.intent_id, &results).await?;
+        crate::app::duplicates::store(deps, &intent.intent_id, &results).await?;
     }
     // Without a readable summary, or once records were re-run, the counts come from the
     // results themselves. Bedrock's summary counts pad records too, so a padded job's counts
@@ -268,12 +269,15 @@ async fn ingest(
         .unwrap_or_else(|| counts_of(job, &results));
     counts.flagged_record_count = flagged_in(&results);
     Ok(Some(match batch_rerun {
-        Some(r) => (super::remainder::without(counts, &r.moved), Some(r.jobs)),
+        Some(r) => (
+            crate::app::remainder::without(counts, &r.moved),
+            Some(r.jobs),
+        ),
         None => (counts, None),
     }))
 }
 
-use super::remainder::JobRecords;
+use crate::app::remainder::JobRecords;
 
 /// How long after a job's end its output may still be landing: three reconciler passes.
 const OUTPUT_GRACE: chrono::Duration = chrono::Duration::minutes(15);
@@ -467,7 +471,7 @@ pub(super) async fn job_records(
 ) -> Result<JobRecords, StageError> {
     let Some(map) = &job.record_map else {
         let (before, taken) = job_record_range(intent, job);
-        let images = super::lists::images(deps, intent).await?;
+        let images = crate::app::lists::images(deps, intent).await?;
         return Ok(images
             .into_iter()
             .filter(|i| i.rejected.is_none())
@@ -484,7 +488,7 @@ pub(super) async fn job_records(
     };
     let mut out = HashMap::new();
     // Line by line: a shared job's map has a line for each of its (up to 50,000) records.
-    let mut records = super::lists::read::<MappedRecord>(deps, map).await?;
+    let mut records = crate::app::lists::read::<MappedRecord>(deps, map).await?;
     while let Some(r) = records.next().await {
         let r = r?;
         // Maps from before Bedrock-format record ids kept the member's own id in the line.

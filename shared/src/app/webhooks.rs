@@ -17,7 +17,7 @@
 //! counted by a version-conditional write. An address that resolves to this machine, its
 //! metadata service or a private network is refused when deployed, and not retried.
 
-use super::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
+use crate::app::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::intent::{BatchIntent, Outbox};
 use crate::domain::webhook::{canonical_secret, DeliveryEnd, Webhook, COMPLETED, FAILED};
@@ -36,7 +36,7 @@ pub async fn deliver(deps: &Deps, event: &DomainEvent) -> Result<Outcome, StageE
     let Some(hook) = intent.webhook.clone().filter(|h| h.ended.is_none()) else {
         return Ok(Outcome::AlreadyDone);
     };
-    let view = super::status::job_status(deps, &intent.user_id, &intent.job_id).await?;
+    let view = crate::app::status::job_status(deps, &intent.user_id, &intent.job_id).await?;
     let body = serde_json::to_vec(&serde_json::json!({
         "type": kind,
         "timestamp": event.detail.occurred_at,

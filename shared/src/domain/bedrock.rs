@@ -2,8 +2,8 @@
 //! the state-change event, output lines and `manifest.json.out`. Shapes follow
 //! `shared/docs/bedrock-batch-facts.md`; nothing here talks to AWS.
 
-use super::ids::{BedrockJobArn, BucketName, IdError, JobId, ModelId, ObjectKey, RecordId};
-use super::status::BedrockJobStatus;
+use crate::domain::ids::{BedrockJobArn, BucketName, IdError, JobId, ModelId, ObjectKey, RecordId};
+use crate::domain::status::BedrockJobStatus;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -410,7 +410,7 @@ mod tests {
     use super::*;
 
     fn job() -> JobId {
-        JobId::for_intent(&super::super::ids::IntentId::parse("i-1").expect("valid"))
+        JobId::for_intent(&crate::domain::ids::IntentId::parse("i-1").expect("valid"))
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub struct CatalogModel {
 
 impl CatalogModel {
     /// This model's batch quotas where they differ from the common defaults
-    /// ([`super::settings::Quotas::default`]).
+    /// ([`crate::domain::quotas::Quotas::default`]).
     ///
     /// Service Quotas (Amazon Bedrock, per model and Region; the General Reference's "Amazon
     /// Bedrock endpoints and quotas" table as of 2025-06, read 2026-12-03; check your account's):
@@ -51,9 +51,9 @@ impl CatalogModel {
     /// The stack takes at most `MAX_CONCURRENT_JOBS` (10) of the 20 concurrent jobs: other
     /// applications share the account's quota, and a create they crowd out waits (see
     /// `app::submit`).
-    pub fn quotas(&self) -> super::settings::QuotaOverrides {
-        super::settings::QuotaOverrides {
-            max_job_bytes: self.job_gb.map(|gb| gb * super::settings::GB),
+    pub fn quotas(&self) -> crate::domain::quotas::QuotaOverrides {
+        crate::domain::quotas::QuotaOverrides {
+            max_job_bytes: self.job_gb.map(|gb| gb * crate::domain::quotas::GB),
             ..Default::default()
         }
     }

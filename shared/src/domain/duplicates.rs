@@ -12,8 +12,9 @@
 //!   same user sent in the window is still sent and answered, and carries a
 //!   [`PossibleDuplicateOf`]. The threshold is measured (docs/performance.md, "Duplicates").
 
-use super::ids::{IntentId, JobId, ModelId, ObjectKey, RecordId};
-use super::results::{ImageResult, ResultStatus};
+use crate::domain::ids::{IntentId, JobId, ModelId, ObjectKey, RecordId};
+pub use crate::domain::results::{DuplicateOf, PossibleDuplicateOf};
+use crate::domain::results::{ImageResult, ResultStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -165,29 +166,6 @@ impl Follower {
             self.first.record_id, self.intent_id, self.record_id
         )
     }
-}
-
-/// On a copy's result: which image it copies, and what that image's answer cost (saved here).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DuplicateOf {
-    pub job_id: JobId,
-    pub image_key: ObjectKey,
-    pub saved_input_tokens: u64,
-    pub saved_output_tokens: u64,
-    /// The first was answered on-demand (its tokens are priced so).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub saved_on_demand: bool,
-}
-
-/// On an answered image that looks like one seen before.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PossibleDuplicateOf {
-    pub job_id: JobId,
-    pub image_key: ObjectKey,
-    /// Bits that differ between the two perceptual hashes (of 544).
-    pub distance: u32,
 }
 
 /// A record's near-copy mark, kept under its intent until its result is written.

@@ -1,9 +1,9 @@
 //! Our domain events and the EventBridge envelope they travel in. The envelope is plain JSON,
 //! the same on the embedded bus and on EventBridge -> SQS, so handlers parse one shape.
 
-use super::bedrock::ManifestSummary;
-use super::ids::{IntentId, JobId, TraceId, UserId};
-use super::status::IntentStatus;
+use crate::domain::bedrock::ManifestSummary;
+use crate::domain::ids::{IntentId, JobId, TraceId, UserId};
+use crate::domain::status::IntentStatus;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,8 +1,8 @@
 //! Manifest rules: how an image becomes one JSONL record, where parts and outputs live, and
 //! which images are refused before they reach Bedrock.
 
-use super::bedrock::S3Uri;
-use super::ids::{BucketName, JobId};
+use crate::domain::bedrock::S3Uri;
+use crate::domain::ids::{BucketName, JobId};
 
 /// Versioned prompt templates; the version is part of the intent's payload.
 pub const DEFAULT_PROMPT_VERSION: &str = "receipt-v2";
@@ -15,7 +15,7 @@ pub fn prompt(version: &str) -> Option<&'static str> {
         // calling (function calling) or structured output", another that only Converse-type
         // jobs refuse `toolConfig`), so the safe reading asks in words and validates every
         // answer against `schemas/receipt-v2.schema.json` itself (`domain::receipt`).
-        super::receipt::RECEIPT_V2 => Some(
+        crate::domain::receipt::RECEIPT_V2 => Some(
             "You are reading a photo of a shopping receipt. Reply with one JSON object and \
              nothing else, with exactly these keys (receipt-v2): \"merchant\" ({\"name\", \
              \"address\", \"phone\"}), \"date\" (YYYY-MM-DD), \"time\" (HH:MM), \
@@ -41,11 +41,11 @@ pub const MAX_IMAGE_BYTES: usize = 3_932_160;
 /// Claude's cap on either side of an image.
 pub const MAX_IMAGE_SIDE: u32 = 8000;
 
-pub use super::media::MediaType;
+pub use crate::domain::media::MediaType;
 
 /// Why an image cannot go into a manifest, checked on what Bedrock is sent (the normalized
 /// copy): its type by content, its size (3.75 MB) and its sides (8000 px), the dimensions read
-/// by the decoders' own header parsers ([`super::normalize::dimensions`]).
+/// by the decoders' own header parsers ([`crate::domain::normalize::dimensions`]).
 pub fn check_image(bytes: &[u8]) -> Result<MediaType, String> {
     let media = MediaType::sniff(bytes)
         .ok_or_else(|| "not a supported image (jpeg, png, gif or webp by content)".to_string())?;
@@ -55,7 +55,7 @@ pub fn check_image(bytes: &[u8]) -> Result<MediaType, String> {
             "image is {size} bytes; the limit is {MAX_IMAGE_BYTES} (3.75 MB)"
         ));
     }
-    match super::normalize::dimensions(bytes) {
+    match crate::domain::normalize::dimensions(bytes) {
         Some((w, h)) if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE => Err(format!(
             "image is {w}x{h} px; the limit is {MAX_IMAGE_SIDE} px a side"
         )),
@@ -64,13 +64,13 @@ pub fn check_image(bytes: &[u8]) -> Result<MediaType, String> {
     }
 }
 
-pub use super::plan::{Place, Splitter};
+pub use crate::domain::plan::{Place, Splitter};
 
 /// Bedrock's record ids. The user guide's record template is
 /// `{"recordId": "11 character alphanumeric string", "modelInput": {...}}` ("Format and upload
 /// your batch inference data", Amazon Bedrock User Guide), and AWS's own samples generate
 /// exactly that (`REC` + 8 digits); no looser rule is published, so ours are 11 ASCII letters
-/// and digits, unique within a job, and map back to our own [`RecordId`](super::ids::RecordId)s:
+/// and digits, unique within a job, and map back to our own [`RecordId`](crate::domain::ids::RecordId)s:
 /// - `REC{image index:08}`: an intent's own record (the intent lists its images by index);
 /// - `SHR{n:08}`: the n-th record of a shared job (its record map says whose it is);
 /// - `PAD{n:08}`: padding (its answer is dropped).
@@ -117,8 +117,8 @@ pub fn record_number(record_id: &str) -> Option<usize> {
 
 /// A padding record (below-minimum policy `pad`, or a shared job that cancels took under the
 /// minimum): the family's smallest valid request, one output token.
-pub fn pad_record(family: &dyn super::family::RecordFamily, n: u64) -> String {
-    super::family::line(&format!("{PAD_PREFIX}{n:08}"), family.pad_input())
+pub fn pad_record(family: &dyn crate::domain::family::RecordFamily, n: u64) -> String {
+    crate::domain::family::line(&format!("{PAD_PREFIX}{n:08}"), family.pad_input())
 }
 
 /// `line` (one JSONL record, newline included) with its `recordId` replaced by `id`. Our own
@@ -231,7 +231,10 @@ mod tests {
                 jpeg_encoder::ColorType::Rgb,
             )
             .expect("encode");
-        assert_eq!(super::super::normalize::dimensions(&jpeg), Some((200, 300)));
+        assert_eq!(
+            crate::domain::normalize::dimensions(&jpeg),
+            Some((200, 300))
+        );
         assert_eq!(check_image(&jpeg), Ok(MediaType::Jpeg));
     }
 

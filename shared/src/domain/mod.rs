@@ -15,6 +15,7 @@ pub mod night;
 pub mod normalize;
 pub mod plan;
 pub mod pool;
+pub mod quotas;
 pub mod rate;
 pub mod receipt;
 pub mod results;

@@ -9,13 +9,13 @@
 //! have ended (answers land when their job ends; a pool member's when its shared job or its
 //! on-demand run does). So a pass reads no results but those of the intents that ended since.
 
-use super::bedrock::ManifestSummary;
-use super::deadline::ends_after;
-use super::ids::IntentId;
-use super::intent::BatchIntent;
-use super::results::{ImageResult, ResultStatus};
-use super::settings::ModelPrice;
-use super::usage::Usage;
+use crate::domain::bedrock::ManifestSummary;
+use crate::domain::deadline::ends_after;
+use crate::domain::ids::IntentId;
+use crate::domain::intent::BatchIntent;
+use crate::domain::results::{ImageResult, ResultStatus};
+use crate::domain::settings::ModelPrice;
+use crate::domain::usage::Usage;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -27,7 +27,7 @@
 mod economy;
 pub mod receipt;
 
-use super::media::MediaType;
+use crate::domain::media::MediaType;
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use std::io::Cursor;
@@ -116,7 +116,7 @@ impl Target {
     }
 
     /// `policy` sized for `family`'s models: its long edge and its pixel count.
-    pub fn for_family(family: &dyn super::family::RecordFamily, policy: Policy) -> Self {
+    pub fn for_family(family: &dyn crate::domain::family::RecordFamily, policy: Policy) -> Self {
         Self {
             max_pixels: family.image_max_pixels(),
             ..Self::new(family.image_long_edge(), policy)

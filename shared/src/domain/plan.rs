@@ -21,7 +21,7 @@
 //!   refused job. Handing the tail back to the pool would split one request over two jobs'
 //!   results and lifecycles; padding keeps an intent's jobs its own.
 
-use super::settings::Quotas;
+use crate::domain::settings::Quotas;
 
 /// Where the next record of a manifest goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,7 +23,7 @@
 //! InvokeModel errors). They back off over a minute-scale window ([`backoff`]) and never use up
 //! a record's attempts: a record ends failed by them only when its deadline leaves no room.
 
-use super::deadline::OnDemandRate;
+use crate::domain::deadline::OnDemandRate;
 use chrono::{DateTime, Duration, Utc};
 
 /// The budget's window.

@@ -1,7 +1,7 @@
 //! Per-image results: what each receipt said, joined from Bedrock's output lines on recordId.
 
-use super::bedrock::OutputLine;
-use super::ids::{ObjectKey, RecordId};
+use crate::domain::bedrock::OutputLine;
+use crate::domain::ids::{ObjectKey, RecordId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ pub struct ImageResult {
     pub on_demand: bool,
     /// What a receipt-v2 answer was held to (`domain::receipt`), each check with its detail.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<super::receipt::Check>,
+    pub checks: Vec<crate::domain::receipt::Check>,
     /// True when any check failed: a person should look (set on every checked answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs_review: Option<bool>,
@@ -78,10 +78,10 @@ pub struct ImageResult {
     /// An exact copy of an image answered before: no model saw this one, and its fields are
     /// that image's (`domain::duplicates`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duplicate_of: Option<Box<super::duplicates::DuplicateOf>>,
+    pub duplicate_of: Option<Box<DuplicateOf>>,
     /// Answered, and looks like an image seen before (the same receipt photographed again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub possible_duplicate_of: Option<super::duplicates::PossibleDuplicateOf>,
+    pub possible_duplicate_of: Option<PossibleDuplicateOf>,
 }
 
 /// The two attempts of a record asked again.
@@ -113,7 +113,7 @@ pub struct Attempt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<super::receipt::Check>,
+    pub checks: Vec<crate::domain::receipt::Check>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -171,7 +171,7 @@ impl ImageResult {
         record_id: RecordId,
         index: usize,
         key: ObjectKey,
-        review: Option<&super::receipt::Review>,
+        review: Option<&crate::domain::receipt::Review>,
     ) -> Self {
         let mut result = Self {
             record_id,
@@ -204,7 +204,7 @@ impl ImageResult {
             result.error_message = Some("output line has neither modelOutput nor error".into());
             return result;
         };
-        let Some(answer) = super::family::read_any(output) else {
+        let Some(answer) = crate::domain::family::read_any(output) else {
             result.error_message = Some("modelOutput is in no known model's shape".into());
             return result;
         };
@@ -215,7 +215,7 @@ impl ImageResult {
         result.receipt = json.as_ref().and_then(Receipt::from_answer);
         if let Some(review) = review {
             let ctx = review.context_for(result.image_key.as_str());
-            result.checks = super::receipt::check(json.as_ref(), ctx);
+            result.checks = crate::domain::receipt::check(json.as_ref(), ctx);
             result.needs_review = Some(result.checks.iter().any(|c| !c.passed));
         }
         result.text = Some(text);
@@ -338,6 +338,31 @@ impl Receipt {
             && receipt.items.is_empty();
         (!empty).then_some(receipt)
     }
+}
+
+// What a result says of the image it copies (`domain::duplicates`).
+
+/// On a copy's result: which image it copies, and what that image's answer cost (saved here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DuplicateOf {
+    pub job_id: crate::domain::ids::JobId,
+    pub image_key: ObjectKey,
+    pub saved_input_tokens: u64,
+    pub saved_output_tokens: u64,
+    /// The first was answered on-demand (its tokens are priced so).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub saved_on_demand: bool,
+}
+
+/// On an answered image that looks like one seen before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PossibleDuplicateOf {
+    pub job_id: crate::domain::ids::JobId,
+    pub image_key: ObjectKey,
+    /// Bits that differ between the two perceptual hashes (of 544).
+    pub distance: u32,
 }
 
 #[cfg(test)]

@@ -1,33 +1,13 @@
 //! Typed settings shared by every stage. Reading them from the environment is the job of each
 //! binary's config; this is only the shape and its defaults (from bedrock-batch-facts.md).
 
-use super::catalog::{CATALOG, DEFAULT_MODELS};
-use super::deadline::{OnDemandRate, Pace};
-use super::ids::{BucketName, ModelId};
+use crate::domain::catalog::{CATALOG, DEFAULT_MODELS};
+use crate::domain::deadline::{OnDemandRate, Pace};
+use crate::domain::ids::{BucketName, ModelId};
+pub use crate::domain::quotas::{
+    quotas_for_model, QuotaOverrides, Quotas, BYTE_QUOTA_MARGIN_PERCENT, GB,
+};
 use serde::{Deserialize, Serialize};
-
-/// Bedrock batch quotas of one model. All are per model and region in Service Quotas and differ
-/// between accounts, so every one is a setting (globally, and per model through `MODEL_QUOTAS`);
-/// the defaults are the Service Quotas defaults (see [`super::catalog`] for their names and
-/// sources).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Quotas {
-    /// "Minimum number of records per batch inference job for {model}": a job with fewer
-    /// records is refused (100 for every model in the catalog).
-    pub min_records_per_job: u64,
-    /// "Records per batch inference job for {model}".
-    pub max_records_per_job: u64,
-    /// "Records per input file per batch inference job for {model}".
-    pub max_records_per_file: u64,
-    /// "Batch inference input file size (in GB) for {model}", in bytes: 1 GB = 10^9 bytes.
-    pub max_file_bytes: u64,
-    /// "Batch inference job size (in GB) for {model}", in bytes: 5 GB = 5 x 10^9 bytes.
-    pub max_job_bytes: u64,
-    /// The most submitted + in-progress jobs this stack keeps per model: a share of "Sum of
-    /// in-progress and submitted batch inference jobs using a base model for {model}" (20 by
-    /// default), which other applications in the account share.
-    pub max_concurrent_jobs: u32,
-}
 
 /// On-demand rate of a model without one of its own: 100 requests and 200,000 tokens a minute,
 /// a new account's Claude quotas ("On-demand InvokeModel requests/tokens per minute for
@@ -38,93 +18,6 @@ pub const DEFAULT_ON_DEMAND_RATE: OnDemandRate = OnDemandRate {
     requests_per_minute: 100.0,
     tokens_per_minute: 200_000.0,
 };
-
-/// One decimal gigabyte. Service Quotas names the byte quotas "(in GB)"; no AWS source says
-/// whether that is 10^9 or 2^30 bytes, and 10^9 is the smaller reading, so packing to it is safe
-/// under either.
-pub const GB: u64 = 1_000_000_000;
-
-/// The share of a byte quota the planner fills: 1% is kept back, so a job packed to the quota
-/// still passes if Bedrock counts bytes we do not (a line terminator, a rewritten URI).
-pub const BYTE_QUOTA_MARGIN_PERCENT: u64 = 1;
-
-impl Default for Quotas {
-    fn default() -> Self {
-        Self {
-            min_records_per_job: 100,
-            max_records_per_job: 50_000,
-            max_records_per_file: 50_000,
-            // Decimal GB (see [`GB`]), as literals: infra's tests read these defaults.
-            max_file_bytes: 1_000_000_000,
-            max_job_bytes: 5 * 1_000_000_000,
-            max_concurrent_jobs: 10,
-        }
-    }
-}
-
-impl Quotas {
-    /// The bytes the planner puts in one input file: the quota less the margin.
-    pub fn file_bytes_budget(&self) -> u64 {
-        self.max_file_bytes - self.max_file_bytes / 100 * BYTE_QUOTA_MARGIN_PERCENT
-    }
-
-    /// The bytes the planner puts in one job: the quota less the margin.
-    pub fn job_bytes_budget(&self) -> u64 {
-        self.max_job_bytes - self.max_job_bytes / 100 * BYTE_QUOTA_MARGIN_PERCENT
-    }
-
-    /// These quotas with each field `o` sets.
-    pub fn with(&self, o: &QuotaOverrides) -> Quotas {
-        Quotas {
-            min_records_per_job: o.min_records_per_job.unwrap_or(self.min_records_per_job),
-            max_records_per_job: o.max_records_per_job.unwrap_or(self.max_records_per_job),
-            max_records_per_file: o.max_records_per_file.unwrap_or(self.max_records_per_file),
-            max_file_bytes: o.max_file_bytes.unwrap_or(self.max_file_bytes),
-            max_job_bytes: o.max_job_bytes.unwrap_or(self.max_job_bytes),
-            max_concurrent_jobs: o.max_concurrent_jobs.unwrap_or(self.max_concurrent_jobs),
-        }
-    }
-}
-
-/// Some quotas of one model, over the global ones: the catalog's where a model differs from the
-/// common default, and `MODEL_QUOTAS` (`{modelId: {minRecordsPerJob, …}}`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct QuotaOverrides {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_records_per_job: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_records_per_job: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_records_per_file: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_file_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_job_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_concurrent_jobs: Option<u32>,
-}
-
-/// The quotas of `model`: the global ones, then the catalog's for its foundation model, then
-/// the configured ones for its id (or its foundation model's id), each field over the last.
-pub fn quotas_for_model(
-    global: &Quotas,
-    configured: &std::collections::BTreeMap<String, QuotaOverrides>,
-    model: &ModelId,
-) -> Quotas {
-    let base = super::family::base_model_id(model);
-    let mut q = global.clone();
-    if let Some(m) = base.and_then(|b| CATALOG.iter().find(|m| m.id == b)) {
-        q = q.with(&m.quotas());
-    }
-    if let Some(o) = base.and_then(|b| configured.get(b)) {
-        q = q.with(o);
-    }
-    if let Some(o) = configured.get(model.as_str()) {
-        q = q.with(o);
-    }
-    q
-}
 
 /// What happens at the pool deadline to small intents that still do not make a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,7 +55,7 @@ pub enum ReaskPolicy {
     /// The upright whole photo at full size instead of the economy crop, on-demand.
     Whole,
     /// The same photo to a stronger model, on-demand.
-    Model(super::ids::ModelId),
+    Model(crate::domain::ids::ModelId),
 }
 
 impl std::str::FromStr for ReaskPolicy {
@@ -172,7 +65,7 @@ impl std::str::FromStr for ReaskPolicy {
             "off" => Ok(Self::Off),
             "whole" => Ok(Self::Whole),
             other => match other.strip_prefix("model:") {
-                Some(id) => super::ids::ModelId::parse(id)
+                Some(id) => crate::domain::ids::ModelId::parse(id)
                     .map(Self::Model)
                     .map_err(|e| format!("model:<id> names no model id: {e}")),
                 None => Err(format!("must be off, whole or model:<id>, got {other:?}")),
@@ -302,7 +195,7 @@ pub struct Settings {
     pub estimate_output_tokens_per_image: u64,
     /// How much of a photo the model is given (`IMAGE_POLICY`).
     #[serde(default)]
-    pub image_policy: super::normalize::Policy,
+    pub image_policy: crate::domain::normalize::Policy,
     /// A request's `deadline` must be at least this far ahead (`MIN_DEADLINE_SECS`).
     pub min_deadline_secs: i64,
     /// The nightly run's deadline: this local time (`RESULTS_BY`, `HH:MM`) in `results_tz`,
@@ -376,10 +269,10 @@ impl Settings {
             batch_discount: 0.5,
             // The JSON answer is ~300 tokens.
             estimate_input_tokens_per_image: input_tokens_per_image(
-                super::normalize::Policy::Economy,
+                crate::domain::normalize::Policy::Economy,
             ),
             estimate_output_tokens_per_image: 300,
-            image_policy: super::normalize::Policy::Economy,
+            image_policy: crate::domain::normalize::Policy::Economy,
             min_deadline_secs: 900,
             results_by: None,
             results_tz: "UTC".into(),
@@ -403,7 +296,7 @@ impl Settings {
     /// Quota tokens one record of `model` is expected to burn: input plus output times the
     /// model's burndown rate (see `domain::rate`).
     pub fn quota_tokens_per_record(&self, model: &ModelId) -> u64 {
-        super::rate::quota_tokens(
+        crate::domain::rate::quota_tokens(
             model.as_str(),
             self.estimate_input_tokens_per_image,
             self.estimate_output_tokens_per_image,
@@ -413,7 +306,7 @@ impl Settings {
     /// The rate on-demand runners keep for `model` under the shared budget: what deadlines
     /// and cut-offs are planned on (see `domain::rate`).
     pub fn paced_rate(&self, model: &ModelId) -> OnDemandRate {
-        super::rate::paced(self.rate_for(model))
+        crate::domain::rate::paced(self.rate_for(model))
     }
 
     /// How answers of `prompt_version` are reviewed at `now` (see `domain::receipt`).
@@ -421,8 +314,12 @@ impl Settings {
         &self,
         prompt_version: &str,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Option<super::receipt::Review> {
-        super::receipt::Review::of(prompt_version, now.date_naive(), self.receipt_max_age_days)
+    ) -> Option<crate::domain::receipt::Review> {
+        crate::domain::receipt::Review::of(
+            prompt_version,
+            now.date_naive(),
+            self.receipt_max_age_days,
+        )
     }
 
     /// The on-demand rate of `model`: its own (by id or foundation id), else the common one.
@@ -430,7 +327,8 @@ impl Settings {
         self.on_demand_rates
             .get(model.as_str())
             .or_else(|| {
-                super::family::base_model_id(model).and_then(|b| self.on_demand_rates.get(b))
+                crate::domain::family::base_model_id(model)
+                    .and_then(|b| self.on_demand_rates.get(b))
             })
             .copied()
             .unwrap_or(self.on_demand_rate)
@@ -480,7 +378,9 @@ impl Settings {
     pub fn price_for(&self, model: &ModelId) -> Option<ModelPrice> {
         self.prices
             .get(model.as_str())
-            .or_else(|| super::family::base_model_id(model).and_then(|b| self.prices.get(b)))
+            .or_else(|| {
+                crate::domain::family::base_model_id(model).and_then(|b| self.prices.get(b))
+            })
             .copied()
     }
 
@@ -519,9 +419,9 @@ impl Settings {
     /// What one shared job of `model` may take when the pool packs it: a job's records, and 99%
     /// of its byte budget (a member's lines are rewritten with the shared job's record ids and
     /// folders).
-    pub fn pool_capacity(&self, model: &ModelId) -> super::pool::Capacity {
+    pub fn pool_capacity(&self, model: &ModelId) -> crate::domain::pool::Capacity {
         let q = self.quotas_for(model);
-        super::pool::Capacity {
+        crate::domain::pool::Capacity {
             records: q.max_records_per_job,
             bytes: q.job_bytes_budget() / 100 * 99,
         }
@@ -548,10 +448,10 @@ pub const PROMPT_TOKENS: u64 = 100;
 /// tokens, which Claude itself caps at about 1,600 (image-facts.md). Economy: the mean of the
 /// receipt-photo corpus, measured by `cargo bench --bench tokens` (docs/performance.md,
 /// "Tokens per receipt").
-pub const fn input_tokens_per_image(policy: super::normalize::Policy) -> u64 {
+pub const fn input_tokens_per_image(policy: crate::domain::normalize::Policy) -> u64 {
     match policy {
-        super::normalize::Policy::Whole => 1_500 + PROMPT_TOKENS,
-        super::normalize::Policy::Economy => ECONOMY_IMAGE_TOKENS + PROMPT_TOKENS,
+        crate::domain::normalize::Policy::Whole => 1_500 + PROMPT_TOKENS,
+        crate::domain::normalize::Policy::Economy => ECONOMY_IMAGE_TOKENS + PROMPT_TOKENS,
     }
 }
 

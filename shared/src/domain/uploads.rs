@@ -2,7 +2,7 @@
 //! "Object Created" events (an intake source) and read by the manifest builder and the nightly
 //! run instead of listing S3 prefixes.
 
-use super::ids::{IdError, IntentId, ObjectKey, UserId};
+use crate::domain::ids::{IdError, IntentId, ObjectKey, UserId};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -71,7 +71,7 @@ impl Upload {
         }
         let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| layout())?;
         let user_id = UserId::parse(user)?;
-        if super::intent::is_reserved_user(&user_id) {
+        if crate::domain::intent::is_reserved_user(&user_id) {
             return Err(IdError {
                 rule: format!("key {key:?} is under a reserved user's prefix ({user})"),
             });

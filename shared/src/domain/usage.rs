@@ -2,8 +2,8 @@
 //! was paid (batch price for records answered in batch, on-demand price for those answered
 //! on-demand) against what all-batch and all-on-demand would have cost.
 
-use super::results::{ImageResult, ResultStatus};
-use super::settings::ModelPrice;
+use crate::domain::results::{ImageResult, ResultStatus};
+use crate::domain::settings::ModelPrice;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -95,8 +95,8 @@ impl Usage {
         };
         let reask_price = reask_price.or(price);
         let (kept_price, other_price) = match reask.kept {
-            super::results::Kept::Reask => (reask_price, price),
-            super::results::Kept::First => (price, reask_price),
+            crate::domain::results::Kept::Reask => (reask_price, price),
+            crate::domain::results::Kept::First => (price, reask_price),
         };
         let other = &reask.other;
         self.add_tokens(

@@ -1,7 +1,7 @@
 //! Intake's boundary: the request body read into its typed fields, each checked against its
 //! rule, every refusal naming the field (see the module above for what is done with them).
 
-use super::{Caller, IntakeError, MAX_BODY_BYTES, RESERVED_INTENT_PREFIXES};
+use crate::app::intake::{Caller, IntakeError, MAX_BODY_BYTES, RESERVED_INTENT_PREFIXES};
 use crate::domain::ids::{IntentId, ModelId, ObjectKey, TraceId, UserId};
 use crate::domain::intent::{user_upload_prefix, ImageSelection, NewIntent};
 use crate::domain::manifest::{prompt, DEFAULT_PROMPT_VERSION};

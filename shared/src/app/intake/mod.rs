@@ -5,8 +5,8 @@
 //! stored jobId and `cached: true` (re-announcing only an outbox its writer abandoned). The
 //! same intentId with another payload is refused (409).
 
-use super::outbox::{publish_owned, take_over};
-use super::{Deps, StageError};
+use crate::app::outbox::{publish_owned, take_over};
+use crate::app::{Deps, StageError};
 use crate::domain::ids::UserId;
 use crate::domain::intent::{BatchIntent, ImageSelection, NewIntent};
 use crate::ports::{Created, PortError};
@@ -198,14 +198,14 @@ pub async fn accept(deps: &Deps, mut req: NewIntent) -> Result<Accepted, IntakeE
     // against its user's limits, before anything is written (its keys list included).
     let taken = match legacy {
         None if intent.client_intent_id.is_some() => {
-            super::limits::check_new(deps, &intent).await?
+            crate::app::limits::check_new(deps, &intent).await?
         }
         _ => None,
     };
     if legacy.is_none() {
         // Over INLINE_LIST keys, the keys go to their list first (the hash is the request's).
         let selection = std::mem::replace(&mut intent.selection, ImageSelection::Keys(Vec::new()));
-        let kept = super::lists::keep_keys(deps, &intent.job_id, &hash, selection).await;
+        let kept = crate::app::lists::keep_keys(deps, &intent.job_id, &hash, selection).await;
         intent.selection = match kept {
             Ok(selection) => selection,
             Err(e) => {
@@ -246,7 +246,7 @@ pub async fn accept(deps: &Deps, mut req: NewIntent) -> Result<Accepted, IntakeE
 /// Copies the index already knows are left out of the estimate: they will not be sent. An
 /// index that cannot be read leaves every image in it.
 async fn copies_known(deps: &Deps, intent: &BatchIntent) -> usize {
-    match super::duplicates::known_copies(deps, intent).await {
+    match crate::app::duplicates::known_copies(deps, intent).await {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "known copies unread; the estimate counts every image");
@@ -263,7 +263,7 @@ async fn estimate_completion(
     intent: &BatchIntent,
     images: usize,
 ) -> Result<chrono::DateTime<chrono::Utc>, IntakeError> {
-    let split = super::deadline::plan(deps, intent, images as u64).await?;
+    let split = crate::app::deadline::plan(deps, intent, images as u64).await?;
     let pooled = images > 0 && (images as u64) < deps.settings.pool_threshold(&intent.model_id);
     if !pooled {
         return Ok(split.estimated_completion);

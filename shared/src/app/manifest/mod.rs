@@ -6,8 +6,8 @@
 //! same objects with the same bytes; once the intent is past REQUESTED a replay writes
 //! nothing (it only takes over an orphaned outbox).
 
-use super::outbox::{save, take_over, Saved};
-use super::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
+use crate::app::outbox::{save, take_over, Saved};
+use crate::app::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
 use crate::domain::bedrock::S3Uri;
 use crate::domain::family::{self, ImageRef, RecordFamily};
 use crate::domain::ids::{IntentId, ObjectKey, RecordId};
@@ -77,18 +77,21 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
         return Ok(intent);
     };
     if let ImageSelection::Pool { .. } = &intent.selection {
-        let members = super::lists::members(deps, &intent).await?;
+        let members = crate::app::lists::members(deps, &intent).await?;
         return build_shared(deps, intent, family, &members).await;
     }
     // A day's uploads have no cap of ours: the images list moves out of the intent item
     // past INLINE_LIST, and the records split into as many jobs as Bedrock's quotas need.
     let (keys, expected) = match &intent.selection {
         ImageSelection::Day(day) => {
-            let keys = super::uploads::resolve_day(deps, &intent.user_id, *day).await?;
+            let keys = crate::app::uploads::resolve_day(deps, &intent.user_id, *day).await?;
             let n = keys.len();
             (stream::iter(keys.into_iter().map(Ok)).boxed(), n)
         }
-        other => (super::lists::keys(deps, other).await?, other.len_hint()),
+        other => (
+            crate::app::lists::keys(deps, other).await?,
+            other.len_hint(),
+        ),
     };
     if expected == 0 {
         intent.fail("no images found for this request".into(), now)?;
@@ -100,7 +103,7 @@ async fn plan_and_write(deps: &Deps, mut intent: BatchIntent) -> Result<BatchInt
     };
     // With a deadline, the part batch cannot answer in time runs on-demand from the start
     // (an intent that will pool is planned by the pool instead).
-    let split = super::deadline::plan(deps, &intent, expected as u64).await?;
+    let split = crate::app::deadline::plan(deps, &intent, expected as u64).await?;
     intent.estimated_completion = Some(split.estimated_completion);
     let runs_alone = expected as u64 >= deps.settings.pool_threshold(&intent.model_id);
     let cut = (runs_alone && split.on_demand_records > 0).then_some(split.batch_records);
@@ -141,7 +144,7 @@ async fn write_records<'d>(
     cut: Option<u64>,
 ) -> Result<Written<'d>, StageError> {
     let job_id = &intent.job_id;
-    let dups = &super::duplicates::Checker::open(deps, intent).await?;
+    let dups = &crate::app::duplicates::Checker::open(deps, intent).await?;
     let mut fetched = keys
         .enumerate()
         .map(|(index, key)| async move {
@@ -192,11 +195,11 @@ async fn write_records<'d>(
 /// one whose digest an earlier image of the request placed becomes a copy of that one.
 async fn in_order(
     deps: &Deps,
-    (intent, dups): (&BatchIntent, &super::duplicates::Checker),
+    (intent, dups): (&BatchIntent, &crate::app::duplicates::Checker),
     image: (usize, &ObjectKey, &RecordId),
     (prepared, (digest, perceptual)): (Prepared, prepare::Hashes),
 ) -> Result<Prepared, StageError> {
-    use super::duplicates::{Checked, Verdict};
+    use crate::app::duplicates::{Checked, Verdict};
     let verdict = match &prepared {
         Prepared::Copy(first) => Verdict::Copy(first.clone()),
         _ => Verdict::First,

@@ -1,8 +1,8 @@
 //! One image made ready for the writer: normalized, checked and (inline families) encoded.
 
-use super::super::duplicates::Verdict;
-use super::super::normalized::Got;
-use super::super::{Deps, StageError};
+use crate::app::duplicates::Verdict;
+use crate::app::normalized::Got;
+use crate::app::{Deps, StageError};
 use crate::domain::family::{ImageRef, ImageSource, RecordFamily};
 use crate::domain::manifest::{check_image, image_record_id};
 
@@ -14,7 +14,7 @@ pub(super) async fn prepare(
     (family, prompt_text): (&'static dyn RecordFamily, &'static str),
     (intent, dups): (
         &crate::domain::intent::BatchIntent,
-        &super::super::duplicates::Checker,
+        &crate::app::duplicates::Checker,
     ),
     (index, key, record_id): (
         usize,
@@ -23,7 +23,7 @@ pub(super) async fn prepare(
     ),
 ) -> Result<(crate::domain::bedrock::S3Uri, Prepared, Hashes), StageError> {
     let original = crate::domain::bedrock::S3Uri::object(&deps.settings.uploads_bucket, key);
-    let (jpeg, uri) = match super::super::normalized::get_or_make(deps, key, family).await? {
+    let (jpeg, uri) = match crate::app::normalized::get_or_make(deps, key, family).await? {
         Got::Ready { jpeg, uri } => (jpeg, uri),
         Got::Skipped(reason) => return Ok((original, Prepared::Rejected(reason), (None, None))),
         Got::Missing => {

@@ -1,8 +1,8 @@
 //! A re-run job's manifest: the unanswered records of a job that ended short, read back from
 //! that job's own input parts (never whole in memory), into new jobs of the same intent.
 
-use super::super::{Deps, StageError};
-use super::writer::{relocate, ManifestWriter};
+use crate::app::manifest::writer::{relocate, ManifestWriter};
+use crate::app::{Deps, StageError};
 use crate::domain::bedrock::{client_token, job_name};
 use crate::domain::family::{self, ImageSource};
 use crate::domain::intent::{BatchIntent, BatchJob, MappedRecord};
@@ -57,7 +57,7 @@ pub(crate) async fn write_rerun(
             ))
             .map_err(|e| StageError::Permanent(format!("a record map key: {e}")))?,
         );
-        super::shared::write_record_map(deps, uri, job, &map).await?;
+        crate::app::manifest::shared::write_record_map(deps, uri, job, &map).await?;
         job.attempt = attempt;
         job.job_name = job_name(&intent.job_id, job.job_no, attempt);
         job.client_token = client_token(&intent.job_id, job.job_no, attempt);

@@ -1,7 +1,7 @@
 //! A shared job's manifest, read back from its members' parts.
 
-use super::super::{Deps, StageError};
-use super::writer::{relocate, ManifestWriter};
+use crate::app::manifest::writer::{relocate, ManifestWriter};
+use crate::app::{Deps, StageError};
 use crate::domain::family::{ImageSource, RecordFamily};
 use crate::domain::intent::{BatchIntent, MappedRecord, PoolMember};
 use crate::domain::manifest::{shared_record_id, with_record_id};
@@ -68,7 +68,7 @@ async fn copy_member(
     m: &BatchIntent,
     map: &mut Vec<(u32, MappedRecord)>,
 ) -> Result<(), StageError> {
-    let member_images = super::super::lists::images(deps, m).await?;
+    let member_images = crate::app::lists::images(deps, m).await?;
     let mut accepted = member_images.iter().filter(|i| i.rejected.is_none());
     for part in m.jobs.iter().flat_map(|j| j.parts.iter()) {
         let mut lines = deps.objects.lines(&part.uri).await?;

@@ -1,6 +1,6 @@
 //! Where the manifest builder keeps an intent's images: inline, or streamed to a list.
 
-use super::super::{Deps, StageError};
+use crate::app::{Deps, StageError};
 use crate::domain::intent::{BatchIntent, ImageEntry};
 
 /// Where the manifest builder keeps the intent's images: in the intent up to
@@ -14,7 +14,7 @@ pub(super) enum ImageSink {
         job_id: crate::domain::ids::JobId,
     },
     Listed {
-        writer: super::super::lists::ListWriter,
+        writer: crate::app::lists::ListWriter,
         uri: crate::domain::bedrock::S3Uri,
         rejected: usize,
     },
@@ -37,9 +37,9 @@ impl ImageSink {
     }
 
     async fn listed(deps: &Deps, job_id: &crate::domain::ids::JobId) -> Result<Self, StageError> {
-        let uri = super::super::lists::list_uri(deps, job_id, "images");
+        let uri = crate::app::lists::list_uri(deps, job_id, "images");
         Ok(Self::Listed {
-            writer: super::super::lists::ListWriter::open(deps, &uri).await?,
+            writer: crate::app::lists::ListWriter::open(deps, &uri).await?,
             uri,
             rejected: 0,
         })

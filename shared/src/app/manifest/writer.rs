@@ -1,7 +1,7 @@
 //! The streaming writer of a manifest's parts and jobs, and the relocation of a member's
 //! S3Location images into a shared job's folder.
 
-use super::super::{Deps, StageError};
+use crate::app::{Deps, StageError};
 use crate::domain::family::{self, RecordFamily};
 use crate::domain::ids::RecordId;
 use crate::domain::intent::{BatchJob, ManifestPart};

@@ -2,8 +2,8 @@
 //! on-demand job call [`route_to_members`]), and at its end each member counted from its own
 //! results and moved from POOLED to its end.
 
-use super::super::outbox::{save, Saved};
-use super::super::{cas_loop, lost_races, Cas, Deps, StageError};
+use crate::app::outbox::{save, Saved};
+use crate::app::{cas_loop, lost_races, Cas, Deps, StageError};
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{IntentId, JobId, RecordId};
 use crate::domain::intent::BatchIntent;
@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Ends every member of a finished shared job (idempotent: an ended member is left as is).
 pub async fn finish_members(deps: &Deps, shared: &BatchIntent) -> Result<(), StageError> {
-    for member in super::super::lists::members(deps, shared).await? {
+    for member in crate::app::lists::members(deps, shared).await? {
         finish_member(deps, &member.intent_id, Some(shared)).await?;
     }
     Ok(())
@@ -114,7 +114,7 @@ pub(crate) async fn stored_results<'r>(
     records: impl Iterator<Item = &'r ImageResult>,
 ) -> Result<HashMap<RecordId, ImageResult>, StageError> {
     let mut owners: HashSet<IntentId> = HashSet::new();
-    let members: HashMap<JobId, IntentId> = super::super::lists::members(deps, intent)
+    let members: HashMap<JobId, IntentId> = crate::app::lists::members(deps, intent)
         .await?
         .into_iter()
         .map(|m| (m.job_id, m.intent_id))
@@ -153,7 +153,7 @@ pub(crate) async fn route_to_members(
         r.image_index = index;
         by_job.entry(job).or_default().push(r);
     }
-    let members = super::super::lists::members(deps, shared).await?;
+    let members = crate::app::lists::members(deps, shared).await?;
     for member in members {
         let Some(rows) = by_job.remove(&member.job_id) else {
             continue;
@@ -166,7 +166,7 @@ pub(crate) async fn route_to_members(
         if !live {
             continue;
         }
-        super::super::duplicates::store(deps, &member.intent_id, &rows).await?;
+        crate::app::duplicates::store(deps, &member.intent_id, &rows).await?;
         // A cancel that landed while these were written marked the member's records
         // canceled first; put that back, so a cancelled member's answers stay discarded.
         if let Some(m) = deps.store.get(&member.intent_id).await? {
@@ -181,7 +181,7 @@ pub(crate) async fn route_to_members(
                         )
                     })
                     .collect();
-                super::super::duplicates::store(deps, &member.intent_id, &canceled).await?;
+                crate::app::duplicates::store(deps, &member.intent_id, &canceled).await?;
             }
         }
     }

@@ -26,9 +26,9 @@
 //! (or the outbox sweep) announces; its manifest takes only the members it holds. A member
 //! on-demand resumes where it stopped: records with a success are not run again.
 
-use super::on_demand::{self, Pending};
-use super::outbox::{publish_owned, save, take_over, Saved};
-use super::{cas_loop, Cas, Deps, StageError};
+use crate::app::on_demand::{self, Pending};
+use crate::app::outbox::{publish_owned, save, take_over, Saved};
+use crate::app::{cas_loop, Cas, Deps, StageError};
 use crate::domain::ids::{IntentId, JobId, RecordId};
 use crate::domain::intent::{pool_intent_id, BatchIntent, ImageSelection, PoolMember, Refused};
 use crate::domain::manifest::image_index_of;
@@ -236,7 +236,7 @@ async fn seal_pool(
         .filter_map(|m| m.pool.as_ref().map(|p| p.since))
         .min()
         .unwrap_or(now);
-    let due = super::deadline::pool_due(deps, model_id, &group, records).await;
+    let due = crate::app::deadline::pool_due(deps, model_id, &group, records).await;
     if now - oldest < Duration::seconds(settings.pool_deadline_secs) && !due {
         report.waiting += group.len();
         return Ok(());
@@ -357,8 +357,8 @@ async fn write_shared(
     let deadline = members.iter().filter_map(|m| m.deadline).min();
     // Past INLINE_LIST members, the list goes to S3 first (its key is the shared job's).
     let (members, member_list) = if member_count > crate::domain::intent::INLINE_LIST {
-        let uri = super::lists::list_uri(deps, &JobId::for_intent(pool_id), "members");
-        super::lists::put(deps, &uri, &listed).await?;
+        let uri = crate::app::lists::list_uri(deps, &JobId::for_intent(pool_id), "members");
+        crate::app::lists::put(deps, &uri, &listed).await?;
         (Vec::new(), Some(uri))
     } else {
         (listed, None)
@@ -473,7 +473,7 @@ async fn create_shared(
 /// finds it held and leaves the member to its holder.
 async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageError> {
     let key = format!("on-demand-member#{}", m.intent_id);
-    let Some(lease) = super::lease::Lease::take(deps, key).await? else {
+    let Some(lease) = crate::app::lease::Lease::take(deps, key).await? else {
         tracing::info!(intent_id = %m.intent_id, "another runner holds this member's on-demand run");
         return Ok(());
     };
@@ -485,7 +485,7 @@ async fn run_member_on_demand(deps: &Deps, m: BatchIntent) -> Result<(), StageEr
 async fn run_member_held(
     deps: &Deps,
     m: BatchIntent,
-    lease: &super::lease::Lease,
+    lease: &crate::app::lease::Lease,
 ) -> Result<(), StageError> {
     let limits = on_demand::Limits::for_call(deps, &m);
     let done = all_results(deps, &m.intent_id).await?;
@@ -494,7 +494,7 @@ async fn run_member_held(
         .filter(|r| r.status == ResultStatus::Succeeded)
         .map(|r| (r.record_id.clone(), r))
         .collect();
-    let images = super::lists::images(deps, &m).await?;
+    let images = crate::app::lists::images(deps, &m).await?;
     // A member's own part: its lines carry `REC{image index}` (parts written before
     // Bedrock-format record ids carry the record id itself).
     let image_of = |rid: &str| match image_index_of(rid) {
@@ -544,14 +544,14 @@ async fn run_chunk(
     let records = std::mem::take(pending);
     let mut results = on_demand::run(deps, &m.model_id, records, limits).await;
     let owner = |_: &RecordId| m.intent_id.clone();
-    super::reask::reask_flagged(deps, m, &mut results, (owner, limits.until)).await?;
+    crate::app::reask::reask_flagged(deps, m, &mut results, (owner, limits.until)).await?;
     let live = deps
         .store
         .get(&m.intent_id)
         .await?
         .is_some_and(|i| i.status == IntentStatus::Pooled);
     if live && !results.is_empty() {
-        super::duplicates::store(deps, &m.intent_id, &results).await?;
+        crate::app::duplicates::store(deps, &m.intent_id, &results).await?;
     }
     if live && results.len() < asked {
         // Bedrock refused some past the call's budget: the next pass resumes the member.

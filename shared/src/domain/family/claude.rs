@@ -1,6 +1,6 @@
 //! Anthropic Claude (Messages API): images inline as base64.
 
-use super::{ImageRef, ImageSource, ModelAnswer, RecordFamily};
+use crate::domain::family::{ImageRef, ImageSource, ModelAnswer, RecordFamily};
 use crate::domain::media::MediaType;
 
 #[derive(Debug, Clone, Copy)]

@@ -8,9 +8,9 @@ mod nova;
 pub use claude::Claude;
 pub use nova::Nova;
 
-use super::bedrock::S3Uri;
-use super::ids::ModelId;
-use super::media::MediaType;
+use crate::domain::bedrock::S3Uri;
+use crate::domain::ids::ModelId;
+use crate::domain::media::MediaType;
 use serde::Serialize;
 
 /// How a family's records carry the image.

@@ -3,7 +3,7 @@
 //! to sit in the folder the job reads, so the builder copies each image into
 //! `{job input}/images/` first (a server-side copy).
 
-use super::{line, ImageRef, ImageSource, ModelAnswer, RecordFamily};
+use crate::domain::family::{line, ImageRef, ImageSource, ModelAnswer, RecordFamily};
 use crate::domain::media::MediaType;
 
 #[derive(Debug, Clone, Copy)]

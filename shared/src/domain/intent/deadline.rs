@@ -1,8 +1,8 @@
 //! An intent against its deadline: a late job stopped at its cut-off, a job moved to
 //! on-demand, an on-demand job's end, and the durations a finished job leaves behind.
 
-use super::*;
 use crate::domain::deadline::JobSample;
+use crate::domain::intent::*;
 
 impl BatchIntent {
     /// Marks job `arn` as stopped at its deadline's cut-off (the caller then asks Bedrock to

@@ -1,7 +1,7 @@
 //! An intent's lifecycle: forward-only transitions, each staging the event it owes in the
 //! outbox.
 
-use super::*;
+use crate::domain::intent::*;
 use chrono::{DateTime, Utc};
 
 impl BatchIntent {
@@ -292,7 +292,7 @@ impl BatchIntent {
     pub fn record_progress(
         &mut self,
         arn: &BedrockJobArn,
-        progress: Option<super::super::bedrock::JobProgress>,
+        progress: Option<crate::domain::bedrock::JobProgress>,
         expires_at: Option<DateTime<Utc>>,
     ) -> bool {
         let Some(job) = self.jobs.iter_mut().find(|j| j.arn.as_ref() == Some(arn)) else {

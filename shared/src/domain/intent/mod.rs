@@ -3,10 +3,12 @@
 //! (its outbox). Every change goes through a method here that refuses stale transitions;
 //! the store then writes it with a version check.
 
-use super::bedrock::{ManifestSummary, S3Uri};
-use super::events::{DomainEvent, EventDetail, EventKind};
-use super::ids::{BedrockJobArn, IntentId, JobId, ModelId, ObjectKey, RecordId, TraceId, UserId};
-use super::status::{aggregate, BedrockJobStatus, IntentStatus};
+use crate::domain::bedrock::{ManifestSummary, S3Uri};
+use crate::domain::events::{DomainEvent, EventDetail, EventKind};
+use crate::domain::ids::{
+    BedrockJobArn, IntentId, JobId, ModelId, ObjectKey, RecordId, TraceId, UserId,
+};
+use crate::domain::status::{aggregate, BedrockJobStatus, IntentStatus};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -174,7 +176,7 @@ pub struct NewIntent {
     /// When the client wants every result (see `domain::deadline`).
     pub deadline: Option<DateTime<Utc>>,
     /// Where a finished batch is told (see `domain::webhook`).
-    pub webhook: Option<super::webhook::Webhook>,
+    pub webhook: Option<crate::domain::webhook::Webhook>,
 }
 
 impl NewIntent {
@@ -205,7 +207,7 @@ pub struct ImageEntry {
     pub rejected: Option<String>,
     /// An exact copy of this earlier image, answered from it (`app::duplicates`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duplicate_of: Option<super::duplicates::FirstCopy>,
+    pub duplicate_of: Option<crate::domain::duplicates::FirstCopy>,
 }
 
 /// One JSONL file of a job's input folder.
@@ -253,7 +255,7 @@ pub struct BatchJob {
     pub retry_of: Option<u32>,
     /// Bedrock's record counts while the job runs, and when it times out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub progress: Option<super::bedrock::JobProgress>,
+    pub progress: Option<crate::domain::bedrock::JobProgress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Run on-demand, not as a Bedrock job: the part of an intent the deadline planner found
@@ -298,16 +300,16 @@ impl BatchJob {
     pub fn planned(
         job_id: &JobId,
         job_no: u32,
-        manifests: &super::ids::BucketName,
-        outputs: &super::ids::BucketName,
+        manifests: &crate::domain::ids::BucketName,
+        outputs: &crate::domain::ids::BucketName,
     ) -> Self {
         Self {
             job_no,
             attempt: 1,
-            job_name: super::bedrock::job_name(job_id, job_no, 1),
-            client_token: super::bedrock::client_token(job_id, job_no, 1),
-            input: super::manifest::job_input_prefix(manifests, job_id, job_no),
-            output: super::manifest::job_output_prefix(outputs, job_id, job_no),
+            job_name: crate::domain::bedrock::job_name(job_id, job_no, 1),
+            client_token: crate::domain::bedrock::client_token(job_id, job_no, 1),
+            input: crate::domain::manifest::job_input_prefix(manifests, job_id, job_no),
+            output: crate::domain::manifest::job_output_prefix(outputs, job_id, job_no),
             parts: Vec::new(),
             arn: None,
             status: None,
@@ -395,7 +397,7 @@ pub struct BatchIntent {
     pub estimated_completion: Option<DateTime<Utc>>,
     /// Where its end is told; its secret is never shown in a view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<super::webhook::Webhook>,
+    pub webhook: Option<crate::domain::webhook::Webhook>,
     /// Its images that are exact copies of earlier ones: answered from them, never sent.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub duplicates: u64,

@@ -1,7 +1,7 @@
 //! The pool side of an intent: a small intent waiting for a shared job, claimed into one or
 //! run on-demand, and the shared job's own intent.
 
-use super::*;
+use crate::domain::intent::*;
 use chrono::{DateTime, Utc};
 
 /// `pool-` and 24 hex digits of sha256(model, the sealing time, member intent ids in order):

@@ -25,7 +25,7 @@ fn arn() -> BedrockJobArn {
 }
 
 fn job() -> BatchJob {
-    let bucket = super::super::ids::BucketName::parse("bucket").expect("valid");
+    let bucket = crate::domain::ids::BucketName::parse("bucket").expect("valid");
     BatchJob {
         job_no: 1,
         attempt: 1,
@@ -319,7 +319,7 @@ fn when_a_rerun_job_was_refused_should_never_record_an_arn_for_it() {
 
 #[test]
 fn when_progress_moves_by_less_than_5_percent_should_not_write() {
-    use super::super::bedrock::JobProgress;
+    use crate::domain::bedrock::JobProgress;
     let mut i = running(100);
     let at = |processed| {
         Some(JobProgress {

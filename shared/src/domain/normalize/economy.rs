@@ -2,7 +2,7 @@
 //! cropped, sized by its print, in grey, its light evened out and the table around it white;
 //! or, with no receipt found, the size the whole photo is kept at.
 
-use super::{
+use crate::domain::normalize::{
     encode, fit_within, orient, receipt, resize_crop, Colour, Normalized, Skip, Target,
     MIN_SHORT_EDGE,
 };

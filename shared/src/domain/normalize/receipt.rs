@@ -146,7 +146,7 @@ impl Found {
 /// confidence (see the module's rules).
 pub fn find(grey: &GrayImage) -> Option<Found> {
     let (w, h) = grey.dimensions();
-    let (sw, sh) = super::fit(w, h, SMALL_EDGE);
+    let (sw, sh) = crate::domain::normalize::fit(w, h, SMALL_EDGE);
     let small = image::imageops::thumbnail(grey, sw, sh);
     let level = imageproc::contrast::otsu_level(&small);
     let (bright, dark) = means(&small, level);

@@ -110,14 +110,14 @@ impl BedrockEmulator {
         if let Some(msg) = self.check_locations(job, model_input).await {
             return Err(msg);
         }
-        let mut images = super::super::vision::inline_images(model_input);
+        let mut images = crate::adapters::embedded::vision::inline_images(model_input);
         for raw in crate::domain::family::s3_locations(model_input) {
             let uri = S3Uri::parse(&raw).map_err(|e| e.rule)?;
             images.push(self.objects.get(&uri).await.map_err(|e| e.to_string())?);
         }
         let tokens = images
             .iter()
-            .map(|b| super::super::vision::image_tokens(b))
+            .map(|b| crate::adapters::embedded::vision::image_tokens(b))
             .sum::<Result<u64, String>>()?;
         Ok((tokens, images))
     }

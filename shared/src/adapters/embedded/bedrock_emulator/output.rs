@@ -51,8 +51,9 @@ impl BedrockEmulator {
                         "error": {"errorCode": 400, "errorMessage": "ValidationException: the model could not process this record (emulated fault completed-with-errors)"}})
                 } else {
                     let (tokens, images) = read.unwrap_or_default();
-                    let input_tokens =
-                        tokens + super::super::vision::text_chars(&rec.model_input) as u64 / 4;
+                    let input_tokens = tokens
+                        + crate::adapters::embedded::vision::text_chars(&rec.model_input) as u64
+                            / 4;
                     let reading = match images.first() {
                         Some(image) => opts.local_model.read(image).await,
                         None => None,
@@ -124,14 +125,14 @@ pub fn emulated_output(model_id: &str, model_input: &serde_json::Value) -> serde
     emulated_output_with(
         model_id,
         model_input,
-        super::super::vision::input_tokens(model_input),
+        crate::adapters::embedded::vision::input_tokens(model_input),
         None,
     )
 }
 
 /// [`emulated_output`] with the input tokens already counted (the batch emulator counts an
 /// s3Location image's pixels too), answering `reading` (the local model's receipt-v2 reading
-/// of the image, see [`super::super::local_model`]) when there is one.
+/// of the image, see [`crate::adapters::embedded::local_model`]) when there is one.
 pub fn emulated_output_with(
     model_id: &str,
     model_input: &serde_json::Value,
@@ -160,12 +161,12 @@ pub fn emulated_output_with(
     let total: f64 = items.iter().filter_map(|i| i["amount"].as_f64()).sum();
     let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default()
         + Duration::days(((n >> 40) % 28) as i64);
-    let v2 = super::super::vision::asks_receipt_v2(model_input);
+    let v2 = crate::adapters::embedded::vision::asks_receipt_v2(model_input);
     let text = if let Some(read) = reading {
         if v2 {
             read.to_string()
         } else {
-            super::super::local_model::as_receipt_v1(read).to_string()
+            crate::adapters::embedded::local_model::as_receipt_v1(read).to_string()
         }
     } else if v2 {
         receipt_v2(merchant, date, n)
