@@ -140,8 +140,7 @@ fn opts_faults(app: &Embedded) -> Vec<String> {
 async fn slots_held(app: &Embedded) -> anyhow::Result<u32> {
     let mut held = 0;
     for model in &app.deps.settings.allowed_models {
-        let cap = app.deps.settings.quotas_for(model).max_concurrent_jobs;
-        held += app.deps.slots.held(model.as_str(), cap).await?;
+        held += shared::app::slots::held(&app.deps, model).await?.0;
     }
     Ok(held)
 }

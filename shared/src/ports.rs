@@ -179,7 +179,7 @@ pub trait SlotStore: Send + Sync {
 }
 
 /// Per-user allowances, each moved by one conditional write, so that N requests at once pass a
-/// limit exactly as one at a time would (`app::limits`): the intents a user has open, and the
+/// limit exactly as one at a time would (`app::intake::limits`): the intents a user has open, and the
 /// images a user requested on a UTC day.
 #[async_trait]
 pub trait Allowances: Send + Sync {

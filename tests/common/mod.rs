@@ -250,3 +250,10 @@ pub async fn moto_deps(name: &str) -> Option<shared::app::Deps> {
         .expect("resources");
     Some(clients.deps(&stack.config()))
 }
+
+/// An HTTP client for the tests' calls (the process's TLS provider installed first, as the
+/// webhook adapter does).
+pub fn http() -> reqwest::Client {
+    shared::adapters::webhook_http::install_tls_provider();
+    reqwest::Client::new()
+}

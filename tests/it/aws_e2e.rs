@@ -112,7 +112,7 @@ async fn setup_with(
         deps,
         api,
         bedrock,
-        http: reqwest::Client::new(),
+        http: crate::common::http(),
         key,
         _key_dir: key_dir,
     }

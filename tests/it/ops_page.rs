@@ -88,7 +88,7 @@ async fn when_an_operator_opens_the_page_should_see_the_stuck_job_and_a_user_sho
         .expect("token");
 
     // The data is the operator's alone.
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let state = format!("{url}/ops/api/state");
     let code = |r: reqwest::Response| r.status().as_u16();
     assert_eq!(code(http.get(&state).send().await.expect("GET")), 401);

@@ -36,7 +36,7 @@ impl Served {
     }
 
     pub(crate) async fn post(&self, auth: Option<&str>, body: String) -> (u16, Value) {
-        let mut req = reqwest::Client::new()
+        let mut req = crate::common::http()
             .post(format!("{}/api/batch/jobs", self.url))
             .header("content-type", "application/json")
             .body(body);
@@ -50,7 +50,7 @@ impl Served {
 
     /// GETs `path` (from `/api/...`) with `auth`; its JSON answer.
     pub(crate) async fn get_json(&self, path: &str, auth: &str) -> Value {
-        reqwest::Client::new()
+        crate::common::http()
             .get(format!("{}{path}", self.url))
             .header("authorization", auth)
             .send()
@@ -138,7 +138,7 @@ async fn when_a_body_is_over_10_mb_should_answer_a_json_413_and_take_one_just_un
 async fn when_a_method_is_not_listed_should_answer_405_json_with_allow() {
     let app = app().await;
     let api = serve(&app).await;
-    let resp = reqwest::Client::new()
+    let resp = crate::common::http()
         .put(format!("{}/api/batch/jobs", api.url))
         .send()
         .await
@@ -178,7 +178,7 @@ async fn when_the_pool_identity_calls_should_be_refused_on_every_route() {
     assert_eq!(code, 202, "{answer}");
     let job = answer["jobId"].as_str().expect("jobId").to_owned();
     let pool = format!("Bearer {}", forged(api._key_dir.path(), "system.pool"));
-    let http = reqwest::Client::new();
+    let http = crate::common::http();
     let base = &api.url;
     let requests = [
         http.get(format!("{base}/api/batch/jobs")),
@@ -255,7 +255,7 @@ async fn when_a_user_is_over_a_limit_should_answer_429_with_retry_after_and_writ
     app.manual_clock()
         .expect("manual")
         .advance(chrono::Duration::seconds(3));
-    let resp = reqwest::Client::new()
+    let resp = crate::common::http()
         .post(format!("{}/api/batch/jobs", api.url))
         .header("authorization", &auth)
         .header("content-type", "application/json")

@@ -5,7 +5,8 @@
 use crate::answer::{event_answer, to_json};
 use serde_json::{json, Value};
 use shared::app::intake::{accept, parse_payload, Caller, IntakeError};
-use shared::app::uploads::{index_object_created, nightly, Indexed};
+use shared::app::nightly::nightly;
+use shared::app::uploads::{index_object_created, Indexed};
 use shared::app::Deps;
 
 /// The plain events, told apart by their markers.

@@ -15,6 +15,13 @@ pub const TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, Default, Clone)]
 pub struct HttpWebhooks;
 
+/// Makes ring rustls' crypto provider for the process, before any HTTP client is built
+/// (reqwest is built without one of its own: see the workspace's `rustls` dependency).
+/// Idempotent: a provider installed already is left as it is.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn transient(what: &str, e: impl std::fmt::Display) -> PortError {
     PortError::new(ErrorKind::Transient, format!("{what}: {e}"))
 }
@@ -30,8 +37,7 @@ impl WebhookPoster for HttpWebhooks {
     ) -> Result<u16, PortError> {
         let url = crate::domain::webhook::check_url(url, allow_local)
             .map_err(|rule| PortError::new(ErrorKind::Validation, format!("webhook: {rule}")))?;
-        // rustls' provider for the process: ring (a second install, or the SDK's, is left be).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let mut client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT);

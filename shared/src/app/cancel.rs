@@ -13,7 +13,6 @@ use crate::domain::ids::{IntentId, JobId, UserId};
 use crate::domain::intent::{BatchIntent, Cancel, ImageSelection};
 use crate::domain::results::ImageResult;
 use crate::domain::status::IntentStatus;
-use crate::ports::ErrorKind;
 
 pub async fn cancel(
     deps: &Deps,
@@ -65,20 +64,12 @@ async fn carry_out(deps: &Deps, intent: &BatchIntent, plan: Cancel) -> Result<()
         Cancel::Cancelled => {
             // A submitter may have taken a slot and died before creating its job.
             for job in &intent.jobs {
-                deps.slots
-                    .release(
-                        intent.model_id.as_str(),
-                        &job.client_token,
-                        deps.settings
-                            .quotas_for(&intent.model_id)
-                            .max_concurrent_jobs,
-                    )
-                    .await?;
+                crate::app::slots::release(deps, &intent.model_id, &job.client_token).await?;
             }
         }
         Cancel::StopJobs(arns) => {
             for arn in arns {
-                stop_job(deps, &arn).await?;
+                crate::app::stop::stop_job(deps, &arn).await?;
             }
         }
         Cancel::LeftSharedJob(shared) => leave_shared_job(deps, intent, &shared).await?,
@@ -100,7 +91,7 @@ async fn leave_shared_job(
         .filter(|i| i.rejected.is_none())
         .map(|i| ImageResult::canceled(i.record_id.clone(), i.index, i.key.clone()))
         .collect();
-    crate::app::duplicates::store(deps, &member.intent_id, &canceled).await?;
+    crate::app::results::put_own(deps, &member.intent_id, &canceled).await?;
     cas_loop((), move |()| async move {
         let Some(pool) = deps.store.get(shared).await? else {
             // Not created yet (its sealer died): the next pool pass creates it without this
@@ -138,27 +129,4 @@ async fn leave_shared_job(
     })
     .await?
     .ok_or_else(|| lost_races("cancelling a shared job"))
-}
-
-/// Asks Bedrock to stop a job. A job already stopping or finished (Bedrock answers validation,
-/// conflict or not found) has nothing left to stop, so that is success.
-pub async fn stop_job(
-    deps: &Deps,
-    arn: &crate::domain::ids::BedrockJobArn,
-) -> Result<(), StageError> {
-    match deps.bedrock.stop_job(arn).await {
-        Ok(()) => {
-            tracing::info!(bedrock_job_arn = %arn, "stop requested");
-            Ok(())
-        }
-        Err(e)
-            if matches!(
-                e.kind,
-                ErrorKind::Validation | ErrorKind::Conflict | ErrorKind::NotFound
-            ) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
 }

@@ -33,8 +33,9 @@ pub async fn pace(deps: &Deps, model: &ModelId) -> Pace {
 /// waves of waiting intents ahead, each a typical job (half the records a job may hold).
 async fn wait_secs(deps: &Deps, model: &ModelId, pace: &Pace) -> Result<f64, StageError> {
     let q = deps.settings.quotas_for(model);
-    let cap = q.max_concurrent_jobs.max(1);
-    if deps.slots.held(model.as_str(), cap).await? < cap {
+    let (taken, cap) = crate::app::slots::held(deps, model).await?;
+    let cap = cap.max(1);
+    if taken < cap {
         return Ok(0.0);
     }
     let now = deps.clock.now();
@@ -241,7 +242,7 @@ async fn stop_late_job(
     }
     // The cancel's stop: a job already ending or ended (a late completion, a replayed stop)
     // answers ConflictException, taken as done; its event or the next poll brings the end.
-    crate::app::cancel::stop_job(deps, arn).await
+    crate::app::stop::stop_job(deps, arn).await
 }
 
 /// Moves a job that never got a slot to on-demand; true when this call moved it. A slot a

@@ -6,10 +6,11 @@ pub mod cancel;
 pub mod deadline;
 pub mod duplicates;
 pub mod intake;
+pub mod job_end;
 pub mod lease;
-pub mod limits;
 pub mod lists;
 pub mod manifest;
+pub mod nightly;
 pub mod nights;
 pub mod normalized;
 pub mod on_demand;
@@ -20,9 +21,10 @@ pub mod pace;
 pub mod pool;
 pub mod reask;
 pub mod reconcile;
-mod remainder;
+pub mod results;
 pub mod slots;
 pub mod status;
+pub mod stop;
 pub mod submit;
 pub mod uploads;
 pub mod usage;
@@ -56,6 +58,17 @@ pub struct Deps {
     pub uploads: Arc<dyn UploadsIndex>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+}
+
+impl Deps {
+    /// How `intent`'s answers are reviewed (`domain::receipt`), if its prompt has a schema.
+    pub fn review_of(
+        &self,
+        intent: &crate::domain::intent::BatchIntent,
+    ) -> Option<crate::domain::receipt::Review> {
+        self.settings
+            .review(&intent.prompt_version, self.clock.now())
+    }
 }
 
 impl std::fmt::Debug for Deps {

@@ -143,14 +143,10 @@ async fn tallies(
 
 /// Job slots in use per model.
 async fn slots(deps: &Deps) -> Result<BTreeMap<String, u32>, StageError> {
-    let settings = &deps.settings;
     let mut slots = BTreeMap::new();
-    for model in &settings.allowed_models {
-        let cap = settings.quotas_for(model).max_concurrent_jobs;
-        slots.insert(
-            model.to_string(),
-            deps.slots.held(model.as_str(), cap).await?,
-        );
+    for model in &deps.settings.allowed_models {
+        let (taken, _) = crate::app::slots::held(deps, model).await?;
+        slots.insert(model.to_string(), taken);
     }
     Ok(slots)
 }

@@ -45,7 +45,7 @@ impl Limits {
         Self {
             deadline: intent.deadline,
             until: deps.clock.now() + BUDGET,
-            review: crate::app::watch::review_of(deps, intent),
+            review: deps.review_of(intent),
         }
     }
 }

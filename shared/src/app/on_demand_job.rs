@@ -7,8 +7,9 @@
 //! costs at most one chunk's calls and answers no image twice; the job's end is a
 //! version-conditional write that a second run finds done.
 
+use crate::app::job_end::records::{self, JobRecord, JobRecords};
 use crate::app::on_demand::{PartInputs, Pending, CHUNK};
-use crate::app::remainder::JobRecords;
+use crate::app::results as store;
 use crate::app::{Deps, StageError};
 use crate::domain::bedrock::ManifestSummary;
 use crate::domain::ids::{IntentId, RecordId};
@@ -58,12 +59,12 @@ async fn run_held(
 ) -> Result<Ran, StageError> {
     let started = std::time::Instant::now();
     let limits = crate::app::on_demand::Limits::for_call(deps, intent);
-    let records = crate::app::watch::job_records(deps, intent, job).await?;
+    let records = records::load(deps, intent, job).await?;
     let done = stored(deps, &records).await?;
-    let wanted: HashMap<&str, _> = records
+    let wanted: HashMap<&str, &JobRecord> = records
         .iter()
-        .filter(|(_, (rid, ..))| !done.contains_key(rid))
-        .map(|(line_id, v)| (line_id.as_str(), v))
+        .filter(|(_, r)| !done.contains_key(&r.record_id))
+        .map(|(line_id, r)| (line_id.as_str(), r))
         .collect();
     tracing::info!(intent_id = %intent.intent_id, job_no = job.job_no, records = records.len(), left = wanted.len(), "running a job on-demand");
     let parts = if wanted.is_empty() {
@@ -73,11 +74,11 @@ async fn run_held(
     };
     let mut inputs = PartInputs::new(parts);
     let take = |line_id: String, input| {
-        let (rid, index, key, _) = wanted.get(line_id.as_str())?;
+        let r = wanted.get(line_id.as_str())?;
         Some(Pending {
-            record_id: rid.clone(),
-            index: *index,
-            key: key.clone(),
+            record_id: r.record_id.clone(),
+            index: r.index,
+            key: r.key.clone(),
             model_input: input,
             attempts: 0,
         })
@@ -120,11 +121,7 @@ async fn run_chunk(
     }
     let mut results = crate::app::on_demand::run(deps, &intent.model_id, chunk, limits).await;
     crate::app::reask::reask_job(deps, intent, &mut results, (records, limits.until)).await?;
-    if intent.is_pool_job() {
-        crate::app::pool::route_to_members(deps, intent, results).await
-    } else {
-        crate::app::duplicates::store(deps, &intent.intent_id, &results).await
-    }
+    store::put(deps, intent, results).await
 }
 
 /// The stored results of the job's records that need no further run, by record id (a shared
@@ -135,11 +132,11 @@ async fn stored(
     deps: &Deps,
     records: &JobRecords,
 ) -> Result<HashMap<RecordId, ImageResult>, StageError> {
-    let owners: HashSet<&IntentId> = records.values().map(|(_, _, _, owner)| owner).collect();
-    let ours: HashSet<&RecordId> = records.values().map(|(rid, ..)| rid).collect();
+    let owners: HashSet<&IntentId> = records.records().map(|r| &r.owner).collect();
+    let ours: HashSet<&RecordId> = records.records().map(|r| &r.record_id).collect();
     let mut out = HashMap::new();
     for owner in owners {
-        for r in crate::app::pool::all_results(deps, owner).await? {
+        for r in store::all_results(deps, owner).await? {
             let done = r.on_demand || !r.is_retryable_failure();
             if ours.contains(&r.record_id) && r.status != ResultStatus::Skipped && done {
                 out.insert(r.record_id.clone(), r);

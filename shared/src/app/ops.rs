@@ -179,11 +179,11 @@ fn pools(deps: &Deps, pooled: &[BatchIntent]) -> Vec<PoolRow> {
 async fn models(deps: &Deps) -> Result<Vec<ModelRow>, StageError> {
     let mut rows = Vec::new();
     for model in &deps.settings.allowed_models {
-        let cap = deps.settings.quotas_for(model).max_concurrent_jobs;
+        let (slots_used, slots) = crate::app::slots::held(deps, model).await?;
         rows.push(ModelRow {
             model: model.to_string(),
-            slots_used: deps.slots.held(model.as_str(), cap).await?,
-            slots: cap,
+            slots_used,
+            slots,
         });
     }
     Ok(rows)

@@ -23,10 +23,24 @@ pub async fn save(deps: &Deps, mut next: BatchIntent, expected: u64) -> Result<S
     match deps.store.update(&next, expected).await? {
         Updated::Stale(current) => Ok(Saved::Stale(current)),
         Updated::Written => {
-            // An intent that ended frees its user's open place (idempotent: see `limits`).
-            crate::app::limits::close_ended(deps, &next).await;
+            close_ended(deps, &next).await;
             Ok(Saved::Written(Box::new(publish_owned(deps, next).await?)))
         }
+    }
+}
+
+/// An intent that ended frees its user's open place (`app::intake::limits` counts them):
+/// idempotent, best effort, healed by the next refusal otherwise.
+async fn close_ended(deps: &Deps, intent: &BatchIntent) {
+    if !intent.status.is_terminal() || intent.client_intent_id.is_none() {
+        return;
+    }
+    if let Err(e) = deps
+        .allowances
+        .close(&intent.user_id, &intent.intent_id)
+        .await
+    {
+        tracing::warn!(intent_id = %intent.intent_id, error = %e, "could not free an ended intent's place; the next refusal heals it");
     }
 }
 

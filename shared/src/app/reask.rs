@@ -73,7 +73,7 @@ pub async fn reask_flagged(
     let limits = crate::app::on_demand::Limits {
         deadline: intent.deadline,
         until,
-        review: crate::app::watch::review_of(deps, intent),
+        review: deps.review_of(intent),
     };
     let shape = (family, image_policy, prompt);
     let mut left = asked.len();
@@ -120,10 +120,9 @@ pub(super) async fn reask_job(
     deps: &Deps,
     intent: &BatchIntent,
     results: &mut [ImageResult],
-    (records, until): (&crate::app::remainder::JobRecords, DateTime<Utc>),
+    (records, until): (&crate::app::job_end::records::JobRecords, DateTime<Utc>),
 ) -> Result<(), StageError> {
-    let owners: HashMap<&RecordId, &IntentId> =
-        records.values().map(|(rid, _, _, o)| (rid, o)).collect();
+    let owners = records.owners();
     let owner = |rid: &RecordId| {
         owners
             .get(rid)
@@ -143,7 +142,7 @@ async fn already_reasked(
     let owners: HashSet<IntentId> = wanted.iter().map(|rid| owner(rid)).collect();
     let mut out = HashMap::new();
     for o in owners {
-        for r in crate::app::pool::all_results(deps, &o).await? {
+        for r in crate::app::results::all_results(deps, &o).await? {
             if r.reask.is_some() && wanted.contains(&r.record_id) {
                 out.insert(r.record_id.clone(), r);
             }

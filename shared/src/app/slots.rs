@@ -1,4 +1,4 @@
-//! Concurrency slots: at most `max_concurrent_jobs` submitted + in-progress Bedrock jobs per
+//! Concurrency slots, every take, free and count of them: at most `max_concurrent_jobs` submitted + in-progress Bedrock jobs per
 //! model. A submitter that finds every slot taken leaves its intent MANIFEST_READY and lets
 //! its message go (so waiting never burns the queue's receive count into the DLQ); whoever
 //! frees a slot wakes the oldest waiting intent of that model by announcing it again. A wake
@@ -9,6 +9,19 @@ use crate::app::outbox::{save, Saved};
 use crate::app::{Deps, StageError};
 use crate::domain::ids::ModelId;
 use crate::domain::status::IntentStatus;
+
+/// Takes a slot of `model` for `holder` (a job's client token): true if it holds one now (a
+/// retry finds the slot it took), false if every slot is taken.
+pub async fn take(deps: &Deps, model: &ModelId, holder: &str) -> Result<bool, StageError> {
+    let cap = deps.settings.quotas_for(model).max_concurrent_jobs;
+    Ok(deps.slots.acquire(model.as_str(), holder, cap).await?)
+}
+
+/// How many of `model`'s slots are taken, and how many it has (strongly consistent).
+pub async fn held(deps: &Deps, model: &ModelId) -> Result<(u32, u32), StageError> {
+    let cap = deps.settings.quotas_for(model).max_concurrent_jobs;
+    Ok((deps.slots.held(model.as_str(), cap).await?, cap))
+}
 
 /// Frees `holder`'s slot of `model`, waking nobody (Bedrock said "not now": a woken intent
 /// would be told the same).
@@ -31,8 +44,8 @@ pub async fn release_and_wake(
 /// Wakes waiting intents of `model`, oldest first, as many as it has free slots. Returns how
 /// many it woke. One woken too many finds no slot and waits again.
 pub async fn wake_while_free(deps: &Deps, model: &ModelId) -> Result<usize, StageError> {
-    let cap = deps.settings.quotas_for(model).max_concurrent_jobs;
-    let free = cap.saturating_sub(deps.slots.held(model.as_str(), cap).await?);
+    let (taken, cap) = held(deps, model).await?;
+    let free = cap.saturating_sub(taken);
     let mut woken = 0;
     for _ in 0..free {
         if !wake_one(deps, model).await? {

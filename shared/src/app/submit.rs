@@ -44,7 +44,7 @@ async fn submit_next(
         // run (and bill) for an intent nobody wants.
         if let Some(arn) = created.take() {
             tracing::warn!(bedrock_job_arn = %arn, "cancelled during submission; stopping the job just created");
-            crate::app::cancel::stop_job(deps, &arn).await?;
+            crate::app::stop::stop_job(deps, &arn).await?;
         }
         if intent.status != IntentStatus::ManifestReady && intent.has_unsubmitted_job() {
             return drop_unsubmitted(deps, intent).await;
@@ -80,20 +80,12 @@ async fn submit_next(
     }
     // A slot first: never more submitted + in-progress jobs per model than the quota. The
     // slot's holder is the job's client token, so a retry finds the slot it already took.
-    let cap = deps
-        .settings
-        .quotas_for(&intent.model_id)
-        .max_concurrent_jobs;
-    if !deps
-        .slots
-        .acquire(intent.model_id.as_str(), &job.client_token, cap)
-        .await?
-    {
+    if !crate::app::slots::take(deps, &intent.model_id, &job.client_token).await? {
         if let Some(od) = on_demand_job {
             return run_on_demand(deps, intent, &od).await;
         }
         crate::metrics::count(crate::metrics::JOBS_WAITING_FOR_SLOT, 1);
-        tracing::info!(job_id = %intent.job_id, model = %intent.model_id, cap, "all job slots taken; waiting");
+        tracing::info!(job_id = %intent.job_id, model = %intent.model_id, "all job slots taken; waiting");
         return wait(deps, intent, false, created).await;
     }
     let req = create_request(deps, &intent, &job);
@@ -252,7 +244,7 @@ async fn record_created(
             // stop what was created, or it would run and bill for records run elsewhere (the
             // cut-off pass freed its slot).
             tracing::warn!(bedrock_job_arn = %arn, job_no = job.job_no, "job moved to on-demand while created; stopping it");
-            crate::app::cancel::stop_job(deps, &arn).await?;
+            crate::app::stop::stop_job(deps, &arn).await?;
             Ok(Cas::Again(None))
         }
         Saved::Stale(_) => Ok(Cas::Again(Some(arn))),
@@ -340,7 +332,7 @@ async fn stop_created(deps: &Deps, intent: &BatchIntent) {
         .filter(|j| !j.status.is_some_and(|s| s.is_terminal()));
     for job in running {
         if let Some(arn) = &job.arn {
-            if let Err(e) = crate::app::cancel::stop_job(deps, arn).await {
+            if let Err(e) = crate::app::stop::stop_job(deps, arn).await {
                 tracing::warn!(bedrock_job_arn = %arn, error = %e, "could not stop a job of a failed intent");
             }
         }

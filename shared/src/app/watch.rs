@@ -6,14 +6,17 @@
 //! Results are upserts keyed by (intentId, recordId), so a crash between ingesting and the
 //! status write only means the replay ingests the same rows again.
 
+use crate::app::job_end::records::{self, JobRecord, JobRecords};
+use crate::app::job_end::rerun;
 use crate::app::outbox::{save, take_over, Saved};
 use crate::app::{cas_loop, lost_races, Cas, Deps, Outcome, StageError};
 use crate::domain::bedrock::S3Uri;
 use crate::domain::bedrock::{JobEvent, ManifestSummary, NotAJobEvent, OutputLine, SUMMARY_FILE};
 use crate::domain::events::Envelope;
-use crate::domain::ids::{BedrockJobArn, IntentId, JobId, ObjectKey, RecordId};
-use crate::domain::intent::{BatchIntent, BatchJob, MappedRecord};
-use crate::domain::manifest::{image_record_id, PAD_PREFIX};
+use crate::domain::ids::{BedrockJobArn, JobId};
+use crate::domain::intent::{BatchIntent, BatchJob};
+use crate::domain::manifest::PAD_PREFIX;
+use crate::domain::results::flagged_in;
 use crate::domain::results::ImageResult;
 use crate::domain::status::{BedrockJobStatus, IntentStatus};
 use crate::ports::{ErrorKind, PortError};
@@ -179,7 +182,7 @@ async fn not_recorded_yet(
                 // A job created for an intent cancelled before its ARN was recorded (a
                 // submitter died in between): stop it rather than let it run and bill.
                 tracing::warn!(intent_id = %intent.intent_id, bedrock_job_arn = %arn, "stopping a job of a cancelled intent");
-                crate::app::cancel::stop_job(deps, arn).await?;
+                crate::app::stop::stop_job(deps, arn).await?;
                 return Ok(Outcome::AlreadyDone);
             }
             if intent.status == IntentStatus::ManifestReady || intent.has_unsubmitted_job() {
@@ -209,75 +212,52 @@ async fn ingest(
 ) -> Result<Option<(ManifestSummary, Option<Vec<BatchJob>>)>, StageError> {
     let out_dir = job.output.join(arn.job_suffix());
     // Whose each record of this job is: the intent's own images, or a shared job's map.
-    let expected = job_records(deps, intent, job).await?;
+    let expected = records::load(deps, intent, job).await?;
     let summary = read_summary(deps, &out_dir).await?;
     let Read {
         mut results,
         seen,
         lines,
-    } = read_outputs(deps, &out_dir, &expected, review_of(deps, intent)).await?;
+    } = read_outputs(deps, &out_dir, &expected, deps.review_of(intent)).await?;
     if !every_line_landed(deps, arn, summary.as_ref(), lines).await? {
         return Ok(None);
     }
-    let mut missing: Vec<&(RecordId, usize, ObjectKey, IntentId)> = expected
+    let mut missing: Vec<&JobRecord> = expected
         .iter()
-        .filter(|(rid, _)| !seen.contains(*rid))
-        .map(|(_, v)| v)
+        .filter(|(line_id, _)| !seen.contains(*line_id))
+        .map(|(_, r)| r)
         .collect();
-    missing.sort_by(|a, b| a.0.cmp(&b.0));
-    for (record_id, index, key, _) in missing {
-        results.push(ImageResult::missing(record_id.clone(), *index, key.clone()));
+    missing.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+    for r in missing {
+        results.push(ImageResult::missing(
+            r.record_id.clone(),
+            r.index,
+            r.key.clone(),
+        ));
     }
     // A re-run job's records are on their next attempt.
     for r in &mut results {
         r.attempts = r.attempts.max(job.attempt);
     }
-    let owner_cancelled = intent.cancel_requested_at.is_some();
-    if !owner_cancelled {
+    if intent.cancel_requested_at.is_none() {
         let until = deps.clock.now() + crate::app::reask::BUDGET;
         crate::app::reask::reask_job(deps, intent, &mut results, (&expected, until)).await?;
     }
     crate::metrics::flagged(&results);
-    let line_ids: HashMap<RecordId, String> = expected
-        .iter()
-        .map(|(line_id, (rid, ..))| (rid.clone(), line_id.clone()))
-        .collect();
-    // Enough for a batch job: the remainder goes to batch; fewer: on-demand. A job stopped
-    // at its deadline's cut-off, or one whose re-run would end past the deadline, has its
-    // remainder redriven as an on-demand job (the submitter runs it), whatever its size.
-    let redrive = crate::app::deadline::redrive_now(deps, intent, job).await;
-    let batch_rerun = if redrive {
-        crate::app::remainder::plan_redrive(deps, intent, job, &expected, &results).await?
-    } else {
-        crate::app::remainder::plan_rerun(deps, intent, job, &expected, &results).await?
-    };
-    let rerun = batch_rerun.is_none()
-        && !owner_cancelled
-        && !redrive
-        && crate::app::remainder::rerun_retryable(deps, intent, job, &line_ids, &mut results)
-            .await?;
-    if intent.is_pool_job() {
-        crate::app::pool::route_to_members(deps, intent, results.clone()).await?;
-    } else {
-        crate::app::duplicates::store(deps, &intent.intent_id, &results).await?;
-    }
+    let decision = rerun::decide(deps, intent, job, &expected, &mut results).await?;
+    crate::app::results::put(deps, intent, results.clone()).await?;
     // Without a readable summary, or once records were re-run, the counts come from the
     // results themselves. Bedrock's summary counts pad records too, so a padded job's counts
     // are derived.
     let mut counts = summary
-        .filter(|_| !rerun && job.pad_records == 0)
+        .filter(|_| !decision.rerun_on_demand && job.pad_records == 0)
         .unwrap_or_else(|| counts_of(job, &results));
     counts.flagged_record_count = flagged_in(&results);
-    Ok(Some(match batch_rerun {
-        Some(r) => (
-            crate::app::remainder::without(counts, &r.moved),
-            Some(r.jobs),
-        ),
+    Ok(Some(match decision.jobs {
+        Some(r) => (rerun::without(counts, &r.moved), Some(r.jobs)),
         None => (counts, None),
     }))
 }
-
-use crate::app::remainder::JobRecords;
 
 /// How long after a job's end its output may still be landing: three reconciler passes.
 const OUTPUT_GRACE: chrono::Duration = chrono::Duration::minutes(15);
@@ -332,23 +312,6 @@ async fn every_line_landed(
     Ok(false)
 }
 
-/// How many of `results` need review.
-pub(super) fn flagged_in(results: &[ImageResult]) -> u64 {
-    results
-        .iter()
-        .filter(|r| r.needs_review == Some(true))
-        .count() as u64
-}
-
-/// How the intent's answers are reviewed (`domain::receipt`), if its prompt has a schema.
-pub(super) fn review_of(
-    deps: &Deps,
-    intent: &BatchIntent,
-) -> Option<crate::domain::receipt::Review> {
-    deps.settings
-        .review(&intent.prompt_version, deps.clock.now())
-}
-
 /// What a job's output files held: one result per known record, the line ids seen, and every
 /// non-blank line read (padding and unknown lines included, as Bedrock counts them).
 struct Read {
@@ -368,9 +331,10 @@ async fn read_outputs(
 ) -> Result<Read, StageError> {
     // Manifests written before record ids were Bedrock's 11 characters carry our own record
     // id in each line: map those to the line id the record has now.
-    let legacy: HashMap<String, &String> = expected
-        .iter()
-        .map(|(line_id, (rid, ..))| (rid.to_string(), line_id))
+    let legacy: HashMap<String, &str> = expected
+        .line_ids()
+        .into_iter()
+        .map(|(rid, line_id)| (rid.to_string(), line_id))
         .collect();
     let mut results = Vec::new();
     let mut seen = HashSet::new();
@@ -398,8 +362,8 @@ async fn read_outputs(
             ids_read.insert(parsed.record_id.clone());
             let line_id = legacy
                 .get(&parsed.record_id)
-                .map_or_else(|| parsed.record_id.clone(), |id| (*id).clone());
-            let Some((record_id, index, key, _)) = expected.get(&line_id) else {
+                .map_or_else(|| parsed.record_id.clone(), |id| (*id).to_owned());
+            let Some(record) = expected.get(&line_id) else {
                 if !parsed.record_id.starts_with(PAD_PREFIX)
                     && !parsed.record_id.starts_with("pad-")
                 {
@@ -410,9 +374,9 @@ async fn read_outputs(
             if seen.insert(line_id) {
                 results.push(ImageResult::from_output(
                     &parsed,
-                    record_id.clone(),
-                    *index,
-                    key.clone(),
+                    record.record_id.clone(),
+                    record.index,
+                    record.key.clone(),
                     review.as_ref(),
                 ));
             }
@@ -459,58 +423,4 @@ fn counts_of(job: &BatchJob, results: &[ImageResult]) -> ManifestSummary {
         output_token_count: results.iter().map(|r| r.output_tokens).sum(),
         flagged_record_count: flagged_in(results),
     }
-}
-
-/// Every record `job` was given, by its Bedrock record id (the id in the manifest line): (our
-/// record id, image index, key). An intent's own job takes its accepted images in order, each
-/// as `REC{index}`; a shared job's come from its record map (the index is the member's).
-pub(super) async fn job_records(
-    deps: &Deps,
-    intent: &BatchIntent,
-    job: &BatchJob,
-) -> Result<JobRecords, StageError> {
-    let Some(map) = &job.record_map else {
-        let (before, taken) = job_record_range(intent, job);
-        let images = crate::app::lists::images(deps, intent).await?;
-        return Ok(images
-            .into_iter()
-            .filter(|i| i.rejected.is_none())
-            .skip(before)
-            .take(taken)
-            .map(|i| {
-                let owner = intent.intent_id.clone();
-                (
-                    image_record_id(i.index),
-                    (i.record_id, i.index, i.key, owner),
-                )
-            })
-            .collect());
-    };
-    let mut out = HashMap::new();
-    // Line by line: a shared job's map has a line for each of its (up to 50,000) records.
-    let mut records = crate::app::lists::read::<MappedRecord>(deps, map).await?;
-    while let Some(r) = records.next().await {
-        let r = r?;
-        // Maps from before Bedrock-format record ids kept the member's own id in the line.
-        let line_id = r
-            .bedrock_record_id
-            .unwrap_or_else(|| r.record_id.to_string());
-        out.insert(line_id, (r.record_id, r.index, r.key, r.intent_id));
-    }
-    Ok(out)
-}
-
-/// Which of the intent's accepted images, in order, went into `job`: (how many went into the
-/// jobs before it, how many into it), as the planner split them (pads not counted).
-fn job_record_range(intent: &BatchIntent, job: &BatchJob) -> (usize, usize) {
-    let before: u64 = intent
-        .jobs
-        .iter()
-        .filter(|j| j.job_no < job.job_no)
-        .map(|j| j.records().saturating_sub(j.pad_records))
-        .sum();
-    (
-        before as usize,
-        job.records().saturating_sub(job.pad_records) as usize,
-    )
 }

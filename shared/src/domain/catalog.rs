@@ -32,33 +32,6 @@ pub struct CatalogModel {
     pub job_gb: Option<u64>,
 }
 
-impl CatalogModel {
-    /// This model's batch quotas where they differ from the common defaults
-    /// ([`crate::domain::quotas::Quotas::default`]).
-    ///
-    /// Service Quotas (Amazon Bedrock, per model and Region; the General Reference's "Amazon
-    /// Bedrock endpoints and quotas" table as of 2025-06, read 2026-12-03; check your account's):
-    ///
-    /// | quota name ("… for {model}") | default | adjustable |
-    /// | --- | --- | --- |
-    /// | Minimum number of records per batch inference job | 100 | no |
-    /// | Records per batch inference job | 50,000 | yes |
-    /// | Records per input file per batch inference job | 50,000 | yes |
-    /// | Batch inference input file size (in GB) | 1 | no |
-    /// | Batch inference job size (in GB) | 5 (Nova Pro V1: 100) | no |
-    /// | Sum of in-progress and submitted batch inference jobs using a base model | 20 | yes |
-    ///
-    /// The stack takes at most `MAX_CONCURRENT_JOBS` (10) of the 20 concurrent jobs: other
-    /// applications share the account's quota, and a create they crowd out waits (see
-    /// `app::submit`).
-    pub fn quotas(&self) -> crate::domain::quotas::QuotaOverrides {
-        crate::domain::quotas::QuotaOverrides {
-            max_job_bytes: self.job_gb.map(|gb| gb * crate::domain::quotas::GB),
-            ..Default::default()
-        }
-    }
-}
-
 /// When the catalog's prices were read, and where: Amazon Bedrock's pricing page (on-demand,
 /// us-east-1, per million tokens); batch is half of it ("Batch inference is priced at 50% of
 /// on-demand" on the same page). Prices change: check them, and set `MODEL_PRICES` for yours.

@@ -1,7 +1,7 @@
 //! Bedrock's batch quotas of a model, and the one way to read them: [`quotas_for_model`] (the
 //! global ones, then the catalog's for its foundation model, then the configured ones).
 
-use crate::domain::catalog::CATALOG;
+use crate::domain::catalog::{CatalogModel, CATALOG};
 use crate::domain::ids::ModelId;
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +104,7 @@ pub fn quotas_for_model(
     let base = crate::domain::family::base_model_id(model);
     let mut q = global.clone();
     if let Some(m) = base.and_then(|b| CATALOG.iter().find(|m| m.id == b)) {
-        q = q.with(&m.quotas());
+        q = q.with(&catalog_quotas(m));
     }
     if let Some(o) = base.and_then(|b| configured.get(b)) {
         q = q.with(o);
@@ -113,4 +113,29 @@ pub fn quotas_for_model(
         q = q.with(o);
     }
     q
+}
+
+/// A catalog model's batch quotas where they differ from the common defaults
+/// ([`Quotas::default`]).
+///
+/// Service Quotas (Amazon Bedrock, per model and Region; the General Reference's "Amazon
+/// Bedrock endpoints and quotas" table as of 2025-06, read 2026-12-03; check your account's):
+///
+/// | quota name ("… for {model}") | default | adjustable |
+/// | --- | --- | --- |
+/// | Minimum number of records per batch inference job | 100 | no |
+/// | Records per batch inference job | 50,000 | yes |
+/// | Records per input file per batch inference job | 50,000 | yes |
+/// | Batch inference input file size (in GB) | 1 | no |
+/// | Batch inference job size (in GB) | 5 (Nova Pro V1: 100) | no |
+/// | Sum of in-progress and submitted batch inference jobs using a base model | 20 | yes |
+///
+/// The stack takes at most `MAX_CONCURRENT_JOBS` (10) of the 20 concurrent jobs: other
+/// applications share the account's quota, and a create they crowd out waits (see
+/// `app::submit`).
+fn catalog_quotas(m: &CatalogModel) -> QuotaOverrides {
+    QuotaOverrides {
+        max_job_bytes: m.job_gb.map(|gb| gb * GB),
+        ..Default::default()
+    }
 }

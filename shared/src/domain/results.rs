@@ -340,6 +340,14 @@ impl Receipt {
     }
 }
 
+/// How many of `results` need review (failed a receipt check).
+pub fn flagged_in(results: &[ImageResult]) -> u64 {
+    results
+        .iter()
+        .filter(|r| r.needs_review == Some(true))
+        .count() as u64
+}
+
 // What a result says of the image it copies (`domain::duplicates`).
 
 /// On a copy's result: which image it copies, and what that image's answer cost (saved here).

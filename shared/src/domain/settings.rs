@@ -181,9 +181,9 @@ pub struct Settings {
     pub reask: ReaskPolicy,
     /// Where a remainder of at least the model's minimum records is re-run.
     pub remainder_policy: RemainderPolicy,
-    /// Batches one user may have in progress at once (`app::limits`).
+    /// Batches one user may have in progress at once (`app::intake::limits`).
     pub max_open_intents_per_user: usize,
-    /// Images one user may request per UTC day (`app::limits`).
+    /// Images one user may request per UTC day (`app::intake::limits`).
     pub max_images_per_user_per_day: u64,
     /// On-demand prices per model id; a model without one gets no cost estimate.
     pub prices: std::collections::BTreeMap<String, ModelPrice>,

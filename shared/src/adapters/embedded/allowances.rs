@@ -1,5 +1,5 @@
 //! Per-user allowances and the on-demand rate budget in the embedded store's SQLite file (see
-//! `app::limits`, `app::pace`): the same all-or-nothing conditional changes the DynamoDB adapter
+//! `app::intake::limits`, `app::pace`): the same all-or-nothing conditional changes the DynamoDB adapter
 //! makes with a conditional `ADD`, each inside one IMMEDIATE transaction.
 
 use super::db::map_err;

@@ -13,6 +13,7 @@ use crate::ports::{Created, PortError};
 use serde::{Deserialize, Serialize};
 
 mod fields;
+pub mod limits;
 use fields::check_deadline;
 pub use fields::{parse_day, parse_payload, parse_request};
 
@@ -85,7 +86,7 @@ pub enum IntakeError {
     /// 409: the intentId was used before for a different request.
     #[error("intentId {0} was already used for a different request")]
     KeyReused(String),
-    /// 429: the caller is over a per-user limit (`app::limits`); retry after this many seconds.
+    /// 429: the caller is over a per-user limit (`app::intake::limits`); retry after this many seconds.
     #[error("{field}: {message}")]
     OverLimit {
         field: String,
@@ -197,9 +198,7 @@ pub async fn accept(deps: &Deps, mut req: NewIntent) -> Result<Accepted, IntakeE
     // A client's new request (not a replay, nor the service's own nightly intent) counts
     // against its user's limits, before anything is written (its keys list included).
     let taken = match legacy {
-        None if intent.client_intent_id.is_some() => {
-            crate::app::limits::check_new(deps, &intent).await?
-        }
+        None if intent.client_intent_id.is_some() => limits::check_new(deps, &intent).await?,
         _ => None,
     };
     if legacy.is_none() {

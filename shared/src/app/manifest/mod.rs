@@ -327,9 +327,7 @@ async fn record_written(
     }
     let images = images.finish(&mut intent).await?;
     if !skipped.is_empty() {
-        deps.results
-            .put_results(&intent.intent_id, &skipped)
-            .await?;
+        crate::app::results::put_own(deps, &intent.intent_id, &skipped).await?;
     }
     if jobs.is_empty() && duplicates > 0 {
         // Every image it sends is a copy of an earlier one: nothing to run.

@@ -68,7 +68,6 @@ impl PoolReport {
 mod members;
 use members::finish_member;
 pub use members::finish_members;
-pub(crate) use members::{all_results, route_to_members, stored_results};
 
 /// One pass over every pooled intent (oldest first, at most `limit`). `idle_seals`: whether
 /// this pass may seal a part-full rest on an idle slot (the reconciler allows it in its first
@@ -224,7 +223,7 @@ async fn seal_pool(
         return Ok(());
     }
     // An idle slot: a job that starts now delays nothing, so the rest need not wait.
-    if whole_pool && records >= min && deps.slots.held(model, cap).await? + sealed_now < cap {
+    if whole_pool && records >= min && slots_taken(deps, model).await? + sealed_now < cap {
         seal(deps, group, 0).await?;
         report.sealed_idle += 1;
         crate::metrics::sealed("idle_slot");
@@ -488,7 +487,7 @@ async fn run_member_held(
     lease: &crate::app::lease::Lease,
 ) -> Result<(), StageError> {
     let limits = on_demand::Limits::for_call(deps, &m);
-    let done = all_results(deps, &m.intent_id).await?;
+    let done = crate::app::results::all_results(deps, &m.intent_id).await?;
     let succeeded: HashMap<RecordId, ImageResult> = done
         .into_iter()
         .filter(|r| r.status == ResultStatus::Succeeded)
@@ -551,7 +550,7 @@ async fn run_chunk(
         .await?
         .is_some_and(|i| i.status == IntentStatus::Pooled);
     if live && !results.is_empty() {
-        crate::app::duplicates::store(deps, &m.intent_id, &results).await?;
+        crate::app::results::put_own(deps, &m.intent_id, &results).await?;
     }
     if live && results.len() < asked {
         // Bedrock refused some past the call's budget: the next pass resumes the member.
@@ -561,4 +560,11 @@ async fn run_chunk(
         )));
     }
     Ok(live)
+}
+
+/// Slots of the model named `model` in use now (`app::slots`).
+async fn slots_taken(deps: &Deps, model: &str) -> Result<u32, StageError> {
+    let model = crate::domain::ids::ModelId::parse(model)
+        .map_err(|e| StageError::Permanent(format!("pool model: {e}")))?;
+    Ok(crate::app::slots::held(deps, &model).await?.0)
 }

@@ -1,4 +1,4 @@
-//! Per-user allowances and the on-demand rate budget in the intents table (see `app::limits`,
+//! Per-user allowances and the on-demand rate budget in the intents table (see `app::intake::limits`,
 //! `app::pace`), each moved by one conditional UpdateItem:
 //! - `intentId = "limit#open#{user}"`: `open`, a string set of the user's open intent ids.
 //!   `ADD` one id on the condition that the set has fewer than the limit or holds it already;

@@ -1,7 +1,10 @@
-//! Re-runs of a job's failed records. Remainders: the records a job left unanswered (no output line: a PartiallyCompleted, Stopped
-//! or Expired job) or answered with a retryable error go into a new batch job of the same
-//! intent when they reach the model's minimum records per job, at the batch price; below it
-//! they are re-run on-demand (`watch::rerun_retryable`). AWS's advice for an Expired job is to
+//! What becomes of the records a job left unanswered (no output line: a PartiallyCompleted,
+//! Stopped or Expired job) or answered with a retryable error, decided in one place,
+//! [`decide`]: they go into a new batch job of the same intent when they reach the model's
+//! minimum records per job, at the batch price; below it they are re-run on-demand
+//! ([`rerun_retryable`]); and a job stopped at its deadline's cut-off (or whose re-run would end
+//! past the deadline) has them redriven as an on-demand job ([`plan_redrive`]), whatever their
+//! number. AWS's advice for an Expired job is to
 //! "Submit a new job request" (the `Expired` status, botocore's `bedrock` service model).
 //!
 //! Bounded: a record is re-run while it has attempts left (`MAX_RECORD_ATTEMPTS`, the first
@@ -10,28 +13,27 @@
 //! as the parent's end, and their manifests sit at deterministic keys, so a replay before that
 //! write rewrites the same objects and one after it is refused as stale.
 
+use crate::app::job_end::records::JobRecords;
+use crate::app::results as store;
 use crate::app::{Deps, StageError};
 use crate::domain::bedrock::ManifestSummary;
-use crate::domain::ids::{IntentId, ObjectKey, RecordId};
+use crate::domain::ids::RecordId;
 use crate::domain::intent::{BatchIntent, BatchJob, MappedRecord};
 use crate::domain::results::{ImageResult, ResultStatus};
 use crate::domain::settings::RemainderPolicy;
 use std::collections::HashMap;
 
-/// A job's records by the id its lines carry: (record id, image index, key, owning intent).
-pub(super) type JobRecords = HashMap<String, (RecordId, usize, ObjectKey, IntentId)>;
-
 /// The re-run jobs planned for a job's remainder, and the counts of the records they took
 /// from it (to take out of the parent's counts, so no record counts twice).
 #[derive(Debug)]
-pub(super) struct Rerun {
+pub struct Rerun {
     pub jobs: Vec<BatchJob>,
     pub moved: ManifestSummary,
 }
 
 /// Plans (and writes the manifests of) re-run jobs for `job`'s retryable failures, when there
 /// are at least the model's minimum of them with attempts left; None otherwise.
-pub(super) async fn plan_rerun(
+async fn plan_rerun(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,
@@ -81,22 +83,22 @@ async fn wanted_records(
     records: &JobRecords,
     failed: &HashMap<&RecordId, &ImageResult>,
 ) -> Result<HashMap<String, MappedRecord>, StageError> {
-    let stored = crate::app::pool::stored_results(deps, intent, failed.values().copied()).await?;
+    let stored = store::stored_results(deps, intent, failed.values().copied()).await?;
     Ok(records
         .iter()
-        .filter(|(_, (rid, ..))| failed.contains_key(rid))
-        .filter(|(_, (rid, ..))| {
+        .filter(|(_, r)| failed.contains_key(&r.record_id))
+        .filter(|(_, r)| {
             stored
-                .get(rid)
+                .get(&r.record_id)
                 .is_none_or(|s| s.status != ResultStatus::Canceled)
         })
-        .map(|(line_id, (rid, index, key, owner))| {
+        .map(|(line_id, r)| {
             let mapped = MappedRecord {
                 bedrock_record_id: Some(line_id.clone()),
-                record_id: rid.clone(),
-                intent_id: owner.clone(),
-                index: *index,
-                key: key.clone(),
+                record_id: r.record_id.clone(),
+                intent_id: r.owner.clone(),
+                index: r.index,
+                key: r.key.clone(),
             };
             (line_id.clone(), mapped)
         })
@@ -129,7 +131,7 @@ fn moved(
 /// on-demand job of the intent (the submitter runs it, a chunk at a time, resumable), whatever
 /// their number; records a stopped job never answered go even on their last attempt (the
 /// stop, not the record, cut them short). None when there is nothing to redrive.
-pub(super) async fn plan_redrive(
+async fn plan_redrive(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,
@@ -161,19 +163,54 @@ pub(super) async fn plan_redrive(
     }))
 }
 
+/// What becomes of a job's unanswered records.
+#[derive(Debug)]
+pub struct Decision {
+    /// The re-run batch jobs (or a redrive's on-demand jobs) to add in the write of the
+    /// parent's end, and the counts they take from it.
+    pub jobs: Option<Rerun>,
+    /// Records were re-run on-demand here, and `results` holds their new answers.
+    pub rerun_on_demand: bool,
+}
+
+/// Decides, for `job` that just ended with `results`, what becomes of its unanswered records,
+/// and re-runs them on-demand when that is the answer.
+pub async fn decide(
+    deps: &Deps,
+    intent: &BatchIntent,
+    job: &BatchJob,
+    records: &JobRecords,
+    results: &mut [ImageResult],
+) -> Result<Decision, StageError> {
+    let redrive = crate::app::deadline::redrive_now(deps, intent, job).await;
+    let jobs = if redrive {
+        plan_redrive(deps, intent, job, records, results).await?
+    } else {
+        plan_rerun(deps, intent, job, records, results).await?
+    };
+    let rerun_on_demand = jobs.is_none()
+        && intent.cancel_requested_at.is_none()
+        && !redrive
+        && rerun_retryable(deps, intent, job, records, results).await?;
+    Ok(Decision {
+        jobs,
+        rerun_on_demand,
+    })
+}
+
 /// Most records re-run on-demand after one job. A remainder of the model's minimum or more
-/// goes into a re-run batch job instead (`remainder`), so this binds only where the minimum is
+/// goes into a re-run batch job instead ([`plan_rerun`]), so this binds only where the minimum is
 /// set above it.
 pub const ON_DEMAND_RETRY_LIMIT: usize = 1_000;
 
 /// Re-runs, on-demand, every record that failed with a retryable error (throttling, 5xx,
 /// timeout, or no output from a job that stopped short) and has attempts left. Validation
 /// failures are never re-run.
-pub(super) async fn rerun_retryable(
+async fn rerun_retryable(
     deps: &Deps,
     intent: &BatchIntent,
     job: &BatchJob,
-    line_ids: &HashMap<RecordId, String>,
+    records: &JobRecords,
     results: &mut [ImageResult],
 ) -> Result<bool, StageError> {
     let max = deps.settings.max_record_attempts;
@@ -189,8 +226,7 @@ pub(super) async fn rerun_retryable(
     // A replay of this job's end (a redelivery, or the reconciler racing the watcher) finds
     // what earlier re-runs stored: those stand, and are not paid for again.
     let stored =
-        crate::app::pool::stored_results(deps, intent, candidates.iter().map(|&i| &results[i]))
-            .await?;
+        store::stored_results(deps, intent, candidates.iter().map(|&i| &results[i])).await?;
     let mut replayed = false;
     candidates.retain(|&i| match stored.get(&results[i].record_id) {
         // Its owner left the shared job: its answer is dropped, so it is not paid for.
@@ -211,12 +247,13 @@ pub(super) async fn rerun_retryable(
     }
     // By the id the record has in the job's input lines, and by our own record id, which a
     // manifest written before record ids were Bedrock's 11 characters carries instead.
+    let line_ids = records.line_ids();
     let wanted: HashMap<String, usize> = candidates
         .iter()
         .filter_map(|&i| {
             line_ids
                 .get(&results[i].record_id)
-                .map(|id| (id.clone(), i))
+                .map(|id| ((*id).to_owned(), i))
         })
         .chain(
             candidates
@@ -273,11 +310,7 @@ async fn rerun_chunk(
     let (slots, records): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
     let asked = records.len();
     let rerun = crate::app::on_demand::run(deps, &intent.model_id, records, limits).await;
-    if intent.is_pool_job() {
-        crate::app::pool::route_to_members(deps, intent, rerun.clone()).await?;
-    } else {
-        crate::app::duplicates::store(deps, &intent.intent_id, &rerun).await?;
-    }
+    store::put(deps, intent, rerun.clone()).await?;
     if rerun.len() < asked {
         // Bedrock refused some past the call's budget: the message is tried again, and
         // what was answered here is not run twice (its stored result is no failure).
@@ -290,7 +323,7 @@ async fn rerun_chunk(
 }
 
 /// `summary` without the records a re-run took.
-pub(super) fn without(summary: ManifestSummary, moved: &ManifestSummary) -> ManifestSummary {
+pub fn without(summary: ManifestSummary, moved: &ManifestSummary) -> ManifestSummary {
     ManifestSummary {
         total_record_count: summary
             .total_record_count

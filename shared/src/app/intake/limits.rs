@@ -195,20 +195,6 @@ async fn close_unrecorded(deps: &Deps, taken: &Taken) {
     }
 }
 
-/// Frees `intent`'s open place once it has ended (idempotent; best effort, healed otherwise).
-pub async fn close_ended(deps: &Deps, intent: &BatchIntent) {
-    if !intent.status.is_terminal() || intent.client_intent_id.is_none() {
-        return;
-    }
-    if let Err(e) = deps
-        .allowances
-        .close(&intent.user_id, &intent.intent_id)
-        .await
-    {
-        tracing::warn!(intent_id = %intent.intent_id, error = %e, "could not free an ended intent's place; the next refusal heals it");
-    }
-}
-
 /// How many images an intent asks for (a day's: its uploads that day, read from the index).
 async fn images_of(deps: &Deps, i: &BatchIntent) -> Result<u64, IntakeError> {
     let (listed, _) = i.image_counts();
