@@ -2,18 +2,21 @@
 //! that refreshes itself from `/ops/api/state` every two seconds, and replays a queue's dead
 //! letters through the CLI's own code (`POST /ops/api/dlq/{queue}/replay`). Its data is every
 //! user's, so both calls need an operator's token (`token --operator`): a user's token is a
-//! 403, none a 401. The night over time comes from `GET /ops/api/nights` (the last 14 nights'
+//! 403, none a 401. Every refusal is `intake::answer`'s, as the API gives it (no internal text).
+//! The night over time comes from `GET /ops/api/nights` (the last 14 nights'
 //! summaries, the rows `report --since` prints) and `GET /ops/api/nights/{date}` (one night's
 //! points, summary and charts, see `charts.rs`). The page takes the token from its URL fragment (`/ops#token=…`, which no
 //! request carries) and keeps it in the tab's session storage.
 
 use crate::embedded::Embedded;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use intake::answer::ApiError;
 use serde_json::json;
+use shared::app::intake::IntakeError;
 use shared::topology::Queue;
 use std::sync::Arc;
 
@@ -39,41 +42,20 @@ pub fn router(app: Arc<Embedded>, key: Arc<intake::LocalKey>) -> Router {
         .with_state(Ops { app, key })
 }
 
-/// A refusal as JSON, like the API's.
-fn refused(code: StatusCode, error: &str, message: String) -> Response {
-    (code, Json(json!({"error": error, "message": message}))).into_response()
-}
-
-/// The answer refusing a request without an operator's bearer token; None lets it through.
+/// The answer refusing a request without an operator's bearer token (`intake::answer`, as the
+/// API answers); None lets it through.
 fn refusal(ops: &Ops, headers: &HeaderMap) -> Option<Response> {
-    refuse_unless_operator(ops, headers).err().map(|b| *b)
-}
-
-fn refuse_unless_operator(ops: &Ops, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            refused(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "an operator's bearer token is required (`batch-orchestrator token --operator`)"
-                    .into(),
-            )
-        })?;
-    match ops.key.verify_operator(token) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let code = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::UNAUTHORIZED);
-            let error = if code == StatusCode::FORBIDDEN {
-                "forbidden"
-            } else {
-                "unauthorized"
-            };
-            Err(Box::new(refused(code, error, e.to_string())))
-        }
-    }
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let checked = match token {
+        Some(token) => ops.key.verify_operator(token).map(|_| ()),
+        None => Err(IntakeError::Unauthorized(
+            "an operator's bearer token is required (`batch-orchestrator token --operator`)".into(),
+        )),
+    };
+    checked.err().map(|e| ApiError::from(e).into_response())
 }
 
 /// `GET /ops/api/state`: the night (`shared::app::ops`) and the dead letters per queue.
@@ -83,13 +65,7 @@ async fn state(State(ops): State<Ops>, headers: HeaderMap) -> Response {
     }
     let view = match shared::app::ops::snapshot(&ops.app.deps).await {
         Ok(v) => v,
-        Err(e) => {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            )
-        }
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let mut dead = serde_json::Map::new();
     for queue in Queue::ALL {
@@ -108,19 +84,11 @@ async fn replay(State(ops): State<Ops>, headers: HeaderMap, Path(queue): Path<St
         return r;
     }
     let Some(queue) = Queue::ALL.into_iter().find(|q| q.name() == queue) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no queue {queue}"),
-        );
+        return ApiError::NotFound(format!("no queue {queue}")).into_response();
     };
     match ops.app.bus.replay_dead_letters(queue, 100) {
         Ok(moved) => Json(json!({"queue": queue.name(), "replayed": moved})).into_response(),
-        Err(e) => refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        ),
+        Err(e) => ApiError::from(IntakeError::Unavailable(e)).into_response(),
     }
 }
 
@@ -138,11 +106,7 @@ async fn nights(State(ops): State<Ops>, headers: HeaderMap) -> Response {
                 .collect();
             Json(json!({"columns": crate::report::NIGHT_COLUMNS, "nights": nights})).into_response()
         }
-        Err(e) => refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        ),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -152,11 +116,8 @@ async fn night(State(ops): State<Ops>, headers: HeaderMap, Path(night): Path<Str
         return r;
     }
     let Ok(day) = chrono::NaiveDate::parse_from_str(&night, "%Y-%m-%d") else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "invalid_night",
-            format!("night: must be a date as YYYY-MM-DD, got {night:?}"),
-        );
+        let why = format!("must be a date as YYYY-MM-DD, got {night:?}");
+        return ApiError::from(IntakeError::invalid("night", why)).into_response();
     };
     match shared::app::nights::view(&ops.app.deps, day).await {
         Ok(view) => {
@@ -165,10 +126,6 @@ async fn night(State(ops): State<Ops>, headers: HeaderMap, Path(night): Path<Str
             body["charts"] = serde_json::to_value(charts).unwrap_or_default();
             Json(body).into_response()
         }
-        Err(e) => refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        ),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -28,6 +28,7 @@ mod events;
 mod faults;
 mod hostile;
 mod intake;
+mod layout;
 mod legibility;
 mod limits;
 mod nightly;

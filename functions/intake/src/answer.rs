@@ -1,4 +1,4 @@
-//! Every answer intake gives, in one place: the JSON body of a refusal (with its metric), the
+//! Every answer intake (and the operator page, `src/ops`) gives, in one place: the JSON body of a refusal (with its metric), the
 //! HTTP response of an [`ApiError`] (status, JSON body, `Retry-After`), the 503 for an answer
 //! that could not be serialized, and a plain event's answer (its status inside the JSON).
 //! The one mapping from a stage error to an answer is `IntakeError: From<StageError>`
@@ -96,6 +96,18 @@ pub fn event_answer(result: Result<(u16, Value), IntakeError>) -> Value {
         obj.insert("statusCode".into(), json!(status));
     }
     body
+}
+
+/// The 503 of an answer that could not be given at all (its cause logged, never shown):
+/// status, `Retry-After` and body.
+pub fn unavailable(cause: impl Into<String>) -> (StatusCode, &'static str, Value) {
+    let source = shared::ports::PortError::new(shared::ports::ErrorKind::Unexpected, cause);
+    let body = error_body(&IntakeError::Unavailable(source));
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        RETRY_AFTER_UNAVAILABLE,
+        body,
+    )
 }
 
 /// A refusal's body, logged (`what`) and counted; an internal error is logged with its chain

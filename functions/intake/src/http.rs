@@ -76,16 +76,13 @@ async fn buffered(response: axum::response::Response) -> lambda_http::Response<B
         // Reading an answer already in memory cannot fail; if it did, the client gets a 503
         // to retry, never an empty 200.
         Err(e) => {
-            let unavailable = shared::ports::PortError::new(
-                shared::ports::ErrorKind::Unexpected,
-                format!("the answer could not be read: {e}"),
-            );
-            let body = crate::answer::error_body(&IntakeError::Unavailable(unavailable));
+            let (status, retry_after, body) =
+                crate::answer::unavailable(format!("the answer could not be read: {e}"));
             let mut response = lambda_http::Response::new(Body::from(body.to_string()));
-            *response.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+            *response.status_mut() = status;
             let headers = response.headers_mut();
             headers.insert("content-type", HeaderValue::from_static("application/json"));
-            headers.insert("retry-after", HeaderValue::from_static("5"));
+            headers.insert("retry-after", HeaderValue::from_static(retry_after));
             response
         }
     }

@@ -1,6 +1,7 @@
 //! The domain: ids, the intent state machine, events, manifest and result rules.
 //! Nothing in here imports an AWS or Lambda crate.
 
+pub mod backoff;
 pub mod bedrock;
 pub mod catalog;
 pub mod deadline;

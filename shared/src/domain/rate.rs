@@ -85,9 +85,8 @@ pub fn quota_tokens(model: &str, input: u64, output: u64) -> u64 {
 /// at most [`MAX_BACKOFF_SECS`], with up to a quarter more as jitter (`jitter` in 0..1), so
 /// runners that were refused together do not come back together.
 pub fn backoff(n: u32, jitter: f64) -> Duration {
-    let base = (1i64 << n.saturating_sub(1).min(6)).min(MAX_BACKOFF_SECS);
-    let ms = (base as f64 * 1000.0 * (1.0 + jitter.clamp(0.0, 1.0) / 4.0)) as i64;
-    Duration::milliseconds(ms)
+    let max = Duration::seconds(MAX_BACKOFF_SECS);
+    crate::domain::backoff::exponential(n, Duration::seconds(1), max, jitter)
 }
 
 #[cfg(test)]

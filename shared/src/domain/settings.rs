@@ -430,9 +430,8 @@ impl Settings {
     /// The wait after the `refusals`-th "not now" in a row: `create_backoff_secs` doubled each
     /// time, at most an hour.
     pub fn create_backoff(&self, refusals: u32) -> chrono::Duration {
-        let base = self.create_backoff_secs.max(0);
-        let secs = base.saturating_mul(1 << refusals.saturating_sub(1).min(12));
-        chrono::Duration::seconds(secs.min(3600))
+        let base = chrono::Duration::seconds(self.create_backoff_secs.max(0));
+        crate::domain::backoff::exponential(refusals, base, chrono::Duration::hours(1), 0.0)
     }
 
     pub fn estimated_duration_secs(&self, images: usize) -> u64 {

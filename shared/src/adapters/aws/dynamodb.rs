@@ -488,6 +488,14 @@ async fn first_items(
     Ok(items)
 }
 
+/// The wait before retrying a batch call's unprocessed items, try `attempt` (from 0).
+fn unprocessed_backoff(attempt: u32) -> std::time::Duration {
+    let base = chrono::Duration::milliseconds(50);
+    crate::domain::backoff::exponential(attempt + 1, base, chrono::Duration::seconds(10), 0.0)
+        .to_std()
+        .unwrap_or_default()
+}
+
 /// BatchWriteItem takes at most 25 items a call.
 const BATCH_WRITE_MAX: usize = 25;
 
@@ -541,7 +549,7 @@ impl ResultStore for DynamoStore {
                         "BatchWriteItem left items unprocessed",
                     ));
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                tokio::time::sleep(unprocessed_backoff(attempt)).await;
             }
         }
         Ok(())

@@ -186,8 +186,10 @@ impl SqliteBus {
 
     /// Makes a failed message visible again after an exponential backoff.
     pub fn nack(&self, seq: i64, receive_count: u32, error: &str) -> Result<(), PortError> {
+        let base = chrono::Duration::milliseconds(self.options.backoff_base_ms);
+        let max = chrono::Duration::minutes(15);
         let delay =
-            (self.options.backoff_base_ms << receive_count.saturating_sub(1).min(20)).min(900_000);
+            crate::domain::backoff::exponential(receive_count, base, max, 0.0).num_milliseconds();
         let at = ms(self.clock.now()) + delay;
         self.db.tx(|tx| {
             tx.execute(

@@ -222,7 +222,7 @@ impl DynamoStore {
                 .and_then(|mut m| m.remove(&self.results_table))
                 .filter(|k| !k.keys().is_empty());
             if pending.is_some() {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                tokio::time::sleep(super::unprocessed_backoff(attempt)).await;
             }
         }
         match pending {
