@@ -1,31 +1,30 @@
 //! batch-orchestrator's shared crate: the domain, the ports it needs, the use cases each
 //! stage runs, and the adapters behind the ports.
 //!
-//! Dependencies point one way, down this list:
+//! The floors, from the bottom: each imports only the floors below it (held by
+//! `tests/it/layout.rs` for app/ and domain/; docs/architecture.md has the full map).
 //!
 //! ```text
-//! functions/*/src/main.rs   decode the Lambda event, call one use case, encode the answer
-//!   adapters/sqs_edge.rs    the SQS edge: envelopes in, batchItemFailures out
-//!   app/                    one use case per stage: intake/, manifest/, submit, watch,
-//!                           reconcile, cancel, status, pool/, on_demand, deadline, webhooks,
-//!                           normalized (the image copies), outbox (and its sweep)
-//!   ports.rs                the small traits the use cases need (stores, bus, objects,
-//!                           Bedrock batch and on-demand, clock) and the one PortError
-//!   domain/                 pure rules, no I/O and no AWS: ids, the intent aggregate
-//!                           (intent/), events, Bedrock's formats, job names and state
-//!                           changes, each decoded once (bedrock.rs),
-//!                           manifests and record families (manifest.rs, family/), media
-//!                           types (media.rs), image normalization (normalize/), planning
-//!                           (plan.rs, pool.rs, deadline.rs), settings
-//!   adapters/aws/           one file per AWS service, behind the ports (feature `aws`)
-//!   adapters/embedded/      the same ports on one machine: SQLite store and bus, files for
-//!                           S3, the Bedrock batch emulator, fault injection (feature
-//!                           `embedded`, which the Lambdas leave out)
-//!   adapters/clock.rs, data_dir.rs   the clocks and the local data dir both backends use
-//! config.rs, topology.rs    settings from the environment; the routing rules (event ->
-//!                           queue) every backend shares
-//! metrics.rs, telemetry.rs  CloudWatch EMF metrics; tracing set-up
+//! domain/                 pure rules, no I/O and no AWS: ids, the intent aggregate (intent/),
+//!                         events, Bedrock's formats (bedrock.rs), manifests and record
+//!                         families (manifest.rs, family/), images (media.rs, normalize/),
+//!                         planning (plan.rs, pool.rs, quotas.rs, deadline.rs), results,
+//!                         duplicates, usage, nights, settings
+//! ports.rs                the small traits the use cases need and the one PortError  → domain
+//! metrics.rs, topology.rs, config.rs
+//!                         CloudWatch EMF metrics; the routing rules (event -> queue); settings
+//!                         from the environment                                       → domain
+//! telemetry.rs            tracing set-up                                             → nothing
+//! app/                    the use cases, floor by floor (mod.rs: Deps, StageError, cas_loop)
+//!                                                                  → ports, domain, metrics
+//! adapters/               behind the ports: aws/ (feature `aws`), embedded/ (feature
+//!                         `embedded`, which the Lambdas leave out), the clocks, the data dir,
+//!                         webhooks over HTTP, and the SQS edge (envelopes in, batchItemFailures
+//!                         out)                                            → app and all below
 //! ```
+//!
+//! Above them all, outside this crate: `functions/*` (decode the Lambda event, call one use
+//! case, encode the answer) and the `batch-orchestrator` binary.
 
 pub mod adapters;
 pub mod app;

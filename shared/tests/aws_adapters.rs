@@ -280,7 +280,7 @@ mod dynamodb {
             summary: None,
             record_map: None,
             pad_records: 0,
-            retry_of: None,
+            rerun_of: None,
             progress: None,
             expires_at: None,
             on_demand: false,

@@ -760,7 +760,7 @@ async fn when_bedrock_fails_as_it_really_does_through_the_sdk_should_close_every
     // Half expired: the other half in a second batch job of at least the minimum.
     let (i, jobs, dead) = run_fault(&aws, Some(BedrockFault::ExpireHalf), 4, 2).await;
     assert_eq!((i.status, jobs, dead), (IntentStatus::Completed, 2, 0));
-    assert_eq!(i.jobs[1].retry_of, Some(1));
+    assert_eq!(i.jobs[1].rerun_of, Some(1));
     assert!(i.jobs[1].records() >= 2);
     // Access denied: FAILED at once, naming the permission; nothing created.
     let (i, jobs, dead) = run_fault(&aws, Some(BedrockFault::CreateAccessDenied), 2, 1).await;

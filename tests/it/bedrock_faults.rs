@@ -113,7 +113,7 @@ async fn when_a_job_expires_half_done_should_rerun_the_rest_in_a_second_batch_jo
     assert_eq!(intent.jobs.len(), 2);
     assert_eq!(intent.jobs[0].status, Some(BedrockJobStatus::Expired));
     let rerun = &intent.jobs[1];
-    assert_eq!(rerun.retry_of, Some(intent.jobs[0].job_no));
+    assert_eq!(rerun.rerun_of, Some(intent.jobs[0].job_no));
     assert_eq!(rerun.attempt, 2);
     assert_eq!(rerun.status, Some(BedrockJobStatus::Completed));
     assert!(
@@ -243,7 +243,7 @@ async fn when_a_job_ends_short_while_its_sibling_waits_for_a_slot_should_still_r
         intent.failure_message
     );
     assert_eq!(intent.jobs.len(), 3, "two planned jobs and one re-run");
-    assert_eq!(intent.jobs[2].retry_of, Some(1));
+    assert_eq!(intent.jobs[2].rerun_of, Some(1));
     assert_eq!(app.emulator.job_count().expect("jobs"), 3);
     assert_eq!(failed, 0);
     let rs = results(&app, &intent).await;

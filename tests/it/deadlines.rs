@@ -115,7 +115,7 @@ async fn when_a_batch_job_sticks_past_its_cutoff_should_stop_it_and_redrive_befo
     assert!(
         redrive
             .iter()
-            .all(|j| j.on_demand && j.retry_of == Some(1) && j.arn.is_none()),
+            .all(|j| j.on_demand && j.rerun_of == Some(1) && j.arn.is_none()),
         "{redrive:?}"
     );
     assert_eq!(app.emulator.job_count().expect("jobs"), 1);

@@ -72,7 +72,9 @@ async fn when_a_stored_key_is_too_long_for_its_copy_should_skip_it_not_crash() {
     .await
     .expect("an answer");
     match got {
-        shared::app::normalized::Got::Skipped(why) => assert!(why.contains("1003"), "{why}"),
+        shared::app::normalized::NormalizedCopy::Skipped(why) => {
+            assert!(why.contains("1003"), "{why}")
+        }
         other => panic!("expected a skip, got {other:?}"),
     }
 }

@@ -177,7 +177,11 @@ fn when_the_modules_import_each_other_should_make_no_circle_and_no_chain_past_si
         .map(|m| longest(&files, m))
         .max_by_key(Vec::len)
         .expect("app files import each other");
-    eprintln!("the longest chain, {} files: {}", chain.len(), chain.join(" -> "));
+    eprintln!(
+        "the longest chain, {} files: {}",
+        chain.len(),
+        chain.join(" -> ")
+    );
     assert!(
         chain.len() <= LONGEST_APP_CHAIN,
         "{} files: {}",

@@ -159,6 +159,7 @@ fn forged(key_dir: &std::path::Path, sub: &str) -> String {
     let now = chrono::Utc::now().timestamp();
     let claims =
         json!({"sub": sub, "iss": "batch-orchestrator-local", "iat": now, "exp": now + 600});
+    intake::hs256::install();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,

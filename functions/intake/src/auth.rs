@@ -242,6 +242,7 @@ impl LocalKey {
     }
 
     fn encode(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        crate::hs256::install();
         let key = jsonwebtoken::EncodingKey::from_secret(&self.secret)?;
         let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         jsonwebtoken::encode(&header, claims, &key)
@@ -250,6 +251,7 @@ impl LocalKey {
     /// A valid token's claims: HS256 only, signature, `iss`, `exp` and (when present) `nbf`
     /// checked, with at most [`LEEWAY_SECS`] of clock skew (jsonwebtoken's default is 60 s).
     fn claims(&self, token: &str) -> Result<Claims, IntakeError> {
+        crate::hs256::install();
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;

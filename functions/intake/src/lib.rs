@@ -10,6 +10,7 @@
 pub mod answer;
 pub mod auth;
 pub mod events;
+pub mod hs256;
 pub mod http;
 pub mod router;
 

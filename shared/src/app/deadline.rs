@@ -91,7 +91,7 @@ pub(super) async fn pool_due(
     };
     let needs =
         pace(deps, model).await.job_secs(records) + deps.settings.deadline_margin_secs as f64;
-    deps.clock.now() + chrono::Duration::milliseconds((needs * 1000.0) as i64) >= deadline
+    crate::domain::deadline::started_now_ends_after(deps.clock.now(), needs, deadline)
 }
 
 /// Keeps the durations of a job that just ended (best effort: see `ports::JobHistory`).
@@ -115,7 +115,7 @@ pub(super) async fn redrive_now(deps: &Deps, intent: &BatchIntent, job: &BatchJo
     };
     let pace = pace(deps, &intent.model_id).await;
     let needs = pace.job_secs(job.records()) + deps.settings.deadline_margin_secs as f64;
-    deps.clock.now() + chrono::Duration::milliseconds((needs * 1000.0) as i64) > deadline
+    crate::domain::deadline::started_now_ends_after(deps.clock.now(), needs, deadline)
 }
 
 /// What one cut-off pass did.

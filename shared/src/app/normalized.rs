@@ -49,7 +49,7 @@ fn cost_mib(size: u64, header: &[u8]) -> u32 {
 
 /// A normalized copy, or why there is none.
 #[derive(Debug)]
-pub enum Got {
+pub enum NormalizedCopy {
     /// The copy's bytes (an upright JPEG with no metadata) and where it is stored.
     Ready { jpeg: Vec<u8>, uri: S3Uri },
     /// The image is skipped, for this reason (corrupt, a bomb, HEIC, not an image).
@@ -71,8 +71,8 @@ pub fn normalized_uri(deps: &Deps, key: &ObjectKey, long_edge: u32) -> Option<S3
 }
 
 /// Why an image has no normalized copy: its key is too long for one.
-fn too_long(key: &ObjectKey) -> Got {
-    Got::Skipped(
+fn too_long(key: &ObjectKey) -> NormalizedCopy {
+    NormalizedCopy::Skipped(
         crate::domain::uploads::key_too_long(key.as_str()).map_or_else(
             || "its key is too long".to_owned(),
             |r| format!("the key {r}"),
@@ -86,19 +86,19 @@ pub async fn get_or_make(
     deps: &Deps,
     key: &ObjectKey,
     family: &dyn RecordFamily,
-) -> Result<Got, StageError> {
+) -> Result<NormalizedCopy, StageError> {
     let long_edge = family.image_long_edge();
     let original = S3Uri::object(&deps.settings.uploads_bucket, key);
     match deps.objects.head(&original, 0).await {
         Ok(_) => {}
-        Err(e) if e.kind == ErrorKind::NotFound => return Ok(Got::Missing),
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(NormalizedCopy::Missing),
         Err(e) => return Err(e.into()),
     }
     let Some(uri) = normalized_uri(deps, key, long_edge) else {
         return Ok(too_long(key));
     };
     match deps.objects.get(&uri).await {
-        Ok(jpeg) => Ok(Got::Ready { jpeg, uri }),
+        Ok(jpeg) => Ok(NormalizedCopy::Ready { jpeg, uri }),
         Err(e) if e.kind == ErrorKind::NotFound => make(deps, key, family).await,
         Err(e) => Err(e.into()),
     }
@@ -110,18 +110,18 @@ pub async fn make(
     deps: &Deps,
     key: &ObjectKey,
     family: &dyn RecordFamily,
-) -> Result<Got, StageError> {
+) -> Result<NormalizedCopy, StageError> {
     let Some(uri) = normalized_uri(deps, key, family.image_long_edge()) else {
         return Ok(too_long(key));
     };
     let original = S3Uri::object(&deps.settings.uploads_bucket, key);
     let (header, size) = match deps.objects.head(&original, 64 * 1024).await {
         Ok(h) => h,
-        Err(e) if e.kind == ErrorKind::NotFound => return Ok(Got::Missing),
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(NormalizedCopy::Missing),
         Err(e) => return Err(e.into()),
     };
     if size > MAX_ORIGINAL_BYTES {
-        return Ok(Got::Skipped(format!(
+        return Ok(NormalizedCopy::Skipped(format!(
             "the upload is {size} bytes; images over {MAX_ORIGINAL_BYTES} bytes are not read"
         )));
     }
@@ -131,22 +131,24 @@ pub async fn make(
         .map_err(|e| StageError::Permanent(format!("the normalizing budget is closed: {e}")))?;
     let bytes = match deps.objects.get(&original).await {
         Ok(b) => b,
-        Err(e) if e.kind == ErrorKind::NotFound => return Ok(Got::Missing),
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(NormalizedCopy::Missing),
         Err(e) => return Err(e.into()),
     };
     let target = Target::for_family(family, deps.settings.image_policy);
     let made = tokio::task::spawn_blocking(move || normalize(&bytes, target)).await;
     // A decoder that panics on a file is the file's fault, like any other corrupt image.
     let Ok(made) = made else {
-        return Ok(Got::Skipped("the image could not be decoded".into()));
+        return Ok(NormalizedCopy::Skipped(
+            "the image could not be decoded".into(),
+        ));
     };
     match made {
         Ok(n) => {
             deps.objects.put(&uri, n.jpeg.clone()).await?;
             crate::metrics::count(crate::metrics::IMAGES_NORMALIZED, 1);
-            Ok(Got::Ready { jpeg: n.jpeg, uri })
+            Ok(NormalizedCopy::Ready { jpeg: n.jpeg, uri })
         }
-        Err(skip) => Ok(Got::Skipped(skip.to_string())),
+        Err(skip) => Ok(NormalizedCopy::Skipped(skip.to_string())),
     }
 }
 

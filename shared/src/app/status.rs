@@ -303,7 +303,7 @@ fn job_views(jobs: &[crate::domain::intent::BatchJob]) -> Vec<BedrockJobView> {
             counts: j.summary,
             progress: j.progress,
             expires_at: j.expires_at,
-            rerun_of: j.retry_of,
+            rerun_of: j.rerun_of,
             on_demand: j.on_demand,
             stopped_at_cutoff: j.deadline_stop_at,
         })

@@ -302,7 +302,7 @@ async fn refuse<S>(
     let message = reason.message(&intent.model_id);
     // A re-run job fails alone (its intent keeps what its other jobs did); a planned job fails
     // its intent.
-    let refused = if job.retry_of.is_some() {
+    let refused = if job.rerun_of.is_some() {
         intent.fail_unsubmitted_job(job.job_no, message, now)
     } else {
         intent.fail(message, now)

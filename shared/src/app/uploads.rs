@@ -73,13 +73,13 @@ async fn normalize_at_upload(deps: &Deps, key: &ObjectKey) -> Result<Option<Stri
     };
     // Always from the original: a re-upload under the same key replaces its copy.
     match crate::app::normalized::make(deps, key, family).await? {
-        crate::app::normalized::Got::Skipped(reason) => {
+        crate::app::normalized::NormalizedCopy::Skipped(reason) => {
             tracing::warn!(key = %key, reason, "upload cannot be normalized; requests will skip it");
         }
-        crate::app::normalized::Got::Missing => {
+        crate::app::normalized::NormalizedCopy::Missing => {
             tracing::info!(key = %key, "upload deleted before it was normalized");
         }
-        crate::app::normalized::Got::Ready { jpeg, .. } => {
+        crate::app::normalized::NormalizedCopy::Ready { jpeg, .. } => {
             let digest = crate::domain::duplicates::digest(model, DEFAULT_PROMPT_VERSION, &jpeg);
             return Ok(Some(digest));
         }

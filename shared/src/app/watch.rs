@@ -114,7 +114,7 @@ async fn apply_once(
     let mut next = intent;
     if let Some(jobs) = rerun {
         // In the same write as the parent's end, so the intent does not end meanwhile.
-        next.add_retry_jobs(jobs, now)?;
+        next.add_rerun_jobs(jobs, now)?;
     }
     next.apply_job_status(arn, status, failure, summary, now)?;
     if next.is_pool_job() && next.status.is_terminal() {

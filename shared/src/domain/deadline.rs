@@ -176,7 +176,7 @@ pub fn split(records: u64, o: &Outlook) -> Split {
         batch_records: batch,
         on_demand_records: on_demand,
         estimated_completion,
-        at_risk: estimated_completion > deadline,
+        at_risk: ends_after(estimated_completion, deadline),
     }
 }
 
@@ -203,7 +203,13 @@ pub fn redrive_extra_usd(records: u64, on_demand_usd_per_record: f64, batch_disc
 mod tests;
 
 /// Whether something that ends at `end` ends after `deadline`: ending at the deadline itself
-/// meets it.
+/// meets it. The one rule: a plan, a job started now, an intent's end and the clock itself are
+/// held to a deadline by it.
 pub fn ends_after(end: DateTime<Utc>, deadline: DateTime<Utc>) -> bool {
     end > deadline
+}
+
+/// Whether work of `secs` started at `now` ends after `deadline` ([`ends_after`]).
+pub fn started_now_ends_after(now: DateTime<Utc>, secs: f64, deadline: DateTime<Utc>) -> bool {
+    ends_after(now + self::secs(secs), deadline)
 }

@@ -53,7 +53,7 @@ fn ended_job(no: u32, on_demand: bool, success: u64, tokens: (u64, u64)) -> Batc
         }),
         record_map: None,
         pad_records: 0,
-        retry_of: None,
+        rerun_of: None,
         progress: None,
         expires_at: None,
         on_demand,

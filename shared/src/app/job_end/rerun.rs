@@ -201,7 +201,7 @@ pub async fn decide(
 /// Most records re-run on-demand after one job. A remainder of the model's minimum or more
 /// goes into a re-run batch job instead ([`plan_rerun`]), so this binds only where the minimum is
 /// set above it.
-pub const ON_DEMAND_RETRY_LIMIT: usize = 1_000;
+pub const ON_DEMAND_RERUN_LIMIT: usize = 1_000;
 
 /// Re-runs, on-demand, every record that failed with a retryable error (throttling, 5xx,
 /// timeout, or no output from a job that stopped short) and has attempts left. Validation
@@ -241,8 +241,8 @@ async fn rerun_retryable(
     if candidates.is_empty() {
         return Ok(replayed);
     }
-    if candidates.len() > ON_DEMAND_RETRY_LIMIT {
-        tracing::warn!(intent_id = %intent.intent_id, failed = candidates.len(), limit = ON_DEMAND_RETRY_LIMIT, "too many retryable failures to re-run on-demand; left failed");
+    if candidates.len() > ON_DEMAND_RERUN_LIMIT {
+        tracing::warn!(intent_id = %intent.intent_id, failed = candidates.len(), limit = ON_DEMAND_RERUN_LIMIT, "too many retryable failures to re-run on-demand; left failed");
         return Ok(replayed);
     }
     // By the id the record has in the job's input lines, and by our own record id, which a

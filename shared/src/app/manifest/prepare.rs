@@ -1,7 +1,7 @@
 //! One image made ready for the writer: normalized, checked and (inline families) encoded.
 
 use crate::app::duplicates::Verdict;
-use crate::app::normalized::Got;
+use crate::app::normalized::NormalizedCopy;
 use crate::app::{Deps, StageError};
 use crate::domain::family::{ImageRef, ImageSource, RecordFamily};
 use crate::domain::manifest::{check_image, image_record_id};
@@ -24,9 +24,11 @@ pub(super) async fn prepare(
 ) -> Result<(crate::domain::bedrock::S3Uri, Prepared, Hashes), StageError> {
     let original = crate::domain::bedrock::S3Uri::object(&deps.settings.uploads_bucket, key);
     let (jpeg, uri) = match crate::app::normalized::get_or_make(deps, key, family).await? {
-        Got::Ready { jpeg, uri } => (jpeg, uri),
-        Got::Skipped(reason) => return Ok((original, Prepared::Rejected(reason), (None, None))),
-        Got::Missing => {
+        NormalizedCopy::Ready { jpeg, uri } => (jpeg, uri),
+        NormalizedCopy::Skipped(reason) => {
+            return Ok((original, Prepared::Rejected(reason), (None, None)))
+        }
+        NormalizedCopy::Missing => {
             let why = "not found in the uploads bucket".to_string();
             return Ok((original, Prepared::Rejected(why), (None, None)));
         }

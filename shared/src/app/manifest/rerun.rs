@@ -61,7 +61,7 @@ pub(crate) async fn write_rerun(
         job.attempt = attempt;
         job.job_name = job_name(&intent.job_id, job.job_no, attempt);
         job.client_token = client_token(&intent.job_id, job.job_no, attempt);
-        job.retry_of = Some(parent.job_no);
+        job.rerun_of = Some(parent.job_no);
         job.on_demand = on_demand;
     }
     Ok(jobs)

@@ -1,7 +1,7 @@
 //! An intent against its deadline: a late job stopped at its cut-off, a job moved to
 //! on-demand, an on-demand job's end, and the durations a finished job leaves behind.
 
-use crate::domain::deadline::JobSample;
+use crate::domain::deadline::{ends_after, JobSample};
 use crate::domain::intent::*;
 
 impl BatchIntent {
@@ -119,8 +119,10 @@ impl BatchIntent {
             return false;
         };
         !self.status.is_terminal()
-            && (self.estimated_completion.is_some_and(|e| e > deadline)
-                || now > deadline
+            && (self
+                .estimated_completion
+                .is_some_and(|e| ends_after(e, deadline))
+                || ends_after(now, deadline)
                 || self.jobs.iter().any(|j| j.deadline_stop_at.is_some()))
     }
 }

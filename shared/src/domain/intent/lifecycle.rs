@@ -212,7 +212,7 @@ impl BatchIntent {
 
     /// The jobs' counts added up. A job that ended with no outputs (Failed) still had its
     /// records; a re-run job's records were taken out of its parent's counts when it was
-    /// planned ([`Self::add_retry_jobs`]), so no record counts twice.
+    /// planned ([`Self::add_rerun_jobs`]), so no record counts twice.
     fn summed_counts(&self) -> ManifestSummary {
         let mut total = ManifestSummary::default();
         for j in &self.jobs {
@@ -230,7 +230,7 @@ impl BatchIntent {
     /// Adds jobs that re-run the unanswered records of a job that just ended, in the same write
     /// as that job's end (so the intent does not end meanwhile), and owes BATCH_MANIFEST_READY
     /// so the submitter creates them.
-    pub fn add_retry_jobs(
+    pub fn add_rerun_jobs(
         &mut self,
         jobs: Vec<BatchJob>,
         now: DateTime<Utc>,

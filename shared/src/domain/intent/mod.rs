@@ -249,10 +249,11 @@ pub struct BatchJob {
     /// a short last job up to Bedrock's minimum; their answers are dropped.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pad_records: u64,
-    /// A job that re-runs the unanswered records of job `retry_of` (see `app::remainder`); its
-    /// records are listed in its `record_map`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_of: Option<u32>,
+    /// A job that re-runs the unanswered records of job `rerun_of` (see `app::job_end::rerun`);
+    /// its records are listed in its `record_map`. Items written before the one word kept
+    /// `retryOf`.
+    #[serde(default, alias = "retryOf", skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<u32>,
     /// Bedrock's record counts while the job runs, and when it times out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<crate::domain::bedrock::JobProgress>,
@@ -317,7 +318,7 @@ impl BatchJob {
             summary: None,
             record_map: None,
             pad_records: 0,
-            retry_of: None,
+            rerun_of: None,
             progress: None,
             expires_at: None,
             on_demand: false,

@@ -40,7 +40,7 @@ fn job() -> BatchJob {
         summary: None,
         record_map: None,
         pad_records: 0,
-        retry_of: None,
+        rerun_of: None,
         progress: None,
         expires_at: None,
         on_demand: false,
@@ -210,14 +210,14 @@ fn when_a_remainder_is_rerun_should_stay_open_and_count_each_record_once() {
     let mut rerun = job();
     rerun.job_no = 2;
     rerun.attempt = 2;
-    rerun.retry_of = Some(1);
+    rerun.rerun_of = Some(1);
     rerun.parts.push(ManifestPart {
         part: 1,
         uri: rerun.input.join("part-00001.jsonl"),
         records: 4,
         bytes: 10,
     });
-    i.add_retry_jobs(vec![rerun], now).expect("added");
+    i.add_rerun_jobs(vec![rerun], now).expect("added");
     // The parent expired with 6 of 10 answered; the 4 it never reached moved to job 2.
     let st = i
         .apply_job_status(
@@ -268,14 +268,14 @@ fn when_a_cancel_overtakes_a_rerun_job_should_end_without_creating_it() {
     let mut i = running(10);
     let mut rerun = job();
     rerun.job_no = 2;
-    rerun.retry_of = Some(1);
+    rerun.rerun_of = Some(1);
     rerun.parts.push(ManifestPart {
         part: 1,
         uri: rerun.input.join("part-00001.jsonl"),
         records: 5,
         bytes: 10,
     });
-    i.add_retry_jobs(vec![rerun], now).expect("added");
+    i.add_rerun_jobs(vec![rerun], now).expect("added");
     i.apply_job_status(
         &arn(),
         BedrockJobStatus::Stopped,
@@ -301,8 +301,8 @@ fn when_a_rerun_job_was_refused_should_never_record_an_arn_for_it() {
     let mut i = running(10);
     let mut rerun = job();
     rerun.job_no = 2;
-    rerun.retry_of = Some(1);
-    i.add_retry_jobs(vec![rerun], now).expect("added");
+    rerun.rerun_of = Some(1);
+    i.add_rerun_jobs(vec![rerun], now).expect("added");
     i.fail_unsubmitted_job(2, "refused".into(), now)
         .expect("failed alone");
     assert!(!i.has_unsubmitted_job());
