@@ -19,7 +19,7 @@ mod corpus;
 
 use corpus::{Photo, Shot};
 use image_hasher::{HashAlg, HasherConfig};
-use shared::domain::duplicates::{grey, hasher, NEAR_DISTANCE};
+use shared::domain::duplicates::{grey, HASH_SIDE, NEAR_DISTANCE};
 use shared::domain::family::Claude;
 use shared::domain::normalize::{normalize, Policy, Target};
 
@@ -98,6 +98,15 @@ fn copy_of(shot: &Shot, name: &str) -> Copy {
     let grey = grey(&jpeg).expect("grey");
     let size = shared::domain::normalize::dimensions(&jpeg).expect("size");
     Copy { grey, size }
+}
+
+/// The pipeline's hash as `image_hasher` configures it: `domain::duplicates::double_gradient`
+/// gives the same bits (held by its test), so the crate's other hashers compare with it here.
+fn hasher() -> image_hasher::Hasher {
+    HasherConfig::new()
+        .hash_size(HASH_SIDE, HASH_SIDE)
+        .hash_alg(HashAlg::DoubleGradient)
+        .to_hasher()
 }
 
 /// The hashers compared: the pipeline's first.

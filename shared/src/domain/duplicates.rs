@@ -48,11 +48,36 @@ pub fn digest(model: &ModelId, prompt_version: &str, normalized_jpeg: &[u8]) -> 
     hex::encode(h.finalize())
 }
 
-/// The perceptual hash of a normalized copy's grey pixels (`image_hasher`, [`hasher`]), as
-/// base64; None when the bytes are not a JPEG. The JPEG is decoded at a reduced DCT scale: the
-/// hash reads a few hundred pixels a side at most.
+/// The perceptual hash of a normalized copy's grey pixels ([`double_gradient`]), as base64;
+/// None when the bytes are not a JPEG. The JPEG is decoded at a reduced DCT scale: the hash
+/// reads a few hundred pixels a side at most.
 pub fn perceptual(normalized_jpeg: &[u8]) -> Option<String> {
-    Some(hasher().hash_image(&grey(normalized_jpeg)?).to_base64())
+    Some(double_gradient(&grey(normalized_jpeg)?))
+}
+
+/// `image_hasher`'s double-gradient hash with a [`HASH_SIDE`]² hash size, as base64 (standard
+/// alphabet, no padding): the grey image resized (Lanczos3) to 17 × 17, then each pixel
+/// against its right neighbour row by row, then against its lower one column by column, 544
+/// bits packed least significant first. Written here so the build does not carry that crate's
+/// DCT and FFT for one algorithm; `duplicates_tests.rs` holds it to `image_hasher`'s own output
+/// bit for bit, and the benchmark compares it with that crate's other hashers.
+pub fn double_gradient(grey: &image::GrayImage) -> String {
+    use base64::Engine as _;
+    let side = HASH_SIDE / 2 + 1;
+    let small = image::imageops::resize(grey, side, side, image::imageops::FilterType::Lanczos3);
+    let px = |x: u32, y: u32| small.get_pixel(x, y).0[0];
+    let mut bits = Vec::with_capacity((2 * side * (side - 1)) as usize);
+    for y in 0..side {
+        bits.extend((1..side).map(|x| px(x - 1, y) < px(x, y)));
+    }
+    for x in 0..side {
+        bits.extend((1..side).map(|y| px(x, y - 1) < px(x, y)));
+    }
+    let bytes: Vec<u8> = bits
+        .chunks(8)
+        .map(|c| (0..c.len()).fold(0u8, |b, n| b | (u8::from(c[n]) << n)))
+        .collect();
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }
 
 /// A JPEG's grey pixels, decoded at the smallest DCT scale of at least 256 px a side.
@@ -77,20 +102,17 @@ pub fn grey(jpeg: &[u8]) -> Option<image::GrayImage> {
     image::GrayImage::from_raw(w, h, luma)
 }
 
-/// The hasher [`perceptual`] uses (the benchmark measures the same one).
-pub fn hasher() -> image_hasher::Hasher {
-    image_hasher::HasherConfig::new()
-        .hash_size(HASH_SIDE, HASH_SIDE)
-        .hash_alg(image_hasher::HashAlg::DoubleGradient)
-        .to_hasher()
-}
-
 /// The Hamming distance between two hashes from [`perceptual`]; None if either is unreadable
 /// or they differ in size.
 pub fn distance(a: &str, b: &str) -> Option<u32> {
-    let a = image_hasher::ImageHash::<Box<[u8]>>::from_base64(a).ok()?;
-    let b = image_hasher::ImageHash::<Box<[u8]>>::from_base64(b).ok()?;
-    (a.as_bytes().len() == b.as_bytes().len()).then(|| a.dist(&b))
+    use base64::Engine as _;
+    let decode = |h: &str| {
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(h)
+            .ok()
+    };
+    let (a, b) = (decode(a)?, decode(b)?);
+    (a.len() == b.len()).then(|| a.iter().zip(&b).map(|(x, y)| (x ^ y).count_ones()).sum())
 }
 
 /// The image that was answered first: where its result is.

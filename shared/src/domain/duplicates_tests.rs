@@ -18,7 +18,42 @@ fn stripes(period: u32, across: bool) -> String {
         let band = if across { y / period } else { x / period };
         image::Luma([if band.is_multiple_of(2) { 30 } else { 220 }])
     });
-    hasher().hash_image(&img).to_base64()
+    double_gradient(&img)
+}
+
+/// `image_hasher`'s double gradient as the pipeline configured it before it was written here.
+fn image_hasher_hash(img: &image::GrayImage) -> String {
+    image_hasher::HasherConfig::new()
+        .hash_size(HASH_SIDE, HASH_SIDE)
+        .hash_alg(image_hasher::HashAlg::DoubleGradient)
+        .to_hasher()
+        .hash_image(img)
+        .to_base64()
+}
+
+#[test]
+fn when_hashing_should_give_image_hashers_double_gradient_bit_for_bit() {
+    // Stripes, a gradient, noise, and an odd-sized page: every hash equal to the crate's.
+    let noise =
+        |x: u32, y: u32| ((x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 7) as u8;
+    let images = [
+        image::GrayImage::from_fn(256, 256, |_, y| {
+            image::Luma([if (y / 9) % 2 == 0 { 30 } else { 220 }])
+        }),
+        image::GrayImage::from_fn(300, 170, |x, y| image::Luma([((x + 2 * y) % 256) as u8])),
+        image::GrayImage::from_fn(257, 311, |x, y| image::Luma([noise(x, y)])),
+        image::GrayImage::from_fn(40, 900, |x, y| image::Luma([noise(y, x) / 2 + 60])),
+    ];
+    for img in &images {
+        assert_eq!(double_gradient(img), image_hasher_hash(img));
+    }
+    let (a, b) = (image_hasher_hash(&images[0]), image_hasher_hash(&images[2]));
+    let ours = distance(&double_gradient(&images[0]), &double_gradient(&images[2]));
+    let theirs = image_hasher::ImageHash::<Box<[u8]>>::from_base64(&a)
+        .and_then(|a| image_hasher::ImageHash::<Box<[u8]>>::from_base64(&b).map(|b| a.dist(&b)))
+        .ok();
+    assert_eq!(ours, theirs, "the same distance");
+    assert!(ours.is_some_and(|d| d > 0));
 }
 
 fn seen(digest: &str, perceptual: String, now: DateTime<Utc>) -> Seen {
