@@ -720,14 +720,14 @@ export class BatchOrchestratorStack extends Stack {
    * What each function reaches (the use case its crate calls, and what that calls in turn):
    * - intake: app::intake::accept, app::status (job_status, list_jobs, list_results),
    *   app::cancel (cancel, leave_shared_job), app::usage;
-   * - intake-events: app::intake::accept (direct invoke), app::uploads (index_object_created,
-   *   nightly, which accepts each user's day);
+   * - intake-events: app::intake::accept (direct invoke), app::uploads::index_object_created,
+   *   app::nightly::nightly (which accepts each user's day, after app::nights::close_ended);
    * - manifest-builder: app::manifest::build_manifest (build_shared and relocate for a shared job);
    * - submitter: app::submit::submit_jobs;
-   * - status-watcher: app::watch::apply_state_change (ingest, rerun_retryable,
-   *   route_to_members, pool::finish_members);
+   * - status-watcher: app::watch::apply_state_change (ingest, job_end::rerun::decide,
+   *   results::put, pool::finish_members);
    * - reconciler: app::reconcile::reconcile (watch::apply_job_status as above, pool::pool_pass,
-   *   sweep::sweep_outboxes, deadline::enforce);
+   *   sweep::sweep_outboxes, deadline::enforce, nights::record_pass);
    * - webhook-sender: app::webhooks::deliver (status::job_status).
    */
   private grantLeastPrivilege(jobArns: string, modelArns: string[]): void {
