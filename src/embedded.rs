@@ -144,19 +144,40 @@ impl Step {
     }
 }
 
+/// The run's clock: a manual one the runner moves (tests), else the system's.
+fn clocks(opts: &EmbeddedOptions) -> (Arc<dyn Clock>, RunClock) {
+    if opts.manual_clock {
+        let c = Arc::new(ManualClock::new(
+            opts.clock_start.unwrap_or_else(chrono::Utc::now),
+        ));
+        (c.clone(), RunClock::Manual(c))
+    } else {
+        (Arc::new(SystemClock), RunClock::System)
+    }
+}
+
+/// The InvokeModel emulator: under `on-demand-throttle` it keeps the configured requests a
+/// minute.
+fn runtime_of(opts: &EmbeddedOptions, clock: Arc<dyn Clock>) -> RuntimeEmulator {
+    use shared::adapters::embedded::bedrock_emulator::fault_plan::BedrockFault;
+    let throttle = opts
+        .emulator
+        .faults
+        .contains(&BedrockFault::OnDemandThrottle)
+        .then_some(opts.settings.on_demand_rate.requests_per_minute as usize);
+    match throttle {
+        Some(per_minute) => RuntimeEmulator::throttled(per_minute, clock),
+        None => RuntimeEmulator::new(),
+    }
+    .with_local_model(opts.emulator.local_model)
+}
+
 impl Embedded {
     pub fn open(opts: EmbeddedOptions) -> anyhow::Result<Self> {
         shared::adapters::data_dir::private_dir(&opts.data_dir)
             .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
         shared::adapters::data_dir::require_case_sensitive(&opts.data_dir)?;
-        let (clock, run_clock): (Arc<dyn Clock>, RunClock) = if opts.manual_clock {
-            let c = Arc::new(ManualClock::new(
-                opts.clock_start.unwrap_or_else(chrono::Utc::now),
-            ));
-            (c.clone(), RunClock::Manual(c))
-        } else {
-            (Arc::new(SystemClock), RunClock::System)
-        };
+        let (clock, run_clock) = clocks(&opts);
         let db = Db::open(&opts.data_dir.join("state.db"))?;
         let store = Arc::new(match opts.index_lag {
             Some(lag) => SqliteStore::with_index_lag(db.clone(), lag, clock.clone())?,
@@ -170,29 +191,16 @@ impl Embedded {
         let nights = Arc::new(shared::adapters::embedded::nights::SqliteNights::new(
             db.clone(),
         )?);
-        let bus = Arc::new(SqliteBus::new(db, clock.clone(), opts.bus)?);
+        let bus = Arc::new(SqliteBus::new(db, clock.clone(), opts.bus.clone())?);
         let objects = Arc::new(FsObjectStore::new(opts.data_dir.join("s3")));
-        // Under `on-demand-throttle`, InvokeModel keeps the configured requests a minute.
-        let throttle = opts
-            .emulator
-            .faults
-            .contains(&shared::adapters::embedded::bedrock_emulator::fault_plan::BedrockFault::OnDemandThrottle)
-            .then_some(opts.settings.on_demand_rate.requests_per_minute as usize);
-        let local_model = opts.emulator.local_model;
         let emulator = Arc::new(BedrockEmulator::new(
             Db::open(&opts.data_dir.join("bedrock-emulator.db"))?,
             objects.clone(),
             bus.clone(),
             clock.clone(),
-            opts.emulator,
+            opts.emulator.clone(),
         )?);
-        let runtime = Arc::new(
-            match throttle {
-                Some(per_minute) => RuntimeEmulator::throttled(per_minute, clock.clone()),
-                None => RuntimeEmulator::new(),
-            }
-            .with_local_model(local_model),
-        );
+        let runtime = Arc::new(runtime_of(&opts, clock.clone()));
         let mut deps = Deps {
             store: store.clone(),
             results: store.clone(),

@@ -64,6 +64,40 @@ fn line_template(model: &ModelId, image_kib: usize) -> anyhow::Result<(String, S
     Ok((head.to_owned(), tail.to_owned()))
 }
 
+/// The intent's one job, its output part of `lines` lines of `image_kib` KiB images written
+/// where Bedrock would write it.
+async fn output_written(
+    app: &Embedded,
+    intent: &BatchIntent,
+    model: &ModelId,
+    (lines, image_kib): (usize, usize),
+) -> anyhow::Result<BatchJob> {
+    let s = &app.deps.settings;
+    let mut job = BatchJob::planned(&intent.job_id, 1, &s.manifests_bucket, &s.outputs_bucket);
+    let (head, tail) = line_template(model, image_kib)?;
+    let out_uri: S3Uri = job
+        .output
+        .join(BedrockJobArn::parse(ARN).map_err(err)?.job_suffix())
+        .join(&output_file_name("part-00001.jsonl"));
+    let path = app.objects.path_of(&out_uri)?;
+    std::fs::create_dir_all(path.parent().ok_or_else(|| err("no parent"))?)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+    for i in 0..lines {
+        w.write_all(head.as_bytes())?;
+        w.write_all(image_record_id(i).as_bytes())?;
+        w.write_all(tail.as_bytes())?;
+    }
+    w.flush()?;
+    let bytes = std::fs::metadata(&path)?.len();
+    job.parts = vec![ManifestPart {
+        part: 1,
+        uri: job.input.join("part-00001.jsonl"),
+        records: lines as u64,
+        bytes,
+    }];
+    Ok(job)
+}
+
 /// An intent of `lines` images with one job, submitted, and its output part written.
 async fn fixture(app: &Embedded, lines: usize, image_kib: usize) -> anyhow::Result<u64> {
     let deps = &app.deps;
@@ -104,29 +138,8 @@ async fn fixture(app: &Embedded, lines: usize, image_kib: usize) -> anyhow::Resu
     shared::app::lists::put(deps, &list, &images)
         .await
         .map_err(err)?;
-    let s = &deps.settings;
-    let mut job = BatchJob::planned(&intent.job_id, 1, &s.manifests_bucket, &s.outputs_bucket);
-    let (head, tail) = line_template(&model, image_kib)?;
-    let out_uri: S3Uri = job
-        .output
-        .join(BedrockJobArn::parse(ARN).map_err(err)?.job_suffix())
-        .join(&output_file_name("part-00001.jsonl"));
-    let path = app.objects.path_of(&out_uri)?;
-    std::fs::create_dir_all(path.parent().ok_or_else(|| err("no parent"))?)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-    for i in 0..lines {
-        w.write_all(head.as_bytes())?;
-        w.write_all(image_record_id(i).as_bytes())?;
-        w.write_all(tail.as_bytes())?;
-    }
-    w.flush()?;
-    let bytes = std::fs::metadata(&path)?.len();
-    job.parts = vec![ManifestPart {
-        part: 1,
-        uri: job.input.join("part-00001.jsonl"),
-        records: lines as u64,
-        bytes,
-    }];
+    let job = output_written(app, &intent, &model, (lines, image_kib)).await?;
+    let bytes = job.parts[0].bytes;
     intent
         .record_manifest(Vec::new(), vec![job], now)
         .map_err(err)?;

@@ -84,19 +84,7 @@ pub async fn reask_flagged(
             tracing::warn!(intent_id = %intent.intent_id, left, "no time left to ask the rest again; their first answers stay flagged");
             break;
         }
-        let mut pending = Vec::new();
-        for &i in chunk {
-            let r = &results[i];
-            if let Some(input) = input_for(deps, shape, &r.image_key, r.image_index).await? {
-                pending.push(Pending {
-                    record_id: r.record_id.clone(),
-                    index: r.image_index,
-                    key: r.image_key.clone(),
-                    model_input: input,
-                    attempts: 0,
-                });
-            }
-        }
+        let pending = pending_of(deps, shape, results, chunk).await?;
         let answers = crate::app::on_demand::run(deps, &model, pending, &limits).await;
         crate::metrics::count(crate::metrics::RECEIPTS_REASKED, answers.len() as u64);
         let mut by_record: HashMap<RecordId, ImageResult> = answers
@@ -113,6 +101,30 @@ pub async fn reask_flagged(
     }
     tracing::info!(intent_id = %intent.intent_id, flagged = flagged.len(), asked = asked.len() - left, policy = %policy, "flagged answers asked again");
     Ok(())
+}
+
+/// The re-asks of the results at `chunk`, each with its input (an image whose original is
+/// gone, or no longer usable, is left out).
+async fn pending_of(
+    deps: &Deps,
+    shape: (&'static dyn RecordFamily, Policy, &'static str),
+    results: &[ImageResult],
+    chunk: &[usize],
+) -> Result<Vec<Pending>, StageError> {
+    let mut pending = Vec::new();
+    for &i in chunk {
+        let r = &results[i];
+        if let Some(input) = input_for(deps, shape, &r.image_key, r.image_index).await? {
+            pending.push(Pending {
+                record_id: r.record_id.clone(),
+                index: r.image_index,
+                key: r.image_key.clone(),
+                model_input: input,
+                attempts: 0,
+            });
+        }
+    }
+    Ok(pending)
 }
 
 /// [`reask_flagged`] for the answers of a job, whose records' owners `records` names.

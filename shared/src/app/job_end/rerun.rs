@@ -213,31 +213,7 @@ async fn rerun_retryable(
     records: &JobRecords,
     results: &mut [ImageResult],
 ) -> Result<bool, StageError> {
-    let max = deps.settings.max_record_attempts;
-    let mut candidates: Vec<usize> = results
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.is_retryable_failure() && r.attempts < max)
-        .map(|(i, _)| i)
-        .collect();
-    if candidates.is_empty() {
-        return Ok(false);
-    }
-    // A replay of this job's end (a redelivery, or the reconciler racing the watcher) finds
-    // what earlier re-runs stored: those stand, and are not paid for again.
-    let stored =
-        store::stored_results(deps, intent, candidates.iter().map(|&i| &results[i])).await?;
-    let mut replayed = false;
-    candidates.retain(|&i| match stored.get(&results[i].record_id) {
-        // Its owner left the shared job: its answer is dropped, so it is not paid for.
-        Some(prev) if prev.status == crate::domain::results::ResultStatus::Canceled => false,
-        Some(prev) if prev.attempts > results[i].attempts => {
-            results[i] = prev.clone();
-            replayed = true;
-            results[i].is_retryable_failure() && results[i].attempts < max
-        }
-        _ => true,
-    });
+    let (candidates, replayed) = still_to_rerun(deps, intent, results).await?;
     if candidates.is_empty() {
         return Ok(replayed);
     }
@@ -263,9 +239,56 @@ async fn rerun_retryable(
         .collect();
     crate::metrics::count(crate::metrics::RECORDS_RETRIED, candidates.len() as u64);
     tracing::info!(intent_id = %intent.intent_id, records = candidates.len(), "re-running retryable failures on-demand");
-    // The job's input parts, line by line; the wanted records run and are stored CHUNK at a
-    // time: memory holds one chunk's inputs, a crash or timeout loses at most one chunk's
-    // calls, and the replay starts after what was stored.
+    for (i, r) in run_wanted(deps, (intent, job), &wanted, results).await? {
+        results[i] = r;
+    }
+    Ok(true)
+}
+
+/// The results (by their slot) that still need a re-run, and whether a replay found earlier
+/// re-runs stored: a replay of this job's end (a redelivery, or the reconciler racing the
+/// watcher) finds what they stored, and those stand, not paid for again.
+async fn still_to_rerun(
+    deps: &Deps,
+    intent: &BatchIntent,
+    results: &mut [ImageResult],
+) -> Result<(Vec<usize>, bool), StageError> {
+    let max = deps.settings.max_record_attempts;
+    let mut candidates: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_retryable_failure() && r.attempts < max)
+        .map(|(i, _)| i)
+        .collect();
+    if candidates.is_empty() {
+        return Ok((candidates, false));
+    }
+    let stored =
+        store::stored_results(deps, intent, candidates.iter().map(|&i| &results[i])).await?;
+    let mut replayed = false;
+    candidates.retain(|&i| match stored.get(&results[i].record_id) {
+        // Its owner left the shared job: its answer is dropped, so it is not paid for.
+        Some(prev) if prev.status == ResultStatus::Canceled => false,
+        Some(prev) if prev.attempts > results[i].attempts => {
+            results[i] = prev.clone();
+            replayed = true;
+            results[i].is_retryable_failure() && results[i].attempts < max
+        }
+        _ => true,
+    });
+    Ok((candidates, replayed))
+}
+
+/// Runs the `wanted` records (by line id, each with its slot in `results`) from the job's
+/// input parts, line by line, stored [`crate::app::on_demand::CHUNK`] at a time: memory holds
+/// one chunk's inputs, a crash or timeout loses at most one chunk's calls, and the replay
+/// starts after what was stored. Returns each re-run by its slot.
+async fn run_wanted(
+    deps: &Deps,
+    (intent, job): (&BatchIntent, &BatchJob),
+    wanted: &HashMap<String, usize>,
+    results: &[ImageResult],
+) -> Result<Vec<(usize, ImageResult)>, StageError> {
     let take = |rid: String, input| {
         let &i = wanted.get(&rid)?;
         let r = &results[i];
@@ -288,13 +311,9 @@ async fn rerun_retryable(
         let last = chunk.len() < crate::app::on_demand::CHUNK;
         done.extend(rerun_chunk(deps, intent, chunk, &limits).await?);
         if last {
-            break;
+            return Ok(done);
         }
     }
-    for (i, r) in done {
-        results[i] = r;
-    }
-    Ok(true)
 }
 
 /// Runs one chunk of re-runs and stores it; returns each re-run by its slot in the results.

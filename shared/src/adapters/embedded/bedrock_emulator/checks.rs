@@ -214,6 +214,59 @@ pub fn is_client_token(token: &str) -> bool {
         && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
+impl BedrockEmulator {
+    /// Records a new job, or finds the one of the same client token (CreateModelInvocationJob's
+    /// idempotency): its ARN, and whether it is new. A name another job has is a conflict.
+    pub(super) fn insert_job(
+        &self,
+        req: &CreateJobRequest,
+        arn: &str,
+        now: &str,
+    ) -> Result<(String, bool), PortError> {
+        self.db.tx(|tx| {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT arn FROM emulator_jobs WHERE client_token = ?1",
+                    [&req.client_request_token],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(map_err)?;
+            if let Some(arn) = existing {
+                return Ok((arn, false));
+            }
+            let name_taken: bool = tx
+                .query_row("SELECT 1 FROM emulator_jobs WHERE job_name = ?1", [&req.job_name], |_| Ok(true))
+                .optional()
+                .map_err(map_err)?
+                .unwrap_or(false);
+            if name_taken {
+                return Err(PortError::new(
+                    ErrorKind::Conflict,
+                    format!("a job named {} already exists", req.job_name),
+                ));
+            }
+            tx.execute(
+                "INSERT INTO emulator_jobs (arn, job_name, model_id, input, output, status, failure_message, stop_requested, submitted_at, updated_at, client_token, role_arn, timeout_hours) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 0, ?7, ?7, ?8, ?9, ?10)",
+                params![
+                    arn,
+                    req.job_name,
+                    req.model_id.as_str(),
+                    req.input.to_string(),
+                    req.output.to_string(),
+                    BedrockJobStatus::Submitted.as_str(),
+                    now,
+                    req.client_request_token,
+                    req.role_arn,
+                    req.timeout_hours
+                ],
+            )
+            .map_err(map_err)?;
+            Ok((arn.to_owned(), true))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,46 +34,11 @@ impl BedrockEmulator {
                     continue;
                 }
                 summary.processed_record_count += 1;
-                let read = self.record_images(job, &rec.model_input).await;
-                let line = if let Err(msg) = read {
-                    summary.error_record_count += 1;
-                    serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
-                        "error": {"errorCode": 400, "errorMessage": msg}})
-                } else if let Some((code, msg)) = opts.fail_records.get(&rec.record_id) {
-                    summary.error_record_count += 1;
-                    serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
-                        "error": {"errorCode": code, "errorMessage": msg}})
-                } else if with_errors
-                    && n % fault_plan::ERROR_LINE_EVERY == fault_plan::ERROR_LINE_EVERY - 1
-                {
-                    summary.error_record_count += 1;
-                    serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
-                        "error": {"errorCode": 400, "errorMessage": "ValidationException: the model could not process this record (emulated fault completed-with-errors)"}})
-                } else {
-                    let (tokens, images) = read.unwrap_or_default();
-                    let input_tokens = tokens
-                        + crate::adapters::embedded::vision::text_chars(&rec.model_input) as u64
-                            / 4;
-                    let reading = match images.first() {
-                        Some(image) => opts.local_model.read(image).await,
-                        None => None,
-                    };
-                    let mut output = emulated_output_with(
-                        &job.model_id,
-                        &rec.model_input,
-                        input_tokens,
-                        reading.as_ref(),
-                    );
-                    if let Some(fault) = self.plan().answer_fault(&rec.record_id) {
-                        spoil(&mut output, fault);
-                    }
-                    summary.success_record_count += 1;
-                    summary.input_token_count +=
-                        output["usage"]["input_tokens"].as_u64().unwrap_or(0);
-                    summary.output_token_count +=
-                        output["usage"]["output_tokens"].as_u64().unwrap_or(0);
-                    serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input, "modelOutput": output})
-                };
+                let error_line = with_errors
+                    && n % fault_plan::ERROR_LINE_EVERY == fault_plan::ERROR_LINE_EVERY - 1;
+                let line = self
+                    .record_line((job, opts), &rec, error_line, &mut summary)
+                    .await;
                 out.push_str(&line.to_string());
                 out.push('\n');
             }
@@ -92,6 +57,53 @@ impl BedrockEmulator {
             .await?;
         self.set_counts(job, &summary)?;
         Ok(summary)
+    }
+
+    /// One record's output line, counted in `summary`: an error object (an unreadable image, a
+    /// record the options fail, or under `completed-with-errors` an `error_line`), else the
+    /// emulated model's answer.
+    async fn record_line(
+        &self,
+        (job, opts): (&Row, &EmulatorOptions),
+        rec: &InputRecord,
+        error_line: bool,
+        summary: &mut ManifestSummary,
+    ) -> serde_json::Value {
+        let error = |code: serde_json::Value, msg: &str| {
+            serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input,
+                "error": {"errorCode": code, "errorMessage": msg}})
+        };
+        let read = self.record_images(job, &rec.model_input).await;
+        let refused = match (&read, opts.fail_records.get(&rec.record_id)) {
+            (Err(msg), _) => Some(error(400.into(), msg)),
+            (Ok(_), Some((code, msg))) => Some(error(serde_json::json!(code), msg)),
+            (Ok(_), None) if error_line => Some(error(400.into(), "ValidationException: the model could not process this record (emulated fault completed-with-errors)")),
+            _ => None,
+        };
+        if let Some(line) = refused {
+            summary.error_record_count += 1;
+            return line;
+        }
+        let (tokens, images) = read.unwrap_or_default();
+        let input_tokens =
+            tokens + crate::adapters::embedded::vision::text_chars(&rec.model_input) as u64 / 4;
+        let reading = match images.first() {
+            Some(image) => opts.local_model.read(image).await,
+            None => None,
+        };
+        let mut output = emulated_output_with(
+            &job.model_id,
+            &rec.model_input,
+            input_tokens,
+            reading.as_ref(),
+        );
+        if let Some(fault) = self.plan().answer_fault(&rec.record_id) {
+            spoil(&mut output, fault);
+        }
+        summary.success_record_count += 1;
+        summary.input_token_count += output["usage"]["input_tokens"].as_u64().unwrap_or(0);
+        summary.output_token_count += output["usage"]["output_tokens"].as_u64().unwrap_or(0);
+        serde_json::json!({"recordId": rec.record_id, "modelInput": rec.model_input, "modelOutput": output})
     }
 
     /// Writes one output object now, or (`late-output`) holds it back some seconds.
