@@ -164,12 +164,16 @@ export function rustLocalGsis(): RustGsi[] {
 }
 
 /**
- * Numeric defaults of `Settings::local` and `Quotas::default` (shared/src/domain/settings.rs),
+ * Numeric defaults of `Settings::local` (shared/src/domain/settings.rs) and `Quotas::default`
+ * (shared/src/domain/quotas.rs),
  * by camelCase name: `max_images_per_intent: 1_000` -> maxImagesPerIntent = 1000,
  * `pool_deadline_secs: 6 * 3600` -> poolDeadlineSecs = 21600.
  */
 export function rustNumericDefaults(): Map<string, number> {
-  const src = read('domain/settings.rs');
+  const sources: Record<string, string> = {
+    'Quotas::default': read('domain/quotas.rs'),
+    'Settings::local': read('domain/settings.rs'),
+  };
   const out = new Map<string, number>();
   const camel = (s: string): string => s.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
   const num = (expr: string): number => {
@@ -181,12 +185,12 @@ export function rustNumericDefaults(): Map<string, number> {
     [/impl Default for Quotas \{/, 'Quotas::default'],
     [/pub fn local\(stage: &str\) -> Self \{/, 'Settings::local'],
   ] as const) {
-    const body = block(src, start, '\n    }\n', what);
+    const body = block(sources[what], start, '\n    }\n', what);
     for (const m of body.matchAll(/^\s+([a-z_]+): (\d[\d_]*(?:\s*\*\s*\d[\d_]*)*|\d+\s*<<\s*\d+),\s*$/gm)) {
       out.set(camel(m[1]), num(m[2]));
     }
   }
-  if (out.size === 0) throw new Error('no numeric defaults parsed from settings.rs');
+  if (out.size === 0) throw new Error('no numeric defaults parsed from settings.rs and quotas.rs');
   return out;
 }
 

@@ -50,18 +50,31 @@ fn body_of<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, PortError> 
 }
 
 impl DynamoStore {
-    /// Every item of a results-table partition (strongly consistent), page by page.
-    async fn partition(&self, pk: &str) -> Result<Vec<Item>, PortError> {
+    /// Every item of a results-table partition (strongly consistent), page by page, in sort
+    /// key order; with `prefix`, only those whose sort key starts with it.
+    pub(super) async fn partition(
+        &self,
+        pk: &str,
+        prefix: Option<&str>,
+    ) -> Result<Vec<Item>, PortError> {
+        let condition = match prefix {
+            Some(_) => "intentId = :p AND begins_with(recordId, :k)",
+            None => "intentId = :p",
+        };
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.results_table)
-                .key_condition_expression("intentId = :p")
+                .key_condition_expression(condition)
                 .expression_attribute_values(":p", s(pk))
-                .consistent_read(true)
+                .consistent_read(true);
+            if let Some(k) = prefix {
+                query = query.expression_attribute_values(":k", s(k));
+            }
+            let page = query
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -375,7 +388,7 @@ impl DuplicateIndex for DynamoStore {
 
     async fn under(&self, intent: &IntentId) -> Result<(Vec<Follower>, Vec<NearMark>), PortError> {
         let (mut followers, mut near) = (Vec::new(), Vec::new());
-        for item in self.partition(&format!("dupf#{intent}")).await? {
+        for item in self.partition(&format!("dupf#{intent}"), None).await? {
             let sk = item.get("recordId").and_then(|v| v.as_s().ok());
             if sk.is_some_and(|k| k.starts_with("n#")) {
                 near.push(body_of(&item)?);

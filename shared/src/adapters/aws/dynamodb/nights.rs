@@ -63,36 +63,17 @@ pub(super) async fn changed_since(
 }
 
 impl DynamoStore {
-    /// The bodies of a night's items whose sort key starts with `kind`, in key order (strongly
-    /// consistent, page by page).
+    /// The bodies of a night's items whose sort key starts with `kind`, in key order.
     async fn night_items<T: serde::de::DeserializeOwned>(
         &self,
         night: NaiveDate,
         kind: &str,
     ) -> Result<Vec<T>, PortError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.results_table)
-                .key_condition_expression("intentId = :p AND begins_with(recordId, :k)")
-                .expression_attribute_values(":p", s(night_key(night)))
-                .expression_attribute_values(":k", s(kind))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Query", e))?;
-            for item in page.items() {
-                out.push(body_of(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        self.partition(&night_key(night), Some(kind))
+            .await?
+            .iter()
+            .map(body_of)
+            .collect()
     }
 }
 
