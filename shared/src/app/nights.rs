@@ -143,12 +143,11 @@ async fn tallies(
 
 /// Job slots in use per model.
 async fn slots(deps: &Deps) -> Result<BTreeMap<String, u32>, StageError> {
-    let mut slots = BTreeMap::new();
-    for model in &deps.settings.allowed_models {
-        let (taken, _) = crate::app::slots::held(deps, model).await?;
-        slots.insert(model.to_string(), taken);
-    }
-    Ok(slots)
+    Ok(crate::app::slots::held_per_model(deps)
+        .await?
+        .into_iter()
+        .map(|(model, taken, _)| (model.to_string(), taken))
+        .collect())
 }
 
 /// Writes the ended night's summary, and its last point, unless the one written already says

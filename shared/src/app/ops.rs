@@ -177,16 +177,15 @@ fn pools(deps: &Deps, pooled: &[BatchIntent]) -> Vec<PoolRow> {
 
 /// Slots used per allowed model.
 async fn models(deps: &Deps) -> Result<Vec<ModelRow>, StageError> {
-    let mut rows = Vec::new();
-    for model in &deps.settings.allowed_models {
-        let (slots_used, slots) = crate::app::slots::held(deps, model).await?;
-        rows.push(ModelRow {
+    Ok(crate::app::slots::held_per_model(deps)
+        .await?
+        .into_iter()
+        .map(|(model, slots_used, slots)| ModelRow {
             model: model.to_string(),
             slots_used,
             slots,
-        });
-    }
-    Ok(rows)
+        })
+        .collect())
 }
 
 /// An open intent's jobs.

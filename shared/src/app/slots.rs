@@ -23,6 +23,17 @@ pub async fn held(deps: &Deps, model: &ModelId) -> Result<(u32, u32), StageError
     Ok((deps.slots.held(model.as_str(), cap).await?, cap))
 }
 
+/// Every allowed model with its slots taken and its slots: what the operator page and the
+/// nights' points show.
+pub async fn held_per_model(deps: &Deps) -> Result<Vec<(ModelId, u32, u32)>, StageError> {
+    let mut out = Vec::new();
+    for model in &deps.settings.allowed_models {
+        let (taken, cap) = held(deps, model).await?;
+        out.push((model.clone(), taken, cap));
+    }
+    Ok(out)
+}
+
 /// Frees `holder`'s slot of `model`, waking nobody (Bedrock said "not now": a woken intent
 /// would be told the same).
 pub async fn release(deps: &Deps, model: &ModelId, holder: &str) -> Result<(), StageError> {

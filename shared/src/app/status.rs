@@ -312,8 +312,8 @@ fn job_views(jobs: &[crate::domain::intent::BatchJob]) -> Vec<BedrockJobView> {
 
 async fn view(deps: &Deps, intent: BatchIntent) -> Result<JobView, StageError> {
     let settings = &deps.settings;
-    let (images, not_sent) = intent.image_counts();
-    let total = images.max(intent.selection.len_hint()) as u64;
+    let (_, not_sent) = intent.image_counts();
+    let total = intent.image_total();
     let duplicates = intent.duplicates;
     let skipped = (not_sent as u64).saturating_sub(duplicates);
     let (succeeded, failed) = match &intent.counts {

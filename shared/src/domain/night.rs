@@ -93,7 +93,7 @@ impl Tally {
     /// An ended intent's tally from its results, counted into `answered` and `usage`. Images
     /// without a result (an intent that failed before any was written) count as failed.
     pub fn ended(intent: &BatchIntent, mut answered: Answered, usage: Usage) -> Self {
-        let images = images_of(intent);
+        let images = intent.image_total();
         let counted = answered.answered() + answered.failed + answered.skipped + answered.canceled;
         answered.failed += images.saturating_sub(counted);
         Self {
@@ -131,7 +131,7 @@ impl Tally {
         }
         Self {
             intent_id: intent.intent_id.clone(),
-            images: images_of(intent),
+            images: intent.image_total(),
             answered,
             usage: usage.rounded(),
             created_at: intent.created_at,
@@ -139,11 +139,6 @@ impl Tally {
             deadline: intent.deadline,
         }
     }
-}
-
-fn images_of(intent: &BatchIntent) -> u64 {
-    let (listed, _) = intent.image_counts();
-    listed.max(intent.selection.len_hint()) as u64
 }
 
 /// The night at one reconciler pass.

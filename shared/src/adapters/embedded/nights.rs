@@ -3,11 +3,11 @@
 //! `night_summaries` (a row per night). Every write replaces its row: a replay writes the same
 //! row again.
 
-use super::db::{json_err, map_err, Db};
+use super::db::{json_err, map_err, ts, Db};
 use crate::domain::night::{NightPoint, NightSummary, Tally};
 use crate::ports::{NightLog, PortError};
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::params;
 use std::sync::Arc;
 
@@ -31,10 +31,6 @@ CREATE TABLE IF NOT EXISTS night_summaries (
     body TEXT NOT NULL
 );
 ";
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
 
 #[derive(Debug, Clone)]
 pub struct SqliteNights {

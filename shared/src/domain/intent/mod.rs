@@ -532,6 +532,12 @@ impl BatchIntent {
     }
 
     /// How many images it has, and how many of them were rejected, wherever they are listed.
+    /// How many images it asks for: those listed, or (a day not yet resolved) its selection's
+    /// count.
+    pub fn image_total(&self) -> u64 {
+        self.image_counts().0.max(self.selection.len_hint()) as u64
+    }
+
     pub fn image_counts(&self) -> (usize, usize) {
         match &self.image_list {
             Some(list) => (list.count, list.rejected),
